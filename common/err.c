@@ -1,0 +1,46 @@
+/*
+ * common/err — the per-thread last-error buffer behind am_err_set()/am_err_last().
+ * No allocation: a fixed thread-local buffer, truncated messages end in "...".
+ */
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char last_msg[512];
+
+int am_err_set(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof last_msg)
+        memcpy(last_msg + sizeof last_msg - 4, "...", 4);
+    if (code < 0)
+        code = -code;
+    return -code;
+}
+
+const char *am_err_last(void) {
+    return last_msg;
+}
+
+const char *am_err_name(int code) {
+    if (code < 0)
+        code = -code;
+    switch (code) {
+    case AM_OK: return "OK";
+    case AM_EINVAL: return "EINVAL";
+    case AM_ENOMEM: return "ENOMEM";
+    case AM_EIO: return "EIO";
+    case AM_ENOTFOUND: return "ENOTFOUND";
+    case AM_EEXISTS: return "EEXISTS";
+    case AM_ECORRUPT: return "ECORRUPT";
+    case AM_EAUTH: return "EAUTH";
+    case AM_EFULL: return "EFULL";
+    case AM_ECRYPTO: return "ECRYPTO";
+    case AM_ESTATE: return "ESTATE";
+    default: return "EUNKNOWN";
+    }
+}
