@@ -1,0 +1,26 @@
+/*
+ * appliance/app — the objects airmeshd's handlers share, owned by main.c.
+ *
+ * main.c creates each of them in start order (store → pki → audit → http) and closes them in
+ * reverse. Handlers receive a pointer to this struct and never free what it holds. Every pointer
+ * is safe to use from the http thread; store and audit are also safe from any thread.
+ */
+#ifndef AM_APPLIANCE_APP_H
+#define AM_APPLIANCE_APP_H
+
+#include "appliance/audit/audit.h"
+#include "appliance/store/store.h"
+#include "pki/pki.h"
+
+#define AM_VERSION "0.1.0"
+
+typedef struct am_app {
+    const char *data_dir;  /* e.g. ./var/airmesh */
+    am_store *store;
+    am_audit *audit;
+    am_ca *ca;
+    uint64_t session_ttl_ms;  /* absolute session lifetime */
+    uint64_t session_idle_ms; /* idle timeout */
+} am_app;
+
+#endif

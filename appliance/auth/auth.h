@@ -1,0 +1,53 @@
+/*
+ * appliance/auth — password hashes, the bootstrap admin, login sessions and bearer tokens.
+ *
+ * Passwords: argon2id (Debian's libargon2), t=2 passes, m=19 MiB, p=1, 16-byte random salt,
+ * 32-byte tag, stored as the standard "$argon2id$v=19$m=19456,t=2,p=1$salt$tag" string
+ * (OWASP's minimum for argon2id; one verify costs ~30 ms on the 2-core appliance).
+ * Sessions: a bearer secret "am_" + 64 hex chars (256 random bits), handed to the client once; the
+ * store keeps only SHA-256(secret) as the key of a Session record in AM_DB_SESSIONS (org ""), so a
+ * copy of the store yields no usable token. The same secret is the console's cookie value and
+ * airmeshctl's bearer token.
+ * Threads: every call may run on any thread (each is one LMDB transaction). The caller audits.
+ */
+#ifndef AM_APPLIANCE_AUTH_H
+#define AM_APPLIANCE_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "appliance/store/store.h"
+
+#define AM_AUTH_TOKEN_LEN 67 /* "am_" + 64 hex */
+#define AM_AUTH_DEFAULT_ORG "default"
+#define AM_AUTH_BOOTSTRAP_USER "admin"
+
+typedef struct {
+    char user_id[129];
+    char org_id[129];
+    int role; /* Airmesh__V1__Role */
+} am_principal;
+
+/* Hash a password into an encoded argon2id string (out needs >= 128 bytes). */
+int am_auth_hash_password(const char *password, char *out, size_t cap);
+/* 0 when password matches the encoded hash, -AM_EAUTH when it does not. */
+int am_auth_verify_password(const char *encoded, const char *password);
+
+/* On a store with no users: create org "default" and user "admin" (owner) with a random password,
+ * written to pw_out (>= 32 bytes) and *created = 1. Otherwise *created = 0 and nothing changes. */
+int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created);
+
+/* Check user/password in org and open a session. token_out gets AM_AUTH_TOKEN_LEN+1 bytes.
+ * Wrong user, wrong password and disabled user all return -AM_EAUTH with the same message. */
+int am_auth_login(am_store *s, const char *org, const char *user, const char *password,
+                  const char *source, uint64_t ttl_ms, char token_out[AM_AUTH_TOKEN_LEN + 1],
+                  uint64_t *expires_ms, am_principal *who);
+
+/* Resolve a bearer secret to its principal; refuses unknown, expired, idle-timed-out sessions
+ * and disabled users (-AM_EAUTH). Refreshes last_seen at most once a minute. */
+int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal *who);
+
+/* End the session behind a bearer secret (no error if it is already gone). */
+int am_auth_logout(am_store *s, const char *token);
+
+#endif

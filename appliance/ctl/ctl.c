@@ -1,0 +1,352 @@
+/*
+ * appliance/ctl/ctl.c — airmeshctl, the admin CLI: a thin client of the REST API (libcurl).
+ *
+ * Global options come first: --url (AIRMESH_URL, default https://127.0.0.1:8443),
+ * --ca FILE (AIRMESH_CA, default ./var/airmesh/pki/ca.pem when it exists, else the system
+ * trust store). The bearer token comes from AIRMESH_TOKEN or from the file `login` wrote:
+ * $XDG_CONFIG_HOME/airmesh/session (default ~/.config/airmesh/session, mode 0600).
+ * Exit status: 0 success, 1 the request failed (message on stderr), 2 usage error.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "appliance/app.h"
+#include "common/err.h"
+#include "common/util.h"
+
+typedef struct {
+    const char *url;
+    const char *ca;
+    char token[256];
+} ctl;
+
+typedef struct {
+    char *buf;
+    size_t len;
+} sink;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+    sink *s = ud;
+    size_t add = sz * n;
+    if (s->len + add > (64u << 20))
+        return 0;
+    char *nb = realloc(s->buf, s->len + add + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + s->len, p, add);
+    s->buf = nb;
+    s->len += add;
+    s->buf[s->len] = '\0';
+    return add;
+}
+
+/* Perform one API call. body may be NULL. On success *out is the parsed JSON (caller decrefs).
+ * Returns the HTTP status, or -1 when no response arrived (message printed). */
+static long api(ctl *c, const char *method, const char *path, json_t *body, json_t **out) {
+    CURL *h = curl_easy_init();
+    char url[1024], auth[300];
+    sink s = {0};
+    struct curl_slist *hdrs = NULL;
+    snprintf(url, sizeof url, "%s%s", c->url, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (c->ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    if (c->token[0]) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+        hdrs = curl_slist_append(hdrs, auth);
+    }
+    char *payload = NULL;
+    if (body) {
+        payload = json_dumps(body, JSON_COMPACT);
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = curl_easy_perform(h);
+    long status = -1;
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "airmeshctl: %s: %s\n", url, curl_easy_strerror(rc));
+        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+            fprintf(stderr, "airmeshctl: pass the appliance's CA with --ca FILE or AIRMESH_CA\n");
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        json_error_t jerr;
+        *out = s.len ? json_loadb(s.buf, s.len, 0, &jerr) : json_object();
+        if (!*out) {
+            fprintf(stderr, "airmeshctl: %s: HTTP %ld with a non-JSON body\n", url, status);
+            status = -1;
+        }
+    }
+    if (payload) {
+        am_wipe(payload, strlen(payload));
+        free(payload);
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    free(s.buf);
+    am_wipe(auth, sizeof auth);
+    return status;
+}
+
+/* Print the API's error message for a non-2xx status. */
+static int report(long status, json_t *resp) {
+    if (status < 0)
+        return 1;
+    const char *msg = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+    fprintf(stderr, "airmeshctl: HTTP %ld: %s\n", status, msg ? msg : "request failed");
+    json_decref(resp);
+    return 1;
+}
+
+static int session_path(char *out, size_t cap, int mkdirs) {
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char dir[PATH_MAX];
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/airmesh", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.config/airmesh", home);
+    else
+        return am_err_set(AM_EINVAL, "neither XDG_CONFIG_HOME nor HOME is set");
+    if (mkdirs && am_mkdir_p(dir, 0700) != 0)
+        return -AM_EIO;
+    snprintf(out, cap, "%s/session", dir);
+    return 0;
+}
+
+static void load_token(ctl *c) {
+    const char *env = getenv("AIRMESH_TOKEN");
+    if (env && *env) {
+        snprintf(c->token, sizeof c->token, "%s", env);
+        return;
+    }
+    char path[PATH_MAX];
+    uint8_t *data;
+    size_t len;
+    if (session_path(path, sizeof path, 0) || am_read_file(path, 65536, &data, &len))
+        return;
+    json_t *doc = json_loadb((char *)data, len, 0, NULL);
+    const char *tok = json_string_value(json_object_get(doc, "token"));
+    const char *url = json_string_value(json_object_get(doc, "url"));
+    if (tok && url && strcmp(url, c->url) == 0)
+        snprintf(c->token, sizeof c->token, "%s", tok);
+    json_decref(doc);
+    am_wipe(data, len);
+    free(data);
+}
+
+static int read_password(const char *file, char *out, size_t cap) {
+    FILE *f = file ? fopen(file, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "airmeshctl: password file %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    struct termios old, quiet;
+    int tty = !file && isatty(STDIN_FILENO);
+    if (tty) {
+        fprintf(stderr, "Password: ");
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *got = fgets(out, (int)cap, f);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (file)
+        fclose(f);
+    if (!got) {
+        fprintf(stderr, "airmeshctl: no password given\n");
+        return -1;
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+static int cmd_version(ctl *c) {
+    printf("airmeshctl %s\n", AM_VERSION);
+    json_t *resp = NULL;
+    long st = api(c, "GET", "/api/v1/version", NULL, &resp);
+    if (st != 200)
+        return report(st, resp);
+    printf("airmeshd %s at %s\n", json_string_value(json_object_get(resp, "version")), c->url);
+    json_decref(resp);
+    return 0;
+}
+
+static int cmd_login(ctl *c, int argc, char **argv) {
+    static const struct option o[] = {{"user", required_argument, 0, 'u'},
+                                      {"org", required_argument, 0, 'o'},
+                                      {"password-file", required_argument, 0, 'p'},
+                                      {0, 0, 0, 0}};
+    const char *user = NULL, *org = "default", *pwfile = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (ch == 'u')
+            user = optarg;
+        else if (ch == 'o')
+            org = optarg;
+        else if (ch == 'p')
+            pwfile = optarg;
+        else
+            return 2;
+    }
+    if (!user) {
+        fprintf(stderr, "airmeshctl login: --user is required\n");
+        return 2;
+    }
+    char pw[512];
+    if (read_password(pwfile, pw, sizeof pw) != 0)
+        return 1;
+    json_t *body = json_pack("{s:s,s:s,s:s}", "user", user, "password", pw, "org", org);
+    am_wipe(pw, sizeof pw);
+    json_t *resp = NULL;
+    c->token[0] = '\0';
+    long st = api(c, "POST", "/api/v1/login", body, &resp);
+    json_decref(body);
+    if (st != 200)
+        return report(st, resp);
+    char path[PATH_MAX];
+    if (session_path(path, sizeof path, 1) != 0) {
+        fprintf(stderr, "airmeshctl: cannot store the session: %s\n", am_err_last());
+        json_decref(resp);
+        return 1;
+    }
+    json_t *sess = json_pack("{s:s,s:O}", "url", c->url, "token", json_object_get(resp, "token"));
+    char *text = json_dumps(sess, JSON_COMPACT);
+    int rc = am_write_file_atomic(path, text, strlen(text), 0600);
+    am_wipe(text, strlen(text));
+    free(text);
+    json_decref(sess);
+    if (rc) {
+        fprintf(stderr, "airmeshctl: %s\n", am_err_last());
+        json_decref(resp);
+        return 1;
+    }
+    printf("logged in as %s (org %s); session saved in %s\n", user,
+           json_string_value(json_object_get(resp, "org")), path);
+    json_decref(resp);
+    return 0;
+}
+
+static int cmd_logout(ctl *c) {
+    json_t *resp = NULL;
+    long st = api(c, "POST", "/api/v1/logout", NULL, &resp);
+    char path[PATH_MAX];
+    if (session_path(path, sizeof path, 0) == 0)
+        unlink(path);
+    if (st != 200)
+        return report(st, resp);
+    json_decref(resp);
+    printf("logged out\n");
+    return 0;
+}
+
+static int cmd_whoami(ctl *c) {
+    json_t *resp = NULL;
+    long st = api(c, "GET", "/api/v1/whoami", NULL, &resp);
+    if (st != 200)
+        return report(st, resp);
+    printf("%s (org %s)\n", json_string_value(json_object_get(resp, "user")),
+           json_string_value(json_object_get(resp, "org")));
+    json_decref(resp);
+    return 0;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: airmeshctl [--url URL] [--ca FILE] COMMAND [ARGS]\n"
+            "The airmesh admin CLI, a client of the appliance's REST API.\n"
+            "\n"
+            "Global options:\n"
+            "  --url URL     appliance URL (env AIRMESH_URL; default https://127.0.0.1:8443)\n"
+            "  --ca FILE     CA certificate to trust (env AIRMESH_CA; default\n"
+            "                ./var/airmesh/pki/ca.pem when it exists)\n"
+            "  --help        show this help;  --version  print the client version\n"
+            "Environment: AIRMESH_TOKEN overrides the saved session token.\n"
+            "\n"
+            "Commands:\n"
+            "  version                       client and appliance versions\n"
+            "  login --user NAME [--org ORG] [--password-file FILE]\n"
+            "                                log in (password prompted when no file is given;\n"
+            "                                read from stdin when it is not a terminal) and save\n"
+            "                                the session in ~/.config/airmesh/session (mode 0600)\n"
+            "  whoami                        the logged-in user\n"
+            "  logout                        end the session and forget it\n");
+}
+
+int main(int argc, char **argv) {
+    ctl c = {0};
+    c.url = getenv("AIRMESH_URL");
+    if (!c.url || !*c.url)
+        c.url = "https://127.0.0.1:8443";
+    c.ca = getenv("AIRMESH_CA");
+    if ((!c.ca || !*c.ca) && access("./var/airmesh/pki/ca.pem", R_OK) == 0)
+        c.ca = "./var/airmesh/pki/ca.pem";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("airmeshctl %s\n", AM_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
+            c.url = argv[++i];
+        } else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+            c.ca = argv[++i];
+        } else {
+            fprintf(stderr, "airmeshctl: unknown or incomplete option '%s' (see --help)\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    size_t ul = strlen(c.url);
+    char url[512];
+    snprintf(url, sizeof url, "%.*s", (int)(ul && c.url[ul - 1] == '/' ? ul - 1 : ul), c.url);
+    c.url = url;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    load_token(&c);
+    const char *cmd = argv[i];
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    int rc;
+    if (strcmp(cmd, "version") == 0)
+        rc = cmd_version(&c);
+    else if (strcmp(cmd, "login") == 0)
+        rc = cmd_login(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "logout") == 0)
+        rc = cmd_logout(&c);
+    else if (strcmp(cmd, "whoami") == 0)
+        rc = cmd_whoami(&c);
+    else {
+        fprintf(stderr, "airmeshctl: unknown command '%s' (see --help)\n", cmd);
+        rc = 2;
+    }
+    am_wipe(c.token, sizeof c.token);
+    curl_global_cleanup();
+    return rc;
+}

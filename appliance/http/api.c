@@ -1,0 +1,246 @@
+/*
+ * appliance/http/api.c — the REST API under /api/v1: routing, JSON in and out, authentication.
+ *
+ * Authentication: `Authorization: Bearer <token>` (airmeshctl, scripts) or the `am_session`
+ * cookie (console). Cookie-authenticated requests that change state must also carry
+ * `X-Airmesh-CSRF: 1`: a browser only sends a custom header from our own origin (no CORS is
+ * ever granted), so a cross-site form or fetch cannot ride the cookie. The cookie is HttpOnly,
+ * Secure and SameSite=Strict as well.
+ * Every state change and every refused login is an audit event.
+ * Threads: the http thread only. Memory: per-request data lives in req->pool; JSON documents
+ * are freed by am_http_send_json.
+ */
+#include "appliance/http/internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "appliance/auth/auth.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#define COOKIE_NAME "am_session"
+
+void am_http_send_json(h2o_req_t *req, int status, json_t *doc) {
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    size_t len = body ? strlen(body) : 0;
+    h2o_iovec_t copy = h2o_strdup(&req->pool, body ? body : "", len);
+    free(body);
+    req->res.status = status;
+    req->res.reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_send_inline(req, copy.base, copy.len);
+}
+
+void am_http_send_error(h2o_req_t *req, int status, const char *code, const char *msg) {
+    am_http_send_json(req, status,
+                      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+const char *am_http_peer(h2o_req_t *req, char *buf, size_t cap) {
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    buf[0] = '\0';
+    if (len == 0)
+        return buf;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)cap);
+    return buf;
+}
+
+static int is_method(h2o_req_t *req, const char *m) {
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static int path_is(h2o_req_t *req, const char *p) {
+    return h2o_memis(req->path_normalized.base, req->path_normalized.len, p, strlen(p));
+}
+
+/* Parse the request body as a JSON object; on failure sends 400 and returns NULL. */
+static json_t *parse_body(h2o_req_t *req) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len,
+                             JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc || !json_is_object(doc)) {
+        char msg[300];
+        if (doc)
+            snprintf(msg, sizeof msg, "request body must be a JSON object");
+        else
+            snprintf(msg, sizeof msg, "request body is not valid JSON: %s (line %d, column %d)",
+                     jerr.text, jerr.line, jerr.column);
+        json_decref(doc);
+        am_http_send_error(req, 400, "bad_request", msg);
+        return NULL;
+    }
+    return doc;
+}
+
+/* The bearer secret from Authorization or the session cookie, copied into buf. */
+static int find_token(h2o_req_t *req, char *buf, size_t cap, int *from_cookie) {
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    *from_cookie = 0;
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer ")) && v.len - 7 < cap) {
+            memcpy(buf, v.base + 7, v.len - 7);
+            buf[v.len - 7] = '\0';
+            return 0;
+        }
+        return -1;
+    }
+    for (i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) >= 0;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        const char *p = v.base, *end = v.base + v.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi ? semi : end;
+            size_t nl = strlen(COOKIE_NAME);
+            if ((size_t)(stop - p) > nl + 1 && memcmp(p, COOKIE_NAME "=", nl + 1) == 0 &&
+                (size_t)(stop - p - (ptrdiff_t)nl - 1) < cap) {
+                size_t vl = (size_t)(stop - p) - nl - 1;
+                memcpy(buf, p + nl + 1, vl);
+                buf[vl] = '\0';
+                *from_cookie = 1;
+                return 0;
+            }
+            p = stop;
+        }
+    }
+    return -1;
+}
+
+/* Authenticate; on failure sends 401 and returns -1. */
+static int require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
+    char token[128];
+    int from_cookie;
+    if (find_token(req, token, sizeof token, &from_cookie) != 0) {
+        am_http_send_error(req, 401, "unauthenticated",
+                           "log in first (airmeshctl login, or the console)");
+        return -1;
+    }
+    if (am_auth_check(h->app->store, token, h->app->session_idle_ms, who) != 0) {
+        am_http_send_error(req, 401, "unauthenticated", "session expired or unknown: log in again");
+        return -1;
+    }
+    if (from_cookie && !is_method(req, "GET") && !is_method(req, "HEAD") &&
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-airmesh-csrf"), -1) < 0) {
+        am_http_send_error(req, 403, "csrf", "missing X-Airmesh-CSRF header");
+        return -1;
+    }
+    return 0;
+}
+
+static int api_version(am_http_handler *h, h2o_req_t *req) {
+    (void)h;
+    am_http_send_json(req, 200, json_pack("{s:s,s:s,s:s}", "name", "airmesh", "version",
+                                          AM_VERSION, "api", "v1"));
+    return 0;
+}
+
+static int api_login(am_http_handler *h, h2o_req_t *req) {
+    json_t *body = parse_body(req);
+    if (!body)
+        return 0;
+    const char *user = NULL, *password = NULL, *org = AM_AUTH_DEFAULT_ORG;
+    json_error_t jerr;
+    if (json_unpack_ex(body, &jerr, 0, "{s:s,s:s,s?s}", "user", &user, "password", &password,
+                       "org", &org) != 0) {
+        json_decref(body);
+        am_http_send_error(req, 400, "bad_request",
+                           "expected {\"user\": string, \"password\": string, \"org\"?: string}");
+        return 0;
+    }
+    char peer[64], token[AM_AUTH_TOKEN_LEN + 1];
+    am_http_peer(req, peer, sizeof peer);
+    uint64_t expires = 0;
+    am_principal who;
+    int rc = am_auth_login(h->app->store, org, user, password, peer, h->app->session_ttl_ms, token,
+                           &expires, &who);
+    char target[300];
+    snprintf(target, sizeof target, "user:%s", user);
+    if (rc) {
+        am_audit_event(h->app->audit, target, org, "auth.login", target, "denied", peer, NULL);
+        am_log_warn("auth", "login refused", "org=%s source=%s", org, peer);
+        json_decref(body);
+        am_http_send_error(req, 401, "unauthenticated", "unknown user or wrong password");
+        return 0;
+    }
+    am_audit_event(h->app->audit, target, who.org_id, "auth.login", target, "ok", peer, NULL);
+    char cookie[200];
+    snprintf(cookie, sizeof cookie,
+             COOKIE_NAME "=%s; Path=/; Max-Age=%llu; HttpOnly; Secure; SameSite=Strict", token,
+             (unsigned long long)(h->app->session_ttl_ms / 1000));
+    h2o_iovec_t c = h2o_strdup(&req->pool, cookie, strlen(cookie));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, c.base, c.len);
+    am_http_send_json(req, 200,
+                      json_pack("{s:s,s:I,s:s,s:s,s:i}", "token", token, "expires_ms",
+                                (json_int_t)expires, "user", who.user_id, "org", who.org_id,
+                                "role", who.role));
+    memset(token, 0, sizeof token);
+    memset(cookie, 0, sizeof cookie);
+    json_decref(body);
+    return 0;
+}
+
+static int api_logout(am_http_handler *h, h2o_req_t *req) {
+    am_principal who;
+    if (require_auth(h, req, &who))
+        return 0;
+    char token[128], peer[64], actor[160];
+    int from_cookie;
+    find_token(req, token, sizeof token, &from_cookie);
+    am_auth_logout(h->app->store, token);
+    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    am_audit_event(h->app->audit, actor, who.org_id, "auth.logout", actor, "ok",
+                   am_http_peer(req, peer, sizeof peer), NULL);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
+                   H2O_STRLIT(COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
+    am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
+    return 0;
+}
+
+static int api_whoami(am_http_handler *h, h2o_req_t *req) {
+    am_principal who;
+    if (require_auth(h, req, &who))
+        return 0;
+    am_http_send_json(req, 200, json_pack("{s:s,s:s,s:i}", "user", who.user_id, "org",
+                                          who.org_id, "role", who.role));
+    return 0;
+}
+
+typedef struct {
+    const char *method;
+    const char *path;
+    int (*fn)(am_http_handler *, h2o_req_t *);
+} route;
+
+static const route routes[] = {
+    {"GET", "/api/v1/version", api_version},
+    {"POST", "/api/v1/login", api_login},
+    {"POST", "/api/v1/logout", api_logout},
+    {"GET", "/api/v1/whoami", api_whoami},
+};
+
+int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {
+    am_http_handler *h = (am_http_handler *)self;
+    int path_known = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_is(req, routes[i].path))
+            continue;
+        path_known = 1;
+        if (is_method(req, routes[i].method))
+            return routes[i].fn(h, req);
+    }
+    if (path_known)
+        am_http_send_error(req, 405, "method_not_allowed", "method not allowed on this path");
+    else
+        am_http_send_error(req, 404, "not_found", "no such API endpoint");
+    return 0;
+}

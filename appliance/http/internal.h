@@ -1,0 +1,27 @@
+/*
+ * appliance/http internals shared by server.c and api.c (not a public header).
+ */
+#ifndef AM_APPLIANCE_HTTP_INTERNAL_H
+#define AM_APPLIANCE_HTTP_INTERNAL_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "appliance/app.h"
+
+typedef struct {
+    h2o_handler_t super;
+    am_app *app;
+} am_http_handler;
+
+/* REST router for /api/v1/... */
+int am_api_on_req(h2o_handler_t *self, h2o_req_t *req);
+
+/* Send a JSON document (takes ownership of doc) with the given status. */
+void am_http_send_json(h2o_req_t *req, int status, json_t *doc);
+/* Send {"error": {"code": code, "message": msg}} with the given status. */
+void am_http_send_error(h2o_req_t *req, int status, const char *code, const char *msg);
+/* The client's address as text ("127.0.0.1"), into buf. */
+const char *am_http_peer(h2o_req_t *req, char *buf, size_t cap);
+
+#endif

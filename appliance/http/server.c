@@ -1,0 +1,285 @@
+/*
+ * appliance/http/server.c — h2o setup: TLS context, listener, path table, security headers,
+ * the event loop and its graceful stop.
+ *
+ * Sequence: am_http_open binds the socket first (so "port in use" is reported before anything
+ * else happens), builds an OpenSSL SSL_CTX (TLS 1.2+, ALPN h2 + http/1.1) from the CA module's
+ * server chain, then the h2o config: /healthz, /api/v1 (api.c) and / (h2o's file handler on the
+ * console dir). am_http_run spins h2o_evloop_run with a short timeout so a signal flag is seen
+ * within 200 ms; on stop it closes the listener, asks h2o to shut connections down gracefully
+ * (GOAWAY / close idle) and keeps running until they are gone or the grace period ends.
+ * Threads: one, the caller's (main's http thread).
+ */
+#include "appliance/http/http.h"
+#include "appliance/http/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+struct am_http {
+    am_app *app;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_evloop_t *loop;
+    h2o_accept_ctx_t accept_ctx;
+    SSL_CTX *ssl;
+    int fd;
+    int port;
+    h2o_socket_t *listener;
+};
+
+/* Headers every response carries. The CSP allows only same-origin scripts, styles, images,
+ * fonts and connections (wss to the same host is 'self' in current browsers); no inline script. */
+static h2o_iovec_t hdr_csp_name = {H2O_STRLIT("content-security-policy")};
+static h2o_iovec_t hdr_xcto_name = {H2O_STRLIT("x-content-type-options")};
+static h2o_iovec_t hdr_xfo_name = {H2O_STRLIT("x-frame-options")};
+static h2o_iovec_t hdr_ref_name = {H2O_STRLIT("referrer-policy")};
+static h2o_headers_command_t security_headers[7];
+static h2o_headers_command_t api_headers[8];
+
+static void init_header_commands(void) {
+    h2o_headers_command_t common[] = {
+        {H2O_HEADERS_CMD_SET, (h2o_iovec_t *)H2O_TOKEN_STRICT_TRANSPORT_SECURITY,
+         {H2O_STRLIT("max-age=31536000")}},
+        {H2O_HEADERS_CMD_SET, &hdr_csp_name,
+         {H2O_STRLIT("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' "
+                     "data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                     "form-action 'self'; frame-ancestors 'none'")}},
+        {H2O_HEADERS_CMD_SET, &hdr_xcto_name, {H2O_STRLIT("nosniff")}},
+        {H2O_HEADERS_CMD_SET, &hdr_xfo_name, {H2O_STRLIT("DENY")}},
+        {H2O_HEADERS_CMD_SET, &hdr_ref_name, {H2O_STRLIT("no-referrer")}},
+    };
+    size_t n = sizeof common / sizeof common[0];
+    memcpy(security_headers, common, sizeof common);
+    security_headers[n] = (h2o_headers_command_t){H2O_HEADERS_CMD_SETIFEMPTY,
+                                                  (h2o_iovec_t *)H2O_TOKEN_CACHE_CONTROL,
+                                                  {H2O_STRLIT("no-cache")}};
+    security_headers[n + 1] = (h2o_headers_command_t){H2O_HEADERS_CMD_NULL, NULL, {NULL, 0}};
+    memcpy(api_headers, common, sizeof common);
+    api_headers[n] = (h2o_headers_command_t){H2O_HEADERS_CMD_SET,
+                                             (h2o_iovec_t *)H2O_TOKEN_CACHE_CONTROL,
+                                             {H2O_STRLIT("no-store")}};
+    api_headers[n + 1] = (h2o_headers_command_t){H2O_HEADERS_CMD_NULL, NULL, {NULL, 0}};
+}
+
+int am_http_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len) {
+    char host[128];
+    const char *colon;
+    memset(ss, 0, sizeof *ss);
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host)
+            return am_err_set(AM_EINVAL, "listen address %s: expected [v6addr]:port", s);
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host)
+            return am_err_set(AM_EINVAL, "listen address %s: expected host:port", s);
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    char *endp;
+    errno = 0;
+    long port = strtol(colon + 1, &endp, 10);
+    if (errno || *endp || colon[1] == '\0' || port < 0 || port > 65535)
+        return am_err_set(AM_EINVAL, "listen address %s: bad port", s);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *v6;
+    } else {
+        return am_err_set(AM_EINVAL, "listen address %s: %s is not an IP address", s, host);
+    }
+    return 0;
+}
+
+static int bind_listener(const char *listen_addr, int *fd_out, int *port_out) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = am_http_parse_listen(listen_addr, &ss, &len);
+    if (rc)
+        return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return am_err_set(AM_EIO, "http: socket: %s", strerror(errno));
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        int e = errno;
+        close(fd);
+        return am_err_set(AM_EIO, "http: listen on %s: %s%s", listen_addr, strerror(e),
+                          e == EADDRINUSE ? " (another airmeshd or program holds the port; "
+                                            "stop it or pass --listen)"
+                                          : "");
+    }
+    if (listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        close(fd);
+        return am_err_set(AM_EIO, "http: listen on %s: %s", listen_addr, strerror(e));
+    }
+    struct sockaddr_storage got;
+    socklen_t glen = sizeof got;
+    getsockname(fd, (struct sockaddr *)&got, &glen);
+    *port_out = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                               : ((struct sockaddr_in6 *)&got)->sin6_port);
+    *fd_out = fd;
+    return 0;
+}
+
+static int make_ssl_ctx(const am_http_opts *o, SSL_CTX **out) {
+    SSL_CTX *ssl = SSL_CTX_new(TLS_server_method());
+    if (!ssl)
+        return am_err_set(AM_ECRYPTO, "http: SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ssl, o->cert_pem) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ssl, o->key_pem, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ssl) != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        SSL_CTX_free(ssl);
+        return am_err_set(AM_ECRYPTO, "http: TLS certificate %s / key %s: %s", o->cert_pem,
+                          o->key_pem, buf);
+    }
+    h2o_ssl_register_alpn_protocols(ssl, h2o_http2_alpn_protocols);
+    *out = ssl;
+    return 0;
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req) {
+    (void)self;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; charset=utf-8"));
+    h2o_send_inline(req, H2O_STRLIT("ok\n"));
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err) {
+    if (err)
+        return;
+    am_http *h = listener->data;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock)
+        h2o_accept(&h->accept_ctx, sock);
+}
+
+static void add_handler(am_http *h, h2o_pathconf_t *pc, int (*fn)(h2o_handler_t *, h2o_req_t *)) {
+    am_http_handler *hd = (am_http_handler *)h2o_create_handler(pc, sizeof *hd);
+    hd->super.on_req = fn;
+    hd->app = h->app;
+}
+
+int am_http_open(am_app *app, const am_http_opts *o, am_http **out) {
+    am_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return am_err_set(AM_ENOMEM, "http: out of memory");
+    h->app = app;
+    h->fd = -1;
+    int rc = bind_listener(o->listen, &h->fd, &h->port);
+    if (rc == 0)
+        rc = make_ssl_ctx(o, &h->ssl);
+    if (rc) {
+        if (h->fd >= 0)
+            close(h->fd);
+        free(h);
+        return rc;
+    }
+    init_header_commands();
+    h2o_config_init(&h->config);
+    h->config.max_request_entity_size = o->max_body ? o->max_body : 1 << 20;
+    h->config.server_name = h2o_iovec_init(H2O_STRLIT("airmesh"));
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/healthz", 0);
+    add_handler(h, pc, on_healthz);
+    h2o_headers_register(pc, api_headers);
+
+    pc = h2o_config_register_path(host, "/api/", 0);
+    add_handler(h, pc, am_api_on_req);
+    h2o_headers_register(pc, api_headers);
+
+    pc = h2o_config_register_path(host, "/", 0);
+    static const char *index_files[] = {"index.html", NULL};
+    h2o_file_register(pc, o->ui_dir, index_files, NULL, 0);
+    h2o_headers_register(pc, security_headers);
+
+    h->loop = h2o_evloop_create();
+    h2o_context_init(&h->ctx, h->loop, &h->config);
+    h->accept_ctx.ctx = &h->ctx;
+    h->accept_ctx.hosts = h->config.hosts;
+    h->accept_ctx.ssl_ctx = h->ssl;
+    h->listener = h2o_evloop_socket_create(h->loop, h->fd, H2O_SOCKET_FLAG_DONT_READ);
+    h->listener->data = h;
+    h2o_socket_read_start(h->listener, on_accept);
+    *out = h;
+    return 0;
+}
+
+int am_http_port(const am_http *h) {
+    return h->port;
+}
+
+static int connections_open(am_http *h) {
+    return !h2o_linklist_is_empty(&h->ctx.http1._conns) ||
+           !h2o_linklist_is_empty(&h->ctx.http2._conns);
+}
+
+int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
+    while (!*stop)
+        h2o_evloop_run(h->loop, 200);
+    /* Stop accepting; finish what is in flight. */
+    if (h->listener) {
+        h2o_socket_read_stop(h->listener);
+        h2o_socket_close(h->listener);
+        h->listener = NULL;
+        h->fd = -1;
+    }
+    h2o_context_request_shutdown(&h->ctx);
+    uint64_t deadline = am_mono_ns() + (uint64_t)grace_ms * 1000000u;
+    while (connections_open(h) && am_mono_ns() < deadline)
+        h2o_evloop_run(h->loop, 50);
+    if (connections_open(h))
+        am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
+                    grace_ms);
+    return 0;
+}
+
+void am_http_close(am_http *h) {
+    if (!h)
+        return;
+    if (h->listener)
+        h2o_socket_close(h->listener);
+    h2o_context_dispose(&h->ctx);
+    h2o_config_dispose(&h->config);
+    /* h2o 2.2.5 has no evloop destroy; the loop lives until exit. */
+    SSL_CTX_free(h->ssl);
+    free(h);
+}

@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Integration tests for airmeshd and airmeshctl: real processes, real TLS, real LMDB files.
+
+Each test starts a real airmeshd on a free loopback port with its own data dir and talks to it
+with curl (HTTP/2 and HTTP/1.1) and airmeshctl, the way a user does. Run under Bazel (the
+binaries come as arguments) or by hand: airmeshd_test.py AIRMESHD AIRMESHCTL UI_DIR.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+AIRMESHD, AIRMESHCTL, UI_DIR = [os.path.abspath(p) for p in sys.argv[1:4]]
+del sys.argv[1:4]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Daemon:
+    """One airmeshd process with its own data dir; stdout lines are collected."""
+
+    def __init__(self, data, port=None, extra=()):
+        self.data = data
+        self.port = port or free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.ca = os.path.join(data, "pki", "ca.pem")
+        self.proc = subprocess.Popen(
+            [AIRMESHD, "--data", data, "--listen", f"127.0.0.1:{self.port}", "--ui", UI_DIR,
+             "--grpc-listen", f"127.0.0.1:{free_port()}", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.banner = []
+
+    def wait_ready(self, timeout=60):
+        """Read the banner up to the CA certificate line (and the password line, if any)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError("airmeshd exited early: " + self.proc.stderr.read())
+            self.banner.append(line.rstrip("\n"))
+            if line.startswith("  CA certificate:"):
+                break
+        # The password line, when present, follows right after a hint line.
+        self.proc.stdout.flush()
+        return self
+
+    def read_password(self):
+        for _ in range(2):
+            line = self.proc.stdout.readline().rstrip("\n")
+            self.banner.append(line)
+            if line.startswith("admin password: "):
+                return line[len("admin password: "):]
+        return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("airmeshd did not stop within %ds" % timeout)
+        self.stderr = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def curl(d, path, *args, http="--http2"):
+    out = subprocess.run(
+        ["curl", "-sS", http, "--cacert", d.ca, "-o", "-", "-D", "/dev/stderr",
+         "-w", "\n%{http_version} %{http_code}", *args, d.url + path],
+        capture_output=True, text=True, timeout=30)
+    body, _, tail = out.stdout.rpartition("\n")
+    version, code = tail.split() if tail else ("0", "0")
+    headers = {}
+    for line in out.stderr.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return int(code), version, headers, body
+
+
+def ctl(d, *args, env_extra=None, home=None, stdin=None):
+    env = dict(os.environ)
+    env["HOME"] = home or tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+    env.pop("XDG_CONFIG_HOME", None)
+    env.pop("AIRMESH_TOKEN", None)
+    env.update(env_extra or {})
+    return subprocess.run([AIRMESHCTL, "--url", d.url, "--ca", d.ca, *args], capture_output=True,
+                          text=True, timeout=60, env=env, input=stdin)
+
+
+class AirmeshdTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        self.data = os.path.join(self.tmp, "airmesh")
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.stop()
+
+    def start(self, **kw):
+        d = Daemon(self.data, **kw)
+        self.daemons.append(d)
+        d.wait_ready()
+        return d
+
+    def fail_start(self, *extra, data=None):
+        """Start airmeshd expecting failure; return (exit code, stderr)."""
+        p = subprocess.run([AIRMESHD, "--data", data or self.data, "--listen",
+                            f"127.0.0.1:{free_port()}", "--ui", UI_DIR, *extra],
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stderr
+
+    def test_first_start_prints_url_fingerprint_and_password_once(self):
+        d = self.start()
+        pw = d.read_password()
+        self.assertIsNotNone(pw, d.banner)
+        self.assertGreaterEqual(len(pw), 20)
+        text = "\n".join(d.banner)
+        self.assertIn(d.url + "/", text)
+        fp = re.search(r"CA fingerprint: ([0-9a-f]{64})", text).group(1)
+        # The printed fingerprint is the SHA-256 of ca.pem, by an independent tool.
+        out = subprocess.run(["openssl", "x509", "-in", d.ca, "-noout", "-fingerprint",
+                              "-sha256"], capture_output=True, text=True).stdout
+        self.assertEqual(out.split("=", 1)[1].strip().replace(":", "").lower(), fp)
+        self.assertEqual(d.stop(), 0, d.stderr)
+        self.assertNotIn(pw, d.stderr, "the password must never be logged")
+        # Second start: same CA, no new password.
+        d2 = self.start()
+        self.assertIn(fp, "\n".join(d2.banner))
+        self.assertEqual(d2.stop(), 0)
+        self.assertNotIn("admin password", "\n".join(d2.banner) + d2.proc.stdout.read()
+                         if not d2.proc.stdout.closed else "\n".join(d2.banner))
+
+    def test_healthz_over_http2_and_http1(self):
+        d = self.start()
+        code, version, _, body = curl(d, "/healthz")
+        self.assertEqual((code, version, body.strip()), (200, "2", "ok"))
+        code, version, _, body = curl(d, "/healthz", http="--http1.1")
+        self.assertEqual((code, version, body.strip()), (200, "1.1", "ok"))
+
+    def test_tls_below_1_2_is_refused(self):
+        d = self.start()
+        p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{d.port}",
+                            "-tls1_1"], input="", capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_version_api_returns_json(self):
+        d = self.start()
+        code, _, headers, body = curl(d, "/api/v1/version")
+        self.assertEqual(code, 200)
+        self.assertEqual(headers["content-type"], "application/json")
+        self.assertEqual(headers["cache-control"], "no-store")
+        doc = json.loads(body)
+        self.assertEqual((doc["name"], doc["api"]), ("airmesh", "v1"))
+
+    def test_static_files_have_types_caching_and_security_headers(self):
+        d = self.start()
+        code, _, h, body = curl(d, "/")
+        self.assertEqual(code, 200)
+        self.assertIn("<title>airmesh</title>", body)
+        self.assertTrue(h["content-type"].startswith("text/html"))
+        self.assertIn("etag", h)
+        self.assertEqual(h["cache-control"], "no-cache")
+        self.assertIn("max-age=", h["strict-transport-security"])
+        self.assertIn("frame-ancestors 'none'", h["content-security-policy"])
+        self.assertNotIn("unsafe-inline", h["content-security-policy"])
+        self.assertEqual(h["x-content-type-options"], "nosniff")
+        code, _, h, _ = curl(d, "/style.css")
+        self.assertTrue(h["content-type"].startswith("text/css"))
+        code, _, _, _ = curl(d, "/no-such-file.js")
+        self.assertEqual(code, 404)
+
+    def test_login_whoami_logout_with_airmeshctl(self):
+        d = self.start()
+        pw = d.read_password()
+        home = tempfile.mkdtemp(dir=self.tmp)
+        pwfile = os.path.join(self.tmp, "pw")
+        with open(pwfile, "w") as f:
+            f.write(pw + "\n")
+        r = ctl(d, "login", "--user", "admin", "--password-file", pwfile, home=home)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sess = os.path.join(home, ".config", "airmesh", "session")
+        self.assertEqual(stat.S_IMODE(os.stat(sess).st_mode), 0o600)
+        r = ctl(d, "whoami", home=home)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "admin (org default)"), r.stderr)
+        token = json.load(open(sess))["token"]
+        # The same token works as a bearer for any script, and AIRMESH_TOKEN overrides the file.
+        code, _, _, body = curl(d, "/api/v1/whoami", "-H", "Authorization: Bearer " + token)
+        self.assertEqual(code, 200)
+        r = ctl(d, "whoami", env_extra={"AIRMESH_TOKEN": token})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = ctl(d, "logout", home=home)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        code, _, _, _ = curl(d, "/api/v1/whoami", "-H", "Authorization: Bearer " + token)
+        self.assertEqual(code, 401, "a logged-out token must stop working")
+
+    def test_password_from_stdin_and_wrong_password_refused(self):
+        d = self.start()
+        pw = d.read_password()
+        r = ctl(d, "login", "--user", "admin", stdin="wrong-password\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("401", r.stderr)
+        r = ctl(d, "login", "--user", "nobody", stdin=pw + "\n")
+        self.assertEqual(r.returncode, 1)
+        r = ctl(d, "login", "--user", "admin", stdin=pw + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_cookie_session_needs_csrf_header_for_changes(self):
+        d = self.start()
+        pw = d.read_password()
+        code, _, h, body = curl(d, "/api/v1/login", "-H", "Content-Type: application/json",
+                                "--data", json.dumps({"user": "admin", "password": pw}))
+        self.assertEqual(code, 200)
+        cookie = h["set-cookie"]
+        for attr in ("HttpOnly", "Secure", "SameSite=Strict"):
+            self.assertIn(attr, cookie)
+        pair = cookie.split(";")[0]
+        code, _, _, _ = curl(d, "/api/v1/whoami", "-H", "Cookie: " + pair)
+        self.assertEqual(code, 200)
+        code, _, _, _ = curl(d, "/api/v1/logout", "-X", "POST", "-H", "Cookie: " + pair)
+        self.assertEqual(code, 403)
+        code, _, _, _ = curl(d, "/api/v1/logout", "-X", "POST", "-H", "Cookie: " + pair,
+                             "-H", "X-Airmesh-CSRF: 1")
+        self.assertEqual(code, 200)
+
+    def test_malformed_requests_get_clear_errors_and_daemon_survives(self):
+        d = self.start()
+        cases = [b"{not json", b"[1,2]", b'{"user": 5, "password": "x"}', b"\xff\xfe\x00",
+                 b'{"user":"a","user":"b","password":"c"}']
+        for body in cases:
+            p = subprocess.run(["curl", "-sS", "--http2", "--cacert", d.ca, "-w", "%{http_code}",
+                                "-o", "/dev/null", "--data-binary", "@-", d.url + "/api/v1/login"],
+                               input=body, capture_output=True, timeout=30)
+            self.assertEqual(p.stdout, b"400", body)
+        code, _, _, body = curl(d, "/api/v1/nope")
+        self.assertEqual(code, 404)
+        self.assertIn("error", json.loads(body))
+        code, _, _, _ = curl(d, "/api/v1/whoami", "-H", "Authorization: Bearer am_garbage")
+        self.assertEqual(code, 401)
+        big = "x" * (2 << 20)
+        p = subprocess.run(["curl", "-sS", "--cacert", d.ca, "-w", "%{http_code}", "-o",
+                            "/dev/null", "--data-binary", "@-", d.url + "/api/v1/login"],
+                           input=big, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.stdout, "413")
+        code, _, _, body = curl(d, "/healthz")
+        self.assertEqual((code, body.strip()), (200, "ok"))
+
+    def test_sigterm_stops_cleanly_with_exit_0(self):
+        d = self.start()
+        self.assertEqual(d.stop(signal.SIGTERM), 0, d.stderr)
+        self.assertIn("stopped cleanly", d.stderr)
+        d = self.start()
+        self.assertEqual(d.stop(signal.SIGINT), 0, d.stderr)
+
+    def test_port_in_use_is_one_clear_error(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = subprocess.run([AIRMESHD, "--data", self.data, "--listen", f"127.0.0.1:{port}",
+                            "--ui", UI_DIR], capture_output=True, text=True, timeout=60)
+        s.close()
+        self.assertNotEqual(p.returncode, 0)
+        errors = [l for l in p.stderr.splitlines() if "level=error" in l]
+        self.assertEqual(len(errors), 1, p.stderr)
+        self.assertIn("Address already in use", errors[0])
+        self.assertNotIn("admin password", p.stdout)
+
+    def test_bad_config_file_names_the_problem(self):
+        cfg = os.path.join(self.tmp, "airmeshd.yaml")
+        for text, expect in [("listen: 127.0.0.1:1\nbogus: 1\n", "unknown setting 'bogus'"),
+                             ("listen: [1, 2\n", "line"),
+                             ("session_ttl: forever\n", "session_ttl"),
+                             ("hostnames: notalist\n", "must be a list")]:
+            with open(cfg, "w") as f:
+                f.write(text)
+            code, err = self.fail_start("--config", cfg)
+            self.assertNotEqual(code, 0)
+            self.assertIn(expect, err)
+            self.assertFalse(os.path.exists(self.data), "a bad config must change nothing")
+        code, err = self.fail_start("--config", os.path.join(self.tmp, "missing.yaml"))
+        self.assertIn("No such file", err)
+
+    def test_config_file_sets_listen_and_flags_override(self):
+        port = free_port()
+        cfg = os.path.join(self.tmp, "airmeshd.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"# comment\nlisten: 127.0.0.1:{port}\nlog_level: warn\n"
+                    f"hostnames: [airmesh.test]\nsession_idle: 30m\n")
+        p = subprocess.Popen([AIRMESHD, "--config", cfg, "--data", self.data, "--ui", UI_DIR,
+                              "--grpc-listen", f"127.0.0.1:{free_port()}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            banner = p.stdout.readline() + p.stdout.readline()
+            self.assertIn(f"127.0.0.1:{port}", banner)
+            cert = subprocess.run(["openssl", "x509", "-in",
+                                   os.path.join(self.data, "pki", "server.pem"), "-noout",
+                                   "-ext", "subjectAltName"], capture_output=True, text=True)
+            self.assertIn("airmesh.test", cert.stdout)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(30)
+            err = p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertNotIn("level=info", err, "log_level: warn must silence info lines")
+
+    def test_data_dir_that_is_a_file_is_refused(self):
+        path = os.path.join(self.tmp, "afile")
+        open(path, "w").write("x")
+        code, err = self.fail_start(data=path)
+        self.assertNotEqual(code, 0)
+        self.assertIn("not a directory", err)
+
+    def test_corrupt_store_is_refused_and_left_untouched(self):
+        d = self.start()
+        self.assertEqual(d.stop(), 0)
+        mdb = os.path.join(self.data, "state", "data.mdb")
+        with open(mdb, "r+b") as f:
+            f.write(os.urandom(8192))
+        before = open(mdb, "rb").read()
+        code, err = self.fail_start()
+        self.assertNotEqual(code, 0)
+        self.assertIn("store", err)
+        self.assertEqual(open(mdb, "rb").read(), before, "a corrupt store must not be rewritten")
+
+    def test_missing_ca_key_is_refused_not_recreated(self):
+        d = self.start()
+        self.assertEqual(d.stop(), 0)
+        root_pem = open(os.path.join(self.data, "pki", "root.pem")).read()
+        os.unlink(os.path.join(self.data, "pki", "root.key"))
+        code, err = self.fail_start()
+        self.assertNotEqual(code, 0)
+        self.assertIn("root.key", err)
+        self.assertEqual(open(os.path.join(self.data, "pki", "root.pem")).read(), root_pem)
+
+    def test_second_daemon_on_same_data_dir_is_refused(self):
+        self.start()
+        code, err = self.fail_start()
+        self.assertNotEqual(code, 0)
+        self.assertIn("in use by another airmeshd", err)
+
+    def test_help_and_version(self):
+        for binary in (AIRMESHD, AIRMESHCTL):
+            p = subprocess.run([binary, "--help"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0)
+            self.assertIn("Usage:", p.stdout)
+            p = subprocess.run([binary, "--version"], capture_output=True, text=True)
+            self.assertRegex(p.stdout, r"\d+\.\d+\.\d+")
+        p = subprocess.run([AIRMESHD, "--bogus"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
