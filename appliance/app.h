@@ -9,16 +9,20 @@
 #define AM_APPLIANCE_APP_H
 
 #include "appliance/audit/audit.h"
+#include "appliance/hub/hub.h"
 #include "appliance/store/store.h"
 #include "pki/pki.h"
 
-#define AM_VERSION "0.1.0"
+#include "common/version.h"
 
 typedef struct am_app {
     const char *data_dir;  /* e.g. ./var/airmesh */
     am_store *store;
     am_audit *audit;
     am_ca *ca;
+    am_hub *hub;             /* live state (connected runners) */
+    struct am_rpc *rpc;      /* runner protocol server; NULL until started */
+    const char *grpc_addr;   /* host:port runners dial, shown in enrollment commands */
     uint64_t session_ttl_ms;  /* absolute session lifetime */
     uint64_t session_idle_ms; /* idle timeout */
 } am_app;

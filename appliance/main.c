@@ -10,6 +10,7 @@
  * problem, and exit status 1.
  */
 #include <errno.h>
+#include <grpc/grpc.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -25,6 +26,8 @@
 #include "appliance/auth/auth.h"
 #include "appliance/config/config.h"
 #include "appliance/http/http.h"
+#include "appliance/hub/hub.h"
+#include "appliance/rpc/rpc.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -50,6 +53,7 @@ static void usage(FILE *out) {
             "                        log_level, hostnames, ips, session_ttl, session_idle);\n"
             "                        flags override the file\n"
             "  --log-level LEVEL     debug, info, warn or error; default info\n"
+            "  --runner-cert-days N  lifetime of runner client certificates; default 7\n"
             "  --help                show this help\n"
             "  --version             print the version\n"
             "\n"
@@ -84,11 +88,12 @@ static int prepare_data_dir(const char *dir, int *lock_fd) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DATA = 1, O_LISTEN, O_GRPC, O_UI, O_CONFIG, O_LOG, O_HELP, O_VERSION };
+    enum { O_DATA = 1, O_LISTEN, O_GRPC, O_UI, O_CONFIG, O_LOG, O_CERTDAYS, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},   {"listen", required_argument, 0, O_LISTEN},
         {"grpc-listen", required_argument, 0, O_GRPC}, {"ui", required_argument, 0, O_UI},
         {"config", required_argument, 0, O_CONFIG}, {"log-level", required_argument, 0, O_LOG},
+        {"runner-cert-days", required_argument, 0, O_CERTDAYS},
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
     const char *flag[O_VERSION + 1] = {0};
@@ -144,10 +149,32 @@ int main(int argc, char **argv) {
         return fail("bad --listen");
     }
 
+    long cert_days = 7;
+    if (flag[O_CERTDAYS]) {
+        char *end;
+        cert_days = strtol(flag[O_CERTDAYS], &end, 10);
+        if (*end || cert_days < 1 || cert_days > 365) {
+            am_err_set(AM_EINVAL, "--runner-cert-days %s: expected 1..365", flag[O_CERTDAYS]);
+            am_config_free(&cfg);
+            return fail("bad flag");
+        }
+    }
+    char grpc_addr[300];
+    if (strncmp(cfg.grpc_listen, "0.0.0.0:", 8) == 0 || strncmp(cfg.grpc_listen, "[::]:", 5) == 0) {
+        char hn[256] = "localhost";
+        gethostname(hn, sizeof hn - 1);
+        snprintf(grpc_addr, sizeof grpc_addr, "%s:%s", hn, strrchr(cfg.grpc_listen, ':') + 1);
+    } else {
+        snprintf(grpc_addr, sizeof grpc_addr, "%s", cfg.grpc_listen);
+    }
+
     int status = 1, lock_fd = -1;
     am_app app = {.data_dir = cfg.data,
                   .session_ttl_ms = cfg.session_ttl_ms,
-                  .session_idle_ms = cfg.session_idle_ms};
+                  .session_idle_ms = cfg.session_idle_ms,
+                  .grpc_addr = grpc_addr};
+    am_rpc *rpc = NULL;
+    grpc_init();
     am_http *http = NULL;
     char path[PATH_MAX];
     int created;
@@ -185,6 +212,17 @@ int main(int argc, char **argv) {
         goto out;
     }
 
+    if (am_hub_new(&app.hub) != 0) {
+        fail("hub");
+        goto out;
+    }
+    am_rpc_opts ropts = {.listen = cfg.grpc_listen, .cert_days = (uint32_t)cert_days};
+    if (am_rpc_start(&app, app.hub, &ropts, &rpc) != 0) {
+        fail("cannot start the runner protocol");
+        goto out;
+    }
+    app.rpc = rpc;
+
     char password[64] = "";
     if (am_auth_bootstrap(app.store, password, sizeof password, &created) != 0) {
         fail("cannot create the bootstrap admin");
@@ -204,8 +242,8 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    am_log_info("main", "airmeshd started", "version=%s listen=%s data=%s", AM_VERSION,
-                cfg.listen, cfg.data);
+    am_log_info("main", "airmeshd started", "version=%s listen=%s grpc_listen=%s data=%s",
+                AM_VERSION, cfg.listen, cfg.grpc_listen, cfg.data);
     const char *host = cfg.listen;
     char url[300];
     if (strncmp(host, "0.0.0.0:", 8) == 0 || strncmp(host, "[::]:", 5) == 0)
@@ -215,8 +253,10 @@ int main(int argc, char **argv) {
     printf("airmesh %s is running\n"
            "  console:        %s\n"
            "  CA fingerprint: %s (SHA-256)\n"
-           "  CA certificate: %s\n",
-           AM_VERSION, url, am_ca_root_fingerprint(app.ca), am_ca_path(app.ca, "ca.pem"));
+           "  CA certificate: %s\n"
+           "  runners dial:   %s\n",
+           AM_VERSION, url, am_ca_root_fingerprint(app.ca), am_ca_path(app.ca, "ca.pem"),
+           grpc_addr);
     if (created)
         printf("  log in as admin with the password below; it is shown only this once.\n"
                "admin password: %s\n",
@@ -230,6 +270,9 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     am_http_close(http);
+    app.rpc = NULL;
+    am_rpc_stop(rpc);
+    am_hub_free(app.hub);
     if (app.audit) {
         am_audit_flush(app.audit);
         am_audit_close(app.audit);
@@ -243,5 +286,6 @@ out:
     if (status == 0)
         am_log_info("main", "stopped cleanly", NULL);
     am_config_free(&cfg);
+    grpc_shutdown();
     return status;
 }

@@ -1,26 +1,74 @@
 /*
- * runner/main.c — airmesh-runner: the daemon on each worker host that runs pods.
+ * runner/main.c — airmesh-runner: enroll / run / status.
  *
- * Today it answers --help and --version; `enroll`, `run` and `status` arrive with the runners
- * issue (one-time PKI token enrollment, then the mTLS gRPC stream to the appliance).
+ * enroll: one-time token + pinned CA fingerprint → a client certificate (key made here, 0600).
+ * run:    hold the mTLS stream to the appliance; exits 0 on SIGINT/SIGTERM, 3 when revoked.
+ * status: what the data dir holds.
+ * Exit status: 0 ok, 1 failure (one clear message), 2 usage, 3 revoked or unknown to the
+ * appliance.
  */
+#include <getopt.h>
+#include <grpc/grpc.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define AM_RUNNER_VERSION "0.1.0"
+#include "common/err.h"
+#include "common/log.h"
+#include "runner/session/session.h"
+
+#define DEFAULT_DATA "./var/runner"
+#define MAX_LABELS 32
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
 
 static void usage(FILE *out) {
-    fprintf(out, "Usage: airmesh-runner COMMAND [OPTIONS]\n"
-                 "The airmesh runner: enrolls with an appliance and runs agent pods.\n"
-                 "\n"
-                 "Commands (not yet available in this build):\n"
-                 "  enroll --appliance HOST:9443 --token TOKEN --ca-sha256 FP [--data DIR]\n"
-                 "  run [--data DIR]\n"
-                 "  status [--data DIR]\n"
-                 "\n"
-                 "Options:\n"
-                 "  --help      show this help\n"
-                 "  --version   print the version\n");
+    fprintf(out,
+            "Usage: airmesh-runner COMMAND [OPTIONS]\n"
+            "The airmesh runner: enrolls with an appliance and runs agent pods.\n"
+            "\n"
+            "Commands:\n"
+            "  enroll --appliance HOST:PORT --token TOKEN --ca-sha256 FP [--data DIR]\n"
+            "         [--label K=V ...]\n"
+            "      Generate this host's key (never sent anywhere), check the appliance's CA\n"
+            "      against the pinned SHA-256 fingerprint, and trade the one-time token for a\n"
+            "      client certificate. Get the exact command from `airmeshctl token create`.\n"
+            "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
+            "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
+            "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
+            "      Exits 0 on SIGINT/SIGTERM and 3 when the appliance revoked this runner.\n"
+            "  status [--data DIR]\n"
+            "      Show the runner id, org, appliance and certificate expiry.\n"
+            "\n"
+            "Options:\n"
+            "  --data DIR        runner state (identity.pem, ca.pem, runner.json);\n"
+            "                    default " DEFAULT_DATA "\n"
+            "  --log-level L     debug, info, warn, error (default info)\n"
+            "  --help, --version\n");
+}
+
+static int parse_duration_ms(const char *s, uint64_t *ms) {
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    uint64_t mul = 1000;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mul = 60000, end++;
+    else if (*end == 'h')
+        mul = 3600000, end++;
+    else if (*end == 'd')
+        mul = 86400000, end++;
+    if (end == s || *end || v == 0)
+        return -1;
+    *ms = v * mul;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -28,19 +76,134 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "--version") == 0) {
+    if (strcmp(cmd, "--version") == 0) {
         printf("airmesh-runner %s\n", AM_RUNNER_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "enroll") == 0 || strcmp(argv[1], "run") == 0 ||
-        strcmp(argv[1], "status") == 0) {
-        fprintf(stderr, "airmesh-runner: '%s' is not available in this build yet\n", argv[1]);
-        return 1;
+    if (strcmp(cmd, "enroll") && strcmp(cmd, "run") && strcmp(cmd, "status")) {
+        fprintf(stderr, "airmesh-runner: unknown command '%s' (see --help)\n", cmd);
+        return 2;
     }
-    fprintf(stderr, "airmesh-runner: unknown command '%s' (see --help)\n", argv[1]);
-    return 2;
+    static const struct option opts[] = {
+        {"appliance", required_argument, 0, 'a'}, {"token", required_argument, 0, 't'},
+        {"ca-sha256", required_argument, 0, 'f'}, {"data", required_argument, 0, 'd'},
+        {"label", required_argument, 0, 'l'},     {"capacity", required_argument, 0, 'c'},
+        {"renew-after", required_argument, 0, 'r'}, {"log-level", required_argument, 0, 'L'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
+    char *lk[MAX_LABELS], *lv[MAX_LABELS];
+    size_t nl = 0;
+    long capacity = 4;
+    uint64_t renew_after = 0;
+    int ch;
+    optind = 2;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'a': appliance = optarg; break;
+        case 't': token = optarg; break;
+        case 'f': fp = optarg; break;
+        case 'd': data = optarg; break;
+        case 'c':
+            capacity = strtol(optarg, NULL, 10);
+            if (capacity < 1 || capacity > 1000) {
+                fprintf(stderr, "airmesh-runner: --capacity: expected 1..1000\n");
+                return 2;
+            }
+            break;
+        case 'l': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || nl == MAX_LABELS) {
+                fprintf(stderr, "airmesh-runner: --label: expected KEY=VALUE (at most %d)\n",
+                        MAX_LABELS);
+                return 2;
+            }
+            *eq = '\0';
+            lk[nl] = optarg;
+            lv[nl++] = eq + 1;
+            break;
+        }
+        case 'r':
+            if (parse_duration_ms(optarg, &renew_after) != 0) {
+                fprintf(stderr, "airmesh-runner: --renew-after: a duration like 30s or 12h\n");
+                return 2;
+            }
+            break;
+        case 'L': {
+            am_log_level lvl;
+            if (am_log_parse_level(optarg, &lvl) != 0) {
+                fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
+                return 2;
+            }
+            am_log_set_level(lvl);
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "airmesh-runner %s: unknown or incomplete option '%s' (see --help)\n",
+                    cmd, argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "airmesh-runner: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (strcmp(cmd, "status") == 0) {
+        if (am_sess_status(data) != 0) {
+            fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
+            return 1;
+        }
+        return 0;
+    }
+
+    grpc_init();
+    int rc = 0;
+    if (strcmp(cmd, "enroll") == 0) {
+        if (!appliance || !token || !fp) {
+            fprintf(stderr, "airmesh-runner enroll: --appliance, --token and --ca-sha256 are "
+                            "required\n");
+            grpc_shutdown();
+            return 2;
+        }
+        am_sess_enroll_opts eo = {appliance, token, fp, data, (const char *const *)lk,
+                                  (const char *const *)lv, nl};
+        char rid[64];
+        if (am_sess_enroll(&eo, rid, sizeof rid) != 0) {
+            fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
+            rc = 1;
+        } else {
+            printf("enrolled as runner %s; start it with: airmesh-runner run --data %s\n", rid,
+                   data);
+        }
+    } else {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        am_sess_run_opts ro = {.data_dir = data,
+                               .capacity = (uint32_t)capacity,
+                               .renew_after_ms = renew_after,
+                               .label_keys = (const char *const *)lk,
+                               .label_values = (const char *const *)lv,
+                               .n_labels = nl};
+        rc = am_sess_run(&ro, &stop_flag);
+        if (rc == AM_SESS_REVOKED)
+            fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
+        else if (rc != 0)
+            fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
+        else
+            am_log_info("session", "stopped", NULL);
+    }
+    grpc_shutdown();
+    return rc;
 }

@@ -17,9 +17,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "appliance/app.h"
+#include "common/version.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -117,7 +118,7 @@ static int report(long status, json_t *resp) {
 
 static int session_path(char *out, size_t cap, int mkdirs) {
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    char dir[PATH_MAX];
+    char dir[PATH_MAX - 16];
     if (xdg && *xdg)
         snprintf(dir, sizeof dir, "%s/airmesh", xdg);
     else if (home && *home)
@@ -126,7 +127,8 @@ static int session_path(char *out, size_t cap, int mkdirs) {
         return am_err_set(AM_EINVAL, "neither XDG_CONFIG_HOME nor HOME is set");
     if (mkdirs && am_mkdir_p(dir, 0700) != 0)
         return -AM_EIO;
-    snprintf(out, cap, "%s/session", dir);
+    if (snprintf(out, cap, "%s/session", dir) >= (int)cap)
+        return am_err_set(AM_EINVAL, "config path too long");
     return 0;
 }
 
@@ -272,6 +274,179 @@ static int cmd_whoami(ctl *c) {
     return 0;
 }
 
+static void fmt_time(json_int_t ms, char *buf, size_t cap) {
+    if (ms <= 0) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *labels_text(json_t *labels, char *buf, size_t cap) {
+    const char *k;
+    json_t *v;
+    size_t o = 0;
+    buf[0] = '\0';
+    json_object_foreach(labels, k, v) {
+        int n = snprintf(buf + o, cap - o, "%s%s=%s", o ? "," : "", k, json_string_value(v));
+        if (n < 0 || (size_t)n >= cap - o)
+            break;
+        o += (size_t)n;
+    }
+    if (!o)
+        snprintf(buf, cap, "-");
+    return buf;
+}
+
+/* Parse repeated --label K=V into a JSON object; returns -1 on a bad label. */
+static int add_label(json_t *labels, const char *kv) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        fprintf(stderr, "airmeshctl: --label %s: expected KEY=VALUE\n", kv);
+        return -1;
+    }
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+    json_object_set_new(labels, key, json_string(eq + 1));
+    return 0;
+}
+
+static int cmd_token(ctl *c, int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "airmeshctl token: expected create, list or revoke\n");
+        return 2;
+    }
+    const char *sub = argv[1];
+    json_t *resp = NULL;
+    long st;
+    if (strcmp(sub, "create") == 0) {
+        static const struct option o[] = {{"org", required_argument, 0, 'o'},
+                                          {"ttl", required_argument, 0, 't'},
+                                          {"label", required_argument, 0, 'l'},
+                                          {0, 0, 0, 0}};
+        json_t *body = json_object(), *labels = json_object();
+        int ch;
+        optind = 2;
+        while ((ch = getopt_long(argc, argv, "", o, NULL)) != -1) {
+            if (ch == 'o')
+                json_object_set_new(body, "org", json_string(optarg));
+            else if (ch == 't')
+                json_object_set_new(body, "ttl", json_string(optarg));
+            else if (ch != 'l' || add_label(labels, optarg) != 0) {
+                json_decref(body);
+                json_decref(labels);
+                return 2;
+            }
+        }
+        json_object_set_new(body, "labels", labels);
+        st = api(c, "POST", "/api/v1/runner-tokens", body, &resp);
+        json_decref(body);
+        if (st != 201)
+            return report(st, resp);
+        char exp[40];
+        fmt_time(json_integer_value(json_object_get(resp, "expires_ms")), exp, sizeof exp);
+        printf("token:          %s\n"
+               "token id:       %s (org %s, single use, expires %s)\n"
+               "CA fingerprint: %s\n"
+               "On the runner host, run:\n  %s\n",
+               json_string_value(json_object_get(resp, "token")),
+               json_string_value(json_object_get(resp, "id")),
+               json_string_value(json_object_get(resp, "org")), exp,
+               json_string_value(json_object_get(resp, "ca_sha256")),
+               json_string_value(json_object_get(resp, "command")));
+        json_decref(resp);
+        return 0;
+    }
+    if (strcmp(sub, "list") == 0) {
+        st = api(c, "GET", "/api/v1/runner-tokens", NULL, &resp);
+        if (st != 200)
+            return report(st, resp);
+        printf("%-14s %-8s %-21s %-20s %s\n", "ID", "STATE", "EXPIRES", "USED BY", "LABELS");
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(resp, "tokens"), i, t) {
+            char exp[40], lab[512];
+            fmt_time(json_integer_value(json_object_get(t, "expires_ms")), exp, sizeof exp);
+            const char *used = json_string_value(json_object_get(t, "used_by"));
+            printf("%-14s %-8s %-21s %-20s %s\n", json_string_value(json_object_get(t, "id")),
+                   json_string_value(json_object_get(t, "state")), exp,
+                   used && *used ? used : "-",
+                   labels_text(json_object_get(t, "labels"), lab, sizeof lab));
+        }
+        json_decref(resp);
+        return 0;
+    }
+    if (strcmp(sub, "revoke") == 0 && argc == 3) {
+        char path[300];
+        snprintf(path, sizeof path, "/api/v1/runner-tokens/%s/revoke", argv[2]);
+        st = api(c, "POST", path, json_object(), &resp);
+        if (st != 200)
+            return report(st, resp);
+        printf("token %s revoked\n", argv[2]);
+        json_decref(resp);
+        return 0;
+    }
+    fprintf(stderr, "airmeshctl token: expected create [--org ORG] [--ttl 1h] [--label K=V], "
+                    "list, or revoke ID\n");
+    return 2;
+}
+
+static int cmd_runner(ctl *c, int argc, char **argv) {
+    json_t *resp = NULL;
+    long st;
+    if (argc >= 2 && strcmp(argv[1], "list") == 0) {
+        int as_json = argc == 3 && strcmp(argv[2], "--json") == 0;
+        st = api(c, "GET", "/api/v1/runners", NULL, &resp);
+        if (st != 200)
+            return report(st, resp);
+        if (as_json) {
+            json_dumpf(json_object_get(resp, "runners"), stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(resp);
+            return 0;
+        }
+        printf("%-19s %-8s %-20s %-8s %-21s %-21s %s\n", "ID", "STATE", "HOSTNAME", "VERSION",
+               "LAST HEARTBEAT", "CERT EXPIRES", "LABELS");
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(resp, "runners"), i, r) {
+            char hb[40], exp[40], lab[512];
+            fmt_time(json_integer_value(json_object_get(r, "last_heartbeat_ms")), hb, sizeof hb);
+            fmt_time(json_integer_value(json_object_get(r, "cert_not_after_ms")), exp, sizeof exp);
+            printf("%-19s %-8s %-20s %-8s %-21s %-21s %s\n",
+                   json_string_value(json_object_get(r, "id")),
+                   json_string_value(json_object_get(r, "state")),
+                   json_string_value(json_object_get(r, "hostname")),
+                   json_string_value(json_object_get(r, "version")), hb, exp,
+                   labels_text(json_object_get(r, "labels"), lab, sizeof lab));
+        }
+        json_decref(resp);
+        return 0;
+    }
+    if (argc == 3 && (strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "show") == 0)) {
+        char path[300];
+        int revoke = argv[1][0] == 'r';
+        snprintf(path, sizeof path, "/api/v1/runners/%s%s", argv[2], revoke ? "/revoke" : "");
+        st = api(c, revoke ? "POST" : "GET", path, revoke ? json_object() : NULL, &resp);
+        if (st != 200)
+            return report(st, resp);
+        if (revoke)
+            printf("runner %s revoked: its stream is closed and its certificates refused\n",
+                   argv[2]);
+        else {
+            json_dumpf(resp, stdout, JSON_INDENT(2));
+            printf("\n");
+        }
+        json_decref(resp);
+        return 0;
+    }
+    fprintf(stderr, "airmeshctl runner: expected list [--json], show ID, or revoke ID\n");
+    return 2;
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: airmeshctl [--url URL] [--ca FILE] COMMAND [ARGS]\n"
@@ -291,7 +466,15 @@ static void usage(FILE *out) {
             "                                read from stdin when it is not a terminal) and save\n"
             "                                the session in ~/.config/airmesh/session (mode 0600)\n"
             "  whoami                        the logged-in user\n"
-            "  logout                        end the session and forget it\n");
+            "  logout                        end the session and forget it\n"
+            "  token create [--org ORG] [--ttl 1h] [--label K=V ...]\n"
+            "                                a one-time runner enrollment token, with the\n"
+            "                                command to run on the runner host\n"
+            "  token list                    tokens of your org and their state\n"
+            "  token revoke ID               revoke an unused token\n"
+            "  runner list [--json]          runners: state, heartbeat, version, labels, expiry\n"
+            "  runner show ID                one runner as JSON\n"
+            "  runner revoke ID              revoke a runner: its live stream closes at once\n");
 }
 
 int main(int argc, char **argv) {
@@ -342,6 +525,10 @@ int main(int argc, char **argv) {
         rc = cmd_logout(&c);
     else if (strcmp(cmd, "whoami") == 0)
         rc = cmd_whoami(&c);
+    else if (strcmp(cmd, "token") == 0)
+        rc = cmd_token(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "runner") == 0)
+        rc = cmd_runner(&c, sub_argc, sub_argv);
     else {
         fprintf(stderr, "airmeshctl: unknown command '%s' (see --help)\n", cmd);
         rc = 2;

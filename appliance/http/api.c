@@ -53,16 +53,12 @@ const char *am_http_peer(h2o_req_t *req, char *buf, size_t cap) {
     return buf;
 }
 
-static int is_method(h2o_req_t *req, const char *m) {
+int am_api_is_method(h2o_req_t *req, const char *m) {
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
 }
 
-static int path_is(h2o_req_t *req, const char *p) {
-    return h2o_memis(req->path_normalized.base, req->path_normalized.len, p, strlen(p));
-}
-
 /* Parse the request body as a JSON object; on failure sends 400 and returns NULL. */
-static json_t *parse_body(h2o_req_t *req) {
+json_t *am_api_parse_body(h2o_req_t *req) {
     json_error_t jerr;
     json_t *doc = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len,
                              JSON_REJECT_DUPLICATES, &jerr);
@@ -117,7 +113,7 @@ static int find_token(h2o_req_t *req, char *buf, size_t cap, int *from_cookie) {
 }
 
 /* Authenticate; on failure sends 401 and returns -1. */
-static int require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
+int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
     char token[128];
     int from_cookie;
     if (find_token(req, token, sizeof token, &from_cookie) != 0) {
@@ -129,7 +125,7 @@ static int require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
         am_http_send_error(req, 401, "unauthenticated", "session expired or unknown: log in again");
         return -1;
     }
-    if (from_cookie && !is_method(req, "GET") && !is_method(req, "HEAD") &&
+    if (from_cookie && !am_api_is_method(req, "GET") && !am_api_is_method(req, "HEAD") &&
         h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-airmesh-csrf"), -1) < 0) {
         am_http_send_error(req, 403, "csrf", "missing X-Airmesh-CSRF header");
         return -1;
@@ -137,15 +133,17 @@ static int require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
     return 0;
 }
 
-static int api_version(am_http_handler *h, h2o_req_t *req) {
+static int api_version(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
     (void)h;
     am_http_send_json(req, 200, json_pack("{s:s,s:s,s:s}", "name", "airmesh", "version",
                                           AM_VERSION, "api", "v1"));
     return 0;
 }
 
-static int api_login(am_http_handler *h, h2o_req_t *req) {
-    json_t *body = parse_body(req);
+static int api_login(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
+    json_t *body = am_api_parse_body(req);
     if (!body)
         return 0;
     const char *user = NULL, *password = NULL, *org = AM_AUTH_DEFAULT_ORG;
@@ -189,9 +187,10 @@ static int api_login(am_http_handler *h, h2o_req_t *req) {
     return 0;
 }
 
-static int api_logout(am_http_handler *h, h2o_req_t *req) {
+static int api_logout(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
     am_principal who;
-    if (require_auth(h, req, &who))
+    if (am_api_require_auth(h, req, &who))
         return 0;
     char token[128], peer[64], actor[160];
     int from_cookie;
@@ -206,19 +205,44 @@ static int api_logout(am_http_handler *h, h2o_req_t *req) {
     return 0;
 }
 
-static int api_whoami(am_http_handler *h, h2o_req_t *req) {
+static int api_whoami(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
     am_principal who;
-    if (require_auth(h, req, &who))
+    if (am_api_require_auth(h, req, &who))
         return 0;
     am_http_send_json(req, 200, json_pack("{s:s,s:s,s:i}", "user", who.user_id, "org",
                                           who.org_id, "role", who.role));
     return 0;
 }
 
+/* Match "/api/v1/runners/*/revoke"-style patterns: each "*" takes one path segment (copied
+ * into param[i] from the request pool). */
+static int match(h2o_req_t *req, const char *pattern, char **param) {
+    const char *p = req->path_normalized.base, *end = p + req->path_normalized.len;
+    int np = 0;
+    while (*pattern) {
+        if (*pattern == '*') {
+            const char *seg = p;
+            while (p < end && *p != '/')
+                p++;
+            if (p == seg || np == 2)
+                return 0;
+            param[np++] = h2o_strdup(&req->pool, seg, (size_t)(p - seg)).base;
+            pattern++;
+        } else {
+            if (p >= end || *p != *pattern)
+                return 0;
+            p++;
+            pattern++;
+        }
+    }
+    return p == end;
+}
+
 typedef struct {
     const char *method;
-    const char *path;
-    int (*fn)(am_http_handler *, h2o_req_t *);
+    const char *pattern;
+    int (*fn)(am_http_handler *, h2o_req_t *, char **);
 } route;
 
 static const route routes[] = {
@@ -226,17 +250,24 @@ static const route routes[] = {
     {"POST", "/api/v1/login", api_login},
     {"POST", "/api/v1/logout", api_logout},
     {"GET", "/api/v1/whoami", api_whoami},
+    {"POST", "/api/v1/runner-tokens", am_api_token_create},
+    {"GET", "/api/v1/runner-tokens", am_api_token_list},
+    {"POST", "/api/v1/runner-tokens/*/revoke", am_api_token_revoke},
+    {"GET", "/api/v1/runners", am_api_runner_list},
+    {"GET", "/api/v1/runners/*", am_api_runner_show},
+    {"POST", "/api/v1/runners/*/revoke", am_api_runner_revoke},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {
     am_http_handler *h = (am_http_handler *)self;
     int path_known = 0;
+    char *param[2] = {NULL, NULL};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!path_is(req, routes[i].path))
+        if (!match(req, routes[i].pattern, param))
             continue;
         path_known = 1;
-        if (is_method(req, routes[i].method))
-            return routes[i].fn(h, req);
+        if (am_api_is_method(req, routes[i].method))
+            return routes[i].fn(h, req, param);
     }
     if (path_known)
         am_http_send_error(req, 405, "method_not_allowed", "method not allowed on this path");

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "appliance/app.h"
+#include "appliance/auth/auth.h"
 
 typedef struct {
     h2o_handler_t super;
@@ -23,5 +24,20 @@ void am_http_send_json(h2o_req_t *req, int status, json_t *doc);
 void am_http_send_error(h2o_req_t *req, int status, const char *code, const char *msg);
 /* The client's address as text ("127.0.0.1"), into buf. */
 const char *am_http_peer(h2o_req_t *req, char *buf, size_t cap);
+
+/* Helpers for API handlers (api.c). Each sends the error response itself on failure. */
+int am_api_is_method(h2o_req_t *req, const char *m);
+/* Parse the body as a JSON object; on failure sends 400 and returns NULL. */
+json_t *am_api_parse_body(h2o_req_t *req);
+/* Authenticate the caller; on failure sends 401/403 and returns -1. */
+int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
+
+/* Runner fleet endpoints (api_runners.c); param[] holds the path's "*" segments. */
+int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_token_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_token_revoke(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_runner_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_runner_revoke(am_http_handler *h, h2o_req_t *req, char **param);
 
 #endif

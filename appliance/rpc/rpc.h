@@ -1,0 +1,38 @@
+/*
+ * appliance/rpc — the runner protocol server on the gRPC C core (ARCHITECTURE.md §4).
+ *
+ * One port, TLS always, client certificates requested and verified against the issuing CA when
+ * presented: EnrollService.Enroll (unary) needs none (the token authenticates; the runner pins
+ * our CA by fingerprint), RunnerService.Connect (bidi stream) refuses any call without a
+ * verified client certificate, whose CN is the runner id and O its org; revoked or unknown
+ * serials are refused at the call. The server sends its chain leaf → issuing → root so a runner
+ * holding only the root's fingerprint can find and pin the root.
+ *
+ * Threads: am_rpc_start spawns the rpc thread, which drains the completion queue for every call.
+ * am_rpc_revoke may be called from any thread (it goes through the hub). am_rpc_stop joins.
+ */
+#ifndef AM_APPLIANCE_RPC_H
+#define AM_APPLIANCE_RPC_H
+
+#include <stdint.h>
+
+#include "appliance/app.h"
+#include "appliance/hub/hub.h"
+
+typedef struct am_rpc am_rpc;
+
+typedef struct {
+    const char *listen;        /* "127.0.0.1:9443" */
+    uint32_t cert_days;        /* runner certificate lifetime, default 7 */
+    uint32_t heartbeat_ms;     /* told to runners in HelloAck, default 5000 */
+    uint32_t max_message;      /* max receive size, default 4 MiB */
+} am_rpc_opts;
+
+int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out);
+int am_rpc_port(const am_rpc *r);
+/* Revoke a runner in the store and close its live stream at once. */
+int am_rpc_revoke(am_rpc *r, const char *org, const char *runner_id, const char *actor,
+                  const char *source);
+void am_rpc_stop(am_rpc *r);
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * runner/session/run.c — the live stream: connect (mTLS), Hello, heartbeats, certificate
+ * renewal over the stream, and reconnection with jittered exponential backoff.
+ *
+ * One completion queue per connection; the loop wakes at least every 200 ms to check the stop
+ * flag and the heartbeat/renewal timers. Only one SEND_MESSAGE is in flight; others wait in a
+ * small queue. A final status of PERMISSION_DENIED or UNAUTHENTICATED is the appliance saying
+ * "this runner may not connect" (revoked, unknown): the runner stops with AM_SESS_REVOKED rather
+ * than retry forever. Anything else (appliance restarting, network) is retried.
+ */
+#include <grpc/grpc.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "airmesh/v1/runner.pb-c.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pki/pki.h"
+#include "runner/session/client.h"
+#include "runner/session/identity.h"
+#include "runner/session/session.h"
+
+enum { T_START = 1, T_RECV, T_SEND, T_STATUS, T_CLOSE };
+typedef struct {
+    int kind;
+} rtag;
+
+#define QCAP 16
+
+typedef struct {
+    const am_sess_run_opts *o;
+    am_identity *id;
+    grpc_call *call;
+    grpc_completion_queue *cq;
+    rtag t_start, t_recv, t_send, t_status, t_close;
+    grpc_byte_buffer *q[QCAP];
+    size_t qh, qn;
+    grpc_byte_buffer *sending, *recv_buf;
+    int status_done, close_sent, acked;
+    uint32_t hb_ms;
+    uint64_t next_hb_ms, renew_at_ms, loaded_ms;
+    char *renew_key_pem; /* key waiting for its RenewResponse */
+} conn;
+
+static uint64_t renew_due(const am_sess_run_opts *o, const am_identity *id, uint64_t loaded_ms) {
+    if (o->renew_after_ms)
+        return loaded_ms + o->renew_after_ms;
+    return id->not_before_ms + (id->not_after_ms - id->not_before_ms) * 2 / 3;
+}
+
+static void pump(conn *c) {
+    if (c->sending || c->qn == 0 || c->status_done)
+        return;
+    c->sending = c->q[c->qh];
+    c->qh = (c->qh + 1) % QCAP;
+    c->qn--;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = c->sending;
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_send, NULL) != GRPC_CALL_OK) {
+        grpc_byte_buffer_destroy(c->sending);
+        c->sending = NULL;
+    }
+}
+
+static void enqueue(conn *c, Airmesh__V1__RunnerMessage *m) {
+    if (c->qn == QCAP)
+        return; /* a stuck stream: keepalive will end it */
+    m->time_ms = am_now_ms();
+    c->q[(c->qh + c->qn) % QCAP] = am_client_pack(&m->base);
+    c->qn++;
+    pump(c);
+}
+
+static void post_recv(conn *c) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_buf;
+    grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL);
+}
+
+static void send_hello(conn *c) {
+    Airmesh__V1__Hello h = AIRMESH__V1__HELLO__INIT;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    struct utsname u;
+    uname(&u);
+    h.version = AM_RUNNER_VERSION;
+    h.hostname = host;
+    h.capacity = c->o->capacity;
+    h.os = u.sysname;
+    h.arch = u.machine;
+    Airmesh__V1__Hello__LabelsEntry ents[32], *arr[32];
+    size_t n = c->o->n_labels < 32 ? c->o->n_labels : 32;
+    for (size_t i = 0; i < n; i++) {
+        airmesh__v1__hello__labels_entry__init(&ents[i]);
+        ents[i].key = (char *)c->o->label_keys[i];
+        ents[i].value = (char *)c->o->label_values[i];
+        arr[i] = &ents[i];
+    }
+    h.labels = arr;
+    h.n_labels = n;
+    Airmesh__V1__RunnerMessage m = AIRMESH__V1__RUNNER_MESSAGE__INIT;
+    m.msg_case = AIRMESH__V1__RUNNER_MESSAGE__MSG_HELLO;
+    m.hello = &h;
+    enqueue(c, &m);
+}
+
+static void send_heartbeat(conn *c) {
+    Airmesh__V1__Heartbeat hb = AIRMESH__V1__HEARTBEAT__INIT;
+    hb.time_ms = am_now_ms();
+    Airmesh__V1__RunnerMessage m = AIRMESH__V1__RUNNER_MESSAGE__INIT;
+    m.msg_case = AIRMESH__V1__RUNNER_MESSAGE__MSG_HEARTBEAT;
+    m.heartbeat = &hb;
+    enqueue(c, &m);
+}
+
+static void start_renewal(conn *c) {
+    am_pki_key *key = NULL;
+    uint8_t *csr = NULL;
+    size_t len = 0;
+    if (am_pki_key_generate(&key) || am_pki_csr_make(key, c->id->runner_id, &csr, &len) ||
+        am_pki_key_to_pem(key, &c->renew_key_pem)) {
+        am_log_warn("session", "cannot prepare certificate renewal", "error=\"%s\"",
+                    am_err_last());
+        am_pki_key_free(key);
+        free(csr);
+        c->renew_at_ms = am_now_ms() + 60000;
+        return;
+    }
+    am_pki_key_free(key);
+    Airmesh__V1__RenewRequest rr = AIRMESH__V1__RENEW_REQUEST__INIT;
+    rr.csr_der.data = csr;
+    rr.csr_der.len = len;
+    Airmesh__V1__RunnerMessage m = AIRMESH__V1__RUNNER_MESSAGE__INIT;
+    m.msg_case = AIRMESH__V1__RUNNER_MESSAGE__MSG_RENEW;
+    m.renew = &rr;
+    enqueue(c, &m);
+    free(csr);
+    c->renew_at_ms = UINT64_MAX; /* until the response arrives */
+    am_log_info("session", "renewing certificate", "serial=%016llx",
+                (unsigned long long)c->id->serial);
+}
+
+static void finish_renewal(conn *c, const Airmesh__V1__RenewResponse *r) {
+    if (!c->renew_key_pem)
+        return;
+    uint64_t nb, na, serial;
+    if (am_pki_verify_chain(c->id->ca_pem, r->cert_chain_pem) != 0 ||
+        am_identity_cert_times(r->cert_chain_pem, &nb, &na, &serial) != 0 ||
+        am_identity_save_pem(c->o->data_dir, c->renew_key_pem, r->cert_chain_pem) != 0) {
+        am_log_warn("session", "renewal response rejected", "error=\"%s\"", am_err_last());
+        c->renew_at_ms = am_now_ms() + 60000;
+    } else {
+        am_wipe(c->id->key_pem, strlen(c->id->key_pem));
+        free(c->id->key_pem);
+        free(c->id->chain_pem);
+        c->id->key_pem = c->renew_key_pem;
+        c->renew_key_pem = NULL;
+        c->id->chain_pem = strdup(r->cert_chain_pem);
+        c->id->not_before_ms = nb;
+        c->id->not_after_ms = na;
+        c->id->serial = serial;
+        c->loaded_ms = am_now_ms();
+        c->renew_at_ms = renew_due(c->o, c->id, c->loaded_ms);
+        am_log_info("session", "certificate renewed", "serial=%016llx not_after_ms=%llu",
+                    (unsigned long long)serial, (unsigned long long)na);
+    }
+    if (c->renew_key_pem) {
+        am_wipe(c->renew_key_pem, strlen(c->renew_key_pem));
+        free(c->renew_key_pem);
+        c->renew_key_pem = NULL;
+    }
+}
+
+static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
+    switch (m->msg_case) {
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_HELLO_ACK:
+        c->acked = 1;
+        c->hb_ms = m->hello_ack->heartbeat_interval_ms ? m->hello_ack->heartbeat_interval_ms : 5000;
+        c->next_hb_ms = am_now_ms() + c->hb_ms;
+        am_log_info("session", "connected", "runner=%s appliance=%s server_version=%s",
+                    c->id->runner_id, c->id->appliance, m->hello_ack->server_version);
+        break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RENEW:
+        finish_renewal(c, m->renew);
+        break;
+    default:
+        break;
+    }
+}
+
+/* One connection: returns when the stream ends; status and msg say why. */
+static void connect_once(const am_sess_run_opts *o, am_identity *id, volatile sig_atomic_t *stop,
+                         uint64_t *loaded_ms, grpc_status_code *status, char *msg, size_t cap,
+                         int *acked) {
+    conn c = {.o = o, .id = id};
+    c.t_start.kind = T_START;
+    c.t_recv.kind = T_RECV;
+    c.t_send.kind = T_SEND;
+    c.t_status.kind = T_STATUS;
+    c.t_close.kind = T_CLOSE;
+    c.loaded_ms = *loaded_ms;
+    c.renew_at_ms = renew_due(o, id, c.loaded_ms);
+    grpc_channel *ch = am_client_channel(id->appliance, id->ca_pem, id->key_pem, id->chain_pem);
+    c.cq = grpc_completion_queue_create_for_next(NULL);
+    c.call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, c.cq,
+                                      grpc_slice_from_static_string(AM_METHOD_CONNECT), NULL,
+                                      gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_metadata_array md_init, md_trail;
+    grpc_metadata_array_init(&md_init);
+    grpc_metadata_array_init(&md_trail);
+    grpc_slice details = grpc_empty_slice();
+    *status = GRPC_STATUS_UNKNOWN;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[1].data.recv_initial_metadata.recv_initial_metadata = &md_init;
+    grpc_call_start_batch(c.call, ops, 2, &c.t_start, NULL);
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &md_trail;
+    ops[0].data.recv_status_on_client.status = status;
+    ops[0].data.recv_status_on_client.status_details = &details;
+    grpc_call_start_batch(c.call, ops, 1, &c.t_status, NULL);
+    send_hello(&c);
+    post_recv(&c);
+
+    while (!c.status_done) {
+        if (*stop && !c.close_sent) {
+            grpc_op op;
+            memset(&op, 0, sizeof op);
+            op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+            grpc_call_start_batch(c.call, &op, 1, &c.t_close, NULL);
+            c.close_sent = 1;
+        }
+        uint64_t now = am_now_ms();
+        if (c.acked && !c.close_sent && now >= c.next_hb_ms) {
+            send_heartbeat(&c);
+            c.next_hb_ms = now + c.hb_ms;
+        }
+        if (c.acked && !c.close_sent && now >= c.renew_at_ms)
+            start_renewal(&c);
+        grpc_event ev = grpc_completion_queue_next(
+            c.cq, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(200, GPR_TIMESPAN)),
+            NULL);
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        rtag *t = ev.tag;
+        if (t->kind == T_STATUS) {
+            c.status_done = 1;
+        } else if (t->kind == T_SEND) {
+            grpc_byte_buffer_destroy(c.sending);
+            c.sending = NULL;
+            if (ev.success)
+                pump(&c);
+        } else if (t->kind == T_RECV) {
+            if (!ev.success || !c.recv_buf)
+                continue; /* the stream is ending; the status follows */
+            Airmesh__V1__ApplianceMessage *m = (Airmesh__V1__ApplianceMessage *)am_client_unpack(
+                c.recv_buf, &airmesh__v1__appliance_message__descriptor);
+            grpc_byte_buffer_destroy(c.recv_buf);
+            c.recv_buf = NULL;
+            if (m) {
+                on_message(&c, m);
+                protobuf_c_message_free_unpacked(&m->base, NULL);
+            }
+            post_recv(&c);
+        }
+    }
+    am_client_details(details, msg, cap);
+    *acked = c.acked;
+    *loaded_ms = c.loaded_ms;
+    /* Drain: cancel whatever is still outstanding, then empty the queue. */
+    grpc_call_cancel(c.call, NULL);
+    grpc_call_unref(c.call);
+    grpc_channel_destroy(ch);
+    grpc_completion_queue_shutdown(c.cq);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(c.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+    }
+    grpc_completion_queue_destroy(c.cq);
+    if (c.sending)
+        grpc_byte_buffer_destroy(c.sending);
+    if (c.recv_buf)
+        grpc_byte_buffer_destroy(c.recv_buf);
+    while (c.qn) {
+        grpc_byte_buffer_destroy(c.q[c.qh]);
+        c.qh = (c.qh + 1) % QCAP;
+        c.qn--;
+    }
+    if (c.renew_key_pem) {
+        am_wipe(c.renew_key_pem, strlen(c.renew_key_pem));
+        free(c.renew_key_pem);
+    }
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&md_init);
+    grpc_metadata_array_destroy(&md_trail);
+}
+
+int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
+    am_identity id;
+    int rc = am_identity_load(o->data_dir, &id);
+    if (rc)
+        return AM_SESS_FATAL;
+    uint32_t max_backoff = o->max_backoff_ms ? o->max_backoff_ms : 30000;
+    uint64_t loaded_ms = am_now_ms();
+    unsigned attempt = 0;
+    int result = AM_SESS_STOPPED;
+    am_log_info("session", "starting", "runner=%s appliance=%s", id.runner_id, id.appliance);
+    while (!*stop) {
+        grpc_status_code status;
+        char msg[512];
+        int acked = 0;
+        connect_once(o, &id, stop, &loaded_ms, &status, msg, sizeof msg, &acked);
+        if (*stop)
+            break;
+        if (status == GRPC_STATUS_PERMISSION_DENIED || status == GRPC_STATUS_UNAUTHENTICATED) {
+            am_err_set(AM_EAUTH, "the appliance refused this runner: %s", msg);
+            result = AM_SESS_REVOKED;
+            break;
+        }
+        if (acked)
+            attempt = 0;
+        /* Equal-jitter exponential backoff: half the window fixed, half random. */
+        uint64_t window = 500ull << (attempt < 10 ? attempt : 10);
+        if (window > max_backoff)
+            window = max_backoff;
+        uint32_t r;
+        am_random(&r, sizeof r);
+        uint64_t wait_ms = window / 2 + (window / 2 ? r % (window / 2 + 1) : 0);
+        attempt++;
+        am_log_warn("session", "disconnected; will retry", "status=%d reason=\"%s\" retry_ms=%llu",
+                    (int)status, msg, (unsigned long long)wait_ms);
+        for (uint64_t waited = 0; waited < wait_ms && !*stop; waited += 100)
+            usleep(100000);
+    }
+    am_identity_free(&id);
+    return result;
+}
+
+int am_sess_status(const char *data_dir) {
+    am_identity id;
+    int rc = am_identity_load(data_dir, &id);
+    if (rc)
+        return rc;
+    time_t na = (time_t)(id.not_after_ms / 1000);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&na));
+    printf("runner:      %s\norg:         %s\nappliance:   %s\ncertificate: serial %016llx, "
+           "valid until %s\n",
+           id.runner_id, id.org, id.appliance, (unsigned long long)id.serial, when);
+    am_identity_free(&id);
+    return 0;
+}
