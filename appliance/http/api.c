@@ -215,13 +215,13 @@ static int api_whoami(am_http_handler *h, h2o_req_t *req, char **param) {
     return 0;
 }
 
-/* Match "/api/v1/runners/*/revoke"-style patterns: each "*" takes one path segment (copied
+/* Match route patterns such as "/api/v1/runners/:/revoke": each ":" takes one path segment (copied
  * into param[i] from the request pool). */
 static int match(h2o_req_t *req, const char *pattern, char **param) {
     const char *p = req->path_normalized.base, *end = p + req->path_normalized.len;
     int np = 0;
     while (*pattern) {
-        if (*pattern == '*') {
+        if (*pattern == ':') {
             const char *seg = p;
             while (p < end && *p != '/')
                 p++;
@@ -252,10 +252,10 @@ static const route routes[] = {
     {"GET", "/api/v1/whoami", api_whoami},
     {"POST", "/api/v1/runner-tokens", am_api_token_create},
     {"GET", "/api/v1/runner-tokens", am_api_token_list},
-    {"POST", "/api/v1/runner-tokens/*/revoke", am_api_token_revoke},
+    {"POST", "/api/v1/runner-tokens/:/revoke", am_api_token_revoke},
     {"GET", "/api/v1/runners", am_api_runner_list},
-    {"GET", "/api/v1/runners/*", am_api_runner_show},
-    {"POST", "/api/v1/runners/*/revoke", am_api_runner_revoke},
+    {"GET", "/api/v1/runners/:", am_api_runner_show},
+    {"POST", "/api/v1/runners/:/revoke", am_api_runner_revoke},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

@@ -14,6 +14,7 @@
 #include "appliance/runners/runners.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #define MAX_LABELS 32
 

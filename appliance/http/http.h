@@ -13,6 +13,7 @@
 #define AM_APPLIANCE_HTTP_H
 
 #include <signal.h>
+#include <sys/socket.h>
 
 #include "appliance/app.h"
 

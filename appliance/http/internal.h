@@ -32,7 +32,7 @@ json_t *am_api_parse_body(h2o_req_t *req);
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 
-/* Runner fleet endpoints (api_runners.c); param[] holds the path's "*" segments. */
+/* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_token_list(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_token_revoke(am_http_handler *h, h2o_req_t *req, char **param);

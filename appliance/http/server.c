@@ -39,6 +39,7 @@ struct am_http {
     int fd;
     int port;
     h2o_socket_t *listener;
+    int timers_drained;
 };
 
 /* Headers every response carries. The CSP allows only same-origin scripts, styles, images,
@@ -252,6 +253,18 @@ static int connections_open(am_http *h) {
            !h2o_linklist_is_empty(&h->ctx.http2._conns);
 }
 
+/* h2o_context_dispose asserts that no timer is armed: wait for them to drain. */
+static int timers_pending(am_http *h) {
+    h2o_timeout_t *t[] = {&h->ctx.zero_timeout,         &h->ctx.one_sec_timeout,
+                          &h->ctx.hundred_ms_timeout,   &h->ctx.handshake_timeout,
+                          &h->ctx.http1.req_timeout,    &h->ctx.http2.idle_timeout,
+                          &h->ctx.http2.graceful_shutdown_timeout, &h->ctx.proxy.io_timeout};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!h2o_linklist_is_empty(&t[i]->_entries))
+            return 1;
+    return 0;
+}
+
 int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
@@ -269,6 +282,11 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);
+    /* Let deferred closes and their timers run out before the context is disposed. */
+    deadline = am_mono_ns() + 3000000000u;
+    while (timers_pending(h) && am_mono_ns() < deadline)
+        h2o_evloop_run(h->loop, 50);
+    h->timers_drained = !timers_pending(h);
     return 0;
 }
 
@@ -277,6 +295,12 @@ void am_http_close(am_http *h) {
         return;
     if (h->listener)
         h2o_socket_close(h->listener);
+    if (!h->timers_drained) {
+        /* h2o would abort in h2o_context_dispose; leave it to process exit. */
+        am_log_warn("http", "timers still armed at exit; skipping h2o context cleanup", NULL);
+        SSL_CTX_free(h->ssl);
+        return;
+    }
     h2o_context_dispose(&h->ctx);
     h2o_config_dispose(&h->config);
     /* h2o 2.2.5 has no evloop destroy; the loop lives until exit. */

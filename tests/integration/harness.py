@@ -11,10 +11,14 @@ import sys
 import tempfile
 import time
 
-_args = [os.path.abspath(p) for p in sys.argv[1:]]
+# Binaries are the leading arguments that name files; the rest go to unittest.
+_n = 0
+while _n < 4 and len(sys.argv) > _n + 1 and os.path.exists(sys.argv[_n + 1]):
+    _n += 1
+_args = [os.path.abspath(p) for p in sys.argv[1:_n + 1]]
 AIRMESHD, AIRMESHCTL, UI_DIR = _args[:3]
 AIRMESH_RUNNER = _args[3] if len(_args) > 3 else None
-del sys.argv[1:]
+del sys.argv[1:_n + 1]
 
 
 
@@ -123,3 +127,8 @@ def wait_for(pred, timeout=30, step=0.2, what="condition"):
             return v
         time.sleep(step)
     raise AssertionError("timed out waiting for " + what)
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()

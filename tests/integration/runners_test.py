@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Integration tests for runner enrollment and the mTLS gRPC control plane.
 
 A real airmeshd and real airmesh-runner processes on loopback, real TLS and certificates:
@@ -76,7 +76,7 @@ class RunnersTest(unittest.TestCase):
         return {x["id"]: x for x in json.loads(r.stdout)}
 
     def runner_id(self, data):
-        return json.load(open(os.path.join(data, "runner.json")))["runner_id"]
+        return json.loads(harness.read(os.path.join(data, "runner.json")))["runner_id"]
 
     def wait_state(self, rid, state, timeout=30):
         return wait_for(lambda: self.runners().get(rid, {}).get("state") == state and
@@ -97,7 +97,7 @@ class RunnersTest(unittest.TestCase):
         self.assertEqual(info["version"], "0.1.0")
         self.assertGreater(info["cert_not_after_ms"], time.time() * 1000 + 6 * 86400 * 1000)
         # The issued chain verifies against the appliance CA with an independent tool.
-        chain = open(key).read().split("-----BEGIN CERTIFICATE-----", 1)[1]
+        chain = harness.read(key).split("-----BEGIN CERTIFICATE-----", 1)[1]
         leaf = os.path.join(self.tmp, "leaf.pem")
         with open(leaf, "w") as f:
             f.write("-----BEGIN CERTIFICATE-----" + chain)
@@ -180,7 +180,7 @@ class RunnersTest(unittest.TestCase):
         token, fp, _ = self.token()
         _, data = self.enroll(token, fp)
         rid = self.runner_id(data)
-        first = open(os.path.join(data, "identity.pem")).read()
+        first = harness.read(os.path.join(data, "identity.pem"))
         self.run_runner(data, "--renew-after", "2s")
         info = self.wait_state(rid, "online")
         old_serial = info["cert_serial"]
@@ -188,11 +188,11 @@ class RunnersTest(unittest.TestCase):
                         30, what="renewal")
         self.assertIn(old_serial, info["old_serials"])
         self.assertNotEqual(info["cert_serial"], old_serial)
-        self.assertNotEqual(open(os.path.join(data, "identity.pem")).read(), first)
+        self.assertNotEqual(harness.read(os.path.join(data, "identity.pem")), first)
 
     def test_grpc_bad_input_gets_precise_statuses(self):
         import grpc
-        root = open(self.d.ca, "rb").read()
+        root = harness.read(self.d.ca, "rb")
         ch = grpc.secure_channel(self.d.grpc, grpc.ssl_channel_credentials(root_certificates=root))
         enroll = ch.unary_unary("/airmesh.v1.EnrollService/Enroll",
                                 request_serializer=lambda b: b,
