@@ -287,5 +287,6 @@ out:
         am_log_info("main", "stopped cleanly", NULL);
     am_config_free(&cfg);
     grpc_shutdown();
+    am_pki_thread_done();
     return status;
 }

@@ -53,6 +53,12 @@ void am_pki_key_free(am_pki_key *k) {
     free(k);
 }
 
+void am_pki_thread_done(void) {
+#ifdef FP_ECC
+    wc_ecc_fp_free();
+#endif
+}
+
 int am_pki_key_generate(am_pki_key **out) {
     if (!out)
         return am_err_set(AM_EINVAL, "pki: generate key: NULL out");

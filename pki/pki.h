@@ -16,6 +16,8 @@
  * Threads: all am_pki_* functions are reentrant and may be called from any thread, as long as one
  * am_pki_key is not used by two threads at once. An am_ca may be shared: am_ca_issue_from_csr()
  * serialises itself on an internal mutex; am_ca_open()/am_ca_close() must not race with other use.
+ * wolfSSL keeps a per-thread ECC fixed-point cache: a thread that used pki calls
+ * am_pki_thread_done() before it exits (the main thread before exit), or the cache leaks.
  *
  * Certificate profile:
  *   - signatures ECDSA with SHA-256; keys P-256 only (CSRs with other keys are refused);
@@ -45,6 +47,8 @@
 typedef struct am_pki_key am_pki_key; /* ECDSA P-256 key pair (or public-only) */
 
 int am_pki_key_generate(am_pki_key **out);
+/* Free this thread's wolfSSL ECC fixed-point cache (see Threads above). */
+void am_pki_thread_done(void);
 /* Accepts "EC PRIVATE KEY" (SEC1) or unencrypted PKCS#8 "PRIVATE KEY" holding a P-256 key. */
 int am_pki_key_from_pem(const char *pem, size_t len, am_pki_key **out);
 /* "EC PRIVATE KEY" PEM for a key pair, "PUBLIC KEY" for a public-only key. malloc'd, NUL

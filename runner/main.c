@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "pki/pki.h"
 #include "runner/session/session.h"
 
 #define DEFAULT_DATA "./var/runner"
@@ -205,5 +206,6 @@ int main(int argc, char **argv) {
             am_log_info("session", "stopped", NULL);
     }
     grpc_shutdown();
+    am_pki_thread_done();
     return rc;
 }

@@ -382,7 +382,9 @@ static int cmd_token(ctl *c, int argc, char **argv) {
     if (strcmp(sub, "revoke") == 0 && argc == 3) {
         char path[300];
         snprintf(path, sizeof path, "/api/v1/runner-tokens/%s/revoke", argv[2]);
-        st = api(c, "POST", path, json_object(), &resp);
+        json_t *empty = json_object();
+        st = api(c, "POST", path, empty, &resp);
+        json_decref(empty);
         if (st != 200)
             return report(st, resp);
         printf("token %s revoked\n", argv[2]);
@@ -430,7 +432,9 @@ static int cmd_runner(ctl *c, int argc, char **argv) {
         char path[300];
         int revoke = argv[1][0] == 'r';
         snprintf(path, sizeof path, "/api/v1/runners/%s%s", argv[2], revoke ? "/revoke" : "");
-        st = api(c, revoke ? "POST" : "GET", path, revoke ? json_object() : NULL, &resp);
+        json_t *empty = revoke ? json_object() : NULL;
+        st = api(c, revoke ? "POST" : "GET", path, empty, &resp);
+        json_decref(empty);
         if (st != 200)
             return report(st, resp);
         if (revoke)

@@ -172,6 +172,10 @@ static int make_ssl_ctx(const am_http_opts *o, SSL_CTX **out) {
     return 0;
 }
 
+/* h2o 2.2.5 has no h2o_evloop_destroy: the loop lives until the process exits. Keeping it in a
+ * static keeps it reachable (LeakSanitizer reports only unreachable memory). */
+static h2o_evloop_t *process_loop;
+
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req) {
     (void)self;
     req->res.status = 200;
@@ -232,7 +236,9 @@ int am_http_open(am_app *app, const am_http_opts *o, am_http **out) {
     h2o_file_register(pc, o->ui_dir, index_files, NULL, 0);
     h2o_headers_register(pc, security_headers);
 
-    h->loop = h2o_evloop_create();
+    if (!process_loop)
+        process_loop = h2o_evloop_create();
+    h->loop = process_loop;
     h2o_context_init(&h->ctx, h->loop, &h->config);
     h->accept_ctx.ctx = &h->ctx;
     h->accept_ctx.hosts = h->config.hosts;
@@ -303,7 +309,6 @@ void am_http_close(am_http *h) {
     }
     h2o_context_dispose(&h->ctx);
     h2o_config_dispose(&h->config);
-    /* h2o 2.2.5 has no evloop destroy; the loop lives until exit. */
     SSL_CTX_free(h->ssl);
     free(h);
 }

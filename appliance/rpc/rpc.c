@@ -601,6 +601,7 @@ static void *rpc_thread(void *arg) {
             shutdown_seen = 0;
         }
     }
+    am_pki_thread_done();
     return NULL;
 }
 

@@ -356,7 +356,8 @@ static int update_txn(am_txn *t, void *ud) {
             rc = am_err_set(AM_ENOMEM, "runners: out of memory");
             goto out;
         }
-        memcpy(serials, r->old_serials, r->n_old_serials * sizeof *serials);
+        if (r->n_old_serials)
+            memcpy(serials, r->old_serials, r->n_old_serials * sizeof *serials);
         serials[r->n_old_serials] = r->cert_serial;
         nr.old_serials = serials;
         nr.n_old_serials = r->n_old_serials + 1;

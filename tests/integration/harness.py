@@ -40,10 +40,13 @@ class Daemon:
         self.grpc = f"127.0.0.1:{self.grpc_port}"
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca = os.path.join(data, "pki", "ca.pem")
+        self.log_path = os.path.join(data + ".log")
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [AIRMESHD, "--data", data, "--listen", f"127.0.0.1:{self.port}", "--ui", UI_DIR,
              "--grpc-listen", self.grpc, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self._log, text=True)
         self.banner = []
 
     def wait_ready(self, timeout=60):
@@ -52,7 +55,7 @@ class Daemon:
         while time.time() < deadline:
             line = self.proc.stdout.readline()
             if not line:
-                raise AssertionError("airmeshd exited early: " + self.proc.stderr.read())
+                raise AssertionError("airmeshd exited early: " + read(self.log_path))
             self.banner.append(line.rstrip("\n"))
             if line.startswith("  runners dial:"):
                 break
@@ -77,9 +80,9 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("airmeshd did not stop within %ds" % timeout)
-        self.stderr = self.proc.stderr.read()
+        self.stderr = read(self.log_path)
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        self._log.close()
         return self.proc.returncode
 
 

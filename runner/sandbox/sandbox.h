@@ -1,0 +1,78 @@
+/*
+ * runner/sandbox — start one pod's command on a PTY inside Linux namespaces + seccomp.
+ *
+ * What it owns: the pod's init process (pid 1 of a fresh pid namespace), the PTY master, the
+ * pidfd of init and the pod's cgroup directories (if any). am_sbx_free() releases all of them and
+ * kills the pod if it is still running.
+ *
+ * Threads: one thread per am_sbx; different am_sbx objects may be used from different threads.
+ * The child is started with PR_SET_PDEATHSIG=SIGKILL, so the thread that called am_sbx_spawn()
+ * must outlive the pod (if that thread exits, the kernel kills the pod).
+ *
+ * The exact sequence (runner/sandbox/setup.c follows it line by line; every failure is reported
+ * to the caller as "sandbox: <step>: <strerror(errno)>" through a CLOEXEC pipe):
+ *
+ *   parent: build env, seccomp BPF, PTY pair, pipes, cgroup dirs (v2 if delegated, else v1 when
+ *           writable, else "not applied"); clone(NEWUSER|NEWPID|NEWNS|NEWIPC|NEWUTS[|NEWNET])
+ *   parent: write /proc/<pid>/{setgroups=deny, uid_map "0 euid 1", gid_map "0 egid 1"}; move the
+ *           child into the cgroups; send the "go" byte
+ *   init:   wait for "go"; unshare(NEWCGROUP); keep only fds 0-2 (PTY slave) and 3 (report pipe)
+ *   init:   make / rprivate; tmpfs on /tmp (the base); pivot_root(base, base/oldroot)
+ *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
+ *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds;
+ *           workspace read-write at /workspace; tmpfs /tmp (1777); /dev = tmpfs with null, zero,
+ *           full, random, urandom, tty bound from the host, a new devpts instance, ptmx symlink,
+ *           /dev/shm; fresh /proc
+ *   init:   network none: bring lo up (SIOCSIFFLAGS); sethostname
+ *   init:   umount old root (detach); pivot_root(/newroot); detach the base; / read-only
+ *   init:   chdir /workspace; rlimits (nproc, nofile, core=0, as); no_new_privs; drop the
+ *           capability bounding set, ambient set and capset(0); seccomp filter
+ *   init:   fork the command: setsid, TIOCSCTTY on the PTY, execvp with the caller's env only
+ *   init:   close the report pipe (the parent sees EOF = exec happened), reap zombies, forward
+ *           SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the command's process group, exit
+ *           with the command's exit code (128+N if it died of signal N)
+ *
+ * Stop: SIGTERM to init (forwarded to the command), wait up to grace, then SIGKILL init, which
+ * makes the kernel kill every process of the pid namespace.
+ */
+#ifndef AM_RUNNER_SANDBOX_H
+#define AM_RUNNER_SANDBOX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+    const char *const *argv;     /* command; argv[0] looked up in PATH inside the sandbox */
+    const char *const *env;      /* NULL-terminated "K=V"; TERM/HOME/PATH defaults added if absent */
+    const char *workspace;       /* host dir bound read-write at /workspace (cwd) */
+    const char *const *ro_binds; /* extra host paths bound read-only at the same path; may be NULL */
+    int network_none;            /* 1: new net ns with only lo; 0: host network */
+    uint64_t memory_bytes;       /* 0 = no limit */
+    uint32_t pids_max;           /* 0 = default 512 */
+    uint32_t cpu_millis;         /* 0 = no limit; 1000 = one core */
+    uint16_t cols, rows;         /* initial PTY size */
+    const char *hostname;        /* uts hostname, e.g. "pod-1234"; NULL = "pod" */
+} am_sbx_opts;
+
+typedef struct am_sbx am_sbx;
+
+/* Returns when the command has been exec'd (or failed, with the step in am_err_last()). */
+int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out);
+/* Master side of the PTY, non-blocking, O_CLOEXEC: read output / write input. Owned by s. */
+int am_sbx_pty_fd(const am_sbx *s);
+/* Host pid of the pod's init. */
+pid_t am_sbx_pid(const am_sbx *s);
+/* Set the PTY window size (the command gets SIGWINCH). */
+int am_sbx_resize(am_sbx *s, uint16_t cols, uint16_t rows);
+/* SIGTERM, wait up to grace_ms, then SIGKILL the whole pid namespace. 0 once init is reaped. */
+int am_sbx_stop(am_sbx *s, int grace_ms);
+/* 0 when exited (exit_code = command's code, 128+N if it died of signal N; signal_no = the
+ * signal that killed init itself, e.g. 9 after a forced stop, else 0); -AM_ESTATE on timeout.
+ * timeout_ms < 0 waits forever. Either out pointer may be NULL. */
+int am_sbx_wait(am_sbx *s, int timeout_ms, int *exit_code, int *signal_no);
+/* "" when every requested limit is applied, else which limits were not (and why). */
+const char *am_sbx_limits_note(const am_sbx *s);
+/* Kills the pod if still running, reaps it, removes its cgroups, closes fds. NULL is fine. */
+void am_sbx_free(am_sbx *s);
+
+#endif
