@@ -119,8 +119,7 @@ static void limit_value(int c, uint64_t mem, uint32_t pids, uint32_t cpu, int v2
 
 static void note_add(sbx_cgroup *cg, const char *what, const char *why) {
     size_t n = strlen(cg->note);
-    snprintf(cg->note + n, sizeof cg->note - n, "%s%s: not applied (%s)", n ? "; " : "", what,
-             why);
+    snprintf(cg->note + n, sizeof cg->note - n, "%s%s: not applied (%s)", n ? "; " : "", what, why);
 }
 
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t memory_bytes, uint32_t pids_max,

@@ -1,7 +1,7 @@
 /*
  * runner/sandbox/internal.h — what the sandbox's files share and nobody else sees: the plan the
  * parent prepares for the child (so the child never allocates), the report the child sends back,
- * and the per-file entry points. Not installed; include only from runner/sandbox/*.c.
+ * and the per-file entry points. Not installed; include only from the .c files of runner/sandbox.
  */
 #ifndef AM_RUNNER_SANDBOX_INTERNAL_H
 #define AM_RUNNER_SANDBOX_INTERNAL_H
@@ -24,6 +24,7 @@ typedef struct {
     uint64_t memory_bytes;
     uint32_t pids_max;
     struct sock_fprog seccomp; /* exported by sbx_seccomp_build() */
+    const char *pty_name;      /* host path of the PTY slave, bound at /dev/console */
     int slave_fd;              /* PTY slave: becomes 0, 1, 2 */
     int report_fd;             /* write end of the report pipe (CLOEXEC): becomes 3 */
     int go_fd;                 /* read end of the "go" pipe */
@@ -44,12 +45,12 @@ __attribute__((noreturn)) void sbx_child_main(const sbx_plan *p);
 int sbx_seccomp_build(struct sock_fprog *out);
 
 /* pty.c */
-int sbx_pty_open(uint16_t cols, uint16_t rows, int *master, int *slave);
+int sbx_pty_open(uint16_t cols, uint16_t rows, int *master, int *slave, char *name, size_t cap);
 int sbx_pty_resize(int master, uint16_t cols, uint16_t rows);
 
 /* cgroup.c: limits for one pod. */
 typedef struct {
-    char dirs[3][512]; /* created cgroup dirs (v2: one; v1: one per controller), "" = unused */
+    char dirs[3][600]; /* created cgroup dirs (v2: one; v1: one per controller), "" = unused */
     char note[512];    /* what could not be applied */
 } sbx_cgroup;
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t memory_bytes, uint32_t pids_max,

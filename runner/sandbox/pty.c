@@ -16,12 +16,11 @@
 #include "common/err.h"
 #include "runner/sandbox/internal.h"
 
-int sbx_pty_open(uint16_t cols, uint16_t rows, int *master, int *slave) {
-    char name[128];
+int sbx_pty_open(uint16_t cols, uint16_t rows, int *master, int *slave, char *name, size_t cap) {
     int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (m < 0)
         return am_err_set(AM_EIO, "sandbox: posix_openpt: %s", strerror(errno));
-    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, sizeof name) != 0) {
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, cap) != 0) {
         int e = errno;
         close(m);
         return am_err_set(AM_EIO, "sandbox: unlock pty: %s", strerror(e));

@@ -21,7 +21,8 @@
  *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
  *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds;
  *           workspace read-write at /workspace; tmpfs /tmp (1777); /dev = tmpfs with null, zero,
- *           full, random, urandom, tty bound from the host, a new devpts instance, ptmx symlink,
+ *           full, random, urandom, tty bound from the host, the PTY slave as /dev/console, a new
+ *           devpts instance, ptmx symlink,
  *           /dev/shm; fresh /proc
  *   init:   network none: bring lo up (SIOCSIFFLAGS); sethostname
  *   init:   umount old root (detach); pivot_root(/newroot); detach the base; / read-only
@@ -42,16 +43,17 @@
 #include <sys/types.h>
 
 typedef struct {
-    const char *const *argv;     /* command; argv[0] looked up in PATH inside the sandbox */
-    const char *const *env;      /* NULL-terminated "K=V"; TERM/HOME/PATH defaults added if absent */
-    const char *workspace;       /* host dir bound read-write at /workspace (cwd) */
-    const char *const *ro_binds; /* extra host paths bound read-only at the same path; may be NULL */
-    int network_none;            /* 1: new net ns with only lo; 0: host network */
-    uint64_t memory_bytes;       /* 0 = no limit */
-    uint32_t pids_max;           /* 0 = default 512 */
-    uint32_t cpu_millis;         /* 0 = no limit; 1000 = one core */
-    uint16_t cols, rows;         /* initial PTY size */
-    const char *hostname;        /* uts hostname, e.g. "pod-1234"; NULL = "pod" */
+    const char *const *argv; /* command; argv[0] looked up in PATH inside the sandbox */
+    const char *const *env;  /* NULL-terminated "K=V"; TERM/HOME/PATH defaults added if absent */
+    const char *workspace;   /* host dir bound read-write at /workspace (cwd) */
+    const char *const
+        *ro_binds;         /* extra host paths bound read-only at the same path; may be NULL */
+    int network_none;      /* 1: new net ns with only lo; 0: host network */
+    uint64_t memory_bytes; /* 0 = no limit */
+    uint32_t pids_max;     /* 0 = default 512 */
+    uint32_t cpu_millis;   /* 0 = no limit; 1000 = one core */
+    uint16_t cols, rows;   /* initial PTY size */
+    const char *hostname;  /* uts hostname, e.g. "pod-1234"; NULL = "pod" */
 } am_sbx_opts;
 
 typedef struct am_sbx am_sbx;

@@ -164,16 +164,20 @@ static void bind_path(const char *src, const char *dst, int flags) {
 
 static const char *const k_system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib64", NULL};
 
-static const char *const k_etc_files[] = {
-    "/etc/passwd",         "/etc/group",        "/etc/hosts",         "/etc/resolv.conf",
-    "/etc/nsswitch.conf",  "/etc/ld.so.cache",  "/etc/ld.so.conf",    "/etc/ld.so.conf.d",
-    "/etc/localtime",      "/etc/ssl",          "/etc/ca-certificates", "/etc/alternatives",
-    "/etc/os-release",     "/etc/protocols",    "/etc/services",      "/etc/mime.types",
-    "/etc/terminfo",       "/etc/inputrc",      "/etc/bash.bashrc",   "/etc/profile",
-    "/etc/gitconfig",      NULL};
+static const char *const k_etc_files[] = {"/etc/passwd",          "/etc/group",
+                                          "/etc/hosts",           "/etc/resolv.conf",
+                                          "/etc/nsswitch.conf",   "/etc/ld.so.cache",
+                                          "/etc/ld.so.conf",      "/etc/ld.so.conf.d",
+                                          "/etc/localtime",       "/etc/ssl",
+                                          "/etc/ca-certificates", "/etc/alternatives",
+                                          "/etc/os-release",      "/etc/protocols",
+                                          "/etc/services",        "/etc/mime.types",
+                                          "/etc/terminfo",        "/etc/inputrc",
+                                          "/etc/bash.bashrc",     "/etc/profile",
+                                          "/etc/gitconfig",       NULL};
 
-static const char *const k_dev_nodes[] = {"/dev/null",   "/dev/zero",    "/dev/full",
-                                          "/dev/random", "/dev/urandom", "/dev/tty", NULL};
+static const char *const k_dev_nodes[] = {"/dev/null",    "/dev/zero", "/dev/full", "/dev/random",
+                                          "/dev/urandom", "/dev/tty",  NULL};
 
 /* ---- steps ----------------------------------------------------------------------------------- */
 
@@ -229,8 +233,9 @@ static void drop_capabilities(void) {
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
         die("clear ambient capabilities");
-    if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
-                                     SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED,
+    if (prctl(PR_SET_SECUREBITS,
+              SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                  SECBIT_NO_SETUID_FIXUP_LOCKED,
               0, 0, 0) != 0)
         die("set securebits");
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -352,6 +357,8 @@ void sbx_child_main(const sbx_plan *p) {
         die("mount tmpfs on /dev");
     for (const char *const *n = k_dev_nodes; *n; n++)
         bind_path(*n, *n, BIND_RW | BIND_DEV);
+    /* The PTY itself as /dev/console, so ttyname() finds it by device number. */
+    bind_path(p->pty_name, "/dev/console", BIND_RW | BIND_DEV | BIND_OPTIONAL);
     mkdir_p("/newroot/dev/pts", 0755);
     if (mount("devpts", "/newroot/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
               "newinstance,ptmxmode=0666,mode=620") != 0)

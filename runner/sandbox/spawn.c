@@ -1,0 +1,343 @@
+/*
+ * runner/sandbox/spawn.c — the parent side of a sandbox: prepare the plan, clone the pod's init
+ * into new namespaces, write its uid/gid maps and cgroups, wait for "exec'd or failed", and later
+ * resize, stop, wait for and free it.
+ *
+ * Why a raw clone(2) without a new stack: it has fork() semantics (the child gets a copy of our
+ * stack) while taking the namespace flags, so init is pid 1 of the new pid namespace and our
+ * child (we can wait for it). It also skips libc/ASan atfork handlers; the child (setup.c) never
+ * allocates, so locks held by other threads at clone time do not matter.
+ *
+ * Ownership: am_sbx owns the PTY master, the pidfd of init and the cgroup dirs; am_sbx_free()
+ * releases all. Threads: one thread per am_sbx (see sandbox.h for the PDEATHSIG caveat).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "runner/sandbox/internal.h"
+#include "runner/sandbox/sandbox.h"
+
+#define SBX_SETUP_TIMEOUT_MS 10000
+
+struct am_sbx {
+    pid_t pid;
+    int pidfd;
+    int master;
+    int reaped;
+    int status;
+    sbx_cgroup cg;
+};
+
+/* ---- env ------------------------------------------------------------------------------------- */
+
+static int has_key(const char *const *env, const char *key) {
+    size_t n = strlen(key);
+    for (const char *const *e = env; e && *e; e++)
+        if (strncmp(*e, key, n) == 0 && (*e)[n] == '=')
+            return 1;
+    return 0;
+}
+
+/* The caller's env plus defaults for TERM, HOME and PATH. Only the pointer array is allocated. */
+static char **build_env(const char *const *env) {
+    static const char *const defaults[][2] = {
+        {"TERM", "TERM=xterm-256color"},
+        {"HOME", "HOME=/tmp"},
+        {"PATH", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"}};
+    size_t n = 0;
+    while (env && env[n])
+        n++;
+    char **out = calloc(n + 4, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        out[k++] = (char *)env[i];
+    for (size_t i = 0; i < 3; i++)
+        if (!has_key(env, defaults[i][0]))
+            out[k++] = (char *)defaults[i][1];
+    out[k] = NULL;
+    return out;
+}
+
+/* ---- parent-side steps ------------------------------------------------------------------------
+ */
+
+static int write_proc(pid_t pid, const char *file, const char *val) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return am_err_set(AM_EIO, "sandbox: open %s: %s", path, strerror(errno));
+    ssize_t n = write(fd, val, strlen(val));
+    int e = errno;
+    close(fd);
+    if (n != (ssize_t)strlen(val))
+        return am_err_set(AM_EIO, "sandbox: write %s: %s", path, strerror(n < 0 ? e : EIO));
+    return 0;
+}
+
+/* Map uid/gid 0 inside to our effective uid/gid outside. */
+static int write_id_maps(pid_t pid) {
+    char map[64];
+    int rc = write_proc(pid, "setgroups", "deny");
+    if (rc < 0)
+        return rc;
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)geteuid());
+    if ((rc = write_proc(pid, "uid_map", map)) < 0)
+        return rc;
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)getegid());
+    return write_proc(pid, "gid_map", map);
+}
+
+/* Read the child's report pipe until EOF (exec happened) or a sbx_report (a step failed). */
+static int await_exec(int report_rd) {
+    sbx_report r;
+    size_t got = 0;
+    uint64_t deadline = am_mono_ns() / 1000000 + SBX_SETUP_TIMEOUT_MS;
+    for (;;) {
+        uint64_t now = am_mono_ns() / 1000000;
+        if (now >= deadline)
+            return am_err_set(AM_EIO, "sandbox: setup timed out after %d ms", SBX_SETUP_TIMEOUT_MS);
+        struct pollfd pfd = {report_rd, POLLIN, 0};
+        int pr = poll(&pfd, 1, (int)(deadline - now));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return am_err_set(AM_EIO, "sandbox: poll report pipe: %s", strerror(errno));
+        if (pr == 0)
+            continue;
+        ssize_t n = read(report_rd, (char *)&r + got, sizeof r - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return am_err_set(AM_EIO, "sandbox: read report pipe: %s", strerror(errno));
+        if (n == 0) {
+            if (got == 0)
+                return 0; /* EOF with nothing said: the command was exec'd */
+            return am_err_set(AM_EIO, "sandbox: setup failed (truncated report)");
+        }
+        got += (size_t)n;
+        if (got == sizeof r) {
+            r.what[sizeof r.what - 1] = '\0';
+            return am_err_set(AM_EIO, "sandbox: %s: %s", r.what, strerror(r.err));
+        }
+    }
+}
+
+/* ---- public API ------------------------------------------------------------------------------ */
+
+int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
+    *out = NULL;
+    if (!o || !o->argv || !o->argv[0] || !o->workspace || !o->workspace[0])
+        return am_err_set(AM_EINVAL, "sandbox: argv and workspace are required");
+    int rc = 0;
+    int go[2] = {-1, -1}, rep[2] = {-1, -1}, slave = -1;
+    char ws[4096], pty_name[128];
+    char **envp = NULL;
+    sbx_plan plan;
+    memset(&plan, 0, sizeof plan);
+    am_sbx *s = calloc(1, sizeof *s);
+    if (!s)
+        return am_err_set(AM_ENOMEM, "sandbox: out of memory");
+    s->pid = -1;
+    s->pidfd = -1;
+    s->master = -1;
+
+    /* Absolute workspace path (existence is checked by the child, which names the step). */
+    if (o->workspace[0] == '/') {
+        snprintf(ws, sizeof ws, "%s", o->workspace);
+    } else {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof cwd)) {
+            rc = am_err_set(AM_EIO, "sandbox: getcwd: %s", strerror(errno));
+            goto fail;
+        }
+        if (snprintf(ws, sizeof ws, "%s/%s", cwd, o->workspace) >= (int)sizeof ws) {
+            rc = am_err_set(AM_EINVAL, "sandbox: workspace path too long");
+            goto fail;
+        }
+    }
+    if (!(envp = build_env(o->env))) {
+        rc = am_err_set(AM_ENOMEM, "sandbox: out of memory");
+        goto fail;
+    }
+    if ((rc = sbx_seccomp_build(&plan.seccomp)) < 0)
+        goto fail;
+    if ((rc = sbx_pty_open(o->cols, o->rows, &s->master, &slave, pty_name, sizeof pty_name)) < 0)
+        goto fail;
+    if (pipe2(go, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0) {
+        rc = am_err_set(AM_EIO, "sandbox: pipe2: %s", strerror(errno));
+        goto fail;
+    }
+    sbx_cgroup_create(&s->cg, o->memory_bytes, o->pids_max ? o->pids_max : 512, o->cpu_millis);
+    if (geteuid() == 0 && strstr(s->cg.note, "pids: not applied")) {
+        /* Host uid 0 is exempt from RLIMIT_NPROC, so without a pids cgroup nothing bounds it. */
+        size_t n = strlen(s->cg.note);
+        snprintf(s->cg.note + n, sizeof s->cg.note - n,
+                 "; RLIMIT_NPROC does not bind either (the runner is host root)");
+    }
+
+    plan.argv = (char *const *)o->argv;
+    plan.envp = envp;
+    plan.workspace = ws;
+    plan.ro_binds = o->ro_binds;
+    plan.hostname = o->hostname;
+    plan.network_none = o->network_none;
+    plan.memory_bytes = o->memory_bytes;
+    plan.pids_max = o->pids_max ? o->pids_max : 512;
+    plan.pty_name = pty_name;
+    plan.slave_fd = slave;
+    plan.report_fd = rep[1];
+    plan.go_fd = go[0];
+
+    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (o->network_none)
+        flags |= CLONE_NEWNET;
+    pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) {
+        rc = am_err_set(AM_EIO, "sandbox: clone: %s", strerror(errno));
+        goto fail;
+    }
+    if (pid == 0)
+        sbx_child_main(&plan); /* never returns */
+
+    s->pid = pid;
+    close(go[0]);
+    close(rep[1]);
+    close(slave);
+    go[0] = rep[1] = slave = -1;
+    s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (s->pidfd < 0) {
+        rc = am_err_set(AM_EIO, "sandbox: pidfd_open: %s", strerror(errno));
+        goto fail;
+    }
+    if ((rc = write_id_maps(pid)) < 0)
+        goto fail;
+    sbx_cgroup_attach(&s->cg, pid);
+    if (write(go[1], "g", 1) != 1) {
+        rc = am_err_set(AM_EIO, "sandbox: write go byte: %s", strerror(errno));
+        goto fail;
+    }
+    if ((rc = await_exec(rep[0])) < 0)
+        goto fail;
+    close(go[1]);
+    close(rep[0]);
+    free(envp);
+    free(plan.seccomp.filter);
+    *out = s;
+    return 0;
+
+fail:
+    if (go[0] >= 0)
+        close(go[0]);
+    if (go[1] >= 0)
+        close(go[1]);
+    if (rep[0] >= 0)
+        close(rep[0]);
+    if (rep[1] >= 0)
+        close(rep[1]);
+    if (slave >= 0)
+        close(slave);
+    free(envp);
+    free(plan.seccomp.filter);
+    am_sbx_free(s); /* kills and reaps the child if there is one; keeps the error message */
+    return rc;
+}
+
+int am_sbx_pty_fd(const am_sbx *s) {
+    return s->master;
+}
+
+pid_t am_sbx_pid(const am_sbx *s) {
+    return s->pid;
+}
+
+const char *am_sbx_limits_note(const am_sbx *s) {
+    return s->cg.note;
+}
+
+int am_sbx_resize(am_sbx *s, uint16_t cols, uint16_t rows) {
+    return sbx_pty_resize(s->master, cols, rows);
+}
+
+int am_sbx_wait(am_sbx *s, int timeout_ms, int *exit_code, int *signal_no) {
+    if (s->pid < 0)
+        return am_err_set(AM_ESTATE, "sandbox: not started");
+    while (!s->reaped) {
+        struct pollfd pfd = {s->pidfd, POLLIN, 0};
+        int pr = poll(&pfd, 1, timeout_ms);
+        if (pr < 0 && errno == EINTR)
+            continue; /* the timeout restarts; good enough for callers */
+        if (pr < 0)
+            return am_err_set(AM_EIO, "sandbox: poll pidfd: %s", strerror(errno));
+        if (pr == 0)
+            return am_err_set(AM_ESTATE, "sandbox: pod %d still running", (int)s->pid);
+        pid_t w = waitpid(s->pid, &s->status, WNOHANG);
+        if (w == s->pid) {
+            s->reaped = 1;
+            sbx_cgroup_destroy(&s->cg);
+        } else if (w < 0 && errno != EINTR) {
+            return am_err_set(AM_EIO, "sandbox: waitpid %d: %s", (int)s->pid, strerror(errno));
+        }
+    }
+    if (exit_code)
+        *exit_code = WIFEXITED(s->status) ? WEXITSTATUS(s->status) : 128 + WTERMSIG(s->status);
+    if (signal_no)
+        *signal_no = WIFSIGNALED(s->status) ? WTERMSIG(s->status) : 0;
+    return 0;
+}
+
+int am_sbx_stop(am_sbx *s, int grace_ms) {
+    if (s->pid < 0)
+        return am_err_set(AM_ESTATE, "sandbox: not started");
+    if (s->reaped)
+        return 0;
+    if (grace_ms > 0) {
+        /* init forwards SIGTERM to the command's process group. */
+        if (syscall(SYS_pidfd_send_signal, s->pidfd, SIGTERM, NULL, 0) != 0 && errno != ESRCH)
+            return am_err_set(AM_EIO, "sandbox: SIGTERM pod: %s", strerror(errno));
+        if (am_sbx_wait(s, grace_ms, NULL, NULL) == 0)
+            return 0;
+    }
+    /* SIGKILL of init: the kernel kills every process of the pid namespace. */
+    if (syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0) != 0 && errno != ESRCH)
+        return am_err_set(AM_EIO, "sandbox: SIGKILL pod: %s", strerror(errno));
+    return am_sbx_wait(s, -1, NULL, NULL);
+}
+
+void am_sbx_free(am_sbx *s) {
+    if (!s)
+        return;
+    if (s->pid > 0 && !s->reaped) {
+        if (s->pidfd >= 0) {
+            syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+            int st;
+            while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
+            }
+        } else {
+            kill(s->pid, SIGKILL);
+            int st;
+            while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
+            }
+        }
+        s->reaped = 1;
+    }
+    sbx_cgroup_destroy(&s->cg);
+    if (s->pidfd >= 0)
+        close(s->pidfd);
+    if (s->master >= 0)
+        close(s->master);
+    free(s);
+}
