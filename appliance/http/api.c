@@ -256,6 +256,12 @@ static const route routes[] = {
     {"GET", "/api/v1/runners", am_api_runner_list},
     {"GET", "/api/v1/runners/:", am_api_runner_show},
     {"POST", "/api/v1/runners/:/revoke", am_api_runner_revoke},
+    {"POST", "/api/v1/pods", am_api_pod_create},
+    {"GET", "/api/v1/pods", am_api_pod_list},
+    {"GET", "/api/v1/pods/:", am_api_pod_show},
+    {"DELETE", "/api/v1/pods/:", am_api_pod_delete},
+    {"POST", "/api/v1/pods/:/stop", am_api_pod_stop},
+    {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

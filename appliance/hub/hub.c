@@ -121,3 +121,13 @@ size_t am_hub_runner_count(am_hub *h) {
     pthread_mutex_unlock(&h->mu);
     return n;
 }
+
+int am_hub_runner_with(am_hub *h, const char *runner_id, void (*fn)(void *stream, void *arg),
+                       void *arg) {
+    pthread_mutex_lock(&h->mu);
+    entry *e = find(h, runner_id);
+    if (e)
+        fn(e->stream, arg);
+    pthread_mutex_unlock(&h->mu);
+    return e != NULL;
+}

@@ -38,5 +38,8 @@ int am_hub_runner_get(am_hub *h, const char *runner_id, am_hub_runner_info *info
 /* Close the runner's live stream (revocation). Returns 1 if there was one. */
 int am_hub_runner_close(am_hub *h, const char *runner_id, const char *reason);
 size_t am_hub_runner_count(am_hub *h);
+/* Call fn(stream, arg) under the hub mutex if runner_id has a live stream; returns 1 if so. */
+int am_hub_runner_with(am_hub *h, const char *runner_id, void (*fn)(void *stream, void *arg),
+                       void *arg);
 
 #endif

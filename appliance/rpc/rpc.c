@@ -25,6 +25,7 @@
 
 #include "airmesh/v1/enroll.pb-c.h"
 #include "airmesh/v1/runner.pb-c.h"
+#include "appliance/pods/pods.h"
 #include "appliance/runners/runners.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -294,9 +295,14 @@ typedef struct stream {
     int status_sent;
     int online;        /* registered in the hub */
     int cancelled;
+    size_t qlen;
+    pthread_mutex_t mu; /* recursive: guards the send queue, pending and status_sent, because
+                           other threads send through am_rpc_send (hub mutex held) */
     grpc_slice details;
     char runner_id[64], org[129], peer[128];
 } stream;
+
+#define SENDQ_MAX 4096
 
 static void request_connect(am_rpc *r) {
     stream *s = calloc(1, sizeof *s);
@@ -308,6 +314,11 @@ static void request_connect(am_rpc *r) {
     s->t_close = (tag){T_C_CLOSE, s};
     s->t_status = (tag){T_C_STATUS, s};
     s->details = grpc_empty_slice();
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     grpc_metadata_array_init(&s->md);
     grpc_server_request_registered_call(r->server, r->m_connect, &s->call, &s->deadline, &s->md,
                                         NULL, r->cq, r->cq, &s->t_new);
@@ -329,19 +340,25 @@ static void stream_free(stream *s) {
     if (s->call)
         grpc_call_unref(s->call);
     s->rpc->live_streams--;
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
 static int start(stream *s, grpc_op *ops, size_t n, tag *t) {
-    if (grpc_call_start_batch(s->call, ops, n, t, NULL) != GRPC_CALL_OK)
-        return -1;
-    s->pending++;
-    return 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = grpc_call_start_batch(s->call, ops, n, t, NULL) == GRPC_CALL_OK ? 0 : -1;
+    if (rc == 0)
+        s->pending++;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 static void finish(stream *s, grpc_status_code code, const char *msg) {
-    if (s->status_sent)
+    pthread_mutex_lock(&s->mu);
+    if (s->status_sent) {
+        pthread_mutex_unlock(&s->mu);
         return;
+    }
     s->status_sent = 1;
     grpc_slice_unref(s->details);
     s->details = grpc_slice_from_copied_string(msg);
@@ -351,12 +368,15 @@ static void finish(stream *s, grpc_status_code code, const char *msg) {
     op.data.send_status_from_server.status = code;
     op.data.send_status_from_server.status_details = &s->details;
     start(s, &op, 1, &s->t_status);
+    pthread_mutex_unlock(&s->mu);
 }
 
+/* Caller holds s->mu. */
 static void send_next(stream *s) {
     if (s->sending || !s->q_head || s->status_sent)
         return;
     sendq *q = s->q_head;
+    s->qlen--;
     s->q_head = q->next;
     if (!s->q_head)
         s->q_tail = NULL;
@@ -372,18 +392,29 @@ static void send_next(stream *s) {
     }
 }
 
-static void send_msg(stream *s, Airmesh__V1__ApplianceMessage *m) {
+/* Any thread. -1 when the stream is ending or its queue is full. */
+static int send_msg(stream *s, Airmesh__V1__ApplianceMessage *m) {
     m->time_ms = am_now_ms();
+    pthread_mutex_lock(&s->mu);
+    if (s->status_sent || s->qlen >= SENDQ_MAX) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
     sendq *q = calloc(1, sizeof *q);
-    if (!q)
-        return;
+    if (!q) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
     q->bb = pack(&m->base);
     if (s->q_tail)
         s->q_tail->next = q;
     else
         s->q_head = q;
     s->q_tail = q;
+    s->qlen++;
     send_next(s);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
 }
 
 static void post_recv(stream *s) {
@@ -440,6 +471,41 @@ static void on_connect(stream *s) {
     post_recv(s);
 }
 
+typedef struct {
+    const char *runner;
+    const Airmesh__V1__Hello *hello;
+    char lost[64][AM_POD_ID_LEN + 1];
+    size_t n;
+} reconcile_ctx;
+
+static int reconcile_cb(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    reconcile_ctx *c = ud;
+    const Airmesh__V1__Pod *p = (const Airmesh__V1__Pod *)m;
+    if (strcmp(p->runner_id, c->runner) != 0 || am_pods_ended(p) ||
+        strcmp(p->state, "pending") == 0 || c->n == 64)
+        return 0;
+    for (size_t i = 0; i < c->hello->n_running_pods; i++)
+        if (strcmp(c->hello->running_pods[i], p->id) == 0)
+            return 0;
+    snprintf(c->lost[c->n++], AM_POD_ID_LEN + 1, "%s", p->id);
+    return 0;
+}
+
+/* A (re)connecting runner lists the pods it still runs: any other active pod of this runner did
+ * not survive a runner restart, and is marked failed so no pod stays "running" forever. */
+static void reconcile_pods(stream *s, const Airmesh__V1__Hello *h) {
+    reconcile_ctx c = {.runner = s->runner_id, .hello = h};
+    am_txn *t;
+    if (am_store_begin(s->rpc->app->store, 0, &t) != 0)
+        return;
+    am_txn_list(t, AM_DB_PODS, s->org, &airmesh__v1__pod__descriptor, reconcile_cb, &c);
+    am_txn_abort(t);
+    for (size_t i = 0; i < c.n; i++)
+        am_pods_set_state(s->rpc->app, s->org, c.lost[i], "failed",
+                          "the runner restarted and the pod did not survive");
+}
+
 static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     am_rpc *r = s->rpc;
     char actor[80];
@@ -455,6 +521,7 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
             am_log_warn("rpc", "hello not recorded", "runner=%s error=\"%s\"", s->runner_id,
                         am_err_last());
         am_hub_runner_heartbeat(r->hub, s->runner_id);
+        reconcile_pods(s, h);
         Airmesh__V1__HelloAck ack = AIRMESH__V1__HELLO_ACK__INIT;
         ack.runner_id = s->runner_id;
         ack.server_version = AM_VERSION;
@@ -467,6 +534,16 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     }
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_HEARTBEAT:
         am_hub_runner_heartbeat(r->hub, s->runner_id);
+        break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS:
+        if (am_pods_on_status(r->app, s->org, s->runner_id, m->pod_status) != 0)
+            am_log_warn("rpc", "pod status refused", "runner=%s pod=%.20s error=\"%s\"",
+                        s->runner_id, m->pod_status->pod_id, am_err_last());
+        break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_RECORDING:
+        if (am_pods_on_recording(r->app, s->org, s->runner_id, m->recording) != 0)
+            am_log_warn("rpc", "recording chunk refused", "runner=%s pod=%.20s error=\"%s\"",
+                        s->runner_id, m->recording->pod_id, am_err_last());
         break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_RENEW: {
         am_enrolled en;
@@ -526,8 +603,8 @@ static void on_recv(stream *s, int ok) {
 
 static void on_close(stream *s) {
     am_rpc *r = s->rpc;
-    s->closed = 1;
     if (s->online) {
+        /* Leave the hub first: after this no other thread can reach the stream. */
         am_hub_runner_offline(r->hub, s->runner_id, s);
         s->online = 0;
         am_runners_seen(r->app->store, s->org, s->runner_id, am_now_ms());
@@ -536,8 +613,10 @@ static void on_close(stream *s) {
         audit(r, actor, s->org, "runner.disconnect", actor, "ok", s->peer, NULL);
         am_log_info("rpc", "runner disconnected", "runner=%s", s->runner_id);
     }
-    if (!s->status_sent)
-        finish(s, GRPC_STATUS_CANCELLED, "stream closed");
+    finish(s, GRPC_STATUS_CANCELLED, "stream closed");
+    pthread_mutex_lock(&s->mu);
+    s->closed = 1;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---------- the rpc thread ---------- */
@@ -582,17 +661,24 @@ static void *rpc_thread(void *arg) {
         }
         default: {
             stream *s = t->obj;
+            pthread_mutex_lock(&s->mu);
             s->pending--;
+            pthread_mutex_unlock(&s->mu);
             if (t->kind == T_C_RECV)
                 on_recv(s, ev.success);
             else if (t->kind == T_C_SEND) {
+                pthread_mutex_lock(&s->mu);
                 grpc_byte_buffer_destroy(s->sending);
                 s->sending = NULL;
                 if (ev.success)
                     send_next(s);
+                pthread_mutex_unlock(&s->mu);
             } else if (t->kind == T_C_CLOSE)
                 on_close(s);
-            if (s->closed && s->pending == 0)
+            pthread_mutex_lock(&s->mu);
+            int done = s->closed && s->pending == 0;
+            pthread_mutex_unlock(&s->mu);
+            if (done)
                 stream_free(s);
         }
         }
@@ -693,6 +779,25 @@ int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out) {
         return am_err_set(AM_EIO, "rpc: cannot start the rpc thread");
     }
     *out = r;
+    return 0;
+}
+
+typedef struct {
+    Airmesh__V1__ApplianceMessage *m;
+    int rc;
+} send_ctx;
+
+static void send_cb(void *stream_ptr, void *arg) {
+    send_ctx *c = arg;
+    c->rc = send_msg(stream_ptr, c->m);
+}
+
+int am_rpc_send(am_rpc *r, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
+    send_ctx c = {m, -1};
+    if (!am_hub_runner_with(r->hub, runner_id, send_cb, &c))
+        return am_err_set(AM_ESTATE, "runner %s is not connected", runner_id);
+    if (c.rc != 0)
+        return am_err_set(AM_EFULL, "runner %s: stream ending or send queue full", runner_id);
     return 0;
 }
 

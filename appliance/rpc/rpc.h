@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "appliance/app.h"
+#include "airmesh/v1/runner.pb-c.h"
 #include "appliance/hub/hub.h"
 
 typedef struct am_rpc am_rpc;
@@ -30,6 +31,9 @@ typedef struct {
 
 int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out);
 int am_rpc_port(const am_rpc *r);
+/* Queue a message on a connected runner's stream (any thread). -AM_ESTATE when the runner is
+ * not connected, -AM_EFULL when its send queue is full. */
+int am_rpc_send(am_rpc *r, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
 /* Revoke a runner in the store and close its live stream at once. */
 int am_rpc_revoke(am_rpc *r, const char *org, const char *runner_id, const char *actor,
                   const char *source);

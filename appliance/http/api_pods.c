@@ -1,0 +1,379 @@
+/*
+ * appliance/http/api_pods.c — REST endpoints for pods: create, list, show, stop, delete, and the
+ * recording download. Members and above may create/stop/delete; viewers may read. Pods of
+ * another org answer 404. Creation records the pod (appliance/pods) and hands it to its runner
+ * over the live stream (appliance/rpc); a pod whose runner cannot be reached is marked failed.
+ * Threads: the http thread.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "airmesh/v1/store.pb-c.h"
+#include "appliance/http/internal.h"
+#include "appliance/pods/pods.h"
+#include "appliance/rpc/rpc.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define MAX_ITEMS 256
+
+static int can_write(const am_principal *who) {
+    return who->role >= AIRMESH__V1__ROLE__ROLE_MEMBER;
+}
+
+static json_t *pod_json(const Airmesh__V1__Pod *p) {
+    json_t *cmd = json_array(), *env = json_object();
+    for (size_t i = 0; i < p->n_command; i++)
+        json_array_append_new(cmd, json_string(p->command[i]));
+    for (size_t i = 0; i < p->n_env; i++)
+        json_object_set_new(env, p->env[i]->key, json_string(p->env[i]->value));
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:I,s:i,s:i},s:s,s:b,s:s,s:s,s:s,s:s,s:I,s:I,s:I,"
+        "s:s,s:b}",
+        "id", p->id, "org", p->org_id, "runner", p->runner_id, "repo", p->repo, "base_ref",
+        p->base_ref, "branch", p->branch, "command", cmd, "env", env, "limits", "memory",
+        (json_int_t)p->memory_bytes, "pids", (int)p->pids, "cpu_millis", (int)p->cpu_millis,
+        "network", p->network, "keep_worktree", p->keep_worktree, "state", p->state, "reason",
+        p->reason, "limits_note", p->limits_note, "created_by", p->created_by, "created_ms",
+        (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
+        (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
+    if (strcmp(p->state, "exited") == 0)
+        json_object_set_new(o, "exit_code", json_integer(p->exit_code));
+    return o;
+}
+
+static int parse_size(json_t *v, uint64_t *out) {
+    if (!v) {
+        *out = 0;
+        return 0;
+    }
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return -1;
+    char *end;
+    const char *s = json_string_value(v);
+    unsigned long long n = strtoull(s, &end, 10);
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1ull << 30, end++;
+    if (*end == 'i')
+        end++;
+    if (*end == 'B')
+        end++;
+    if (end == s || *end || n > (1ull << 40) / mul)
+        return -1;
+    *out = n * mul;
+    return 0;
+}
+
+static int bad(h2o_req_t *req, json_t *body, const char *msg) {
+    json_decref(body);
+    am_http_send_error(req, 400, "bad_request", msg);
+    return 0;
+}
+
+int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    if (!can_write(&who)) {
+        am_http_send_error(req, 403, "forbidden", "viewers cannot create pods");
+        return 0;
+    }
+    json_t *body = am_api_parse_body(req);
+    if (!body)
+        return 0;
+    const char *runner = NULL, *repo = NULL, *base_ref = NULL, *branch = NULL, *network = NULL;
+    json_t *labels = NULL, *command = NULL, *env = NULL, *limits = NULL;
+    int keep = 0;
+    json_error_t jerr;
+    if (json_unpack_ex(body, &jerr, 0, "{s?s,s?o,s:s,s?s,s?s,s:o,s?o,s?o,s?s,s?b}", "runner",
+                       &runner, "labels", &labels, "repo", &repo, "base_ref", &base_ref, "branch",
+                       &branch, "command", &command, "env", &env, "limits", &limits, "network",
+                       &network, "keep_worktree", &keep) != 0)
+        return bad(req, body,
+                   "expected {\"repo\": string, \"command\": [string, ...], \"runner\"?, "
+                   "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
+                   "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
+                   "\"keep_worktree\"?: bool}");
+    if (!json_is_array(command) || json_array_size(command) == 0 ||
+        json_array_size(command) > MAX_ITEMS)
+        return bad(req, body, "command: a non-empty array of strings");
+    if ((labels && (!json_is_object(labels) || json_object_size(labels) > 32)) ||
+        (env && (!json_is_object(env) || json_object_size(env) > MAX_ITEMS)) ||
+        (limits && !json_is_object(limits)))
+        return bad(req, body, "labels/env must be objects of strings, limits an object");
+    const char *argv[MAX_ITEMS], *ek[MAX_ITEMS], *ev[MAX_ITEMS], *lk[32], *lv[32];
+    size_t i;
+    json_t *v;
+    json_array_foreach(command, i, v) {
+        if (!json_is_string(v))
+            return bad(req, body, "command: every element must be a string");
+        argv[i] = json_string_value(v);
+    }
+    size_t ne = 0, nl = 0;
+    const char *k;
+    json_object_foreach(env, k, v) {
+        if (!json_is_string(v))
+            return bad(req, body, "env: values must be strings");
+        ek[ne] = k;
+        ev[ne++] = json_string_value(v);
+    }
+    json_object_foreach(labels, k, v) {
+        if (!json_is_string(v))
+            return bad(req, body, "labels: values must be strings");
+        lk[nl] = k;
+        lv[nl++] = json_string_value(v);
+    }
+    uint64_t memory = 0;
+    json_t *pids = json_object_get(limits, "pids"), *cpu = json_object_get(limits, "cpu");
+    if (parse_size(json_object_get(limits, "memory"), &memory) != 0 ||
+        (pids && (!json_is_integer(pids) || json_integer_value(pids) < 0)) ||
+        (cpu && !json_is_number(cpu)))
+        return bad(req, body,
+                   "limits: memory as bytes or \"512M\"/\"2G\", pids as a count, cpu in cores");
+    double cores = cpu ? json_number_value(cpu) : 0;
+    if (cores < 0 || cores > 256)
+        return bad(req, body, "limits.cpu: 0 to 256 cores");
+    am_pod_spec spec = {.runner_id = runner,
+                        .sel_keys = lk,
+                        .sel_values = lv,
+                        .n_sel = nl,
+                        .repo = repo,
+                        .base_ref = base_ref,
+                        .branch = branch,
+                        .argv = argv,
+                        .argc = json_array_size(command),
+                        .env_keys = ek,
+                        .env_values = ev,
+                        .n_env = ne,
+                        .memory_bytes = memory,
+                        .pids = pids ? (uint32_t)json_integer_value(pids) : 0,
+                        .cpu_millis = (uint32_t)(cores * 1000),
+                        .network = network,
+                        .keep_worktree = keep};
+    char actor[160], peer[64];
+    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    am_http_peer(req, peer, sizeof peer);
+    Airmesh__V1__Pod *pod = NULL;
+    int rc = am_pods_create(h->app, who.org_id, actor, peer, &spec, &pod);
+    if (rc) {
+        int status = rc == -AM_EINVAL ? 400 : rc == -AM_ENOTFOUND ? 404 : rc == -AM_ESTATE ? 409 : 500;
+        json_decref(body);
+        am_http_send_error(req, status, status == 409 ? "no_runner" : "bad_request",
+                           am_err_last());
+        return 0;
+    }
+    Airmesh__V1__CreatePod cp;
+    Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+    rc = am_pods_create_msg(pod, &cp);
+    if (rc == 0) {
+        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
+        msg.create_pod = &cp;
+        rc = am_rpc_send(h->app->rpc, pod->runner_id, &msg);
+        am_pods_create_msg_free(&cp);
+    }
+    if (rc) {
+        am_pods_set_state(h->app, who.org_id, pod->id, "failed", "its runner could not be reached");
+        protobuf_c_message_free_unpacked(&pod->base, NULL);
+        json_decref(body);
+        am_http_send_error(req, 503, "runner_unreachable", am_err_last());
+        return 0;
+    }
+    am_http_send_json(req, 201, pod_json(pod));
+    protobuf_c_message_free_unpacked(&pod->base, NULL);
+    json_decref(body);
+    return 0;
+}
+
+typedef struct {
+    json_t *arr;
+} list_ctx;
+
+static int list_cb(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    json_array_append_new(((list_ctx *)ud)->arr, pod_json((const Airmesh__V1__Pod *)m));
+    return 0;
+}
+
+int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    list_ctx c = {json_array()};
+    am_txn *t;
+    if (am_store_begin(h->app->store, 0, &t) == 0) {
+        am_txn_list(t, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, list_cb, &c);
+        am_txn_abort(t);
+    }
+    am_http_send_json(req, 200, json_pack("{s:o}", "pods", c.arr));
+    return 0;
+}
+
+/* Authenticate and load the pod named in param[0]; sends 401/404 itself. */
+static Airmesh__V1__Pod *load(am_http_handler *h, h2o_req_t *req, char **param, am_principal *who) {
+    if (am_api_require_auth(h, req, who))
+        return NULL;
+    Airmesh__V1__Pod *p = NULL;
+    if (am_pods_get(h->app, who->org_id, param[0], &p) != 0) {
+        am_http_send_error(req, 404, "not_found", "no such pod");
+        return NULL;
+    }
+    return p;
+}
+
+int am_api_pod_show(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    Airmesh__V1__Pod *p = load(h, req, param, &who);
+    if (!p)
+        return 0;
+    am_http_send_json(req, 200, pod_json(p));
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return 0;
+}
+
+int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    Airmesh__V1__Pod *p = load(h, req, param, &who);
+    if (!p)
+        return 0;
+    if (!can_write(&who)) {
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+        am_http_send_error(req, 403, "forbidden", "viewers cannot stop pods");
+        return 0;
+    }
+    char actor[160], peer[64], target[40];
+    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    snprintf(target, sizeof target, "pod:%s", p->id);
+    am_http_peer(req, peer, sizeof peer);
+    if (!am_pods_ended(p)) {
+        Airmesh__V1__StopPod sp = AIRMESH__V1__STOP_POD__INIT;
+        sp.pod_id = p->id;
+        sp.grace_ms = 5000;
+        Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_STOP_POD;
+        msg.stop_pod = &sp;
+        if (am_rpc_send(h->app->rpc, p->runner_id, &msg) != 0) {
+            if (strcmp(p->state, "pending") == 0)
+                am_pods_set_state(h->app, who.org_id, p->id, "stopped", "stopped before start");
+            else {
+                am_audit_event(h->app->audit, actor, who.org_id, "pod.stop", target, "error",
+                               peer, "{\"error\":\"runner offline\"}");
+                protobuf_c_message_free_unpacked(&p->base, NULL);
+                am_http_send_error(req, 503, "runner_unreachable",
+                                   "the pod's runner is offline; it is reconciled when the "
+                                   "runner reconnects");
+                return 0;
+            }
+        }
+    }
+    am_audit_event(h->app->audit, actor, who.org_id, "pod.stop", target, "ok", peer, NULL);
+    am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", p->id));
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return 0;
+}
+
+int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    Airmesh__V1__Pod *p = load(h, req, param, &who);
+    if (!p)
+        return 0;
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    if (!can_write(&who)) {
+        am_http_send_error(req, 403, "forbidden", "viewers cannot delete pods");
+        return 0;
+    }
+    int rc = am_pods_delete(h->app, who.org_id, param[0]);
+    if (rc == -AM_ESTATE) {
+        am_http_send_error(req, 409, "active", am_err_last());
+        return 0;
+    }
+    if (rc) {
+        am_http_send_error(req, 500, "internal", "could not delete the pod");
+        return 0;
+    }
+    char actor[160], peer[64], target[40];
+    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    snprintf(target, sizeof target, "pod:%s", param[0]);
+    am_audit_event(h->app->audit, actor, who.org_id, "pod.delete", target, "ok",
+                   am_http_peer(req, peer, sizeof peer), NULL);
+    am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
+    return 0;
+}
+
+int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    Airmesh__V1__Pod *p = load(h, req, param, &who);
+    if (!p)
+        return 0;
+    int have = p->recording;
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    char path[PATH_MAX];
+    am_pods_recording_path(h->app, who.org_id, param[0], path, sizeof path);
+    uint8_t *z = NULL;
+    size_t zlen = 0;
+    if (!have || am_read_file(path, 256u << 20, &z, &zlen) != 0) {
+        am_http_send_error(req, 404, "no_recording",
+                           "no recording yet: it is uploaded by the runner when the pod ends");
+        return 0;
+    }
+    /* Decompress into the request pool (bounded: 1 GiB of terminal output at most). */
+    ZSTD_DStream *ds = ZSTD_createDStream();
+    size_t cap = zlen * 8 + 4096, len = 0;
+    char *out = malloc(cap);
+    ZSTD_inBuffer in = {z, zlen, 0};
+    int err = !ds || !out;
+    while (!err && in.pos < in.size) {
+        if (cap - len < ZSTD_DStreamOutSize()) {
+            if (cap > (1u << 30)) {
+                err = 1;
+                break;
+            }
+            char *n = realloc(out, cap * 2);
+            if (!n) {
+                err = 1;
+                break;
+            }
+            out = n;
+            cap *= 2;
+        }
+        ZSTD_outBuffer ob = {out + len, cap - len, 0};
+        size_t r = ZSTD_decompressStream(ds, &ob, &in);
+        len += ob.pos;
+        if (ZSTD_isError(r) || (r != 0 && ob.pos == 0 && in.pos == in.size))
+            err = 1;
+    }
+    ZSTD_freeDStream(ds);
+    free(z);
+    if (err) {
+        free(out);
+        am_http_send_error(req, 500, "corrupt_recording", "the stored recording is unreadable");
+        return 0;
+    }
+    h2o_iovec_t body = h2o_strdup(&req->pool, out, len);
+    free(out);
+    char disp[200];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s.cast\"", param[0]);
+    h2o_iovec_t d = h2o_strdup(&req->pool, disp, strlen(disp));
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/x-asciicast"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_DISPOSITION, NULL, d.base,
+                   d.len);
+    h2o_send_inline(req, body.base, body.len);
+    return 0;
+}

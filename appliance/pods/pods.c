@@ -1,0 +1,449 @@
+/*
+ * appliance/pods/pods.c — pod records: validation, runner choice, state reports, recordings.
+ */
+#include "appliance/pods/pods.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define MAX_RECORDING (256u << 20)
+
+static int valid_text(const char *s, size_t max) {
+    if (!s || !*s || strlen(s) > max)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            return 0;
+    return 1;
+}
+
+static int valid_env_key(const char *k) {
+    if (!k || !*k || strlen(k) > 128 || (*k >= '0' && *k <= '9'))
+        return 0;
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return 0;
+    return 1;
+}
+
+/* ---- runner choice ---- */
+
+typedef struct {
+    const am_pod_spec *spec;
+    am_app *app;
+    char best[64];
+    uint32_t best_load;
+    int found_any;
+    const char *org;
+    am_txn *t;
+} choose_ctx;
+
+typedef struct {
+    const char *runner;
+    uint32_t n;
+} load_ctx;
+
+static int load_cb(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    load_ctx *c = ud;
+    const Airmesh__V1__Pod *p = (const Airmesh__V1__Pod *)m;
+    if (strcmp(p->runner_id, c->runner) == 0 && !am_pods_ended(p))
+        c->n++;
+    return 0;
+}
+
+static int labels_match(const Airmesh__V1__Runner *r, const am_pod_spec *s) {
+    for (size_t i = 0; i < s->n_sel; i++) {
+        int ok = 0;
+        for (size_t j = 0; j < r->n_labels && !ok; j++)
+            ok = strcmp(r->labels[j]->key, s->sel_keys[i]) == 0 &&
+                 strcmp(r->labels[j]->value, s->sel_values[i]) == 0;
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int choose_cb(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    choose_ctx *c = ud;
+    const Airmesh__V1__Runner *r = (const Airmesh__V1__Runner *)m;
+    if (r->revoked || !labels_match(r, c->spec) || !am_hub_runner_get(c->app->hub, r->id, NULL))
+        return 0;
+    c->found_any = 1;
+    load_ctx l = {r->id, 0};
+    am_txn_list(c->t, AM_DB_PODS, c->org, &airmesh__v1__pod__descriptor, load_cb, &l);
+    uint32_t cap = r->capacity ? r->capacity : 1;
+    if (l.n >= cap)
+        return 0;
+    if (!c->best[0] || l.n < c->best_load) {
+        snprintf(c->best, sizeof c->best, "%s", r->id);
+        c->best_load = l.n;
+    }
+    return 0;
+}
+
+static int choose_runner(am_app *app, const char *org, const am_pod_spec *s, char *out,
+                         size_t cap) {
+    if (s->runner_id && *s->runner_id) {
+        ProtobufCMessage *m = NULL;
+        if (am_store_get(app->store, AM_DB_RUNNERS, org, s->runner_id,
+                         &airmesh__v1__runner__descriptor, &m) != 0)
+            return am_err_set(AM_ENOTFOUND, "no runner %s", s->runner_id);
+        int revoked = ((Airmesh__V1__Runner *)m)->revoked;
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (revoked)
+            return am_err_set(AM_ESTATE, "runner %s is revoked", s->runner_id);
+        if (!am_hub_runner_get(app->hub, s->runner_id, NULL))
+            return am_err_set(AM_ESTATE, "runner %s is offline", s->runner_id);
+        snprintf(out, cap, "%s", s->runner_id);
+        return 0;
+    }
+    choose_ctx c = {.spec = s, .app = app, .org = org};
+    int rc = am_store_begin(app->store, 0, &c.t);
+    if (rc)
+        return rc;
+    rc = am_txn_list(c.t, AM_DB_RUNNERS, org, &airmesh__v1__runner__descriptor, choose_cb, &c);
+    am_txn_abort(c.t);
+    if (rc)
+        return rc;
+    if (!c.best[0])
+        return am_err_set(AM_ESTATE, c.found_any ? "every matching runner is at capacity"
+                                                 : "no online runner matches the labels");
+    snprintf(out, cap, "%s", c.best);
+    return 0;
+}
+
+/* ---- create ---- */
+
+int am_pods_create(am_app *app, const char *org, const char *actor, const char *source,
+                   const am_pod_spec *s, Airmesh__V1__Pod **out) {
+    if (!valid_text(s->repo, 1024))
+        return am_err_set(AM_EINVAL, "repo: a non-empty URL or path is required");
+    if (!valid_text(s->base_ref ? s->base_ref : "HEAD", 256))
+        return am_err_set(AM_EINVAL, "base_ref: invalid");
+    if (s->branch && !valid_text(s->branch, 200))
+        return am_err_set(AM_EINVAL, "branch: invalid");
+    if (s->argc == 0 || s->argc > 256)
+        return am_err_set(AM_EINVAL, "command: a non-empty argv list is required");
+    for (size_t i = 0; i < s->argc; i++)
+        if (!s->argv[i] || strlen(s->argv[i]) > 65536)
+            return am_err_set(AM_EINVAL, "command: argument %zu is invalid", i);
+    if (s->n_env > 256)
+        return am_err_set(AM_EINVAL, "env: at most 256 variables");
+    for (size_t i = 0; i < s->n_env; i++)
+        if (!valid_env_key(s->env_keys[i]) || strlen(s->env_values[i]) > 65536)
+            return am_err_set(AM_EINVAL, "env: invalid variable name '%.64s'", s->env_keys[i]);
+    const char *net = s->network && *s->network ? s->network : "none";
+    if (strcmp(net, "none") != 0 && strcmp(net, "host") != 0)
+        return am_err_set(AM_EINVAL, "network: \"none\" or \"host\"");
+    if (s->pids > 65536 || s->cpu_millis > 256000)
+        return am_err_set(AM_EINVAL, "limits: out of range");
+
+    char runner[64];
+    int rc = choose_runner(app, org, s, runner, sizeof runner);
+    if (rc)
+        return rc;
+
+    uint8_t rnd[6];
+    if ((rc = am_random(rnd, sizeof rnd)) != 0)
+        return rc;
+    char id[AM_POD_ID_LEN + 1], branch[256];
+    memcpy(id, "p-", 2);
+    am_hex(rnd, sizeof rnd, id + 2);
+    snprintf(branch, sizeof branch, "%s", s->branch && *s->branch ? s->branch : "");
+    if (!branch[0])
+        snprintf(branch, sizeof branch, "airmesh/pod-%s", id);
+
+    Airmesh__V1__Pod p = AIRMESH__V1__POD__INIT;
+    p.id = id;
+    p.org_id = (char *)org;
+    p.runner_id = runner;
+    p.repo = (char *)s->repo;
+    p.base_ref = (char *)(s->base_ref && *s->base_ref ? s->base_ref : "HEAD");
+    p.branch = branch;
+    p.command = (char **)s->argv;
+    p.n_command = s->argc;
+    Airmesh__V1__Pod__EnvEntry *ents = s->n_env ? calloc(s->n_env, sizeof *ents) : NULL;
+    Airmesh__V1__Pod__EnvEntry **arr = s->n_env ? calloc(s->n_env, sizeof *arr) : NULL;
+    if (s->n_env && (!ents || !arr)) {
+        free(ents);
+        free(arr);
+        return am_err_set(AM_ENOMEM, "pods: out of memory");
+    }
+    for (size_t i = 0; i < s->n_env; i++) {
+        airmesh__v1__pod__env_entry__init(&ents[i]);
+        ents[i].key = (char *)s->env_keys[i];
+        ents[i].value = (char *)s->env_values[i];
+        arr[i] = &ents[i];
+    }
+    p.env = arr;
+    p.n_env = s->n_env;
+    p.memory_bytes = s->memory_bytes;
+    p.pids = s->pids;
+    p.cpu_millis = s->cpu_millis;
+    p.network = (char *)net;
+    p.keep_worktree = s->keep_worktree;
+    p.state = "pending";
+    p.created_by = (char *)actor;
+    p.created_ms = am_now_ms();
+    rc = am_store_put(app->store, AM_DB_PODS, org, id, &p.base);
+    if (rc == 0) {
+        char target[40];
+        snprintf(target, sizeof target, "pod:%s", id);
+        json_t *cmd = json_array();
+        for (size_t i = 0; i < s->argc; i++)
+            json_array_append_new(cmd, json_string(s->argv[i]));
+        json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "runner", runner, "repo", s->repo,
+                              "base_ref", p.base_ref, "branch", branch, "command", cmd,
+                              "network", net);
+        char *details = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        json_decref(d);
+        am_audit_event(app->audit, actor, org, "pod.create", target, "ok", source, details);
+        free(details);
+        size_t len = protobuf_c_message_get_packed_size(&p.base);
+        uint8_t *buf = malloc(len);
+        protobuf_c_message_pack(&p.base, buf);
+        *out = (Airmesh__V1__Pod *)protobuf_c_message_unpack(&airmesh__v1__pod__descriptor, NULL,
+                                                             len, buf);
+        free(buf);
+    }
+    free(ents);
+    free(arr);
+    return rc;
+}
+
+int am_pods_create_msg(const Airmesh__V1__Pod *p, Airmesh__V1__CreatePod *m) {
+    airmesh__v1__create_pod__init(m);
+    m->pod_id = p->id;
+    m->repo = p->repo;
+    m->base_ref = p->base_ref;
+    m->branch = p->branch;
+    m->command = p->command;
+    m->n_command = p->n_command;
+    m->network = p->network;
+    m->keep_worktree = p->keep_worktree;
+    m->cols = 80;
+    m->rows = 24;
+    m->limits = calloc(1, sizeof *m->limits);
+    if (!m->limits)
+        return am_err_set(AM_ENOMEM, "pods: out of memory");
+    airmesh__v1__pod_limits__init(m->limits);
+    m->limits->memory_bytes = p->memory_bytes;
+    m->limits->pids = p->pids;
+    m->limits->cpu_millis = p->cpu_millis;
+    if (p->n_env) {
+        Airmesh__V1__CreatePod__EnvEntry *ents = calloc(p->n_env, sizeof *ents);
+        Airmesh__V1__CreatePod__EnvEntry **arr = calloc(p->n_env, sizeof *arr);
+        if (!ents || !arr) {
+            free(ents);
+            free(arr);
+            free(m->limits);
+            return am_err_set(AM_ENOMEM, "pods: out of memory");
+        }
+        for (size_t i = 0; i < p->n_env; i++) {
+            airmesh__v1__create_pod__env_entry__init(&ents[i]);
+            ents[i].key = p->env[i]->key;
+            ents[i].value = p->env[i]->value;
+            arr[i] = &ents[i];
+        }
+        m->env = arr;
+        m->n_env = p->n_env;
+    }
+    return 0;
+}
+
+void am_pods_create_msg_free(Airmesh__V1__CreatePod *m) {
+    if (m->n_env) {
+        free(m->env[0]);
+        free(m->env);
+    }
+    free(m->limits);
+}
+
+int am_pods_ended(const Airmesh__V1__Pod *p) {
+    return strcmp(p->state, "exited") == 0 || strcmp(p->state, "failed") == 0 ||
+           strcmp(p->state, "stopped") == 0;
+}
+
+/* ---- state updates ---- */
+
+typedef struct {
+    const char *id, *org, *runner, *state, *reason, *limits_note, *commit;
+    int exit_code, set_recording;
+    char old_state[32];
+} update_ctx;
+
+static int update_txn(am_txn *t, void *ud) {
+    update_ctx *c = ud;
+    ProtobufCMessage *m = NULL;
+    int rc = am_txn_get(t, AM_DB_PODS, c->org, c->id, &airmesh__v1__pod__descriptor, &m);
+    if (rc)
+        return rc == -AM_ENOTFOUND ? am_err_set(AM_ENOTFOUND, "no pod %s", c->id) : rc;
+    Airmesh__V1__Pod *p = (Airmesh__V1__Pod *)m;
+    Airmesh__V1__Pod np = *p;
+    snprintf(c->old_state, sizeof c->old_state, "%s", p->state);
+    if (c->runner && strcmp(p->runner_id, c->runner) != 0) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return am_err_set(AM_EAUTH, "pod %s does not belong to runner %s", c->id, c->runner);
+    }
+    if (c->state) {
+        if (am_pods_ended(p)) { /* final states are final */
+            protobuf_c_message_free_unpacked(m, NULL);
+            return 0;
+        }
+        np.state = (char *)c->state;
+        if (strcmp(c->state, "running") == 0)
+            np.started_ms = am_now_ms();
+        if (strcmp(c->state, "exited") == 0 || strcmp(c->state, "failed") == 0 ||
+            strcmp(c->state, "stopped") == 0)
+            np.ended_ms = am_now_ms();
+        np.exit_code = c->exit_code;
+        if (c->reason && *c->reason)
+            np.reason = (char *)c->reason;
+        if (c->limits_note && *c->limits_note)
+            np.limits_note = (char *)c->limits_note;
+        if (c->commit && *c->commit)
+            np.commit = (char *)c->commit;
+    }
+    if (c->set_recording)
+        np.recording = 1;
+    rc = am_txn_put(t, AM_DB_PODS, c->org, c->id, &np.base);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
+static void audit_state(am_app *app, const update_ctx *c, const char *actor) {
+    if (!c->state || strcmp(c->old_state, c->state) == 0)
+        return;
+    const char *action = strcmp(c->state, "running") == 0   ? "pod.start"
+                         : strcmp(c->state, "exited") == 0  ? "pod.exit"
+                         : strcmp(c->state, "failed") == 0  ? "pod.fail"
+                         : strcmp(c->state, "stopped") == 0 ? "pod.stopped"
+                                                            : NULL;
+    if (!action)
+        return;
+    char target[40], details[700];
+    snprintf(target, sizeof target, "pod:%s", c->id);
+    snprintf(details, sizeof details, "{\"state\":\"%s\",\"exit_code\":%d}", c->state,
+             c->exit_code);
+    am_audit_event(app->audit, actor, c->org, action, target,
+                   strcmp(c->state, "failed") == 0 ? "error" : "ok", "", details);
+}
+
+int am_pods_set_state(am_app *app, const char *org, const char *pod_id, const char *state,
+                      const char *reason) {
+    update_ctx c = {.id = pod_id, .org = org, .state = state, .reason = reason};
+    int rc = am_store_update(app->store, update_txn, &c);
+    if (rc == 0)
+        audit_state(app, &c, "system");
+    return rc;
+}
+
+int am_pods_on_status(am_app *app, const char *org, const char *runner_id,
+                      const Airmesh__V1__PodStatus *st) {
+    static const char *states[] = {"starting", "running", "exited", "failed", "stopped"};
+    int known = 0;
+    for (size_t i = 0; i < 5; i++)
+        known |= strcmp(st->state, states[i]) == 0;
+    if (!known)
+        return am_err_set(AM_EINVAL, "pod status: unknown state '%.32s'", st->state);
+    update_ctx c = {.id = st->pod_id, .org = org, .runner = runner_id, .state = st->state,
+                    .reason = st->reason, .limits_note = st->limits_note, .commit = st->commit,
+                    .exit_code = st->exit_code};
+    int rc = am_store_update(app->store, update_txn, &c);
+    if (rc == 0) {
+        char actor[80];
+        snprintf(actor, sizeof actor, "runner:%s", runner_id);
+        audit_state(app, &c, actor);
+    }
+    return rc;
+}
+
+void am_pods_recording_path(am_app *app, const char *org, const char *pod_id, char *out,
+                            size_t cap) {
+    snprintf(out, cap, "%s/recordings/%s/%s.cast.zst", app->data_dir, org, pod_id);
+}
+
+int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,
+                         const Airmesh__V1__RecordingChunk *ch) {
+    Airmesh__V1__Pod *p = NULL;
+    int rc = am_pods_get(app, org, ch->pod_id, &p);
+    if (rc)
+        return rc;
+    int mine = strcmp(p->runner_id, runner_id) == 0;
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    if (!mine)
+        return am_err_set(AM_EAUTH, "pod %s does not belong to runner %s", ch->pod_id, runner_id);
+    char dir[PATH_MAX], path[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/recordings/%s", app->data_dir, org);
+    if ((rc = am_mkdir_p(dir, 0700)) != 0)
+        return rc;
+    am_pods_recording_path(app, org, ch->pod_id, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (ch->offset == 0 ? O_TRUNC : 0), 0600);
+    if (fd < 0)
+        return am_err_set(AM_EIO, "recording %s: %s", path, strerror(errno));
+    struct stat stt;
+    fstat(fd, &stt);
+    if ((uint64_t)stt.st_size != ch->offset || ch->offset + ch->data.len > MAX_RECORDING) {
+        close(fd);
+        return am_err_set(AM_EINVAL, "recording %s: chunk at %llu does not follow %lld bytes",
+                          ch->pod_id, (unsigned long long)ch->offset, (long long)stt.st_size);
+    }
+    ssize_t w = pwrite(fd, ch->data.data, ch->data.len, (off_t)ch->offset);
+    if (ch->last)
+        fsync(fd);
+    close(fd);
+    if (w != (ssize_t)ch->data.len)
+        return am_err_set(AM_EIO, "recording %s: short write", path);
+    if (ch->last) {
+        update_ctx c = {.id = ch->pod_id, .org = org, .set_recording = 1};
+        rc = am_store_update(app->store, update_txn, &c);
+    }
+    return rc;
+}
+
+int am_pods_get(am_app *app, const char *org, const char *pod_id, Airmesh__V1__Pod **out) {
+    return am_store_get(app->store, AM_DB_PODS, org, pod_id, &airmesh__v1__pod__descriptor,
+                        (ProtobufCMessage **)out);
+}
+
+typedef struct {
+    const char *org, *id;
+} del_ctx;
+
+static int del_txn(am_txn *t, void *ud) {
+    del_ctx *c = ud;
+    ProtobufCMessage *m = NULL;
+    int rc = am_txn_get(t, AM_DB_PODS, c->org, c->id, &airmesh__v1__pod__descriptor, &m);
+    if (rc)
+        return rc;
+    int ended = am_pods_ended((Airmesh__V1__Pod *)m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!ended)
+        return am_err_set(AM_ESTATE, "pod %s is still active: stop it first", c->id);
+    return am_txn_del(t, AM_DB_PODS, c->org, c->id);
+}
+
+int am_pods_delete(am_app *app, const char *org, const char *pod_id) {
+    del_ctx c = {org, pod_id};
+    int rc = am_store_update(app->store, del_txn, &c);
+    if (rc == 0) {
+        char path[PATH_MAX];
+        am_pods_recording_path(app, org, pod_id, path, sizeof path);
+        unlink(path);
+    }
+    return rc;
+}
