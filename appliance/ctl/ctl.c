@@ -20,15 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appliance/ctl/ctl.h"
 #include "common/version.h"
 #include "common/err.h"
 #include "common/util.h"
 
-typedef struct {
-    const char *url;
-    const char *ca;
-    char token[256];
-} ctl;
+typedef am_ctl ctl;
 
 typedef struct {
     char *buf;
@@ -52,7 +49,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 
 /* Perform one API call. body may be NULL. On success *out is the parsed JSON (caller decrefs).
  * Returns the HTTP status, or -1 when no response arrived (message printed). */
-static long api(ctl *c, const char *method, const char *path, json_t *body, json_t **out) {
+long am_ctl_api(am_ctl *c, const char *method, const char *path, json_t *body, json_t **out) {
     CURL *h = curl_easy_init();
     char url[1024], auth[300];
     sink s = {0};
@@ -106,8 +103,63 @@ static long api(ctl *c, const char *method, const char *path, json_t *body, json
     return status;
 }
 
+static size_t on_file(char *p, size_t sz, size_t n, void *ud) {
+    return fwrite(p, sz, n, ud) * sz;
+}
+
+int am_ctl_download(am_ctl *c, const char *path, const char *file) {
+    char url[1024], auth[300], tmp[4096];
+    snprintf(url, sizeof url, "%s%s", c->url, path);
+    snprintf(tmp, sizeof tmp, "%s.part", file);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        fprintf(stderr, "airmeshctl: %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+    hdrs = curl_slist_append(hdrs, auth);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_file);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (c->ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    am_wipe(auth, sizeof auth);
+    int bad = fclose(f) != 0 || rc != CURLE_OK || status != 200;
+    if (bad) {
+        if (rc != CURLE_OK)
+            fprintf(stderr, "airmeshctl: %s: %s\n", url, curl_easy_strerror(rc));
+        else {
+            uint8_t *body = NULL;
+            size_t len = 0;
+            json_t *doc = NULL;
+            if (am_read_file(tmp, 1 << 20, &body, &len) == 0)
+                doc = json_loadb((char *)body, len, 0, NULL);
+            free(body);
+            unlink(tmp);
+            return am_ctl_report(status, doc ? doc : json_object());
+        }
+        unlink(tmp);
+        return 1;
+    }
+    if (rename(tmp, file) != 0) {
+        fprintf(stderr, "airmeshctl: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    printf("saved %s\n", file);
+    return 0;
+}
+
 /* Print the API's error message for a non-2xx status. */
-static int report(long status, json_t *resp) {
+int am_ctl_report(long status, json_t *resp) {
     if (status < 0)
         return 1;
     const char *msg = json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
@@ -186,9 +238,9 @@ static int read_password(const char *file, char *out, size_t cap) {
 static int cmd_version(ctl *c) {
     printf("airmeshctl %s\n", AM_VERSION);
     json_t *resp = NULL;
-    long st = api(c, "GET", "/api/v1/version", NULL, &resp);
+    long st = am_ctl_api(c, "GET", "/api/v1/version", NULL, &resp);
     if (st != 200)
-        return report(st, resp);
+        return am_ctl_report(st, resp);
     printf("airmeshd %s at %s\n", json_string_value(json_object_get(resp, "version")), c->url);
     json_decref(resp);
     return 0;
@@ -223,10 +275,10 @@ static int cmd_login(ctl *c, int argc, char **argv) {
     am_wipe(pw, sizeof pw);
     json_t *resp = NULL;
     c->token[0] = '\0';
-    long st = api(c, "POST", "/api/v1/login", body, &resp);
+    long st = am_ctl_api(c, "POST", "/api/v1/login", body, &resp);
     json_decref(body);
     if (st != 200)
-        return report(st, resp);
+        return am_ctl_report(st, resp);
     char path[PATH_MAX];
     if (session_path(path, sizeof path, 1) != 0) {
         fprintf(stderr, "airmeshctl: cannot store the session: %s\n", am_err_last());
@@ -252,12 +304,12 @@ static int cmd_login(ctl *c, int argc, char **argv) {
 
 static int cmd_logout(ctl *c) {
     json_t *resp = NULL;
-    long st = api(c, "POST", "/api/v1/logout", NULL, &resp);
+    long st = am_ctl_api(c, "POST", "/api/v1/logout", NULL, &resp);
     char path[PATH_MAX];
     if (session_path(path, sizeof path, 0) == 0)
         unlink(path);
     if (st != 200)
-        return report(st, resp);
+        return am_ctl_report(st, resp);
     json_decref(resp);
     printf("logged out\n");
     return 0;
@@ -265,9 +317,9 @@ static int cmd_logout(ctl *c) {
 
 static int cmd_whoami(ctl *c) {
     json_t *resp = NULL;
-    long st = api(c, "GET", "/api/v1/whoami", NULL, &resp);
+    long st = am_ctl_api(c, "GET", "/api/v1/whoami", NULL, &resp);
     if (st != 200)
-        return report(st, resp);
+        return am_ctl_report(st, resp);
     printf("%s (org %s)\n", json_string_value(json_object_get(resp, "user")),
            json_string_value(json_object_get(resp, "org")));
     json_decref(resp);
@@ -342,10 +394,10 @@ static int cmd_token(ctl *c, int argc, char **argv) {
             }
         }
         json_object_set_new(body, "labels", labels);
-        st = api(c, "POST", "/api/v1/runner-tokens", body, &resp);
+        st = am_ctl_api(c, "POST", "/api/v1/runner-tokens", body, &resp);
         json_decref(body);
         if (st != 201)
-            return report(st, resp);
+            return am_ctl_report(st, resp);
         char exp[40];
         fmt_time(json_integer_value(json_object_get(resp, "expires_ms")), exp, sizeof exp);
         printf("token:          %s\n"
@@ -361,9 +413,9 @@ static int cmd_token(ctl *c, int argc, char **argv) {
         return 0;
     }
     if (strcmp(sub, "list") == 0) {
-        st = api(c, "GET", "/api/v1/runner-tokens", NULL, &resp);
+        st = am_ctl_api(c, "GET", "/api/v1/runner-tokens", NULL, &resp);
         if (st != 200)
-            return report(st, resp);
+            return am_ctl_report(st, resp);
         printf("%-14s %-8s %-21s %-20s %s\n", "ID", "STATE", "EXPIRES", "USED BY", "LABELS");
         size_t i;
         json_t *t;
@@ -383,10 +435,10 @@ static int cmd_token(ctl *c, int argc, char **argv) {
         char path[300];
         snprintf(path, sizeof path, "/api/v1/runner-tokens/%s/revoke", argv[2]);
         json_t *empty = json_object();
-        st = api(c, "POST", path, empty, &resp);
+        st = am_ctl_api(c, "POST", path, empty, &resp);
         json_decref(empty);
         if (st != 200)
-            return report(st, resp);
+            return am_ctl_report(st, resp);
         printf("token %s revoked\n", argv[2]);
         json_decref(resp);
         return 0;
@@ -401,9 +453,9 @@ static int cmd_runner(ctl *c, int argc, char **argv) {
     long st;
     if (argc >= 2 && strcmp(argv[1], "list") == 0) {
         int as_json = argc == 3 && strcmp(argv[2], "--json") == 0;
-        st = api(c, "GET", "/api/v1/runners", NULL, &resp);
+        st = am_ctl_api(c, "GET", "/api/v1/runners", NULL, &resp);
         if (st != 200)
-            return report(st, resp);
+            return am_ctl_report(st, resp);
         if (as_json) {
             json_dumpf(json_object_get(resp, "runners"), stdout, JSON_INDENT(2));
             printf("\n");
@@ -433,10 +485,10 @@ static int cmd_runner(ctl *c, int argc, char **argv) {
         int revoke = argv[1][0] == 'r';
         snprintf(path, sizeof path, "/api/v1/runners/%s%s", argv[2], revoke ? "/revoke" : "");
         json_t *empty = revoke ? json_object() : NULL;
-        st = api(c, revoke ? "POST" : "GET", path, empty, &resp);
+        st = am_ctl_api(c, revoke ? "POST" : "GET", path, empty, &resp);
         json_decref(empty);
         if (st != 200)
-            return report(st, resp);
+            return am_ctl_report(st, resp);
         if (revoke)
             printf("runner %s revoked: its stream is closed and its certificates refused\n",
                    argv[2]);
@@ -478,7 +530,16 @@ static void usage(FILE *out) {
             "  token revoke ID               revoke an unused token\n"
             "  runner list [--json]          runners: state, heartbeat, version, labels, expiry\n"
             "  runner show ID                one runner as JSON\n"
-            "  runner revoke ID              revoke a runner: its live stream closes at once\n");
+            "  runner revoke ID              revoke a runner: its live stream closes at once\n"
+            "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
+            "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
+            "             [--cpu CORES] [--network none|host] [--keep-worktree] [--json]\n"
+            "             -- COMMAND [ARGS...]\n"
+            "                                start an agent in a sandboxed pod on its own branch\n"
+            "  pod list [--json], pod show ID  pods of your org and their state\n"
+            "  pod wait ID [--timeout S]     wait until the pod ends; exit 0 if it exited 0\n"
+            "  pod stop ID, pod rm ID        stop a pod; remove an ended pod's record\n"
+            "  pod recording ID -o FILE      download the pod's asciicast recording (.cast)\n");
 }
 
 int main(int argc, char **argv) {
@@ -533,6 +594,8 @@ int main(int argc, char **argv) {
         rc = cmd_token(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "runner") == 0)
         rc = cmd_runner(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "pod") == 0)
+        rc = am_ctl_pod(&c, sub_argc, sub_argv);
     else {
         fprintf(stderr, "airmeshctl: unknown command '%s' (see --help)\n", cmd);
         rc = 2;

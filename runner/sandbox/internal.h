@@ -19,6 +19,7 @@ typedef struct {
     char *const *envp;
     const char *workspace; /* absolute host path */
     const char *const *ro_binds;
+    const char *const *rw_binds;
     const char *hostname;
     int network_none;
     uint64_t memory_bytes;

@@ -19,7 +19,8 @@
  *   init:   wait for "go"; unshare(NEWCGROUP); keep only fds 0-2 (PTY slave) and 3 (report pipe)
  *   init:   make / rprivate; tmpfs on /tmp (the base); pivot_root(base, base/oldroot)
  *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
- *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds;
+ *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds
+ *           and rw_binds;
  *           workspace read-write at /workspace; tmpfs /tmp (1777); /dev = tmpfs with null, zero,
  *           full, random, urandom, tty bound from the host, the PTY slave as /dev/console, a new
  *           devpts instance, ptmx symlink,
@@ -48,6 +49,9 @@ typedef struct {
     const char *workspace;   /* host dir bound read-write at /workspace (cwd) */
     const char *const
         *ro_binds;         /* extra host paths bound read-only at the same path; may be NULL */
+    const char *const
+        *rw_binds;         /* extra host paths bound read-write at the same path (e.g. the git
+                              dir a worktree's .git file points to); may be NULL */
     int network_none;      /* 1: new net ns with only lo; 0: host network */
     uint64_t memory_bytes; /* 0 = no limit */
     uint32_t pids_max;     /* 0 = default 512 */

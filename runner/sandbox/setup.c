@@ -342,6 +342,8 @@ void sbx_child_main(const sbx_plan *p) {
     /* 7. The caller's extra read-only paths (these must exist). */
     for (const char *const *b = p->ro_binds; b && *b; b++)
         bind_path(*b, *b, BIND_RO);
+    for (const char *const *b = p->rw_binds; b && *b; b++)
+        bind_path(*b, *b, BIND_RW);
 
     /* 8. The workspace, read-write, at /workspace. */
     bind_path(p->workspace, "/workspace", BIND_RW);

@@ -193,6 +193,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     plan.envp = envp;
     plan.workspace = ws;
     plan.ro_binds = o->ro_binds;
+    plan.rw_binds = o->rw_binds;
     plan.hostname = o->hostname;
     plan.network_none = o->network_none;
     plan.memory_bytes = o->memory_bytes;
