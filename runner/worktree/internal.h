@@ -1,0 +1,64 @@
+/*
+ * runner/worktree/internal.h — helpers shared by the files of runner/worktree (not public).
+ *
+ * mirror.c: mirror paths, create/open, fetch, base_ref resolution, the per-mirror flock.
+ * checkout.c: the shared per-commit checkout and its index template.
+ * fsutil.c: small filesystem helpers (rm -rf that stays on one mount, file copy, tiny writes).
+ * All are thread-safe (no globals); libgit2 objects passed in belong to the calling thread.
+ */
+#ifndef AM_RUNNER_WORKTREE_INTERNAL_H
+#define AM_RUNNER_WORKTREE_INTERNAL_H
+
+#include <git2.h>
+#include <stddef.h>
+
+/* Record "worktree: <step> <arg>: <libgit2 message>" and return -code. */
+int wt_git_fail(int code, const char *step, const char *arg);
+
+/* Record "worktree: <step> <arg>: <strerror(errno)>" and return -AM_EIO. */
+int wt_sys_fail(const char *step, const char *arg);
+
+/* snprintf into out, failing with -AM_EINVAL ("worktree: path too long") on truncation. */
+int wt_path(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+double wt_ms_since(unsigned long long t0_ns);
+unsigned long long wt_now_ns(void);
+
+/* ---- mirror.c ---- */
+
+/* DATA/mirrors/<h> without suffix; callers add ".git" / ".lock". */
+int wt_mirror_base(const char *data, const char *url, char *out, size_t cap);
+
+/* Take the mirror's flock (blocking). Returns an fd >= 0 or -AM_E*. Release with wt_unlock. */
+int wt_lock(const char *lock_path);
+void wt_unlock(int fd);
+
+/* Open the bare mirror at path, creating it (with remote "origin" = url) if absent; refuses a
+ * mirror whose origin is another URL. Then fetch. Caller holds the lock and frees *out. */
+int wt_mirror_open_fetch(const char *path, const char *url, git_repository **out);
+
+/* Open an existing mirror (no fetch). */
+int wt_mirror_open(const char *path, git_repository **out);
+
+/* Resolve base_ref in the mirror to a commit. -AM_ENOTFOUND with a clear message if absent. */
+int wt_resolve(git_repository *repo, const char *url, const char *base_ref, git_oid *out);
+
+/* ---- checkout.c ---- */
+
+/* Make sure DATA/checkouts/<commit>/{tree,index} exist (building them if not) and write the
+ * directory into dir. *reused = 1 if it already existed. */
+int wt_checkout_ensure(const char *data, git_repository *repo, const git_oid *commit, char *dir,
+                       size_t cap, int *reused);
+
+/* ---- fsutil.c ---- */
+
+/* rm -rf that never crosses into another mount. Missing path = success. */
+int wt_rm_rf(const char *path);
+
+/* Copy a regular file (mode 0644), replacing dst. */
+int wt_copy_file(const char *src, const char *dst);
+
+/* Create/replace a small file with the given contents. */
+int wt_write_str(const char *path, const char *s);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * tests/unit/worktree_test.c — runner/worktree against a real repository built with the git CLI.
+ *
+ * What: a source repo in a temp dir (a few files incl. a nested dir and an executable, two commits
+ * on main, tag v1 on the first), then pods created from it through am_wt_create, inspected and
+ * driven with the git CLI (`git status`, `git commit`) as an agent would inside /workspace.
+ * Overlay-specific assertions (mount point, shared checkout reused) run only when the overlay
+ * could be mounted; otherwise the full-checkout fallback and its note are asserted instead. One
+ * test forces the full checkout so both paths are covered on every machine.
+ *
+ * Ownership: the temp dir is removed by the group teardown (pods are removed first, unmounting any
+ * overlay). Threads: single-threaded. Runs `local` (outside Bazel's sandbox) because it mounts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "runner/worktree/worktree.h"
+
+#define BIG 8192
+static char g_tmp[1024], g_src[2048], g_data[2048];
+
+/* Run a shell command built with printf; returns its exit status. */
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd)
+        return -1;
+    int st = system(cmd);
+    return (st >= 0 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run a command and capture its stdout (trailing newline trimmed). */
+__attribute__((format(printf, 3, 4))) static int sh_out(char *out, size_t cap, const char *fmt,
+                                                        ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd)
+        return -1;
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    size_t len = fread(out, 1, cap - 1, f);
+    out[len] = '\0';
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+        out[--len] = '\0';
+    int st = pclose(f);
+    return (st >= 0 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+}
+
+static int read_small(const char *path, char *out, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return 0;
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static int setup_group(void **state) {
+    (void)state;
+    const char *base = getenv("TEST_TMPDIR");
+    snprintf(g_tmp, sizeof g_tmp, "%s/wtXXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(g_tmp))
+        return -1;
+    snprintf(g_src, sizeof g_src, "%s/src", g_tmp);
+    snprintf(g_data, sizeof g_data, "%s/data", g_tmp);
+    setenv("HOME", g_tmp, 1);
+    setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+    setenv("GIT_AUTHOR_NAME", "t", 1);
+    setenv("GIT_AUTHOR_EMAIL", "t@example.invalid", 1);
+    setenv("GIT_COMMITTER_NAME", "t", 1);
+    setenv("GIT_COMMITTER_EMAIL", "t@example.invalid", 1);
+    if (sh("set -e; git init -q -b main %s; cd %s; echo one > a.txt; mkdir -p d/e; "
+           "echo deep > d/e/b.txt; printf '#!/bin/sh\\necho hi\\n' > run.sh; chmod +x run.sh; "
+           "git add -A; git commit -qm first; git tag v1; echo two > a.txt; "
+           "git commit -qam second",
+           g_src, g_src) != 0)
+        return -1;
+    return am_wt_init(g_data) == 0 ? 0 : -1;
+}
+
+static int teardown_group(void **state) {
+    (void)state;
+    /* Unmount whatever a failed test left behind before deleting. */
+    sh("for m in %s/pods/*/workspace; do mountpoint -q \"$m\" && umount -l \"$m\"; done; true",
+       g_data);
+    am_wt_shutdown();
+    sh("rm -rf %s", g_tmp);
+    return 0;
+}
+
+static void create_ok(const char *base, const char *branch, const char *pod, am_wt_info *info) {
+    int rc = am_wt_create(g_data, g_src, base, branch, pod, info);
+    if (rc != 0)
+        fail_msg("am_wt_create %s: %s", pod, am_err_last());
+    if (!info->overlay)
+        assert_true(info->note[0] != '\0'); /* the fallback always says why */
+}
+
+static void remove_ok(const char *pod, int keep) {
+    int rc = am_wt_remove(g_data, g_src, pod, keep);
+    if (rc != 0)
+        fail_msg("am_wt_remove %s: %s", pod, am_err_last());
+}
+
+static void test_worktree_on_new_branch_at_base_ref(void **state) {
+    (void)state;
+    am_wt_info info;
+    char want[64], got[BIG], f[BIG];
+    create_ok("main", NULL, "p1", &info);
+    assert_int_equal(sh_out(want, sizeof want, "git -C %s rev-parse main", g_src), 0);
+    assert_string_equal(info.commit, want);
+    assert_string_equal(info.branch, "airmesh/pod-p1");
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s symbolic-ref HEAD", info.path), 0);
+    assert_string_equal(got, "refs/heads/airmesh/pod-p1");
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s rev-parse HEAD", info.path), 0);
+    assert_string_equal(got, want);
+    snprintf(f, sizeof f, "%s/a.txt", info.path);
+    assert_int_equal(read_small(f, got, sizeof got), 0);
+    assert_string_equal(got, "two\n");
+    snprintf(f, sizeof f, "%s/run.sh", info.path);
+    struct stat st;
+    assert_int_equal(stat(f, &st), 0);
+    assert_true(st.st_mode & S_IXUSR);
+    if (info.overlay) {
+        struct stat a, b;
+        snprintf(f, sizeof f, "%s/..", info.path);
+        assert_int_equal(stat(info.path, &a), 0);
+        assert_int_equal(stat(f, &b), 0);
+        assert_true(a.st_dev != b.st_dev); /* a mount point */
+    } else {
+        print_message("overlay not used: %s\n", info.note);
+    }
+    /* The worktree is registered in the mirror. */
+    assert_int_equal(
+        sh_out(got, sizeof got, "git --git-dir=%s worktree list --porcelain", info.gitdir), 0);
+    assert_non_null(strstr(got, info.path));
+    remove_ok("p1", 0);
+
+    /* A tag as base_ref, and an explicit branch name. */
+    create_ok("v1", "review/tagged", "p1b", &info);
+    assert_int_equal(sh_out(want, sizeof want, "git -C %s rev-parse v1^{commit}", g_src), 0);
+    assert_string_equal(info.commit, want);
+    assert_string_equal(info.branch, "review/tagged");
+    snprintf(f, sizeof f, "%s/a.txt", info.path);
+    assert_int_equal(read_small(f, got, sizeof got), 0);
+    assert_string_equal(got, "one\n");
+    remove_ok("p1b", 0);
+}
+
+static void test_commit_inside_lands_in_mirror_after_remove(void **state) {
+    (void)state;
+    am_wt_info info;
+    char sha[64], got[BIG], ws[PATH_MAX], mirror[PATH_MAX];
+    create_ok("main", "feature/x", "p2", &info);
+    snprintf(ws, sizeof ws, "%s", info.path);
+    snprintf(mirror, sizeof mirror, "%s", info.gitdir);
+    assert_int_equal(sh("echo change >> %s/a.txt && echo new > %s/d/new.txt && "
+                        "git -C %s add -A && git -C %s commit -qam 'pod work'",
+                        ws, ws, ws, ws),
+                     0);
+    assert_int_equal(sh_out(sha, sizeof sha, "git -C %s rev-parse HEAD", ws), 0);
+    remove_ok("p2", 0);
+    assert_false(exists(ws));
+    snprintf(got, sizeof got, "%s/worktrees/p2", mirror);
+    assert_false(exists(got));
+    assert_int_equal(
+        sh_out(got, sizeof got, "git --git-dir=%s rev-parse refs/heads/feature/x", mirror), 0);
+    assert_string_equal(got, sha);
+    assert_int_equal(sh_out(got, sizeof got, "git --git-dir=%s rev-parse feature/x^", mirror), 0);
+    assert_string_equal(got, info.commit);
+    assert_int_equal(sh_out(got, sizeof got, "git --git-dir=%s show feature/x:d/new.txt", mirror),
+                     0);
+    assert_string_equal(got, "new");
+    assert_int_equal(sh("git --git-dir=%s fsck --no-dangling --no-progress >/dev/null", mirror), 0);
+}
+
+static void test_git_status_inside_is_clean(void **state) {
+    (void)state;
+    am_wt_info info;
+    char got[1024];
+    create_ok("main", NULL, "p3", &info);
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s status --porcelain", info.path), 0);
+    assert_string_equal(got, "");
+    /* Changes show up as changes. */
+    assert_int_equal(sh("echo x >> %s/d/e/b.txt && echo u > %s/untracked.txt && rm %s/run.sh",
+                        info.path, info.path, info.path),
+                     0);
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s status --porcelain", info.path), 0);
+    assert_string_equal(got, " M d/e/b.txt\n D run.sh\n?? untracked.txt");
+    remove_ok("p3", 0);
+}
+
+static void test_fetch_at_each_create_sees_new_commits(void **state) {
+    (void)state;
+    am_wt_info a, b, c;
+    char want[64], url[BIG];
+    create_ok("main", NULL, "p4", &a);
+    assert_int_equal(
+        sh("cd %s && echo three > a.txt && git commit -qam third && git branch upstream-new",
+           g_src),
+        0);
+    create_ok("main", NULL, "p5", &b);
+    assert_int_equal(sh_out(want, sizeof want, "git -C %s rev-parse main", g_src), 0);
+    assert_string_equal(b.commit, want);
+    assert_string_not_equal(a.commit, b.commit);
+    create_ok("upstream-new", NULL, "p6", &c);
+    assert_string_equal(c.commit, want);
+    remove_ok("p4", 0);
+    remove_ok("p5", 0);
+    remove_ok("p6", 0);
+
+    /* file:// URLs work too (a separate mirror: URLs are not normalised). */
+    snprintf(url, sizeof url, "file://%s", g_src);
+    int rc = am_wt_create(g_data, url, "v1", NULL, "p7", &a);
+    if (rc != 0)
+        fail_msg("file url: %s", am_err_last());
+    assert_int_equal(am_wt_remove(g_data, url, "p7", 0), 0);
+}
+
+static void test_bad_base_ref_is_a_clear_error(void **state) {
+    (void)state;
+    am_wt_info info;
+    char want[BIG], p[BIG];
+    int rc = am_wt_create(g_data, g_src, "no-such-ref", NULL, "p8", &info);
+    assert_int_equal(rc, -AM_ENOTFOUND);
+    snprintf(want, sizeof want, "worktree: base_ref 'no-such-ref' not found in %s", g_src);
+    assert_string_equal(am_err_last(), want);
+    snprintf(p, sizeof p, "%s/pods/p8", g_data);
+    assert_false(exists(p));
+
+    /* An unreachable URL names the fetch step. */
+    rc = am_wt_create(g_data, "/nonexistent/repo", "main", NULL, "p8", &info);
+    assert_true(rc < 0);
+    assert_non_null(strstr(am_err_last(), "worktree: fetch /nonexistent/repo: "));
+    /* Nothing was claimed: the same pod id works. */
+    create_ok("main", NULL, "p8", &info);
+    remove_ok("p8", 0);
+}
+
+static void test_bad_branch_name_is_refused(void **state) {
+    (void)state;
+    am_wt_info info;
+    static const char *const bad[] = {"bad..name", "with space", "-dash", "end.lock",
+                                      "a~b",       "x:y",        "HEAD",  "a/.hidden"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = am_wt_create(g_data, g_src, "main", bad[i], "p9", &info);
+        if (rc != -AM_EINVAL)
+            fail_msg("branch '%s' accepted (rc %d)", bad[i], rc);
+        assert_non_null(strstr(am_err_last(), "invalid branch name"));
+    }
+    /* Bad pod ids and URLs. */
+    assert_int_equal(am_wt_create(g_data, g_src, "main", NULL, "../x", &info), -AM_EINVAL);
+    assert_int_equal(am_wt_create(g_data, g_src, "main", NULL, "a/b", &info), -AM_EINVAL);
+    assert_int_equal(am_wt_create(g_data, g_src, "main", NULL, "", &info), -AM_EINVAL);
+    assert_int_equal(am_wt_create(g_data, "", "main", NULL, "p9", &info), -AM_EINVAL);
+    /* An existing branch is refused, and so is an existing pod. */
+    create_ok("main", "taken", "p9", &info);
+    assert_int_equal(am_wt_create(g_data, g_src, "main", "taken", "p10", &info), -AM_EEXISTS);
+    assert_non_null(strstr(am_err_last(), "branch 'taken' already exists"));
+    assert_int_equal(am_wt_create(g_data, g_src, "main", "other", "p9", &info), -AM_EEXISTS);
+    remove_ok("p9", 0);
+}
+
+static void test_two_pods_share_one_checkout_and_do_not_see_each_others_writes(void **state) {
+    (void)state;
+    am_wt_info a, b;
+    char f[BIG], got[BIG];
+    create_ok("v1", NULL, "pa", &a);
+    create_ok("v1", NULL, "pb", &b);
+    assert_string_equal(a.commit, b.commit);
+    if (a.overlay && b.overlay) {
+        assert_int_equal(b.checkout_reused, 1);
+        snprintf(f, sizeof f, "%s/checkouts/%s/tree/a.txt", g_data, a.commit);
+        assert_true(exists(f));
+    }
+    assert_int_equal(sh("echo mine > %s/a.txt && echo only-a > %s/d/only-a.txt", a.path, a.path),
+                     0);
+    snprintf(f, sizeof f, "%s/a.txt", b.path);
+    assert_int_equal(read_small(f, got, sizeof got), 0);
+    assert_string_equal(got, "one\n");
+    snprintf(f, sizeof f, "%s/d/only-a.txt", b.path);
+    assert_false(exists(f));
+    if (a.overlay) { /* the shared layer is untouched */
+        snprintf(f, sizeof f, "%s/checkouts/%s/tree/a.txt", g_data, a.commit);
+        assert_int_equal(read_small(f, got, sizeof got), 0);
+        assert_string_equal(got, "one\n");
+        snprintf(f, sizeof f, "%s/checkouts/%s/tree/d/only-a.txt", g_data, a.commit);
+        assert_false(exists(f));
+    }
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s status --porcelain", b.path), 0);
+    assert_string_equal(got, "");
+    remove_ok("pa", 0);
+    remove_ok("pb", 0);
+}
+
+static void test_keep_worktree_keeps_files(void **state) {
+    (void)state;
+    am_wt_info info;
+    char f[BIG], got[BIG];
+    create_ok("main", "keep/me", "pk", &info);
+    assert_int_equal(sh("echo work > %s/notes.txt", info.path), 0);
+    remove_ok("pk", 1);
+    snprintf(f, sizeof f, "%s/notes.txt", info.path);
+    assert_int_equal(read_small(f, got, sizeof got), 0);
+    assert_string_equal(got, "work\n");
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s status --porcelain", info.path), 0);
+    assert_string_equal(got, "?? notes.txt");
+    remove_ok("pk", 0); /* later cleanup */
+    assert_false(exists(info.path));
+    assert_int_equal(
+        sh("git --git-dir=%s rev-parse -q --verify refs/heads/keep/me >/dev/null", info.gitdir), 0);
+    assert_int_equal(am_wt_remove(g_data, g_src, "pk", 0), -AM_ENOTFOUND);
+}
+
+static void test_full_checkout_mode_works_like_overlay(void **state) {
+    (void)state;
+    am_wt_info info;
+    char got[BIG], sha[64];
+    am_wt_set_mode(AM_WT_MODE_FULL);
+    create_ok("main", NULL, "pf", &info);
+    am_wt_set_mode(AM_WT_MODE_AUTO);
+    assert_int_equal(info.overlay, 0);
+    assert_non_null(strstr(info.note, "full"));
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s status --porcelain", info.path), 0);
+    assert_string_equal(got, "");
+    assert_int_equal(sh("echo f >> %s/a.txt && git -C %s commit -qam full", info.path, info.path),
+                     0);
+    assert_int_equal(sh_out(sha, sizeof sha, "git -C %s rev-parse HEAD", info.path), 0);
+    remove_ok("pf", 0);
+    assert_false(exists(info.path));
+    assert_int_equal(
+        sh_out(got, sizeof got, "git --git-dir=%s rev-parse airmesh/pod-pf", info.gitdir), 0);
+    assert_string_equal(got, sha);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_worktree_on_new_branch_at_base_ref),
+        cmocka_unit_test(test_commit_inside_lands_in_mirror_after_remove),
+        cmocka_unit_test(test_git_status_inside_is_clean),
+        cmocka_unit_test(test_fetch_at_each_create_sees_new_commits),
+        cmocka_unit_test(test_bad_base_ref_is_a_clear_error),
+        cmocka_unit_test(test_bad_branch_name_is_refused),
+        cmocka_unit_test(test_two_pods_share_one_checkout_and_do_not_see_each_others_writes),
+        cmocka_unit_test(test_keep_worktree_keeps_files),
+        cmocka_unit_test(test_full_checkout_mode_works_like_overlay),
+    };
+    return cmocka_run_group_tests(tests, setup_group, teardown_group);
+}
