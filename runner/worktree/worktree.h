@@ -42,8 +42,9 @@
  *
  * Sandbox integration: the workspace's ".git" names the registration by its absolute host path,
  * so the sandbox must bind DATA/mirrors/<h>.git read-write at the same path for `git commit` to
- * work inside. That gives the agent write access to the whole mirror (other pods' branches too);
- * see the report for the alternates-based hardening.
+ * work inside. That gives the agent write access to the whole mirror (other pods' branches too).
+ * Hardening left for later: a per-pod gitdir with objects/info/alternates pointing at the mirror
+ * (read-only bind), and the pod's branch fetched back into the mirror by am_wt_remove.
  *
  * Threads: am_wt_init/am_wt_set_mode once at startup, before other threads call in. After that
  * am_wt_create/am_wt_remove may run concurrently from any threads or processes for different pods
