@@ -10,8 +10,13 @@
  * Whether a torn tail is acceptable is the caller's decision (only at the end of the last
  * segment); the scanner only tells a torn tail (a prefix of a valid frame) apart from damage.
  *
- * Ownership: an aud_scan owns its fd and buffers until aud_scan_close. Threads: an aud_scan is
- * used by one thread; the functions keep no global state, so any number may run in parallel.
+ * Seal frames (type 2) are checked against what was scanned before them (segment, start, block
+ * and record counts, last seq and hash) and kept in the aud_scan; their signature is for the
+ * caller to check (verify.c knows no key, export.c checks it against the export's certificate).
+ *
+ * Ownership: an aud_scan owns its fd (not in range mode, where the caller keeps it) and buffers
+ * until aud_scan_close. Threads: an aud_scan is used by one thread; the functions keep no global
+ * state, so any number may run in parallel.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -134,7 +139,7 @@ out:
 static int pread_full(aud_scan *s, void *buf, size_t n, uint64_t off) {
     uint8_t *p = buf;
     while (n) {
-        ssize_t r = pread(s->fd, p, n, (off_t)off);
+        ssize_t r = pread(s->fd, p, n, (off_t)(s->base + off));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -186,19 +191,8 @@ void aud_scan_init(aud_scan *s, uint64_t segno, int decode, aud_rec_fn fn, void 
     s->bad_block = -1;
 }
 
-int aud_scan_open(aud_scan *s, const char *path, int rw) {
-    s->fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    s->bad_block = -1;
-    s->bad_offset = 0;
-    snprintf(s->where, sizeof s->where, "%s header (offset 0)", s->name);
-    if (s->fd < 0)
-        return am_err_set(AM_EIO, "audit: open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(s->fd, &st) != 0)
-        return am_err_set(AM_EIO, "audit: stat %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return CORRUPT(s, "not a regular file");
-    s->file_size = (uint64_t)st.st_size;
+/* Check the segment header at offset 0 (s->fd and s->file_size are set). */
+static int read_seg_header(aud_scan *s) {
     if (s->file_size < AUD_SEG_HDR)
         return CORRUPT(s, "file too short for a segment header (%llu bytes)",
                        (unsigned long long)s->file_size);
@@ -218,6 +212,36 @@ int aud_scan_open(aud_scan *s, const char *path, int rw) {
     s->offset = AUD_SEG_HDR;
     s->block = 0;
     return 0;
+}
+
+int aud_scan_open(aud_scan *s, const char *path, int rw) {
+    s->fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    s->bad_block = -1;
+    s->bad_offset = 0;
+    snprintf(s->where, sizeof s->where, "%s header (offset 0)", s->name);
+    if (s->fd < 0)
+        return am_err_set(AM_EIO, "audit: open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return am_err_set(AM_EIO, "audit: stat %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return CORRUPT(s, "not a regular file");
+    s->file_size = (uint64_t)st.st_size;
+    return read_seg_header(s);
+}
+
+int aud_scan_open_range(aud_scan *s, int fd, uint64_t base, uint64_t len) {
+    s->fd = fd;
+    s->borrowed_fd = 1;
+    s->base = base;
+    s->file_size = len;
+    s->bad_block = -1;
+    s->bad_offset = 0;
+    snprintf(s->where, sizeof s->where, "%s header (offset 0)", s->name);
+    int rc = read_seg_header(s);
+    if (!rc)
+        aud_seg_name(s->segno, s->name);
+    return rc;
 }
 
 /* Decompress the verified payload and decode its records into s->fn. */
@@ -272,10 +296,65 @@ static int decode_block(aud_scan *s, const aud_frame_hdr *h) {
     return 0;
 }
 
+/* A seal frame (header already read and checked): its payload must describe exactly the chain
+ * scanned so far. The signature is checked by the caller, who knows which key to trust. */
+static int next_seal(aud_scan *s, const aud_frame_hdr *h, const uint8_t *hb, uint64_t rem) {
+    if (h->comp_len != h->raw_len || h->comp_len < AUD_SEAL_FIXED + AUD_SIG_MIN ||
+        h->comp_len > AUD_SEAL_MAX || h->count != 0)
+        return CORRUPT(s, "seal frame with impossible lengths (%u/%u, count %u)", h->comp_len,
+                       h->raw_len, h->count);
+    uint64_t total = (uint64_t)AUD_FRAME_HDR + h->comp_len + AUD_HASH;
+    if (rem < total)
+        return AUD_TORN;
+    uint8_t f[AUD_FRAME_HDR + AUD_SEAL_MAX + AUD_HASH];
+    memcpy(f, hb, AUD_FRAME_HDR);
+    int rc = pread_full(s, f + AUD_FRAME_HDR, h->comp_len + AUD_HASH, s->offset + AUD_FRAME_HDR);
+    if (rc)
+        return rc;
+    uint8_t hash[AUD_HASH];
+    if ((rc = aud_sha256(hash, s->hash, AUD_HASH, f, AUD_FRAME_HDR + h->comp_len, NULL, 0)))
+        return rc;
+    if (memcmp(hash, f + AUD_FRAME_HDR + h->comp_len, AUD_HASH) != 0)
+        return CORRUPT(s, "seal hash mismatch: seal altered, or a block before it is missing "
+                          "or altered");
+    if (h->first_seq != s->next_seq)
+        return CORRUPT(s, "seal says next seq %llu, the blocks end before %llu",
+                       (unsigned long long)h->first_seq, (unsigned long long)s->next_seq);
+    const uint8_t *p = f + AUD_FRAME_HDR;
+    uint32_t sig_len = aud_get32(p + 152);
+    if (memcmp(p, AUD_SEAL_MAGIC, 8) != 0 || aud_get32(p + 156) != 0)
+        return CORRUPT(s, "seal payload: bad magic or reserved bytes");
+    if (sig_len < AUD_SIG_MIN || sig_len > AUD_SIG_MAX || AUD_SEAL_FIXED + sig_len != h->comp_len)
+        return CORRUPT(s, "seal payload: signature length %u does not fit", sig_len);
+    if (aud_get64(p + 8) != s->segno || aud_get64(p + 16) != s->first_seq ||
+        memcmp(p + 24, s->start_hash, AUD_HASH) != 0)
+        return CORRUPT(s, "seal names another segment start (segment %llu, first seq %llu)",
+                       (unsigned long long)aud_get64(p + 8), (unsigned long long)aud_get64(p + 16));
+    if (aud_get64(p + 56) != s->block || aud_get64(p + 64) != s->records ||
+        aud_get64(p + 72) != s->next_seq - 1 || memcmp(p + 80, s->hash, AUD_HASH) != 0)
+        return CORRUPT(s,
+                       "seal covers %llu blocks / %llu records up to seq %llu, the segment has "
+                       "%llu / %llu up to %llu (blocks missing or added)",
+                       (unsigned long long)aud_get64(p + 56), (unsigned long long)aud_get64(p + 64),
+                       (unsigned long long)aud_get64(p + 72), (unsigned long long)s->block,
+                       (unsigned long long)s->records, (unsigned long long)(s->next_seq - 1));
+    memcpy(s->seal, p, h->comp_len);
+    s->seal_len = h->comp_len;
+    s->sealed = 1;
+    s->blocks = s->block;
+    memcpy(s->pre_seal_hash, s->hash, AUD_HASH);
+    memcpy(s->hash, hash, AUD_HASH);
+    s->offset += total;
+    s->block++;
+    return 1;
+}
+
 int aud_scan_next(aud_scan *s) {
     if (s->offset >= s->file_size)
         return 0;
     set_where_block(s);
+    if (s->sealed)
+        return CORRUPT(s, "data after the seal frame (a seal must end its segment)");
     uint64_t rem = s->file_size - s->offset;
     uint8_t hb[AUD_FRAME_HDR];
     if (rem < AUD_FRAME_HDR) {
@@ -301,12 +380,12 @@ int aud_scan_next(aud_scan *s) {
                        .raw_len = aud_get32(hb + 12),
                        .count = aud_get32(hb + 16),
                        .first_seq = aud_get64(hb + 20)};
-    if (h.type == AUD_TYPE_SEAL)
-        return CORRUPT(s, "seal frame: not supported by this reader version");
-    if (h.type != AUD_TYPE_BLOCK)
+    if (h.type != AUD_TYPE_BLOCK && h.type != AUD_TYPE_SEAL)
         return CORRUPT(s, "unknown frame type %u", h.type);
     if (hb[5] | hb[6] | hb[7])
         return CORRUPT(s, "reserved frame header bytes are not zero");
+    if (h.type == AUD_TYPE_SEAL)
+        return next_seal(s, &h, hb, rem);
     if (h.comp_len == 0 || h.comp_len > AUD_MAX_LEN || h.raw_len == 0 || h.raw_len > AUD_MAX_LEN)
         return CORRUPT(s, "absurd frame lengths (compressed %u, raw %u; limit %u)", h.comp_len,
                        h.raw_len, AUD_MAX_LEN);
@@ -331,7 +410,7 @@ int aud_scan_next(aud_scan *s) {
     if (h.first_seq != s->next_seq)
         return CORRUPT(s, "block starts at seq %llu, expected %llu",
                        (unsigned long long)h.first_seq, (unsigned long long)s->next_seq);
-    if (s->decode && (rc = decode_block(s, &h)) != 0)
+    if (s->decode && h.first_seq + h.count > s->skip_before_seq && (rc = decode_block(s, &h)) != 0)
         return rc;
     memcpy(s->hash, hash, AUD_HASH);
     s->offset += total;
@@ -342,7 +421,7 @@ int aud_scan_next(aud_scan *s) {
 }
 
 void aud_scan_close(aud_scan *s) {
-    if (s->fd >= 0)
+    if (s->fd >= 0 && !s->borrowed_fd)
         close(s->fd);
     s->fd = -1;
     free(s->cbuf);

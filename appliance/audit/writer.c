@@ -61,11 +61,17 @@ struct am_audit {
     int stop;
     int err; /* sticky writer failure (negative AM_E*) */
     char errmsg[512];
+    aud_signer *signer; /* NULL until the audit key exists; set once, freed at close */
+    uint64_t seal_req;  /* am_audit_seal requests ... */
+    uint64_t seal_done; /* ... and how many the writer has served */
 
     /* writer thread only */
     int fd;
     uint64_t segno, seg_off, seg_blocks;
     uint64_t seg_next_seq; /* seq the next block starts at */
+    uint64_t seg_first_seq, seg_records;
+    uint8_t seg_start[AUD_HASH];
+    int seg_sealed;
     uint8_t hash[AUD_HASH];
     uint8_t *spare;
     size_t spare_cap;
@@ -145,12 +151,68 @@ static int create_segment(am_audit *a, uint64_t segno, uint64_t first_seq,
     a->seg_off = AUD_SEG_HDR;
     a->seg_blocks = 0;
     a->seg_next_seq = first_seq;
+    a->seg_first_seq = first_seq;
+    a->seg_records = 0;
+    a->seg_sealed = 0;
+    memcpy(a->seg_start, start, AUD_HASH);
     memcpy(a->hash, start, AUD_HASH);
     return 0;
 }
 
+/* Append the seal frame to the current segment and make it durable (writer thread). */
+static int write_seal(am_audit *a, const aud_signer *k) {
+    uint8_t f[AUD_FRAME_HDR + AUD_SEAL_MAX + AUD_HASH];
+    uint32_t plen = 0;
+    int rc = aud_seal_build(k, a->segno, a->seg_first_seq, a->seg_start, a->seg_blocks,
+                            a->seg_records, a->hash, f + AUD_FRAME_HDR, &plen);
+    if (rc)
+        return rc;
+    aud_frame_hdr h = {.type = AUD_TYPE_SEAL,
+                       .comp_len = plen,
+                       .raw_len = plen,
+                       .count = 0,
+                       .first_seq = a->seg_next_seq};
+    if ((rc = aud_frame_hdr_encode(&h, f)) != 0)
+        return rc;
+    uint8_t *hash = f + AUD_FRAME_HDR + plen;
+    if ((rc = aud_sha256(hash, a->hash, AUD_HASH, f, AUD_FRAME_HDR + plen, NULL, 0)) != 0)
+        return rc;
+    char name[AUD_NAME_MAX];
+    aud_seg_name(a->segno, name);
+    size_t flen = AUD_FRAME_HDR + plen + AUD_HASH;
+    if ((rc = write_full(a->fd, f, flen, a->seg_off, name)) != 0) {
+        if (ftruncate(a->fd, (off_t)a->seg_off) != 0) {
+            /* the error is already being reported */
+        }
+        return rc;
+    }
+    if (fdatasync(a->fd) != 0)
+        return am_err_set(AM_EIO, "audit: fsync segment %llu: %s", (unsigned long long)a->segno,
+                          strerror(errno));
+    memcpy(a->hash, hash, AUD_HASH);
+    a->seg_off += flen;
+    a->seg_sealed = 1;
+    return 0;
+}
+
+/* Seal the current segment (if the key exists and it holds blocks) and start the next one. */
+static int seal_and_roll(am_audit *a, const aud_signer *k) {
+    int rc = 0;
+    if (k && a->seg_blocks > 0 && !a->seg_sealed)
+        rc = write_seal(a, k);
+    else if (fdatasync(a->fd) != 0)
+        rc = am_err_set(AM_EIO, "audit: fsync segment %llu: %s", (unsigned long long)a->segno,
+                        strerror(errno));
+    if (rc)
+        return rc;
+    uint8_t start[AUD_HASH];
+    memcpy(start, a->hash, AUD_HASH);
+    return create_segment(a, a->segno + 1, a->seg_next_seq, start);
+}
+
 /* Compress, frame, chain and write one block of `count` packed records. */
-static int write_block(am_audit *a, const uint8_t *raw, size_t raw_len, uint32_t count) {
+static int write_block(am_audit *a, const aud_signer *k, const uint8_t *raw, size_t raw_len,
+                       uint32_t count) {
     size_t bound = ZSTD_compressBound(raw_len);
     size_t need = AUD_FRAME_HDR + bound + AUD_HASH;
     if (a->fcap < need) {
@@ -172,14 +234,10 @@ static int write_block(am_audit *a, const uint8_t *raw, size_t raw_len, uint32_t
     if (rc)
         return rc;
     size_t flen = AUD_FRAME_HDR + clen + AUD_HASH;
-    if (a->seg_blocks > 0 && a->seg_off + flen > a->o.segment_bytes) {
-        /* Roll: make the finished segment durable, then chain the next one from its last hash. */
-        if (fdatasync(a->fd) != 0)
-            return am_err_set(AM_EIO, "audit: fsync segment %llu: %s", (unsigned long long)a->segno,
-                              strerror(errno));
-        uint8_t start[AUD_HASH];
-        memcpy(start, a->hash, AUD_HASH);
-        if ((rc = create_segment(a, a->segno + 1, a->seg_next_seq, start)) != 0)
+    if (a->seg_sealed || (a->seg_blocks > 0 && a->seg_off + flen > a->o.segment_bytes)) {
+        /* Roll: seal the finished segment (when the audit key exists), make it durable, then
+         * chain the next one from its last hash (the seal's, when sealed). */
+        if ((rc = seal_and_roll(a, k)) != 0)
             return rc;
     }
     uint8_t *hash = a->fbuf + AUD_FRAME_HDR + clen;
@@ -198,11 +256,12 @@ static int write_block(am_audit *a, const uint8_t *raw, size_t raw_len, uint32_t
     a->seg_off += flen;
     a->seg_blocks++;
     a->seg_next_seq += count;
+    a->seg_records += count;
     return 0;
 }
 
 /* Cut a batch of packed records into blocks, write them, fdatasync once. */
-static int write_batch(am_audit *a, const uint8_t *buf, size_t len) {
+static int write_batch(am_audit *a, const aud_signer *k, const uint8_t *buf, size_t len) {
     size_t pos = 0;
     while (pos < len) {
         size_t start = pos;
@@ -222,11 +281,11 @@ static int write_batch(am_audit *a, const uint8_t *buf, size_t len) {
             pos = next;
             count++;
         }
-        int rc = write_block(a, buf + start, pos - start, count);
+        int rc = write_block(a, k, buf + start, pos - start, count);
         if (rc)
             return rc;
     }
-    if (fdatasync(a->fd) != 0)
+    if (len && fdatasync(a->fd) != 0)
         return am_err_set(AM_EIO, "audit: fsync segment %llu: %s", (unsigned long long)a->segno,
                           strerror(errno));
     return 0;
@@ -246,17 +305,17 @@ static void *writer_main(void *arg) {
     am_audit *a = arg;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (a->qcount == 0 && !a->stop)
+        while (a->qcount == 0 && !a->stop && a->seal_req == a->seal_done)
             pthread_cond_wait(&a->work_cv, &a->mu);
         if (a->qcount == 0 && a->stop)
             break;
         /* Group-commit window: give other appenders flush_ms to join this batch. */
-        if (a->o.flush_ms > 0 && !a->stop && a->qcount < a->o.max_block_records &&
-            a->flush_target <= a->durable_seq) {
+        if (a->o.flush_ms > 0 && !a->stop && a->qcount > 0 && a->qcount < a->o.max_block_records &&
+            a->flush_target <= a->durable_seq && a->seal_req == a->seal_done) {
             struct timespec dl;
             deadline_after_ms(&dl, a->o.flush_ms);
             while (!a->stop && a->qcount < a->o.max_block_records &&
-                   a->flush_target <= a->durable_seq) {
+                   a->flush_target <= a->durable_seq && a->seal_req == a->seal_done) {
                 if (pthread_cond_timedwait(&a->work_cv, &a->mu, &dl) == ETIMEDOUT)
                     break;
             }
@@ -265,6 +324,8 @@ static void *writer_main(void *arg) {
         uint8_t *batch = a->q;
         size_t blen = a->qlen, bcap = a->qcap;
         uint64_t last = a->next_seq - 1;
+        uint64_t seal = a->seal_req;
+        const aud_signer *k = a->signer;
         a->q = a->spare;
         a->qcap = a->spare_cap;
         a->qlen = 0;
@@ -273,7 +334,9 @@ static void *writer_main(void *arg) {
         int err = a->err;
         pthread_mutex_unlock(&a->mu);
 
-        int rc = err ? err : write_batch(a, batch, blen);
+        int rc = err ? err : write_batch(a, k, batch, blen);
+        if (!rc && seal != a->seal_done && a->seg_blocks > 0)
+            rc = seal_and_roll(a, k); /* am_audit_seal: everything so far becomes sealed */
 
         pthread_mutex_lock(&a->mu);
         a->spare = batch;
@@ -287,8 +350,17 @@ static void *writer_main(void *arg) {
         }
         if (!rc)
             a->durable_seq = last;
+        a->seal_done = seal;
         pthread_cond_broadcast(&a->durable_cv);
         pthread_cond_broadcast(&a->space_cv);
+    }
+    /* Clean close: seal what this run wrote (the next open starts a new segment). */
+    if (!a->err && a->signer && a->seg_blocks > 0 && !a->seg_sealed) {
+        int rc = write_seal(a, a->signer);
+        if (rc) {
+            a->err = rc;
+            snprintf(a->errmsg, sizeof a->errmsg, "%s", am_err_last());
+        }
     }
     pthread_mutex_unlock(&a->mu);
     return NULL;
@@ -302,6 +374,7 @@ static void audit_free(am_audit *a) {
     if (a->lock_fd >= 0)
         close(a->lock_fd); /* releases the flock */
     ZSTD_freeCCtx(a->cctx);
+    aud_signer_free(a->signer);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->work_cv);
     pthread_cond_destroy(&a->durable_cv);
@@ -395,6 +468,10 @@ static int recover(am_audit *a, uint64_t last) {
         a->seg_off = s.offset;
         a->seg_blocks = s.block;
         a->seg_next_seq = s.next_seq;
+        a->seg_first_seq = s.first_seq;
+        a->seg_records = s.records;
+        a->seg_sealed = s.sealed;
+        memcpy(a->seg_start, s.start_hash, AUD_HASH);
         memcpy(a->hash, s.hash, AUD_HASH);
     }
     aud_scan_close(&s);
@@ -467,6 +544,14 @@ int am_audit_open(const char *dir, const am_audit_opts *o, am_audit **out) {
     } else {
         rc = recover(a, n);
     }
+    if (!rc && a->seg_sealed) {
+        /* The last run closed cleanly and sealed its segment: continue in a new one. */
+        uint8_t start[AUD_HASH];
+        memcpy(start, a->hash, AUD_HASH);
+        rc = create_segment(a, a->segno + 1, a->seg_next_seq, start);
+    }
+    if (!rc)
+        rc = aud_signer_load(dir, &a->signer);
     if (rc)
         goto fail;
     a->next_seq = a->seg_next_seq;
@@ -601,4 +686,66 @@ void am_audit_close(am_audit *a) {
                      "dir=%s error=%s", a->dir, am_log_quote(q, sizeof q, a->errmsg));
     }
     audit_free(a);
+}
+
+int am_audit_seal(am_audit *a) {
+    if (!a)
+        return am_err_set(AM_EINVAL, "audit: seal: no log");
+    pthread_mutex_lock(&a->mu);
+    int rc = 0;
+    if (!a->signer) {
+        rc = am_err_set(AM_ESTATE, "audit: seal %s: there is no audit key yet", a->dir);
+    } else if (a->err) {
+        rc = am_err_set(AM_EIO, "%s", a->errmsg);
+    } else {
+        /* Everything appended so far goes into the batch the writer takes with this request. */
+        uint64_t want = ++a->seal_req;
+        pthread_cond_signal(&a->work_cv);
+        while (a->seal_done < want && !a->err)
+            pthread_cond_wait(&a->durable_cv, &a->mu);
+        if (a->err)
+            rc = am_err_set(AM_EIO, "%s", a->errmsg);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+const char *aud_audit_dir(const am_audit *a) {
+    return a->dir;
+}
+
+const char *am_audit_dir(const am_audit *a) {
+    return a->dir;
+}
+
+int aud_audit_set_signer(am_audit *a, aud_signer *s) {
+    pthread_mutex_lock(&a->mu);
+    int taken = a->signer == NULL;
+    if (taken)
+        a->signer = s;
+    pthread_mutex_unlock(&a->mu);
+    if (!taken)
+        aud_signer_free(s);
+    return 0;
+}
+
+int aud_audit_has_signer(am_audit *a) {
+    pthread_mutex_lock(&a->mu);
+    int has = a->signer != NULL;
+    pthread_mutex_unlock(&a->mu);
+    return has;
+}
+
+int aud_audit_sign(am_audit *a, const void *msg, size_t len, uint8_t *sig, uint32_t *sig_len,
+                   char **cert_pem) {
+    pthread_mutex_lock(&a->mu);
+    int rc = 0;
+    if (!a->signer)
+        rc = am_err_set(AM_ESTATE, "audit: %s: there is no audit key yet", a->dir);
+    if (!rc && msg)
+        rc = aud_signer_sign(a->signer, msg, len, sig, sig_len);
+    if (!rc && cert_pem && !(*cert_pem = strdup(aud_signer_cert_pem(a->signer))))
+        rc = am_err_set(AM_ENOMEM, "audit: out of memory");
+    pthread_mutex_unlock(&a->mu);
+    return rc;
 }

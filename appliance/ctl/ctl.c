@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "appliance/ctl/ctl.h"
+#include "appliance/ctl/audit_cmd.h"
 #include "common/version.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -539,7 +540,8 @@ static void usage(FILE *out) {
             "  pod list [--json], pod show ID  pods of your org and their state\n"
             "  pod wait ID [--timeout S]     wait until the pod ends; exit 0 if it exited 0\n"
             "  pod stop ID, pod rm ID        stop a pod; remove an ended pod's record\n"
-            "  pod recording ID -o FILE      download the pod's asciicast recording (.cast)\n");
+            "  pod recording ID -o FILE      download the pod's asciicast recording (.cast)\n"
+            AM_CTL_AUDIT_USAGE);
 }
 
 int main(int argc, char **argv) {
@@ -596,6 +598,8 @@ int main(int argc, char **argv) {
         rc = cmd_runner(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "pod") == 0)
         rc = am_ctl_pod(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "audit") == 0)
+        rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {
         fprintf(stderr, "airmeshctl: unknown command '%s' (see --help)\n", cmd);
         rc = 2;

@@ -685,7 +685,7 @@ static void test_garbage_segment_is_refused(void **state) {
     frame_header(img + 56, 100, 1000, 1);
     expect_refused(dir, p, img, 56 + 32 + 100 + 32, "bad hash");
     frame_header(img + 56, 100, 1000, 1);
-    img[56 + 4] = 2; /* seal: reserved, not understood yet */
+    img[56 + 4] = 2; /* a seal frame with impossible lengths */
     expect_refused(dir, p, img, 56 + 32 + 100 + 32, "seal frame");
     unlink(p);
 

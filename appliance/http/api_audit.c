@@ -1,0 +1,338 @@
+/*
+ * appliance/http/api_audit.c — REST endpoints for the audit log.
+ *
+ * GET /api/v1/audit?since=&until=&actor=&action=&limit=&cursor=
+ *   Events in seq order, as {"events": [{seq, time_ms, actor, org, action, target, result,
+ *   source, details}], "next_cursor": seq | null}. Every member sees the events of their own org;
+ *   admins and owners also see system events (org ""), e.g. server.start. since/until: Unix ms or
+ *   RFC 3339 ("2026-01-02T03:04:05Z", "...+02:00"), range [since, until). actor/action: exact
+ *   match. limit: 1..1000, default 100. cursor: the seq to continue from (next_cursor of the
+ *   previous page). Everything appended before the request is flushed first, so an event shows
+ *   up as soon as its request answered.
+ * GET /api/v1/audit/export?since=&until=
+ *   The offline export file (application/octet-stream, format in appliance/audit/audit.h) for
+ *   `airmeshctl audit export`. Owners only: segments hold every org's events and cannot be cut
+ *   per org without breaking their hashes and seals. Creates the audit key on first use.
+ *   Exports are built in an unnamed temporary file in the data directory and answered from
+ *   memory, up to EXPORT_MAX bytes (413 beyond: narrow the range).
+ *
+ * Threads: the http thread (the export blocks it while it reads the segments: an admin action,
+ * rare). Memory: the response body lives in req->pool.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "airmesh/v1/store.pb-c.h"
+#include "appliance/http/internal.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+/* Declared in internal.h (the router's header); repeated here so this file stands alone. */
+int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param);
+
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+#define EXPORT_MAX (256ull << 20)
+#define QVAL_MAX 256
+
+/* The value of query parameter `key` (percent-decoded, '+' kept) into out; 1 if present. */
+static int query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t kl = strlen(key);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) >= kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t o = 0;
+            for (const char *q = p + kl + 1; q < stop; q++) {
+                char c = *q;
+                if (c == '%' && stop - q >= 3) {
+                    char hex[3] = {q[1], q[2], 0};
+                    char *e;
+                    long v = strtol(hex, &e, 16);
+                    if (*e || v == 0)
+                        return -1;
+                    c = (char)v;
+                    q += 2;
+                }
+                if (o + 1 >= cap)
+                    return -1;
+                out[o++] = c;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+static int parse_digits(const char *s, size_t n, int *out) {
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Unix milliseconds, or RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+HH:MM|-HH:MM)". */
+static int parse_time(const char *s, uint64_t *ms) {
+    size_t n = strlen(s);
+    if (n > 0 && n <= 15 && strspn(s, "0123456789") == n) {
+        *ms = strtoull(s, NULL, 10);
+        return 0;
+    }
+    int Y, M, D, h, m, sec, frac_ms = 0, off = 0;
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':' || parse_digits(s, 4, &Y) || parse_digits(s + 5, 2, &M) ||
+        parse_digits(s + 8, 2, &D) || parse_digits(s + 11, 2, &h) || parse_digits(s + 14, 2, &m) ||
+        parse_digits(s + 17, 2, &sec))
+        return -1;
+    const char *p = s + 19;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 3; digits++)
+            frac_ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh, om;
+        if (parse_digits(p + 1, 2, &oh) || parse_digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return -1;
+        off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p || Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return -1;
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || (int64_t)t - off < 0)
+        return -1;
+    *ms = (uint64_t)((int64_t)t - off) * 1000 + (uint64_t)frac_ms;
+    return 0;
+}
+
+/* since/until from the query; sends 400 and returns -1 on a bad value. */
+static int time_range(h2o_req_t *req, uint64_t *since, uint64_t *until) {
+    char v[QVAL_MAX];
+    *since = *until = 0;
+    int r = query_param(req, "since", v, sizeof v);
+    if (r < 0 || (r == 1 && parse_time(v, since) != 0)) {
+        am_http_send_error(req, 400, "bad_request", "since: Unix milliseconds or RFC 3339");
+        return -1;
+    }
+    r = query_param(req, "until", v, sizeof v);
+    if (r < 0 || (r == 1 && parse_time(v, until) != 0)) {
+        am_http_send_error(req, 400, "bad_request", "until: Unix milliseconds or RFC 3339");
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *org;
+    int see_system;
+    uint64_t since, until, cursor;
+    const char *actor, *action; /* NULL = any */
+    size_t limit, n;
+    json_t *events;
+    uint64_t next; /* seq of the first event of the next page, 0 = none */
+} list_ctx;
+
+static json_t *event_json(const Airmesh__V1__AuditRecord *r) {
+    json_t *details = NULL;
+    if (r->details && *r->details)
+        details = json_loads(r->details, JSON_REJECT_DUPLICATES, NULL);
+    if (!details)
+        details = r->details && *r->details ? json_string(r->details) : json_object();
+    return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "seq", (json_int_t)r->seq, "time_ms",
+                     (json_int_t)r->time_ms, "actor", r->actor, "org", r->org_id, "action",
+                     r->action, "target", r->target, "result", r->result, "source", r->source,
+                     "details", details);
+}
+
+static int list_cb(void *ud, const Airmesh__V1__AuditRecord *r) {
+    list_ctx *c = ud;
+    if (r->seq < c->cursor)
+        return 0;
+    int visible = strcmp(r->org_id, c->org) == 0 || (c->see_system && r->org_id[0] == '\0');
+    if (!visible || r->time_ms < c->since || (c->until && r->time_ms >= c->until) ||
+        (c->actor && strcmp(r->actor, c->actor) != 0) ||
+        (c->action && strcmp(r->action, c->action) != 0))
+        return 0;
+    if (c->n == c->limit) {
+        c->next = r->seq;
+        return 1; /* page full and there is more: stop */
+    }
+    json_array_append_new(c->events, event_json(r));
+    c->n++;
+    return 0;
+}
+
+int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    list_ctx c = {.org = who.org_id,
+                  .see_system = who.role >= AIRMESH__V1__ROLE__ROLE_ADMIN,
+                  .limit = LIST_DEFAULT,
+                  .cursor = 1};
+    if (time_range(req, &c.since, &c.until))
+        return 0;
+    char actor[QVAL_MAX], action[QVAL_MAX], v[QVAL_MAX];
+    int ra = query_param(req, "actor", actor, sizeof actor);
+    int rb = query_param(req, "action", action, sizeof action);
+    if (ra < 0 || rb < 0) {
+        am_http_send_error(req, 400, "bad_request", "actor/action: at most 255 bytes");
+        return 0;
+    }
+    c.actor = ra == 1 ? actor : NULL;
+    c.action = rb == 1 ? action : NULL;
+    int r;
+    if ((r = query_param(req, "limit", v, sizeof v)) != 0) {
+        char *e;
+        unsigned long l = r == 1 ? strtoul(v, &e, 10) : 0;
+        if (r < 0 || *e || l < 1 || l > LIST_MAX) {
+            am_http_send_error(req, 400, "bad_request", "limit: 1 to 1000");
+            return 0;
+        }
+        c.limit = l;
+    }
+    if ((r = query_param(req, "cursor", v, sizeof v)) != 0) {
+        char *e;
+        unsigned long long s = r == 1 ? strtoull(v, &e, 10) : 0;
+        if (r < 0 || *e || s < 1) {
+            am_http_send_error(req, 400, "bad_request", "cursor: a next_cursor value");
+            return 0;
+        }
+        c.cursor = s;
+    }
+    c.events = json_array();
+    int rc = am_audit_flush(h->app->audit);
+    if (!rc)
+        rc = am_audit_query(am_audit_dir(h->app->audit), c.cursor, list_cb, &c);
+    if (rc < 0) {
+        am_log_error("api", "audit query failed", "error=\"%s\"", am_err_last());
+        json_decref(c.events);
+        am_http_send_error(req, 500, "internal", "could not read the audit log");
+        return 0;
+    }
+    am_http_send_json(req, 200,
+                      json_pack("{s:o,s:o}", "events", c.events, "next_cursor",
+                                c.next ? json_integer((json_int_t)c.next) : json_null()));
+    return 0;
+}
+
+static h2o_generator_t export_gen = {NULL, NULL};
+
+int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    if (who.role < AIRMESH__V1__ROLE__ROLE_OWNER) {
+        am_http_send_error(req, 403, "forbidden",
+                           "exporting the audit log needs the owner role (it spans every org)");
+        return 0;
+    }
+    uint64_t since, until;
+    if (time_range(req, &since, &until))
+        return 0;
+    char peer[64], actor[160], details[160];
+    am_http_peer(req, peer, sizeof peer);
+    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    uint8_t *root = NULL, *body = NULL;
+    size_t root_len = 0;
+    am_audit_export_info info;
+    const char *ca_pem_path = am_ca_path(h->app->ca, "ca.pem");
+    int fd = -1, rc = ca_pem_path ? am_read_file(ca_pem_path, 65536, &root, &root_len)
+                                  : am_err_set(AM_ESTATE, "audit export: no CA certificate");
+    char *root_pem = NULL;
+    if (!rc && !(root_pem = h2o_mem_alloc_pool(&req->pool, root_len + 1)))
+        rc = am_err_set(AM_ENOMEM, "out of memory");
+    if (!rc) {
+        memcpy(root_pem, root, root_len);
+        root_pem[root_len] = '\0';
+        rc = am_audit_signer_ensure(h->app->audit, h->app->ca);
+    }
+    if (!rc) {
+        fd = open(h->app->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = am_err_set(AM_EIO, "audit export: temporary file in %s: %s", h->app->data_dir,
+                            strerror(errno));
+    }
+    /* Audit the export itself before it is made, so the file records who took it. */
+    snprintf(details, sizeof details, "{\"since_ms\":%llu,\"until_ms\":%llu}",
+             (unsigned long long)since, (unsigned long long)until);
+    am_audit_event(h->app->audit, actor, who.org_id, "audit.export", "audit", rc ? "error" : "ok",
+                   peer, details);
+    if (!rc)
+        rc = am_audit_export(h->app->audit, root_pem, since, until, fd, &info);
+    free(root);
+    if (!rc && info.bytes > EXPORT_MAX) {
+        close(fd);
+        am_http_send_error(req, 413, "too_large",
+                           "the export exceeds 256 MiB: narrow it with since/until");
+        return 0;
+    }
+    if (!rc && !(body = h2o_mem_alloc_pool(&req->pool, info.bytes ? info.bytes : 1)))
+        rc = am_err_set(AM_ENOMEM, "audit export: out of memory");
+    for (size_t got = 0; !rc && got < info.bytes;) {
+        ssize_t n = pread(fd, body + got, info.bytes - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = am_err_set(AM_EIO, "audit export: read back: %s",
+                            n < 0 ? strerror(errno) : "short file");
+        else
+            got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        am_log_error("api", "audit export failed", "error=\"%s\"", am_err_last());
+        am_http_send_error(req, rc == -AM_ESTATE ? 409 : 500,
+                           rc == -AM_ESTATE ? "conflict" : "internal", am_err_last());
+        return 0;
+    }
+    am_log_info("api", "audit exported", "segments=%llu records=%llu bytes=%llu",
+                (unsigned long long)info.segments, (unsigned long long)info.records,
+                (unsigned long long)info.bytes);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/octet-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_DISPOSITION, NULL,
+                   H2O_STRLIT("attachment; filename=\"airmesh-audit.amexp\""));
+    h2o_start_response(req, &export_gen);
+    h2o_iovec_t b = h2o_iovec_init(body, info.bytes);
+    h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+    return 0;
+}
