@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # make bench: every benchmark under tests/bench, each printing its result beside a baseline
 # measured in the same run, as a ratio. Results are also written to test-artifacts/bench.txt.
+# cc_binary targets run alone with a temp dir argument, except those tagged "bench_driven",
+# which a driver script runs: tests/bench/runners_bench.py (a real airmeshd + simulated runners).
+# Binaries are taken from the -c opt output tree (`bazel info -c opt bazel-bin`), not from the
+# bazel-bin symlink, which points at whatever configuration was built last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BAZEL=${BAZEL:-bazel}
@@ -10,13 +14,21 @@ out=test-artifacts/bench.txt
 : > "$out"
 targets=$($BAZEL query 'kind(cc_binary, //tests/bench/...)' 2>/dev/null)
 [ -n "$targets" ] || { echo "no benchmarks"; exit 0; }
-$BAZEL build -c opt $targets >/dev/null 2>&1 || $BAZEL build -c opt $targets || exit 1
+solo=$($BAZEL query 'kind(cc_binary, //tests/bench/...) except attr(tags, bench_driven, //tests/bench/...)' 2>/dev/null)
+build=($targets //appliance:airmeshd)
+$BAZEL build -c opt "${build[@]}" >/dev/null 2>&1 || $BAZEL build -c opt "${build[@]}" || exit 1
+bindir=$($BAZEL info -c opt bazel-bin 2>/dev/null) || exit 1
 rc=0
-for t in $targets; do
-  bin="bazel-bin/${t#//}"; bin="${bin/://}"
+for t in $solo; do
+  bin="$bindir/${t#//}"; bin="${bin/://}"
   echo "== $t" | tee -a "$out"
   tmp=$(mktemp -d)
   "$bin" "$tmp" 2>&1 | tee -a "$out" || rc=1
   rm -rf "$tmp"
 done
+echo "== tests/bench/runners_bench.py" | tee -a "$out"
+tmp=$(mktemp -d)
+/usr/bin/python3 tests/bench/runners_bench.py --airmeshd "$bindir/appliance/airmeshd" \
+  --client "$bindir/tests/bench/runners_bench_client" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
+rm -rf "$tmp"
 exit $rc
