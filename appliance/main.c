@@ -202,6 +202,11 @@ int main(int argc, char **argv) {
         fail("cannot open the audit log");
         goto out;
     }
+    /* The audit key (certified by our CA) seals every segment; created on first start. */
+    if (am_audit_signer_ensure(app.audit, app.ca) != 0) {
+        fail("cannot set up the audit signing key");
+        goto out;
+    }
     am_http_opts hopts = {.listen = cfg.listen,
                           .ui_dir = cfg.ui,
                           .cert_pem = am_ca_path(app.ca, "server.pem"),

@@ -256,6 +256,8 @@ static const route routes[] = {
     {"GET", "/api/v1/runners", am_api_runner_list},
     {"GET", "/api/v1/runners/:", am_api_runner_show},
     {"POST", "/api/v1/runners/:/revoke", am_api_runner_revoke},
+    {"GET", "/api/v1/audit", am_api_audit_list},
+    {"GET", "/api/v1/audit/export", am_api_audit_export},
     {"POST", "/api/v1/pods", am_api_pod_create},
     {"GET", "/api/v1/pods", am_api_pod_list},
     {"GET", "/api/v1/pods/:", am_api_pod_show},

@@ -40,6 +40,10 @@ int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_runner_show(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_runner_revoke(am_http_handler *h, h2o_req_t *req, char **param);
 
+/* Audit endpoints (api_audit.c). */
+int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param);
+
 /* Pod endpoints (api_pods.c). */
 int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param);

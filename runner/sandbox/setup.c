@@ -339,19 +339,21 @@ void sbx_child_main(const sbx_plan *p) {
     for (const char *const *f = k_etc_files; *f; f++)
         bind_path(*f, *f, BIND_RO | BIND_OPTIONAL);
 
-    /* 7. The caller's extra read-only paths (these must exist). */
+    /* 7. A private /tmp, before the caller's binds so that a bind below /tmp (a runner whose
+     *    data dir lives in /tmp) lands on top of it instead of being hidden by it. */
+    mkdir_p("/newroot/tmp", 0755);
+    if (mount("tmpfs", "/newroot/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
+        die("mount tmpfs on /tmp");
+
+    /* 8. The caller's extra read-only and read-write paths (these must exist). */
     for (const char *const *b = p->ro_binds; b && *b; b++)
         bind_path(*b, *b, BIND_RO);
     for (const char *const *b = p->rw_binds; b && *b; b++)
         bind_path(*b, *b, BIND_RW);
 
-    /* 8. The workspace, read-write, at /workspace. */
+    /* 9. The workspace, read-write, at /workspace. */
     bind_path(p->workspace, "/workspace", BIND_RW);
 
-    /* 9. A private /tmp. */
-    mkdir_p("/newroot/tmp", 0755);
-    if (mount("tmpfs", "/newroot/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
-        die("mount tmpfs on /tmp");
 
     /* 10. /dev: tmpfs with a handful of host device nodes, a new devpts instance and /dev/shm. */
     mkdir_p("/newroot/dev", 0755);

@@ -22,6 +22,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pki/pki.h"
+#include "runner/pod/pod.h"
+#include <pthread.h>
 #include "runner/session/client.h"
 #include "runner/session/identity.h"
 #include "runner/session/session.h"
@@ -31,15 +33,18 @@ typedef struct {
     int kind;
 } rtag;
 
-#define QCAP 16
+#define QCAP 8192
+
+typedef struct sess sess;
 
 typedef struct {
+    sess *ss;
     const am_sess_run_opts *o;
     am_identity *id;
     grpc_call *call;
     grpc_completion_queue *cq;
     rtag t_start, t_recv, t_send, t_status, t_close;
-    grpc_byte_buffer *q[QCAP];
+    grpc_byte_buffer **q; /* ring of QCAP, guarded by ss->mu (pod threads enqueue too) */
     size_t qh, qn;
     grpc_byte_buffer *sending, *recv_buf;
     int status_done, close_sent, acked;
@@ -48,12 +53,20 @@ typedef struct {
     char *renew_key_pem; /* key waiting for its RenewResponse */
 } conn;
 
+/* What outlives one connection: the pods, and the pointer pod threads send through. */
+struct sess {
+    pthread_mutex_t mu; /* guards conn and the conn's send queue */
+    conn *conn;         /* the live connection, NULL between connections */
+    am_podmgr *pods;
+};
+
 static uint64_t renew_due(const am_sess_run_opts *o, const am_identity *id, uint64_t loaded_ms) {
     if (o->renew_after_ms)
         return loaded_ms + o->renew_after_ms;
     return id->not_before_ms + (id->not_after_ms - id->not_before_ms) * 2 / 3;
 }
 
+/* Caller holds c->ss->mu. */
 static void pump(conn *c) {
     if (c->sending || c->qn == 0 || c->status_done)
         return;
@@ -70,13 +83,30 @@ static void pump(conn *c) {
     }
 }
 
-static void enqueue(conn *c, Airmesh__V1__RunnerMessage *m) {
-    if (c->qn == QCAP)
-        return; /* a stuck stream: keepalive will end it */
+/* Caller holds c->ss->mu. -1 when the queue is full (a stuck stream: keepalive ends it). */
+static int enqueue_locked(conn *c, Airmesh__V1__RunnerMessage *m) {
+    if (c->qn == QCAP || c->status_done)
+        return -1;
     m->time_ms = am_now_ms();
     c->q[(c->qh + c->qn) % QCAP] = am_client_pack(&m->base);
     c->qn++;
     pump(c);
+    return 0;
+}
+
+static void enqueue(conn *c, Airmesh__V1__RunnerMessage *m) {
+    pthread_mutex_lock(&c->ss->mu);
+    enqueue_locked(c, m);
+    pthread_mutex_unlock(&c->ss->mu);
+}
+
+/* am_pod_emit_fn: pod threads send through whatever connection is live. */
+static int sess_emit(void *ud, Airmesh__V1__RunnerMessage *m) {
+    sess *ss = ud;
+    pthread_mutex_lock(&ss->mu);
+    int rc = ss->conn && ss->conn->acked ? enqueue_locked(ss->conn, m) : -1;
+    pthread_mutex_unlock(&ss->mu);
+    return rc;
 }
 
 static void post_recv(conn *c) {
@@ -108,10 +138,15 @@ static void send_hello(conn *c) {
     }
     h.labels = arr;
     h.n_labels = n;
+    char *running[256];
+    h.n_running_pods = am_podmgr_list(c->ss->pods, running, 256);
+    h.running_pods = running;
     Airmesh__V1__RunnerMessage m = AIRMESH__V1__RUNNER_MESSAGE__INIT;
     m.msg_case = AIRMESH__V1__RUNNER_MESSAGE__MSG_HELLO;
     m.hello = &h;
     enqueue(c, &m);
+    for (size_t i = 0; i < h.n_running_pods; i++)
+        free(running[i]);
 }
 
 static void send_heartbeat(conn *c) {
@@ -184,7 +219,10 @@ static void finish_renewal(conn *c, const Airmesh__V1__RenewResponse *r) {
 static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
     switch (m->msg_case) {
     case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_HELLO_ACK:
+        pthread_mutex_lock(&c->ss->mu);
         c->acked = 1;
+        pthread_mutex_unlock(&c->ss->mu);
+        am_podmgr_resync(c->ss->pods);
         c->hb_ms = m->hello_ack->heartbeat_interval_ms ? m->hello_ack->heartbeat_interval_ms : 5000;
         c->next_hb_ms = am_now_ms() + c->hb_ms;
         am_log_info("session", "connected", "runner=%s appliance=%s server_version=%s",
@@ -193,16 +231,44 @@ static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
     case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RENEW:
         finish_renewal(c, m->renew);
         break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD:
+        if (am_podmgr_create(c->ss->pods, m->create_pod) != 0) {
+            Airmesh__V1__PodStatus st = AIRMESH__V1__POD_STATUS__INIT;
+            st.pod_id = m->create_pod->pod_id;
+            st.state = "failed";
+            st.reason = (char *)am_err_last();
+            Airmesh__V1__RunnerMessage out = AIRMESH__V1__RUNNER_MESSAGE__INIT;
+            out.msg_case = AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS;
+            out.pod_status = &st;
+            enqueue(c, &out);
+        }
+        break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_STOP_POD:
+        am_podmgr_stop(c->ss->pods, m->stop_pod->pod_id, m->stop_pod->grace_ms);
+        break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT:
+        am_podmgr_input(c->ss->pods, m->input->pod_id, m->input->data.data, m->input->data.len);
+        break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RESIZE:
+        am_podmgr_resize(c->ss->pods, m->resize->pod_id, (uint16_t)m->resize->cols,
+                         (uint16_t)m->resize->rows);
+        break;
     default:
         break;
     }
 }
 
 /* One connection: returns when the stream ends; status and msg say why. */
-static void connect_once(const am_sess_run_opts *o, am_identity *id, volatile sig_atomic_t *stop,
-                         uint64_t *loaded_ms, grpc_status_code *status, char *msg, size_t cap,
-                         int *acked) {
-    conn c = {.o = o, .id = id};
+static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
+                         volatile sig_atomic_t *stop, uint64_t *loaded_ms,
+                         grpc_status_code *status, char *msg, size_t cap, int *acked) {
+    conn c = {.ss = ss, .o = o, .id = id};
+    c.q = calloc(QCAP, sizeof *c.q);
+    if (!c.q) {
+        *status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(msg, cap, "out of memory");
+        return;
+    }
     c.t_start.kind = T_START;
     c.t_recv.kind = T_RECV;
     c.t_send.kind = T_SEND;
@@ -232,6 +298,9 @@ static void connect_once(const am_sess_run_opts *o, am_identity *id, volatile si
     ops[0].data.recv_status_on_client.status = status;
     ops[0].data.recv_status_on_client.status_details = &details;
     grpc_call_start_batch(c.call, ops, 1, &c.t_status, NULL);
+    pthread_mutex_lock(&ss->mu);
+    ss->conn = &c;
+    pthread_mutex_unlock(&ss->mu);
     send_hello(&c);
     post_recv(&c);
 
@@ -257,12 +326,16 @@ static void connect_once(const am_sess_run_opts *o, am_identity *id, volatile si
             continue;
         rtag *t = ev.tag;
         if (t->kind == T_STATUS) {
+            pthread_mutex_lock(&ss->mu);
             c.status_done = 1;
+            pthread_mutex_unlock(&ss->mu);
         } else if (t->kind == T_SEND) {
+            pthread_mutex_lock(&ss->mu);
             grpc_byte_buffer_destroy(c.sending);
             c.sending = NULL;
             if (ev.success)
                 pump(&c);
+            pthread_mutex_unlock(&ss->mu);
         } else if (t->kind == T_RECV) {
             if (!ev.success || !c.recv_buf)
                 continue; /* the stream is ending; the status follows */
@@ -277,6 +350,9 @@ static void connect_once(const am_sess_run_opts *o, am_identity *id, volatile si
             post_recv(&c);
         }
     }
+    pthread_mutex_lock(&ss->mu);
+    ss->conn = NULL; /* pod threads stop sending through this connection */
+    pthread_mutex_unlock(&ss->mu);
     am_client_details(details, msg, cap);
     *acked = c.acked;
     *loaded_ms = c.loaded_ms;
@@ -300,6 +376,7 @@ static void connect_once(const am_sess_run_opts *o, am_identity *id, volatile si
         c.qh = (c.qh + 1) % QCAP;
         c.qn--;
     }
+    free(c.q);
     if (c.renew_key_pem) {
         am_wipe(c.renew_key_pem, strlen(c.renew_key_pem));
         free(c.renew_key_pem);
@@ -317,13 +394,19 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
     uint32_t max_backoff = o->max_backoff_ms ? o->max_backoff_ms : 30000;
     uint64_t loaded_ms = am_now_ms();
     unsigned attempt = 0;
+    sess ss = {0};
+    pthread_mutex_init(&ss.mu, NULL);
+    if (am_podmgr_new(o->data_dir, sess_emit, &ss, &ss.pods) != 0) {
+        am_identity_free(&id);
+        return AM_SESS_FATAL;
+    }
     int result = AM_SESS_STOPPED;
     am_log_info("session", "starting", "runner=%s appliance=%s", id.runner_id, id.appliance);
     while (!*stop) {
         grpc_status_code status;
         char msg[512];
         int acked = 0;
-        connect_once(o, &id, stop, &loaded_ms, &status, msg, sizeof msg, &acked);
+        connect_once(&ss, o, &id, stop, &loaded_ms, &status, msg, sizeof msg, &acked);
         if (*stop)
             break;
         if (status == GRPC_STATUS_PERMISSION_DENIED || status == GRPC_STATUS_UNAUTHENTICATED) {
@@ -346,6 +429,8 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
         for (uint64_t waited = 0; waited < wait_ms && !*stop; waited += 100)
             usleep(100000);
     }
+    am_podmgr_free(ss.pods); /* stops what still runs: pods do not outlive their runner */
+    pthread_mutex_destroy(&ss.mu);
     am_identity_free(&id);
     return result;
 }

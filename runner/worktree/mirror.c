@@ -183,6 +183,31 @@ int wt_resolve(git_repository *repo, const char *url, const char *base_ref, git_
     if (wt_path(name, sizeof name, "refs/remotes/origin/%s", shortname) == 0 &&
         (rc = try_ref(repo, name, out)) != 0)
         goto done;
+    if (strcmp(base_ref, "HEAD") == 0) {
+        /* The upstream's default branch: the mirror fetches branches only, so guess it the
+         * way most servers name it; a single-branch repo has only one answer. */
+        static const char *defaults[] = {"refs/remotes/origin/main", "refs/remotes/origin/master",
+                                         "refs/remotes/origin/trunk", NULL};
+        for (const char **d = defaults; *d; d++)
+            if ((rc = try_ref(repo, *d, out)) != 0)
+                goto done;
+        git_reference_iterator *it = NULL;
+        git_reference *ref = NULL;
+        int n = 0;
+        git_oid only;
+        if (git_reference_iterator_glob_new(&it, repo, "refs/remotes/origin/*") == 0) {
+            while (git_reference_next(&ref, it) == 0) {
+                if (git_reference_type(ref) == GIT_REFERENCE_DIRECT && n++ == 0)
+                    git_oid_cpy(&only, git_reference_target(ref));
+                git_reference_free(ref);
+            }
+            git_reference_iterator_free(it);
+        }
+        if (n == 1) {
+            git_oid_cpy(out, &only);
+            return 0;
+        }
+    }
     if (wt_path(name, sizeof name, "refs/tags/%s", base_ref) == 0 &&
         (rc = try_ref(repo, name, out)) != 0)
         goto done;

@@ -1,0 +1,44 @@
+/*
+ * runner/pod — the runner's pods: worktree (runner/worktree) + sandbox on a PTY (runner/sandbox)
+ * + scrollback ring + asciicast v2 recording (zstd), one thread per pod.
+ *
+ * Lifecycle of one pod thread: report "starting" → create the worktree (fetching the mirror) →
+ * spawn the sandbox with the worktree at /workspace → report "running" → pump PTY output to the
+ * ring, the recording and the appliance (TerminalOutput with byte offsets) until the command
+ * exits → report "exited" (code) or "stopped" (after a stop request) or "failed" (reason) →
+ * finish the recording and upload it in chunks → remove the worktree unless keep_worktree (the
+ * branch stays in the mirror).
+ * Messages go out through the emit callback, which must be thread-safe (the session queues
+ * them on the live stream or drops them while disconnected; am_podmgr_resync re-sends every
+ * pod's current state and any recording not yet uploaded after a reconnect).
+ * Threads: every am_podmgr_* call may come from any thread (one mutex guards the pod table);
+ * pod threads are joined by am_podmgr_free, which stops the pods still running.
+ */
+#ifndef AM_RUNNER_POD_H
+#define AM_RUNNER_POD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "airmesh/v1/runner.pb-c.h"
+
+#define AM_POD_RING_BYTES (1u << 20)
+
+typedef struct am_podmgr am_podmgr;
+/* Deliver one message to the appliance; returns 0 if queued, -1 if it was dropped. */
+typedef int (*am_pod_emit_fn)(void *ud, Airmesh__V1__RunnerMessage *m);
+
+int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
+/* Start a pod (returns at once; progress is reported through emit). */
+int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp);
+int am_podmgr_stop(am_podmgr *m, const char *pod_id, uint32_t grace_ms);
+int am_podmgr_input(am_podmgr *m, const char *pod_id, const uint8_t *data, size_t len);
+int am_podmgr_resize(am_podmgr *m, const char *pod_id, uint16_t cols, uint16_t rows);
+/* Ids of the pods this runner manages right now (for Hello). ids[i] are malloc'd: free each. */
+size_t am_podmgr_list(am_podmgr *m, char **ids, size_t cap);
+/* After a reconnect: re-send every pod's state and pending recordings. */
+void am_podmgr_resync(am_podmgr *m);
+/* Stop every pod (SIGTERM, grace), join the threads, free. */
+void am_podmgr_free(am_podmgr *m);
+
+#endif
