@@ -95,6 +95,7 @@ static int bootstrap_txn(am_txn *t, void *ud) {
     u.name = AM_AUTH_BOOTSTRAP_USER;
     u.password_hash = (char *)b->hash;
     u.role = AIRMESH__V1__ROLE__ROLE_OWNER;
+    u.superuser = 1;
     u.created_ms = now;
     rc = am_txn_put(t, AM_DB_USERS, AM_AUTH_DEFAULT_ORG, AM_AUTH_BOOTSTRAP_USER, &u.base);
     if (rc)
@@ -131,6 +132,41 @@ int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created) {
 
 /* ---- login / sessions ---- */
 
+typedef struct {
+    const char *org, *user;
+    int ok;
+} login_note;
+
+/* Lockout with backoff: from the 5th consecutive failure the account is locked for 30 s,
+ * doubling per further failure, at most an hour. Success resets the count. */
+static int login_note_txn(am_txn *t, void *ud) {
+    login_note *c = ud;
+    ProtobufCMessage *m = NULL;
+    int rc = am_txn_get(t, AM_DB_USERS, c->org, c->user, &airmesh__v1__user__descriptor, &m);
+    if (rc)
+        return rc;
+    Airmesh__V1__User *u = (Airmesh__V1__User *)m;
+    if (c->ok) {
+        u->failed_logins = 0;
+        u->locked_until_ms = 0;
+    } else {
+        u->failed_logins++;
+        if (u->failed_logins >= AM_AUTH_LOCKOUT_AFTER) {
+            unsigned shift = u->failed_logins - AM_AUTH_LOCKOUT_AFTER;
+            uint64_t ms = 30000ull << (shift < 7 ? shift : 7);
+            u->locked_until_ms = am_now_ms() + (ms > 3600000 ? 3600000 : ms);
+        }
+    }
+    rc = am_txn_put(t, AM_DB_USERS, c->org, c->user, &u->base);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
+static void note_login_result(am_store *s, const char *org, const char *user, int ok) {
+    login_note c = {org, user, ok};
+    am_store_update(s, login_note_txn, &c);
+}
+
 int am_auth_login(am_store *s, const char *org, const char *user, const char *password,
                   const char *source, uint64_t ttl_ms, char token_out[AM_AUTH_TOKEN_LEN + 1],
                   uint64_t *expires_ms, am_principal *who) {
@@ -144,11 +180,22 @@ int am_auth_login(am_store *s, const char *org, const char *user, const char *pa
         return am_err_set(AM_EAUTH, "auth: unknown user or wrong password");
     }
     Airmesh__V1__User *u = (Airmesh__V1__User *)m;
+    uint64_t now_ms = am_now_ms();
+    if (u->locked_until_ms > now_ms) {
+        uint64_t wait_s = (u->locked_until_ms - now_ms + 999) / 1000;
+        protobuf_c_message_free_unpacked(m, NULL);
+        return am_err_set(AM_EFULL, "auth: too many failed logins: try again in %llu s",
+                          (unsigned long long)wait_s);
+    }
     rc = am_auth_verify_password(u->password_hash, password);
     if (rc || u->disabled) {
+        if (rc)
+            note_login_result(s, org, user, 0);
         protobuf_c_message_free_unpacked(m, NULL);
         return am_err_set(AM_EAUTH, "auth: unknown user or wrong password");
     }
+    if (u->failed_logins)
+        note_login_result(s, org, user, 1);
     uint8_t raw[32];
     rc = am_random(raw, sizeof raw);
     if (rc) {
@@ -229,6 +276,10 @@ int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal
     snprintf(who->user_id, sizeof who->user_id, "%s", u->id);
     snprintf(who->org_id, sizeof who->org_id, "%s", u->org_id);
     who->role = u->role;
+    who->superuser = u->superuser && !sess->api_token;
+    /* An API token acts with its own role, never above its user's current one. */
+    if (sess->api_token && (int)sess->role < who->role)
+        who->role = sess->role;
     if (now - sess->last_seen_ms > LAST_SEEN_GRANULARITY_MS) {
         sess->last_seen_ms = now;
         am_store_put(s, AM_DB_SESSIONS, "", key, &sess->base);

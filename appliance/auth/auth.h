@@ -22,10 +22,13 @@
 #define AM_AUTH_DEFAULT_ORG "default"
 #define AM_AUTH_BOOTSTRAP_USER "admin"
 
+#define AM_AUTH_LOCKOUT_AFTER 5
+
 typedef struct {
     char user_id[129];
     char org_id[129];
-    int role; /* Airmesh__V1__Role */
+    int role;      /* Airmesh__V1__Role */
+    int superuser; /* may manage organizations (never through an API token) */
 } am_principal;
 
 /* Hash a password into an encoded argon2id string (out needs >= 128 bytes). */
@@ -38,7 +41,9 @@ int am_auth_verify_password(const char *encoded, const char *password);
 int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created);
 
 /* Check user/password in org and open a session. token_out gets AM_AUTH_TOKEN_LEN+1 bytes.
- * Wrong user, wrong password and disabled user all return -AM_EAUTH with the same message. */
+ * Wrong user, wrong password and disabled user all return -AM_EAUTH with the same message; a
+ * locked account (AM_AUTH_LOCKOUT_AFTER failures in a row, then 30 s doubling up to 1 h)
+ * returns -AM_EFULL saying how long to wait. */
 int am_auth_login(am_store *s, const char *org, const char *user, const char *password,
                   const char *source, uint64_t ttl_ms, char token_out[AM_AUTH_TOKEN_LEN + 1],
                   uint64_t *expires_ms, am_principal *who);
