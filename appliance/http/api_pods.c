@@ -43,6 +43,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
     if (strcmp(p->state, "exited") == 0)
         json_object_set_new(o, "exit_code", json_integer(p->exit_code));
+    json_object_set_new(o, "first_output_ms", json_integer((json_int_t)p->first_output_ms));
     return o;
 }
 

@@ -282,7 +282,7 @@ int am_pods_ended(const Airmesh__V1__Pod *p) {
 
 typedef struct {
     const char *id, *org, *runner, *state, *reason, *limits_note, *commit;
-    int exit_code, set_recording;
+    int exit_code, set_recording, set_first_output;
     char old_state[32];
 } update_ctx;
 
@@ -320,6 +320,8 @@ static int update_txn(am_txn *t, void *ud) {
     }
     if (c->set_recording)
         np.recording = 1;
+    if (c->set_first_output && !np.first_output_ms)
+        np.first_output_ms = am_now_ms();
     rc = am_txn_put(t, AM_DB_PODS, c->org, c->id, &np.base);
     protobuf_c_message_free_unpacked(m, NULL);
     return rc;
@@ -375,6 +377,12 @@ int am_pods_on_status(am_app *app, const char *org, const char *runner_id,
 void am_pods_recording_path(am_app *app, const char *org, const char *pod_id, char *out,
                             size_t cap) {
     snprintf(out, cap, "%s/recordings/%s/%s.cast.zst", app->data_dir, org, pod_id);
+}
+
+int am_pods_first_output(am_app *app, const char *org, const char *runner_id,
+                         const char *pod_id) {
+    update_ctx c = {.id = pod_id, .org = org, .runner = runner_id, .set_first_output = 1};
+    return am_store_update(app->store, update_txn, &c);
 }
 
 int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,

@@ -55,6 +55,8 @@ int am_pods_set_state(am_app *app, const char *org, const char *pod_id, const ch
 /* A PodStatus from runner_id (of org). Refuses reports for pods of other runners. */
 int am_pods_on_status(am_app *app, const char *org, const char *runner_id,
                       const Airmesh__V1__PodStatus *st);
+/* The pod's first output reached the appliance: record the time once (pod start latency). */
+int am_pods_first_output(am_app *app, const char *org, const char *runner_id, const char *pod_id);
 /* A recording chunk from runner_id. */
 int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,
                          const Airmesh__V1__RecordingChunk *c);

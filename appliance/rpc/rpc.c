@@ -540,6 +540,11 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
             am_log_warn("rpc", "pod status refused", "runner=%s pod=%.20s error=\"%s\"",
                         s->runner_id, m->pod_status->pod_id, am_err_last());
         break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_OUTPUT:
+        /* Terminal bytes; the web terminal issue fans them out. Here: start latency. */
+        if (m->output->offset == 0)
+            am_pods_first_output(r->app, s->org, s->runner_id, m->output->pod_id);
+        break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_RECORDING:
         if (am_pods_on_recording(r->app, s->org, s->runner_id, m->recording) != 0)
             am_log_warn("rpc", "recording chunk refused", "runner=%s pod=%.20s error=\"%s\"",
