@@ -7,6 +7,7 @@
  * caller. Secrets are wiped from the stack before return.
  */
 #include "appliance/auth/auth.h"
+#include "appliance/auth/internal.h"
 
 #include <argon2.h>
 #include <openssl/evp.h>
@@ -46,7 +47,7 @@ int am_auth_verify_password(const char *encoded, const char *password) {
                       argon2_error_message(ar));
 }
 
-static void token_key(const char *token, char hex[65]) {
+void am_auth_token_key(const char *token, char hex[65]) {
     uint8_t d[32];
     unsigned int n = 0;
     EVP_Digest(token, strlen(token), d, &n, EVP_sha256(), NULL);
@@ -104,20 +105,28 @@ static int bootstrap_txn(am_txn *t, void *ud) {
     return 0;
 }
 
-int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created) {
-    /* 18 random bytes → 24 characters of an unambiguous alphabet: ~140 bits. */
+int am_auth_random_password(char pw[25]) {
+    /* 24 characters of a 56-letter unambiguous alphabet: ~139 bits. */
     static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     uint8_t raw[24];
-    char pw[25], hash[160];
-    *created = 0;
-    if (cap < sizeof pw)
-        return am_err_set(AM_EINVAL, "auth: bootstrap password buffer too small");
     int rc = am_random(raw, sizeof raw);
     if (rc)
         return rc;
     for (size_t i = 0; i < sizeof raw; i++)
         pw[i] = alphabet[raw[i] % (sizeof alphabet - 1)];
     pw[sizeof raw] = '\0';
+    am_wipe(raw, sizeof raw);
+    return 0;
+}
+
+int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created) {
+    char pw[25], hash[160];
+    *created = 0;
+    if (cap < sizeof pw)
+        return am_err_set(AM_EINVAL, "auth: bootstrap password buffer too small");
+    int rc = am_auth_random_password(pw);
+    if (rc)
+        return rc;
     rc = am_auth_hash_password(pw, hash, sizeof hash);
     if (rc == 0) {
         boot_ctx b = {hash, created};
@@ -126,7 +135,6 @@ int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created) {
     if (rc == 0 && *created)
         memcpy(pw_out, pw, sizeof pw);
     am_wipe(pw, sizeof pw);
-    am_wipe(raw, sizeof raw);
     return rc;
 }
 
@@ -207,7 +215,7 @@ int am_auth_login(am_store *s, const char *org, const char *user, const char *pa
     am_wipe(raw, sizeof raw);
 
     char key[65];
-    token_key(token_out, key);
+    am_auth_token_key(token_out, key);
     uint64_t now = am_now_ms();
     Airmesh__V1__Session sess = AIRMESH__V1__SESSION__INIT;
     uint8_t digest[32];
@@ -251,7 +259,7 @@ int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal
     if (!token_well_formed(token))
         return am_err_set(AM_EAUTH, "auth: malformed token");
     char key[65];
-    token_key(token, key);
+    am_auth_token_key(token, key);
     ProtobufCMessage *m = NULL;
     int rc = am_store_get(s, AM_DB_SESSIONS, "", key, &airmesh__v1__session__descriptor, &m);
     if (rc)
@@ -293,6 +301,6 @@ int am_auth_logout(am_store *s, const char *token) {
     if (!token_well_formed(token))
         return am_err_set(AM_EAUTH, "auth: malformed token");
     char key[65];
-    token_key(token, key);
+    am_auth_token_key(token, key);
     return am_store_update(s, del_txn, key);
 }

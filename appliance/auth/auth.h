@@ -55,4 +55,37 @@ int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal
 /* End the session behind a bearer secret (no error if it is already gone). */
 int am_auth_logout(am_store *s, const char *token);
 
+/* ---- users (users.c) ---- */
+
+/* "viewer" | "member" | "admin" | "owner" → Role; 0 when unknown. And back. */
+int am_auth_role_parse(const char *s);
+const char *am_auth_role_name(int role);
+/* Names: 1-64 of [a-z0-9._-], starting with a letter or digit. */
+int am_auth_valid_name(const char *s);
+
+/* Create user `name` in org with role (password NULL: a random one is written to pw_out, >= 32
+ * bytes). -AM_EEXISTS when the name is taken, -AM_EINVAL for a bad name/role/password. */
+int am_users_create(am_store *s, const char *org, const char *name, int role, const char *password,
+                    char *pw_out, size_t pw_cap);
+int am_users_set_disabled(am_store *s, const char *org, const char *name, int disabled);
+int am_users_set_role(am_store *s, const char *org, const char *name, int role);
+/* New password (>= 12 characters). Ends every session of the user except none. */
+int am_users_set_password(am_store *s, const char *org, const char *name, const char *password);
+int am_users_delete(am_store *s, const char *org, const char *name);
+/* Revoke every login session and API token of a user; *n gets how many. */
+int am_auth_revoke_user_sessions(am_store *s, const char *org, const char *name, int api_tokens_too,
+                                 size_t *n);
+/* Create an org and its first owner (password NULL: random, into pw_out). */
+int am_orgs_create(am_store *s, const char *org, const char *display, const char *owner,
+                   const char *password, char *pw_out, size_t pw_cap);
+
+/* ---- API tokens (users.c) ---- */
+
+/* A bearer token for automation, acting as `who` with `role` (<= who's role), expiring after
+ * ttl_ms. token_out gets AM_AUTH_TOKEN_LEN+1 bytes; id_out (>= 13 bytes) a public id. */
+int am_auth_api_token_create(am_store *s, const am_principal *who, const char *name, int role,
+                             uint64_t ttl_ms, char *token_out, char *id_out, uint64_t *expires_ms);
+/* Revoke by public id within org; only_user non-NULL restricts to that user's tokens. */
+int am_auth_api_token_revoke(am_store *s, const char *org, const char *id, const char *only_user);
+
 #endif

@@ -541,6 +541,15 @@ static void usage(FILE *out) {
             "  pod wait ID [--timeout S]     wait until the pod ends; exit 0 if it exited 0\n"
             "  pod stop ID, pod rm ID        stop a pod; remove an ended pod's record\n"
             "  pod recording ID -o FILE      download the pod's asciicast recording (.cast)\n"
+            "  org list | org create ID --owner NAME [--name TEXT] [--password-file F]\n"
+            "                                organizations (create: the appliance admin only)\n"
+            "  user list | user create NAME [--role viewer|member|admin|owner]\n"
+            "       [--password-file F] | user disable|enable|rm|revoke-sessions NAME |\n"
+            "       user role NAME ROLE | user passwd NAME --password-file F\n"
+            "       [--current-password-file F]   users of your org\n"
+            "  team list | team create NAME | team add|remove TEAM USER | team rm TEAM\n"
+            "  api-token list | api-token create [--name N] [--role R] [--ttl 30d] |\n"
+            "       api-token revoke ID          tokens for automation (AIRMESH_TOKEN)\n"
             AM_CTL_AUDIT_USAGE);
 }
 
@@ -598,6 +607,9 @@ int main(int argc, char **argv) {
         rc = cmd_runner(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "pod") == 0)
         rc = am_ctl_pod(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "org") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "team") == 0 ||
+             strcmp(cmd, "api-token") == 0)
+        rc = am_ctl_tenancy(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

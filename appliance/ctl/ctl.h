@@ -20,5 +20,7 @@ int am_ctl_report(long status, json_t *resp);
 int am_ctl_download(am_ctl *c, const char *path, const char *file);
 
 int am_ctl_pod(am_ctl *c, int argc, char **argv);
+/* org | user | team | api-token subcommands (argv[0] names which). */
+int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
 
 #endif

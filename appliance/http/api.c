@@ -164,10 +164,15 @@ static int api_login(am_http_handler *h, h2o_req_t *req, char **param) {
     char target[300];
     snprintf(target, sizeof target, "user:%s", user);
     if (rc) {
-        am_audit_event(h->app->audit, target, org, "auth.login", target, "denied", peer, NULL);
-        am_log_warn("auth", "login refused", "org=%s source=%s", org, peer);
+        int locked = rc == -AM_EFULL;
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", locked ? am_err_last() + 6 /* skip "auth: " */
+                                               : "unknown user or wrong password");
+        am_audit_event(h->app->audit, target, org, "auth.login", target, "denied", peer,
+                       locked ? "{\"reason\":\"locked\"}" : NULL);
+        am_log_warn("auth", "login refused", "org=%s source=%s locked=%d", org, peer, locked);
         json_decref(body);
-        am_http_send_error(req, 401, "unauthenticated", "unknown user or wrong password");
+        am_http_send_error(req, locked ? 429 : 401, locked ? "locked" : "unauthenticated", msg);
         return 0;
     }
     am_audit_event(h->app->audit, target, who.org_id, "auth.login", target, "ok", peer, NULL);
@@ -210,8 +215,10 @@ static int api_whoami(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    am_http_send_json(req, 200, json_pack("{s:s,s:s,s:i}", "user", who.user_id, "org",
-                                          who.org_id, "role", who.role));
+    am_http_send_json(req, 200,
+                      json_pack("{s:s,s:s,s:i,s:s,s:b}", "user", who.user_id, "org", who.org_id,
+                                "role", who.role, "role_name", am_auth_role_name(who.role),
+                                "superuser", who.superuser));
     return 0;
 }
 
@@ -256,6 +263,25 @@ static const route routes[] = {
     {"GET", "/api/v1/runners", am_api_runner_list},
     {"GET", "/api/v1/runners/:", am_api_runner_show},
     {"POST", "/api/v1/runners/:/revoke", am_api_runner_revoke},
+    {"GET", "/api/v1/orgs", am_api_org_list},
+    {"POST", "/api/v1/orgs", am_api_org_create},
+    {"GET", "/api/v1/users", am_api_user_list},
+    {"POST", "/api/v1/users", am_api_user_create},
+    {"GET", "/api/v1/users/:", am_api_user_show},
+    {"DELETE", "/api/v1/users/:", am_api_user_delete},
+    {"POST", "/api/v1/users/:/disable", am_api_user_disable},
+    {"POST", "/api/v1/users/:/enable", am_api_user_enable},
+    {"POST", "/api/v1/users/:/role", am_api_user_role},
+    {"POST", "/api/v1/users/:/password", am_api_user_password},
+    {"POST", "/api/v1/users/:/sessions/revoke", am_api_user_sessions_revoke},
+    {"GET", "/api/v1/teams", am_api_team_list},
+    {"POST", "/api/v1/teams", am_api_team_create},
+    {"DELETE", "/api/v1/teams/:", am_api_team_delete},
+    {"POST", "/api/v1/teams/:/members", am_api_team_add},
+    {"POST", "/api/v1/teams/:/members/remove", am_api_team_remove},
+    {"GET", "/api/v1/api-tokens", am_api_apitoken_list},
+    {"POST", "/api/v1/api-tokens", am_api_apitoken_create},
+    {"DELETE", "/api/v1/api-tokens/:", am_api_apitoken_revoke},
     {"GET", "/api/v1/audit", am_api_audit_list},
     {"GET", "/api/v1/audit/export", am_api_audit_export},
     {"POST", "/api/v1/pods", am_api_pod_create},

@@ -166,6 +166,10 @@ int am_api_token_revoke(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
+    if (!am_runners_token_exists(h->app->store, who.org_id, param[0])) {
+        am_http_send_error(req, 404, "not_found", "no such token");
+        return 0;
+    }
     if (!is_admin(&who))
         return forbid(req);
     int rc = am_runners_token_revoke(h->app->store, who.org_id, param[0]);

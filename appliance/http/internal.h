@@ -40,6 +40,27 @@ int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_runner_show(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_runner_revoke(am_http_handler *h, h2o_req_t *req, char **param);
 
+/* Orgs, users, teams, API tokens (api_users.c). */
+int am_api_org_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_disable(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_enable(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_delete(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_role(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_password(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_user_sessions_revoke(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_team_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_team_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_team_add(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_team_remove(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_team_delete(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_apitoken_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_apitoken_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_apitoken_revoke(am_http_handler *h, h2o_req_t *req, char **param);
+
 /* Audit endpoints (api_audit.c). */
 int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param);

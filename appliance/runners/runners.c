@@ -123,6 +123,29 @@ static int revoke_tok_txn(am_txn *t, void *ud) {
     return c->found ? 0 : am_err_set(AM_ENOTFOUND, "no token %s in org %s", c->token_id, c->org);
 }
 
+typedef struct {
+    const char *org, *id;
+    int found;
+} exists_ctx;
+
+static int exists_cb(void *ud, const char *key, const ProtobufCMessage *m) {
+    (void)key;
+    exists_ctx *c = ud;
+    const Airmesh__V1__EnrollToken *t = (const Airmesh__V1__EnrollToken *)m;
+    c->found |= strcmp(t->id, c->id) == 0 && strcmp(t->org_id, c->org) == 0;
+    return c->found;
+}
+
+int am_runners_token_exists(am_store *s, const char *org, const char *token_id) {
+    exists_ctx c = {org, token_id, 0};
+    am_txn *t;
+    if (am_store_begin(s, 0, &t) != 0)
+        return 0;
+    am_txn_list(t, AM_DB_TOKENS, "", &airmesh__v1__enroll_token__descriptor, exists_cb, &c);
+    am_txn_abort(t);
+    return c.found;
+}
+
 int am_runners_token_revoke(am_store *s, const char *org, const char *token_id) {
     revoke_tok_ctx c = {org, token_id, 0};
     return am_store_update(s, revoke_tok_txn, &c);

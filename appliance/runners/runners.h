@@ -37,6 +37,8 @@ typedef struct {
 int am_runners_token_create(am_store *s, const char *org, uint64_t ttl_ms, const char *created_by,
                             const am_labels *labels, char *secret_out, char *id_out,
                             uint64_t *expires_ms);
+/* 1 when org has a token with this public id. */
+int am_runners_token_exists(am_store *s, const char *org, const char *token_id);
 /* Revoke an unused token by public id within org (-AM_ENOTFOUND when no such token in org). */
 int am_runners_token_revoke(am_store *s, const char *org, const char *token_id);
 

@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""Integration tests for organizations, users, roles, API tokens and isolation.
+
+A real airmeshd and runner: org "default" (the bootstrap admin's) holds a runner, an unused
+enrollment token, a running pod, a user and a team. A second org is created through the API,
+and a user of every role in it gets 404 — never 403 — for each of org A's resources. Also: a
+viewer cannot create or stop pods, disabling a user ends their sessions at once, repeated
+failed logins lock an account with backoff, API tokens act with their (lower) role and die when
+revoked, roles cannot be raised above one's own, and refusals are audit events.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import unittest
+
+import harness
+from harness import AIRMESH_RUNNER, Daemon, ctl, curl, login, wait_for
+
+
+def api(d, method, path, token=None, body=None):
+    args = ["-X", method]
+    if token:
+        args += ["-H", "Authorization: Bearer " + token]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    code, _, _, text = curl(d, path, *args)
+    try:
+        return code, json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return code, {"raw": text}
+
+
+def token_login(d, user, password, org="default"):
+    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
+                                                     "org": org})
+    assert code == 200, (code, doc)
+    return doc["token"]
+
+
+class TenancyTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
+        cls.admin_pw = cls.d.read_password()
+        cls.admin = token_login(cls.d, "admin", cls.admin_pw)
+        d, a = cls.d, cls.admin
+        # Org A ("default"): a runner, an unused token, a pod, a user, a team.
+        code, tok = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
+        cls.token_id = tok["id"]
+        code, tok2 = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
+        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-tenancy-test-", dir="/tmp")
+        rdata = os.path.join(cls.rtmp, "runner")
+        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", d.grpc, "--token", tok2["token"],
+                        "--ca-sha256", tok2["ca_sha256"], "--data", rdata], check=True,
+                       capture_output=True)
+        cls.rlog = open(rdata + ".log", "a")
+        cls.runner = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", rdata], stdout=cls.rlog,
+                                      stderr=cls.rlog)
+        cls.runner_id = json.loads(harness.read(os.path.join(rdata, "runner.json")))["runner_id"]
+        wait_for(lambda: api(d, "GET", "/api/v1/runners/" + cls.runner_id, a)[1].get("state") ==
+                 "online", 30, what="runner online")
+        cls.repo = os.path.join(cls.tmp, "repo")
+        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
+        subprocess.run(["git", "-C", cls.repo, "-c", "user.email=t@x", "-c", "user.name=t",
+                        "commit", "-q", "--allow-empty", "-m", "init"], check=True)
+        code, pod = api(d, "POST", "/api/v1/pods", a, {"repo": cls.repo,
+                                                       "command": ["sleep", "300"]})
+        assert code == 201, pod
+        cls.pod_id = pod["id"]
+        assert api(d, "POST", "/api/v1/users", a, {"name": "alice", "role": "member",
+                                                   "password": "alice-password-1"})[0] == 201
+        assert api(d, "POST", "/api/v1/teams", a, {"name": "core"})[0] == 201
+        # Org B with its owner, and one user of each other role.
+        code, org = api(d, "POST", "/api/v1/orgs", a, {"id": "beta", "owner": "bob",
+                                                       "password": "bob-password-123"})
+        assert code == 201, org
+        cls.b = {"owner": token_login(d, "bob", "bob-password-123", "beta")}
+        for role in ("admin", "member", "viewer"):
+            code, u = api(d, "POST", "/api/v1/users", cls.b["owner"],
+                          {"name": "b-" + role, "role": role, "password": role + "-password-12"})
+            assert code == 201, u
+            cls.b[role] = token_login(d, "b-" + role, role + "-password-12", "beta")
+
+    @classmethod
+    def tearDownClass(cls):
+        api(cls.d, "POST", "/api/v1/pods/%s/stop" % cls.pod_id, cls.admin)
+        cls.runner.send_signal(signal.SIGTERM)
+        assert cls.runner.wait(30) == 0
+        cls.rlog.close()
+        assert cls.d.stop() == 0
+        import shutil
+        shutil.rmtree(cls.rtmp, ignore_errors=True)
+
+    def test_other_org_gets_404_for_every_resource_in_every_role(self):
+        d = self.d
+        probes = [("GET", "/api/v1/runners/" + self.runner_id),
+                  ("POST", "/api/v1/runners/%s/revoke" % self.runner_id),
+                  ("POST", "/api/v1/runner-tokens/%s/revoke" % self.token_id),
+                  ("GET", "/api/v1/pods/" + self.pod_id),
+                  ("POST", "/api/v1/pods/%s/stop" % self.pod_id),
+                  ("DELETE", "/api/v1/pods/" + self.pod_id),
+                  ("GET", "/api/v1/pods/%s/recording" % self.pod_id),
+                  ("GET", "/api/v1/users/alice"),
+                  ("POST", "/api/v1/users/alice/disable"),
+                  ("DELETE", "/api/v1/users/alice"),
+                  ("DELETE", "/api/v1/teams/core"),
+                  ("POST", "/api/v1/teams/core/members")]
+        for role, tok in self.b.items():
+            for method, path in probes:
+                code, doc = api(d, method, path, tok, {} if method == "POST" else None)
+                self.assertEqual(code, 404, f"{role} {method} {path}: {code} {doc}")
+            # Lists never show org A's things.
+            self.assertEqual(api(d, "GET", "/api/v1/runners", tok)[1]["runners"], [])
+            self.assertEqual(api(d, "GET", "/api/v1/pods", tok)[1]["pods"], [])
+            names = {u["id"] for u in api(d, "GET", "/api/v1/users", tok)[1]["users"]}
+            self.assertNotIn("alice", names)
+        # ...and org A's pod is untouched.
+        self.assertEqual(api(d, "GET", "/api/v1/pods/" + self.pod_id, self.admin)[1]["state"],
+                         "running")
+
+    def test_viewer_cannot_create_or_stop_pods(self):
+        d = self.d
+        api(d, "POST", "/api/v1/users", self.admin, {"name": "vera", "role": "viewer",
+                                                     "password": "vera-password-1"})
+        v = token_login(d, "vera", "vera-password-1")
+        self.assertEqual(api(d, "GET", "/api/v1/pods/" + self.pod_id, v)[0], 200)
+        self.assertEqual(api(d, "POST", "/api/v1/pods", v, {"repo": self.repo,
+                                                           "command": ["true"]})[0], 403)
+        self.assertEqual(api(d, "POST", "/api/v1/pods/%s/stop" % self.pod_id, v, {})[0], 403)
+        self.assertEqual(api(d, "POST", "/api/v1/runner-tokens", v, {})[0], 403)
+        self.assertEqual(api(d, "GET", "/api/v1/pods/" + self.pod_id, self.admin)[1]["state"],
+                         "running")
+
+    def test_disabling_a_user_ends_their_sessions_at_once(self):
+        d = self.d
+        api(d, "POST", "/api/v1/users", self.admin, {"name": "dave", "role": "member",
+                                                     "password": "dave-password-1"})
+        t = token_login(d, "dave", "dave-password-1")
+        self.assertEqual(api(d, "GET", "/api/v1/whoami", t)[0], 200)
+        self.assertEqual(api(d, "POST", "/api/v1/users/dave/disable", self.admin, {})[0], 200)
+        self.assertEqual(api(d, "GET", "/api/v1/whoami", t)[0], 401)
+        code, _ = api(d, "POST", "/api/v1/login", body={"user": "dave",
+                                                      "password": "dave-password-1"})
+        self.assertEqual(code, 401)
+        self.assertEqual(api(d, "POST", "/api/v1/users/dave/enable", self.admin, {})[0], 200)
+        token_login(d, "dave", "dave-password-1")
+
+    def test_repeated_failed_logins_lock_the_account(self):
+        d = self.d
+        api(d, "POST", "/api/v1/users", self.admin, {"name": "lena", "role": "member",
+                                                     "password": "lena-password-1"})
+        for _ in range(5):
+            code, _ = api(d, "POST", "/api/v1/login", body={"user": "lena", "password": "nope"})
+            self.assertEqual(code, 401)
+        code, doc = api(d, "POST", "/api/v1/login", body={"user": "lena",
+                                                         "password": "lena-password-1"})
+        self.assertEqual(code, 429, doc)
+        self.assertIn("try again", doc["error"]["message"])
+        # An admin resetting the password clears the lock.
+        self.assertEqual(api(d, "POST", "/api/v1/users/lena/password", self.admin,
+                             {"password": "lena-password-2"})[0], 200)
+        token_login(d, "lena", "lena-password-2")
+
+    def test_api_token_acts_with_its_role_and_dies_when_revoked(self):
+        d = self.d
+        code, t = api(d, "POST", "/api/v1/api-tokens", self.admin, {"name": "ci", "role": "viewer",
+                                                                   "ttl": "1d"})
+        self.assertEqual(code, 201, t)
+        tok = t["token"]
+        self.assertEqual(api(d, "GET", "/api/v1/pods", tok)[0], 200)
+        self.assertEqual(api(d, "POST", "/api/v1/pods", tok, {"repo": self.repo,
+                                                             "command": ["true"]})[0], 403)
+        self.assertEqual(api(d, "GET", "/api/v1/whoami", tok)[1]["role_name"], "viewer")
+        # airmeshctl works with it through AIRMESH_TOKEN.
+        r = ctl(d, "pod", "list", env_extra={"AIRMESH_TOKEN": tok})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(self.pod_id, r.stdout)
+        self.assertEqual(api(d, "DELETE", "/api/v1/api-tokens/" + t["id"], self.admin)[0], 200)
+        self.assertEqual(api(d, "GET", "/api/v1/pods", tok)[0], 401)
+        # A token can never carry more than its user's role.
+        m = token_login(d, "alice", "alice-password-1")
+        self.assertEqual(api(d, "POST", "/api/v1/api-tokens", m, {"role": "owner"})[0], 400)
+
+    def test_roles_cannot_be_raised_above_ones_own(self):
+        d, b = self.d, self.b
+        self.assertEqual(api(d, "POST", "/api/v1/users", b["admin"],
+                             {"name": "b-boss", "role": "owner"})[0], 403)
+        self.assertEqual(api(d, "POST", "/api/v1/users", b["member"],
+                             {"name": "b-x", "role": "viewer"})[0], 403)
+        self.assertEqual(api(d, "POST", "/api/v1/users/bob/disable", b["admin"], {})[0], 403)
+        self.assertEqual(api(d, "POST", "/api/v1/orgs", b["owner"],
+                             {"id": "gamma", "owner": "g"})[0], 403)
+        # Refusals are audit events, visible to the org's owner.
+        code, doc = api(d, "GET", "/api/v1/audit?action=user.create", b["owner"])
+        self.assertEqual(code, 200, doc)
+        self.assertIn("denied", {e["result"] for e in doc["events"]})
+
+    def test_own_password_change_needs_the_current_one_and_ends_sessions(self):
+        d = self.d
+        api(d, "POST", "/api/v1/users", self.admin, {"name": "paul", "role": "member",
+                                                     "password": "paul-password-1"})
+        t = token_login(d, "paul", "paul-password-1")
+        self.assertEqual(api(d, "POST", "/api/v1/users/paul/password", t,
+                             {"password": "paul-password-2"})[0], 403)
+        self.assertEqual(api(d, "POST", "/api/v1/users/paul/password", t,
+                             {"password": "short", "current_password": "paul-password-1"})[0],
+                         400)
+        self.assertEqual(api(d, "POST", "/api/v1/users/paul/password", t,
+                             {"password": "paul-password-2",
+                              "current_password": "paul-password-1"})[0], 200)
+        self.assertEqual(api(d, "GET", "/api/v1/whoami", t)[0], 401)
+        token_login(d, "paul", "paul-password-2")
+
+    def test_ctl_manages_users_and_teams(self):
+        home = login(self.d, self.admin_pw)
+        pwf = os.path.join(self.tmp, "pw")
+        with open(pwf, "w") as f:
+            f.write("carol-password-1\n")
+        r = ctl(self.d, "user", "create", "carol", "--role", "viewer", "--password-file", pwf,
+                home=home)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = ctl(self.d, "user", "list", home=home)
+        self.assertRegex(r.stdout, r"carol\s+viewer")
+        self.assertEqual(ctl(self.d, "team", "add", "core", "carol", home=home).returncode, 0)
+        self.assertIn("carol", ctl(self.d, "team", "list", home=home).stdout)
+        r = ctl(self.d, "api-token", "create", "--name", "bot", "--role", "member", home=home)
+        self.assertRegex(r.stdout, r"token: am_[0-9a-f]{64}")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
