@@ -482,8 +482,9 @@ static int reconcile_cb(void *ud, const char *id, const ProtobufCMessage *m) {
     (void)id;
     reconcile_ctx *c = ud;
     const Airmesh__V1__Pod *p = (const Airmesh__V1__Pod *)m;
-    if (strcmp(p->runner_id, c->runner) != 0 || am_pods_ended(p) ||
-        strcmp(p->state, "pending") == 0 || c->n == 64)
+    /* A pending pod created moments ago may still be on its way; an older one never arrived. */
+    if (strcmp(p->runner_id, c->runner) != 0 || am_pods_ended(p) || c->n == 64 ||
+        (strcmp(p->state, "pending") == 0 && p->created_ms + 10000 > am_now_ms()))
         return 0;
     for (size_t i = 0; i < c->hello->n_running_pods; i++)
         if (strcmp(c->hello->running_pods[i], p->id) == 0)
