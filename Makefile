@@ -4,7 +4,7 @@ BAZEL ?= bazel
 BINS  := airmeshd airmesh-runner airmeshctl
 DATA  ?= ./var/airmesh
 
-.PHONY: all deps build run test bench clean help
+.PHONY: all deps ui build run test bench clean help
 
 all: build
 
@@ -17,7 +17,16 @@ help:
 deps:
 	@scripts/deps.sh
 
-build: deps
+# The console (ui/): TypeScript + xterm.js bundled by esbuild into ui/dist/. npm ci runs only
+# when node_modules is older than the lock file (npm keeps its own copy of the lock there).
+ui: deps ui/node_modules/.package-lock.json
+	@cd ui && npm run build --silent
+
+ui/node_modules/.package-lock.json: ui/package-lock.json ui/package.json
+	@cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+build: deps ui
 	@$(BAZEL) build -c opt //...
 	@mkdir -p bin
 	@install -m 0755 bazel-bin/appliance/airmeshd bazel-bin/appliance/airmeshctl bin/
@@ -27,7 +36,7 @@ build: deps
 run: build
 	@scripts/run.sh $(DATA)
 
-test: deps
+test: deps ui
 	@scripts/test.sh
 
 bench: build
@@ -35,4 +44,4 @@ bench: build
 
 clean:
 	-$(BAZEL) clean
-	rm -rf bin
+	rm -rf bin ui/dist

@@ -12,12 +12,17 @@ PKGS=(
   libargon2-dev libcurl4-openssl-dev libcmocka-dev
   # tests: independent checkers and clients
   openssl curl python3 python3-grpcio procps iproute2
+  # console build (ui/) and its browser tests (tests/e2e/)
+  nodejs npm chromium
 )
 [ "${1:-}" = "--list" ] && { printf '%s\n' "${PKGS[@]}"; exit 0; }
 
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
+  # NodeSource's nodejs bundles npm (and conflicts with Debian's npm): a working npm will do.
+  [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
+  missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -13,7 +13,10 @@ mkdir -p ./var
 banner=./var/airmeshd.banner
 : > "$banner"
 
-bin/airmeshd --data "$DATA" --listen "$LISTEN" --grpc-listen "$GRPC" --ui ui/static \
+# The built console (make build runs npm in ui/); the placeholder page when it isn't built.
+UI=ui/static
+[ -f ui/dist/index.html ] && UI=ui/dist
+bin/airmeshd --data "$DATA" --listen "$LISTEN" --grpc-listen "$GRPC" --ui "$UI" \
   > >(tee "$banner") &
 daemon=$!
 runner=""

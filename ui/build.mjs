@@ -1,0 +1,30 @@
+// Builds the console into dist/: index.html, app.js (esbuild bundle of src/, xterm.js
+// included), app.css, xterm.css (xterm.js's own stylesheet, unchanged) and favicon.svg.
+// Nothing is fetched at run time: every byte the browser loads comes from dist/.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, 'dist');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+
+await build({
+  entryPoints: [join(here, 'src', 'main.ts')],
+  outfile: join(out, 'app.js'),
+  bundle: true,
+  format: 'iife',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+});
+
+copyFileSync(join(here, 'index.html'), join(out, 'index.html'));
+copyFileSync(join(here, 'src', 'app.css'), join(out, 'app.css'));
+copyFileSync(join(here, 'src', 'favicon.svg'), join(out, 'favicon.svg'));
+copyFileSync(join(here, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(out, 'xterm.css'));
+console.log('ui: built ' + out);

@@ -1,0 +1,126 @@
+// REST client for /api/v1: JSON in and out, the session cookie (same origin) and the CSRF
+// header every state-changing request needs. Errors become ApiError with the server's message
+// in words; a 401 sends the user to the login page.
+
+export class ApiError extends Error {
+  constructor(public status: number, public code: string, message: string) {
+    super(message);
+  }
+}
+
+let onUnauthenticated: () => void = () => {};
+export function setUnauthenticatedHandler(fn: () => void): void {
+  onUnauthenticated = fn;
+}
+
+export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (method !== 'GET' && method !== 'HEAD') headers['X-Airmesh-CSRF'] = '1';
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch('/api/v1' + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'The appliance cannot be reached. Check the network and that airmeshd is running.');
+  }
+  if (!res.ok) throw await toError(res, path);
+  const text = await res.text();
+  return (text ? JSON.parse(text) : {}) as T;
+}
+
+export async function toError(res: Response, path = ''): Promise<ApiError> {
+  let code = 'http_' + res.status;
+  let message = '';
+  try {
+    const doc = await res.json();
+    if (doc && doc.error) {
+      code = String(doc.error.code || code);
+      message = String(doc.error.message || '');
+    }
+  } catch {
+    /* not JSON: fall back to the status */
+  }
+  if (!message) message = `The appliance answered ${res.status} ${res.statusText || ''}`.trim() + '.';
+  if (res.status === 401 && path !== '/login') onUnauthenticated();
+  return new ApiError(res.status, code, capitalize(message));
+}
+
+function capitalize(s: string): string {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export interface Who {
+  user: string;
+  org: string;
+  role: number;
+}
+
+export const ROLE_NAMES: Record<number, string> = { 1: 'viewer', 2: 'member', 3: 'admin', 4: 'owner' };
+export const ROLE_MEMBER = 2;
+export const ROLE_ADMIN = 3;
+
+export interface Runner {
+  id: string;
+  org: string;
+  hostname: string;
+  state: 'online' | 'offline' | 'revoked';
+  last_heartbeat_ms: number;
+  version: string;
+  labels: Record<string, string>;
+  cert_not_after_ms: number;
+  enrolled_ms: number;
+  capacity: number;
+  revoked: boolean;
+}
+
+export interface Pod {
+  id: string;
+  org: string;
+  runner: string;
+  repo: string;
+  base_ref: string;
+  branch: string;
+  command: string[];
+  env: Record<string, string>;
+  limits: { memory: number; pids: number; cpu_millis: number };
+  network: string;
+  keep_worktree: boolean;
+  state: string;
+  reason: string;
+  limits_note: string;
+  created_by: string;
+  created_ms: number;
+  started_ms: number;
+  ended_ms: number;
+  commit: string;
+  recording: boolean;
+  exit_code?: number;
+}
+
+export interface AuditEvent {
+  seq: number;
+  time_ms: number;
+  actor: string;
+  org: string;
+  action: string;
+  target: string;
+  result: string;
+  source: string;
+  details: unknown;
+}
+
+export function podEnded(state: string): boolean {
+  return state === 'exited' || state === 'stopped' || state === 'failed';
+}

@@ -1,0 +1,327 @@
+// A pod's live terminal: xterm.js over the terminal WebSocket. Everyone sees the same output;
+// one viewer at a time holds control (types, and its window size becomes the pod's size).
+// The screen and the offset it was drawn up to are kept in sessionStorage per pod, so a reload
+// or coming back to the page redraws at once and resumes with ?offset=<that offset>; without a
+// saved screen the appliance replays its whole ring (offset 0).
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { SerializeAddon } from '@xterm/addon-serialize';
+import { api, ApiError, errorText, Pod, podEnded, ROLE_MEMBER } from '../api';
+import { prune as pruneCspStyles } from '../csp-styles';
+import { append, badge, clear, confirmDialog, h, notice } from '../dom';
+import type { Ctx } from '../main';
+import { commandLabel, downloadRecording, stateDetail } from './pods';
+import { Hello, TermConnection } from '../term/connection';
+
+const SAVE_KEY = (pod: string) => 'airmesh.term.' + pod;
+const SAVE_SCROLLBACK = 1000; // lines kept in the saved screen
+
+interface Saved {
+  offset: number;
+  snapshot: string;
+}
+
+function loadSaved(pod: string): Saved | null {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SAVE_KEY(pod)) || 'null');
+    return s && typeof s.offset === 'number' && typeof s.snapshot === 'string' ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+export function terminalPage(ctx: Ctx, id: string): () => void {
+  ctx.title('Pod ' + id);
+  const canWrite = ctx.who.role >= ROLE_MEMBER;
+  const enc = new TextEncoder();
+  let pod: Pod | null = null;
+  let hello: Hello | null = null;
+  let holder: string | number | null = null;
+  let holderUser: string | null = null;
+  let ended = false;
+  let disposed = false;
+
+  // --- layout ---------------------------------------------------------------------------------
+  const stateBox = h('span', { class: 'pod-state' });
+  const meta = h('div', { class: 'pod-meta' });
+  const status = h('span', { class: 'conn', id: 'term-status', role: 'status' });
+  const controlText = h('span', { class: 'control-text', id: 'control-holder' });
+  const controlBtn = h('button', { type: 'button', class: 'btn', id: 'control-btn', disabled: true }, 'Take control');
+  const stopBtn = h('button', { type: 'button', class: 'btn btn-danger-outline', id: 'stop-pod', hidden: true }, 'Stop pod');
+  const recBtn = h('button', { type: 'button', class: 'btn', id: 'download-recording', hidden: true }, 'Download recording');
+  const notices = h('div', { class: 'messages term-notices' });
+  const termBox = h('div', { class: 'term-box', id: 'terminal' });
+  const typeHint = h('div', { class: 'type-hint', hidden: true }, 'Take control to type into this terminal.');
+  append(ctx.main, [
+    h('div', { class: 'term-head' },
+      h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, meta),
+      h('div', { class: 'term-actions' }, status, controlText, controlBtn, recBtn, stopBtn)),
+    notices,
+    h('div', { class: 'term-wrap' }, termBox, typeHint),
+  ]);
+  ctx.main.classList.add('main-terminal');
+
+  const say = (kind: 'error' | 'info' | 'ok' | 'warn', text: string | Node, key?: string) => {
+    if (key) notices.querySelector(`[data-key="${key}"]`)?.remove();
+    const n = notice(kind, text, () => {});
+    if (key) n.dataset.key = key;
+    notices.appendChild(n);
+    return n;
+  };
+
+  // --- the terminal ---------------------------------------------------------------------------
+  const term = new Terminal({
+    fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
+    fontSize: 14,
+    scrollback: 5000,
+    cursorBlink: true,
+    allowProposedApi: false,
+    theme: {
+      background: '#0d1117', foreground: '#e6edf3', cursor: '#e6edf3', selectionBackground: '#264f78',
+      black: '#484f58', red: '#ff7b72', green: '#3fb950', yellow: '#d29922', blue: '#58a6ff', magenta: '#bc8cff', cyan: '#39c5cf', white: '#b1bac4',
+      brightBlack: '#6e7681', brightRed: '#ffa198', brightGreen: '#56d364', brightYellow: '#e3b341', brightBlue: '#79c0ff', brightMagenta: '#d2a8ff', brightCyan: '#56d4dd', brightWhite: '#ffffff',
+    },
+  });
+  const fit = new FitAddon();
+  const serialize = new SerializeAddon();
+  term.loadAddon(fit);
+  term.loadAddon(serialize);
+  term.open(termBox);
+
+  // Bytes xterm has parsed so far: the saved screen always matches its offset.
+  let drawnOffset = 0;
+  const saved = loadSaved(id);
+  if (saved) {
+    term.write(saved.snapshot);
+    drawnOffset = saved.offset;
+  }
+
+  let saveTimer: ReturnType<typeof setTimeout> | null = null;
+  const save = () => {
+    if (saveTimer) clearTimeout(saveTimer);
+    saveTimer = null;
+    if (disposed) return;
+    try {
+      const v: Saved = { offset: drawnOffset, snapshot: serialize.serialize({ scrollback: SAVE_SCROLLBACK }) };
+      sessionStorage.setItem(SAVE_KEY(id), JSON.stringify(v));
+    } catch {
+      // Over the storage quota: forget the screen; a reload then replays the ring instead.
+      try { sessionStorage.removeItem(SAVE_KEY(id)); } catch { /* ignore */ }
+    }
+  };
+  const scheduleSave = () => {
+    if (!saveTimer) saveTimer = setTimeout(save, 1000);
+  };
+
+  const iHold = () => hello !== null && holder !== null && String(holder) === String(hello.you);
+
+  const fitAndSend = () => {
+    if (!iHold()) return;
+    try { fit.fit(); } catch { /* not laid out yet */ }
+    conn.sendJSON({ type: 'resize', cols: term.cols, rows: term.rows });
+  };
+
+  const conn = new TermConnection(id, saved ? saved.offset : 0, {
+    hello(hl, requested) {
+      hello = hl;
+      notices.querySelector('[data-key="conn"]')?.remove();
+      if (hl.offset < drawnOffset) {
+        // The appliance restarted the stream (a new ring): redraw from what it has.
+        term.reset();
+        drawnOffset = hl.offset;
+      } else if (hl.offset > requested) {
+        const lost = hl.offset - requested;
+        say('warn', requested === 0
+          ? `Earlier output (${fmtBytes(lost)}) is no longer in the appliance's buffer; the recording has all of it.`
+          : `${fmtBytes(lost)} of output went by while this page was away and is no longer buffered; the recording has it.`, 'gap');
+        drawnOffset = hl.offset;
+      }
+      holder = hl.control ?? null;
+      holderUser = hl.control_user ?? null;
+      setPodState(hl.state);
+      if (iHold()) fitAndSend();
+      else if (hl.cols > 0 && hl.rows > 0) term.resize(hl.cols, hl.rows);
+      updateControl();
+    },
+    bytes(data) {
+      term.write(data, () => {
+        drawnOffset += data.length;
+        scheduleSave();
+      });
+    },
+    lagged(to, skipped) {
+      drawnOffset = to;
+      say('warn', `This view fell behind the pod's output: ${fmtBytes(skipped)} were skipped to catch up, so the screen may be incomplete until the program redraws.`, 'lagged');
+    },
+    control(hd, user) {
+      const before = iHold();
+      holder = hd;
+      holderUser = user;
+      updateControl();
+      if (!before && iHold()) fitAndSend();
+    },
+    resize(cols, rows) {
+      if (!iHold() && cols > 0 && rows > 0) term.resize(cols, rows);
+    },
+    exit(state, code) {
+      ended = true;
+      setPodState(state);
+      const text = state === 'exited' ? `The program exited with code ${code ?? '?'}.` : `The pod ${state === 'stopped' ? 'was stopped' : 'failed'}${code !== null ? ` (code ${code})` : ''}.`;
+      say(code === 0 || state === 'stopped' ? 'info' : 'warn', text, 'exit');
+      term.write(`\r\n\x1b[2m[${text}]\x1b[0m\r\n`);
+      void refreshPod();
+      updateControl();
+    },
+    error(message) {
+      say('error', message[0].toUpperCase() + message.slice(1), 'wserror');
+    },
+    status(st, secs) {
+      status.className = 'conn conn-' + st;
+      if (st === 'live') status.textContent = 'Live';
+      else if (st === 'connecting') status.textContent = 'Connecting…';
+      else if (st === 'ended') status.textContent = 'Ended';
+      else {
+        status.textContent = `Reconnecting in ${secs} s`;
+        if (!ended) void refreshPod();
+        const retry = h('button', { type: 'button', class: 'link', onclick: () => conn.reconnectNow() }, 'Retry now');
+        say('warn', h('span', null, 'The terminal connection is down; it reconnects by itself and resumes where it stopped. ', retry), 'conn');
+      }
+      if (st !== 'retry') notices.querySelector('[data-key="conn"]')?.remove();
+      updateControl();
+    },
+  });
+
+  // --- control and input ----------------------------------------------------------------------
+  function updateControl(): void {
+    const live = conn.connected && !ended;
+    if (!hello || ended) {
+      controlText.textContent = ended ? '' : '';
+    } else if (iHold()) {
+      controlText.textContent = 'You have control';
+    } else if (holder !== null) {
+      controlText.textContent = `${holderUser || 'Someone'} has control`;
+    } else {
+      controlText.textContent = 'Nobody has control';
+    }
+    controlBtn.hidden = ended;
+    if (iHold()) {
+      controlBtn.textContent = 'Release control';
+      controlBtn.disabled = !live;
+      controlBtn.title = 'Let someone else type; you keep watching.';
+    } else {
+      controlBtn.textContent = holder !== null ? `Take control from ${holderUser || 'them'}` : 'Take control';
+      const allowed = !!hello && hello.can_input && canWrite;
+      controlBtn.disabled = !live || !allowed;
+      controlBtn.title = allowed ? 'Type into the pod; your window size becomes its size.' : 'Your role can watch pods but not type into them.';
+    }
+    term.options.disableStdin = false;
+    typeHint.hidden = true;
+  }
+
+  controlBtn.addEventListener('click', () => {
+    conn.sendJSON({ type: iHold() ? 'release' : 'take' });
+    term.focus();
+  });
+
+  let hintTimer: ReturnType<typeof setTimeout> | null = null;
+  const input = (bytes: Uint8Array) => {
+    if (iHold()) {
+      conn.sendBytes(bytes);
+      return;
+    }
+    if (ended) return;
+    typeHint.hidden = false;
+    if (hintTimer) clearTimeout(hintTimer);
+    hintTimer = setTimeout(() => (typeHint.hidden = true), 2500);
+  };
+  term.onData((d) => input(enc.encode(d)));
+  term.onBinary((d) => input(Uint8Array.from(d, (c) => c.charCodeAt(0) & 0xff)));
+
+  // The holder's window decides the pod's size; everyone else sees the pod at that size.
+  let resizeTimer: ReturnType<typeof setTimeout> | null = null;
+  const ro = new ResizeObserver(() => {
+    if (resizeTimer) clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(fitAndSend, 80);
+  });
+  ro.observe(termBox);
+
+  // --- the pod record -------------------------------------------------------------------------
+  function setPodState(state: string): void {
+    if (pod) pod.state = state;
+    clear(stateBox);
+    stateBox.appendChild(badge(state));
+    if (pod) {
+      const d = stateDetail(pod);
+      if (d) stateBox.appendChild(d);
+    }
+    ended = ended || podEnded(state);
+    stopBtn.hidden = ended || !canWrite;
+    recBtn.hidden = !(pod && pod.recording);
+  }
+
+  async function refreshPod(): Promise<void> {
+    try {
+      pod = await api<Pod>('GET', '/pods/' + encodeURIComponent(id));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        conn.close();
+        clear(ctx.main);
+        append(ctx.main, [h('div', { class: 'empty' }, h('h2', null, 'No such pod'),
+          h('p', null, `Pod ${id} does not exist in your organization, or it was deleted.`),
+          h('a', { href: '#/pods', class: 'btn btn-primary' }, 'Back to pods'))]);
+      }
+      return;
+    }
+    if (disposed) return;
+    clear(meta);
+    append(meta, [
+      h('span', { class: 'mono', title: pod.command.join(' ') }, commandLabel(pod.command)),
+      h('span', { class: 'sep' }, '·'),
+      h('span', { class: 'ellipsis', title: pod.repo }, pod.repo),
+      h('span', { class: 'sep' }, '·'),
+      h('span', { class: 'mono' }, pod.branch),
+    ]);
+    setPodState(pod.state);
+    updateControl();
+  }
+
+  stopBtn.addEventListener('click', async () => {
+    if (!(await confirmDialog(`Stop pod ${id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds.', 'Stop pod'))) return;
+    try {
+      await api('POST', `/pods/${id}/stop`);
+      say('info', 'Stopping the pod…', 'stopping');
+    } catch (e) {
+      say('error', errorText(e));
+    }
+  });
+  recBtn.addEventListener('click', () => void downloadRecording(id, (m) => say('error', m)));
+
+  void refreshPod().then(() => {
+    if (!disposed && pod) {
+      try { fit.fit(); } catch { /* ignore */ }
+      conn.connect();
+      term.focus();
+    }
+  });
+  const onHide = () => save();
+  window.addEventListener('pagehide', onHide);
+
+  return () => {
+    save();
+    disposed = true;
+    window.removeEventListener('pagehide', onHide);
+    conn.close();
+    ro.disconnect();
+    if (saveTimer) clearTimeout(saveTimer);
+    if (resizeTimer) clearTimeout(resizeTimer);
+    term.dispose();
+    pruneCspStyles();
+    ctx.main.classList.remove('main-terminal');
+  };
+}
+
+function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
