@@ -476,12 +476,13 @@ static int team_change(am_http_handler *h, h2o_req_t *req, const char *team, int
     char details[160] = "";
     if (user)
         snprintf(details, sizeof details, "{\"user\":\"%.64s\"}", user);
-    json_decref(body);
-    if (rc)
-        return fail(req, rc);
-    audit(h, req, &who, actions[op], target, "ok", details[0] ? details : NULL);
-    am_http_send_json(req, op == 0 ? 201 : 200, json_pack("{s:b,s:s}", "ok", 1, "team", name));
-    return 0;
+    if (rc == 0) {
+        audit(h, req, &who, actions[op], target, "ok", details[0] ? details : NULL);
+        am_http_send_json(req, op == 0 ? 201 : 200,
+                          json_pack("{s:b,s:s}", "ok", 1, "team", name));
+    }
+    json_decref(body); /* name and user point into it */
+    return rc ? fail(req, rc) : 0;
 }
 
 int am_api_team_create(am_http_handler *h, h2o_req_t *req, char **p) {
