@@ -106,9 +106,9 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
     snprintf(cmd, sizeof cmd, "airmesh-runner enroll --appliance %s --token %s --ca-sha256 %s",
              h->app->grpc_addr ? h->app->grpc_addr : "HOST:9443", secret, fp);
     am_http_send_json(req, 201,
-                      json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:O}", "token", secret, "id", id, "org",
+                      json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:o}", "token", secret, "id", id, "org",
                                 org, "expires_ms", (json_int_t)expires, "ca_sha256", fp,
-                                "command", cmd, "labels", labels ? labels : json_object()));
+                                "command", cmd, "labels", labels ? json_incref(labels) : json_object()));
     memset(secret, 0, sizeof secret);
     memset(cmd, 0, sizeof cmd);
     json_decref(body);

@@ -83,6 +83,10 @@ class Daemon:
         self.stderr = read(self.log_path)
         self.proc.stdout.close()
         self._log.close()
+        if self.proc.returncode != 0:
+            # Put the daemon's own account in the test log: sanitizer reports, error lines.
+            sys.stderr.write("airmeshd exited %d; its log:\n%s\n" % (self.proc.returncode,
+                                                                   self.stderr[-20000:]))
         return self.proc.returncode
 
 
