@@ -3,6 +3,7 @@
 # measured in the same run, as a ratio. Results are also written to test-artifacts/bench.txt.
 # cc_binary targets run alone with a temp dir argument, except those tagged "bench_driven",
 # which a driver script runs: tests/bench/runners_bench.py (a real airmeshd + simulated runners).
+# tests/bench/pods_bench.py drives a real airmeshd + airmesh-runner (pod start vs bwrap + git worktree).
 # Binaries are taken from the -c opt output tree (`bazel info -c opt bazel-bin`), not from the
 # bazel-bin symlink, which points at whatever configuration was built last.
 set -uo pipefail
@@ -15,7 +16,7 @@ out=test-artifacts/bench.txt
 targets=$($BAZEL query 'kind(cc_binary, //tests/bench/...)' 2>/dev/null)
 [ -n "$targets" ] || { echo "no benchmarks"; exit 0; }
 solo=$($BAZEL query 'kind(cc_binary, //tests/bench/...) except attr(tags, bench_driven, //tests/bench/...)' 2>/dev/null)
-build=($targets //appliance:airmeshd)
+build=($targets //appliance:airmeshd //runner:airmesh-runner)
 $BAZEL build -c opt "${build[@]}" >/dev/null 2>&1 || $BAZEL build -c opt "${build[@]}" || exit 1
 bindir=$($BAZEL info -c opt bazel-bin 2>/dev/null) || exit 1
 rc=0
@@ -30,5 +31,10 @@ echo "== tests/bench/runners_bench.py" | tee -a "$out"
 tmp=$(mktemp -d)
 /usr/bin/python3 tests/bench/runners_bench.py --airmeshd "$bindir/appliance/airmeshd" \
   --client "$bindir/tests/bench/runners_bench_client" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
+rm -rf "$tmp"
+echo "== tests/bench/pods_bench.py" | tee -a "$out"
+tmp=$(mktemp -d)
+/usr/bin/python3 tests/bench/pods_bench.py --airmeshd "$bindir/appliance/airmeshd" \
+  --runner "$bindir/runner/airmesh-runner" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
 rm -rf "$tmp"
 exit $rc

@@ -14,6 +14,8 @@ PKGS=(
   openssl curl python3 python3-grpcio procps iproute2
   # console build (ui/) and its browser tests (tests/e2e/)
   nodejs npm chromium
+  # benchmarks: baselines
+  bubblewrap
 )
 [ "${1:-}" = "--list" ] && { printf '%s\n' "${PKGS[@]}"; exit 0; }
 
