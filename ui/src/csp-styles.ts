@@ -3,9 +3,10 @@
 //   1. <style> elements whose text it sets (theme colours, font, row layout, scrollbar), and
 //   2. setAttribute('style', ...) on cells drawn in 24-bit colour.
 // CSP governs neither constructable stylesheets (CSSOM) nor element.style, so both are
-// redirected there: a <style> element's text goes into a CSSStyleSheet adopted by its document
-// (the element itself stays empty), and a style attribute becomes element.style.cssText. The
-// rules xterm writes are scoped to its own terminal element, so nothing else is affected.
+// redirected there: a request for a <style> element gets an inert <template> whose text goes
+// into a CSSStyleSheet adopted by its document (Chrome reports even an empty <style> as a
+// violation), and a style attribute becomes element.style.cssText. The rules xterm writes are
+// scoped to its own terminal element, so nothing else is affected.
 // Our own code never sets inline styles; install() runs once, before any terminal exists.
 
 const sheets = new Map<HTMLStyleElement, { sheet: CSSStyleSheet; doc: Document; fresh: boolean }>();
@@ -17,8 +18,9 @@ export function install(): void {
 
   const createElement = Document.prototype.createElement;
   Document.prototype.createElement = function (this: Document, tag: string, options?: ElementCreationOptions) {
-    const el = createElement.call(this, tag, options);
-    if (tag.toLowerCase() === 'style') redirect(el as HTMLStyleElement, this);
+    if (tag.toLowerCase() !== 'style') return createElement.call(this, tag, options);
+    const el = createElement.call(this, 'template') as unknown as HTMLStyleElement;
+    redirect(el, this);
     return el;
   } as typeof Document.prototype.createElement;
 

@@ -45,12 +45,12 @@ export function activityPage(ctx: Ctx): () => void {
     append(list, [h('table', { class: 'table', id: 'activity-table' },
       h('thead', null, h('tr', null, ['Time', 'Actor', 'Action', 'Target', 'Result', 'Source'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, shown.map((e) => h('tr', null,
-        h('td', { class: 'small nowrap' }, dateTime(e.time_ms)),
-        h('td', { class: 'small' }, e.actor || '—'),
+        h('td', { class: 'small nowrap', title: dateTime(e.time_ms) }, shortTime(e.time_ms)),
+        h('td', { class: 'small', title: e.actor }, e.actor || '—'),
         h('td', { class: 'mono small' }, e.action),
         h('td', { class: 'small ellipsis', title: e.target }, e.target || '—'),
         h('td', null, badge(e.result, e.result === 'ok' ? 'ok' : e.result === 'denied' ? 'denied' : 'error'), details(e)),
-        h('td', { class: 'small muted' }, e.source || '—')))))]);
+        h('td', { class: 'small muted ellipsis source', title: e.source }, e.source || '—')))))]);
   }
 
   async function poll(): Promise<void> {
@@ -122,4 +122,10 @@ function details(e: AuditEvent): HTMLElement | null {
   if (!d || (typeof d === 'object' && Object.keys(d as object).length === 0)) return null;
   const text = typeof d === 'string' ? d : Object.entries(d as Record<string, unknown>).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
   return h('div', { class: 'muted small detail', title: text }, text);
+}
+
+function shortTime(ms: number): string {
+  const d = new Date(ms);
+  const full = dateTime(ms);
+  return d.toDateString() === new Date().toDateString() ? full.slice(11) : full.slice(0, 16);
 }

@@ -143,7 +143,7 @@ export function runnersPage(ctx: Ctx): () => void {
       append(list, [h('div', { class: 'empty' },
         h('h2', null, 'No runners yet'),
         h('p', null, 'Pods run on runners. Enroll a machine with a one-time token and it shows up here within seconds.'),
-        isAdmin ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => addBtn.click() }, 'Add a runner') : null)]);
+        isAdmin && addPanel.hidden ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => addBtn.click() }, 'Add a runner') : null)]);
       return;
     }
     runners.sort((a, b) => order(a.state) - order(b.state) || a.hostname.localeCompare(b.hostname));

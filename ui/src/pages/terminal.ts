@@ -167,8 +167,10 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       ended = true;
       setPodState(state);
       const text = state === 'exited' ? `The program exited with code ${code ?? '?'}.` : `The pod ${state === 'stopped' ? 'was stopped' : 'failed'}${code !== null ? ` (code ${code})` : ''}.`;
+      notices.querySelector('[data-key="stopping"]')?.remove();
       say(code === 0 || state === 'stopped' ? 'info' : 'warn', text, 'exit');
-      term.write(`\r\n\x1b[2m[${text}]\x1b[0m\r\n`);
+      term.options.cursorBlink = false;
+      term.write(`\r\n\x1b[2m[${text}]\x1b[0m\x1b[?25l`);
       void refreshPod();
       updateControl();
     },
@@ -303,12 +305,18 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       term.focus();
     }
   });
+  // The WebSocket reports the state at connect and at exit; in between (pending → running) and
+  // while it is down, the record is polled.
+  const poll = setInterval(() => {
+    if (!document.hidden && !ended && (!conn.connected || (pod && !isRunning(pod.state)))) void refreshPod();
+  }, 3000);
   const onHide = () => save();
   window.addEventListener('pagehide', onHide);
 
   return () => {
     save();
     disposed = true;
+    clearInterval(poll);
     window.removeEventListener('pagehide', onHide);
     conn.close();
     ro.disconnect();
@@ -318,6 +326,10 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     pruneCspStyles();
     ctx.main.classList.remove('main-terminal');
   };
+}
+
+function isRunning(state: string): boolean {
+  return state === 'running';
 }
 
 function fmtBytes(n: number): string {

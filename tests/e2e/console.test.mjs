@@ -1,0 +1,309 @@
+// End-to-end test of the console: a real airmeshd serving ui/dist, a real runner enrolled with
+// the command the console shows, a git repo made here, and Debian's Chromium driven by
+// playwright-core (from ui/'s devDependencies; never a downloaded browser).
+//
+//   node --test tests/e2e/            (after `make ui` and a Bazel build of the binaries)
+//
+// Binaries: AIRMESHD, AIRMESHCTL, AIRMESH_RUNNER (default bazel-bin/...), UI_DIR (ui/dist),
+// CHROMIUM (/usr/bin/chromium). Screenshots of every page go to E2E_ARTIFACTS
+// (test-artifacts/e2e). The steps share one appliance and one browser and run in order; a step
+// that needs the terminal WebSocket skips, saying so, when the appliance has no such endpoint.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(join(ROOT, 'ui', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const bin = (env, rel) => resolve(ROOT, process.env[env] || rel);
+const AIRMESHD = bin('AIRMESHD', 'bazel-bin/appliance/airmeshd');
+const AIRMESHCTL = bin('AIRMESHCTL', 'bazel-bin/appliance/airmeshctl');
+const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
+const UI_DIR = bin('UI_DIR', 'ui/dist');
+const ARTIFACTS = bin('E2E_ARTIFACTS', 'test-artifacts/e2e');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const T = 20000; // per-wait timeout (ASan builds on 2 cores)
+
+// The runner's data dir (and so the pods' worktrees) lives in /tmp, never under /root.
+const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-'));
+const s = { daemon: null, runner: null, browser: null, ctx: null, page: null, url: '', grpc: '', pod: '', ws: null };
+const cspViolations = [];
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => res(p));
+    });
+    srv.on('error', rej);
+  });
+}
+
+function startDaemon() {
+  return new Promise(async (res, rej) => {
+    const port = await freePort();
+    const gport = await freePort();
+    s.url = `https://127.0.0.1:${port}`;
+    s.grpc = `127.0.0.1:${gport}`;
+    const log = openSync(join(tmp, 'airmeshd.log'), 'a');
+    const d = spawn(AIRMESHD, ['--data', join(tmp, 'airmesh'), '--listen', `127.0.0.1:${port}`, '--grpc-listen', s.grpc, '--ui', UI_DIR],
+      { stdio: ['ignore', 'pipe', log] });
+    s.daemon = d;
+    let out = '';
+    const timer = setTimeout(() => rej(new Error('airmeshd printed no admin password in 30 s:\n' + out)), 30000);
+    d.stdout.on('data', (b) => {
+      out += b;
+      const m = out.match(/^admin password: (\S+)$/m);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    });
+    d.on('exit', (code) => rej(new Error(`airmeshd exited (${code}): ` + readFileSync(join(tmp, 'airmeshd.log'), 'utf8'))));
+  });
+}
+
+async function shot(name) {
+  await s.page.screenshot({ path: join(ARTIFACTS, name + '.png') });
+}
+
+async function waitText(page, selector, text, timeout = T) {
+  await page.waitForFunction(([sel, t]) => {
+    const el = document.querySelector(sel);
+    return !!el && el.textContent.includes(t);
+  }, [selector, text], { timeout });
+}
+
+function git(repo, ...args) {
+  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
+}
+
+before(async () => {
+  for (const f of [AIRMESHD, AIRMESHCTL, RUNNER, join(UI_DIR, 'index.html'), CHROMIUM]) {
+    assert.ok(existsSync(f), `${f} is missing (build the binaries and run make ui first)`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  s.password = await startDaemon();
+  // A repository for the pods.
+  s.repo = join(tmp, 'repo');
+  mkdirSync(s.repo);
+  execFileSync('git', ['init', '-q', '-b', 'main', s.repo]);
+  writeFileSync(join(s.repo, 'README.md'), '# e2e\n');
+  git(s.repo, 'add', '-A');
+  git(s.repo, 'commit', '-qm', 'base');
+  s.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  s.ctx = await s.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  // Every CSP violation is reported with the element that caused it.
+  await s.ctx.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      const t = e.target;
+      const what = t && t.tagName ? `<${t.tagName.toLowerCase()} class="${t.className}">` : String(t);
+      console.error(`csp-violation: ${e.violatedDirective} by ${what} at ${e.sourceFile}:${e.lineNumber}:${e.columnNumber} sample=${e.sample}`);
+    });
+  });
+  s.page = await s.ctx.newPage();
+  s.page.on('console', (m) => { if (m.text().startsWith('csp-violation:')) cspViolations.push(m.text()); });
+  s.page.on('pageerror', (e) => cspViolations.push('page error: ' + e.message));
+});
+
+after(async () => {
+  await s.browser?.close().catch(() => {});
+  if (s.runner && s.runner.exitCode === null) {
+    s.runner.kill('SIGTERM');
+    await new Promise((r) => s.runner.once('exit', r));
+  }
+  if (s.daemon && s.daemon.exitCode === null) {
+    s.daemon.kill('SIGTERM');
+    await new Promise((r) => s.daemon.once('exit', r));
+  }
+  for (const f of ['airmeshd.log', 'runner.log']) {
+    try { writeFileSync(join(ARTIFACTS, f), readFileSync(join(tmp, f))); } catch { /* not there */ }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('login refuses a wrong password in words, then logs in', async () => {
+  const p = s.page;
+  await p.goto(s.url + '/');
+  await p.waitForSelector('#login-user', { timeout: T });
+  await shot('01-login');
+  await p.fill('#login-user', 'admin');
+  await p.fill('#login-password', 'wrong');
+  await p.press('#login-password', 'Enter');
+  await waitText(p, '.form-error', 'wrong password');
+  assert.doesNotMatch(await p.textContent('.form-error'), /[{}]/, 'errors are words, not JSON');
+  await p.fill('#login-password', s.password);
+  await p.press('#login-password', 'Enter');
+  await waitText(p, '.page-title', 'Pods');
+  await waitText(p, '.empty', 'No pods yet');
+  await shot('02-pods-empty');
+});
+
+test('runners: a token shows the enroll command; the enrolled runner shows online', async () => {
+  const p = s.page;
+  await p.click('a[href="#/runners"]');
+  await waitText(p, '.empty', 'No runners yet');
+  await p.click('#add-runner');
+  await p.fill('#token-labels', 'e2e=yes');
+  await p.click('text=Create enrollment token');
+  await p.waitForSelector('#enroll-command', { timeout: T });
+  const cmd = (await p.textContent('#enroll-command')).trim();
+  assert.match(cmd, /^airmesh-runner enroll --appliance \S+ --token \S+ --ca-sha256 [0-9a-f]+$/);
+  await shot('03-runners-token');
+  const args = cmd.split(/\s+/).slice(1);
+  execFileSync(RUNNER, [...args, '--data', join(tmp, 'runner')], { stdio: 'pipe' });
+  const log = openSync(join(tmp, 'runner.log'), 'a');
+  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
+  await p.click('text=Done');
+  await p.waitForSelector('#runners-table .badge-online', { timeout: T });
+  const row = await p.textContent('#runners-table tbody tr');
+  assert.match(row, /e2e=yes/);
+  assert.match(row, /in \d+ (days|h)/, 'certificate expiry is shown');
+  await shot('04-runners');
+});
+
+test('pods: the create form starts a shell pod and opens its terminal', async () => {
+  const p = s.page;
+  await p.click('a[href="#/pods"]');
+  await p.click('#new-pod');
+  await p.fill('#pod-repo', s.repo);
+  await p.fill('#pod-memory', '512M');
+  await p.fill('#pod-env', 'GREETING=hello from e2e');
+  await shot('05-pod-form');
+  // A bad memory value is explained, not sent.
+  await p.fill('#pod-memory', 'lots');
+  await p.click('text=Start pod');
+  await waitText(p, '#pod-form .form-error', 'Memory is a size');
+  await p.fill('#pod-memory', '512M');
+  await p.click('text=Start pod');
+  await p.waitForURL(/#\/pods\/[A-Za-z0-9_-]+$/, { timeout: T });
+  s.pod = p.url().split('/').pop();
+  await p.waitForSelector('.pod-state .badge-running', { timeout: T }).catch(async (e) => {
+    await shot('06-terminal-failed');
+    throw new Error(`the pod is not running: ${await p.innerText('main')}\n${e.message}`);
+  });
+  await p.waitForSelector('#terminal .xterm-rows', { timeout: T });
+  // xterm's styles apply under the strict CSP (no 'unsafe-inline'), without violations.
+  const fg = await p.$eval('#terminal .xterm-rows', (el) => getComputedStyle(el).color);
+  assert.equal(fg, 'rgb(230, 237, 243)', 'the terminal theme applies');
+  const csp = (await p.request.get(s.url + '/')).headers()['content-security-policy'];
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  assert.deepEqual(cspViolations, []);
+  // Does this appliance have the terminal WebSocket yet?
+  const probe = await p.request.get(`${s.url}/api/v1/pods/${s.pod}/terminal`);
+  const body = await probe.text();
+  s.ws = !(probe.status() === 404 && body.includes('no such API endpoint'));
+  if (!s.ws) await p.waitForSelector('#term-status.conn-retry', { timeout: T });
+  await shot('06-terminal');
+});
+
+test('terminal: take control, type echo hello, see the output', async (t) => {
+  if (!s.ws) return t.skip('the appliance has no terminal WebSocket (/api/v1/pods/{id}/terminal answers 404) yet');
+  const p = s.page;
+  await p.waitForSelector('#term-status.conn-live', { timeout: T });
+  await p.waitForSelector('#control-btn:not([disabled])', { timeout: T });
+  if ((await p.textContent('#control-btn')).startsWith('Take')) await p.click('#control-btn');
+  await waitText(p, '#control-holder', 'You have control');
+  await p.click('#terminal');
+  await p.keyboard.type('echo hel""lo $GREETING\n');
+  await waitText(p, '#terminal .xterm-rows', 'hello hello from e2e');
+  await shot('07-terminal-hello');
+});
+
+test('terminal: resizing the window resizes the pod (the holder sends resize)', async (t) => {
+  if (!s.ws) return t.skip('needs the terminal WebSocket');
+  const p = s.page;
+  // `stty size` prints the pod PTY's "ROWS COLS"; the marker tells this answer from older ones.
+  const sttySize = async (mark) => {
+    await p.keyboard.type(`stty size; echo ${mark}$((6*7))\n`);
+    await waitText(p, '#terminal .xterm-rows', `${mark}42`);
+    const text = await p.innerText('#terminal .xterm-rows');
+    const m = text.match(new RegExp(`(\\d+) (\\d+)\\s*\\n${mark}42`));
+    assert.ok(m, 'stty size printed: ' + text);
+    return [Number(m[1]), Number(m[2])];
+  };
+  const screenRows = () => p.evaluate(() => {
+    const screen = document.querySelector('#terminal .xterm-screen').getBoundingClientRect();
+    const row = document.querySelector('#terminal .xterm-rows > div').getBoundingClientRect();
+    return Math.round(screen.height / row.height);
+  });
+  const [r1, c1] = await sttySize('big');
+  assert.equal(r1, await screenRows(), 'the pod has as many rows as the terminal shows');
+  await p.setViewportSize({ width: 980, height: 640 });
+  await p.waitForTimeout(300);
+  const [r2, c2] = await sttySize('small');
+  assert.equal(r2, await screenRows(), 'after the resize too');
+  assert.ok(r2 < r1 && c2 < c1 - 20, `the pod shrank with the window: ${r1}x${c1} -> ${r2}x${c2}`);
+  await shot('08-terminal-resized');
+  await p.setViewportSize({ width: 1280, height: 800 });
+});
+
+test('terminal: a second viewer sees the same output and who has control', async (t) => {
+  if (!s.ws) return t.skip('needs the terminal WebSocket');
+  const p2 = await s.ctx.newPage();
+  try {
+    await p2.goto(`${s.url}/#/pods/${s.pod}`);
+    await waitText(p2, '#terminal .xterm-rows', 'hello hello from e2e');
+    await waitText(p2, '#control-holder', 'admin has control');
+    await p2.screenshot({ path: join(ARTIFACTS, '09-terminal-second-viewer.png') });
+    // Output typed by the holder reaches the viewer live.
+    await s.page.keyboard.type('echo second$((40+2))\n');
+    await waitText(p2, '#terminal .xterm-rows', 'second42');
+  } finally {
+    await p2.close();
+  }
+});
+
+test('terminal: a reload replays the scrollback and resumes live', async (t) => {
+  if (!s.ws) return t.skip('needs the terminal WebSocket');
+  const p = s.page;
+  await p.reload();
+  await waitText(p, '#terminal .xterm-rows', 'hello hello from e2e');
+  await p.waitForSelector('#term-status.conn-live', { timeout: T });
+  await p.waitForSelector('#control-btn:not([disabled])', { timeout: T });
+  if ((await p.textContent('#control-btn')).startsWith('Take')) await p.click('#control-btn');
+  await waitText(p, '#control-holder', 'You have control');
+  await p.click('#terminal');
+  await p.keyboard.type('echo after$((1+1))reload\n');
+  await waitText(p, '#terminal .xterm-rows', 'after2reload');
+  const text = await p.innerText('#terminal .xterm-rows');
+  assert.equal(text.split('hello hello from e2e').length - 1, 1, 'the output is shown once, not twice');
+  await shot('10-terminal-reloaded');
+});
+
+test('stop: the Stop button ends the pod; the list shows it ended', async () => {
+  const p = s.page;
+  await p.click('#stop-pod');
+  await p.click('dialog.confirm .btn-danger');
+  await p.waitForSelector('.pod-state .badge-stopped, .pod-state .badge-exited', { timeout: T });
+  if (s.ws) await p.waitForSelector('.notice[data-key="exit"]', { timeout: T });
+  await shot('11-terminal-stopped');
+  await p.click('a.back');
+  await p.waitForSelector(`#pods-table tr[data-pod="${s.pod}"] .badge-stopped, #pods-table tr[data-pod="${s.pod}"] .badge-exited`, { timeout: T });
+  await shot('12-pods');
+});
+
+test('activity: the latest audit events, newest first', async () => {
+  const p = s.page;
+  await p.click('a[href="#/activity"]');
+  await p.waitForSelector('#activity-table', { timeout: T });
+  await waitText(p, '#activity-table', 'pod.stop');
+  const first = await p.textContent('#activity-table tbody tr');
+  assert.match(first, /pod\.stop|pod\./, 'newest first');
+  await waitText(p, '#activity-table', 'auth.login');
+  await shot('13-activity');
+  assert.deepEqual(cspViolations, [], 'no CSP violation or page error on any page');
+});
