@@ -267,6 +267,37 @@ test('terminal: a second viewer sees the same output and who has control', async
   }
 });
 
+test('terminal: a dropped connection reconnects from its offset and shows nothing twice', async (t) => {
+  if (!s.ws) return t.skip('needs the terminal WebSocket');
+  const p2 = await s.ctx.newPage();
+  const urls = [];
+  let route = null;
+  // The page's terminal socket goes through Playwright, which can cut it like a network drop.
+  await p2.routeWebSocket(/\/terminal\?offset=/, (ws) => {
+    urls.push(ws.url());
+    ws.connectToServer();
+    route = ws;
+  });
+  try {
+    await p2.goto(`${s.url}/#/pods/${s.pod}`);
+    await waitText(p2, '#terminal .xterm-rows', 'second42');
+    await p2.waitForSelector('#term-status.conn-live', { timeout: T });
+    await route.close({ code: 4000, reason: 'e2e drop' });
+    await p2.waitForSelector('#term-status.conn-retry, #term-status.conn-connecting', { timeout: T });
+    await p2.waitForSelector('#term-status.conn-live', { timeout: T });
+    assert.equal(urls.length, 2, 'one reconnect');
+    assert.match(urls[0], /offset=0$/);
+    const resumed = Number(new URL(urls[1]).searchParams.get('offset'));
+    assert.ok(resumed > 0, 'the reconnect asks for the bytes after the ones shown: ' + urls[1]);
+    await s.page.keyboard.type('echo third$((1+2))\n');
+    await waitText(p2, '#terminal .xterm-rows', 'third3');
+    const text = await p2.innerText('#terminal .xterm-rows');
+    assert.equal(text.split('second42').length - 1, 1, 'nothing is shown twice');
+  } finally {
+    await p2.close();
+  }
+});
+
 test('terminal: a reload replays the scrollback and resumes live', async (t) => {
   if (!s.ws) return t.skip('needs the terminal WebSocket');
   const p = s.page;
