@@ -290,6 +290,7 @@ static const route routes[] = {
     {"DELETE", "/api/v1/pods/:", am_api_pod_delete},
     {"POST", "/api/v1/pods/:/stop", am_api_pod_stop},
     {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
+    {"GET", "/api/v1/pods/:/terminal", am_api_pod_terminal},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

@@ -73,4 +73,13 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 
+/* Web terminal (ws_terminal.c): the WebSocket upgrade, and its life on the http thread:
+ * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count
+ * of open viewers, stop_end (close the rest, unregister). */
+int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param);
+void am_ws_start(am_app *app, h2o_loop_t *loop);
+void am_ws_stop_begin(void);
+size_t am_ws_count(void);
+void am_ws_stop_end(void);
+
 #endif

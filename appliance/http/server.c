@@ -7,7 +7,9 @@
  * server chain, then the h2o config: /healthz, /api/v1 (api.c) and / (h2o's file handler on the
  * console dir). am_http_run spins h2o_evloop_run with a short timeout so a signal flag is seen
  * within 200 ms; on stop it closes the listener, asks h2o to shut connections down gracefully
- * (GOAWAY / close idle) and keeps running until they are gone or the grace period ends.
+ * (GOAWAY / close idle), closes web-terminal WebSockets (1001; ws_terminal.c, whose wake-up
+ * receiver is registered on this loop when the run starts) and keeps running until they are gone
+ * or the grace period ends.
  * Threads: one, the caller's (main's http thread).
  */
 #include "appliance/http/http.h"
@@ -272,6 +274,8 @@ static int timers_pending(am_http *h) {
 }
 
 int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
+    if (h->app->hub)
+        am_ws_start(h->app, h->loop); /* web terminal wake-ups from the rpc thread */
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
     /* Stop accepting; finish what is in flight. */
@@ -282,9 +286,11 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
         h->fd = -1;
     }
     h2o_context_request_shutdown(&h->ctx);
+    am_ws_stop_begin(); /* WebSockets are no longer h2o connections: close them ourselves */
     uint64_t deadline = am_mono_ns() + (uint64_t)grace_ms * 1000000u;
-    while (connections_open(h) && am_mono_ns() < deadline)
+    while ((connections_open(h) || am_ws_count() > 0) && am_mono_ns() < deadline)
         h2o_evloop_run(h->loop, 50);
+    am_ws_stop_end();
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);

@@ -7,6 +7,9 @@
  * grpc_call_cancel_with_status under the hub mutex (a stream leaves the hub, under that mutex,
  * before it is freed). A stream object is freed when its close notification arrived and no batch
  * is outstanding (`pending` == 0). Only one SEND_MESSAGE is in flight per call; others queue.
+ * Terminal output (TerminalOutput) is appended to the pod's ring in the hub, which wakes the
+ * http thread for the web terminal; a final PodStatus (exited/stopped/failed) ends the pod's
+ * terminal there after its last byte (same stream, in order).
  */
 #include "appliance/rpc/rpc.h"
 
@@ -507,6 +510,33 @@ static void reconcile_pods(stream *s, const Airmesh__V1__Hello *h) {
                           "the runner restarted and the pod did not survive");
 }
 
+/* Terminal bytes into the pod's ring in the hub (which wakes the http thread). The first
+ * output of a pod the hub does not know yet is checked against the store: only the pod's own
+ * runner (in its org) may write to its terminal. */
+static void on_output(stream *s, const Airmesh__V1__TerminalOutput *o) {
+    am_rpc *r = s->rpc;
+    int rc = am_hub_pod_output(r->hub, s->org, s->runner_id, o->pod_id, o->offset, o->data.data,
+                               o->data.len);
+    if (rc == -AM_ENOTFOUND) {
+        Airmesh__V1__Pod *p = NULL;
+        if (am_pods_get(r->app, s->org, o->pod_id, &p) != 0 ||
+            strcmp(p->runner_id, s->runner_id) != 0) {
+            if (p)
+                protobuf_c_message_free_unpacked(&p->base, NULL);
+            am_log_warn("rpc", "terminal output for a pod of another runner dropped",
+                        "runner=%s pod=%.20s", s->runner_id, o->pod_id);
+            return;
+        }
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+        if (am_hub_pod_open(r->hub, s->org, s->runner_id, o->pod_id) == 0)
+            rc = am_hub_pod_output(r->hub, s->org, s->runner_id, o->pod_id, o->offset,
+                                   o->data.data, o->data.len);
+    }
+    if (rc)
+        am_log_debug("rpc", "terminal output dropped", "runner=%s pod=%.20s error=\"%s\"",
+                     s->runner_id, o->pod_id, am_err_last());
+}
+
 static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     am_rpc *r = s->rpc;
     char actor[80];
@@ -536,15 +566,21 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_HEARTBEAT:
         am_hub_runner_heartbeat(r->hub, s->runner_id);
         break;
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS:
-        if (am_pods_on_status(r->app, s->org, s->runner_id, m->pod_status) != 0)
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS: {
+        const Airmesh__V1__PodStatus *st = m->pod_status;
+        if (am_pods_on_status(r->app, s->org, s->runner_id, st) != 0)
             am_log_warn("rpc", "pod status refused", "runner=%s pod=%.20s error=\"%s\"",
-                        s->runner_id, m->pod_status->pod_id, am_err_last());
+                        s->runner_id, st->pod_id, am_err_last());
+        else if (strcmp(st->state, "exited") == 0 || strcmp(st->state, "stopped") == 0 ||
+                 strcmp(st->state, "failed") == 0)
+            /* After all of the pod's output (same stream, in order): viewers get `exit`. */
+            am_hub_pod_end(r->hub, s->org, s->runner_id, st->pod_id, st->state, st->exit_code);
         break;
+    }
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_OUTPUT:
-        /* Terminal bytes; the web terminal issue fans them out. Here: start latency. */
         if (m->output->offset == 0)
             am_pods_first_output(r->app, s->org, s->runner_id, m->output->pod_id);
+        on_output(s, m->output);
         break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_RECORDING:
         if (am_pods_on_recording(r->app, s->org, s->runner_id, m->recording) != 0)

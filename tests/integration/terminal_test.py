@@ -1,0 +1,445 @@
+#!/usr/bin/python3
+"""Integration tests for the web terminal: GET /api/v1/pods/{id}/terminal as a WebSocket, against
+a real airmeshd and a real enrolled runner whose pods run on a PTY (see pods_test.py).
+
+The WebSocket client is hand-written below (RFC 6455 over Python's ssl + socket, ~80 lines), so
+the test needs nothing beyond Debian's python3. Covered: input after `take` reaches the pod and
+its echo comes back; a second viewer sees the same bytes; a reconnect with offset=K replays
+exactly from K; a viewer that never reads is skipped ahead (`lagged`) while a fast viewer keeps
+every byte and the pod keeps running; input, take and resize from a non-holder or a viewer role
+are refused; another org's / an unknown pod is 404; cookie auth without a matching Origin is
+403; a pod's exit arrives as `exit` with its code after every byte, then close 1000; resize from
+the holder reaches the pod (`stty size`); garbage, unknown types and oversized frames get an
+error frame or close 1009 and the daemon keeps serving.
+"""
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import AIRMESH_RUNNER, Daemon, curl, wait_for
+
+
+def api(d, method, path, token=None, body=None):
+    args = ["-X", method]
+    if token:
+        args += ["-H", "Authorization: Bearer " + token]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    code, _, _, text = curl(d, path, *args)
+    try:
+        return code, json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return code, {"raw": text}
+
+
+def token_login(d, user, password, org="default"):
+    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
+                                                     "org": org})
+    assert code == 200, (code, doc)
+    return doc["token"]
+
+
+class WS:
+    """A minimal blocking RFC 6455 client over TLS (HTTP/1.1 upgrade)."""
+
+    def __init__(self, d, path, token=None, cookie=None, origin=None, rcvbuf=None):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.connect(("127.0.0.1", d.port))
+        ctx = ssl.create_default_context(cafile=d.ca)
+        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        key = base64.b64encode(os.urandom(16)).decode()
+        head = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{d.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
+        if cookie:
+            head += f"Cookie: am_session={cookie}\r\n"
+        if origin:
+            head += f"Origin: {origin}\r\n"
+        self.s.sendall((head + "\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                break
+            self.buf += chunk
+        header, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        self.status = int(header.split(b" ")[1]) if header else 0
+        self.header = header.decode(errors="replace")
+        self.closed = None
+
+    def send(self, opcode, payload):
+        mask = os.urandom(4)
+        n = len(payload)
+        if n < 126:
+            hdr = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 65536:
+            hdr = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            hdr = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.s.sendall(hdr + mask + body)
+
+    def send_json(self, obj):
+        self.send(1, json.dumps(obj).encode())
+
+    def _need(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("websocket read timed out")
+            if not self.s.pending():
+                r, _, _ = select.select([self.s], [], [], left)
+                if not r:
+                    continue
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise EOFError("connection closed without a close frame")
+            self.buf += chunk
+
+    def recv(self, timeout=30):
+        """One message: (opcode, payload). Close frames set self.closed = code."""
+        deadline = time.time() + timeout
+        self._need(2, deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4, deadline)
+            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self._need(10, deadline)
+            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+        self._need(off + n, deadline)
+        payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
+        assert b0 & 0x80, "fragmented frames are not expected from the server"
+        op = b0 & 0x0F
+        if op == 8:
+            self.closed = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+        return op, payload
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class Viewer:
+    """A WS plus what it has seen: bytes (from `start`), text messages in order."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.data = bytearray()
+        self.msgs = []
+        op, p = ws.recv()
+        assert op == 1, (op, p)
+        self.hello = json.loads(p)
+        assert self.hello["type"] == "hello", self.hello
+        self.start = self.hello["offset"]
+        self.events = [("hello", 0)]
+
+    def pump(self, until, timeout=30, what="condition"):
+        deadline = time.time() + timeout
+        while not until(self):
+            if self.ws.closed is not None:
+                raise AssertionError(f"closed ({self.ws.closed}) before {what}: {self.msgs[-3:]}")
+            op, p = self.ws.recv(max(0.01, deadline - time.time()))
+            if op == 2:
+                self.data += p
+            elif op == 1:
+                m = json.loads(p)
+                self.msgs.append(m)
+                self.events.append((m["type"], len(self.data)))
+        return self
+
+    def types(self):
+        return [m["type"] for m in self.msgs]
+
+    def last(self, t):
+        return [m for m in self.msgs if m["type"] == t][-1]
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
+                           "-c", "user.name=test", *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+class TerminalTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
+        cls.admin = token_login(cls.d, "admin", cls.d.read_password())
+        code, tok = api(cls.d, "POST", "/api/v1/runner-tokens", cls.admin, {})
+        assert code in (200, 201), tok
+        fp = re.search(r"CA fingerprint: (\w+)", "\n".join(cls.d.banner)).group(1)
+        # Runner data in /tmp (pods bind paths below it; see pods_test.py).
+        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-term-test-", dir="/tmp")
+        cls.rdata = os.path.join(cls.rtmp, "runner")
+        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", cls.d.grpc, "--token",
+                        tok["token"], "--ca-sha256", fp, "--data", cls.rdata], check=True,
+                       capture_output=True)
+        cls.rlog = open(cls.rdata + ".log", "a")
+        cls.runner = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", cls.rdata, "--capacity",
+                                       "16"],
+                                      stdout=cls.rlog, stderr=cls.rlog)
+        cls.repo = os.path.join(cls.tmp, "repo")
+        os.makedirs(cls.repo)
+        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
+        with open(os.path.join(cls.repo, "README"), "w") as f:
+            f.write("terminal test\n")
+        git(cls.repo, "add", "-A")
+        git(cls.repo, "commit", "-qm", "base")
+        wait_for(lambda: any(r.get("state") == "online" for r in
+                             api(cls.d, "GET", "/api/v1/runners", cls.admin)[1].get("runners",
+                                                                                     [])),
+                 30, what="runner online")
+        # A viewer-role user in this org, and a second org with its own owner.
+        assert api(cls.d, "POST", "/api/v1/users", cls.admin,
+                   {"name": "vic", "role": "viewer", "password": "vic-password-123"})[0] == 201
+        cls.viewer_tok = token_login(cls.d, "vic", "vic-password-123")
+        assert api(cls.d, "POST", "/api/v1/orgs", cls.admin,
+                   {"id": "other", "owner": "olga", "password": "olga-password-123"})[0] == 201
+        cls.other_tok = token_login(cls.d, "olga", "olga-password-123", "other")
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.runner.poll() is None:
+            cls.runner.send_signal(signal.SIGTERM)
+            rc = cls.runner.wait(30)
+            assert rc == 0, harness.read(cls.rdata + ".log")
+        cls.rlog.close()
+        rc = cls.d.stop()
+        assert rc == 0, cls.d.stderr
+        assert "ERROR: AddressSanitizer" not in cls.d.stderr, cls.d.stderr
+        shutil.rmtree(cls.rtmp, ignore_errors=True)
+
+    # ---- helpers ----
+
+    def pod(self, *command):
+        code, p = api(self.d, "POST", "/api/v1/pods", self.admin,
+                      {"repo": self.repo, "command": list(command)})
+        self.assertEqual(code, 201, p)
+        wait_for(lambda: api(self.d, "GET", "/api/v1/pods/" + p["id"], self.admin)[1]["state"]
+                 in ("running", "exited", "failed"), 60, what="pod running")
+        return p["id"]
+
+    def connect(self, pid, token=None, offset=None, **kw):
+        path = f"/api/v1/pods/{pid}/terminal" + (f"?offset={offset}" if offset is not None
+                                                 else "")
+        ws = WS(self.d, path, token=token if token is not None else self.admin, **kw)
+        self.assertEqual(ws.status, 101, ws.header)
+        return Viewer(ws)
+
+    def take(self, v):
+        v.ws.send_json({"type": "take"})
+        v.pump(lambda v: any(m["type"] == "control" and m["holder"] == v.hello["you"]
+                             for m in v.msgs), what="control")
+
+    def stop(self, pid):
+        api(self.d, "POST", f"/api/v1/pods/{pid}/stop", self.admin, {})
+        wait_for(lambda: api(self.d, "GET", "/api/v1/pods/" + pid, self.admin)[1]["state"]
+                 in ("stopped", "exited", "failed"), 30, what="pod ended")
+
+    # ---- tests ----
+
+    def test_input_echo_second_viewer_replay_and_refusals(self):
+        pid = self.pod("sh")
+        a = self.connect(pid)
+        self.assertEqual(a.hello["pod"], pid)
+        self.assertTrue(a.hello["can_input"])
+        self.assertIsNone(a.hello["control"])
+        self.take(a)
+        a.ws.send(2, b"echo hel''lo\r")
+        a.pump(lambda v: b"hello\r\n" in v.data, what="hello echoed")
+        # A second viewer (default offset: the ring start) sees the same bytes.
+        b = self.connect(pid)
+        self.assertEqual(b.hello["control"], a.hello["you"])
+        self.assertEqual(b.hello["control_user"], "admin")
+        self.assertEqual(b.start, a.start)
+        b.pump(lambda v: len(v.data) >= len(a.data), what="second viewer catches up")
+        self.assertEqual(bytes(b.data[:len(a.data)]), bytes(a.data))
+        # Input and take from a non-holder are refused with an error frame, nothing reaches
+        # the pod.
+        b.ws.send(2, b"echo NO''PE\r")
+        b.pump(lambda v: "error" in v.types(), what="error for non-holder input")
+        b.ws.send_json({"type": "take"})
+        b.pump(lambda v: v.types().count("error") >= 2, what="take refused")
+        self.assertIn("held", b.last("error")["message"])
+        a.ws.send(2, b"echo MAR''KER\r")
+        a.pump(lambda v: b"MARKER\r\n" in v.data, what="marker")
+        b.pump(lambda v: b"MARKER\r\n" in v.data, what="marker on b")
+        self.assertNotIn(b"NOPE", bytes(a.data))
+        self.assertEqual(bytes(b.data), bytes(a.data))
+        # A viewer-role user may watch but not take control.
+        c = self.connect(pid, token=self.viewer_tok)
+        self.assertFalse(c.hello["can_input"])
+        c.ws.send_json({"type": "take"})
+        c.pump(lambda v: "error" in v.types(), what="viewer role refused")
+        self.assertIn("role", c.last("error")["message"])
+        # Reconnect with offset=K replays exactly from K: no loss, no duplicates.
+        for k in (0, 7, len(a.data) - 3, len(a.data)):
+            r = self.connect(pid, offset=a.start + k)
+            self.assertEqual(r.start, a.start + k)
+            r.pump(lambda v: len(v.data) >= len(a.data) - k, 10, what=f"replay from {k}")
+            self.assertEqual(bytes(r.data), bytes(a.data[k:]))
+            r.ws.close()
+        # Release: everybody hears the control change; then b may take.
+        a.ws.send_json({"type": "release"})
+        b.pump(lambda v: v.last("control")["holder"] is None if "control" in v.types() else
+               False, what="release seen")
+        self.take(b)
+        # When the holder goes away, control is free again.
+        b.ws.close()
+        a.pump(lambda v: v.msgs[-1]["type"] == "control" and v.msgs[-1]["holder"] is None,
+               what="holder gone")
+        self.take(a)
+        a.ws.close()
+        c.ws.close()
+        self.stop(pid)
+
+    def test_resize_from_holder_reaches_pod(self):
+        pid = self.pod("sh")
+        a = self.connect(pid)
+        b = self.connect(pid)
+        a.ws.send_json({"type": "resize", "cols": 100, "rows": 30})
+        a.pump(lambda v: "error" in v.types(), what="resize refused before take")
+        self.take(a)
+        a.ws.send_json({"type": "resize", "cols": 101, "rows": 33})
+        for v in (a, b):
+            v.pump(lambda v: "resize" in v.types(), what="resize broadcast")
+            self.assertEqual((v.last("resize")["cols"], v.last("resize")["rows"]), (101, 33))
+        a.ws.send(2, b"stty size\r")
+        a.pump(lambda v: b"33 101" in v.data, what="stty size shows the new size")
+        n = self.connect(pid)
+        self.assertEqual((n.hello["cols"], n.hello["rows"]), (101, 33))
+        for v in (a, b, n):
+            v.ws.close()
+        self.stop(pid)
+
+    def test_exit_delivers_every_byte_then_exit_then_close(self):
+        pid = self.pod("sh", "-c", "read x; seq 1 100000; exit 3")
+        a = self.connect(pid)
+        self.take(a)
+        a.ws.send(2, b"\r")
+        a.pump(lambda v: "exit" in v.types(), 60, what="exit frame")
+        ex = a.last("exit")
+        self.assertEqual((ex["state"], ex["code"]), ("exited", 3))
+        # exit comes after the last byte, then a close 1000.
+        self.assertEqual(a.events[-1], ("exit", len(a.data)))
+        op, p = a.ws.recv()
+        self.assertEqual((op, a.ws.closed), (8, 1000))
+        want = "".join(f"{i}\n" for i in range(1, 100001)).encode()
+        got = bytes(a.data).replace(b"\r\n", b"\n")
+        self.assertTrue(got.endswith(want), got[-200:])
+        self.assertNotIn("lagged", a.types())
+        # A viewer arriving after the end gets the scrollback, exit, close.
+        b = self.connect(pid)
+        self.assertEqual(b.hello["state"], "exited")
+        b.pump(lambda v: "exit" in v.types(), what="exit for a late viewer")
+        self.assertTrue(bytes(b.data).replace(b"\r\n", b"\n").endswith(want[-100000:]))
+
+    def test_slow_viewer_is_skipped_ahead_fast_viewer_keeps_up(self):
+        total = 24_000_000
+        pid = self.pod("sh", "-c", f"read x; head -c {total} /dev/zero | tr '\\0' y; "
+                       "echo; echo END; read y; echo AF''TER; read z")
+        fast = self.connect(pid)
+        slow = self.connect(pid, rcvbuf=32768)  # and it reads nothing until the end
+        self.take(fast)
+        fast.ws.send(2, b"go\r")
+        fast.pump(lambda v: b"END\r\n" in v.data[-64:], 120, what="fast viewer sees END")
+        self.assertNotIn("lagged", fast.types())
+        self.assertEqual(fast.data.count(b"y"), total)
+        # The pod kept running (it waits in `read y`).
+        self.assertEqual(api(self.d, "GET", "/api/v1/pods/" + pid, self.admin)[1]["state"],
+                         "running")
+        # Now the slow one reads: it was skipped ahead to the ring end with `lagged` ...
+        slow.pump(lambda v: "lagged" in v.types(), 60, what="slow viewer lagged")
+        lag = slow.last("lagged")
+        self.assertGreater(lag["skipped_to"], slow.start)
+        # ... and from there it is live again, byte for byte with the fast viewer.
+        fast.ws.send(2, b"\r")
+        fast.pump(lambda v: b"AFTER\r\n" in v.data[-64:], 30, what="fast AFTER")
+        slow.pump(lambda v: b"AFTER\r\n" in v.data[-64:], 30, what="slow AFTER")
+        at = slow.events[-1][1] if slow.events[-1][0] == "lagged" else \
+            [n for t, n in slow.events if t == "lagged"][-1]
+        tail = bytes(slow.data[at:])
+        self.assertEqual(tail, bytes(fast.data[lag["skipped_to"] - fast.start:]))
+        self.assertLess(len(slow.data), total)
+        fast.ws.close()
+        slow.ws.close()
+        self.stop(pid)
+
+    def test_auth_origin_and_not_found(self):
+        pid = self.pod("sh")
+        path = f"/api/v1/pods/{pid}/terminal"
+        origin = f"https://127.0.0.1:{self.d.port}"
+        # Cookie auth: needs a matching Origin.
+        self.assertEqual(WS(self.d, path, cookie=self.admin).status, 403)
+        self.assertEqual(WS(self.d, path, cookie=self.admin, origin="https://evil.example").status,
+                         403)
+        ok = WS(self.d, path, cookie=self.admin, origin=origin)
+        self.assertEqual(ok.status, 101, ok.header)
+        Viewer(ok).ws.close()
+        # Bearer: an Origin, when present, must match too.
+        self.assertEqual(WS(self.d, path, token=self.admin, origin="https://evil.example").status,
+                         403)
+        self.assertEqual(WS(self.d, path).status, 401)
+        self.assertEqual(WS(self.d, path, token="am_" + "0" * 64).status, 401)
+        # Another org's pod and an unknown pod: 404, never 403.
+        self.assertEqual(WS(self.d, path, token=self.other_tok).status, 404)
+        self.assertEqual(WS(self.d, "/api/v1/pods/p-000000000000/terminal",
+                            token=self.admin).status, 404)
+        # Not an upgrade: 400.
+        code, _, _, _ = curl(self.d, path, "-H", "Authorization: Bearer " + self.admin)
+        self.assertEqual(code, 400)
+        self.stop(pid)
+
+    def test_bad_frames_get_errors_and_never_crash(self):
+        pid = self.pod("sh")
+        a = self.connect(pid)
+        a.ws.send(1, b"not json")
+        a.pump(lambda v: "error" in v.types(), what="error for garbage")
+        a.ws.send_json({"type": "dance"})
+        a.pump(lambda v: v.types().count("error") == 2, what="error for unknown type")
+        a.ws.send_json([1, 2])
+        a.pump(lambda v: v.types().count("error") == 3, what="error for non-object")
+        a.ws.send_json({"type": "resize", "cols": "wide"})
+        a.pump(lambda v: v.types().count("error") == 4, what="error for bad resize")
+        # A frame announcing 70,000 bytes (> 64 KiB): refused from its header with 1009.
+        a.ws.s.sendall(struct.pack("!BBQ", 0x82, 0x80 | 127, 70000) + os.urandom(4) +
+                       b"x" * 100)
+        deadline = time.time() + 10
+        while a.ws.closed is None and time.time() < deadline:
+            a.ws.recv(10)
+        self.assertEqual(a.ws.closed, 1009)
+        a.ws.close()
+        # A raw garbage stream after the upgrade: the connection ends, the daemon lives.
+        g = WS(self.d, f"/api/v1/pods/{pid}/terminal", token=self.admin)
+        self.assertEqual(g.status, 101)
+        g.s.sendall(os.urandom(4096))
+        g.close()
+        b = self.connect(pid)
+        self.assertEqual(b.hello["pod"], pid)
+        b.ws.close()
+        self.assertIsNone(self.d.proc.poll())
+        self.stop(pid)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
