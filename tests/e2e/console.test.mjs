@@ -82,6 +82,21 @@ async function waitText(page, selector, text, timeout = T) {
   }, [selector, text], { timeout });
 }
 
+// The steps build on each other (one appliance, one pod): after a failure the rest are skipped
+// at once instead of each waiting out its timeouts; the failure itself fails the run.
+let broken = '';
+function step(name, fn) {
+  test(name, async (t) => {
+    if (broken) return t.skip(`an earlier step failed: ${broken}`);
+    try {
+      await fn(t);
+    } catch (e) {
+      broken = name;
+      throw e;
+    }
+  });
+}
+
 function git(repo, ...args) {
   return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
 }
@@ -106,6 +121,7 @@ before(async () => {
       '--disable-component-update', '--disable-sync'],
   });
   s.ctx = await s.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  s.ctx.setDefaultTimeout(T);
   // Every CSP violation is reported with the element that caused it.
   await s.ctx.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
@@ -135,7 +151,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-test('login refuses a wrong password in words, then logs in', async () => {
+step('login refuses a wrong password in words, then logs in', async () => {
   const p = s.page;
   await p.goto(s.url + '/');
   await p.waitForSelector('#login-user', { timeout: T });
@@ -152,7 +168,7 @@ test('login refuses a wrong password in words, then logs in', async () => {
   await shot('02-pods-empty');
 });
 
-test('runners: a token shows the enroll command; the enrolled runner shows online', async () => {
+step('runners: a token shows the enroll command; the enrolled runner shows online', async () => {
   const p = s.page;
   await p.click('a[href="#/runners"]');
   await waitText(p, '.empty', 'No runners yet');
@@ -175,7 +191,7 @@ test('runners: a token shows the enroll command; the enrolled runner shows onlin
   await shot('04-runners');
 });
 
-test('pods: the create form starts a shell pod and opens its terminal', async () => {
+step('pods: the create form starts a shell pod and opens its terminal', async () => {
   const p = s.page;
   await p.click('a[href="#/pods"]');
   await p.click('#new-pod');
@@ -210,7 +226,7 @@ test('pods: the create form starts a shell pod and opens its terminal', async ()
   await shot('06-terminal');
 });
 
-test('terminal: take control, type echo hello, see the output', async (t) => {
+step('terminal: take control, type echo hello, see the output', async (t) => {
   if (!s.ws) return t.skip('the appliance has no terminal WebSocket (/api/v1/pods/{id}/terminal answers 404) yet');
   const p = s.page;
   await p.waitForSelector('#term-status.conn-live', { timeout: T });
@@ -223,7 +239,7 @@ test('terminal: take control, type echo hello, see the output', async (t) => {
   await shot('07-terminal-hello');
 });
 
-test('terminal: resizing the window resizes the pod (the holder sends resize)', async (t) => {
+step('terminal: resizing the window resizes the pod (the holder sends resize)', async (t) => {
   if (!s.ws) return t.skip('needs the terminal WebSocket');
   const p = s.page;
   // `stty size` prints the pod PTY's "ROWS COLS"; the marker tells this answer from older ones.
@@ -251,7 +267,7 @@ test('terminal: resizing the window resizes the pod (the holder sends resize)', 
   await p.setViewportSize({ width: 1280, height: 800 });
 });
 
-test('terminal: a second viewer sees the same output and who has control', async (t) => {
+step('terminal: a second viewer sees the same output and who has control', async (t) => {
   if (!s.ws) return t.skip('needs the terminal WebSocket');
   const p2 = await s.ctx.newPage();
   try {
@@ -267,7 +283,7 @@ test('terminal: a second viewer sees the same output and who has control', async
   }
 });
 
-test('terminal: a dropped connection reconnects from its offset and shows nothing twice', async (t) => {
+step('terminal: a dropped connection reconnects from its offset and shows nothing twice', async (t) => {
   if (!s.ws) return t.skip('needs the terminal WebSocket');
   const p2 = await s.ctx.newPage();
   const urls = [];
@@ -298,7 +314,7 @@ test('terminal: a dropped connection reconnects from its offset and shows nothin
   }
 });
 
-test('terminal: a reload replays the scrollback and resumes live', async (t) => {
+step('terminal: a reload replays the scrollback and resumes live', async (t) => {
   if (!s.ws) return t.skip('needs the terminal WebSocket');
   const p = s.page;
   await p.reload();
@@ -315,7 +331,7 @@ test('terminal: a reload replays the scrollback and resumes live', async (t) => 
   await shot('10-terminal-reloaded');
 });
 
-test('stop: the Stop button ends the pod; the list shows it ended', async () => {
+step('stop: the Stop button ends the pod; the list shows it ended', async () => {
   const p = s.page;
   await p.click('#stop-pod');
   await p.click('dialog.confirm .btn-danger');
@@ -327,7 +343,7 @@ test('stop: the Stop button ends the pod; the list shows it ended', async () => 
   await shot('12-pods');
 });
 
-test('activity: the latest audit events, newest first', async () => {
+step('activity: the latest audit events, newest first', async () => {
   const p = s.page;
   await p.click('a[href="#/activity"]');
   await p.waitForSelector('#activity-table', { timeout: T });
