@@ -236,6 +236,13 @@ step('terminal: take control, type echo hello, see the output', async (t) => {
   await p.click('#terminal');
   await p.keyboard.type('echo hel""lo $GREETING\n');
   await waitText(p, '#terminal .xterm-rows', 'hello hello from e2e');
+  // 24-bit and palette colours render under the strict CSP (xterm sets them as inline styles).
+  await p.keyboard.type("printf '\\033[38;2;255;0;0mTRUE\\033[0m \\033[32mPALETTE\\033[0m\\n'\n");
+  await waitText(p, '#terminal .xterm-rows', 'TRUE PALETTE');
+  const colour = (word) => p.$$eval('#terminal .xterm-rows span', (spans, w) =>
+    spans.filter((el) => el.textContent === w).map((el) => getComputedStyle(el).color).pop(), word);
+  assert.equal(await colour('TRUE'), 'rgb(255, 0, 0)');
+  assert.equal(await colour('PALETTE'), 'rgb(63, 185, 80)');
   await shot('07-terminal-hello');
 });
 
