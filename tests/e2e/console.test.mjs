@@ -345,6 +345,20 @@ step('stop: the Stop button ends the pod; the list shows it ended', async () => 
   await p.waitForSelector('.pod-state .badge-stopped, .pod-state .badge-exited', { timeout: T });
   if (s.ws) await p.waitForSelector('.notice[data-key="exit"]', { timeout: T });
   await shot('11-terminal-stopped');
+  // The recording (asciicast, uploaded by the runner at the end) downloads from the page.
+  await p.waitForSelector('#download-recording:not([hidden])', { timeout: T });
+  const [download] = await Promise.all([p.waitForEvent('download'), p.click('#download-recording')]);
+  assert.equal(download.suggestedFilename(), `${s.pod}.cast`);
+  const cast = readFileSync(await download.path(), 'utf8').split('\n');
+  assert.equal(JSON.parse(cast[0]).version, 2);
+  if (s.ws) assert.match(cast.slice(1).join('\n'), /hello hello from e2e/);
+  // Coming back to an ended pod shows its output and why it ended, once.
+  if (s.ws) {
+    await p.reload();
+    await p.waitForSelector('#term-status.conn-ended', { timeout: T });
+    await waitText(p, '#terminal .xterm-rows', 'after2reload');
+    assert.equal(await p.locator('.notice[data-key="exit"]').count(), 1);
+  }
   await p.click('a.back');
   await p.waitForSelector(`#pods-table tr[data-pod="${s.pod}"] .badge-stopped, #pods-table tr[data-pod="${s.pod}"] .badge-exited`, { timeout: T });
   await shot('12-pods');

@@ -75,7 +75,6 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     fontSize: 14,
     scrollback: 5000,
     cursorBlink: true,
-    allowProposedApi: false,
     theme: {
       background: '#0d1117', foreground: '#e6edf3', cursor: '#e6edf3', selectionBackground: '#264f78',
       black: '#484f58', red: '#ff7b72', green: '#3fb950', yellow: '#d29922', blue: '#58a6ff', magenta: '#bc8cff', cyan: '#39c5cf', white: '#b1bac4',
@@ -169,8 +168,10 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       const text = state === 'exited' ? `The program exited with code ${code ?? '?'}.` : `The pod ${state === 'stopped' ? 'was stopped' : 'failed'}${code !== null ? ` (code ${code})` : ''}.`;
       notices.querySelector('[data-key="stopping"]')?.remove();
       say(code === 0 || state === 'stopped' ? 'info' : 'warn', text, 'exit');
+      // Hide the cursor: nothing reads input any more. (The reason is the notice above, not a
+      // line in the terminal, which a saved screen would repeat at every visit.)
       term.options.cursorBlink = false;
-      term.write(`\r\n\x1b[2m[${text}]\x1b[0m\x1b[?25l`);
+      term.write('\x1b[?25l');
       void refreshPod();
       updateControl();
     },
@@ -197,7 +198,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   function updateControl(): void {
     const live = conn.connected && !ended;
     if (!hello || ended) {
-      controlText.textContent = ended ? '' : '';
+      controlText.textContent = '';
     } else if (iHold()) {
       controlText.textContent = 'You have control';
     } else if (holder !== null) {
@@ -216,7 +217,6 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       controlBtn.disabled = !live || !allowed;
       controlBtn.title = allowed ? 'Type into the pod; your window size becomes its size.' : 'Your role can watch pods but not type into them.';
     }
-    term.options.disableStdin = false;
     typeHint.hidden = true;
   }
 
