@@ -3,6 +3,8 @@
 # measured in the same run, as a ratio. Results are also written to test-artifacts/bench.txt.
 # cc_binary targets run alone with a temp dir argument, except those tagged "bench_driven",
 # which a driver script runs: tests/bench/runners_bench.py (a real airmeshd + simulated runners).
+# tests/bench/terminal_bench.py (web terminal: airmeshd + a real runner + WebSocket viewers) is a
+# driver with no cc_binary of its own.
 # tests/bench/pods_bench.py drives a real airmeshd + airmesh-runner (pod start vs bwrap + git worktree).
 # Binaries are taken from the -c opt output tree (`bazel info -c opt bazel-bin`), not from the
 # bazel-bin symlink, which points at whatever configuration was built last.
@@ -31,6 +33,11 @@ echo "== tests/bench/runners_bench.py" | tee -a "$out"
 tmp=$(mktemp -d)
 /usr/bin/python3 tests/bench/runners_bench.py --airmeshd "$bindir/appliance/airmeshd" \
   --client "$bindir/tests/bench/runners_bench_client" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
+rm -rf "$tmp"
+echo "== tests/bench/terminal_bench.py" | tee -a "$out"
+tmp=$(mktemp -d)
+/usr/bin/python3 tests/bench/terminal_bench.py --airmeshd "$bindir/appliance/airmeshd" \
+  --runner "$bindir/runner/airmesh-runner" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
 rm -rf "$tmp"
 echo "== tests/bench/pods_bench.py" | tee -a "$out"
 tmp=$(mktemp -d)
