@@ -342,9 +342,7 @@ out:
 void am_hub_pod_end(am_hub *h, const char *org, const char *runner_id, const char *pod_id,
                     const char *state, int exit_code) {
     pthread_mutex_lock(&h->mu);
-    pod_entry *e = pod_find(h, pod_id);
-    if (!e)
-        e = pod_create(h, org, runner_id, pod_id);
+    pod_entry *e = pod_find(h, pod_id); /* no entry: no output and no viewer, nothing to do */
     if (e && owned(e, org, runner_id) && !e->ended) {
         e->ended = 1;
         e->exit_code = exit_code;

@@ -81,7 +81,9 @@ int am_hub_pod_open(am_hub *h, const char *org, const char *runner_id, const cha
  * belongs to another org/runner. */
 int am_hub_pod_output(am_hub *h, const char *org, const char *runner_id, const char *pod_id,
                       uint64_t off, const uint8_t *data, size_t len);
-/* The pod reached a final state (after all its output: the runner sends it last). */
+/* The pod reached a final state (after all its output: the runner sends it last). Without an
+ * entry (no output, no viewer yet) nothing is kept: a later viewer reads the state from the
+ * store. */
 void am_hub_pod_end(am_hub *h, const char *org, const char *runner_id, const char *pod_id,
                     const char *state, int exit_code);
 /* The http thread, on a wake-up: first ack it (the next change wakes again; the wake-up

@@ -505,9 +505,11 @@ static void reconcile_pods(stream *s, const Airmesh__V1__Hello *h) {
         return;
     am_txn_list(t, AM_DB_PODS, s->org, &airmesh__v1__pod__descriptor, reconcile_cb, &c);
     am_txn_abort(t);
-    for (size_t i = 0; i < c.n; i++)
+    for (size_t i = 0; i < c.n; i++) {
         am_pods_set_state(s->rpc->app, s->org, c.lost[i], "failed",
                           "the runner restarted and the pod did not survive");
+        am_hub_pod_end(s->rpc->hub, s->org, s->runner_id, c.lost[i], "failed", 0);
+    }
 }
 
 /* Terminal bytes into the pod's ring in the hub (which wakes the http thread). The first
