@@ -112,6 +112,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     if (!saveTimer) saveTimer = setTimeout(save, 1000);
   };
 
+  // xterm parses writes in order, later: offsets are recorded when the bytes before them are drawn.
+  const drawnAt = (offset: number) => term.write('', () => { drawnOffset = offset; scheduleSave(); });
+
   const iHold = () => hello !== null && holder !== null && String(holder) === String(hello.you);
 
   const fitAndSend = () => {
@@ -124,16 +127,16 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     hello(hl, requested) {
       hello = hl;
       notices.querySelector('[data-key="conn"]')?.remove();
-      if (hl.offset < drawnOffset) {
+      if (hl.offset < requested) {
         // The appliance restarted the stream (a new ring): redraw from what it has.
         term.reset();
-        drawnOffset = hl.offset;
+        drawnAt(hl.offset);
       } else if (hl.offset > requested) {
         const lost = hl.offset - requested;
         say('warn', requested === 0
           ? `Earlier output (${fmtBytes(lost)}) is no longer in the appliance's buffer; the recording has all of it.`
           : `${fmtBytes(lost)} of output went by while this page was away and is no longer buffered; the recording has it.`, 'gap');
-        drawnOffset = hl.offset;
+        drawnAt(hl.offset);
       }
       holder = hl.control ?? null;
       holderUser = hl.control_user ?? null;
@@ -143,13 +146,14 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       updateControl();
     },
     bytes(data) {
+      const end = conn.offset; // the connection counted these bytes already
       term.write(data, () => {
-        drawnOffset += data.length;
+        drawnOffset = end;
         scheduleSave();
       });
     },
     lagged(to, skipped) {
-      drawnOffset = to;
+      drawnAt(to);
       say('warn', `This view fell behind the pod's output: ${fmtBytes(skipped)} were skipped to catch up, so the screen may be incomplete until the program redraws.`, 'lagged');
     },
     control(hd, user) {
@@ -305,10 +309,15 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       term.focus();
     }
   });
-  // The WebSocket reports the state at connect and at exit; in between (pending → running) and
-  // while it is down, the record is polled.
+  // The WebSocket reports the state at connect and at exit; in between (pending → running),
+  // while it is down, and after the end until the runner has uploaded the recording (for two
+  // minutes at most), the record is polled.
+  let endedSeen = 0;
   const poll = setInterval(() => {
-    if (!document.hidden && !ended && (!conn.connected || (pod && !isRunning(pod.state)))) void refreshPod();
+    if (document.hidden || !pod) return;
+    if (ended && !endedSeen) endedSeen = Date.now();
+    const waiting = ended ? !pod.recording && Date.now() - endedSeen < 120000 : !conn.connected || !isRunning(pod.state);
+    if (waiting) void refreshPod();
   }, 3000);
   const onHide = () => save();
   window.addEventListener('pagehide', onHide);
