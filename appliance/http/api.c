@@ -76,6 +76,40 @@ json_t *am_api_parse_body(h2o_req_t *req) {
     return doc;
 }
 
+typedef struct {
+    am_api_row_fn fn;
+    void *ud;
+    json_t *arr;
+} rows_ctx;
+
+static int rows_cb(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    rows_ctx *c = ud;
+    json_t *row = c->fn(c->ud, m);
+    if (row)
+        json_array_append_new(c->arr, row);
+    return 0;
+}
+
+void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *org,
+                      const ProtobufCMessageDescriptor *d, const char *key, am_api_row_fn fn,
+                      void *ud) {
+    rows_ctx c = {fn, ud, json_array()};
+    am_txn *t = NULL;
+    int rc = am_store_begin(h->app->store, 0, &t);
+    if (rc == 0) {
+        rc = am_txn_list(t, db, org, d, rows_cb, &c);
+        am_txn_abort(t);
+    }
+    if (rc) {
+        json_decref(c.arr);
+        am_log_error("api", "list failed", "key=%s error=\"%s\"", key, am_err_last());
+        am_http_send_error(req, 500, "internal", "could not read the store");
+        return;
+    }
+    am_http_send_json(req, 200, json_pack("{s:o}", key, c.arr));
+}
+
 /* The bearer secret from Authorization or the session cookie, copied into buf. */
 static int find_token(h2o_req_t *req, char *buf, size_t cap, int *from_cookie) {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -291,6 +325,7 @@ static const route routes[] = {
     {"POST", "/api/v1/pods/:/stop", am_api_pod_stop},
     {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
     {"GET", "/api/v1/pods/:/terminal", am_api_pod_terminal},
+    {"GET", "/api/v1/events", am_api_events},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

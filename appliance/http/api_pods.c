@@ -199,14 +199,9 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
     return 0;
 }
 
-typedef struct {
-    json_t *arr;
-} list_ctx;
-
-static int list_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    json_array_append_new(((list_ctx *)ud)->arr, pod_json((const Airmesh__V1__Pod *)m));
-    return 0;
+static json_t *pod_row(void *ud, const ProtobufCMessage *m) {
+    (void)ud;
+    return pod_json((const Airmesh__V1__Pod *)m);
 }
 
 int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -214,13 +209,8 @@ int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    list_ctx c = {json_array()};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, list_cb, &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "pods", c.arr));
+    am_api_send_rows(h, req, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, "pods",
+                     pod_row, NULL);
     return 0;
 }
 

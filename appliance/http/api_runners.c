@@ -115,11 +115,6 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
     return 0;
 }
 
-typedef struct {
-    const char *org;
-    json_t *arr;
-} list_ctx;
-
 static json_t *labels_json(void **entries, size_t n) {
     json_t *o = json_object();
     for (size_t i = 0; i < n; i++) {
@@ -129,22 +124,18 @@ static json_t *labels_json(void **entries, size_t n) {
     return o;
 }
 
-static int token_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    list_ctx *c = ud;
+static json_t *token_row(void *ud, const ProtobufCMessage *m) {
     const Airmesh__V1__EnrollToken *t = (const Airmesh__V1__EnrollToken *)m;
-    if (strcmp(t->org_id, c->org) != 0)
-        return 0;
+    if (strcmp(t->org_id, (const char *)ud) != 0)
+        return NULL;
     const char *state = t->revoked ? "revoked"
                         : t->used  ? "used"
                         : am_now_ms() >= t->expires_ms ? "expired"
                                                        : "active";
-    json_array_append_new(
-        c->arr, json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "id", t->id, "state", state,
-                          "created_ms", (json_int_t)t->created_ms, "expires_ms",
-                          (json_int_t)t->expires_ms, "created_by", t->created_by, "used_by",
-                          t->used_by_runner, "labels", labels_json((void **)t->labels, t->n_labels)));
-    return 0;
+    return json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "id", t->id, "state", state, "created_ms",
+                     (json_int_t)t->created_ms, "expires_ms", (json_int_t)t->expires_ms,
+                     "created_by", t->created_by, "used_by", t->used_by_runner, "labels",
+                     labels_json((void **)t->labels, t->n_labels));
 }
 
 int am_api_token_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -152,13 +143,9 @@ int am_api_token_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    list_ctx c = {who.org_id, json_array()};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_TOKENS, "", &airmesh__v1__enroll_token__descriptor, token_cb, &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "tokens", c.arr));
+    /* Tokens are keyed by hash alone (the runner does not know its org): filter by org. */
+    am_api_send_rows(h, req, AM_DB_TOKENS, "", &airmesh__v1__enroll_token__descriptor, "tokens",
+                     token_row, who.org_id);
     return 0;
 }
 
@@ -213,16 +200,8 @@ static json_t *runner_json(am_app *app, const Airmesh__V1__Runner *r) {
     return o;
 }
 
-typedef struct {
-    am_app *app;
-    json_t *arr;
-} runner_list_ctx;
-
-static int runner_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    runner_list_ctx *c = ud;
-    json_array_append_new(c->arr, runner_json(c->app, (const Airmesh__V1__Runner *)m));
-    return 0;
+static json_t *runner_row(void *ud, const ProtobufCMessage *m) {
+    return runner_json(ud, (const Airmesh__V1__Runner *)m);
 }
 
 int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -230,14 +209,8 @@ int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    runner_list_ctx c = {h->app, json_array()};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_RUNNERS, who.org_id, &airmesh__v1__runner__descriptor, runner_cb,
-                    &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "runners", c.arr));
+    am_api_send_rows(h, req, AM_DB_RUNNERS, who.org_id, &airmesh__v1__runner__descriptor,
+                     "runners", runner_row, h->app);
     return 0;
 }
 

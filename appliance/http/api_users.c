@@ -71,18 +71,13 @@ static Airmesh__V1__User *load_user(am_http_handler *h, h2o_req_t *req, const am
 
 /* ---- orgs ---- */
 
-typedef struct {
-    json_t *arr;
-    const am_principal *who;
-} org_list_ctx;
-
-static int org_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    org_list_ctx *c = ud;
+static json_t *org_row(void *ud, const ProtobufCMessage *m) {
+    const am_principal *who = ud;
     const Airmesh__V1__Org *o = (const Airmesh__V1__Org *)m;
-    if (c->who->superuser || strcmp(id, c->who->org_id) == 0)
-        json_array_append_new(c->arr, json_pack("{s:s,s:s,s:I}", "id", o->id, "name", o->name,
-                                                "created_ms", (json_int_t)o->created_ms));
-    return 0;
+    if (!who->superuser && strcmp(o->id, who->org_id) != 0)
+        return NULL;
+    return json_pack("{s:s,s:s,s:I}", "id", o->id, "name", o->name, "created_ms",
+                     (json_int_t)o->created_ms);
 }
 
 int am_api_org_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -90,13 +85,7 @@ int am_api_org_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    org_list_ctx c = {json_array(), &who};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_ORGS, "", &airmesh__v1__org__descriptor, org_cb, &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "orgs", c.arr));
+    am_api_send_rows(h, req, AM_DB_ORGS, "", &airmesh__v1__org__descriptor, "orgs", org_row, &who);
     return 0;
 }
 
@@ -141,14 +130,9 @@ int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param) {
 
 /* ---- users ---- */
 
-typedef struct {
-    json_t *arr;
-} list_ctx;
-
-static int user_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    json_array_append_new(((list_ctx *)ud)->arr, user_json((const Airmesh__V1__User *)m));
-    return 0;
+static json_t *user_row(void *ud, const ProtobufCMessage *m) {
+    (void)ud;
+    return user_json((const Airmesh__V1__User *)m);
 }
 
 int am_api_user_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -156,13 +140,8 @@ int am_api_user_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    list_ctx c = {json_array()};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_USERS, who.org_id, &airmesh__v1__user__descriptor, user_cb, &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "users", c.arr));
+    am_api_send_rows(h, req, AM_DB_USERS, who.org_id, &airmesh__v1__user__descriptor, "users",
+                     user_row, NULL);
     return 0;
 }
 
@@ -352,10 +331,9 @@ static json_t *team_json(const Airmesh__V1__Team *t) {
                      "created_ms", (json_int_t)t->created_ms);
 }
 
-static int team_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    json_array_append_new(((list_ctx *)ud)->arr, team_json((const Airmesh__V1__Team *)m));
-    return 0;
+static json_t *team_row(void *ud, const ProtobufCMessage *m) {
+    (void)ud;
+    return team_json((const Airmesh__V1__Team *)m);
 }
 
 int am_api_team_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -363,13 +341,8 @@ int am_api_team_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    list_ctx c = {json_array()};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_TEAMS, who.org_id, &airmesh__v1__team__descriptor, team_cb, &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "teams", c.arr));
+    am_api_send_rows(h, req, AM_DB_TEAMS, who.org_id, &airmesh__v1__team__descriptor, "teams",
+                     team_row, NULL);
     return 0;
 }
 
@@ -501,25 +474,15 @@ int am_api_team_delete(am_http_handler *h, h2o_req_t *req, char **p) {
 
 /* ---- API tokens ---- */
 
-typedef struct {
-    json_t *arr;
-    const am_principal *who;
-} tok_ctx;
-
-static int tok_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    tok_ctx *c = ud;
+static json_t *apitoken_row(void *ud, const ProtobufCMessage *m) {
+    const am_principal *who = ud;
     const Airmesh__V1__Session *s = (const Airmesh__V1__Session *)m;
-    if (!s->api_token || strcmp(s->org_id, c->who->org_id) != 0)
-        return 0;
-    if (c->who->role < ADMIN && strcmp(s->user_id, c->who->user_id) != 0)
-        return 0;
-    json_array_append_new(c->arr,
-                          json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "id", s->id, "name", s->name,
-                                    "user", s->user_id, "role", am_auth_role_name(s->role),
-                                    "created_ms", (json_int_t)s->created_ms, "expires_ms",
-                                    (json_int_t)s->expires_ms));
-    return 0;
+    if (!s->api_token || strcmp(s->org_id, who->org_id) != 0 ||
+        (who->role < ADMIN && strcmp(s->user_id, who->user_id) != 0))
+        return NULL;
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "id", s->id, "name", s->name, "user",
+                     s->user_id, "role", am_auth_role_name(s->role), "created_ms",
+                     (json_int_t)s->created_ms, "expires_ms", (json_int_t)s->expires_ms);
 }
 
 int am_api_apitoken_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -527,13 +490,8 @@ int am_api_apitoken_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    tok_ctx c = {json_array(), &who};
-    am_txn *t;
-    if (am_store_begin(h->app->store, 0, &t) == 0) {
-        am_txn_list(t, AM_DB_SESSIONS, "", &airmesh__v1__session__descriptor, tok_cb, &c);
-        am_txn_abort(t);
-    }
-    am_http_send_json(req, 200, json_pack("{s:o}", "api_tokens", c.arr));
+    am_api_send_rows(h, req, AM_DB_SESSIONS, "", &airmesh__v1__session__descriptor, "api_tokens",
+                     apitoken_row, &who);
     return 0;
 }
 

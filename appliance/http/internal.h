@@ -29,6 +29,12 @@ const char *am_http_peer(h2o_req_t *req, char *buf, size_t cap);
 int am_api_is_method(h2o_req_t *req, const char *m);
 /* Parse the body as a JSON object; on failure sends 400 and returns NULL. */
 json_t *am_api_parse_body(h2o_req_t *req);
+/* Answer {key: [rows]} from every record of db under org: fn turns a record into a JSON row
+ * (or NULL to leave it out). Sends 500 itself if the store cannot be read. */
+typedef json_t *(*am_api_row_fn)(void *ud, const ProtobufCMessage *m);
+void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *org,
+                      const ProtobufCMessageDescriptor *d, const char *key, am_api_row_fn fn,
+                      void *ud);
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 
@@ -73,10 +79,11 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 
-/* Web terminal (ws_terminal.c): the WebSocket upgrade, and its life on the http thread:
+/* WebSockets (ws_terminal.c): the terminal and events upgrades, and their life on the http thread:
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count
  * of open viewers, stop_end (close the rest, unregister). */
 int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_events(am_http_handler *h, h2o_req_t *req, char **param);
 void am_ws_start(am_app *app, h2o_loop_t *loop);
 void am_ws_stop_begin(void);
 size_t am_ws_count(void);
