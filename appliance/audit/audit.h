@@ -142,6 +142,13 @@ int am_audit_open(const char *dir, const am_audit_opts *o, am_audit **out);
  * the writer is far behind (bounded queue). */
 int am_audit_append(am_audit *a, const Airmesh__V1__AuditRecord *r, uint64_t *seq_out);
 
+/* Live subscribers (the console's Activity page through appliance/hub): after each successful
+ * append, fn(arg, record) is called with the record as stored (seq and time set), on the
+ * appender's thread and under the log's mutex, so it must be quick and must not append; after
+ * am_audit_set_publish(a, NULL, NULL) returns it is never called again. */
+typedef void (*am_audit_publish_fn)(void *arg, const Airmesh__V1__AuditRecord *r);
+void am_audit_set_publish(am_audit *a, am_audit_publish_fn fn, void *arg);
+
 /* Convenience: builds the record from fields (NULL = ""; details: JSON object text) and appends. */
 int am_audit_event(am_audit *a, const char *actor, const char *org, const char *action,
                    const char *target, const char *result, const char *source, const char *details);

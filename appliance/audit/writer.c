@@ -52,6 +52,8 @@ struct am_audit {
     pthread_cond_t durable_cv; /* flushers wait: durable_seq advanced or error */
     pthread_cond_t space_cv;   /* appenders wait: queue drained */
     /* guarded by mu */
+    am_audit_publish_fn publish_fn; /* live subscriber (am_audit_set_publish) */
+    void *publish_arg;
     uint8_t *q;
     size_t qlen, qcap;
     uint32_t qcount;
@@ -629,11 +631,20 @@ int am_audit_append(am_audit *a, const Airmesh__V1__AuditRecord *r, uint64_t *se
     a->qcount++;
     if (seq_out)
         *seq_out = c.seq;
+    if (a->publish_fn)
+        a->publish_fn(a->publish_arg, &c);
     if (a->qcount == 1 || a->qcount == a->o.max_block_records)
         pthread_cond_signal(&a->work_cv);
 out:
     pthread_mutex_unlock(&a->mu);
     return rc;
+}
+
+void am_audit_set_publish(am_audit *a, am_audit_publish_fn fn, void *arg) {
+    pthread_mutex_lock(&a->mu);
+    a->publish_fn = fn;
+    a->publish_arg = arg;
+    pthread_mutex_unlock(&a->mu);
 }
 
 int am_audit_event(am_audit *a, const char *actor, const char *org, const char *action,

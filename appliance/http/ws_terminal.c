@@ -1,6 +1,8 @@
 /*
- * appliance/http/ws_terminal.c — the live web terminal: GET /api/v1/pods/{id}/terminal upgraded
- * to a WebSocket (HTTP/1.1; h2o 2.2.5 has no WebSocket over HTTP/2). ARCHITECTURE.md §9.
+ * appliance/http/ws_terminal.c — airmeshd's WebSockets (HTTP/1.1; h2o 2.2.5 has no WebSocket
+ * over HTTP/2): the live web terminal, GET /api/v1/pods/{id}/terminal (ARCHITECTURE.md §9), and
+ * live audit events of the caller's org, GET /api/v1/events (the console's Activity page; see
+ * that section below). Both share the write path, the kick list and the wake-up.
  *
  * Protocol (the console is written against it):
  *  - server→client binary frames: terminal bytes, contiguous from the offset in `hello`;
@@ -68,6 +70,9 @@ typedef struct viewer {
     char peer[64];
     int can_input;
     int exit_sent, close_queued;
+    int events;        /* a /api/v1/events subscriber (room is NULL) */
+    uint64_t ev_after; /* last event sequence seen */
+    char org[129];
     uint8_t *inflight, *pend;
     size_t inflight_len, pend_len;
 } viewer;
@@ -87,6 +92,7 @@ static struct {
     h2o_multithread_receiver_t receiver;
     h2o_multithread_message_t msg;
     room *rooms;
+    viewer *evs; /* events subscribers */
     viewer *khead, *ktail;
     int flushing, started, stopping;
     uint64_t next_id;
@@ -226,9 +232,15 @@ static void broadcast_control(room *r) {
 
 /* Queue the viewer's missing bytes (bounded by WINDOW), applying the lag rule; `exit` once
  * everything is queued after the pod ended; the close frame once wslay's queue is empty. */
+static void ev_refill(viewer *v);
+
 static void refill(viewer *v) {
     if (v->gone || v->close_queued)
         return;
+    if (v->events) {
+        ev_refill(v);
+        return;
+    }
     wslay_event_context_ptr ctx = v->conn->ws_ctx;
     static uint8_t buf[CHUNK];
     for (;;) {
@@ -298,6 +310,16 @@ static void viewer_gone(viewer *v) {
         return;
     v->gone = 1;
     unkick(v);
+    W.nviewers--;
+    if (v->events) {
+        if (v->prev)
+            v->prev->next = v->next;
+        else
+            W.evs = v->next;
+        if (v->next)
+            v->next->prev = v->prev;
+        goto free_it;
+    }
     room *r = v->room;
     if (v->prev)
         v->prev->next = v->next;
@@ -306,7 +328,6 @@ static void viewer_gone(viewer *v) {
     if (v->next)
         v->next->prev = v->prev;
     r->n--;
-    W.nviewers--;
     if (r->holder == v) {
         r->holder = NULL;
         broadcast_control(r);
@@ -319,6 +340,7 @@ static void viewer_gone(viewer *v) {
         *pp = r->next;
         free(r);
     }
+free_it:
     h2o_websocket_close(v->conn);
     free(v->inflight);
     free(v->pend);
@@ -397,7 +419,9 @@ static void on_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_r
         return;
     }
     v->busy = 1;
-    if (arg->opcode == WSLAY_TEXT_FRAME) {
+    if (v->events) {
+        /* nothing to say to an events socket: ignored */
+    } else if (arg->opcode == WSLAY_TEXT_FRAME) {
         on_text(v, arg->msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_BINARY_FRAME && !v->close_queued) {
         if (v->room->holder != v) {
@@ -448,20 +472,35 @@ static uint64_t query_offset(h2o_req_t *req, int *given) {
     return 0;
 }
 
-int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
+/* Origin (when present: https://<Host>), then authentication, then a cookie needs Origin.
+ * Sends the error response itself and returns -1 on refusal. */
+static int ws_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
     ssize_t oi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
     if (oi >= 0 && !origin_ok(req, req->headers.entries[oi].value)) {
         am_http_send_error(req, 403, "origin", "Origin does not match this host");
-        return 0;
+        return -1;
     }
     int bearer = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) >= 0;
-    am_principal who;
-    if (am_api_require_auth(h, req, &who))
-        return 0;
+    if (am_api_require_auth(h, req, who))
+        return -1;
     if (!bearer && oi < 0) {
         am_http_send_error(req, 403, "origin", "a cookie-authenticated WebSocket needs Origin");
-        return 0;
+        return -1;
     }
+    return 0;
+}
+
+static void ws_setup(viewer *v) {
+    struct wslay_event_callbacks cbs = v->conn->ws_callbacks;
+    cbs.send_callback = ws_send;
+    wslay_event_config_set_callbacks(v->conn->ws_ctx, &cbs);
+    wslay_event_config_set_max_recv_msg_length(v->conn->ws_ctx, MAX_MSG);
+}
+
+int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    if (ws_auth(h, req, &who))
+        return 0;
     Airmesh__V1__Pod *p = NULL;
     if (am_pods_get(h->app, who.org_id, param[0], &p) != 0) {
         am_http_send_error(req, 404, "not_found", "no such pod");
@@ -520,10 +559,7 @@ int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
     W.nviewers++;
 
     v->conn = h2o_upgrade_to_websocket(req, key, v, on_msg);
-    struct wslay_event_callbacks cbs = v->conn->ws_callbacks;
-    cbs.send_callback = ws_send;
-    wslay_event_config_set_callbacks(v->conn->ws_ctx, &cbs);
-    wslay_event_config_set_max_recv_msg_length(v->conn->ws_ctx, MAX_MSG);
+    ws_setup(v);
 
     int given;
     uint64_t want = query_offset(req, &given);
@@ -552,6 +588,81 @@ int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
     return 0;
 }
 
+/* ---------- live events: GET /api/v1/events ---------- */
+
+/* Each text frame is one audit event of the caller's org, the same JSON object as an item of
+ * GET /api/v1/audit (seq, time_ms, actor, org, action, target, result, source, details), from
+ * the moment of connecting (history comes from the REST API). A subscriber that falls more than
+ * AM_HUB_EVENTS events or LAG_CAP queued bytes behind gets {"type":"lagged"} and continues with
+ * the newest events. */
+
+static void ev_cb(void *arg, const char *data, size_t len) {
+    viewer *v = arg;
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
+    wslay_event_queue_msg(v->conn->ws_ctx, &m);
+}
+
+static void ev_refill(viewer *v) {
+    if (wslay_event_get_queued_msg_length(v->conn->ws_ctx) > LAG_CAP)
+        return; /* a stuck reader: leave the events in the hub; they roll over into `lagged` */
+    if (am_hub_events_read(W.app->hub, v->org, &v->ev_after, ev_cb, v))
+        queue_text(v, json_pack("{s:s}", "type", "lagged"));
+    kick(v);
+}
+
+/* am_audit_publish_fn: any thread, under the audit log's mutex. */
+static void publish(void *arg, const Airmesh__V1__AuditRecord *r) {
+    json_t *details = NULL;
+    if (r->details && *r->details)
+        details = json_loads(r->details, JSON_REJECT_DUPLICATES, NULL);
+    if (!details)
+        details = r->details && *r->details ? json_string(r->details) : json_object();
+    json_t *o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "seq", (json_int_t)r->seq,
+                          "time_ms", (json_int_t)r->time_ms, "actor", r->actor, "org", r->org_id,
+                          "action", r->action, "target", r->target, "result", r->result, "source",
+                          r->source, "details", details);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s)
+        am_hub_event_publish(arg, r->org_id, s, strlen(s));
+    free(s);
+}
+
+int am_api_events(am_http_handler *h, h2o_req_t *req, char **param) {
+    (void)param;
+    am_principal who;
+    if (ws_auth(h, req, &who))
+        return 0;
+    const char *key = NULL;
+    if (h2o_is_websocket_handshake(req, &key) != 0 || !key) {
+        am_http_send_error(req, 400, "bad_request",
+                           "expected a WebSocket upgrade over HTTP/1.1 (GET with Upgrade: "
+                           "websocket)");
+        return 0;
+    }
+    viewer *v = W.started && !W.stopping ? calloc(1, sizeof *v) : NULL;
+    if (!v) {
+        am_http_send_error(req, 503, "unavailable", "the events service is not running");
+        return 0;
+    }
+    v->events = 1;
+    v->id = ++W.next_id;
+    v->ev_after = UINT64_MAX;
+    snprintf(v->org, sizeof v->org, "%s", who.org_id);
+    snprintf(v->user, sizeof v->user, "%s", who.user_id);
+    am_hub_events_read(h->app->hub, v->org, &v->ev_after, ev_cb, v); /* start from now */
+    v->next = W.evs;
+    if (W.evs)
+        W.evs->prev = v;
+    W.evs = v;
+    W.nviewers++;
+    v->conn = h2o_upgrade_to_websocket(req, key, v, on_msg);
+    ws_setup(v);
+    queue_text(v, json_pack("{s:s,s:I}", "type", "hello", "you", (json_int_t)v->id));
+    flush();
+    return 0;
+}
+
 /* ---------- wake-ups from the rpc thread ---------- */
 
 static void wake(void *arg) {
@@ -572,6 +683,9 @@ static void on_wake(h2o_multithread_receiver_t *rcv, h2o_linklist_t *messages) {
             for (viewer *v = r ? r->viewers : NULL; v; v = v->next)
                 refill(v);
         }
+    if (am_hub_events_take_dirty(W.app->hub))
+        for (viewer *v = W.evs; v; v = v->next)
+            refill(v);
     flush();
 }
 
@@ -581,11 +695,20 @@ void am_ws_start(am_app *app, h2o_loop_t *loop) {
     W.queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(W.queue, &W.receiver, on_wake);
     am_hub_set_notify(app->hub, wake, NULL);
+    am_audit_set_publish(app->audit, publish, app->hub);
     W.started = 1;
 }
 
 size_t am_ws_count(void) {
     return W.nviewers;
+}
+
+static void going_away(viewer *v) {
+    if (!v->close_queued) {
+        v->close_queued = 1;
+        wslay_event_queue_close(v->conn->ws_ctx, 1001, (const uint8_t *)"shutting down", 13);
+        kick(v);
+    }
 }
 
 void am_ws_stop_begin(void) {
@@ -594,12 +717,9 @@ void am_ws_stop_begin(void) {
     W.stopping = 1;
     for (room *r = W.rooms; r; r = r->next)
         for (viewer *v = r->viewers; v; v = v->next)
-            if (!v->close_queued) {
-                v->close_queued = 1;
-                wslay_event_queue_close(v->conn->ws_ctx, 1001, (const uint8_t *)"shutting down",
-                                        13);
-                kick(v);
-            }
+            going_away(v);
+    for (viewer *v = W.evs; v; v = v->next)
+        going_away(v);
     flush();
 }
 
@@ -608,6 +728,9 @@ void am_ws_stop_end(void) {
         return;
     while (W.rooms)
         viewer_gone(W.rooms->viewers);
+    while (W.evs)
+        viewer_gone(W.evs);
+    am_audit_set_publish(W.app->audit, NULL, NULL);
     am_hub_set_notify(W.app->hub, NULL, NULL); /* no send can be in progress after this */
     if (h2o_linklist_is_linked(&W.msg.link))
         h2o_linklist_unlink(&W.msg.link);

@@ -49,6 +49,13 @@ struct am_hub {
     void *notify_arg;
     int notify_pending;
     uint64_t end_seq;
+    struct {
+        char org[129];
+        char *data;
+        size_t len;
+    } ev[AM_HUB_EVENTS];
+    uint64_t ev_seq; /* events published so far; event k (1-based) lives at ev[k % N] */
+    int ev_dirty;
 };
 
 int am_hub_new(am_hub **out) {
@@ -69,6 +76,8 @@ void am_hub_free(am_hub *h) {
         free(h->pods[i]);
     }
     free(h->pods);
+    for (size_t i = 0; i < AM_HUB_EVENTS; i++)
+        free(h->ev[i].data);
     free(h->e);
     free(h);
 }
@@ -440,4 +449,60 @@ size_t am_hub_pod_count(am_hub *h) {
     size_t n = h->npods;
     pthread_mutex_unlock(&h->mu);
     return n;
+}
+
+/* ---------- live events ---------- */
+
+void am_hub_event_publish(am_hub *h, const char *org, const char *data, size_t len) {
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&h->mu);
+    uint64_t k = ++h->ev_seq;
+    size_t i = (size_t)(k % AM_HUB_EVENTS);
+    free(h->ev[i].data);
+    h->ev[i].data = copy;
+    h->ev[i].len = len;
+    snprintf(h->ev[i].org, sizeof h->ev[i].org, "%s", org);
+    h->ev_dirty = 1;
+    if (!h->notify_pending && h->notify) {
+        h->notify_pending = 1;
+        h->notify(h->notify_arg);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+int am_hub_events_take_dirty(am_hub *h) {
+    pthread_mutex_lock(&h->mu);
+    int d = h->ev_dirty;
+    h->ev_dirty = 0;
+    pthread_mutex_unlock(&h->mu);
+    return d;
+}
+
+int am_hub_events_read(am_hub *h, const char *org, uint64_t *after,
+                       void (*fn)(void *arg, const char *data, size_t len), void *arg) {
+    int lagged = 0;
+    pthread_mutex_lock(&h->mu);
+    if (*after == UINT64_MAX || *after > h->ev_seq) {
+        *after = h->ev_seq;
+        pthread_mutex_unlock(&h->mu);
+        return 0;
+    }
+    uint64_t oldest = h->ev_seq >= AM_HUB_EVENTS ? h->ev_seq - AM_HUB_EVENTS + 1 : 1;
+    uint64_t k = *after + 1;
+    if (k < oldest) {
+        lagged = 1;
+        k = oldest;
+    }
+    for (; k <= h->ev_seq; k++) {
+        size_t i = (size_t)(k % AM_HUB_EVENTS);
+        if (h->ev[i].data && strcmp(h->ev[i].org, org) == 0)
+            fn(arg, h->ev[i].data, h->ev[i].len);
+    }
+    *after = h->ev_seq;
+    pthread_mutex_unlock(&h->mu);
+    return lagged;
 }

@@ -102,6 +102,22 @@ int am_hub_pod_read(am_hub *h, const char *pod_id, uint64_t from, uint8_t *buf, 
                     size_t *n, uint64_t *at, am_hub_pod_view *view);
 /* Record the terminal size (kept for the next viewer's hello). */
 void am_hub_pod_set_size(am_hub *h, const char *pod_id, uint16_t cols, uint16_t rows);
+/* ---- live events (audit records for the console's Activity page) ---- */
+
+#define AM_HUB_EVENTS 512 /* kept for subscribers that fall behind */
+
+/* Publish one event of org (any thread; data is copied). Marks events dirty and wakes the http
+ * thread like terminal output does. */
+void am_hub_event_publish(am_hub *h, const char *org, const char *data, size_t len);
+/* The http thread: 1 if events were published since the last call. */
+int am_hub_events_take_dirty(am_hub *h);
+/* Call fn(arg, data, len) (under the hub mutex: copy, do not block) for each event of org with
+ * sequence > *after, oldest first; *after advances to the last one seen. Returns 1 if events
+ * after *after were already dropped from the buffer (the subscriber lagged), else 0.
+ * *after == UINT64_MAX means "from now": it is set to the newest sequence and nothing is sent. */
+int am_hub_events_read(am_hub *h, const char *org, uint64_t *after,
+                       void (*fn)(void *arg, const char *data, size_t len), void *arg);
+
 /* Number of pod entries (tests, bench). */
 size_t am_hub_pod_count(am_hub *h);
 

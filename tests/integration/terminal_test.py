@@ -11,7 +11,8 @@ are refused; another org's / an unknown pod is 404; cookie auth without a matchi
 403; a pod's exit arrives as `exit` with its code after every byte, then close 1000; resize from
 the holder reaches the pod (`stty size`); garbage, unknown types and oversized frames get an
 error frame or close 1009 and the daemon keeps serving; 100 viewers of one pod at once; a
-shutdown with a viewer attached closes it with 1001 and airmeshd still exits 0.
+shutdown with a viewer attached closes it with 1001 and airmeshd still exits 0. Also the live
+audit events socket (/api/v1/events): events of the caller's org only, same auth rules.
 """
 import base64
 import json
@@ -417,6 +418,33 @@ class TerminalTest(unittest.TestCase):
         for v in vs:
             v.ws.close()
         self.stop(pid)
+
+    def test_live_events_of_own_org_only(self):
+        mine = WS(self.d, "/api/v1/events", token=self.admin)
+        self.assertEqual(mine.status, 101, mine.header)
+        theirs = WS(self.d, "/api/v1/events", token=self.other_tok)
+        self.assertEqual(theirs.status, 101, theirs.header)
+        for w in (mine, theirs):
+            op, p = w.recv()
+            self.assertEqual(json.loads(p)["type"], "hello")
+        self.assertEqual(WS(self.d, "/api/v1/events", cookie=self.admin).status, 403)
+        self.assertEqual(WS(self.d, "/api/v1/events").status, 401)
+        api(self.d, "POST", "/api/v1/users", self.admin,
+            {"name": "eve", "role": "viewer", "password": "eve-password-123"})
+        deadline, got = time.time() + 10, []
+        while not any(e.get("action") == "user.create" for e in got):
+            op, p = mine.recv(max(0.1, deadline - time.time()))
+            got.append(json.loads(p))
+        ev = [e for e in got if e.get("action") == "user.create"][0]
+        self.assertEqual(ev["org"], "default")
+        self.assertIn("eve", ev["target"])
+        self.assertIsInstance(ev["seq"], int)
+        # The other org hears nothing of it.
+        with self.assertRaises(TimeoutError):
+            op, p = theirs.recv(1)
+            self.fail("other org got " + p.decode())
+        mine.close()
+        theirs.close()
 
     def test_auth_origin_and_not_found(self):
         pid = self.pod("sh")
