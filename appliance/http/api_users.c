@@ -297,6 +297,9 @@ static int user_action(am_http_handler *h, h2o_req_t *req, char **param, const c
     }
     if (rc)
         return fail(req, rc);
+    /* These end the user's sessions: end their live terminals and event streams with them. */
+    if (strcmp(action, "user.enable") != 0 && strcmp(action, "user.role") != 0)
+        am_ws_close_user(who.org_id, param[0]);
     audit(h, req, &who, action, target, "ok", details[0] ? details : NULL);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;

@@ -87,6 +87,8 @@ int am_api_events(am_http_handler *h, h2o_req_t *req, char **param);
 void am_ws_start(am_app *app, h2o_loop_t *loop);
 void am_ws_stop_begin(void);
 size_t am_ws_count(void);
+/* Close every WebSocket opened by user of org (their sessions ended). Returns how many. */
+size_t am_ws_close_user(const char *org, const char *user);
 void am_ws_stop_end(void);
 
 #endif

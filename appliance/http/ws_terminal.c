@@ -711,6 +711,36 @@ static void going_away(viewer *v) {
     }
 }
 
+/* Close (1008) every WebSocket of a user whose sessions just ended (disabled, deleted, password
+ * changed, sessions revoked): an open terminal must not outlive the session that opened it. */
+static void session_ended(viewer *v) {
+    if (!v->close_queued && !v->gone) {
+        v->close_queued = 1;
+        wslay_event_queue_close(v->conn->ws_ctx, 1008, (const uint8_t *)"session ended", 13);
+        kick(v);
+    }
+}
+
+size_t am_ws_close_user(const char *org, const char *user) {
+    size_t n = 0;
+    if (!W.started)
+        return 0;
+    for (room *r = W.rooms; r; r = r->next)
+        for (viewer *v = r->viewers; v; v = v->next)
+            if (strcmp(r->org, org) == 0 && strcmp(v->user, user) == 0) {
+                session_ended(v);
+                n++;
+            }
+    for (viewer *v = W.evs; v; v = v->next)
+        if (strcmp(v->org, org) == 0 && strcmp(v->user, user) == 0) {
+            session_ended(v);
+            n++;
+        }
+    if (n)
+        flush();
+    return n;
+}
+
 void am_ws_stop_begin(void) {
     if (!W.started)
         return;

@@ -330,6 +330,34 @@ class TerminalTest(unittest.TestCase):
         c.ws.close()
         self.stop(pid)
 
+    def test_disabling_a_user_closes_their_terminal_at_once(self):
+        pid = self.pod("sh")
+        code, _ = api(self.d, "POST", "/api/v1/users", self.admin,
+                      {"name": "mia", "role": "member", "password": "mia-password-12"})
+        self.assertEqual(code, 201)
+        code, doc = api(self.d, "POST", "/api/v1/login",
+                        body={"user": "mia", "password": "mia-password-12"})
+        mia = doc["token"]
+        v = self.connect(pid, token=mia)
+        self.take(v)
+        self.assertEqual(api(self.d, "POST", "/api/v1/users/mia/disable", self.admin, {})[0], 200)
+        deadline = time.time() + 10
+        while v.ws.closed is None and time.time() < deadline:
+            v.ws.recv(timeout=deadline - time.time())
+        self.assertEqual(v.ws.closed, 1008, "the terminal must close when the session ends")
+        v.ws.close()
+        ws = WS(self.d, f"/api/v1/pods/{pid}/terminal", token=mia)
+        self.assertEqual(ws.status, 401)
+        ws.close()
+        # Input control was freed with the connection (once the server has seen it go).
+        def control_free():
+            a = self.connect(pid)
+            free = a.hello["control"] is None
+            a.ws.close()
+            return free
+        wait_for(control_free, 10, what="control released")
+        self.stop(pid)
+
     def test_resize_from_holder_reaches_pod(self):
         pid = self.pod("sh")
         a = self.connect(pid)
