@@ -284,6 +284,7 @@ typedef struct {
     const char *id, *org, *runner, *state, *reason, *limits_note, *commit;
     int exit_code, set_recording, set_first_output;
     char old_state[32];
+    char runner_out[129]; /* the pod's runner, read in the transaction */
 } update_ctx;
 
 static int update_txn(am_txn *t, void *ud) {
@@ -295,12 +296,14 @@ static int update_txn(am_txn *t, void *ud) {
     Airmesh__V1__Pod *p = (Airmesh__V1__Pod *)m;
     Airmesh__V1__Pod np = *p;
     snprintf(c->old_state, sizeof c->old_state, "%s", p->state);
+    snprintf(c->runner_out, sizeof c->runner_out, "%s", p->runner_id);
     if (c->runner && strcmp(p->runner_id, c->runner) != 0) {
         protobuf_c_message_free_unpacked(m, NULL);
         return am_err_set(AM_EAUTH, "pod %s does not belong to runner %s", c->id, c->runner);
     }
     if (c->state) {
-        if (am_pods_ended(p)) { /* final states are final */
+        if (am_pods_ended(p)) { /* final states are final: no change, no event */
+            snprintf(c->old_state, sizeof c->old_state, "%s", c->state);
             protobuf_c_message_free_unpacked(m, NULL);
             return 0;
         }
@@ -327,9 +330,14 @@ static int update_txn(am_txn *t, void *ud) {
     return rc;
 }
 
+/* After a state change: the audit event, and for a final state the end of the live terminal
+ * (viewers get `exit`; the runner sends the final status after all of the pod's output). */
 static void audit_state(am_app *app, const update_ctx *c, const char *actor) {
     if (!c->state || strcmp(c->old_state, c->state) == 0)
         return;
+    if (app->hub && (strcmp(c->state, "exited") == 0 || strcmp(c->state, "failed") == 0 ||
+                     strcmp(c->state, "stopped") == 0))
+        am_hub_pod_end(app->hub, c->org, c->runner_out, c->id, c->state, c->exit_code);
     const char *action = strcmp(c->state, "running") == 0   ? "pod.start"
                          : strcmp(c->state, "exited") == 0  ? "pod.exit"
                          : strcmp(c->state, "failed") == 0  ? "pod.fail"

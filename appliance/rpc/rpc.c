@@ -505,11 +505,9 @@ static void reconcile_pods(stream *s, const Airmesh__V1__Hello *h) {
         return;
     am_txn_list(t, AM_DB_PODS, s->org, &airmesh__v1__pod__descriptor, reconcile_cb, &c);
     am_txn_abort(t);
-    for (size_t i = 0; i < c.n; i++) {
+    for (size_t i = 0; i < c.n; i++) /* (am_pods_set_state also ends live terminals) */
         am_pods_set_state(s->rpc->app, s->org, c.lost[i], "failed",
                           "the runner restarted and the pod did not survive");
-        am_hub_pod_end(s->rpc->hub, s->org, s->runner_id, c.lost[i], "failed", 0);
-    }
 }
 
 /* Terminal bytes into the pod's ring in the hub (which wakes the http thread). The first
@@ -570,13 +568,10 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
         break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS: {
         const Airmesh__V1__PodStatus *st = m->pod_status;
+        /* A final state also ends the live terminal: viewers get `exit` after all output. */
         if (am_pods_on_status(r->app, s->org, s->runner_id, st) != 0)
             am_log_warn("rpc", "pod status refused", "runner=%s pod=%.20s error=\"%s\"",
                         s->runner_id, st->pod_id, am_err_last());
-        else if (strcmp(st->state, "exited") == 0 || strcmp(st->state, "stopped") == 0 ||
-                 strcmp(st->state, "failed") == 0)
-            /* After all of the pod's output (same stream, in order): viewers get `exit`. */
-            am_hub_pod_end(r->hub, s->org, s->runner_id, st->pod_id, st->state, st->exit_code);
         break;
     }
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_OUTPUT:

@@ -269,17 +269,30 @@ static void upload_recording(pod *p) {
 
 /* ---- the pod thread ---- */
 
+/* Drain what the PTY has now into one buffer, then ring + recording + one batch of messages:
+ * a PTY read returns a few KiB at a time, and one gRPC message per read caps throughput. No
+ * waiting: the batch ends as soon as the PTY has nothing more (keystroke echo stays immediate). */
+#define PUMP_BATCH (256u << 10)
+
 static void pump_output(pod *p, int fd) {
-    uint8_t buf[65536];
+    static _Thread_local uint8_t buf[PUMP_BATCH];
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0)
+        size_t n = 0;
+        while (n < sizeof buf) {
+            ssize_t r = read(fd, buf + n, sizeof buf - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+        }
+        if (n == 0)
             return;
-        for (ssize_t i = 0; i < n; i++)
-            p->ring[(p->out_offset + (uint64_t)i) % AM_POD_RING_BYTES] = buf[i];
-        rec_output(p, buf, (size_t)n);
-        emit_output(p, buf, (size_t)n);
-        p->out_offset += (uint64_t)n;
+        for (size_t i = 0; i < n; i++)
+            p->ring[(p->out_offset + i) % AM_POD_RING_BYTES] = buf[i];
+        rec_output(p, buf, n);
+        emit_output(p, buf, n);
+        p->out_offset += n;
+        if (n < sizeof buf)
+            return;
     }
 }
 
