@@ -64,12 +64,66 @@ export function errorText(e: unknown): string {
 export interface Who {
   user: string;
   org: string;
+  /** 1 viewer, 2 member, 3 admin, 4 owner */
   role: number;
+  role_name?: string;
+  /** The appliance administrator (the bootstrap admin): creates organizations. */
+  superuser?: boolean;
 }
 
 export const ROLE_NAMES: Record<number, string> = { 1: 'viewer', 2: 'member', 3: 'admin', 4: 'owner' };
+export const ROLE_VIEWER = 1;
 export const ROLE_MEMBER = 2;
 export const ROLE_ADMIN = 3;
+export const ROLE_OWNER = 4;
+
+/** "admin" → 3 (0 for an unknown name); numbers pass through. */
+export function roleNumber(r: string | number): number {
+  if (typeof r === 'number') return r;
+  const n = Number(Object.entries(ROLE_NAMES).find(([, v]) => v === r)?.[0] || 0);
+  return n;
+}
+
+/** What each role may do, beyond its own: one place, so pages agree. */
+export const can = {
+  writePods: (w: Who) => w.role >= ROLE_MEMBER,
+  manageRunners: (w: Who) => w.role >= ROLE_ADMIN,
+  manageUsers: (w: Who) => w.role >= ROLE_ADMIN,
+  exportAudit: (w: Who) => w.role >= ROLE_OWNER,
+  createOrgs: (w: Who) => !!w.superuser,
+};
+
+export interface User {
+  id: string;
+  org: string;
+  role: string;
+  disabled: boolean;
+  created_ms: number;
+  superuser: boolean;
+  locked_until_ms: number;
+}
+
+export interface Team {
+  id: string;
+  name: string;
+  members: string[];
+  created_ms: number;
+}
+
+export interface Org {
+  id: string;
+  name: string;
+  created_ms: number;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  user: string;
+  role: string;
+  created_ms: number;
+  expires_ms: number;
+}
 
 export interface Runner {
   id: string;

@@ -100,3 +100,30 @@ export function notice(kind: 'error' | 'info' | 'ok' | 'warn', text: string | No
   }
   return el;
 }
+
+/** A secret shown once (a generated password, a token): the text, a Copy button and a status
+ * saying it was copied (or selected, when the clipboard is not available: plain http). The
+ * caller puts `actions` (status + Copy, then its own buttons) under the text. */
+export function secretBox(text: string, id: string, ...more: Node[]): { box: HTMLElement; copy: HTMLButtonElement } {
+  const pre = h('pre', { class: 'command secret', id, tabindex: '0' }, text);
+  const status = h('span', { class: 'muted small', role: 'status' });
+  const copy = h('button', { type: 'button', class: 'btn' }, 'Copy');
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      status.textContent = 'Copied.';
+    } catch {
+      const r = document.createRange();
+      r.selectNodeContents(pre);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(r);
+      status.textContent = 'Selected: press Ctrl+C to copy.';
+    }
+  });
+  return { box: h('div', { class: 'secret-box' }, pre, h('div', { class: 'actions' }, status, copy, more)), copy };
+}
+
+/** A panel's list area showing "Loading…", a table, or an empty state. */
+export function emptyState(title: string, text: string, action?: Node | null): HTMLElement {
+  return h('div', { class: 'empty' }, h('h2', null, title), h('p', null, text), action || null);
+}

@@ -1,5 +1,6 @@
 // The console's shell: who is logged in, the navigation and a hash router (#/pods,
-// #/pods/ID, #/runners, #/activity, #/login). Each page renders into the main area and returns
+// #/pods/ID, #/runners, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
+// What the navigation and the pages offer follows the caller's role (GET /api/v1/whoami). Each page renders into the main area and returns
 // a cleanup function (timers, sockets) that runs when the user navigates away.
 import { api, errorText, ROLE_NAMES, setUnauthenticatedHandler, Who } from './api';
 import { install as installCspStyles } from './csp-styles';
@@ -9,6 +10,11 @@ import { runnersPage } from './pages/runners';
 import { podsPage } from './pages/pods';
 import { terminalPage } from './pages/terminal';
 import { activityPage } from './pages/activity';
+import { auditPage } from './pages/audit';
+import { usersPage } from './pages/users';
+import { accountPage } from './pages/account';
+import { teamsPage } from './pages/teams';
+import { orgsPage } from './pages/orgs';
 
 installCspStyles();
 
@@ -21,11 +27,16 @@ export interface Ctx {
 export type Cleanup = () => void;
 type Page = (ctx: Ctx, param: string) => Cleanup | void;
 
-// The navigation. A page added later (Users, Teams) is one more entry here and in `route`.
-const NAV: { hash: string; label: string; minRole?: number }[] = [
+// The navigation: a page is one entry here and one in `route`. `show` hides an entry from
+// callers who could not use the page (the page itself still says so if opened by URL).
+const NAV: { hash: string; label: string; show?: (w: Who) => boolean }[] = [
   { hash: '#/pods', label: 'Pods' },
   { hash: '#/runners', label: 'Runners' },
   { hash: '#/activity', label: 'Activity' },
+  { hash: '#/audit', label: 'Audit log' },
+  { hash: '#/teams', label: 'Teams' },
+  { hash: '#/users', label: 'Users' },
+  { hash: '#/orgs', label: 'Organizations', show: (w) => !!w.superuser },
 ];
 
 const root = document.getElementById('app') as HTMLElement;
@@ -50,6 +61,16 @@ function route(hash: string): [Page, string] {
       return [runnersPage, ''];
     case '/activity':
       return [activityPage, ''];
+    case '/audit':
+      return [auditPage, ''];
+    case '/users':
+      return [usersPage, ''];
+    case '/teams':
+      return [teamsPage, ''];
+    case '/orgs':
+      return [orgsPage, ''];
+    case '/account':
+      return [accountPage, ''];
     case '/pods':
     case '/':
       return [podsPage, ''];
@@ -77,8 +98,8 @@ async function render(): Promise<void> {
     clear(root);
     root.className = 'login-root';
     const next = new URLSearchParams(location.hash.split('?')[1] || '').get('next') || '#/pods';
-    cleanup = loginPage(root, (w) => {
-      who = w;
+    cleanup = loginPage(root, () => {
+      who = null; // the shell asks /whoami (role name, superuser) on the way in
       location.hash = next.startsWith('#/') && !next.startsWith('#/login') ? next : '#/pods';
     });
     return;
@@ -116,7 +137,7 @@ async function render(): Promise<void> {
 
 function shellNav(w: Who): HTMLElement {
   const current = '#/' + (location.hash.replace(/^#\//, '').split(/[/?]/)[0] || 'pods');
-  const links = NAV.filter((n) => !n.minRole || w.role >= n.minRole).map((n) =>
+  const links = NAV.filter((n) => !n.show || n.show(w)).map((n) =>
     h('a', { href: n.hash, class: 'nav-link' + (n.hash === current ? ' active' : ''), 'aria-current': n.hash === current ? 'page' : null }, n.label));
   const logout = async () => {
     try {
@@ -133,8 +154,10 @@ function shellNav(w: Who): HTMLElement {
     h('div', { class: 'nav-links' }, links),
     h('div', { class: 'nav-user' },
       h('div', { class: 'nav-user-name' }, w.user),
-      h('div', { class: 'nav-user-meta' }, `${ROLE_NAMES[w.role] || 'role ' + w.role} · ${w.org}`),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: logout }, 'Log out')));
+      h('div', { class: 'nav-user-meta', id: 'nav-role' }, `${ROLE_NAMES[w.role] || 'role ' + w.role} · ${w.org}`),
+      h('div', { class: 'nav-user-actions' },
+        h('a', { href: '#/account', id: 'nav-account', class: 'btn btn-small' + (current === '#/account' ? ' active' : ''), 'aria-current': current === '#/account' ? 'page' : null }, 'My account'),
+        h('button', { type: 'button', class: 'btn btn-small', onclick: logout }, 'Log out'))));
 }
 
 window.addEventListener('hashchange', () => void render());

@@ -117,14 +117,14 @@ export function activityPage(ctx: Ctx): () => void {
   };
 }
 
-function details(e: AuditEvent): HTMLElement | null {
+export function details(e: AuditEvent): HTMLElement | null {
   const d = e.details;
   if (!d || (typeof d === 'object' && Object.keys(d as object).length === 0)) return null;
   const text = typeof d === 'string' ? d : Object.entries(d as Record<string, unknown>).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
   return h('div', { class: 'muted small detail', title: text }, text);
 }
 
-function shortTime(ms: number): string {
+export function shortTime(ms: number): string {
   const d = new Date(ms);
   const full = dateTime(ms);
   return d.toDateString() === new Date().toDateString() ? full.slice(11) : full.slice(0, 16);

@@ -210,7 +210,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     } else {
       controlText.textContent = 'Nobody has control';
     }
-    controlBtn.hidden = ended;
+    // Viewers watch: they are not offered a control they would be refused.
+    controlBtn.hidden = ended || (!canWrite && !iHold());
+    if (!canWrite && hello && !ended && !iHold()) controlText.textContent += ' · you can watch (viewer)';
     if (iHold()) {
       controlBtn.textContent = 'Release control';
       controlBtn.disabled = !live;
@@ -236,6 +238,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       return;
     }
     if (ended) return;
+    typeHint.textContent = canWrite ? 'Take control to type into this terminal.' : 'Viewers can watch this terminal but not type into it.';
     typeHint.hidden = false;
     if (hintTimer) clearTimeout(hintTimer);
     hintTimer = setTimeout(() => (typeHint.hidden = true), 2500);
