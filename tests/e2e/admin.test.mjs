@@ -206,6 +206,22 @@ step('admin: the audit page filters by action and downloads the signed export', 
   await p.click('#audit-apply');
   await waitText(p, '#audit-table', 'user:vera');
   await shot(p, '22-audit-filtered');
+  // Paging: 105 more events of one action come 100 at a time, the rest after "Load more".
+  for (let i = 0; i < 105; i++) {
+    const r = await p.request.post(`${s.url}/api/v1/users/vera/sessions/revoke`, { headers: { 'X-Airmesh-CSRF': '1' } });
+    assert.equal(r.status(), 200);
+  }
+  await p.fill('#audit-action', 'user.sessions_revoke');
+  await p.click('#audit-apply');
+  await waitText(p, '#audit-summary', '100 events so far');
+  assert.equal(await p.locator('#audit-table tbody tr').count(), 100);
+  await p.click('#audit-more');
+  await waitText(p, '#audit-summary', '105 events.');
+  assert.equal(await p.locator('#audit-table tbody tr').count(), 105);
+  assert.ok(await p.locator('#audit-more').isHidden(), 'no Load more at the end');
+  await p.fill('#audit-action', 'user.create');
+  await p.click('#audit-apply');
+  await waitText(p, '#audit-summary', '1 event.');
   const [download] = await Promise.all([p.waitForEvent('download'), p.click('#audit-export')]);
   assert.match(download.suggestedFilename(), /^airmesh-audit.*\.amexp$/);
   const file = await download.path();

@@ -41,6 +41,7 @@ export function accountPage(ctx: Ctx): () => void {
     field('New password again', again),
     pwErr,
     h('div', { class: 'actions span-all' }, pwSubmit));
+  pwForm.addEventListener('input', () => { pwErr.textContent = ''; });
   pwForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     pwErr.textContent = '';
@@ -88,6 +89,7 @@ export function accountPage(ctx: Ctx): () => void {
       const t = await api<{ token: string; id: string; role: string; expires_ms: number }>('POST', '/api-tokens',
         { name: tName.value.trim(), role: tRole.value, ttl: tTtl.value });
       clear(created);
+      created.dataset.token = t.id;
       const { box, copy } = secretBox(t.token, 'new-api-token',
         h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { created.hidden = true; } }, 'Done'));
       append(created, [
@@ -116,6 +118,7 @@ export function accountPage(ctx: Ctx): () => void {
     try {
       await api('DELETE', `/api-tokens/${encodeURIComponent(t.id)}`);
       say('ok', `The API token ${t.name || t.id} is revoked.`);
+      if (created.dataset.token === t.id) created.hidden = true;
     } catch (e) {
       say('error', errorText(e));
     }

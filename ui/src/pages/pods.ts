@@ -1,7 +1,7 @@
 // Pods: the list (newest first, refreshed every few seconds) with stop, delete, recording
 // download and a link to each pod's terminal; "New pod" opens the create form (runner or
 // labels, repo, base ref, branch, command from a preset or typed, env, limits, network).
-import { api, errorText, Pod, podEnded, ROLE_MEMBER, Runner, toError } from '../api';
+import { api, errorText, Pod, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
 import { ago, append, badge, clear, confirmDialog, dateTime, h, notice } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -170,9 +170,13 @@ export function podsPage(ctx: Ctx): () => void {
     if (pods.length === 0) {
       append(list, [h('div', { class: 'empty' },
         h('h2', null, 'No pods yet'),
-        h('p', null, runners.some((r) => r.state === 'online')
-          ? 'Start an agent or a shell on one of your runners.'
-          : 'No runner is online. Enroll one on the Runners page first.'),
+        h('p', null, !canWrite
+          ? 'Pods that members start show up here; you can watch their terminals.'
+          : runners.some((r) => r.state === 'online')
+            ? 'Start an agent or a shell on one of your runners.'
+            : ctx.who.role >= ROLE_ADMIN
+              ? 'No runner is online. Enroll one on the Runners page first.'
+              : 'No runner is online. An admin enrolls runners on the Runners page.'),
         canWrite ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => newBtn.click() }, 'New pod') : null)]);
       return;
     }

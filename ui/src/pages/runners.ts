@@ -142,7 +142,9 @@ export function runnersPage(ctx: Ctx): () => void {
     if (runners.length === 0) {
       append(list, [h('div', { class: 'empty' },
         h('h2', null, 'No runners yet'),
-        h('p', null, 'Pods run on runners. Enroll a machine with a one-time token and it shows up here within seconds.'),
+        h('p', null, isAdmin
+          ? 'Pods run on runners. Enroll a machine with a one-time token and it shows up here within seconds.'
+          : 'Pods run on runners. An admin of your organization enrolls them; they show up here.'),
         isAdmin && addPanel.hidden ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => addBtn.click() }, 'Add a runner') : null)]);
       return;
     }

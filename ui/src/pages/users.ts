@@ -187,7 +187,7 @@ export function usersPage(ctx: Ctx): () => void {
           manage ? (u.disabled
             ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => void act(u, 'enable') }, 'Enable')
             : h('button', { type: 'button', class: 'btn btn-small', onclick: () => void act(u, 'disable') }, 'Disable')) : null,
-          manage && !u.disabled ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => void act(u, 'sessions/revoke') }, 'Log out') : null,
+          manage && !u.disabled ? h('button', { type: 'button', class: 'btn btn-small', title: 'End every session of theirs', onclick: () => void act(u, 'sessions/revoke') }, 'End sessions') : null,
           manage ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void act(u, 'delete') }, 'Delete') : null));
     });
     append(list, [h('table', { class: 'table', id: 'users-table' },
