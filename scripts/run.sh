@@ -42,7 +42,11 @@ if [ ! -f "$RUNNER_DATA/identity.pem" ]; then
        cmd=$(bin/airmeshctl token create --ttl 10m --label local=true | sed -n 's/^  airmesh-runner enroll //p') &&
        [ -n "$cmd" ]; then
       # shellcheck disable=SC2086
-      bin/airmesh-runner enroll $cmd --data "$RUNNER_DATA" || echo "make run: local runner enrollment failed" >&2
+      if bin/airmesh-runner enroll $cmd --data "$RUNNER_DATA" >/dev/null; then
+        echo "  local runner:   enrolled ($RUNNER_DATA), starting"
+      else
+        echo "make run: local runner enrollment failed" >&2
+      fi
     fi
     bin/airmeshctl logout >/dev/null 2>&1
     unset XDG_CONFIG_HOME
