@@ -147,8 +147,10 @@ int am_config_load_file(am_config *c, const char *path) {
             depth--;
             break;
         case YAML_SEQUENCE_START_EVENT:
-            if (depth != 1 || !key[0] || in_seq)
+            if (depth != 1 || !key[0] || in_seq) {
                 rc = am_err_set(AM_EINVAL, "config %s line %d: unexpected list", path, line);
+                break; /* items collected so far are freed below */
+            }
             in_seq = 1;
             n_items = 0;
             break;
