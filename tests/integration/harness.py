@@ -139,3 +139,40 @@ def wait_for(pred, timeout=30, step=0.2, what="condition"):
 def read(path, mode="r"):
     with open(path, mode) as f:
         return f.read()
+
+
+def emergency_cleanup(cls):
+    """After a failed class setup (tearDownClass does not run then): stop whatever the setup
+    started — runner, airmeshd — and unmount/remove the runner's temp dir, so a failing test
+    leaves no processes or overlay mounts behind."""
+    runner = getattr(cls, "runner", None)
+    if runner is not None and runner.poll() is None:
+        runner.send_signal(signal.SIGTERM)
+        try:
+            runner.wait(30)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait()
+    d = getattr(cls, "d", None)
+    if d is not None and d.proc.poll() is None:
+        d.stop()
+    rtmp = getattr(cls, "rtmp", None)
+    if rtmp:
+        for line in read("/proc/self/mounts").splitlines():
+            target = line.split()[1]
+            if target.startswith(rtmp):
+                subprocess.run(["umount", "-l", target])
+        import shutil
+        shutil.rmtree(rtmp, ignore_errors=True)
+
+
+def guarded_setup(cls, setup):
+    """Run a class setup; if it fails, clean up what it started before re-raising."""
+    try:
+        setup()
+    except BaseException:
+        try:
+            emergency_cleanup(cls)
+        except BaseException as e:  # keep the original failure visible
+            sys.stderr.write("cleanup after a failed setup: %r\n" % (e,))
+        raise

@@ -34,6 +34,10 @@ def git(repo, *args):
 class PodsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        harness.guarded_setup(cls, cls._setup)
+
+    @classmethod
+    def _setup(cls):
         cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
         cls.home = login(cls.d, cls.d.read_password())

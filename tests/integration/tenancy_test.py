@@ -43,6 +43,10 @@ def token_login(d, user, password, org="default"):
 class TenancyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        harness.guarded_setup(cls, cls._setup)
+
+    @classmethod
+    def _setup(cls):
         cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
         cls.admin_pw = cls.d.read_password()
