@@ -288,7 +288,11 @@ int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal
     /* An API token acts with its own role, never above its user's current one. */
     if (sess->api_token && (int)sess->role < who->role)
         who->role = sess->role;
-    if (now - sess->last_seen_ms > LAST_SEEN_GRANULARITY_MS) {
+    /* Refresh last_seen often enough for the idle timeout, at most once a minute. */
+    uint64_t granularity = LAST_SEEN_GRANULARITY_MS;
+    if (idle_ms && idle_ms / 4 < granularity)
+        granularity = idle_ms / 4;
+    if (now - sess->last_seen_ms > granularity) {
         sess->last_seen_ms = now;
         am_store_put(s, AM_DB_SESSIONS, "", key, &sess->base);
     }

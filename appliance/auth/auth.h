@@ -49,7 +49,8 @@ int am_auth_login(am_store *s, const char *org, const char *user, const char *pa
                   uint64_t *expires_ms, am_principal *who);
 
 /* Resolve a bearer secret to its principal; refuses unknown, expired, idle-timed-out sessions
- * and disabled users (-AM_EAUTH). Refreshes last_seen at most once a minute. */
+ * and disabled users (-AM_EAUTH). Refreshes last_seen at most once a minute (every quarter of
+ * the idle timeout when that is shorter). */
 int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal *who);
 
 /* End the session behind a bearer secret (no error if it is already gone). */

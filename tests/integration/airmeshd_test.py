@@ -241,6 +241,30 @@ class AirmeshdTest(unittest.TestCase):
             p.stderr.close()
         self.assertNotIn("level=info", err, "log_level: warn must silence info lines")
 
+    def test_sessions_expire_when_idle_and_at_their_lifetime(self):
+        cfg = os.path.join(self.tmp, "airmeshd.yaml")
+        with open(cfg, "w") as f:
+            f.write("session_idle: 2s\nsession_ttl: 4s\n")
+        d = self.start(extra=("--config", cfg))
+        pw = d.read_password()
+
+        def login():
+            code, _, _, body = curl(d, "/api/v1/login", "-H", "Content-Type: application/json",
+                                    "--data", json.dumps({"user": "admin", "password": pw}))
+            self.assertEqual(code, 200, body)
+            return "Authorization: Bearer " + json.loads(body)["token"]
+
+        idle = login()
+        self.assertEqual(curl(d, "/api/v1/whoami", "-H", idle)[0], 200)
+        time.sleep(2.5)
+        self.assertEqual(curl(d, "/api/v1/whoami", "-H", idle)[0], 401, "idle timeout")
+        busy = login()
+        for _ in range(5):  # used every second: never idle, but the lifetime still ends it
+            self.assertEqual(curl(d, "/api/v1/whoami", "-H", busy)[0], 200)
+            time.sleep(0.9)
+        time.sleep(0.5)
+        self.assertEqual(curl(d, "/api/v1/whoami", "-H", busy)[0], 401, "session lifetime")
+
     def test_data_dir_that_is_a_file_is_refused(self):
         path = os.path.join(self.tmp, "afile")
         open(path, "w").write("x")
