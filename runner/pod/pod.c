@@ -377,10 +377,14 @@ static void *pod_main(void *arg) {
     const char **argv = calloc(cp->n_command + 1, sizeof *argv);
     for (size_t i = 0; argv && i < cp->n_command; i++)
         argv[i] = cp->command[i];
+    /* The pod's own git dir read-write (index, HEAD, its branch, new objects); the mirror it
+     * borrows objects from (objects/info/alternates) read-only. */
     const char *rw[] = {wt.gitdir, NULL};
+    const char *ro[] = {wt.mirror, NULL};
     am_sbx_opts o = {.argv = argv,
                      .env = env,
                      .workspace = wt.path,
+                     .ro_binds = wt.mirror[0] ? ro : NULL,
                      .rw_binds = wt.gitdir[0] ? rw : NULL,
                      .network_none = !cp->network || strcmp(cp->network, "host") != 0,
                      .memory_bytes = cp->limits ? cp->limits->memory_bytes : 0,

@@ -6,10 +6,10 @@
  *   DATA/checkouts/<commit>/index   the commit's tree as an index, with the stat data (ctime,
  *                                   mtime, ino, uid, gid, size) of the files in tree/
  *
- * Each pod's worktree registration gets a copy of index/. overlayfs reports a lower file's own
- * inode number and times (only st_dev is the overlay's, and git does not compare st_dev unless
- * built with USE_STDEV), so git sees every unchanged file as up to date and `git status` in a
- * fresh pod does not re-hash the tree.
+ * Each pod's git dir gets a copy of index/. overlayfs reports a lower file's own inode number
+ * and times (only st_dev is the overlay's, and git does not compare st_dev unless built with
+ * USE_STDEV), so git sees every unchanged file as up to date and `git status` in a fresh pod
+ * does not re-hash the tree.
  *
  * Concurrency: built in DATA/checkouts/.tmp-<commit>-XXXXXX and published with rename(2); if two
  * creators race (two pods, or two mirrors holding the same commit), the loser's rename fails with

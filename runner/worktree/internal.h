@@ -43,6 +43,12 @@ int wt_mirror_open(const char *path, git_repository **out);
 /* Resolve base_ref in the mirror to a commit. -AM_ENOTFOUND with a clear message if absent. */
 int wt_resolve(git_repository *repo, const char *url, const char *base_ref, git_oid *out);
 
+/* Fetch refs/heads/<branch> (and only that ref) from the pod's git dir pod_git into the mirror
+ * (force), after checking that the pod's objects/refs dirs are real directories and resetting its
+ * objects/info/alternates to mirror_objects. Caller holds the mirror lock. */
+int wt_bring_back(const char *mirror, const char *pod_git, const char *mirror_objects,
+                  const char *branch);
+
 /* ---- checkout.c ---- */
 
 /* Make sure DATA/checkouts/<commit>/{tree,index} exist (building them if not) and write the

@@ -6,25 +6,27 @@
  *      every path below is built from DATA + hashes/ids, so none can escape DATA
  *   2. flock the mirror; open or create it; fetch (ms_fetch)
  *   3. resolve base_ref to a commit; refuse an existing branch or pod
- *   4. claim the pod: mkdir DATA/pods/<pod> and mirror/worktrees/<pod> (both O_EXCL-like)
- *   5. create refs/heads/<branch> at the commit; write the registration (HEAD, commondir, gitdir,
- *      locked) exactly as `git worktree add` lays it out; unlock
+ *   4. claim the pod: mkdir DATA/pods/<pod> (O_EXCL-like)
+ *   5. create refs/heads/<branch> at the commit in the mirror; unlock; write the pod's git dir
+ *      DATA/pods/<pod>/git (HEAD, config, refs/heads/<branch>, objects/ with info/alternates =
+ *      the mirror's objects) and DATA/pods/<pod>/branch
  *   6. overlay: make sure the shared checkout of the commit exists; copy its index template into
- *      the registration; mount overlay(lower = checkout, upper/work per pod) on the workspace
+ *      the pod's git dir; mount overlay(lower = checkout, upper/work per pod) on the workspace
  *   7. if mounting fails (or mode FULL): a plain libgit2 checkout of the branch into the
  *      workspace, which also writes the index (what git_worktree_add does)
- *   8. write the workspace's ".git" file ("gitdir: <mirror>/worktrees/<pod>")
- *   On failure after step 4 everything made so far is undone (mount, dirs, registration, branch).
+ *   8. write the workspace's ".git" file ("gitdir: DATA/pods/<pod>/git")
+ *   On failure after step 4 everything made so far is undone (mount, dirs, branch).
  *
- * Why the registration is written by hand and not with git_worktree_add: libgit2's version
- * insists on creating the directory itself and always runs a checkout over it, which would walk
- * (and hash) the whole overlay. The files are the documented git layout (gitrepository-layout(5)),
- * so `git status`, `git commit`, `git worktree list` and libgit2 all see a normal linked worktree.
- * "locked" keeps `git worktree prune` (run by anyone in the mirror) from dropping a registration
- * whose overlay is not mounted at the moment, e.g. a kept worktree after a reboot.
+ * Why a private git dir and not a linked worktree of the mirror: a worktree's git dir lives in
+ * the mirror, so `git commit` inside needs the whole mirror writable, and with it every other
+ * pod's branch and the mirror's objects. The pod's git dir holds only what the pod may change;
+ * the mirror is bound read-only and reached through objects/info/alternates. The files are the
+ * documented layout (gitrepository-layout(5)), written by hand because git_repository_init_ext
+ * and git_worktree_add do more (templates, a checkout that would walk and hash the overlay).
  *
- * Remove: unmount the overlay (lazily if busy), delete DATA/pods/<pod> without crossing mounts,
- * delete the registration under the mirror lock. The branch and its commits stay in the mirror.
+ * Remove: fetch the pod's branch back into the mirror under the mirror lock (wt_bring_back, see
+ * worktree.h), then (keep = 0) unmount the overlay (lazily if busy) and delete DATA/pods/<pod>
+ * without crossing mounts. The branch and its commits stay in the mirror.
  *
  * Ownership: the caller owns am_wt_info. Threads: see worktree.h — different pods concurrently,
  * the same pod from one thread at a time; am_wt_set_mode at startup only.
@@ -110,11 +112,15 @@ static int valid_pod_id(const char *id) {
 /* Paths of one pod; all derived from DATA, the URL hash and the (validated) pod id. */
 typedef struct {
     char data[PATH_MAX];
-    char mirror[PATH_MAX]; /* DATA/mirrors/<h>.git */
-    char lock[PATH_MAX];   /* DATA/mirrors/<h>.lock */
-    char reg[PATH_MAX];    /* DATA/mirrors/<h>.git/worktrees/<pod> */
-    char pod[PATH_MAX];    /* DATA/pods/<pod> */
-    char ws[PATH_MAX];     /* DATA/pods/<pod>/workspace */
+    char mirror[PATH_MAX];  /* DATA/mirrors/<h>.git */
+    char lock[PATH_MAX];    /* DATA/mirrors/<h>.lock */
+    char objects[PATH_MAX]; /* DATA/mirrors/<h>.git/objects (the pod's alternate) */
+    char reg[PATH_MAX];     /* DATA/mirrors/<h>.git/worktrees/<pod>: the old layout's
+                               registration, only ever deleted (pods left by an older runner) */
+    char pod[PATH_MAX];     /* DATA/pods/<pod> */
+    char git[PATH_MAX];     /* DATA/pods/<pod>/git: the pod's private git dir */
+    char brfile[PATH_MAX];  /* DATA/pods/<pod>/branch: the branch, as the runner recorded it */
+    char ws[PATH_MAX];      /* DATA/pods/<pod>/workspace */
 } wt_paths;
 
 static int make_paths(const char *data_dir, const char *url, const char *pod_id, wt_paths *p) {
@@ -129,8 +135,11 @@ static int make_paths(const char *data_dir, const char *url, const char *pod_id,
         (rc = wt_mirror_base(p->data, url, base, sizeof base)) < 0 ||
         (rc = wt_path(p->mirror, sizeof p->mirror, "%s.git", base)) < 0 ||
         (rc = wt_path(p->lock, sizeof p->lock, "%s.lock", base)) < 0 ||
+        (rc = wt_path(p->objects, sizeof p->objects, "%s/objects", p->mirror)) < 0 ||
         (rc = wt_path(p->reg, sizeof p->reg, "%s/worktrees/%s", p->mirror, pod_id)) < 0 ||
         (rc = wt_path(p->pod, sizeof p->pod, "%s/pods/%s", p->data, pod_id)) < 0 ||
+        (rc = wt_path(p->git, sizeof p->git, "%s/git", p->pod)) < 0 ||
+        (rc = wt_path(p->brfile, sizeof p->brfile, "%s/branch", p->pod)) < 0 ||
         (rc = wt_path(p->ws, sizeof p->ws, "%s/workspace", p->pod)) < 0)
         return rc;
     return 0;
@@ -141,31 +150,56 @@ static int is_mount_point(const char *path, const char *parent) {
     return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
 }
 
-/* mirror/worktrees/<pod>/{HEAD,commondir,gitdir,locked}. */
-static int write_registration(const wt_paths *p, const char *branch, const char *pod_id) {
+static const char k_pod_config[] = "[core]\n"
+                                   "\trepositoryformatversion = 0\n"
+                                   "\tfilemode = true\n"
+                                   "\tbare = false\n"
+                                   "\tlogallrefupdates = true\n";
+
+/* DATA/pods/<pod>/git: HEAD, config, objects/{info/alternates,pack}, refs/{heads/<branch>,tags},
+ * plus DATA/pods/<pod>/branch (outside the git dir, so the agent cannot change which branch
+ * am_wt_remove brings back). */
+static int write_pod_git(const wt_paths *p, const char *branch, const char *hex) {
+    static const char *const dirs[] = {"",      "/objects",    "/objects/info", "/objects/pack",
+                                       "/refs", "/refs/heads", "/refs/tags"};
     char f[PATH_MAX], s[PATH_MAX + 64];
     int rc;
-    if ((rc = wt_path(f, sizeof f, "%s/HEAD", p->reg)) < 0 ||
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if ((rc = wt_path(f, sizeof f, "%s%s", p->git, dirs[i])) < 0)
+            return rc;
+        if (mkdir(f, 0755) != 0)
+            return wt_sys_fail("mkdir", f);
+    }
+    if ((rc = wt_path(f, sizeof f, "%s/objects/info/alternates", p->git)) < 0 ||
+        (rc = wt_path(s, sizeof s, "%s\n", p->objects)) < 0 || (rc = wt_write_str(f, s)) < 0)
+        return rc;
+    if ((rc = wt_path(f, sizeof f, "%s/config", p->git)) < 0 ||
+        (rc = wt_write_str(f, k_pod_config)) < 0)
+        return rc;
+    /* refs/heads/<branch>, with the directories of a branch like "feature/x". */
+    if ((rc = wt_path(f, sizeof f, "%s/refs/heads/%s", p->git, branch)) < 0)
+        return rc;
+    for (char *sl = f + strlen(p->git) + strlen("/refs/heads/"); (sl = strchr(sl, '/')); sl++) {
+        *sl = '\0';
+        int e = mkdir(f, 0755) != 0 && errno != EEXIST;
+        *sl = '/';
+        if (e)
+            return wt_sys_fail("mkdir", f);
+    }
+    if ((rc = wt_path(s, sizeof s, "%s\n", hex)) < 0 || (rc = wt_write_str(f, s)) < 0)
+        return rc;
+    if ((rc = wt_path(f, sizeof f, "%s/HEAD", p->git)) < 0 ||
         (rc = wt_path(s, sizeof s, "ref: refs/heads/%s\n", branch)) < 0 ||
         (rc = wt_write_str(f, s)) < 0)
         return rc;
-    if ((rc = wt_path(f, sizeof f, "%s/commondir", p->reg)) < 0 ||
-        (rc = wt_write_str(f, "../..\n")) < 0)
-        return rc;
-    if ((rc = wt_path(f, sizeof f, "%s/gitdir", p->reg)) < 0 ||
-        (rc = wt_path(s, sizeof s, "%s/.git\n", p->ws)) < 0 || (rc = wt_write_str(f, s)) < 0)
-        return rc;
-    if ((rc = wt_path(f, sizeof f, "%s/locked", p->reg)) < 0 ||
-        (rc = wt_path(s, sizeof s, "airmesh pod %s", pod_id)) < 0 || (rc = wt_write_str(f, s)) < 0)
-        return rc;
-    return 0;
+    return wt_write_str(p->brfile, branch);
 }
 
 static int write_dotgit(const wt_paths *p) {
     char f[PATH_MAX], s[PATH_MAX + 16];
     int rc;
     if ((rc = wt_path(f, sizeof f, "%s/.git", p->ws)) < 0 ||
-        (rc = wt_path(s, sizeof s, "gitdir: %s\n", p->reg)) < 0)
+        (rc = wt_path(s, sizeof s, "gitdir: %s\n", p->git)) < 0)
         return rc;
     return wt_write_str(f, s);
 }
@@ -185,7 +219,7 @@ static int mount_overlay(const wt_paths *p, git_repository *repo, const git_oid 
         return rc;
     out->ms_checkout = wt_ms_since(t);
     if ((rc = wt_path(f, sizeof f, "%s/index", lower)) < 0 ||
-        (rc = wt_path(upper, sizeof upper, "%s/index", p->reg)) < 0 ||
+        (rc = wt_path(upper, sizeof upper, "%s/index", p->git)) < 0 ||
         (rc = wt_copy_file(f, upper)) < 0)
         return rc;
     if ((rc = wt_path(f, sizeof f, "%s/tree", lower)) < 0 ||
@@ -196,7 +230,7 @@ static int mount_overlay(const wt_paths *p, git_repository *repo, const git_oid 
     if (mount("overlay", p->ws, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) {
         int e = errno;
         snprintf(out->note, sizeof out->note, "overlay: mount failed: %s", strerror(e));
-        if ((rc = wt_path(f, sizeof f, "%s/index", p->reg)) < 0)
+        if ((rc = wt_path(f, sizeof f, "%s/index", p->git)) < 0)
             return rc;
         unlink(f); /* the full checkout writes its own index */
         return 1;
@@ -231,13 +265,12 @@ out:
     return rc;
 }
 
-/* Undo a half-made pod: unmount, delete dirs and registration, delete the branch we made. */
+/* Undo a half-made pod: unmount, delete its dirs (git dir included), delete the branch we made. */
 static void rollback(const wt_paths *p, const char *branch, int made_branch) {
     if (is_mount_point(p->ws, p->pod))
         (void)umount2(p->ws, MNT_DETACH);
     (void)wt_rm_rf(p->pod);
     int fd = wt_lock(p->lock);
-    (void)wt_rm_rf(p->reg);
     if (made_branch) {
         git_repository *repo = NULL;
         git_reference *ref = NULL;
@@ -298,24 +331,9 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
     git_error_clear();
 
     /* 4. claim the pod id */
-    char wtdir[PATH_MAX];
-    if ((rc = wt_path(wtdir, sizeof wtdir, "%s/worktrees", p.mirror)) < 0)
-        goto fail;
-    if (mkdir(wtdir, 0755) != 0 && errno != EEXIST) {
-        rc = wt_sys_fail("mkdir", wtdir);
-        goto fail;
-    }
     if (mkdir(p.pod, 0755) != 0) {
         rc = errno == EEXIST ? am_err_set(AM_EEXISTS, "worktree: pod %s already exists", pod_id)
                              : wt_sys_fail("mkdir", p.pod);
-        goto fail;
-    }
-    if (mkdir(p.reg, 0755) != 0) {
-        rc = errno == EEXIST
-                 ? am_err_set(AM_EEXISTS, "worktree: worktree %s already registered in %s", pod_id,
-                              p.mirror)
-                 : wt_sys_fail("mkdir", p.reg);
-        (void)rmdir(p.pod);
         goto fail;
     }
     claimed = 1;
@@ -330,7 +348,7 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         }
     }
 
-    /* 5. branch + registration */
+    /* 5. branch in the mirror, then the pod's own git dir */
     git_commit *c = NULL;
     if (git_commit_lookup(&c, repo, &commit) < 0) {
         rc = wt_git_fail(AM_EIO, "look up commit of", base_ref);
@@ -345,10 +363,12 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         goto fail;
     }
     made_branch = 1;
-    if ((rc = write_registration(&p, br, pod_id)) < 0)
-        goto fail;
     wt_unlock(lockfd);
     lockfd = -1;
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, &commit);
+    if ((rc = write_pod_git(&p, br, hex)) < 0)
+        goto fail;
 
     /* 6./7./8. workspace */
     rc = 1;
@@ -365,7 +385,8 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         goto fail;
 
     snprintf(out->path, sizeof out->path, "%s", p.ws);
-    snprintf(out->gitdir, sizeof out->gitdir, "%s", p.mirror);
+    snprintf(out->gitdir, sizeof out->gitdir, "%s", p.git);
+    snprintf(out->mirror, sizeof out->mirror, "%s", p.mirror);
     snprintf(out->branch, sizeof out->branch, "%s", br);
     git_oid_tostr(out->commit, sizeof out->commit, &commit);
     git_repository_free(repo);
@@ -384,26 +405,68 @@ fail:
     return rc;
 }
 
+/* The branch recorded at create (DATA/pods/<pod>/branch, outside the agent's reach). */
+static int read_branch(const wt_paths *p, char *out, size_t cap) {
+    FILE *f = fopen(p->brfile, "re");
+    if (!f)
+        return wt_sys_fail("read", p->brfile);
+    size_t n = fread(out, 1, cap - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    int valid = 0;
+    if (n == 0 || n == cap - 1 || git_branch_name_is_valid(&valid, out) < 0 || !valid)
+        return am_err_set(AM_ECORRUPT, "worktree: bad branch in %s", p->brfile);
+    return 0;
+}
+
+/* Fetch the pod's branch from its git dir into the mirror under the mirror lock. */
+static int bring_back(const wt_paths *p) {
+    char br[256];
+    int rc = read_branch(p, br, sizeof br);
+    if (rc < 0)
+        return rc;
+    int fd = wt_lock(p->lock);
+    if (fd < 0)
+        return fd;
+    rc = wt_bring_back(p->mirror, p->git, p->objects, br);
+    wt_unlock(fd);
+    return rc;
+}
+
 int am_wt_remove(const char *data_dir, const char *repo_url, const char *pod_id, int keep) {
     wt_paths p;
+    char saved[512] = "";
     int rc = make_paths(data_dir, repo_url, pod_id, &p);
     if (rc < 0)
         return rc;
     if (access(p.pod, F_OK) != 0 && access(p.reg, F_OK) != 0)
         return am_err_set(AM_ENOTFOUND, "worktree: no worktree for pod %s", pod_id);
+    /* The branch goes back into the mirror in both cases (again at a later keep = 0, which picks
+     * up anything committed during review). A pod dir without a git dir is one the create
+     * rolled back half-way, or one of the old layout (its commits are in the mirror already). */
+    int back = 0;
+    if (access(p.git, F_OK) == 0 && (back = bring_back(&p)) < 0)
+        snprintf(saved, sizeof saved, "%s", am_err_last());
     if (keep)
-        return 0; /* left mounted and registered for review */
+        return back; /* left mounted for review */
 
+    /* Cleanup goes on even if bringing the branch back failed (the error is returned). */
     if (is_mount_point(p.ws, p.pod) && umount2(p.ws, 0) != 0) {
         if (errno != EBUSY || umount2(p.ws, MNT_DETACH) != 0)
             return wt_sys_fail("unmount", p.ws);
     }
     if ((rc = wt_rm_rf(p.pod)) < 0)
         return rc;
-    int fd = wt_lock(p.lock);
-    if (fd < 0)
-        return fd;
-    rc = wt_rm_rf(p.reg);
-    wt_unlock(fd);
-    return rc;
+    if (access(p.reg, F_OK) == 0) { /* a registration of the old layout */
+        int fd = wt_lock(p.lock);
+        if (fd < 0)
+            return fd;
+        rc = wt_rm_rf(p.reg);
+        wt_unlock(fd);
+        if (rc < 0)
+            return rc;
+    }
+    if (back < 0)
+        return am_err_set(-back, "%s", saved);
+    return 0;
 }

@@ -1,33 +1,44 @@
 /*
  * runner/worktree — the runner's git layer for pods: one bare mirror per repo URL, one shared
- * read-only checkout per base commit, and per pod a registered git worktree on a new branch whose
- * working directory is an overlayfs (shared checkout below, per-pod upper layer above).
+ * read-only checkout per base commit, and per pod a private git dir on a new branch, borrowing
+ * the mirror's objects, whose working directory is an overlayfs (shared checkout below, per-pod
+ * upper layer above).
  *
  * On-disk layout under DATA (the runner's data dir, made absolute with realpath):
  *
  *   DATA/mirrors/<16 hex of sha256(url)>.git   bare mirror; remote "origin" = url with
  *                                                +refs/heads/<name>:refs/remotes/origin/<name> and
  *                                                +refs/tags/<name>:refs/tags/<name>, fetched (with
- * prune) at every am_wt_create DATA/mirrors/<h>.lock                       flock: one
- * fetch/branch/registration at a time per mirror DATA/mirrors/<h>.git/refs/heads/<branch>    the
- * pods' branches (upstream never writes here) DATA/mirrors/<h>.git/worktrees/<pod>/       the pod's
- * git worktree registration: HEAD
- *                                                ("ref: refs/heads/<branch>"), commondir, gitdir,
- *                                                index, locked
+ *                                                prune) at every am_wt_create
+ *   DATA/mirrors/<h>.lock                        flock: one fetch/branch/fetch-back at a time per
+ *                                                mirror
+ *   DATA/mirrors/<h>.git/refs/heads/<branch>     the pods' branches (upstream never writes here):
+ *                                                made at create, moved by am_wt_remove only
  *   DATA/checkouts/<commit>/tree/               the commit's files, written once (temp dir +
  *                                                rename, so concurrent creators never collide)
  *   DATA/checkouts/<commit>/index               index of that tree with the stat data of those
- *                                                files (copied into each pod's registration)
+ *                                                files (copied into each pod's git dir)
+ *   DATA/pods/<pod>/git/                        the pod's private git dir: HEAD ("ref:
+ *                                                refs/heads/<branch>"), config, index,
+ *                                                refs/heads/<branch>, objects/ (its new objects)
+ *                                                with objects/info/alternates = the mirror's
+ *                                                objects dir (absolute path)
+ *   DATA/pods/<pod>/branch                      the branch name as the runner recorded it (outside
+ *                                                the git dir: the agent cannot change which
+ *                                                branch comes back)
  *   DATA/pods/<pod>/{upper,work}/               overlayfs upper and work dirs of the pod
  *   DATA/pods/<pod>/workspace/                  overlay mount (lower = checkouts/<c>/tree);
- *                                                contains the ".git" file; bind it at /workspace
+ *                                                contains the ".git" file ("gitdir:
+ *                                                DATA/pods/<pod>/git"); bind it at /workspace
  *
  * Why this shape: writing ~5,000 files is what makes `git worktree add` slow (≈ 0.5–0.7 s here).
  * With the overlay, pod start costs a fetch, a branch, a few small files, an index copy and one
  * mount(2), independent of the number of files; only the first pod on a given commit pays for the
  * checkout. Because overlayfs reports the lower files' own inode numbers and times, the copied
  * index's stat data matches the workspace and `git status` inside is clean without re-hashing
- * (st_dev differs, which git does not compare by default).
+ * (st_dev differs, which git does not compare by default). The ".git" file names a plain
+ * (non-worktree) git dir, so git takes the directory holding it as the work tree: `git status`,
+ * `git commit` and `git log` work at /workspace inside the sandbox and at the host path.
  *
  * Refinement over "+refs/heads/<name>:refs/heads/<name>": upstream branches are fetched into
  * refs/remotes/origin/<name>, so a fetch (with prune) never moves or deletes a pod's branch, even
@@ -37,18 +48,26 @@
  *
  * Fallback: if mount(2) of the overlay fails (EPERM without CAP_SYS_ADMIN, an upper filesystem
  * overlay refuses, ...) or am_wt_set_mode(AM_WT_MODE_FULL) was called, the workspace is a plain
- * full checkout made with libgit2 into the same registered worktree (what git_worktree_add does),
- * and am_wt_info.overlay is 0 with the reason in .note.
+ * full checkout made with libgit2 through the same ".git" file and pod git dir, and
+ * am_wt_info.overlay is 0 with the reason in .note.
  *
- * Sandbox integration: the workspace's ".git" names the registration by its absolute host path,
- * so the sandbox must bind DATA/mirrors/<h>.git read-write at the same path for `git commit` to
- * work inside. That gives the agent write access to the whole mirror (other pods' branches too).
- * Hardening left for later: a per-pod gitdir with objects/info/alternates pointing at the mirror
- * (read-only bind), and the pod's branch fetched back into the mirror by am_wt_remove.
+ * Sandbox integration: bind am_wt_info.gitdir (the pod's git dir) read-write and
+ * am_wt_info.mirror read-only, both at their host paths (the ".git" file and the alternates file
+ * hold absolute paths). The agent can then change only its own git dir: commits, refs, even its
+ * alternates file. am_wt_remove (keep = 0 or 1) brings the work back under the mirror lock: it
+ * checks that the pod's objects/ and refs/ dirs are real directories (not symlinks to another
+ * repository on the host), rewrites objects/info/alternates, and fetches from the pod's git dir
+ * with libgit2 as an in-memory local remote (git_remote_create_with_opts, never
+ * git_remote_lookup: libgit2 1.5.1 leaks pcre2 match data in every regex walk of a config) with
+ * exactly "+refs/heads/<branch>:refs/heads/<branch>", the branch read from DATA/pods/<pod>/branch.
+ * Other refs the agent made (branches named like another pod's, tags) are never asked for; the
+ * new objects pass libgit2's indexer (hash-checked) on their way into the mirror. If that fetch
+ * fails, keep = 0 still unmounts and deletes the pod and returns the fetch's error. Pods of the
+ * old layout (a registration in DATA/mirrors/<h>.git/worktrees/<pod>) are still removed.
  *
  * Threads: am_wt_init/am_wt_set_mode once at startup, before other threads call in. After that
  * am_wt_create/am_wt_remove may run concurrently from any threads or processes for different pods
- * (same or different repos): the per-mirror flock serialises fetch/branch/registration, shared
+ * (same or different repos): the per-mirror flock serialises fetch/branch/fetch-back, shared
  * checkouts are published by rename. Calls for the same pod id must not overlap.
  * Errors: 0 or -AM_E*, with am_err_last() naming the step: "worktree: fetch <url>: <message>".
  * Ownership: nothing is returned that needs freeing; am_wt_info is the caller's.
@@ -63,7 +82,8 @@ enum { AM_WT_MODE_AUTO = 0, AM_WT_MODE_FULL = 1 };
 
 typedef struct {
     char path[PATH_MAX];   /* the workspace dir (bind it read-write at /workspace) */
-    char gitdir[PATH_MAX]; /* the mirror (bind it read-write at the same path in the sandbox) */
+    char gitdir[PATH_MAX]; /* the pod's own git dir (bind it read-write at the same path) */
+    char mirror[PATH_MAX]; /* the mirror it borrows objects from (bind it read-only, same path) */
     char branch[256];      /* the pod's branch, short name ("airmesh/pod-<id>") */
     char commit[41];       /* base commit the branch was created at */
     int overlay;           /* 1 overlay over a shared checkout, 0 full checkout */
@@ -91,9 +111,11 @@ void am_wt_set_mode(int mode);
 int am_wt_create(const char *data_dir, const char *repo_url, const char *base_ref,
                  const char *branch, const char *pod_id, am_wt_info *out);
 
-/* keep = 0: unmount the overlay, delete DATA/pods/<pod> and the worktree registration.
- * keep = 1: leave the workspace (still mounted) and its registration for review; call again with
- * keep = 0 to clean up. In both cases the branch (and the commits on it) stays in the mirror. */
+/* First, in both cases, fetch the pod's branch (only that ref) from its git dir into the mirror.
+ * keep = 0: then unmount the overlay and delete DATA/pods/<pod> (also when the fetch failed; its
+ * error is returned after the cleanup). keep = 1: leave the workspace (still mounted) and its git
+ * dir for review; call again with keep = 0 to clean up (which fetches again). The branch (and the
+ * commits on it) stays in the mirror. */
 int am_wt_remove(const char *data_dir, const char *repo_url, const char *pod_id, int keep);
 
 /* DATA/mirrors/<h>.git for repo_url (whether or not it exists yet). */

@@ -9,6 +9,7 @@ requests, the recording download and a runner crash (no orphans, true state repo
 covered too.
 """
 import glob
+import hashlib
 import json
 import os
 import re
@@ -128,6 +129,38 @@ class PodsTest(unittest.TestCase):
         log = subprocess.run(["git", "--git-dir", mirror, "log", "--format=%s %P", pod["branch"]],
                              capture_output=True, text=True).stdout
         self.assertIn("made in pod " + self.base, log)
+
+    def test_mirror_is_read_only_inside(self):
+        # The pod has its own git dir (read-write) that borrows the mirror's objects; the mirror
+        # itself is bound read-only, and only the pod's branch is brought back when it ends.
+        mirror = os.path.join(os.path.realpath(self.rdata), "mirrors",
+                              hashlib.sha256(self.repo.encode()).hexdigest()[:16] + ".git")
+        script = ("M=%s; test -d $M/objects && echo MIRROR-VISIBLE;"
+                  " touch $M/x 2>/dev/null && echo MIRROR-WRITABLE;"
+                  " touch $M/objects/x 2>/dev/null && echo OBJECTS-WRITABLE;"
+                  " git --git-dir=$M update-ref refs/heads/evil2 HEAD 2>/dev/null &&"
+                  " echo MIRROR-REF-WRITTEN;"
+                  " git update-ref refs/heads/evil HEAD && echo OWN-REF-OK;"
+                  " echo x > y.txt; git add y.txt;"
+                  " git -c user.email=p@x -c user.name=pod commit -qm 'ro check' && echo COMMITTED"
+                  % mirror)
+        pod = self.create("--", "sh", "-c", script)
+        info, _ = self.wait(pod["id"])
+        out = self.recording(pod["id"])
+        self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
+        for good in ("MIRROR-VISIBLE", "OWN-REF-OK", "COMMITTED"):
+            self.assertIn(good, out)
+        for bad in ("MIRROR-WRITABLE", "OBJECTS-WRITABLE", "MIRROR-REF-WRITTEN"):
+            self.assertNotIn(bad, out)
+        self.assertFalse(os.path.exists(os.path.join(mirror, "x")))
+        self.assertFalse(os.path.exists(os.path.join(mirror, "objects", "x")))
+        refs = subprocess.run(["git", "--git-dir", mirror, "for-each-ref", "--format=%(refname)"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        self.assertNotIn("refs/heads/evil", refs)
+        self.assertNotIn("refs/heads/evil2", refs)
+        log = subprocess.run(["git", "--git-dir", mirror, "log", "-1", "--format=%s",
+                              pod["branch"]], capture_output=True, text=True).stdout
+        self.assertEqual(log.strip(), "ro check")
 
     @unittest.skipUnless(PROBE, "probe binary not given")
     def test_sandbox_from_inside(self):

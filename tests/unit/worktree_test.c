@@ -155,10 +155,24 @@ static void test_worktree_on_new_branch_at_base_ref(void **state) {
     } else {
         print_message("overlay not used: %s\n", info.note);
     }
-    /* The worktree is registered in the mirror. */
+    /* The pod has its own git dir, borrowing the mirror's objects; nothing is registered in the
+     * mirror, which has the branch. */
+    snprintf(f, sizeof f, "%s/pods/p1/git", g_data);
+    char real[PATH_MAX];
+    assert_non_null(realpath(f, real));
+    assert_string_equal(info.gitdir, real);
+    assert_int_equal(sh_out(got, sizeof got, "git -C %s rev-parse --absolute-git-dir", info.path),
+                     0);
+    assert_string_equal(got, info.gitdir);
+    snprintf(f, sizeof f, "%s/objects/info/alternates", info.gitdir);
+    assert_int_equal(read_small(f, got, sizeof got), 0);
+    snprintf(f, sizeof f, "%s/objects\n", info.mirror);
+    assert_string_equal(got, f);
+    snprintf(f, sizeof f, "%s/worktrees/p1", info.mirror);
+    assert_false(exists(f));
     assert_int_equal(
-        sh_out(got, sizeof got, "git --git-dir=%s worktree list --porcelain", info.gitdir), 0);
-    assert_non_null(strstr(got, info.path));
+        sh_out(got, sizeof got, "git --git-dir=%s rev-parse airmesh/pod-p1", info.mirror), 0);
+    assert_string_equal(got, want);
     remove_ok("p1", 0);
 
     /* A tag as base_ref, and an explicit branch name. */
@@ -178,7 +192,7 @@ static void test_commit_inside_lands_in_mirror_after_remove(void **state) {
     char sha[64], got[BIG], ws[PATH_MAX], mirror[PATH_MAX];
     create_ok("main", "feature/x", "p2", &info);
     snprintf(ws, sizeof ws, "%s", info.path);
-    snprintf(mirror, sizeof mirror, "%s", info.gitdir);
+    snprintf(mirror, sizeof mirror, "%s", info.mirror);
     assert_int_equal(sh("echo change >> %s/a.txt && echo new > %s/d/new.txt && "
                         "git -C %s add -A && git -C %s commit -qam 'pod work'",
                         ws, ws, ws, ws),
@@ -324,7 +338,14 @@ static void test_keep_worktree_keeps_files(void **state) {
     char f[BIG], got[BIG];
     create_ok("main", "keep/me", "pk", &info);
     assert_int_equal(sh("echo work > %s/notes.txt", info.path), 0);
+    assert_int_equal(sh("echo k >> %s/a.txt && git -C %s commit -qam kept", info.path, info.path),
+                     0);
+    char sha[64];
+    assert_int_equal(sh_out(sha, sizeof sha, "git -C %s rev-parse HEAD", info.path), 0);
     remove_ok("pk", 1);
+    /* keep = 1 brings the branch back too; the workspace stays. */
+    assert_int_equal(sh_out(got, sizeof got, "git --git-dir=%s rev-parse keep/me", info.mirror), 0);
+    assert_string_equal(got, sha);
     snprintf(f, sizeof f, "%s/notes.txt", info.path);
     assert_int_equal(read_small(f, got, sizeof got), 0);
     assert_string_equal(got, "work\n");
@@ -333,7 +354,7 @@ static void test_keep_worktree_keeps_files(void **state) {
     remove_ok("pk", 0); /* later cleanup */
     assert_false(exists(info.path));
     assert_int_equal(
-        sh("git --git-dir=%s rev-parse -q --verify refs/heads/keep/me >/dev/null", info.gitdir), 0);
+        sh("git --git-dir=%s rev-parse -q --verify refs/heads/keep/me >/dev/null", info.mirror), 0);
     assert_int_equal(am_wt_remove(g_data, g_src, "pk", 0), -AM_ENOTFOUND);
 }
 
@@ -354,8 +375,74 @@ static void test_full_checkout_mode_works_like_overlay(void **state) {
     remove_ok("pf", 0);
     assert_false(exists(info.path));
     assert_int_equal(
-        sh_out(got, sizeof got, "git --git-dir=%s rev-parse airmesh/pod-pf", info.gitdir), 0);
+        sh_out(got, sizeof got, "git --git-dir=%s rev-parse airmesh/pod-pf", info.mirror), 0);
     assert_string_equal(got, sha);
+}
+
+/* An agent in a pod-like process (own mount namespace; the mirror bound read-only over itself,
+ * as the sandbox does; the pod's git dir writable) cannot change the mirror, and nothing but the
+ * pod's own branch comes back from its git dir. */
+static void test_pod_cannot_touch_the_mirror(void **state) {
+    (void)state;
+    am_wt_info victim, info;
+    char got[BIG], vsha[64], sha[64], f[BIG];
+    create_ok("main", "victim/b", "pv", &victim);
+    assert_int_equal(
+        sh_out(vsha, sizeof vsha, "git --git-dir=%s rev-parse victim/b", victim.mirror), 0);
+    create_ok("main", NULL, "pe", &info);
+    const char *m = info.mirror, *ws = info.path, *g = info.gitdir;
+    int rc = sh("unshare -m --propagation private sh -c '"
+                "mount --bind %s %s && mount -o remount,bind,ro %s %s || exit 90; "
+                "cd %s || exit 91; "
+                "echo agent > agent.txt && git add agent.txt && git commit -qm agent || exit 92; "
+                "git rev-parse HEAD > %s/../agent-sha || exit 93; "
+                "touch %s/x 2>/dev/null && exit 94; "
+                "touch %s/objects/x 2>/dev/null && exit 95; "
+                "git --git-dir=%s update-ref refs/heads/victim/b HEAD 2>/dev/null && exit 96; "
+                "git --git-dir=%s update-ref refs/heads/evil HEAD 2>/dev/null && exit 97; "
+                /* what it can do: refs in its own git dir, its alternates */
+                "git update-ref refs/heads/other HEAD || exit 98; "
+                "git update-ref refs/heads/victim/b HEAD || exit 99; "
+                "git tag evil-tag HEAD || exit 100; "
+                "echo /nonexistent > %s/objects/info/alternates || exit 101; "
+                "exit 0'",
+                m, m, m, m, ws, g, m, m, m, m, g);
+    assert_int_equal(rc, 0);
+    snprintf(f, sizeof f, "%s/../agent-sha", g);
+    assert_int_equal(read_small(f, sha, sizeof sha), 0);
+    sha[40] = '\0';
+    /* Nothing reached the mirror while the pod ran. */
+    assert_int_not_equal(
+        sh("git --git-dir=%s rev-parse -q --verify %s^{commit} >/dev/null", m, sha), 0);
+    remove_ok("pe", 0);
+    /* After: the pod's branch (only) is in the mirror, with its commit; the mirror is sound. */
+    assert_int_equal(sh_out(got, sizeof got, "git --git-dir=%s rev-parse airmesh/pod-pe", m), 0);
+    assert_string_equal(got, sha);
+    assert_int_equal(sh_out(got, sizeof got, "git --git-dir=%s rev-parse victim/b", m), 0);
+    assert_string_equal(got, vsha);
+    assert_int_not_equal(
+        sh("git --git-dir=%s rev-parse -q --verify refs/heads/other >/dev/null", m), 0);
+    assert_int_not_equal(sh("git --git-dir=%s rev-parse -q --verify refs/heads/evil >/dev/null", m),
+                         0);
+    assert_int_not_equal(sh("git --git-dir=%s rev-parse -q --verify refs/tags/evil-tag "
+                            ">/dev/null",
+                            m),
+                         0);
+    snprintf(f, sizeof f, "%s/x", m);
+    assert_false(exists(f));
+    assert_int_equal(sh("git --git-dir=%s fsck --no-dangling --no-progress >/dev/null", m), 0);
+    remove_ok("pv", 0);
+
+    /* A git dir whose refs dir was swapped for a symlink is not read; cleanup still happens. */
+    create_ok("main", NULL, "ps", &info);
+    assert_int_equal(sh("rm -rf %s/refs/heads && ln -s %s/refs/heads %s/refs/heads", info.gitdir,
+                        info.mirror, info.gitdir),
+                     0);
+    assert_int_equal(am_wt_remove(g_data, g_src, "ps", 0), -AM_ECORRUPT);
+    assert_non_null(strstr(am_err_last(), "not a directory"));
+    assert_false(exists(info.path));
+    snprintf(f, sizeof f, "%s/pods/ps", g_data);
+    assert_false(exists(f));
 }
 
 int main(void) {
@@ -369,6 +456,7 @@ int main(void) {
         cmocka_unit_test(test_two_pods_share_one_checkout_and_do_not_see_each_others_writes),
         cmocka_unit_test(test_keep_worktree_keeps_files),
         cmocka_unit_test(test_full_checkout_mode_works_like_overlay),
+        cmocka_unit_test(test_pod_cannot_touch_the_mirror),
     };
     return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
