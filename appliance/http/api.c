@@ -110,6 +110,14 @@ void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *
     am_http_send_json(req, 200, json_pack("{s:o}", key, c.arr));
 }
 
+void am_api_audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, const char *action,
+                  const char *target, const char *result, const char *details) {
+    char actor[160], peer[64];
+    snprintf(actor, sizeof actor, "user:%s", who->user_id);
+    am_audit_event(h->app->audit, actor, who->org_id, action, target ? target : actor, result,
+                   am_http_peer(req, peer, sizeof peer), details);
+}
+
 /* The bearer secret from Authorization or the session cookie, copied into buf. */
 static int find_token(h2o_req_t *req, char *buf, size_t cap, int *from_cookie) {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -231,13 +239,11 @@ static int api_logout(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    char token[128], peer[64], actor[160];
+    char token[128];
     int from_cookie;
     find_token(req, token, sizeof token, &from_cookie);
     am_auth_logout(h->app->store, token);
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
-    am_audit_event(h->app->audit, actor, who.org_id, "auth.logout", actor, "ok",
-                   am_http_peer(req, peer, sizeof peer), NULL);
+    am_api_audit(h, req, &who, "auth.logout", NULL, "ok", NULL);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
                    H2O_STRLIT(COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));

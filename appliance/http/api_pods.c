@@ -246,10 +246,8 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
         am_http_send_error(req, 403, "forbidden", "viewers cannot stop pods");
         return 0;
     }
-    char actor[160], peer[64], target[40];
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    char target[40];
     snprintf(target, sizeof target, "pod:%s", p->id);
-    am_http_peer(req, peer, sizeof peer);
     if (!am_pods_ended(p)) {
         Airmesh__V1__StopPod sp = AIRMESH__V1__STOP_POD__INIT;
         sp.pod_id = p->id;
@@ -261,8 +259,8 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
             if (strcmp(p->state, "pending") == 0)
                 am_pods_set_state(h->app, who.org_id, p->id, "stopped", "stopped before start");
             else {
-                am_audit_event(h->app->audit, actor, who.org_id, "pod.stop", target, "error",
-                               peer, "{\"error\":\"runner offline\"}");
+                am_api_audit(h, req, &who, "pod.stop", target, "error",
+                             "{\"error\":\"runner offline\"}");
                 protobuf_c_message_free_unpacked(&p->base, NULL);
                 am_http_send_error(req, 503, "runner_unreachable",
                                    "the pod's runner is offline; it is reconciled when the "
@@ -271,7 +269,7 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
             }
         }
     }
-    am_audit_event(h->app->audit, actor, who.org_id, "pod.stop", target, "ok", peer, NULL);
+    am_api_audit(h, req, &who, "pod.stop", target, "ok", NULL);
     am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", p->id));
     protobuf_c_message_free_unpacked(&p->base, NULL);
     return 0;
@@ -296,11 +294,9 @@ int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param) {
         am_http_send_error(req, 500, "internal", "could not delete the pod");
         return 0;
     }
-    char actor[160], peer[64], target[40];
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    char target[40];
     snprintf(target, sizeof target, "pod:%s", param[0]);
-    am_audit_event(h->app->audit, actor, who.org_id, "pod.delete", target, "ok",
-                   am_http_peer(req, peer, sizeof peer), NULL);
+    am_api_audit(h, req, &who, "pod.delete", target, "ok", NULL);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }

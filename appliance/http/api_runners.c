@@ -87,7 +87,7 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
         keys[l.n] = k;
         vals[l.n++] = json_string_value(v);
     }
-    char secret[AM_TOKEN_SECRET_LEN + 1], id[13], actor[160], peer[64], details[64];
+    char secret[AM_TOKEN_SECRET_LEN + 1], id[13], actor[160], details[64];
     uint64_t expires;
     snprintf(actor, sizeof actor, "user:%s", who.user_id);
     if (am_runners_token_create(h->app->store, org, ttl_ms, actor, &l, secret, id, &expires)) {
@@ -99,8 +99,7 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
     snprintf(details, sizeof details, "{\"ttl_ms\":%llu}", (unsigned long long)ttl_ms);
     char target[40];
     snprintf(target, sizeof target, "token:%s", id);
-    am_audit_event(h->app->audit, actor, org, "runner_token.create", target, "ok",
-                   am_http_peer(req, peer, sizeof peer), details);
+    am_api_audit(h, req, &who, "runner_token.create", target, "ok", details);
     const char *fp = am_ca_root_fingerprint(h->app->ca);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "airmesh-runner enroll --appliance %s --token %s --ca-sha256 %s",
@@ -168,11 +167,9 @@ int am_api_token_revoke(am_http_handler *h, h2o_req_t *req, char **param) {
         am_http_send_error(req, 500, "internal", "could not revoke the token");
         return 0;
     }
-    char actor[160], target[40], peer[64];
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
+    char target[40];
     snprintf(target, sizeof target, "token:%.20s", param[0]);
-    am_audit_event(h->app->audit, actor, who.org_id, "runner_token.revoke", target, "ok",
-                   am_http_peer(req, peer, sizeof peer), NULL);
+    am_api_audit(h, req, &who, "runner_token.revoke", target, "ok", NULL);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }

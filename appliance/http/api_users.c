@@ -19,17 +19,9 @@
 
 #define ADMIN AIRMESH__V1__ROLE__ROLE_ADMIN
 
-static void audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, const char *action,
-                  const char *target, const char *result, const char *details) {
-    char actor[160], peer[64];
-    snprintf(actor, sizeof actor, "user:%s", who->user_id);
-    am_audit_event(h->app->audit, actor, who->org_id, action, target, result,
-                   am_http_peer(req, peer, sizeof peer), details);
-}
-
 static int deny(am_http_handler *h, h2o_req_t *req, const am_principal *who, const char *action,
                 const char *target, const char *msg) {
-    audit(h, req, who, action, target, "denied", NULL);
+    am_api_audit(h, req, who, action, target, "denied", NULL);
     am_http_send_error(req, 403, "forbidden", msg);
     return 0;
 }
@@ -118,7 +110,7 @@ int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param) {
         json_decref(body);
         return fail(req, rc);
     }
-    audit(h, req, &who, "org.create", target, "ok", NULL);
+    am_api_audit(h, req, &who, "org.create", target, "ok", NULL);
     json_t *out = json_pack("{s:s,s:s}", "id", id, "owner", owner);
     if (pw[0])
         json_object_set_new(out, "owner_password", json_string(pw));
@@ -195,7 +187,7 @@ int am_api_user_create(am_http_handler *h, h2o_req_t *req, char **param) {
     }
     char details[64];
     snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(role));
-    audit(h, req, &who, "user.create", target, "ok", details);
+    am_api_audit(h, req, &who, "user.create", target, "ok", details);
     json_t *out = json_pack("{s:s,s:s,s:s}", "id", name, "org", who.org_id, "role",
                             am_auth_role_name(role));
     if (pw[0])
@@ -300,7 +292,7 @@ static int user_action(am_http_handler *h, h2o_req_t *req, char **param, const c
     /* These end the user's sessions: end their live terminals and event streams with them. */
     if (strcmp(action, "user.enable") != 0 && strcmp(action, "user.role") != 0)
         am_ws_close_user(who.org_id, param[0]);
-    audit(h, req, &who, action, target, "ok", details[0] ? details : NULL);
+    am_api_audit(h, req, &who, action, target, "ok", details[0] ? details : NULL);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }
@@ -453,7 +445,7 @@ static int team_change(am_http_handler *h, h2o_req_t *req, const char *team, int
     if (user)
         snprintf(details, sizeof details, "{\"user\":\"%.64s\"}", user);
     if (rc == 0) {
-        audit(h, req, &who, actions[op], target, "ok", details[0] ? details : NULL);
+        am_api_audit(h, req, &who, actions[op], target, "ok", details[0] ? details : NULL);
         am_http_send_json(req, op == 0 ? 201 : 200,
                           json_pack("{s:b,s:s}", "ok", 1, "team", name));
     }
@@ -530,7 +522,7 @@ int am_api_apitoken_create(am_http_handler *h, h2o_req_t *req, char **param) {
     snprintf(target, sizeof target, "api_token:%s", id);
     char details[64];
     snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(role));
-    audit(h, req, &who, "api_token.create", target, "ok", details);
+    am_api_audit(h, req, &who, "api_token.create", target, "ok", details);
     am_http_send_json(req, 201, json_pack("{s:s,s:s,s:s,s:I}", "token", token, "id", id, "role",
                                           am_auth_role_name(role), "expires_ms",
                                           (json_int_t)expires));
@@ -548,7 +540,7 @@ int am_api_apitoken_revoke(am_http_handler *h, h2o_req_t *req, char **param) {
         return fail(req, rc);
     char target[40];
     snprintf(target, sizeof target, "api_token:%.20s", param[0]);
-    audit(h, req, &who, "api_token.revoke", target, "ok", NULL);
+    am_api_audit(h, req, &who, "api_token.revoke", target, "ok", NULL);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }
