@@ -10,62 +10,16 @@
 // (/usr/bin/chromium); screenshots (20-…) go to E2E_ARTIFACTS (test-artifacts/e2e).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const require = createRequire(join(ROOT, 'ui', 'package.json'));
-const { chromium } = require('playwright-core');
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper } from './harness.mjs';
 
-const bin = (env, rel) => resolve(ROOT, process.env[env] || rel);
-const AIRMESHD = bin('AIRMESHD', 'bazel-bin/appliance/airmeshd');
-const UI_DIR = bin('UI_DIR', 'ui/dist');
-const ARTIFACTS = bin('E2E_ARTIFACTS', 'test-artifacts/e2e');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const T = 20000; // per-wait timeout (ASan builds on 2 cores)
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-admin-'));
 const s = { daemon: null, browser: null, admin: null, vera: null, url: '', password: '', veraPassword: '' };
 const problems = []; // CSP violations and page errors, from every page
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = srv.address().port;
-      srv.close(() => res(p));
-    });
-    srv.on('error', rej);
-  });
-}
-
-function startDaemon() {
-  return new Promise(async (res, rej) => {
-    const port = await freePort();
-    const gport = await freePort();
-    s.url = `https://127.0.0.1:${port}`;
-    const log = openSync(join(tmp, 'airmeshd.log'), 'a');
-    const d = spawn(AIRMESHD, ['--data', join(tmp, 'airmesh'), '--listen', `127.0.0.1:${port}`, '--grpc-listen', `127.0.0.1:${gport}`, '--ui', UI_DIR],
-      { stdio: ['ignore', 'pipe', log] });
-    s.daemon = d;
-    let out = '';
-    const timer = setTimeout(() => rej(new Error('airmeshd printed no admin password in 30 s:\n' + out)), 30000);
-    d.stdout.on('data', (b) => {
-      out += b;
-      const m = out.match(/^admin password: (\S+)$/m);
-      if (m) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    });
-    d.on('exit', (code) => rej(new Error(`airmeshd exited (${code}): ` + readFileSync(join(tmp, 'airmeshd.log'), 'utf8'))));
-  });
-}
 
 async function newUser() {
   const ctx = await s.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 }, acceptDownloads: true });
@@ -85,16 +39,6 @@ async function newUser() {
 
 const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name + '.png'), fullPage: true });
 
-async function waitText(page, selector, text, timeout = T) {
-  await page.waitForFunction(([sel, t]) => {
-    const el = document.querySelector(sel);
-    return !!el && el.textContent.includes(t);
-  }, [selector, text], { timeout }).catch(async (e) => {
-    const now = await page.$eval(selector, (el) => el.textContent).catch(() => '(no such element)');
-    throw new Error(`waiting for "${text}" in ${selector}, which says: ${now}\n${e.message}`);
-  });
-}
-
 async function login(page, user, password) {
   await page.waitForSelector('#login-user');
   await page.fill('#login-user', user);
@@ -103,32 +47,15 @@ async function login(page, user, password) {
   await page.waitForSelector('.shell .page-title');
 }
 
-// The steps build on each other: after a failure the rest skip at once.
-let broken = '';
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip(`an earlier step failed: ${broken}`);
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = name;
-      throw e;
-    }
-  });
-}
+const step = stepper();
 
 before(async () => {
   for (const f of [AIRMESHD, join(UI_DIR, 'index.html'), CHROMIUM]) {
     assert.ok(existsSync(f), `${f} is missing (build airmeshd and run make ui first)`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
-  s.password = await startDaemon();
-  s.browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  Object.assign(s, await startDaemon(tmp));
+  s.browser = await launchChromium();
   s.admin = await newUser();
 });
 

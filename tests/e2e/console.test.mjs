@@ -11,91 +11,25 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const require = createRequire(join(ROOT, 'ui', 'package.json'));
-const { chromium } = require('playwright-core');
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper } from './harness.mjs';
 
-const bin = (env, rel) => resolve(ROOT, process.env[env] || rel);
-const AIRMESHD = bin('AIRMESHD', 'bazel-bin/appliance/airmeshd');
 const AIRMESHCTL = bin('AIRMESHCTL', 'bazel-bin/appliance/airmeshctl');
 const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
-const UI_DIR = bin('UI_DIR', 'ui/dist');
-const ARTIFACTS = bin('E2E_ARTIFACTS', 'test-artifacts/e2e');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const T = 20000; // per-wait timeout (ASan builds on 2 cores)
 
 // The runner's data dir (and so the pods' worktrees) lives in /tmp, never under /root.
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-'));
 const s = { daemon: null, runner: null, browser: null, ctx: null, page: null, url: '', grpc: '', pod: '', ws: null };
 const cspViolations = [];
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = srv.address().port;
-      srv.close(() => res(p));
-    });
-    srv.on('error', rej);
-  });
-}
-
-function startDaemon() {
-  return new Promise(async (res, rej) => {
-    const port = await freePort();
-    const gport = await freePort();
-    s.url = `https://127.0.0.1:${port}`;
-    s.grpc = `127.0.0.1:${gport}`;
-    const log = openSync(join(tmp, 'airmeshd.log'), 'a');
-    const d = spawn(AIRMESHD, ['--data', join(tmp, 'airmesh'), '--listen', `127.0.0.1:${port}`, '--grpc-listen', s.grpc, '--ui', UI_DIR],
-      { stdio: ['ignore', 'pipe', log] });
-    s.daemon = d;
-    let out = '';
-    const timer = setTimeout(() => rej(new Error('airmeshd printed no admin password in 30 s:\n' + out)), 30000);
-    d.stdout.on('data', (b) => {
-      out += b;
-      const m = out.match(/^admin password: (\S+)$/m);
-      if (m) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    });
-    d.on('exit', (code) => rej(new Error(`airmeshd exited (${code}): ` + readFileSync(join(tmp, 'airmeshd.log'), 'utf8'))));
-  });
-}
-
 async function shot(name) {
   await s.page.screenshot({ path: join(ARTIFACTS, name + '.png') });
 }
 
-async function waitText(page, selector, text, timeout = T) {
-  await page.waitForFunction(([sel, t]) => {
-    const el = document.querySelector(sel);
-    return !!el && el.textContent.includes(t);
-  }, [selector, text], { timeout });
-}
-
-// The steps build on each other (one appliance, one pod): after a failure the rest are skipped
-// at once instead of each waiting out its timeouts; the failure itself fails the run.
-let broken = '';
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip(`an earlier step failed: ${broken}`);
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = name;
-      throw e;
-    }
-  });
-}
+const step = stepper();
 
 function git(repo, ...args) {
   return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
@@ -106,7 +40,7 @@ before(async () => {
     assert.ok(existsSync(f), `${f} is missing (build the binaries and run make ui first)`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
-  s.password = await startDaemon();
+  Object.assign(s, await startDaemon(tmp));
   // A repository for the pods.
   s.repo = join(tmp, 'repo');
   mkdirSync(s.repo);
@@ -114,12 +48,7 @@ before(async () => {
   writeFileSync(join(s.repo, 'README.md'), '# e2e\n');
   git(s.repo, 'add', '-A');
   git(s.repo, 'commit', '-qm', 'base');
-  s.browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  s.browser = await launchChromium();
   s.ctx = await s.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
   s.ctx.setDefaultTimeout(T);
   // Every CSP violation is reported with the element that caused it.
