@@ -349,6 +349,15 @@ static void audit_state(am_app *app, const update_ctx *c, const char *actor) {
     snprintf(target, sizeof target, "pod:%s", c->id);
     snprintf(details, sizeof details, "{\"state\":\"%s\",\"exit_code\":%d}", c->state,
              c->exit_code);
+    if (c->reason && *c->reason) { /* e.g. the runner refused to take the pod's branch back */
+        json_t *d = json_pack("{s:s,s:i,s:s}", "state", c->state, "exit_code", c->exit_code,
+                              "reason", c->reason);
+        char *js = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        if (js && strlen(js) < sizeof details)
+            snprintf(details, sizeof details, "%s", js);
+        free(js);
+        json_decref(d);
+    }
     am_audit_event(app->audit, actor, c->org, action, target,
                    strcmp(c->state, "failed") == 0 ? "error" : "ok", "", details);
 }
