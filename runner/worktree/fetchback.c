@@ -65,6 +65,7 @@
 #define FB_HEADER_MAX 256
 #define FB_HELPER_TIMEOUT_MS 120000
 #define FB_MAGIC "airmesh-fetchback 1 "
+#define FB_CHUNK (64u << 10)
 
 static uint64_t g_fb_max = 256ull << 20;
 
@@ -298,7 +299,7 @@ static int check_connected(wt_rx *rx, git_repository *packrepo) {
     oidset set = {0};
     oidstack st = {0};
     int rc = 0;
-    size_t in_pack = rx->stats.indexed_objects + 1;
+    size_t in_pack = (size_t)rx->stats.total_objects + rx->stats.indexed_objects + 1;
     set.cap = 2 * in_pack + 16;
     set.slots = calloc(set.cap, sizeof *set.slots);
     set.used = calloc(set.cap, 1);
@@ -519,6 +520,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
     char e_dir[PATH_MAX + 16], e_alt[PATH_MAX + 48], e_ref[320], e_known[64], e_out[64];
     wt_rx *rx = NULL;
     am_sbx *s = NULL;
+    uint8_t *buf = NULL;
     int rc, rd = -1, code = -1, sig = 0, exited = 0, eof = 0;
     if ((rc = wt_path(fbdir, sizeof fbdir, "%s/fetchback", f->pod)) < 0 ||
         (rc = wt_path(fifo, sizeof fifo, "%s/pack.fifo", fbdir)) < 0)
@@ -592,7 +594,10 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
 
     uint64_t deadline = am_mono_ns() / 1000000 + FB_HELPER_TIMEOUT_MS;
     int pty = am_sbx_pty_fd(s);
-    static _Thread_local uint8_t buf[1 << 16];
+    if (!(buf = malloc(FB_CHUNK))) {
+        rc = am_err_set(AM_ENOMEM, "worktree: out of memory");
+        goto out;
+    }
     while (!(exited && eof) && !wt_rx_refused(rx)) {
         struct pollfd pf[2] = {{eof ? -1 : rd, POLLIN, 0}, {pty, POLLIN, 0}};
         int pr = poll(pf, 2, exited ? 0 : 100);
@@ -603,7 +608,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
         for (;;) { /* the FIFO, until it would block */
             if (eof)
                 break;
-            ssize_t n = read(rd, buf, sizeof buf);
+            ssize_t n = read(rd, buf, FB_CHUNK);
             if (n > 0) {
                 if (wt_rx_feed(rx, buf, (size_t)n) < 0)
                     break;
@@ -620,7 +625,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
             break;
         }
         for (;;) { /* the helper's terminal (its stderr) */
-            ssize_t n = read(pty, buf, sizeof buf);
+            ssize_t n = read(pty, buf, FB_CHUNK);
             if (n <= 0)
                 break;
             tail_add(tail, sizeof tail, (const char *)buf, (size_t)n);
@@ -653,6 +658,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
     rc = wt_rx_finish(rx, msg);
 out:
     am_sbx_free(s);
+    free(buf);
     if (rd >= 0)
         close(rd);
     wt_rx_free(rx);
@@ -665,9 +671,13 @@ int wt_receive_fd(const wt_fb_paths *f, int fd) {
     int rc = wt_rx_begin(f->mirror, f->lock, f->staging, f->branch, &rx);
     if (rc < 0)
         return rc;
-    static _Thread_local uint8_t buf[1 << 16];
+    uint8_t *buf = malloc(FB_CHUNK);
+    if (!buf) {
+        rc = am_err_set(AM_ENOMEM, "worktree: out of memory");
+        goto out;
+    }
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
+        ssize_t n = read(fd, buf, FB_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -681,6 +691,7 @@ int wt_receive_fd(const wt_fb_paths *f, int fd) {
     }
     rc = wt_rx_finish(rx, "airmesh: fetch-back (stream)");
 out:
+    free(buf);
     wt_rx_free(rx);
     return rc;
 }
