@@ -332,7 +332,7 @@ class FetchBackTest(unittest.TestCase):
                 fh.write("keep\n")
         script = ('G=$(git rev-parse --absolute-git-dir) && ln -s "$V" evil && '
                   'ln -s "$V" "$G/evil" && mkdir -p deep/a/b && ln -s "$V" deep/a/b/evil && '
-                  'rm -rf src && ln -s "$V" src && echo PLANTED && sleep 600')
+                  'rm -rf src && ln -s "$V" src && echo PLANTED && sleep 987')
         p = self.create_pod(self.repo, "--env", "V=" + victim, "--", "sh", "-c", script)
         upper = os.path.join(self.rdata, "pods", p["id"], "upper")
         # Positive control: from the host, the planted links reach the victim dir.
