@@ -576,7 +576,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
     const char *argv[] = {"/bin/sh", "-c", k_helper, "airmesh-fetchback", NULL};
     const char *ro[] = {f->git, f->mirror, NULL};
     char host[80];
-    snprintf(host, sizeof host, "fetchback-%.60s", pod_id);
+    snprintf(host, sizeof host, "fetchback-%.50s", pod_id); /* HOST_NAME_MAX is 64 */
     am_sbx_opts o = {.argv = argv,
                      .env = env,
                      .workspace = fbdir,
@@ -648,6 +648,8 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
         rc = rx_refuse(rx, -wt_rx_refused(rx), "%s", wt_rx_why(rx));
         goto out;
     }
+    for (size_t n = strlen(tail); n > 0 && tail[n - 1] == ' ';)
+        tail[--n] = '\0';
     if (code != 0) {
         rc = rx_refuse(rx, AM_EIO, "the helper in the pod's sandbox failed (exit %d)%s%s", code,
                        tail[0] ? ": " : "", tail);

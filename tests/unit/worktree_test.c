@@ -648,6 +648,23 @@ static void test_removal_never_follows_symlinks(void **state) {
     assert_true(exists(f));
 }
 
+static void test_fetch_back_with_the_longest_pod_id(void **state) {
+    (void)state;
+    am_wt_info info;
+    char id[65], sha[64], got[BIG];
+    memset(id, 'q', 64);
+    id[64] = '\0';
+    create_ok("main", "long/id", id, &info);
+    assert_int_equal(sh_out(sha, sizeof sha,
+                            "cd %s && echo l > l.txt && git add l.txt && git commit -qm l &&"
+                            " git rev-parse HEAD",
+                            info.path),
+                     0);
+    remove_ok(id, 0);
+    assert_int_equal(sh_out(got, sizeof got, "git --git-dir=%s rev-parse long/id", info.mirror), 0);
+    assert_string_equal(got, sha);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worktree_on_new_branch_at_base_ref),
@@ -663,6 +680,7 @@ int main(void) {
         cmocka_unit_test(test_fetch_back_stream_is_checked_before_the_mirror_changes),
         cmocka_unit_test(test_fetch_back_runs_the_pods_git_dir_only_inside_a_sandbox),
         cmocka_unit_test(test_removal_never_follows_symlinks),
+        cmocka_unit_test(test_fetch_back_with_the_longest_pod_id),
     };
     return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
