@@ -38,7 +38,8 @@
  *   mirror as it was (the staging dir is deleted) and is returned as
  *   "worktree: fetch-back of <branch> refused: <why>".
  *
- * Limits: helper wall time 120 s (killed after), pack size as above. Objects the pack inflates
+ * Limits: helper wall time 120 s (killed after) and memory 2 GiB (cgroup where available, and
+ * RLIMIT_AS), pack size as above. Objects the pack inflates
  * are not size-capped by libgit2 (a delta can expand); the pack size bounds the disk used.
  *
  * Ownership: wt_rx owns its indexer, staging dir and libgit2 objects (wt_rx_free). Threads: one
@@ -64,6 +65,7 @@
 
 #define FB_HEADER_MAX 256
 #define FB_HELPER_TIMEOUT_MS 120000
+#define FB_HELPER_MEMORY (2ull << 30)
 #define FB_MAGIC "airmesh-fetchback 1 "
 #define FB_CHUNK (64u << 10)
 
@@ -582,6 +584,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
                      .workspace = fbdir,
                      .ro_binds = ro,
                      .network_none = 1,
+                     .memory_bytes = FB_HELPER_MEMORY, /* the agent's config steers git */
                      .cols = 200,
                      .rows = 24,
                      .hostname = host};
