@@ -523,7 +523,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
     wt_rx *rx = NULL;
     am_sbx *s = NULL;
     uint8_t *buf = NULL;
-    int rc, rd = -1, code = -1, sig = 0, exited = 0, eof = 0;
+    int rc, rd = -1, wr = -1, code = -1, sig = 0, exited = 0, eof = 0;
     if ((rc = wt_path(fbdir, sizeof fbdir, "%s/fetchback", f->pod)) < 0 ||
         (rc = wt_path(fifo, sizeof fifo, "%s/pack.fifo", fbdir)) < 0)
         return rc;
@@ -543,9 +543,13 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
         rc = wt_sys_fail("fetch-back: mkfifo", fifo);
         goto out;
     }
+    /* Our own write end too: a FIFO without writers reads as EOF, and the helper opens its end
+     * some time after it starts. Closed once the helper is gone, so the EOF that follows is
+     * "everything it wrote has been read". */
     rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (rd < 0 || fstat(rd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+    if (rd < 0 || fstat(rd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
+        (wr = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)) < 0) {
         rc = wt_sys_fail("fetch-back: open", fifo);
         goto out;
     }
@@ -601,16 +605,14 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
         rc = am_err_set(AM_ENOMEM, "worktree: out of memory");
         goto out;
     }
-    while (!(exited && eof) && !wt_rx_refused(rx)) {
-        struct pollfd pf[2] = {{eof ? -1 : rd, POLLIN, 0}, {pty, POLLIN, 0}};
+    while (!eof && !wt_rx_refused(rx)) {
+        struct pollfd pf[2] = {{rd, POLLIN, 0}, {pty, POLLIN, 0}};
         int pr = poll(pf, 2, exited ? 0 : 100);
         if (pr < 0 && errno != EINTR) {
             rc = wt_sys_fail("fetch-back: poll", NULL);
             goto out;
         }
         for (;;) { /* the FIFO, until it would block */
-            if (eof)
-                break;
             ssize_t n = read(rd, buf, FB_CHUNK);
             if (n > 0) {
                 if (wt_rx_feed(rx, buf, (size_t)n) < 0)
@@ -618,9 +620,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
                 continue;
             }
             if (n == 0)
-                eof = 1; /* every writer closed it */
-            else if (errno == EAGAIN && exited)
-                eof = 1; /* the helper is gone and never opened it */
+                eof = 1; /* only once our write end is closed: the helper is gone, all read */
             else if (errno != EAGAIN && errno != EINTR) {
                 rc = wt_sys_fail("fetch-back: read", fifo);
                 goto out;
@@ -633,8 +633,11 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
                 break;
             tail_add(tail, sizeof tail, (const char *)buf, (size_t)n);
         }
-        if (!exited && am_sbx_wait(s, 0, &code, &sig) == 0)
-            exited = 1;
+        if (!exited && am_sbx_wait(s, 0, &code, &sig) == 0) {
+            exited = 1; /* every process of its pid namespace is gone: no writer but ours */
+            close(wr);
+            wr = -1;
+        }
         if (!exited && am_mono_ns() / 1000000 > deadline) {
             rx_refuse(rx, AM_EIO, "the helper did not finish within %d s",
                       FB_HELPER_TIMEOUT_MS / 1000);
@@ -664,6 +667,8 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
 out:
     am_sbx_free(s);
     free(buf);
+    if (wr >= 0)
+        close(wr);
     if (rd >= 0)
         close(rd);
     wt_rx_free(rx);

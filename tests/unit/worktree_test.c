@@ -665,6 +665,20 @@ static void test_fetch_back_with_the_longest_pod_id(void **state) {
     assert_string_equal(got, sha);
 }
 
+static void test_fetch_back_of_a_branch_moved_back_to_an_older_commit(void **state) {
+    (void)state;
+    am_wt_info info;
+    char want[64], got[BIG];
+    create_ok("main", NULL, "rb", &info);
+    /* Nothing new to send: the helper's pack is empty (or absent), the ref still moves. */
+    assert_int_equal(sh("git -C %s reset -q --hard HEAD^", info.path), 0);
+    assert_int_equal(sh_out(want, sizeof want, "git -C %s rev-parse main^", g_src), 0);
+    remove_ok("rb", 0);
+    assert_int_equal(
+        sh_out(got, sizeof got, "git --git-dir=%s rev-parse airmesh/pod-rb", info.mirror), 0);
+    assert_string_equal(got, want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worktree_on_new_branch_at_base_ref),
@@ -681,6 +695,7 @@ int main(void) {
         cmocka_unit_test(test_fetch_back_runs_the_pods_git_dir_only_inside_a_sandbox),
         cmocka_unit_test(test_removal_never_follows_symlinks),
         cmocka_unit_test(test_fetch_back_with_the_longest_pod_id),
+        cmocka_unit_test(test_fetch_back_of_a_branch_moved_back_to_an_older_commit),
     };
     return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
