@@ -27,20 +27,27 @@
  *
  *   runner (wt_rx_*): reads the header (at most 256 bytes), refuses a ref name other than
  *   refs/heads/<the branch recorded at create> or a value that is not 40 lowercase hex; streams
- *   the pack into libgit2's indexer (every object inflated and hashed, deltas resolved,
- * connectivity verified against pack + mirror) in a staging dir DATA/mirrors/<h>.in-<pod>, never
- * more than am_wt_set_fetch_back_max bytes (default 256 MiB: the helper is killed and the
- * fetch-back refused beyond); then walks every object reachable from the tip that the mirror does
- * not have, requiring each to be in the new pack (so the tip is a commit and fully connected:
- *   objects already in the mirror are taken as connected, the mirror's invariant); only then,
- *   under the mirror lock, renames the pack and its index into the mirror and moves
+ *   the pack into libgit2's indexer (every object inflated and hashed, deltas resolved, its
+ *   `verify` option on, the mirror's odb for bases) in a staging dir DATA/mirrors/<h>.in-<pod>,
+ *   never more than am_wt_set_fetch_back_max bytes (default 256 MiB: the helper is killed and the
+ *   fetch-back refused beyond); then walks every object reachable from the tip that the mirror
+ *   does not have, requiring each to be in the new pack (so the tip is a commit and fully
+ *   connected: objects already in the mirror are taken as connected, the mirror's invariant);
+ *   only then, under the mirror lock, renames the pack and its index into the mirror and moves
  *   refs/heads/<branch> from the value it had before (compare-and-swap). Any refusal leaves the
  *   mirror as it was (the staging dir is deleted) and is returned as
  *   "worktree: fetch-back of <branch> refused: <why>".
  *
+ * The sandbox is a new one (the pod's own has ended by then) built by the same am_sbx_spawn, so
+ * it gets whatever the pod's gets (uid map, seccomp, limits). The FIFO lives in a runner-made
+ * dir the pod never saw; the runner opens both of its ends before the helper starts and closes
+ * its write end once the helper's pid namespace is gone, so EOF means "all of it was read" (a
+ * FIFO without writers reads as EOF, and the helper opens it a little after it starts).
+ *
  * Limits: helper wall time 120 s (killed after) and memory 2 GiB (cgroup where available, and
- * RLIMIT_AS), pack size as above. Objects the pack inflates
- * are not size-capped by libgit2 (a delta can expand); the pack size bounds the disk used.
+ * RLIMIT_AS); pack size as above (it bounds the disk used). Objects the pack inflates are not
+ * size-capped by libgit2 (a delta can expand), and the walk's memory grows with the number of
+ * objects in the pack.
  *
  * Ownership: wt_rx owns its indexer, staging dir and libgit2 objects (wt_rx_free). Threads: one
  * wt_rx per thread; the helper sandbox is spawned and reaped by the calling thread (PDEATHSIG).
