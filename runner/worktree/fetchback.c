@@ -13,7 +13,7 @@
  *
  *   helper (in a sandbox: am_sbx_spawn with new user/pid/mount/net/ipc/uts/cgroup namespaces,
  *   seccomp, no network; binds: the pod's git dir and the mirror read-only, an empty runner-made
- *   dir DATA/pods/<pod>/fetchback as /workspace holding the FIFO pack.fifo): /bin/sh running the
+ *   dir DATA/mirrors/<h>.fb-<pod> as /workspace holding the FIFO pack.fifo): /bin/sh running the
  *   host's git (from the read-only /usr) with a sanitized environment (no system/global config,
  *   GIT_DIR = the pod's git dir, the mirror's objects as an alternate, safe.directory=*). It
  *   writes to the FIFO:
@@ -531,7 +531,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
     am_sbx *s = NULL;
     uint8_t *buf = NULL;
     int rc, rd = -1, wr = -1, code = -1, sig = 0, exited = 0, eof = 0;
-    if ((rc = wt_path(fbdir, sizeof fbdir, "%s/fetchback", f->pod)) < 0 ||
+    if ((rc = wt_path(fbdir, sizeof fbdir, "%s", f->helper)) < 0 ||
         (rc = wt_path(fifo, sizeof fifo, "%s/pack.fifo", fbdir)) < 0)
         return rc;
     if ((rc = wt_rx_begin(f->mirror, f->lock, f->staging, f->branch, &rx)) < 0)

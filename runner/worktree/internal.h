@@ -60,7 +60,8 @@ typedef struct {
     const char *mirror;  /* DATA/mirrors/<h>.git */
     const char *lock;    /* DATA/mirrors/<h>.lock */
     const char *staging; /* DATA/mirrors/<h>.in-<pod>: the pack is indexed here first */
-    const char *pod;     /* DATA/pods/<pod> (the helper's empty workspace + FIFO go in it) */
+    const char *helper;  /* DATA/mirrors/<h>.fb-<pod>: the helper's /workspace, with the FIFO
+                            (outside the pod dir: a pod that filled its quota still comes back) */
     const char *git;     /* DATA/pods/<pod>/git, bound read-only into the helper's sandbox */
     const char *branch;  /* as recorded at create */
 } wt_fb_paths;

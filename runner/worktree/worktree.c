@@ -125,6 +125,7 @@ typedef struct {
     char ws[PATH_MAX];      /* DATA/pods/<pod>/workspace */
     char staging[PATH_MAX]; /* DATA/mirrors/<h>.in-<pod>: a fetch-back's pack before it is
                                checked */
+    char fbdir[PATH_MAX];   /* DATA/mirrors/<h>.fb-<pod>: the fetch-back helper's workspace */
 } wt_paths;
 
 static int make_paths(const char *data_dir, const char *url, const char *pod_id, wt_paths *p) {
@@ -145,7 +146,8 @@ static int make_paths(const char *data_dir, const char *url, const char *pod_id,
         (rc = wt_path(p->git, sizeof p->git, "%s/git", p->pod)) < 0 ||
         (rc = wt_path(p->brfile, sizeof p->brfile, "%s/branch", p->pod)) < 0 ||
         (rc = wt_path(p->ws, sizeof p->ws, "%s/workspace", p->pod)) < 0 ||
-        (rc = wt_path(p->staging, sizeof p->staging, "%s.in-%s", base, pod_id)) < 0)
+        (rc = wt_path(p->staging, sizeof p->staging, "%s.in-%s", base, pod_id)) < 0 ||
+        (rc = wt_path(p->fbdir, sizeof p->fbdir, "%s.fb-%s", base, pod_id)) < 0)
         return rc;
     return 0;
 }
@@ -434,7 +436,7 @@ static int bring_back(const wt_paths *p, const char *pod_id) {
     wt_fb_paths f = {.mirror = p->mirror,
                      .lock = p->lock,
                      .staging = p->staging,
-                     .pod = p->pod,
+                     .helper = p->fbdir,
                      .git = p->git,
                      .branch = br};
     return wt_fetch_back(&f, pod_id);
@@ -453,7 +455,7 @@ int am_wt_receive(const char *data_dir, const char *repo_url, const char *pod_id
     wt_fb_paths f = {.mirror = p.mirror,
                      .lock = p.lock,
                      .staging = p.staging,
-                     .pod = p.pod,
+                     .helper = p.fbdir,
                      .git = p.git,
                      .branch = br};
     return wt_receive_fd(&f, fd);

@@ -14,6 +14,10 @@
  *                                                mirror
  *   DATA/mirrors/<h>.git/refs/heads/<branch>     the pods' branches (upstream never writes here):
  *                                                made at create, moved by am_wt_remove only
+ *   DATA/mirrors/<h>.in-<pod>/                   during a fetch-back: the pod's pack being
+ *                                                indexed and checked (then moved into the mirror)
+ *   DATA/mirrors/<h>.fb-<pod>/pack.fifo          during a fetch-back: the helper's /workspace and
+ *                                                the FIFO it writes the ref value + pack into
  *   DATA/checkouts/<commit>/tree/               the commit's files, written once (temp dir +
  *                                                rename, so concurrent creators never collide)
  *   DATA/checkouts/<commit>/index               index of that tree with the stat data of those

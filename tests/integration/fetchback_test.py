@@ -200,7 +200,7 @@ class FetchBackTest(unittest.TestCase):
         self.assertEqual(gitdir(ma, "fsck", "--no-dangling", "--no-progress").returncode, 0)
         # No staging dir, helper dir or FIFO left behind.
         self.assertFalse([f for f in os.listdir(os.path.join(self.rdata, "mirrors"))
-                          if ".in-" in f])
+                          if ".in-" in f or ".fb-" in f])
         # A second pod on the same repo, based on that branch, reads the file.
         p2 = self.create_pod(self.repo, "--base-ref", p["branch"], "--", "sh", "-c",
                              "cat own.txt; git log -1 --format=%s")

@@ -537,7 +537,8 @@ static void test_fetch_back_stream_is_checked_before_the_mirror_changes(void **s
     assert_string_equal(got, tip);
     assert_int_equal(sh("git --git-dir=%s fsck --no-dangling --no-progress >/dev/null", m), 0);
     /* No staging dir left behind. */
-    assert_int_equal(sh("ls -d %s/mirrors/*.in-* 2>/dev/null | grep -q .", g_data), 1);
+    assert_int_equal(
+        sh("ls -d %s/mirrors/*.in-* %s/mirrors/*.fb-* 2>/dev/null | grep -q .", g_data, g_data), 1);
     remove_ok("rx", 0);
 }
 
