@@ -42,6 +42,11 @@ void am_api_audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, c
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 
+/* POST /api/v1/login, throttled and run on the worker pool (api_login.c). */
+int am_api_login(am_http_handler *h, h2o_req_t *req, char **param);
+/* Clear every login lock on (org, user): an administrator set a new password. */
+void am_api_login_forget(const char *org, const char *user);
+
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_token_list(am_http_handler *h, h2o_req_t *req, char **param);

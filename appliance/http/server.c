@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -276,6 +277,8 @@ static int timers_pending(am_http *h) {
 int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     if (h->app->hub)
         am_ws_start(h->app, h->loop); /* web terminal wake-ups from the rpc thread */
+    if (h->app->work)
+        am_work_attach(h->app->work, h->loop); /* slow jobs' completions */
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
     /* Stop accepting; finish what is in flight. */
@@ -291,6 +294,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     while ((connections_open(h) || am_ws_count() > 0) && am_mono_ns() < deadline)
         h2o_evloop_run(h->loop, 50);
     am_ws_stop_end();
+    if (h->app->work)
+        am_work_detach(h->app->work); /* jobs still queued get 503 (their requests may be gone) */
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);
