@@ -226,7 +226,8 @@ int main(int argc, char **argv) {
         fail("cannot set up the audit signing key");
         goto out;
     }
-    am_work_opts wopts = {.threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
+    am_work_opts wopts = {
+        .threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
     if (am_work_new(&wopts, &app.work) != 0) {
         fail("cannot start the worker pool");
         goto out;

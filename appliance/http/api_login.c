@@ -10,6 +10,10 @@
  * exist exactly like real ones. Every outcome is an audit event (auth.login ok / denied with
  * the reason).
  *
+ * A password change (am_api_password_start, called by api_users.c once it has checked who may
+ * do it) runs the same way: the current-password check and the new hash on a worker, then the
+ * audit event, the end of the user's sessions and WebSockets, and the answer on this thread.
+ *
  * Statuses: 200 + token and cookie; 400 bad body; 401 unknown user or wrong password; 429 +
  * Retry-After when throttled; 503 + Retry-After when the pool's queue is full.
  * Threads: the http thread, except login_run (a worker). The throttle table is this file's and
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "airmesh/v1/store.pb-c.h"
 #include "appliance/auth/auth.h"
 #include "appliance/auth/throttle.h"
 #include "appliance/http/internal.h"
@@ -200,6 +205,103 @@ int am_api_login(am_http_handler *h, h2o_req_t *req, char **param) {
         job_free(j);
         send_retry(req, 503, 1, "busy", "the appliance is busy: try again in a second");
         return 0;
+    }
+    return 0;
+}
+
+/* ---- POST /api/v1/users/{name}/password, off the h2o thread ---- */
+
+typedef struct {
+    am_work_job job;
+    am_http_handler *h;
+    char org[MAX_NAME + 1], name[MAX_NAME + 1], actor[160], peer[64];
+    char password[MAX_PASSWORD + 1], current[MAX_PASSWORD + 1];
+    int check_current;
+    /* results */
+    int denied, rc;
+    char err[256];
+} password_job;
+
+static void password_run(am_work_job *job) {
+    password_job *j = (password_job *)job;
+    if (j->check_current) { /* users prove who they are before changing their own password */
+        ProtobufCMessage *m = NULL;
+        am_store_get(j->h->app->store, AM_DB_USERS, j->org, j->name, &airmesh__v1__user__descriptor,
+                     &m);
+        j->denied =
+            !m || am_auth_verify_password(((Airmesh__V1__User *)m)->password_hash, j->current) != 0;
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
+    }
+    if (!j->denied) {
+        j->rc = am_users_set_password(j->h->app->store, j->org, j->name, j->password);
+        if (j->rc)
+            snprintf(j->err, sizeof j->err, "%s", am_err_last());
+    }
+    am_wipe(j->password, sizeof j->password);
+    am_wipe(j->current, sizeof j->current);
+}
+
+static void password_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    password_job *j = (password_job *)job;
+    char target[160];
+    snprintf(target, sizeof target, "user:%.64s", j->name);
+    const char *result = cancelled ? "denied" : j->denied ? "denied" : j->rc ? "failed" : "ok";
+    am_audit_event(j->h->app->audit, j->actor, j->org, "user.password", target, result, j->peer,
+                   cancelled ? "{\"reason\":\"busy\"}" : NULL);
+    if (!cancelled && !j->denied && j->rc == 0) {
+        /* The new password ends the user's sessions, their live terminals and login locks. */
+        am_api_login_forget(j->org, j->name);
+        am_ws_close_user(j->org, j->name);
+    }
+    if (req) {
+        if (cancelled)
+            send_retry(req, 503, 1, "busy", "the appliance is shutting down: try again");
+        else if (j->denied)
+            am_http_send_error(req, 403, "forbidden", "current_password is wrong");
+        else if (j->rc == -AM_EINVAL || j->rc == -AM_ENOTFOUND)
+            am_http_send_error(req, j->rc == -AM_EINVAL ? 400 : 404,
+                               j->rc == -AM_EINVAL ? "bad_request" : "not_found", j->err);
+        else if (j->rc) {
+            am_log_error("api", "request failed", "error=\"%s\"", j->err);
+            am_http_send_error(req, 500, "internal", "internal error (see the appliance log)");
+        } else
+            am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
+    }
+    am_wipe(j, sizeof *j);
+    free(j);
+}
+
+int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                          const char *name, const char *password, const char *current,
+                          int check_current) {
+    if (!password || strlen(password) > MAX_PASSWORD || strlen(name) > MAX_NAME ||
+        (current && strlen(current) > MAX_PASSWORD)) {
+        am_http_send_error(req, 400, "bad_request", "password: 12 to 1024 characters");
+        return 0;
+    }
+    password_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        am_http_send_error(req, 500, "internal", "out of memory");
+        return 0;
+    }
+    j->h = h;
+    snprintf(j->org, sizeof j->org, "%s", who->org_id);
+    snprintf(j->name, sizeof j->name, "%s", name);
+    snprintf(j->actor, sizeof j->actor, "user:%s", who->user_id);
+    am_http_peer(req, j->peer, sizeof j->peer);
+    snprintf(j->password, sizeof j->password, "%s", password);
+    snprintf(j->current, sizeof j->current, "%s", current ? current : "");
+    j->check_current = check_current;
+    j->denied = check_current && !current;
+    if (am_work_submit(h->app->work, req, &j->job, password_run, password_done) != 0) {
+        char target[160];
+        snprintf(target, sizeof target, "user:%.64s", j->name);
+        am_audit_event(h->app->audit, j->actor, j->org, "user.password", target, "denied", j->peer,
+                       "{\"reason\":\"busy\"}");
+        am_wipe(j, sizeof *j);
+        free(j);
+        send_retry(req, 503, 1, "busy", "the appliance is busy: try again in a second");
     }
     return 0;
 }

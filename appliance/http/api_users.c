@@ -268,22 +268,12 @@ static int user_action(am_http_handler *h, h2o_req_t *req, char **param, const c
                 rc = am_users_set_role(h->app->store, who.org_id, param[0], role);
             snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(role));
         } else {
-            if (self && who.role < ADMIN) {
-                /* Users prove who they are before changing their own password. */
-                ProtobufCMessage *m = NULL;
-                am_store_get(h->app->store, AM_DB_USERS, who.org_id, param[0],
-                             &airmesh__v1__user__descriptor, &m);
-                int ok = m && current &&
-                         am_auth_verify_password(((Airmesh__V1__User *)m)->password_hash,
-                                                 current) == 0;
-                if (m)
-                    protobuf_c_message_free_unpacked(m, NULL);
-                if (!ok) {
-                    json_decref(body);
-                    return deny(h, req, &who, action, target, "current_password is wrong");
-                }
-            }
-            rc = am_users_set_password(h->app->store, who.org_id, param[0], value);
+            /* argon2id (the current password's check, the new hash) runs on the worker pool;
+             * the answer, audit and session ends follow from there (api_login.c). */
+            am_api_password_start(h, req, &who, param[0], value, current,
+                                  self && who.role < ADMIN);
+            json_decref(body);
+            return 0;
         }
         json_decref(body);
     }

@@ -46,6 +46,12 @@ int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 int am_api_login(am_http_handler *h, h2o_req_t *req, char **param);
 /* Clear every login lock on (org, user): an administrator set a new password. */
 void am_api_login_forget(const char *org, const char *user);
+/* Set name's password (in who's org) on the worker pool and answer the request from there;
+ * check_current: verify `current` first (a user changing their own). The caller has checked
+ * permissions. Always returns 0 (the response is sent, now or later). */
+int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                          const char *name, const char *password, const char *current,
+                          int check_current);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);

@@ -159,6 +159,12 @@ static int make_ssl_ctx(const am_http_opts *o, SSL_CTX **out) {
     if (!ssl)
         return am_err_set(AM_ECRYPTO, "http: SSL_CTX_new failed");
     SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    /* TLS 1.2: ECDHE + AEAD only (Mozilla "intermediate" without the DHE suites); TLS 1.3's
+     * suites are all AEAD. */
+    if (SSL_CTX_set_cipher_list(ssl, AM_HTTP_TLS12_CIPHERS) != 1) {
+        SSL_CTX_free(ssl);
+        return am_err_set(AM_ECRYPTO, "http: TLS cipher list refused");
+    }
     SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ssl, o->cert_pem) != 1 ||
@@ -181,6 +187,17 @@ static h2o_evloop_t *process_loop;
 
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req) {
     (void)self;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        req->res.status = 405;
+        req->res.reason = "Method Not Allowed";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                       H2O_STRLIT("GET, HEAD"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("text/plain; charset=utf-8"));
+        h2o_send_inline(req, H2O_STRLIT("method not allowed: GET or HEAD\n"));
+        return 0;
+    }
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

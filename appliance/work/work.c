@@ -203,6 +203,7 @@ void am_work_detach(am_work *w) {
     else {
         h2o_multithread_unregister_receiver(w->queue, &w->receiver);
         h2o_multithread_destroy_queue(w->queue);
+        free(w->queue); /* the evloop build of h2o 2.2.5's destroy does not free the struct */
     }
     w->queue = NULL;
 }
