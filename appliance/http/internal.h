@@ -15,6 +15,10 @@ typedef struct {
     am_app *app;
 } am_http_handler;
 
+/* Accept a connection: TLS, then HTTP/2 (with 413 for oversized bodies) or HTTP/1.1
+ * (accept.c). */
+void am_http_accept(h2o_accept_ctx_t *ctx, h2o_socket_t *sock);
+
 /* REST router for /api/v1/... */
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req);
 

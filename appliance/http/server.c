@@ -212,7 +212,7 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
     am_http *h = listener->data;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock)
-        h2o_accept(&h->accept_ctx, sock);
+        am_http_accept(&h->accept_ctx, sock); /* h2o_accept + 413 for HTTP/2 (accept.c) */
 }
 
 static void add_handler(am_http *h, h2o_pathconf_t *pc, int (*fn)(h2o_handler_t *, h2o_req_t *)) {
