@@ -695,14 +695,15 @@ static void unknown_free(unknown_call *u) {
 }
 
 static void on_unknown(unknown_call *u) {
-    grpc_op ops[2];
+    grpc_op ops[3];
     memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[0].data.recv_close_on_server.cancelled = &u->cancelled;
-    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[1].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
-    ops[1].data.send_status_from_server.status_details = &u->details;
-    if (grpc_call_start_batch(u->call, ops, 2, &u->t_done, NULL) != GRPC_CALL_OK)
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[1].data.recv_close_on_server.cancelled = &u->cancelled;
+    ops[2].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[2].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    ops[2].data.send_status_from_server.status_details = &u->details;
+    if (grpc_call_start_batch(u->call, ops, 3, &u->t_done, NULL) != GRPC_CALL_OK)
         unknown_free(u);
 }
 
