@@ -228,7 +228,8 @@ int main(int argc, char **argv) {
     }
     am_work_opts wopts = {
         .threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
-    if (am_work_new(&wopts, &app.work) != 0) {
+    am_work_opts iopts = {.threads = 1, .queue = 256, .nice = 0}; /* LMDB has one writer */
+    if (am_work_new(&wopts, &app.work) != 0 || am_work_new(&iopts, &app.io) != 0) {
         fail("cannot start the worker pool");
         goto out;
     }
@@ -301,6 +302,7 @@ int main(int argc, char **argv) {
 out:
     am_http_close(http);
     am_work_free(app.work);
+    am_work_free(app.io);
     app.rpc = NULL;
     am_rpc_stop(rpc);
     am_hub_free(app.hub);

@@ -296,6 +296,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
         am_ws_start(h->app, h->loop); /* web terminal wake-ups from the rpc thread */
     if (h->app->work)
         am_work_attach(h->app->work, h->loop); /* slow jobs' completions */
+    if (h->app->io)
+        am_work_attach(h->app->io, h->loop);
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
     /* Stop accepting; finish what is in flight. */
@@ -313,6 +315,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     am_ws_stop_end();
     if (h->app->work)
         am_work_detach(h->app->work); /* jobs still queued get 503 (their requests may be gone) */
+    if (h->app->io)
+        am_work_detach(h->app->io);
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);
