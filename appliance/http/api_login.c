@@ -305,3 +305,111 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
     }
     return 0;
 }
+
+/* ---- user and organization creation (a new password's hash), off the h2o thread ---- */
+
+typedef struct {
+    am_work_job job;
+    am_http_handler *h;
+    int org_create; /* 0: user in org; 1: org `org` with owner `name` */
+    int role;
+    char org[MAX_NAME + 1], name[MAX_NAME + 1], display[256], actor[160], caller_org[129];
+    char peer[64];
+    char password[MAX_PASSWORD + 1];
+    int has_password;
+    /* results */
+    int rc;
+    char err[256];
+    char generated[32];
+} create_job;
+
+static void create_run(am_work_job *job) {
+    create_job *j = (create_job *)job;
+    const char *pw = j->has_password ? j->password : NULL;
+    j->rc = j->org_create ? am_orgs_create(j->h->app->store, j->org, j->display, j->name, pw,
+                                           j->generated, sizeof j->generated)
+                          : am_users_create(j->h->app->store, j->org, j->name, j->role, pw,
+                                            j->generated, sizeof j->generated);
+    if (j->rc)
+        snprintf(j->err, sizeof j->err, "%s", am_err_last());
+    am_wipe(j->password, sizeof j->password);
+}
+
+static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    create_job *j = (create_job *)job;
+    if (!cancelled && j->rc == 0) {
+        char target[160], details[64];
+        if (j->org_create) {
+            snprintf(target, sizeof target, "org:%.64s", j->org);
+            am_audit_event(j->h->app->audit, j->actor, j->caller_org, "org.create", target, "ok",
+                           j->peer, NULL);
+        } else {
+            snprintf(target, sizeof target, "user:%.64s", j->name);
+            snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(j->role));
+            am_audit_event(j->h->app->audit, j->actor, j->caller_org, "user.create", target, "ok",
+                           j->peer, details);
+        }
+    }
+    if (req) {
+        if (cancelled) {
+            send_retry(req, 503, 1, "busy", "the appliance is shutting down: try again");
+        } else if (j->rc) {
+            int st = j->rc == -AM_EINVAL      ? 400
+                     : j->rc == -AM_ENOTFOUND ? 404
+                     : j->rc == -AM_EEXISTS   ? 409
+                                              : 500;
+            if (st == 500)
+                am_log_error("api", "request failed", "error=\"%s\"", j->err);
+            am_http_send_error(req, st,
+                               st == 400   ? "bad_request"
+                               : st == 404 ? "not_found"
+                               : st == 409 ? "conflict"
+                                           : "internal",
+                               st == 500 ? "internal error (see the appliance log)" : j->err);
+        } else {
+            json_t *out = j->org_create ? json_pack("{s:s,s:s}", "id", j->org, "owner", j->name)
+                                        : json_pack("{s:s,s:s,s:s}", "id", j->name, "org", j->org,
+                                                    "role", am_auth_role_name(j->role));
+            if (j->generated[0])
+                json_object_set_new(out, j->org_create ? "owner_password" : "password",
+                                    json_string(j->generated));
+            am_http_send_json(req, 201, out);
+        }
+    }
+    am_wipe(j, sizeof *j);
+    free(j);
+}
+
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who, int org_create,
+                        const char *org, const char *display, const char *name, int role,
+                        const char *password) {
+    if (strlen(org) > MAX_NAME || strlen(name) > MAX_NAME ||
+        (password && strlen(password) > MAX_PASSWORD) || (display && strlen(display) > 255)) {
+        am_http_send_error(req, 400, "bad_request",
+                           "names up to 128, display name up to 255, password up to 1024 "
+                           "characters");
+        return 0;
+    }
+    create_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        am_http_send_error(req, 500, "internal", "out of memory");
+        return 0;
+    }
+    j->h = h;
+    j->org_create = org_create;
+    j->role = role;
+    snprintf(j->org, sizeof j->org, "%s", org);
+    snprintf(j->name, sizeof j->name, "%s", name);
+    snprintf(j->display, sizeof j->display, "%s", display ? display : "");
+    snprintf(j->actor, sizeof j->actor, "user:%s", who->user_id);
+    snprintf(j->caller_org, sizeof j->caller_org, "%s", who->org_id);
+    am_http_peer(req, j->peer, sizeof j->peer);
+    j->has_password = password != NULL;
+    snprintf(j->password, sizeof j->password, "%s", password ? password : "");
+    if (am_work_submit(h->app->work, req, &j->job, create_run, create_done) != 0) {
+        am_wipe(j, sizeof *j);
+        free(j);
+        send_retry(req, 503, 1, "busy", "the appliance is busy: try again in a second");
+    }
+    return 0;
+}

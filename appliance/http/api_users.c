@@ -104,19 +104,9 @@ int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param) {
         return deny(h, req, &who, "org.create", target,
                     "only the appliance administrator creates organizations");
     }
-    char pw[32] = "";
-    int rc = am_orgs_create(h->app->store, id, name, owner, password, pw, sizeof pw);
-    if (rc) {
-        json_decref(body);
-        return fail(req, rc);
-    }
-    am_api_audit(h, req, &who, "org.create", target, "ok", NULL);
-    json_t *out = json_pack("{s:s,s:s}", "id", id, "owner", owner);
-    if (pw[0])
-        json_object_set_new(out, "owner_password", json_string(pw));
-    am_wipe(pw, sizeof pw);
+    /* The owner's password hash (argon2id) is made on the worker pool (api_login.c). */
+    am_api_create_start(h, req, &who, 1, id, name, owner, 0, password);
     json_decref(body);
-    am_http_send_json(req, 201, out);
     return 0;
 }
 
@@ -179,22 +169,9 @@ int am_api_user_create(am_http_handler *h, h2o_req_t *req, char **param) {
         return deny(h, req, &who, "user.create", target,
                     "this needs the admin role, and a role no higher than your own");
     }
-    char pw[32] = "";
-    int rc = am_users_create(h->app->store, who.org_id, name, role, password, pw, sizeof pw);
-    if (rc) {
-        json_decref(body);
-        return fail(req, rc);
-    }
-    char details[64];
-    snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(role));
-    am_api_audit(h, req, &who, "user.create", target, "ok", details);
-    json_t *out = json_pack("{s:s,s:s,s:s}", "id", name, "org", who.org_id, "role",
-                            am_auth_role_name(role));
-    if (pw[0])
-        json_object_set_new(out, "password", json_string(pw));
-    am_wipe(pw, sizeof pw);
+    /* The password hash (argon2id) is made on the worker pool (api_login.c). */
+    am_api_create_start(h, req, &who, 0, who.org_id, NULL, name, role, password);
     json_decref(body);
-    am_http_send_json(req, 201, out);
     return 0;
 }
 

@@ -56,6 +56,12 @@ void am_api_login_forget(const char *org, const char *user);
 int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
                           const char *name, const char *password, const char *current,
                           int check_current);
+/* Create user `name` (role) in org, or (org_create) organization `org` with owner `name`, on the
+ * worker pool (the password's hash; password NULL: a random one, returned once), then audit and
+ * answer 201 from there. The caller has checked permissions. Always returns 0. */
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                        int org_create, const char *org, const char *display, const char *name,
+                        int role, const char *password);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);
