@@ -55,7 +55,8 @@ static void usage(FILE *out) {
             "                        flags override the file\n"
             "  --log-level LEVEL     debug, info, warn or error; default info\n"
             "  --runner-cert-days N  lifetime of runner client certificates; default 7\n"
-            "  --workers N           threads for slow jobs (password hashing); default 2\n"
+            "  --workers N           threads for slow jobs (password hashing); default half\n"
+            "                        the CPUs (at least 1)\n"
             "  --work-queue N        jobs that may wait for them; more get 503; default 64\n"
             "  --help                show this help\n"
             "  --version             print the version\n"
@@ -164,7 +165,10 @@ int main(int argc, char **argv) {
             return fail("bad flag");
         }
     }
-    long work_n[2] = {2, 64}; /* --workers, --work-queue */
+    /* --workers (default: half the CPUs, at least 1, so hashing never takes every core from
+     * the event loop, the rpc thread and the pods), --work-queue */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long work_n[2] = {ncpu >= 4 ? ncpu / 2 : 1, 64};
     for (int i = 0; i < 2; i++) {
         const char *v = flag[i ? O_WORKQ : O_WORKERS];
         if (!v)
