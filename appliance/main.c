@@ -2,7 +2,8 @@
  * appliance/main.c — airmeshd: flags and config, start order, signals, clean stop.
  *
  * Start order: config → data dir (created 0700, locked so two daemons never share it) → store
- * (LMDB) → pki (CA created on first start) → audit → HTTPS listener (bound before anything is
+ * (LMDB) → pki (CA created on first start) → audit → worker pools (appliance/work: argon2id,
+ * and store writes/exports off the h2o thread) → HTTPS listener (bound before anything is
  * announced, so "port in use" is reported and nothing else happens) → bootstrap admin (first
  * start only) → audit "server.start" → banner on stdout → serve.
  * Stop (SIGINT/SIGTERM): stop accepting, finish in-flight requests, audit "server.stop", flush
