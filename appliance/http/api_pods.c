@@ -3,6 +3,8 @@
  * recording download. Members and above may create/stop/delete; viewers may read. Pods of
  * another org answer 404. Creation records the pod (appliance/pods) and hands it to its runner
  * over the live stream (appliance/rpc); a pod whose runner cannot be reached is marked failed.
+ * That write and hand-off run on the I/O worker pool (appliance/work), not on the h2o thread: a
+ * store commit's fsync can take hundreds of ms on a busy disk, which froze every terminal.
  * Threads: the http thread.
  */
 #include <limits.h>
@@ -15,6 +17,7 @@
 #include "appliance/http/internal.h"
 #include "appliance/pods/pods.h"
 #include "appliance/rpc/rpc.h"
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -82,6 +85,67 @@ static int bad(h2o_req_t *req, json_t *body, const char *msg) {
     json_decref(body);
     am_http_send_error(req, 400, "bad_request", msg);
     return 0;
+}
+
+/* A pod create on the I/O pool (see am_api_pod_create). */
+typedef struct {
+    am_work_job job; /* first: the pool's part */
+    am_http_handler *h;
+    json_t *body;
+    am_pod_spec spec;
+    const char *argv[MAX_ITEMS], *ek[MAX_ITEMS], *ev[MAX_ITEMS], *lk[32], *lv[32];
+    char org[129], actor[160], peer[64];
+    /* results */
+    Airmesh__V1__Pod *pod;
+    int rc, unreachable;
+    char err[256];
+} create_job;
+
+static void create_run(am_work_job *job) {
+    create_job *j = (create_job *)job;
+    j->rc = am_pods_create(j->h->app, j->org, j->actor, j->peer, &j->spec, &j->pod);
+    if (j->rc) {
+        snprintf(j->err, sizeof j->err, "%s", am_err_last());
+        return;
+    }
+    Airmesh__V1__CreatePod cp;
+    Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+    int rc = am_pods_create_msg(j->pod, &cp);
+    if (rc == 0) {
+        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
+        msg.create_pod = &cp;
+        rc = am_rpc_send(j->h->app->rpc, j->pod->runner_id, &msg);
+        am_pods_create_msg_free(&cp);
+    }
+    if (rc) {
+        snprintf(j->err, sizeof j->err, "%s", am_err_last());
+        am_pods_set_state(j->h->app, j->org, j->pod->id, "failed",
+                          "its runner could not be reached");
+        j->unreachable = 1;
+    }
+}
+
+static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    create_job *j = (create_job *)job;
+    if (req && cancelled) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is shutting down: try again");
+    } else if (req && j->rc) {
+        int rc = j->rc;
+        int status = rc == -AM_EINVAL      ? 400
+                     : rc == -AM_ENOTFOUND ? 404
+                     : rc == -AM_ESTATE    ? 409
+                                           : 500;
+        am_http_send_error(req, status, status == 409 ? "no_runner" : "bad_request", j->err);
+    } else if (req && j->unreachable) {
+        am_http_send_error(req, 503, "runner_unreachable", j->err);
+    } else if (req) {
+        am_http_send_json(req, 201, pod_json(j->pod));
+    }
+    if (j->pod)
+        protobuf_c_message_free_unpacked(&j->pod->base, NULL);
+    json_decref(j->body);
+    free(j);
 }
 
 int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -165,37 +229,36 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .cpu_millis = (uint32_t)(cores * 1000),
                         .network = network,
                         .keep_worktree = keep};
-    char actor[160], peer[64];
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
-    am_http_peer(req, peer, sizeof peer);
-    Airmesh__V1__Pod *pod = NULL;
-    int rc = am_pods_create(h->app, who.org_id, actor, peer, &spec, &pod);
-    if (rc) {
-        int status = rc == -AM_EINVAL ? 400 : rc == -AM_ENOTFOUND ? 404 : rc == -AM_ESTATE ? 409 : 500;
+    /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
+     * runner run on the I/O worker pool; the answer comes from create_done. */
+    create_job *j = calloc(1, sizeof *j);
+    if (!j) {
         json_decref(body);
-        am_http_send_error(req, status, status == 409 ? "no_runner" : "bad_request",
-                           am_err_last());
+        am_http_send_error(req, 500, "internal", "out of memory");
         return 0;
     }
-    Airmesh__V1__CreatePod cp;
-    Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-    rc = am_pods_create_msg(pod, &cp);
-    if (rc == 0) {
-        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
-        msg.create_pod = &cp;
-        rc = am_rpc_send(h->app->rpc, pod->runner_id, &msg);
-        am_pods_create_msg_free(&cp);
-    }
-    if (rc) {
-        am_pods_set_state(h->app, who.org_id, pod->id, "failed", "its runner could not be reached");
-        protobuf_c_message_free_unpacked(&pod->base, NULL);
+    j->h = h;
+    j->body = body; /* owns every string spec points into; only the job touches it now */
+    j->spec = spec;
+    memcpy(j->argv, argv, sizeof argv);
+    memcpy(j->ek, ek, sizeof ek);
+    memcpy(j->ev, ev, sizeof ev);
+    memcpy(j->lk, lk, sizeof lk);
+    memcpy(j->lv, lv, sizeof lv);
+    j->spec.argv = j->argv;
+    j->spec.env_keys = j->ek;
+    j->spec.env_values = j->ev;
+    j->spec.sel_keys = j->lk;
+    j->spec.sel_values = j->lv;
+    snprintf(j->org, sizeof j->org, "%s", who.org_id);
+    snprintf(j->actor, sizeof j->actor, "user:%s", who.user_id);
+    am_http_peer(req, j->peer, sizeof j->peer);
+    if (am_work_submit(h->app->io, req, &j->job, create_run, create_done) != 0) {
         json_decref(body);
-        am_http_send_error(req, 503, "runner_unreachable", am_err_last());
-        return 0;
+        free(j);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is busy: try again in a second");
     }
-    am_http_send_json(req, 201, pod_json(pod));
-    protobuf_c_message_free_unpacked(&pod->base, NULL);
-    json_decref(body);
     return 0;
 }
 

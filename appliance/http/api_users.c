@@ -104,19 +104,9 @@ int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param) {
         return deny(h, req, &who, "org.create", target,
                     "only the appliance administrator creates organizations");
     }
-    char pw[32] = "";
-    int rc = am_orgs_create(h->app->store, id, name, owner, password, pw, sizeof pw);
-    if (rc) {
-        json_decref(body);
-        return fail(req, rc);
-    }
-    am_api_audit(h, req, &who, "org.create", target, "ok", NULL);
-    json_t *out = json_pack("{s:s,s:s}", "id", id, "owner", owner);
-    if (pw[0])
-        json_object_set_new(out, "owner_password", json_string(pw));
-    am_wipe(pw, sizeof pw);
+    /* The owner's password hash (argon2id) is made on the worker pool (api_login.c). */
+    am_api_create_start(h, req, &who, 1, id, name, owner, 0, password);
     json_decref(body);
-    am_http_send_json(req, 201, out);
     return 0;
 }
 
@@ -179,22 +169,9 @@ int am_api_user_create(am_http_handler *h, h2o_req_t *req, char **param) {
         return deny(h, req, &who, "user.create", target,
                     "this needs the admin role, and a role no higher than your own");
     }
-    char pw[32] = "";
-    int rc = am_users_create(h->app->store, who.org_id, name, role, password, pw, sizeof pw);
-    if (rc) {
-        json_decref(body);
-        return fail(req, rc);
-    }
-    char details[64];
-    snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(role));
-    am_api_audit(h, req, &who, "user.create", target, "ok", details);
-    json_t *out = json_pack("{s:s,s:s,s:s}", "id", name, "org", who.org_id, "role",
-                            am_auth_role_name(role));
-    if (pw[0])
-        json_object_set_new(out, "password", json_string(pw));
-    am_wipe(pw, sizeof pw);
+    /* The password hash (argon2id) is made on the worker pool (api_login.c). */
+    am_api_create_start(h, req, &who, 0, who.org_id, NULL, name, role, password);
     json_decref(body);
-    am_http_send_json(req, 201, out);
     return 0;
 }
 
@@ -268,22 +245,12 @@ static int user_action(am_http_handler *h, h2o_req_t *req, char **param, const c
                 rc = am_users_set_role(h->app->store, who.org_id, param[0], role);
             snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(role));
         } else {
-            if (self && who.role < ADMIN) {
-                /* Users prove who they are before changing their own password. */
-                ProtobufCMessage *m = NULL;
-                am_store_get(h->app->store, AM_DB_USERS, who.org_id, param[0],
-                             &airmesh__v1__user__descriptor, &m);
-                int ok = m && current &&
-                         am_auth_verify_password(((Airmesh__V1__User *)m)->password_hash,
-                                                 current) == 0;
-                if (m)
-                    protobuf_c_message_free_unpacked(m, NULL);
-                if (!ok) {
-                    json_decref(body);
-                    return deny(h, req, &who, action, target, "current_password is wrong");
-                }
-            }
-            rc = am_users_set_password(h->app->store, who.org_id, param[0], value);
+            /* argon2id (the current password's check, the new hash) runs on the worker pool;
+             * the answer, audit and session ends follow from there (api_login.c). */
+            am_api_password_start(h, req, &who, param[0], value, current,
+                                  self && who.role < ADMIN);
+            json_decref(body);
+            return 0;
         }
         json_decref(body);
     }

@@ -15,6 +15,10 @@ typedef struct {
     am_app *app;
 } am_http_handler;
 
+/* Accept a connection: TLS, then HTTP/2 (with 413 for oversized bodies) or HTTP/1.1
+ * (accept.c). */
+void am_http_accept(h2o_accept_ctx_t *ctx, h2o_socket_t *sock);
+
 /* REST router for /api/v1/... */
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req);
 
@@ -41,6 +45,23 @@ void am_api_audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, c
                   const char *target, const char *result, const char *details);
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
+
+/* POST /api/v1/login, throttled and run on the worker pool (api_login.c). */
+int am_api_login(am_http_handler *h, h2o_req_t *req, char **param);
+/* Clear every login lock on (org, user): an administrator set a new password. */
+void am_api_login_forget(const char *org, const char *user);
+/* Set name's password (in who's org) on the worker pool and answer the request from there;
+ * check_current: verify `current` first (a user changing their own). The caller has checked
+ * permissions. Always returns 0 (the response is sent, now or later). */
+int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                          const char *name, const char *password, const char *current,
+                          int check_current);
+/* Create user `name` (role) in org, or (org_create) organization `org` with owner `name`, on the
+ * worker pool (the password's hash; password NULL: a random one, returned once), then audit and
+ * answer 201 from there. The caller has checked permissions. Always returns 0. */
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                        int org_create, const char *org, const char *display, const char *name,
+                        int role, const char *password);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);
