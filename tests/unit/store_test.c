@@ -19,13 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/capability.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -670,8 +670,7 @@ static void test_unwritable_dir_is_refused(void **state) {
     struct __user_cap_data_struct saved[2];
     int dropped = dac_caps_drop(saved);
     if (dropped < 0) {
-        print_message("skip reason: cannot drop CAP_DAC_OVERRIDE as root: %s\n",
-                      strerror(errno));
+        print_message("skip reason: cannot drop CAP_DAC_OVERRIDE as root: %s\n", strerror(errno));
         rm_tree(dir);
         skip();
     }

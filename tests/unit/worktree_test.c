@@ -156,8 +156,7 @@ static int need_overlay(const am_wt_info *info) {
     if (info->overlay)
         return 1;
     if (overlay_mountable(&why))
-        fail_msg("an overlay can be mounted here, but the pod got a full checkout: %s",
-                 info->note);
+        fail_msg("an overlay can be mounted here, but the pod got a full checkout: %s", info->note);
     print_message("skip reason: %s (pod note: %s)\n", why, info->note);
     skip();
     return 0;
