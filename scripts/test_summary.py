@@ -26,7 +26,8 @@ import xml.etree.ElementTree as ET
 
 STATUS_RE = re.compile(r"^(//\S+)\s+(\(cached\) )?(PASSED|FAILED|TIMEOUT|NO STATUS|FLAKY|"
                        r"INCOMPLETE|REMOTE FAILURE|FAILED TO BUILD|SKIPPED)\b")
-CM_RE = re.compile(r"^\[\s*(RUN|OK|FAILED|SKIPPED|ERROR)\s*\] (\S+)\s*$")
+# Anywhere in the line: a test's own output without a final newline runs into cmocka's line.
+CM_RE = re.compile(r"\[ {0,8}(RUN|OK|FAILED|SKIPPED|ERROR) {0,8}\] (\S+)\s*$")
 CM_RUNNING = re.compile(r"^\[==========\] Running (\d+) test\(s\)\.")
 
 
@@ -84,7 +85,7 @@ def from_cmocka_log(t, target, log):
         if line.startswith("skip reason: "):
             reason = line[len("skip reason: "):].strip()
             continue
-        m = CM_RE.match(line)
+        m = CM_RE.search(line)
         if not m:
             continue
         what, name = m.groups()
