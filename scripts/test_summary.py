@@ -24,8 +24,8 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 
-STATUS_RE = re.compile(r"^(//\S+)\s+(\(cached\) )?(PASSED|FAILED|TIMEOUT|NO STATUS|FLAKY|"
-                       r"INCOMPLETE|REMOTE FAILURE|FAILED TO BUILD|SKIPPED)\b")
+STATUS_RE = re.compile(r"^(//\S+)\s+(\(cached\) )?(PASSED|FAILED TO BUILD|FAILED|TIMEOUT|"
+                       r"NO STATUS|FLAKY|INCOMPLETE|REMOTE FAILURE|SKIPPED)\b")
 # Anywhere in the line: a test's own output without a final newline runs into cmocka's line.
 CM_RE = re.compile(r"\[ {0,8}(RUN|OK|FAILED|SKIPPED|ERROR) {0,8}\] (\S+)\s*$")
 CM_RUNNING = re.compile(r"^\[==========\] Running (\d+) test\(s\)\.")
@@ -200,8 +200,8 @@ def main():
 
     for line in t.lines:
         print(line)
-    print("(%d Bazel targets, %d of them cached results: none tagged external)" %
-          (len(seen), cached))
+    print("(%d Bazel targets, %d of them cached results; a cached result counts only for "
+          "tests not tagged external)" % (len(seen), cached))
     print("%d passed, %d failed, %d skipped" % (t.passed, t.failed, t.skipped))
     return 0 if t.failed == 0 else 1
 
