@@ -500,6 +500,8 @@ class _Result(unittest.TextTestResult):
         for test, kind, text, t in self._cases:
             tid = test.id()
             cls, _, name = tid.rpartition(".")
+            if not hasattr(test, "_testMethodName"):  # a class/module fixture's error
+                cls, name = suite, str(test)
             head = '<testcase name=%s classname=%s time="%.3f"' % (quoteattr(name or tid),
                                                                   quoteattr(cls), t)
             if kind == "ok":
