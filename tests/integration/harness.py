@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import unittest
 from xml.sax.saxutils import escape, quoteattr
 
