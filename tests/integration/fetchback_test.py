@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -62,12 +61,8 @@ class FetchBackTest(unittest.TestCase):
         fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
         cls.rtmp = tempfile.mkdtemp(prefix="airmesh-fetchback-test-", dir="/tmp")
         cls.rdata = os.path.join(cls.rtmp, "runner")
-        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", cls.d.grpc, "--token", token,
-                        "--ca-sha256", fp, "--data", cls.rdata], check=True, capture_output=True)
-        cls.rlog = open(cls.rdata + ".log", "a")
-        cls.runner = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", cls.rdata,
-                                       "--fetch-back-max", "1M"],
-                                      stdout=cls.rlog, stderr=cls.rlog)
+        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
+        cls.runner = harness.Runner(cls.rdata, "--fetch-back-max", "1M")
         # Two repositories: A (the pods' own) and B (the one an attacker on A wants).
         cls.repo = cls.make_repo("repo-a", "a")
         cls.other = cls.make_repo("repo-b", "b")
@@ -100,11 +95,7 @@ class FetchBackTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.runner.poll() is None:
-            cls.runner.send_signal(signal.SIGTERM)
-            rc = cls.runner.wait(30)
-            assert rc == 0, harness.read(cls.rdata + ".log")
-        cls.rlog.close()
+        cls.runner.stop()
         cls.d.stop()
         # Pods made with --keep-worktree stay mounted for review: unmount them here.
         for line in harness.read("/proc/self/mounts").splitlines():
