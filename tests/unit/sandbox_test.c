@@ -43,6 +43,9 @@ static int setup(void **state) {
     const char *tmp = getenv("TEST_TMPDIR");
     snprintf(f->ws, sizeof f->ws, "%s/sbx-XXXXXX", tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(f->ws));
+    /* The caller's contract: the pod's writable dirs belong to pod root's host uid. */
+    const am_sbx_idmap *m = am_sbx_idmap_current();
+    assert_int_equal(chown(f->ws, m->pod_root_uid, m->pod_root_gid), 0);
     *state = f;
     return 0;
 }
