@@ -51,6 +51,8 @@ __attribute__((noreturn)) void sbx_child_main(const sbx_plan *p);
 
 /* seccomp.c: build the filter and export it as BPF into *out (out->filter malloc'd). */
 int sbx_seccomp_build(struct sock_fprog *out);
+/* The same filter, built once per process and shared (do not free out->filter). */
+int sbx_seccomp_get(struct sock_fprog *out);
 /* The names the filter allows without argument checks (NULL-terminated; for tests). */
 extern const char *const sbx_seccomp_allowed[];
 

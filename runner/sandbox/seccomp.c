@@ -25,8 +25,10 @@
  * Thread-safe (no shared state).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -510,5 +512,26 @@ int sbx_seccomp_build(struct sock_fprog *out) {
     }
     out->filter = f;
     out->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+    return 0;
+}
+
+/* The filter never changes within a process and libseccomp takes ~4 ms to build it: build it
+ * once and share the (never freed, read-only) program. */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static struct sock_fprog g_prog;
+static int g_rc;
+static char g_err[256];
+
+static void build_once(void) {
+    g_rc = sbx_seccomp_build(&g_prog);
+    if (g_rc < 0)
+        snprintf(g_err, sizeof g_err, "%s", am_err_last());
+}
+
+int sbx_seccomp_get(struct sock_fprog *out) {
+    pthread_once(&g_once, build_once);
+    if (g_rc < 0)
+        return am_err_set(-g_rc, "%s", g_err);
+    *out = g_prog;
     return 0;
 }

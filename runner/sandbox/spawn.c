@@ -158,7 +158,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         rc = am_err_set(AM_ENOMEM, "sandbox: out of memory");
         goto fail;
     }
-    if ((rc = sbx_seccomp_build(&plan.seccomp)) < 0)
+    if ((rc = sbx_seccomp_get(&plan.seccomp)) < 0)
         goto fail;
     if ((rc = sbx_pty_open(o->cols, o->rows, &s->master, &slave, pty_name, sizeof pty_name)) < 0)
         goto fail;
@@ -231,7 +231,6 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     close(go[1]);
     close(rep[0]);
     free(envp);
-    free(plan.seccomp.filter);
     *out = s;
     return 0;
 
@@ -247,7 +246,6 @@ fail:
     if (slave >= 0)
         close(slave);
     free(envp);
-    free(plan.seccomp.filter);
     am_sbx_free(s); /* kills and reaps the child if there is one; keeps the error message */
     return rc;
 }
