@@ -174,10 +174,12 @@ int main(int argc, char **argv) {
     }
 
     int mrc = strcmp(cmd, "run") == 0 ? am_sbx_idmap_setup(uid_range) : 0;
-    if (mrc != 0) {
+    if (mrc == -AM_EINVAL) {
         fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
-        return mrc == -AM_EINVAL ? 2 : 1;
+        return 2;
     }
+    if (mrc != 0) /* the runner still connects; each pod is refused with this reason */
+        am_log_warn("pod", "pods cannot start on this host", "error=\"%s\"", am_err_last());
     grpc_init();
     int rc = 0;
     if (strcmp(cmd, "enroll") == 0) {

@@ -362,6 +362,10 @@ static void *pod_main(void *arg) {
     const Airmesh__V1__PodLimits *lim = cp->limits;
 #define LIMIT(field, dflt) (lim && lim->field ? lim->field : (dflt))
     am_wt_set_quota(LIMIT(workspace_bytes, AM_SBX_DEFAULT_WORKSPACE));
+    if (am_sbx_idmap_unusable()[0]) { /* refused, with the reason (never run as host root) */
+        set_state(p, "failed", am_sbx_idmap_unusable());
+        goto done;
+    }
     am_wt_info wt;
     if (am_wt_create(m->data_dir, cp->repo, cp->base_ref, cp->branch, cp->pod_id, &wt) != 0) {
         set_state(p, "failed", am_err_last());

@@ -43,6 +43,7 @@ static am_sbx_idmap g_map;
 
 static int g_ready;
 static int g_userns_fd = -1;
+static char g_unusable[300]; /* why pods cannot start with this mapping, "" = fine */
 
 int sbx_write_file(const char *path, const char *val) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -188,9 +189,14 @@ int am_sbx_idmap_setup(const char *spec) {
     g_userns_fd = -1;
     g_map = m;
     g_ready = 1;
-    if (euid == 0 && (g_userns_fd = make_userns(&g_map)) < 0)
-        return am_err_set(AM_EIO, "uid range: cannot make a user namespace for %s: %s", g_map.desc,
-                          strerror(errno));
+    g_unusable[0] = '\0';
+    if (euid == 0 && (g_userns_fd = make_userns(&g_map)) < 0) {
+        /* e.g. inside another user namespace where the range does not exist */
+        snprintf(g_unusable, sizeof g_unusable,
+                 "the pod uid mapping (%s) cannot be set up on this host: %s", g_map.desc,
+                 strerror(errno ? errno : EPERM));
+        return am_err_set(AM_EIO, "%s", g_unusable);
+    }
     return 0;
 }
 
@@ -198,6 +204,11 @@ const am_sbx_idmap *am_sbx_idmap_current(void) {
     if (!g_ready && am_sbx_idmap_setup(NULL) < 0)
         g_ready = 1; /* the mapping is set even when only the userns fd failed */
     return &g_map;
+}
+
+const char *am_sbx_idmap_unusable(void) {
+    am_sbx_idmap_current();
+    return g_unusable;
 }
 
 int am_sbx_idmap_userns_fd(void) {
@@ -228,6 +239,8 @@ static int run_helper(const char *prog, pid_t pid, unsigned own, unsigned start,
 
 int sbx_idmap_write(pid_t pid) {
     const am_sbx_idmap *m = am_sbx_idmap_current();
+    if (g_unusable[0])
+        return am_err_set(AM_EIO, "sandbox: %s", g_unusable);
     char path[64], map[64];
     int rc;
     if (m->helpers) {

@@ -67,6 +67,8 @@ typedef struct {
  * runner only). -AM_EINVAL with the reason for a bad spec. */
 int am_sbx_idmap_setup(const char *spec);
 const am_sbx_idmap *am_sbx_idmap_current(void);
+/* "" when pods can start with the mapping, else why not (set by a failed setup: -AM_EIO). */
+const char *am_sbx_idmap_unusable(void);
 /* A user namespace carrying the mapping (root runner; for idmapped mounts), or -1. */
 int am_sbx_idmap_userns_fd(void);
 
