@@ -406,6 +406,7 @@ static void *pod_main(void *arg) {
                      .cols = (uint16_t)(cp->cols ? cp->cols : 80),
                      .rows = (uint16_t)(cp->rows ? cp->rows : 24),
                      .hostname = cp->pod_id};
+#undef LIMIT
     am_sbx *sbx = NULL;
     int rc = argv && env ? am_sbx_spawn(&o, &sbx) : am_err_set(AM_ENOMEM, "out of memory");
     for (size_t i = 0; env_store && i < cp->n_env; i++)

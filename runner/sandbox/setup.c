@@ -423,6 +423,10 @@ void sbx_child_main(const sbx_plan *p) {
         die("setresgid 0");
     if (setresuid(0, 0, 0) != 0)
         die("setresuid 0");
+    /* A credential change clears the parent-death signal: set it again. (If the spawning
+     * thread died in between, the parent's am_sbx_free/teardown still kills us by pidfd.) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        die("prctl PR_SET_PDEATHSIG");
 
     /* 1. A cgroup namespace rooted at the pod's own cgroup (we were moved there before "go"). */
     if (unshare(CLONE_NEWCGROUP) != 0)
@@ -540,7 +544,7 @@ void sbx_child_main(const sbx_plan *p) {
 
     /* 14. Work in /workspace. */
     if (chdir("/workspace") != 0)
-        die("chdir /workspace");
+        die("chdir /workspace (does it belong to pod root's host uid?)");
 
     /* 15. rlimits; the command inherits them. */
     set_rlimit(RLIMIT_NPROC, p->pids_max, "RLIMIT_NPROC");

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,6 +345,34 @@ static void test_fork_bomb_is_contained(void **state) {
     am_sbx_free(s);
 }
 
+typedef struct {
+    fixture *f;
+    am_sbx *s;
+    int rc;
+} spawn_arg;
+
+static void *spawn_and_leave(void *arg) {
+    spawn_arg *a = arg;
+    static const char *const argv[] = {"sleep", "1000", NULL};
+    am_sbx_opts o = opts_for(a->f, argv, NULL);
+    a->rc = am_sbx_spawn(&o, &a->s);
+    return NULL;
+}
+
+/* sandbox.h: the pod dies with the thread that spawned it (PR_SET_PDEATHSIG), even though init
+ * changes its credentials (which clears the parent-death signal) after setting it. */
+static void test_pod_dies_with_the_thread_that_spawned_it(void **state) {
+    spawn_arg a = {*state, NULL, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, spawn_and_leave, &a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(a.rc, 0);
+    int code = -1, sig = -1;
+    assert_int_equal(am_sbx_wait(a.s, 10000, &code, &sig), 0); /* not still running */
+    assert_int_equal(sig, SIGKILL);
+    am_sbx_free(a.s);
+}
+
 static void test_setup_failure_names_the_step(void **state) {
     fixture *f = *state;
     const char *argv[] = {"true", NULL};
@@ -420,6 +449,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_sigterm_is_forwarded_to_the_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_kills_the_whole_pid_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_bomb_is_contained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pod_dies_with_the_thread_that_spawned_it, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_setup_failure_names_the_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ro_binds_are_visible_and_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_network_host_keeps_host_interfaces, setup, teardown),
