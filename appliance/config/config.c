@@ -123,6 +123,12 @@ static int apply(am_config *c, const char *path, int line, const char *key, cons
                 return am_err_set(AM_EINVAL,
                                   "config %s line %d: %s: a size like 512M or 2G (up to 1T)", path,
                                   line, key);
+            uint64_t min = size == &c->pod_memory      ? 64ull << 20
+                           : size == &c->pod_workspace ? 16ull << 20
+                                                       : 1ull << 20;
+            if ((uint64_t)num * mul < min)
+                return am_err_set(AM_EINVAL, "config %s line %d: %s: at least %lluM", path, line,
+                                  key, (unsigned long long)(min >> 20));
             *size = (uint64_t)num * mul;
             return 0;
         }

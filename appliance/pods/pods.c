@@ -151,6 +151,16 @@ int am_pods_create(am_app *app, const char *org, const char *actor, const char *
         return am_err_set(AM_EINVAL, "network: \"none\" or \"host\"");
     if (s->pids > 65536 || s->cpu_millis > 256000)
         return am_err_set(AM_EINVAL, "limits: out of range");
+    /* Sizes a pod cannot start or work with (0 = the default). */
+    if (s->memory_bytes && s->memory_bytes < (64ull << 20))
+        return am_err_set(AM_EINVAL, "limits.memory: at least 64M");
+    if ((s->tmp_bytes && s->tmp_bytes < (1ull << 20)) ||
+        (s->shm_bytes && s->shm_bytes < (1ull << 20)))
+        return am_err_set(AM_EINVAL, "limits.tmp, limits.shm: at least 1M");
+    if (s->workspace_bytes && s->workspace_bytes < (16ull << 20))
+        return am_err_set(AM_EINVAL, "limits.workspace: at least 16M");
+    if (s->pids && s->pids < 16)
+        return am_err_set(AM_EINVAL, "limits.pids: at least 16");
 
     char runner[64];
     int rc = choose_runner(app, org, s, runner, sizeof runner);

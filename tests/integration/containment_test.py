@@ -221,6 +221,16 @@ class ContainmentTest(unittest.TestCase):
         self.assertIn("nosuid", tmpfs[0][3])
         self.assertIn("nodev", tmpfs[0][3])
 
+    def test_a_limit_too_small_to_work_is_refused_at_create(self):
+        before = self.ctl("pod", "list", "--json").stdout
+        for flag, value, message in (("--workspace", "1K", "limits.workspace: at least 16M"),
+                                     ("--memory", "1M", "limits.memory: at least 64M"),
+                                     ("--tmp", "4K", "limits.tmp, limits.shm: at least 1M")):
+            r = self.ctl("pod", "create", "--repo", self.repo, flag, value, "--", "true")
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(message, r.stderr)
+        self.assertEqual(self.ctl("pod", "list", "--json").stdout, before)  # nothing created
+
     # ---- io_uring ------------------------------------------------------------------------------
 
     def test_io_uring_setup_is_denied_in_a_pod(self):
