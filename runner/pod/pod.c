@@ -408,7 +408,10 @@ static void *pod_main(void *arg) {
                      .hostname = cp->pod_id};
 #undef LIMIT
     am_sbx *sbx = NULL;
+    uint64_t t_spawn = am_mono_ns();
     int rc = argv && env ? am_sbx_spawn(&o, &sbx) : am_err_set(AM_ENOMEM, "out of memory");
+    am_log_debug("pod", "started", "pod=%s worktree_ms=%.1f spawn_ms=%.1f", cp->pod_id, wt.ms_total,
+                 (double)(am_mono_ns() - t_spawn) / 1e6);
     for (size_t i = 0; env_store && i < cp->n_env; i++)
         free(env_store[i]);
     free(env_store);
