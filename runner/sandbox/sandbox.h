@@ -17,11 +17,14 @@
  *   parent: write the uid/gid maps (idmap.c: a root runner maps pod 0..65535 to an unprivileged
  *           host range, default 100000..165535; never host uid 0); move the child into the
  *           cgroups; send the "go" byte
- *   init:   wait for "go"; unshare(NEWCGROUP); keep only fds 0-2 (PTY slave) and 3 (report pipe)
+ *   init:   wait for "go"; keep only fds 0-2 (PTY slave) and 3 (report pipe); open the
+ *           caller's bind sources (O_PATH, still with the runner's ids); drop the runner's
+ *           supplementary groups, setresgid/setresuid(0) = pod root, PDEATHSIG again (the
+ *           credential change cleared it); unshare(NEWCGROUP)
  *   init:   make / rprivate; tmpfs on /tmp (the base); pivot_root(base, base/oldroot)
  *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
  *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds
- *           and rw_binds;
+ *           and rw_binds (through /proc/self/fd of the O_PATH fds);
  *           workspace read-write at /workspace; tmpfs /tmp (1777, size-limited); /dev = small
  *           tmpfs with null, zero, full, random, urandom, tty bound from the host, the PTY slave
  *           as /dev/console, a new devpts instance, ptmx symlink, /dev/shm (size-limited), then
@@ -30,8 +33,10 @@
  *           masked; every mount the pod can write is nosuid,nodev
  *   init:   network none: bring lo up (SIOCSIFFLAGS); sethostname
  *   init:   umount old root (detach); pivot_root(/newroot); detach the base; / read-only
- *   init:   chdir /workspace; rlimits (nproc, nofile, core=0, as); no_new_privs; drop the
- *           capability bounding set, ambient set and capset(0); seccomp filter
+ *   init:   chdir /workspace; rlimits (nproc, nofile, core=0; as only without a memory
+ *           cgroup); no_new_privs; drop the
+ *           capability bounding set, ambient set and capset(0); seccomp filter (allow list,
+ *           seccomp.c)
  *   init:   fork the command: setsid, TIOCSCTTY on the PTY, execvp with the caller's env only
  *   init:   close the report pipe (the parent sees EOF = exec happened), reap zombies, forward
  *           SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the command's process group, exit
@@ -75,7 +80,8 @@ int am_sbx_idmap_userns_fd(void);
 typedef struct {
     const char *const *argv; /* command; argv[0] looked up in PATH inside the sandbox */
     const char *const *env;  /* NULL-terminated "K=V"; TERM/HOME/PATH defaults added if absent */
-    const char *workspace;   /* host dir bound read-write at /workspace (cwd) */
+    const char *workspace;   /* host dir bound read-write at /workspace (cwd); pod root
+                                (am_sbx_idmap_current()->pod_root_uid) must be able to write it */
     const char *const
         *ro_binds; /* extra host paths bound read-only at the same path; may be NULL */
     const char *const *rw_binds; /* extra host paths bound read-write at the same path (e.g. the git
