@@ -15,6 +15,12 @@
 
 #include "common/version.h"
 
+/* Limits a pod gets when its create request leaves them out (config file pod_* keys). */
+typedef struct {
+    uint64_t memory_bytes, tmp_bytes, shm_bytes, workspace_bytes;
+    uint32_t cpu_millis, pids;
+} am_pod_defaults;
+
 typedef struct am_app {
     const char *data_dir;  /* e.g. ./var/airmesh */
     am_store *store;
@@ -27,6 +33,7 @@ typedef struct am_app {
     const char *grpc_addr;   /* host:port runners dial, shown in enrollment commands */
     uint64_t session_ttl_ms;  /* absolute session lifetime */
     uint64_t session_idle_ms; /* idle timeout */
+    am_pod_defaults pod_defaults;
 } am_app;
 
 #endif

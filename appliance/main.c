@@ -196,6 +196,12 @@ int main(int argc, char **argv) {
     am_app app = {.data_dir = cfg.data,
                   .session_ttl_ms = cfg.session_ttl_ms,
                   .session_idle_ms = cfg.session_idle_ms,
+                  .pod_defaults = {.memory_bytes = cfg.pod_memory,
+                                   .tmp_bytes = cfg.pod_tmp,
+                                   .shm_bytes = cfg.pod_shm,
+                                   .workspace_bytes = cfg.pod_workspace,
+                                   .cpu_millis = cfg.pod_cpu_millis,
+                                   .pids = cfg.pod_pids},
                   .grpc_addr = grpc_addr};
     am_rpc *rpc = NULL;
     grpc_init();

@@ -17,6 +17,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "pki/pki.h"
+#include "runner/sandbox/sandbox.h"
 #include "runner/session/session.h"
 #include "runner/worktree/worktree.h"
 
@@ -43,9 +44,13 @@ static void usage(FILE *out) {
             "      client certificate. Get the exact command from `airmeshctl token create`.\n"
             "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
             "      [--fetch-back-max SIZE]\n"
+            "      [--uid-range BASE:COUNT]\n"
             "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
             "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
             "      Exits 0 on SIGINT/SIGTERM and 3 when the appliance revoked this runner.\n"
+            "      --uid-range BASE:COUNT  host uids/gids the pods' 0..COUNT-1 map to (root\n"
+            "                    runner; default 100000:65536). An unprivileged runner maps\n"
+            "                    pod 0 to itself and 1.. to its /etc/subuid range (newuidmap).\n"
             "  status [--data DIR]\n"
             "      Show the runner id, org, appliance and certificate expiry.\n"
             "\n"
@@ -118,12 +123,15 @@ int main(int argc, char **argv) {
         {"label", required_argument, 0, 'l'},     {"capacity", required_argument, 0, 'c'},
         {"renew-after", required_argument, 0, 'r'}, {"log-level", required_argument, 0, 'L'},
         {"fetch-back-max", required_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+        {"uid-range", required_argument, 0, 'u'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
     char *lk[MAX_LABELS], *lv[MAX_LABELS];
     size_t nl = 0;
     long capacity = 4;
     uint64_t renew_after = 0;
+    const char *uid_range = NULL;
     int ch;
     optind = 2;
     opterr = 0;
@@ -133,6 +141,7 @@ int main(int argc, char **argv) {
         case 't': token = optarg; break;
         case 'f': fp = optarg; break;
         case 'd': data = optarg; break;
+        case 'u': uid_range = optarg; break;
         case 'c':
             capacity = strtol(optarg, NULL, 10);
             if (capacity < 1 || capacity > 1000) {
@@ -197,6 +206,13 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    int mrc = strcmp(cmd, "run") == 0 ? am_sbx_idmap_setup(uid_range) : 0;
+    if (mrc == -AM_EINVAL) {
+        fprintf(stderr, "airmesh-runner: %s\n", am_err_last());
+        return 2;
+    }
+    if (mrc != 0) /* the runner still connects; each pod is refused with this reason */
+        am_log_warn("pod", "pods cannot start on this host", "error=\"%s\"", am_err_last());
     grpc_init();
     int rc = 0;
     if (strcmp(cmd, "enroll") == 0) {

@@ -25,6 +25,12 @@ int am_config_defaults(am_config *c) {
     memset(c, 0, sizeof *c);
     c->session_ttl_ms = 12ull * 3600 * 1000;
     c->session_idle_ms = 3600ull * 1000;
+    c->pod_memory = 2ull << 30; /* the runner's own defaults (runner/sandbox/sandbox.h) */
+    c->pod_cpu_millis = 2000;
+    c->pod_pids = 512;
+    c->pod_tmp = 256ull << 20;
+    c->pod_shm = 64ull << 20;
+    c->pod_workspace = 1ull << 30;
     if (am_config_set(&c->data, "./var/airmesh") || am_config_set(&c->listen, "127.0.0.1:8443") ||
         am_config_set(&c->grpc_listen, "127.0.0.1:9443") || am_config_set(&c->ui, "ui/static") ||
         am_config_set(&c->log_level, "info"))
@@ -97,6 +103,50 @@ static int apply(am_config *c, const char *path, int line, const char *key, cons
             return am_err_set(AM_EINVAL, "config %s line %d: %s: %s", path, line, key,
                               am_err_last());
         return 0;
+    }
+    if (strncmp(key, "pod_", 4) == 0) {
+        uint64_t *size = strcmp(key, "pod_memory") == 0      ? &c->pod_memory
+                         : strcmp(key, "pod_tmp") == 0       ? &c->pod_tmp
+                         : strcmp(key, "pod_shm") == 0       ? &c->pod_shm
+                         : strcmp(key, "pod_workspace") == 0 ? &c->pod_workspace
+                                                             : NULL;
+        char *end = NULL;
+        double num = is_seq ? -1 : strtod(val, &end);
+        if (size) {
+            uint64_t mul = 1;
+            if (end && (*end == 'K' || *end == 'M' || *end == 'G'))
+                mul = 1ull << (*end == 'K' ? 10 : *end == 'M' ? 20 : 30), end++;
+            if (end && *end == 'i')
+                end++;
+            if (!end || end == val || *end || num < 1 || num * (double)mul > (double)(1ull << 40) ||
+                num != (double)(uint64_t)num)
+                return am_err_set(AM_EINVAL,
+                                  "config %s line %d: %s: a size like 512M or 2G (up to 1T)", path,
+                                  line, key);
+            uint64_t min = size == &c->pod_memory      ? 64ull << 20
+                           : size == &c->pod_workspace ? 16ull << 20
+                                                       : 1ull << 20;
+            if ((uint64_t)num * mul < min)
+                return am_err_set(AM_EINVAL, "config %s line %d: %s: at least %lluM", path, line,
+                                  key, (unsigned long long)(min >> 20));
+            *size = (uint64_t)num * mul;
+            return 0;
+        }
+        if (strcmp(key, "pod_cpu") == 0) {
+            if (!end || end == val || *end || num <= 0 || num > 256)
+                return am_err_set(AM_EINVAL, "config %s line %d: pod_cpu: cores, e.g. 2 or 0.5",
+                                  path, line);
+            c->pod_cpu_millis = (uint32_t)(num * 1000);
+            return 0;
+        }
+        if (strcmp(key, "pod_pids") == 0) {
+            if (!end || end == val || *end || num < 16 || num > 65536 ||
+                num != (double)(uint32_t)num)
+                return am_err_set(AM_EINVAL, "config %s line %d: pod_pids: 16 to 65536", path,
+                                  line);
+            c->pod_pids = (uint32_t)num;
+            return 0;
+        }
     }
     if (strcmp(key, "hostnames") == 0 || strcmp(key, "ips") == 0) {
         if (!is_seq)

@@ -12,6 +12,12 @@
  *   ips: [10.0.0.5]                 # extra IP SANs
  *   session_ttl: 12h                # login lifetime (s, m, h, d suffixes)
  *   session_idle: 1h                # idle timeout
+ *   pod_memory: 2G                  # default limits of a pod that asks for none:
+ *   pod_cpu: 2                      #   memory, cores, processes, /tmp and /dev/shm sizes,
+ *   pod_pids: 512                   #   and the quota on what it writes to /workspace
+ *   pod_tmp: 256M
+ *   pod_shm: 64M
+ *   pod_workspace: 1G
  * Unknown keys, wrong types and bad values are errors naming the key and line.
  * Ownership: am_config owns every string it holds; am_config_free releases them.
  */
@@ -35,6 +41,8 @@ typedef struct {
     size_t n_ips;
     uint64_t session_ttl_ms;
     uint64_t session_idle_ms;
+    uint64_t pod_memory, pod_tmp, pod_shm, pod_workspace; /* bytes */
+    uint32_t pod_cpu_millis, pod_pids;
 } am_config;
 
 /* Fill with the checkout defaults (./var/airmesh, 127.0.0.1:8443, 127.0.0.1:9443, ui/static). */

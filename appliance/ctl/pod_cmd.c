@@ -45,6 +45,8 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         {"memory", required_argument, 0, 'm'},  {"pids", required_argument, 0, 'p'},
         {"cpu", required_argument, 0, 'c'},     {"network", required_argument, 0, 'n'},
         {"keep-worktree", no_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
+        {"tmp", required_argument, 0, 'T'},     {"shm", required_argument, 0, 'S'},
+        {"workspace", required_argument, 0, 'W'},
         {0, 0, 0, 0}};
     json_t *body = json_object(), *labels = json_object(), *env = json_object(),
            *limits = json_object();
@@ -62,6 +64,9 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         case 'm': json_object_set_new(limits, "memory", json_string(optarg)); break;
         case 'p': json_object_set_new(limits, "pids", json_integer(atoi(optarg))); break;
         case 'c': json_object_set_new(limits, "cpu", json_real(atof(optarg))); break;
+        case 'T': json_object_set_new(limits, "tmp", json_string(optarg)); break;
+        case 'S': json_object_set_new(limits, "shm", json_string(optarg)); break;
+        case 'W': json_object_set_new(limits, "workspace", json_string(optarg)); break;
         case 'l':
             if (kv_into(labels, optarg, "--label"))
                 goto out;

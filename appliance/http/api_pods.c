@@ -44,6 +44,10 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         p->reason, "limits_note", p->limits_note, "created_by", p->created_by, "created_ms",
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
+    json_t *lim = json_object_get(o, "limits");
+    json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
+    json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
+    json_object_set_new(lim, "workspace", json_integer((json_int_t)p->workspace_bytes));
     if (strcmp(p->state, "exited") == 0)
         json_object_set_new(o, "exit_code", json_integer(p->exit_code));
     json_object_set_new(o, "first_output_ms", json_integer((json_int_t)p->first_output_ms));
@@ -202,13 +206,17 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
         lk[nl] = k;
         lv[nl++] = json_string_value(v);
     }
-    uint64_t memory = 0;
+    uint64_t memory = 0, tmp = 0, shm = 0, workspace = 0;
     json_t *pids = json_object_get(limits, "pids"), *cpu = json_object_get(limits, "cpu");
     if (parse_size(json_object_get(limits, "memory"), &memory) != 0 ||
+        parse_size(json_object_get(limits, "tmp"), &tmp) != 0 ||
+        parse_size(json_object_get(limits, "shm"), &shm) != 0 ||
+        parse_size(json_object_get(limits, "workspace"), &workspace) != 0 ||
         (pids && (!json_is_integer(pids) || json_integer_value(pids) < 0)) ||
         (cpu && !json_is_number(cpu)))
         return bad(req, body,
-                   "limits: memory as bytes or \"512M\"/\"2G\", pids as a count, cpu in cores");
+                   "limits: memory, tmp, shm, workspace as bytes or \"512M\"/\"2G\", pids as a "
+                   "count, cpu in cores");
     double cores = cpu ? json_number_value(cpu) : 0;
     if (cores < 0 || cores > 256)
         return bad(req, body, "limits.cpu: 0 to 256 cores");
@@ -227,6 +235,9 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .memory_bytes = memory,
                         .pids = pids ? (uint32_t)json_integer_value(pids) : 0,
                         .cpu_millis = (uint32_t)(cores * 1000),
+                        .tmp_bytes = tmp,
+                        .shm_bytes = shm,
+                        .workspace_bytes = workspace,
                         .network = network,
                         .keep_worktree = keep};
     /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the

@@ -151,6 +151,16 @@ int am_pods_create(am_app *app, const char *org, const char *actor, const char *
         return am_err_set(AM_EINVAL, "network: \"none\" or \"host\"");
     if (s->pids > 65536 || s->cpu_millis > 256000)
         return am_err_set(AM_EINVAL, "limits: out of range");
+    /* Sizes a pod cannot start or work with (0 = the default). */
+    if (s->memory_bytes && s->memory_bytes < (64ull << 20))
+        return am_err_set(AM_EINVAL, "limits.memory: at least 64M");
+    if ((s->tmp_bytes && s->tmp_bytes < (1ull << 20)) ||
+        (s->shm_bytes && s->shm_bytes < (1ull << 20)))
+        return am_err_set(AM_EINVAL, "limits.tmp, limits.shm: at least 1M");
+    if (s->workspace_bytes && s->workspace_bytes < (16ull << 20))
+        return am_err_set(AM_EINVAL, "limits.workspace: at least 16M");
+    if (s->pids && s->pids < 16)
+        return am_err_set(AM_EINVAL, "limits.pids: at least 16");
 
     char runner[64];
     int rc = choose_runner(app, org, s, runner, sizeof runner);
@@ -191,9 +201,14 @@ int am_pods_create(am_app *app, const char *org, const char *actor, const char *
     }
     p.env = arr;
     p.n_env = s->n_env;
-    p.memory_bytes = s->memory_bytes;
-    p.pids = s->pids;
-    p.cpu_millis = s->cpu_millis;
+    /* The record says what the pod really gets: the request, else the configured default. */
+    const am_pod_defaults *d = &app->pod_defaults;
+    p.memory_bytes = s->memory_bytes ? s->memory_bytes : d->memory_bytes;
+    p.pids = s->pids ? s->pids : d->pids;
+    p.cpu_millis = s->cpu_millis ? s->cpu_millis : d->cpu_millis;
+    p.tmp_bytes = s->tmp_bytes ? s->tmp_bytes : d->tmp_bytes;
+    p.shm_bytes = s->shm_bytes ? s->shm_bytes : d->shm_bytes;
+    p.workspace_bytes = s->workspace_bytes ? s->workspace_bytes : d->workspace_bytes;
     p.network = (char *)net;
     p.keep_worktree = s->keep_worktree;
     p.state = "pending";
@@ -244,6 +259,9 @@ int am_pods_create_msg(const Airmesh__V1__Pod *p, Airmesh__V1__CreatePod *m) {
     m->limits->memory_bytes = p->memory_bytes;
     m->limits->pids = p->pids;
     m->limits->cpu_millis = p->cpu_millis;
+    m->limits->tmp_bytes = p->tmp_bytes;
+    m->limits->shm_bytes = p->shm_bytes;
+    m->limits->workspace_bytes = p->workspace_bytes;
     if (p->n_env) {
         Airmesh__V1__CreatePod__EnvEntry *ents = calloc(p->n_env, sizeof *ents);
         Airmesh__V1__CreatePod__EnvEntry **arr = calloc(p->n_env, sizeof *arr);

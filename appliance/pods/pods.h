@@ -31,8 +31,9 @@ typedef struct {
     size_t argc;
     const char *const *env_keys, *const *env_values;
     size_t n_env;
-    uint64_t memory_bytes;
+    uint64_t memory_bytes; /* 0 = app->pod_defaults, like every limit here */
     uint32_t pids, cpu_millis;
+    uint64_t tmp_bytes, shm_bytes, workspace_bytes;
     const char *network;                   /* "none" (default) or "host" */
     int keep_worktree;
 } am_pod_spec;

@@ -33,10 +33,10 @@ typedef struct pod {
     am_podmgr *mgr;
     Airmesh__V1__CreatePod *cp; /* our own unpacked copy */
     pthread_t thread;
-    pthread_mutex_t mu;         /* guards sbx, state fields, stop_* */
+    pthread_mutex_t mu; /* guards sbx, state fields, stop_* */
     am_sbx *sbx;
     int wake_fd;
-    char state[16], reason[512], limits_note[256], worktree[PATH_MAX], commit[41];
+    char state[16], reason[512], limits_note[512], worktree[PATH_MAX], commit[41];
     int exit_code;
     int stop_requested;
     uint32_t stop_grace_ms;
@@ -149,8 +149,11 @@ static void rec_open(pod *p) {
 
 /* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid, -1 if truncated. */
 static int utf8_len(const uint8_t *s, size_t avail) {
-    int n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-                                                      : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    int n = s[0] < 0x80             ? 1
+            : (s[0] & 0xe0) == 0xc0 ? 2
+            : (s[0] & 0xf0) == 0xe0 ? 3
+            : (s[0] & 0xf8) == 0xf0 ? 4
+                                    : 0;
     if (n == 0 || (n == 2 && s[0] < 0xc2))
         return 0;
     if ((size_t)n > avail)
@@ -355,6 +358,14 @@ static void *pod_main(void *arg) {
     meta_write(m, cp);
     set_state(p, "starting", NULL);
 
+    /* Limits: what CreatePod says, the defaults where it says 0 (sandbox.h). */
+    const Airmesh__V1__PodLimits *lim = cp->limits;
+#define LIMIT(field, dflt) (lim && lim->field ? lim->field : (dflt))
+    am_wt_set_quota(LIMIT(workspace_bytes, AM_SBX_DEFAULT_WORKSPACE));
+    if (am_sbx_idmap_unusable()[0]) { /* refused, with the reason (never run as host root) */
+        set_state(p, "failed", am_sbx_idmap_unusable());
+        goto done;
+    }
     am_wt_info wt;
     if (am_wt_create(m->data_dir, cp->repo, cp->base_ref, cp->branch, cp->pod_id, &wt) != 0) {
         set_state(p, "failed", am_err_last());
@@ -387,14 +398,20 @@ static void *pod_main(void *arg) {
                      .ro_binds = wt.mirror[0] ? ro : NULL,
                      .rw_binds = wt.gitdir[0] ? rw : NULL,
                      .network_none = !cp->network || strcmp(cp->network, "host") != 0,
-                     .memory_bytes = cp->limits ? cp->limits->memory_bytes : 0,
-                     .pids_max = cp->limits ? cp->limits->pids : 0,
-                     .cpu_millis = cp->limits ? cp->limits->cpu_millis : 0,
+                     .memory_bytes = LIMIT(memory_bytes, AM_SBX_DEFAULT_MEMORY),
+                     .pids_max = LIMIT(pids, AM_SBX_DEFAULT_PIDS),
+                     .cpu_millis = LIMIT(cpu_millis, AM_SBX_DEFAULT_CPU_MILLIS),
+                     .tmp_bytes = LIMIT(tmp_bytes, AM_SBX_DEFAULT_TMP),
+                     .shm_bytes = LIMIT(shm_bytes, AM_SBX_DEFAULT_SHM),
                      .cols = (uint16_t)(cp->cols ? cp->cols : 80),
                      .rows = (uint16_t)(cp->rows ? cp->rows : 24),
                      .hostname = cp->pod_id};
+#undef LIMIT
     am_sbx *sbx = NULL;
+    uint64_t t_spawn = am_mono_ns();
     int rc = argv && env ? am_sbx_spawn(&o, &sbx) : am_err_set(AM_ENOMEM, "out of memory");
+    am_log_debug("pod", "started", "pod=%s worktree_ms=%.1f spawn_ms=%.1f", cp->pod_id, wt.ms_total,
+                 (double)(am_mono_ns() - t_spawn) / 1e6);
     for (size_t i = 0; env_store && i < cp->n_env; i++)
         free(env_store[i]);
     free(env_store);
@@ -444,6 +461,8 @@ static void *pod_main(void *arg) {
         }
     }
     rec_close(p);
+    char why[192];
+    snprintf(why, sizeof why, "%s", am_sbx_end_reason(sbx)); /* e.g. the memory limit */
     pthread_mutex_lock(&p->mu);
     p->exit_code = code;
     p->sbx = NULL;
@@ -456,7 +475,14 @@ static void *pod_main(void *arg) {
         snprintf(wt_err, sizeof wt_err, "%s", am_err_last());
         am_log_warn("pod", "worktree removal failed", "pod=%s error=\"%s\"", cp->pod_id, wt_err);
     }
-    set_state(p, stopping ? "stopped" : "exited", wt_err[0] ? wt_err : NULL);
+    char reason[sizeof why + sizeof wt_err + 2];
+    snprintf(reason, sizeof reason, "%s%s%s", why, why[0] && wt_err[0] ? "; " : "", wt_err);
+    if (stopping)
+        set_state(p, "stopped", reason[0] ? reason : NULL);
+    else if (why[0] && code != 0)
+        set_state(p, "failed", reason); /* "memory limit 2 GiB reached (…)" */
+    else
+        set_state(p, "exited", reason[0] ? reason : NULL);
     upload_recording(p);
 done:
     meta_remove(m, cp->pod_id);
@@ -476,6 +502,10 @@ int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr
     m->emit = emit;
     m->ud = ud;
     pthread_mutex_init(&m->mu, NULL);
+    /* Pod root's host ids own the pods' writable dirs (runner/sandbox/idmap.c). */
+    const am_sbx_idmap *idm = am_sbx_idmap_current();
+    am_wt_set_owner(idm->pod_root_uid, idm->pod_root_gid, am_sbx_idmap_userns_fd());
+    am_log_info("pod", "pod uid mapping", "map=\"%s\"", idm->desc);
     int rc = am_wt_init(data_dir);
     if (rc) {
         free(m);

@@ -125,6 +125,7 @@ static void note_add(sbx_cgroup *cg, const char *what, const char *why) {
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t memory_bytes, uint32_t pids_max,
                        uint32_t cpu_millis) {
     memset(cg, 0, sizeof *cg);
+    cg->mem_slot = -1;
     int want[CG_N] = {memory_bytes != 0, 1, cpu_millis != 0};
     int done[CG_N] = {0, 0, 0};
     char name[64], mnt[512], own[512], dir[512], file[64], val[64];
@@ -154,6 +155,10 @@ void sbx_cgroup_create(sbx_cgroup *cg, uint64_t memory_bytes, uint32_t pids_max,
                     continue;
                 limit_value(c, memory_bytes, pids_max, cpu_millis, 1, file, val, sizeof val);
                 done[c] = write_str(cg->dirs[0], file, val) == 0;
+                if (c == CG_MEMORY && done[c]) {
+                    cg->mem_slot = 0;
+                    cg->mem_v2 = 1;
+                }
             }
         }
     }
@@ -173,6 +178,8 @@ void sbx_cgroup_create(sbx_cgroup *cg, uint64_t memory_bytes, uint32_t pids_max,
                 write_str(path, "cpu.cfs_period_us", "100000");
             limit_value(c, memory_bytes, pids_max, cpu_millis, 0, file, val, sizeof val);
             done[c] = write_str(path, file, val) == 0;
+            if (c == CG_MEMORY && done[c])
+                cg->mem_slot = slot - 1;
         }
         if (!done[c])
             note_add(cg, k_ctrl[c],
@@ -195,6 +202,24 @@ int sbx_cgroup_attach(sbx_cgroup *cg, pid_t pid) {
         }
     }
     return 0;
+}
+
+uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg) {
+    if (cg->mem_slot < 0 || !cg->dirs[cg->mem_slot][0])
+        return 0;
+    char path[700], line[128];
+    snprintf(path, sizeof path, "%s/%s", cg->dirs[cg->mem_slot],
+             cg->mem_v2 ? "memory.events" : "memory.oom_control");
+    FILE *f = fopen(path, "re");
+    uint64_t n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long long v;
+        if (sscanf(line, "oom_kill %llu", &v) == 1)
+            n = v;
+    }
+    if (f)
+        fclose(f);
+    return n;
 }
 
 void sbx_cgroup_destroy(sbx_cgroup *cg) {

@@ -22,8 +22,10 @@ typedef struct {
     const char *const *rw_binds;
     const char *hostname;
     int network_none;
-    uint64_t memory_bytes;
+    uint64_t rlimit_as;            /* RLIMIT_AS, set only when no memory cgroup applies; 0 = none */
+    uint64_t tmp_bytes, shm_bytes; /* tmpfs sizes of /tmp and /dev/shm */
     uint32_t pids_max;
+    int no_seccomp;            /* tests only (am_sbx_opts.test_no_seccomp) */
     struct sock_fprog seccomp; /* exported by sbx_seccomp_build() */
     const char *pty_name;      /* host path of the PTY slave, bound at /dev/console */
     int slave_fd;              /* PTY slave: becomes 0, 1, 2 */
@@ -39,11 +41,20 @@ typedef struct {
 
 #define SBX_REPORT_FD 3
 
+/* idmap.c: write the pod's uid/gid maps (directly as root, else newuidmap/newgidmap). */
+int sbx_idmap_write(pid_t pid);
+/* Write val to an existing file (procfs, cgroupfs); -AM_EIO with the path named. */
+int sbx_write_file(const char *path, const char *val);
+
 /* setup.c: the child side; never returns. */
 __attribute__((noreturn)) void sbx_child_main(const sbx_plan *p);
 
 /* seccomp.c: build the filter and export it as BPF into *out (out->filter malloc'd). */
 int sbx_seccomp_build(struct sock_fprog *out);
+/* The same filter, built once per process and shared (do not free out->filter). */
+int sbx_seccomp_get(struct sock_fprog *out);
+/* The names the filter allows without argument checks (NULL-terminated; for tests). */
+extern const char *const sbx_seccomp_allowed[];
 
 /* pty.c */
 int sbx_pty_open(uint16_t cols, uint16_t rows, int *master, int *slave, char *name, size_t cap);
@@ -53,10 +64,15 @@ int sbx_pty_resize(int master, uint16_t cols, uint16_t rows);
 typedef struct {
     char dirs[3][600]; /* created cgroup dirs (v2: one; v1: one per controller), "" = unused */
     char note[512];    /* what could not be applied */
+    int mem_slot;      /* index in dirs of the memory cgroup, -1 = memory limit not applied */
+    int mem_v2;        /* that dir is cgroup v2 (memory.events) rather than v1 (oom_control) */
 } sbx_cgroup;
 void sbx_cgroup_create(sbx_cgroup *cg, uint64_t memory_bytes, uint32_t pids_max,
                        uint32_t cpu_millis);
 int sbx_cgroup_attach(sbx_cgroup *cg, pid_t pid);
+/* How many processes the kernel's OOM killer killed in the pod's memory cgroup (0 if none or
+ * no memory cgroup). Call before sbx_cgroup_destroy. */
+uint64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg);
 void sbx_cgroup_destroy(sbx_cgroup *cg);
 
 #endif

@@ -14,21 +14,29 @@
  *
  *   parent: build env, seccomp BPF, PTY pair, pipes, cgroup dirs (v2 if delegated, else v1 when
  *           writable, else "not applied"); clone(NEWUSER|NEWPID|NEWNS|NEWIPC|NEWUTS[|NEWNET])
- *   parent: write /proc/<pid>/{setgroups=deny, uid_map "0 euid 1", gid_map "0 egid 1"}; move the
- *           child into the cgroups; send the "go" byte
- *   init:   wait for "go"; unshare(NEWCGROUP); keep only fds 0-2 (PTY slave) and 3 (report pipe)
+ *   parent: write the uid/gid maps (idmap.c: a root runner maps pod 0..65535 to an unprivileged
+ *           host range, default 100000..165535; never host uid 0); move the child into the
+ *           cgroups; send the "go" byte
+ *   init:   wait for "go"; keep only fds 0-2 (PTY slave) and 3 (report pipe); open the
+ *           caller's bind sources (O_PATH, still with the runner's ids); drop the runner's
+ *           supplementary groups, setresgid/setresuid(0) = pod root, PDEATHSIG again (the
+ *           credential change cleared it); unshare(NEWCGROUP)
  *   init:   make / rprivate; tmpfs on /tmp (the base); pivot_root(base, base/oldroot)
  *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
  *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds
- *           and rw_binds;
- *           workspace read-write at /workspace; tmpfs /tmp (1777); /dev = tmpfs with null, zero,
- *           full, random, urandom, tty bound from the host, the PTY slave as /dev/console, a new
- *           devpts instance, ptmx symlink,
- *           /dev/shm; fresh /proc
+ *           and rw_binds (through /proc/self/fd of the O_PATH fds);
+ *           workspace read-write at /workspace; tmpfs /tmp (1777, size-limited); /dev = small
+ *           tmpfs with null, zero, full, random, urandom, tty bound from the host, the PTY slave
+ *           as /dev/console, a new devpts instance, ptmx symlink, /dev/shm (size-limited), then
+ *           /dev itself read-only; fresh /proc with /proc/sys, sysrq-trigger, irq, bus, fs
+ *           read-only and the paths runc masks (kcore, keys, timer_list, sched_debug, acpi, …)
+ *           masked; every mount the pod can write is nosuid,nodev
  *   init:   network none: bring lo up (SIOCSIFFLAGS); sethostname
  *   init:   umount old root (detach); pivot_root(/newroot); detach the base; / read-only
- *   init:   chdir /workspace; rlimits (nproc, nofile, core=0, as); no_new_privs; drop the
- *           capability bounding set, ambient set and capset(0); seccomp filter
+ *   init:   chdir /workspace; rlimits (nproc, nofile, core=0; as only without a memory
+ *           cgroup); no_new_privs; drop the
+ *           capability bounding set, ambient set and capset(0); seccomp filter (allow list,
+ *           seccomp.c)
  *   init:   fork the command: setsid, TIOCSCTTY on the PTY, execvp with the caller's env only
  *   init:   close the report pipe (the parent sees EOF = exec happened), reap zombies, forward
  *           SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the command's process group, exit
@@ -43,21 +51,50 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Default limits (a pod whose CreatePod leaves a limit at 0 gets these). */
+#define AM_SBX_DEFAULT_MEMORY (2ull << 30) /* 2 GiB: processes + the pod's tmpfs pages */
+#define AM_SBX_DEFAULT_CPU_MILLIS 2000u    /* 2 cores */
+#define AM_SBX_DEFAULT_PIDS 512u
+#define AM_SBX_DEFAULT_TMP (256ull << 20)     /* /tmp */
+#define AM_SBX_DEFAULT_SHM (64ull << 20)      /* /dev/shm */
+#define AM_SBX_DEFAULT_WORKSPACE (1ull << 30) /* /workspace changes + the pod's git dir */
+
+/* Host ids the pods' ids map to (see idmap.c). Process-wide. */
+typedef struct {
+    uint32_t uid, gid; /* first host uid/gid of the range (pod uid 0, or 1 with helpers) */
+    uint32_t count;    /* ids mapped (65536 by default); 0 = only pod 0 -> pod_root_uid */
+    uint32_t pod_root_uid, pod_root_gid; /* host ids of pod root: own the pod's writable dirs */
+    int helpers;    /* 1: maps written by newuidmap/newgidmap (unprivileged runner) */
+    char desc[160]; /* "pod 0..65535 -> host 100000..165535" */
+} am_sbx_idmap;
+
+/* Once at startup, before threads: spec NULL or "auto" = defaults, else "BASE:COUNT" (root
+ * runner only). -AM_EINVAL with the reason for a bad spec. */
+int am_sbx_idmap_setup(const char *spec);
+const am_sbx_idmap *am_sbx_idmap_current(void);
+/* "" when pods can start with the mapping, else why not (set by a failed setup: -AM_EIO). */
+const char *am_sbx_idmap_unusable(void);
+/* A user namespace carrying the mapping (root runner; for idmapped mounts), or -1. */
+int am_sbx_idmap_userns_fd(void);
+
 typedef struct {
     const char *const *argv; /* command; argv[0] looked up in PATH inside the sandbox */
     const char *const *env;  /* NULL-terminated "K=V"; TERM/HOME/PATH defaults added if absent */
-    const char *workspace;   /* host dir bound read-write at /workspace (cwd) */
+    const char *workspace;   /* host dir bound read-write at /workspace (cwd); pod root
+                                (am_sbx_idmap_current()->pod_root_uid) must be able to write it */
     const char *const
-        *ro_binds;         /* extra host paths bound read-only at the same path; may be NULL */
-    const char *const
-        *rw_binds;         /* extra host paths bound read-write at the same path (e.g. the git
-                              dir a worktree's .git file points to); may be NULL */
-    int network_none;      /* 1: new net ns with only lo; 0: host network */
-    uint64_t memory_bytes; /* 0 = no limit */
-    uint32_t pids_max;     /* 0 = default 512 */
-    uint32_t cpu_millis;   /* 0 = no limit; 1000 = one core */
-    uint16_t cols, rows;   /* initial PTY size */
-    const char *hostname;  /* uts hostname, e.g. "pod-1234"; NULL = "pod" */
+        *ro_binds; /* extra host paths bound read-only at the same path; may be NULL */
+    const char *const *rw_binds; /* extra host paths bound read-write at the same path (e.g. the git
+                                    dir a worktree's .git file points to); may be NULL */
+    int network_none;            /* 1: new net ns with only lo; 0: host network */
+    uint64_t memory_bytes;       /* 0 = no limit */
+    uint32_t pids_max;           /* 0 = default 512 */
+    uint32_t cpu_millis;         /* 0 = no limit; 1000 = one core */
+    uint64_t tmp_bytes;          /* size of the /tmp tmpfs; 0 = AM_SBX_DEFAULT_TMP */
+    uint64_t shm_bytes;          /* size of the /dev/shm tmpfs; 0 = AM_SBX_DEFAULT_SHM */
+    int test_no_seccomp;         /* TESTS ONLY: no seccomp filter (the probe's control run) */
+    uint16_t cols, rows;         /* initial PTY size */
+    const char *hostname;        /* uts hostname, e.g. "pod-1234"; NULL = "pod" */
 } am_sbx_opts;
 
 typedef struct am_sbx am_sbx;
@@ -78,6 +115,9 @@ int am_sbx_stop(am_sbx *s, int grace_ms);
 int am_sbx_wait(am_sbx *s, int timeout_ms, int *exit_code, int *signal_no);
 /* "" when every requested limit is applied, else which limits were not (and why). */
 const char *am_sbx_limits_note(const am_sbx *s);
+/* After am_sbx_wait returned 0: "" or why the pod ended besides its command, e.g.
+ * "memory limit 2 GiB reached (the kernel killed 1 process)". */
+const char *am_sbx_end_reason(const am_sbx *s);
 /* Kills the pod if still running, reaps it, removes its cgroups, closes fds. NULL is fine. */
 void am_sbx_free(am_sbx *s);
 

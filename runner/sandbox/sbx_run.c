@@ -6,7 +6,8 @@
  *   sbx-run -b N [-w DIR]                                         median time to first output
  *                                                                 byte of `echo x`, sandbox vs
  *                                                                 `unshare -Urpfmn --mount-proc`
- * -n: network none (default: host). -w: workspace (default: current directory).
+ * -n: network none (default: host). -w: workspace (default: current directory); it must be
+ * writable by pod root's host uid (a root runner: 100000 by default, see idmap.c).
  * Single-threaded.
  */
 #include <errno.h>

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/mount.h>
 #include <linux/seccomp.h>
@@ -160,6 +161,46 @@ static void bind_path(const char *src, const char *dst, int flags) {
         die2("mount_setattr", dst);
 }
 
+/* The caller's bind sources, opened (O_PATH) while our credentials are still the runner's: pod
+ * root is an unprivileged host uid that may not traverse e.g. /root, where a runner's data dir
+ * can live. The binds later go through /oldroot/proc/self/fd/N (a magic link: no traversal). */
+#define SBX_MAX_CALLER_BINDS 64
+typedef struct {
+    int fd;
+    const char *dst;
+    int flags;
+} caller_bind;
+
+static void open_caller_bind(caller_bind *b, const char *src, const char *dst, int flags) {
+    b->fd = open(src, O_PATH | O_CLOEXEC);
+    if (b->fd < 0)
+        die2("stat", src);
+    b->dst = dst;
+    b->flags = flags;
+}
+
+static void bind_caller(const caller_bind *b) {
+    char from[64] = "/oldroot/proc/self/fd/", num[16], to[SBX_PATH];
+    int i = (int)sizeof num - 1, v = b->fd;
+    num[i] = '\0';
+    do {
+        num[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && i > 0);
+    append(from, sizeof from, num + i);
+    join(to, "/newroot", b->dst);
+    struct stat st;
+    if (fstat(b->fd, &st) != 0)
+        die2("stat", b->dst);
+    make_mountpoint(to, S_ISDIR(st.st_mode));
+    if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) != 0)
+        die2("bind-mount", b->dst);
+    uint64_t attr = (b->flags & BIND_RW) ? 0 : MOUNT_ATTR_RDONLY;
+    attr |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (set_mount_attr(to, attr, AT_RECURSIVE) != 0)
+        die2("mount_setattr", b->dst);
+}
+
 /* ---- fixed layout ---------------------------------------------------------------------------- */
 
 static const char *const k_system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib64", NULL};
@@ -176,8 +217,66 @@ static const char *const k_etc_files[] = {"/etc/passwd",          "/etc/group",
                                           "/etc/bash.bashrc",     "/etc/profile",
                                           "/etc/gitconfig",       NULL};
 
+/* What runc/moby make read-only and mask in a container's /proc (/sys is not mounted at all, so
+ * /sys/firmware and friends are out of reach already). Paths this kernel lacks are skipped. */
+static const char *const k_proc_readonly[] = {
+    "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", NULL};
+static const char *const k_proc_masked[] = {
+    "/proc/kcore", "/proc/keys",   "/proc/timer_list",    "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/acpi",  "/proc/asound", "/proc/latency_stats", "/proc/scsi",        "/proc/interrupts",
+    NULL};
+
 static const char *const k_dev_nodes[] = {"/dev/null",    "/dev/zero", "/dev/full", "/dev/random",
                                           "/dev/urandom", "/dev/tty",  NULL};
+
+/* "mode=M,size=N" into a stack buffer (no allocation, no stdio). */
+static void tmpfs_opts(char *dst, size_t cap, const char *mode, uint64_t size) {
+    char num[24];
+    int i = (int)sizeof num - 1;
+    num[i] = '\0';
+    do {
+        num[--i] = (char)('0' + size % 10);
+        size /= 10;
+    } while (size && i > 0);
+    dst[0] = '\0';
+    append(dst, cap, "mode=");
+    append(dst, cap, mode);
+    append(dst, cap, ",size=");
+    append(dst, cap, num + i);
+}
+
+/* /proc hardening, while our proc is still at /newroot/proc. */
+static void harden_proc(void) {
+    char at[SBX_PATH];
+    struct stat st;
+    for (const char *const *r = k_proc_readonly; *r; r++) {
+        join(at, "/newroot", *r);
+        if (lstat(at, &st) != 0)
+            continue;
+        if (mount(at, at, NULL, MS_BIND | MS_REC, NULL) != 0)
+            die2("bind /proc read-only path", *r);
+        if (set_mount_attr(
+                at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                AT_RECURSIVE) != 0)
+            die2("make read-only", *r);
+    }
+    for (const char *const *m = k_proc_masked; *m; m++) {
+        join(at, "/newroot", *m);
+        if (lstat(at, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", at, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "size=0,mode=0555") != 0)
+                die2("mask", *m);
+        } else {
+            if (mount("/newroot/dev/null", at, NULL, MS_BIND, NULL) != 0)
+                die2("mask", *m);
+            if (set_mount_attr(at, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0) !=
+                0)
+                die2("make read-only", *m);
+        }
+    }
+}
 
 /* ---- steps ----------------------------------------------------------------------------------- */
 
@@ -306,6 +405,28 @@ void sbx_child_main(const sbx_plan *p) {
     if (read(p->go_fd, &go, 1) != 1)
         _exit(125);
     arrange_fds(p);
+    caller_bind binds[SBX_MAX_CALLER_BINDS];
+    size_t nb = 0;
+    for (const char *const *b = p->ro_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 1; b++)
+        open_caller_bind(&binds[nb++], *b, *b, BIND_RO);
+    for (const char *const *b = p->rw_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 1; b++)
+        open_caller_bind(&binds[nb++], *b, *b, BIND_RW);
+    open_caller_bind(&binds[nb++], p->workspace, "/workspace", BIND_RW);
+
+    /* 0b. Become pod root for real: our credentials still hold the runner's host ids, which the
+     *     new map does not contain (files we create would fail with EOVERFLOW). Drop the
+     *     runner's supplementary groups (EPERM where setgroups is denied: unprivileged runner
+     *     without newgidmap, whose groups are its own), then uid/gid 0 = the mapped host range. */
+    if (setgroups(0, NULL) != 0 && errno != EPERM)
+        die("setgroups (drop the runner's groups)");
+    if (setresgid(0, 0, 0) != 0)
+        die("setresgid 0");
+    if (setresuid(0, 0, 0) != 0)
+        die("setresuid 0");
+    /* A credential change clears the parent-death signal: set it again. (If the spawning
+     * thread died in between, the parent's am_sbx_free/teardown still kills us by pidfd.) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        die("prctl PR_SET_PDEATHSIG");
 
     /* 1. A cgroup namespace rooted at the pod's own cgroup (we were moved there before "go"). */
     if (unshare(CLONE_NEWCGROUP) != 0)
@@ -341,23 +462,24 @@ void sbx_child_main(const sbx_plan *p) {
 
     /* 7. A private /tmp, before the caller's binds so that a bind below /tmp (a runner whose
      *    data dir lives in /tmp) lands on top of it instead of being hidden by it. */
+    char topts[64];
     mkdir_p("/newroot/tmp", 0755);
-    if (mount("tmpfs", "/newroot/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
-        die("mount tmpfs on /tmp");
+    tmpfs_opts(topts, sizeof topts, "1777", p->tmp_bytes);
+    if (mount("tmpfs", "/newroot/tmp", "tmpfs", MS_NOSUID | MS_NODEV, topts) != 0)
+        die2("mount tmpfs on /tmp", topts);
 
     /* 8. The caller's extra read-only and read-write paths (these must exist). */
-    for (const char *const *b = p->ro_binds; b && *b; b++)
-        bind_path(*b, *b, BIND_RO);
-    for (const char *const *b = p->rw_binds; b && *b; b++)
-        bind_path(*b, *b, BIND_RW);
-
-    /* 9. The workspace, read-write, at /workspace. */
-    bind_path(p->workspace, "/workspace", BIND_RW);
-
+    /* 9. ... and the workspace, read-write, at /workspace (all nosuid,nodev). */
+    for (size_t i = 0; i < nb; i++) {
+        bind_caller(&binds[i]);
+        close(binds[i].fd);
+    }
 
     /* 10. /dev: tmpfs with a handful of host device nodes, a new devpts instance and /dev/shm. */
     mkdir_p("/newroot/dev", 0755);
-    if (mount("tmpfs", "/newroot/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755") != 0)
+    /* Small and, once populated, read-only (the device nodes are binds with their own flags). */
+    if (mount("tmpfs", "/newroot/dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=65536,nr_inodes=256") != 0)
         die("mount tmpfs on /dev");
     for (const char *const *n = k_dev_nodes; *n; n++)
         bind_path(*n, *n, BIND_RW | BIND_DEV);
@@ -375,13 +497,20 @@ void sbx_child_main(const sbx_plan *p) {
         symlink("/proc/self/fd/2", "/newroot/dev/stderr") != 0)
         die("symlink /dev/fd, /dev/std*");
     mkdir_p("/newroot/dev/shm", 0755);
-    if (mount("tmpfs", "/newroot/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
-        die("mount tmpfs on /dev/shm");
+    tmpfs_opts(topts, sizeof topts, "1777", p->shm_bytes);
+    if (mount("tmpfs", "/newroot/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, topts) != 0)
+        die2("mount tmpfs on /dev/shm", topts);
 
-    /* 11. A fresh /proc for our pid namespace. */
+    /* 11. A fresh /proc for our pid namespace; /proc/sys & co read-only, runc's paths masked;
+     *     then /dev read-only (the masks bind /dev/null, so this comes after them). */
     mkdir_p("/newroot/proc", 0555);
     if (mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         die("mount proc on /proc");
+    harden_proc();
+    if (set_mount_attr("/newroot/dev",
+                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                       0) != 0)
+        die("make /dev read-only");
 
     /* 12. Network and hostname. */
     if (p->network_none)
@@ -415,21 +544,21 @@ void sbx_child_main(const sbx_plan *p) {
 
     /* 14. Work in /workspace. */
     if (chdir("/workspace") != 0)
-        die("chdir /workspace");
+        die("chdir /workspace (does it belong to pod root's host uid?)");
 
     /* 15. rlimits; the command inherits them. */
     set_rlimit(RLIMIT_NPROC, p->pids_max, "RLIMIT_NPROC");
     set_rlimit(RLIMIT_NOFILE, 4096, "RLIMIT_NOFILE");
     set_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
-    if (p->memory_bytes)
-        set_rlimit(RLIMIT_AS, p->memory_bytes, "RLIMIT_AS");
+    if (p->rlimit_as)
+        set_rlimit(RLIMIT_AS, p->rlimit_as, "RLIMIT_AS"); /* only without a memory cgroup */
 
     /* 16. No privilege gain through exec, no capabilities, then the seccomp filter (last: it
      *     denies mount and friends used above). */
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         die("prctl PR_SET_NO_NEW_PRIVS");
     drop_capabilities();
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->seccomp, 0, 0) != 0)
+    if (!p->no_seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->seccomp, 0, 0) != 0)
         die("prctl PR_SET_SECCOMP");
 
     /* 17. Signals: pid 1 only receives signals it has a handler for, so install no-op handlers,

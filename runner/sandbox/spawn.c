@@ -36,8 +36,20 @@ struct am_sbx {
     int master;
     int reaped;
     int status;
+    uint64_t memory_bytes;
+    char end_reason[160];
     sbx_cgroup cg;
 };
+
+/* "2 GiB", "512 MiB", "1234 bytes" */
+static void human_bytes(uint64_t b, char *out, size_t cap) {
+    if (b && b % (1ull << 30) == 0)
+        snprintf(out, cap, "%llu GiB", (unsigned long long)(b >> 30));
+    else if (b && b % (1ull << 20) == 0)
+        snprintf(out, cap, "%llu MiB", (unsigned long long)(b >> 20));
+    else
+        snprintf(out, cap, "%llu bytes", (unsigned long long)b);
+}
 
 /* ---- env ------------------------------------------------------------------------------------- */
 
@@ -73,33 +85,6 @@ static char **build_env(const char *const *env) {
 
 /* ---- parent-side steps ------------------------------------------------------------------------
  */
-
-static int write_proc(pid_t pid, const char *file, const char *val) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return am_err_set(AM_EIO, "sandbox: open %s: %s", path, strerror(errno));
-    ssize_t n = write(fd, val, strlen(val));
-    int e = errno;
-    close(fd);
-    if (n != (ssize_t)strlen(val))
-        return am_err_set(AM_EIO, "sandbox: write %s: %s", path, strerror(n < 0 ? e : EIO));
-    return 0;
-}
-
-/* Map uid/gid 0 inside to our effective uid/gid outside. */
-static int write_id_maps(pid_t pid) {
-    char map[64];
-    int rc = write_proc(pid, "setgroups", "deny");
-    if (rc < 0)
-        return rc;
-    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)geteuid());
-    if ((rc = write_proc(pid, "uid_map", map)) < 0)
-        return rc;
-    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)getegid());
-    return write_proc(pid, "gid_map", map);
-}
 
 /* Read the child's report pipe until EOF (exec happened) or a sbx_report (a step failed). */
 static int await_exec(int report_rd) {
@@ -173,7 +158,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         rc = am_err_set(AM_ENOMEM, "sandbox: out of memory");
         goto fail;
     }
-    if ((rc = sbx_seccomp_build(&plan.seccomp)) < 0)
+    if ((rc = sbx_seccomp_get(&plan.seccomp)) < 0)
         goto fail;
     if ((rc = sbx_pty_open(o->cols, o->rows, &s->master, &slave, pty_name, sizeof pty_name)) < 0)
         goto fail;
@@ -182,11 +167,19 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         goto fail;
     }
     sbx_cgroup_create(&s->cg, o->memory_bytes, o->pids_max ? o->pids_max : 512, o->cpu_millis);
-    if (geteuid() == 0 && strstr(s->cg.note, "pids: not applied")) {
-        /* Host uid 0 is exempt from RLIMIT_NPROC, so without a pids cgroup nothing bounds it. */
+    s->memory_bytes = o->memory_bytes;
+    if (o->memory_bytes && s->cg.mem_slot < 0) {
+        /* No memory cgroup: bound the address space instead, and say so. */
+        plan.rlimit_as = o->memory_bytes;
         size_t n = strlen(s->cg.note);
         snprintf(s->cg.note + n, sizeof s->cg.note - n,
-                 "; RLIMIT_NPROC does not bind either (the runner is host root)");
+                 "; RLIMIT_AS (virtual memory) set to the memory limit instead");
+    }
+    if (strstr(s->cg.note, "pids: not applied")) {
+        /* Pod root is an unprivileged host uid (idmap.c), so RLIMIT_NPROC still binds. */
+        size_t n = strlen(s->cg.note);
+        snprintf(s->cg.note + n, sizeof s->cg.note - n, "; RLIMIT_NPROC=%u still applies",
+                 o->pids_max ? o->pids_max : 512);
     }
 
     plan.argv = (char *const *)o->argv;
@@ -196,7 +189,9 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     plan.rw_binds = o->rw_binds;
     plan.hostname = o->hostname;
     plan.network_none = o->network_none;
-    plan.memory_bytes = o->memory_bytes;
+    plan.tmp_bytes = o->tmp_bytes ? o->tmp_bytes : AM_SBX_DEFAULT_TMP;
+    plan.shm_bytes = o->shm_bytes ? o->shm_bytes : AM_SBX_DEFAULT_SHM;
+    plan.no_seccomp = o->test_no_seccomp;
     plan.pids_max = o->pids_max ? o->pids_max : 512;
     plan.pty_name = pty_name;
     plan.slave_fd = slave;
@@ -224,7 +219,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         rc = am_err_set(AM_EIO, "sandbox: pidfd_open: %s", strerror(errno));
         goto fail;
     }
-    if ((rc = write_id_maps(pid)) < 0)
+    if ((rc = sbx_idmap_write(pid)) < 0)
         goto fail;
     sbx_cgroup_attach(&s->cg, pid);
     if (write(go[1], "g", 1) != 1) {
@@ -236,7 +231,6 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     close(go[1]);
     close(rep[0]);
     free(envp);
-    free(plan.seccomp.filter);
     *out = s;
     return 0;
 
@@ -252,7 +246,6 @@ fail:
     if (slave >= 0)
         close(slave);
     free(envp);
-    free(plan.seccomp.filter);
     am_sbx_free(s); /* kills and reaps the child if there is one; keeps the error message */
     return rc;
 }
@@ -267,6 +260,10 @@ pid_t am_sbx_pid(const am_sbx *s) {
 
 const char *am_sbx_limits_note(const am_sbx *s) {
     return s->cg.note;
+}
+
+const char *am_sbx_end_reason(const am_sbx *s) {
+    return s->end_reason;
 }
 
 int am_sbx_resize(am_sbx *s, uint16_t cols, uint16_t rows) {
@@ -288,6 +285,14 @@ int am_sbx_wait(am_sbx *s, int timeout_ms, int *exit_code, int *signal_no) {
         pid_t w = waitpid(s->pid, &s->status, WNOHANG);
         if (w == s->pid) {
             s->reaped = 1;
+            uint64_t kills = sbx_cgroup_oom_kills(&s->cg);
+            if (kills) {
+                char hb[32];
+                human_bytes(s->memory_bytes, hb, sizeof hb);
+                snprintf(s->end_reason, sizeof s->end_reason,
+                         "memory limit %s reached (the kernel killed %llu process%s)", hb,
+                         (unsigned long long)kills, kills == 1 ? "" : "es");
+            }
             sbx_cgroup_destroy(&s->cg);
         } else if (w < 0 && errno != EINTR) {
             return am_err_set(AM_EIO, "sandbox: waitpid %d: %s", (int)s->pid, strerror(errno));

@@ -86,6 +86,20 @@ int wt_rx_refused(const wt_rx *rx);                    /* 0 or the -AM_E* of the
 const char *wt_rx_why(const wt_rx *rx);
 int wt_rx_finish(wt_rx *rx, const char *log_message);
 void wt_rx_free(wt_rx *rx);
+/* ---- owner.c (see there) ---- */
+
+/* Mount the workspace quota tmpfs (am_wt_set_quota) on the just-claimed pod dir. */
+int wt_owner_claim(const char *pod_dir);
+/* Before the overlay mount: upper to pod root; *lower = the path to use as lowerdir (an
+ * idmapped view of tree at pod_dir/lower, or tree itself). */
+int wt_owner_layers(const char *pod_dir, const char *upper, const char *tree, char *lower,
+                    size_t cap);
+/* After the overlay mount (or its failure): detach pod_dir/lower. */
+void wt_owner_layers_done(const char *pod_dir);
+/* The pod's git dir (and a full checkout's workspace) to pod root. */
+int wt_owner_finish(const char *git, const char *workspace, int overlay);
+/* Unmount the quota tmpfs of pod_dir, if any (before deleting the pod dir). */
+int wt_owner_release(const char *pod_dir);
 
 /* ---- fsutil.c ---- */
 

@@ -232,10 +232,14 @@ static int mount_overlay(const wt_paths *p, git_repository *repo, const git_oid 
     if ((rc = wt_path(f, sizeof f, "%s/tree", lower)) < 0 ||
         (rc = wt_path(upper, sizeof upper, "%s/upper", p->pod)) < 0 ||
         (rc = wt_path(work, sizeof work, "%s/work", p->pod)) < 0 ||
-        (rc = wt_path(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", f, upper, work)) < 0)
+        (rc = wt_owner_layers(p->pod, upper, f, lower, sizeof lower)) < 0 || /* owner.c */
+        (rc = wt_path(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper,
+                      work)) < 0)
         return rc;
-    if (mount("overlay", p->ws, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) {
-        int e = errno;
+    int mounted = mount("overlay", p->ws, "overlay", MS_NOSUID | MS_NODEV, opts) == 0;
+    int e = errno;
+    wt_owner_layers_done(p->pod);
+    if (!mounted) {
         snprintf(out->note, sizeof out->note, "overlay: mount failed: %s", strerror(e));
         if ((rc = wt_path(f, sizeof f, "%s/index", p->git)) < 0)
             return rc;
@@ -276,6 +280,7 @@ out:
 static void rollback(const wt_paths *p, const char *branch, int made_branch) {
     if (is_mount_point(p->ws, p->pod))
         (void)umount2(p->ws, MNT_DETACH);
+    (void)wt_owner_release(p->pod);
     (void)wt_rm_rf(p->pod);
     int fd = wt_lock(p->lock);
     if (made_branch) {
@@ -344,6 +349,8 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         goto fail;
     }
     claimed = 1;
+    if ((rc = wt_owner_claim(p.pod)) < 0) /* the workspace quota (owner.c) */
+        goto fail;
     static const char *const sub[] = {"upper", "work", "workspace"};
     for (size_t i = 0; i < 3; i++) {
         char d[PATH_MAX];
@@ -389,6 +396,8 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         snprintf(out->note, sizeof out->note, "full checkout requested (mode FULL)");
     }
     if (!out->overlay && (rc = full_checkout(&p, out)) < 0)
+        goto fail;
+    if ((rc = wt_owner_finish(p.git, p.ws, out->overlay)) < 0) /* to pod root (owner.c) */
         goto fail;
 
     snprintf(out->path, sizeof out->path, "%s", p.ws);
@@ -483,7 +492,7 @@ int am_wt_remove(const char *data_dir, const char *repo_url, const char *pod_id,
         if (errno != EBUSY || umount2(p.ws, MNT_DETACH) != 0)
             return wt_sys_fail("unmount", p.ws);
     }
-    if ((rc = wt_rm_rf(p.pod)) < 0)
+    if ((rc = wt_owner_release(p.pod)) < 0 || (rc = wt_rm_rf(p.pod)) < 0)
         return rc;
     if (access(p.reg, F_OK) == 0) { /* a registration of the old layout */
         int fd = wt_lock(p.lock);

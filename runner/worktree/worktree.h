@@ -87,6 +87,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum { AM_WT_MODE_AUTO = 0, AM_WT_MODE_FULL = 1 };
 
@@ -136,6 +137,14 @@ void am_wt_set_fetch_back_max(uint64_t bytes);
  * ("airmesh-fetchback 1 refs/heads/<branch> <hex>\n" + pack) from fd to EOF and apply it to the
  * pod's branch in the mirror, with every check of am_wt_remove's fetch-back. */
 int am_wt_receive(const char *data_dir, const char *repo_url, const char *pod_id, int fd);
+/* owner.c. Process-wide, at startup: the pods' writable dirs (the overlay's upper dir, the pod's
+ * git dir, a full checkout) are chowned to uid:gid (pod root's host ids), and with userns_fd >= 0
+ * (a user namespace carrying the pods' id map) the shared checkout is mounted idmapped below the
+ * overlay so that its files belong to pod root inside. Not called: nothing is chowned. */
+void am_wt_set_owner(uid_t uid, gid_t gid, int userns_fd);
+/* For am_wt_create calls from this thread: bytes > 0 puts DATA/pods/<pod> (upper/work dirs and
+ * git dir) on a tmpfs of that size, the pod's workspace quota; 0 = no quota. */
+void am_wt_set_quota(uint64_t bytes);
 
 /* DATA/mirrors/<h>.git for repo_url (whether or not it exists yet). */
 int am_wt_mirror_path(const char *data_dir, const char *repo_url, char *out, size_t cap);
