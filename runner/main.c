@@ -117,15 +117,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "airmesh-runner: unknown command '%s' (see --help)\n", cmd);
         return 2;
     }
-    static const struct option opts[] = {
-        {"appliance", required_argument, 0, 'a'}, {"token", required_argument, 0, 't'},
-        {"ca-sha256", required_argument, 0, 'f'}, {"data", required_argument, 0, 'd'},
-        {"label", required_argument, 0, 'l'},     {"capacity", required_argument, 0, 'c'},
-        {"renew-after", required_argument, 0, 'r'}, {"log-level", required_argument, 0, 'L'},
-        {"fetch-back-max", required_argument, 0, 'F'},
-        {"uid-range", required_argument, 0, 'u'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"appliance", required_argument, 0, 'a'},
+                                         {"token", required_argument, 0, 't'},
+                                         {"ca-sha256", required_argument, 0, 'f'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"label", required_argument, 0, 'l'},
+                                         {"capacity", required_argument, 0, 'c'},
+                                         {"renew-after", required_argument, 0, 'r'},
+                                         {"log-level", required_argument, 0, 'L'},
+                                         {"fetch-back-max", required_argument, 0, 'F'},
+                                         {"uid-range", required_argument, 0, 'u'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
     char *lk[MAX_LABELS], *lv[MAX_LABELS];
     size_t nl = 0;
@@ -137,11 +140,21 @@ int main(int argc, char **argv) {
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'a': appliance = optarg; break;
-        case 't': token = optarg; break;
-        case 'f': fp = optarg; break;
-        case 'd': data = optarg; break;
-        case 'u': uid_range = optarg; break;
+        case 'a':
+            appliance = optarg;
+            break;
+        case 't':
+            token = optarg;
+            break;
+        case 'f':
+            fp = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'u':
+            uid_range = optarg;
+            break;
         case 'c':
             capacity = strtol(optarg, NULL, 10);
             if (capacity < 1 || capacity > 1000) {
@@ -222,8 +235,8 @@ int main(int argc, char **argv) {
             grpc_shutdown();
             return 2;
         }
-        am_sess_enroll_opts eo = {appliance, token, fp, data, (const char *const *)lk,
-                                  (const char *const *)lv, nl};
+        am_sess_enroll_opts eo = {
+            appliance, token, fp, data, (const char *const *)lk, (const char *const *)lv, nl};
         char rid[64];
         if (am_sess_enroll(&eo, rid, sizeof rid) != 0) {
             fprintf(stderr, "airmesh-runner: %s\n", am_err_last());

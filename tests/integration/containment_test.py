@@ -17,14 +17,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, ctl, login, wait_for
+from harness import Daemon, ctl, login, wait_for
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -63,11 +62,8 @@ class ContainmentTest(unittest.TestCase):
         fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
         cls.rtmp = tempfile.mkdtemp(prefix="airmesh-containment-test-", dir="/tmp")
         cls.rdata = os.path.join(cls.rtmp, "runner")
-        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", cls.d.grpc, "--token", token,
-                        "--ca-sha256", fp, "--data", cls.rdata], check=True, capture_output=True)
-        cls.rlog = open(cls.rdata + ".log", "a")
-        cls.runner = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", cls.rdata],
-                                      stdout=cls.rlog, stderr=cls.rlog)
+        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
+        cls.runner = harness.Runner(cls.rdata)
         cls.repo = os.path.join(cls.tmp, "repo")
         os.makedirs(cls.repo)
         subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
@@ -80,11 +76,7 @@ class ContainmentTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.runner.poll() is None:
-            cls.runner.send_signal(signal.SIGTERM)
-            rc = cls.runner.wait(30)
-            assert rc == 0, harness.read(cls.rdata + ".log")
-        cls.rlog.close()
+        cls.runner.stop()
         cls.d.stop()
         # Kept worktrees stay mounted by design: take them (and their quota tmpfs) down.
         for line in reversed(harness.read("/proc/self/mounts").splitlines()):
