@@ -29,7 +29,7 @@ import threading
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, ctl, curl, login, wait_for
+from harness import Daemon, ctl, curl, login, wait_for
 
 
 def git(repo, *args, check=True):
