@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "appliance/auth/can.h"
 #include "appliance/store/store.h"
 
 #define AM_AUTH_TOKEN_LEN 67 /* "am_" + 64 hex */
@@ -24,7 +25,7 @@
 
 #define AM_AUTH_LOCKOUT_AFTER 5
 
-typedef struct {
+typedef struct am_principal {
     char user_id[129];
     char org_id[129];
     int role;      /* Airmesh__V1__Role */
