@@ -27,6 +27,7 @@
 #include "appliance/config/config.h"
 #include "appliance/http/http.h"
 #include "appliance/hub/hub.h"
+#include "appliance/ops/ops.h"
 #include "appliance/rpc/rpc.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -221,12 +222,27 @@ int main(int argc, char **argv) {
         fail("hub");
         goto out;
     }
+    /* The domain layer every transport calls; runners are reached through the link rpc
+     * implements, injected below once rpc runs. */
+    am_ops_config ocfg = {.store = app.store,
+                          .audit = app.audit,
+                          .hub = app.hub,
+                          .ca = app.ca,
+                          .data_dir = cfg.data,
+                          .session_ttl_ms = cfg.session_ttl_ms,
+                          .session_idle_ms = cfg.session_idle_ms,
+                          .cert_days = (uint32_t)cert_days};
+    if (am_ops_new(&ocfg, &app.ops) != 0) {
+        fail("ops");
+        goto out;
+    }
     am_rpc_opts ropts = {.listen = cfg.grpc_listen, .cert_days = (uint32_t)cert_days};
     if (am_rpc_start(&app, app.hub, &ropts, &rpc) != 0) {
         fail("cannot start the runner protocol");
         goto out;
     }
     app.rpc = rpc;
+    am_ops_set_runner_link(app.ops, am_rpc_link_send, rpc);
 
     char password[64] = "";
     if (am_auth_bootstrap(app.store, password, sizeof password, &created) != 0) {
@@ -275,8 +291,11 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     am_http_close(http);
+    if (app.ops)
+        am_ops_set_runner_link(app.ops, NULL, NULL);
     app.rpc = NULL;
     am_rpc_stop(rpc);
+    am_ops_free(app.ops);
     am_hub_free(app.hub);
     if (app.audit) {
         am_audit_flush(app.audit);

@@ -153,6 +153,12 @@ void am_audit_set_publish(am_audit *a, am_audit_publish_fn fn, void *arg);
 int am_audit_event(am_audit *a, const char *actor, const char *org, const char *action,
                    const char *target, const char *result, const char *source, const char *details);
 
+/* The record as a JSON object (jansson; caller json_decrefs): {seq, time_ms, actor, org, action,
+ * target, result, source, details}. The one JSON shape of an audit event (REST, events socket,
+ * airmeshctl audit show). NULL when out of memory. */
+struct json_t;
+struct json_t *am_audit_record_json(const Airmesh__V1__AuditRecord *r);
+
 /* The directory the log was opened on (valid until am_audit_close). */
 const char *am_audit_dir(const am_audit *a);
 

@@ -165,18 +165,6 @@ typedef struct {
     uint64_t next; /* seq of the first event of the next page, 0 = none */
 } list_ctx;
 
-static json_t *event_json(const Airmesh__V1__AuditRecord *r) {
-    json_t *details = NULL;
-    if (r->details && *r->details)
-        details = json_loads(r->details, JSON_REJECT_DUPLICATES, NULL);
-    if (!details)
-        details = r->details && *r->details ? json_string(r->details) : json_object();
-    return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "seq", (json_int_t)r->seq, "time_ms",
-                     (json_int_t)r->time_ms, "actor", r->actor, "org", r->org_id, "action",
-                     r->action, "target", r->target, "result", r->result, "source", r->source,
-                     "details", details);
-}
-
 static int list_cb(void *ud, const Airmesh__V1__AuditRecord *r) {
     list_ctx *c = ud;
     if (r->seq < c->cursor)
@@ -190,7 +178,7 @@ static int list_cb(void *ud, const Airmesh__V1__AuditRecord *r) {
         c->next = r->seq;
         return 1; /* page full and there is more: stop */
     }
-    json_array_append_new(c->events, event_json(r));
+    json_array_append_new(c->events, am_audit_record_json(r));
     c->n++;
     return 0;
 }
@@ -201,7 +189,7 @@ int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
     if (am_api_require_auth(h, req, &who))
         return 0;
     list_ctx c = {.org = who.org_id,
-                  .see_system = who.role >= AIRMESH__V1__ROLE__ROLE_ADMIN,
+                  .see_system = am_auth_can(&who, AM_CAN_AUDIT_SYSTEM, NULL) == 0,
                   .limit = LIST_DEFAULT,
                   .cursor = 1};
     if (time_range(req, &c.since, &c.until))
@@ -257,21 +245,22 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    if (who.role < AIRMESH__V1__ROLE__ROLE_OWNER) {
-        am_http_send_error(req, 403, "forbidden",
-                           "exporting the audit log needs the owner role (it spans every org)");
-        return 0;
+    if (am_auth_can(&who, AM_CAN_AUDIT_EXPORT, NULL) != 0) {
+        char peer[64];
+        /* the refusal is audited by ops */
+        return am_api_send_rc(req, am_ops_audit_export(h->app->ops, &who,
+                                                       am_http_peer(req, peer, sizeof peer), NULL,
+                                                       0, 0, -1, NULL));
     }
     uint64_t since, until;
     if (time_range(req, &since, &until))
         return 0;
-    char peer[64], actor[160], details[160];
+    char peer[64];
     am_http_peer(req, peer, sizeof peer);
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
     uint8_t *root = NULL, *body = NULL;
     size_t root_len = 0;
     am_audit_export_info info;
-    const char *ca_pem_path = am_ca_path(h->app->ca, "ca.pem");
+    const char *ca_pem_path = am_ca_path(am_ops_ca(h->app->ops), "ca.pem");
     int fd = -1, rc = ca_pem_path ? am_read_file(ca_pem_path, 65536, &root, &root_len)
                                   : am_err_set(AM_ESTATE, "audit export: no CA certificate");
     char *root_pem = NULL;
@@ -280,21 +269,14 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
     if (!rc) {
         memcpy(root_pem, root, root_len);
         root_pem[root_len] = '\0';
-        rc = am_audit_signer_ensure(h->app->audit, h->app->ca);
-    }
-    if (!rc) {
         fd = open(h->app->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (fd < 0)
             rc = am_err_set(AM_EIO, "audit export: temporary file in %s: %s", h->app->data_dir,
                             strerror(errno));
     }
-    /* Audit the export itself before it is made, so the file records who took it. */
-    snprintf(details, sizeof details, "{\"since_ms\":%llu,\"until_ms\":%llu}",
-             (unsigned long long)since, (unsigned long long)until);
-    am_audit_event(h->app->audit, actor, who.org_id, "audit.export", "audit", rc ? "error" : "ok",
-                   peer, details);
+    /* ops audits the export before making it, so the file records who took it */
     if (!rc)
-        rc = am_audit_export(h->app->audit, root_pem, since, until, fd, &info);
+        rc = am_ops_audit_export(h->app->ops, &who, peer, root_pem, since, until, fd, &info);
     free(root);
     if (!rc && info.bytes > EXPORT_MAX) {
         close(fd);
@@ -318,9 +300,7 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
         close(fd);
     if (rc) {
         am_log_error("api", "audit export failed", "error=\"%s\"", am_err_last());
-        am_http_send_error(req, rc == -AM_ESTATE ? 409 : 500,
-                           rc == -AM_ESTATE ? "conflict" : "internal", am_err_last());
-        return 0;
+        return am_api_send_rc(req, rc);
     }
     am_log_info("api", "audit exported", "segments=%llu records=%llu bytes=%llu",
                 (unsigned long long)info.segments, (unsigned long long)info.records,

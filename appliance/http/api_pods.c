@@ -1,8 +1,9 @@
 /*
  * appliance/http/api_pods.c — REST endpoints for pods: create, list, show, stop, delete, and the
- * recording download. Members and above may create/stop/delete; viewers may read. Pods of
- * another org answer 404. Creation records the pod (appliance/pods) and hands it to its runner
- * over the live stream (appliance/rpc); a pod whose runner cannot be reached is marked failed.
+ * recording download: parse, call appliance/ops, render. Members and above may
+ * create/stop/delete, viewers may read (appliance/auth/can.c). Pods of another org answer 404.
+ * ops records the pod and hands it to its runner through the runner link; a pod whose runner
+ * cannot be reached is marked failed (503).
  * Threads: the http thread.
  */
 #include <limits.h>
@@ -13,17 +14,11 @@
 
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/http/internal.h"
-#include "appliance/pods/pods.h"
-#include "appliance/rpc/rpc.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
 #define MAX_ITEMS 256
-
-static int can_write(const am_principal *who) {
-    return who->role >= AIRMESH__V1__ROLE__ROLE_MEMBER;
-}
 
 static json_t *pod_json(const Airmesh__V1__Pod *p) {
     json_t *cmd = json_array(), *env = json_object();
@@ -41,7 +36,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         p->reason, "limits_note", p->limits_note, "created_by", p->created_by, "created_ms",
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
-    if (strcmp(p->state, "exited") == 0)
+    if (strcmp(p->state, am_pod_state_name(AM_POD_EXITED)) == 0)
         json_object_set_new(o, "exit_code", json_integer(p->exit_code));
     json_object_set_new(o, "first_output_ms", json_integer((json_int_t)p->first_output_ms));
     return o;
@@ -89,10 +84,6 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    if (!can_write(&who)) {
-        am_http_send_error(req, 403, "forbidden", "viewers cannot create pods");
-        return 0;
-    }
     json_t *body = am_api_parse_body(req);
     if (!body)
         return 0;
@@ -165,37 +156,17 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .cpu_millis = (uint32_t)(cores * 1000),
                         .network = network,
                         .keep_worktree = keep};
-    char actor[160], peer[64];
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
-    am_http_peer(req, peer, sizeof peer);
+    char peer[64];
     Airmesh__V1__Pod *pod = NULL;
-    int rc = am_pods_create(h->app, who.org_id, actor, peer, &spec, &pod);
-    if (rc) {
-        int status = rc == -AM_EINVAL ? 400 : rc == -AM_ENOTFOUND ? 404 : rc == -AM_ESTATE ? 409 : 500;
-        json_decref(body);
-        am_http_send_error(req, status, status == 409 ? "no_runner" : "bad_request",
-                           am_err_last());
-        return 0;
-    }
-    Airmesh__V1__CreatePod cp;
-    Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-    rc = am_pods_create_msg(pod, &cp);
-    if (rc == 0) {
-        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
-        msg.create_pod = &cp;
-        rc = am_rpc_send(h->app->rpc, pod->runner_id, &msg);
-        am_pods_create_msg_free(&cp);
-    }
-    if (rc) {
-        am_pods_set_state(h->app, who.org_id, pod->id, "failed", "its runner could not be reached");
-        protobuf_c_message_free_unpacked(&pod->base, NULL);
-        json_decref(body);
-        am_http_send_error(req, 503, "runner_unreachable", am_err_last());
-        return 0;
-    }
-    am_http_send_json(req, 201, pod_json(pod));
-    protobuf_c_message_free_unpacked(&pod->base, NULL);
+    int rc =
+        am_ops_pod_create(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), &spec, &pod);
     json_decref(body);
+    if (rc)
+        am_api_send_rc(req, rc);
+    else
+        am_http_send_json(req, 201, pod_json(pod));
+    if (pod)
+        protobuf_c_message_free_unpacked(&pod->base, NULL);
     return 0;
 }
 
@@ -219,7 +190,8 @@ static Airmesh__V1__Pod *load(am_http_handler *h, h2o_req_t *req, char **param, 
     if (am_api_require_auth(h, req, who))
         return NULL;
     Airmesh__V1__Pod *p = NULL;
-    if (am_pods_get(h->app, who->org_id, param[0], &p) != 0) {
+    if (am_ops_get(h->app->ops, AM_DB_PODS, who->org_id, param[0], &airmesh__v1__pod__descriptor,
+                   (ProtobufCMessage **)&p) != 0) {
         am_http_send_error(req, 404, "not_found", "no such pod");
         return NULL;
     }
@@ -238,65 +210,24 @@ int am_api_pod_show(am_http_handler *h, h2o_req_t *req, char **param) {
 
 int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
-    Airmesh__V1__Pod *p = load(h, req, param, &who);
-    if (!p)
+    if (am_api_require_auth(h, req, &who))
         return 0;
-    if (!can_write(&who)) {
-        protobuf_c_message_free_unpacked(&p->base, NULL);
-        am_http_send_error(req, 403, "forbidden", "viewers cannot stop pods");
-        return 0;
-    }
-    char target[40];
-    snprintf(target, sizeof target, "pod:%s", p->id);
-    if (!am_pods_ended(p)) {
-        Airmesh__V1__StopPod sp = AIRMESH__V1__STOP_POD__INIT;
-        sp.pod_id = p->id;
-        sp.grace_ms = 5000;
-        Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_STOP_POD;
-        msg.stop_pod = &sp;
-        if (am_rpc_send(h->app->rpc, p->runner_id, &msg) != 0) {
-            if (strcmp(p->state, "pending") == 0)
-                am_pods_set_state(h->app, who.org_id, p->id, "stopped", "stopped before start");
-            else {
-                am_api_audit(h, req, &who, "pod.stop", target, "error",
-                             "{\"error\":\"runner offline\"}");
-                protobuf_c_message_free_unpacked(&p->base, NULL);
-                am_http_send_error(req, 503, "runner_unreachable",
-                                   "the pod's runner is offline; it is reconciled when the "
-                                   "runner reconnects");
-                return 0;
-            }
-        }
-    }
-    am_api_audit(h, req, &who, "pod.stop", target, "ok", NULL);
-    am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", p->id));
-    protobuf_c_message_free_unpacked(&p->base, NULL);
+    char peer[64];
+    int rc = am_ops_pod_stop(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0]);
+    if (rc)
+        return am_api_send_rc(req, rc);
+    am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", param[0]));
     return 0;
 }
 
 int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
-    Airmesh__V1__Pod *p = load(h, req, param, &who);
-    if (!p)
+    if (am_api_require_auth(h, req, &who))
         return 0;
-    protobuf_c_message_free_unpacked(&p->base, NULL);
-    if (!can_write(&who)) {
-        am_http_send_error(req, 403, "forbidden", "viewers cannot delete pods");
-        return 0;
-    }
-    int rc = am_pods_delete(h->app, who.org_id, param[0]);
-    if (rc == -AM_ESTATE) {
-        am_http_send_error(req, 409, "active", am_err_last());
-        return 0;
-    }
-    if (rc) {
-        am_http_send_error(req, 500, "internal", "could not delete the pod");
-        return 0;
-    }
-    char target[40];
-    snprintf(target, sizeof target, "pod:%s", param[0]);
-    am_api_audit(h, req, &who, "pod.delete", target, "ok", NULL);
+    char peer[64];
+    int rc = am_ops_pod_delete(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0]);
+    if (rc)
+        return am_api_send_rc(req, rc);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }
@@ -309,7 +240,7 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param) {
     int have = p->recording;
     protobuf_c_message_free_unpacked(&p->base, NULL);
     char path[PATH_MAX];
-    am_pods_recording_path(h->app, who.org_id, param[0], path, sizeof path);
+    am_ops_recording_path(h->app->ops, who.org_id, param[0], path, sizeof path);
     uint8_t *z = NULL;
     size_t zlen = 0;
     if (!have || am_read_file(path, 256u << 20, &z, &zlen) != 0) {

@@ -9,6 +9,7 @@
 
 #include "appliance/app.h"
 #include "appliance/auth/auth.h"
+#include "appliance/ops/ops.h"
 
 typedef struct {
     h2o_handler_t super;
@@ -35,10 +36,9 @@ typedef json_t *(*am_api_row_fn)(void *ud, const ProtobufCMessage *m);
 void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *org,
                       const ProtobufCMessageDescriptor *d, const char *key, am_api_row_fn fn,
                       void *ud);
-/* Audit an action of the authenticated caller (actor "user:<id>", their org, the request's
- * source address). target NULL = the caller. */
-void am_api_audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, const char *action,
-                  const char *target, const char *result, const char *details);
+/* The one mapping from an am_ops_* result (-AM_E*) to an HTTP status and JSON error (see
+ * api.c); sends it and returns 0, so a handler can `return am_api_send_rc(req, rc);`. */
+int am_api_send_rc(h2o_req_t *req, int rc);
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 

@@ -45,8 +45,6 @@
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/http/internal.h"
 #include "appliance/hub/hub.h"
-#include "appliance/pods/pods.h"
-#include "appliance/rpc/rpc.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -66,6 +64,7 @@ typedef struct viewer {
     int kicked, busy, gone;
     uint64_t id;
     uint64_t pos; /* next ring offset to queue */
+    am_principal who; /* who opened it (role checks for input go through ops) */
     char user[129];
     char peer[64];
     int can_input;
@@ -350,7 +349,7 @@ free_it:
 /* ---------- frames in ---------- */
 
 static void send_runner(viewer *v, Airmesh__V1__ApplianceMessage *m) {
-    if (am_rpc_send(W.app->rpc, v->room->runner, m) != 0)
+    if (am_ops_terminal_send(W.app->ops, &v->who, v->room->runner, m) != 0)
         queue_error(v, "the pod's runner is not reachable");
 }
 
@@ -359,9 +358,6 @@ static void on_text(viewer *v, const uint8_t *msg, size_t len) {
     json_error_t jerr;
     json_t *j = json_loadb((const char *)msg, len, 0, &jerr);
     const char *type = json_is_object(j) ? json_string_value(json_object_get(j, "type")) : NULL;
-    char actor[160], target[48];
-    snprintf(actor, sizeof actor, "user:%s", v->user);
-    snprintf(target, sizeof target, "pod:%s", r->pod);
     if (!type) {
         queue_error(v, "expected a JSON object with a \"type\"");
     } else if (strcmp(type, "take") == 0) {
@@ -370,16 +366,17 @@ static void on_text(viewer *v, const uint8_t *msg, size_t len) {
         else if (r->holder && r->holder != v)
             queue_error(v, "input control is held by another viewer");
         else if (r->holder != v) {
-            r->holder = v;
-            am_audit_event(W.app->audit, actor, r->org, "pod.terminal.take", target, "ok", v->peer,
-                           NULL);
-            broadcast_control(r);
+            if (am_ops_terminal_control(W.app->ops, &v->who, v->peer, r->pod, 1) != 0)
+                queue_error(v, am_err_last());
+            else {
+                r->holder = v;
+                broadcast_control(r);
+            }
         }
     } else if (strcmp(type, "release") == 0) {
         if (r->holder == v) {
             r->holder = NULL;
-            am_audit_event(W.app->audit, actor, r->org, "pod.terminal.release", target, "ok",
-                           v->peer, NULL);
+            am_ops_terminal_control(W.app->ops, &v->who, v->peer, r->pod, 0);
             broadcast_control(r);
         }
     } else if (strcmp(type, "resize") == 0) {
@@ -502,7 +499,8 @@ int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
     if (ws_auth(h, req, &who))
         return 0;
     Airmesh__V1__Pod *p = NULL;
-    if (am_pods_get(h->app, who.org_id, param[0], &p) != 0) {
+    if (am_ops_get(h->app->ops, AM_DB_PODS, who.org_id, param[0], &airmesh__v1__pod__descriptor,
+                   (ProtobufCMessage **)&p) != 0) {
         am_http_send_error(req, 404, "not_found", "no such pod");
         return 0;
     }
@@ -542,15 +540,17 @@ int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
     }
     char state[16];
     snprintf(state, sizeof state, "%s", p->state);
-    int ended_in_store = am_pods_ended(p);
+    am_pod_state pst;
+    int ended_in_store = am_pod_state_parse(p->state, &pst) == 0 && am_pod_state_final(pst);
     int exit_code = p->exit_code;
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
     v->room = r;
     v->id = ++W.next_id;
     snprintf(v->user, sizeof v->user, "%s", who.user_id);
+    v->who = who;
     am_http_peer(req, v->peer, sizeof v->peer);
-    v->can_input = who.role >= AIRMESH__V1__ROLE__ROLE_MEMBER;
+    v->can_input = am_auth_can(&who, AM_CAN_TERMINAL_INPUT, NULL) == 0;
     v->next = r->viewers;
     if (r->viewers)
         r->viewers->prev = v;
@@ -610,23 +610,7 @@ static void ev_refill(viewer *v) {
     kick(v);
 }
 
-/* am_audit_publish_fn: any thread, under the audit log's mutex. */
-static void publish(void *arg, const Airmesh__V1__AuditRecord *r) {
-    json_t *details = NULL;
-    if (r->details && *r->details)
-        details = json_loads(r->details, JSON_REJECT_DUPLICATES, NULL);
-    if (!details)
-        details = r->details && *r->details ? json_string(r->details) : json_object();
-    json_t *o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "seq", (json_int_t)r->seq,
-                          "time_ms", (json_int_t)r->time_ms, "actor", r->actor, "org", r->org_id,
-                          "action", r->action, "target", r->target, "result", r->result, "source",
-                          r->source, "details", details);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (s)
-        am_hub_event_publish(arg, r->org_id, s, strlen(s));
-    free(s);
-}
+/* Events are published to the hub by appliance/ops, after each operation's commit. */
 
 int am_api_events(am_http_handler *h, h2o_req_t *req, char **param) {
     (void)param;
@@ -650,6 +634,7 @@ int am_api_events(am_http_handler *h, h2o_req_t *req, char **param) {
     v->ev_after = UINT64_MAX;
     snprintf(v->org, sizeof v->org, "%s", who.org_id);
     snprintf(v->user, sizeof v->user, "%s", who.user_id);
+    v->who = who;
     am_hub_events_read(h->app->hub, v->org, &v->ev_after, ev_cb, v); /* start from now */
     v->next = W.evs;
     if (W.evs)
@@ -695,7 +680,6 @@ void am_ws_start(am_app *app, h2o_loop_t *loop) {
     W.queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(W.queue, &W.receiver, on_wake);
     am_hub_set_notify(app->hub, wake, NULL);
-    am_audit_set_publish(app->audit, publish, app->hub);
     W.started = 1;
 }
 
@@ -760,7 +744,6 @@ void am_ws_stop_end(void) {
         viewer_gone(W.rooms->viewers);
     while (W.evs)
         viewer_gone(W.evs);
-    am_audit_set_publish(W.app->audit, NULL, NULL);
     am_hub_set_notify(W.app->hub, NULL, NULL); /* no send can be in progress after this */
     if (h2o_linklist_is_linked(&W.msg.link))
         h2o_linklist_unlink(&W.msg.link);

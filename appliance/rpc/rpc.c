@@ -28,8 +28,7 @@
 
 #include "airmesh/v1/enroll.pb-c.h"
 #include "airmesh/v1/runner.pb-c.h"
-#include "appliance/pods/pods.h"
-#include "appliance/runners/runners.h"
+#include "appliance/ops/ops.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -148,25 +147,6 @@ static void peer_addr(grpc_call *call, char *buf, size_t cap) {
     gpr_free(p);
 }
 
-static void audit(am_rpc *r, const char *actor, const char *org, const char *action,
-                  const char *target, const char *result, const char *source,
-                  const char *details) {
-    am_audit_event(r->app->audit, actor, org, action, target, result, source, details);
-}
-
-/* JSON string-escape a short message for audit details. */
-static const char *json_msg(char *buf, size_t cap, const char *msg) {
-    size_t o = 0;
-    o += (size_t)snprintf(buf, cap, "{\"error\":\"");
-    for (const char *p = msg; *p && o + 8 < cap; p++) {
-        if (*p == '"' || *p == '\\')
-            buf[o++] = '\\';
-        buf[o++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-    }
-    snprintf(buf + o, cap - o, "\"}");
-    return buf;
-}
-
 /* ---------- Enroll (unary) ---------- */
 
 typedef struct {
@@ -205,7 +185,7 @@ static void enroll_free(enroll_call *e) {
 
 static void on_enroll(enroll_call *e) {
     am_rpc *r = e->rpc;
-    char peer[128], details[600];
+    char peer[128];
     peer_addr(e->call, peer, sizeof peer);
     grpc_status_code code = GRPC_STATUS_OK;
     char msg[512] = "";
@@ -221,9 +201,8 @@ static void on_enroll(enroll_call *e) {
         am_labels labels;
         labels_from((void **)req->labels, req->n_labels, keys, vals, 32, &labels);
         am_enrolled en;
-        int rc = am_runners_enroll(r->app->store, r->app->ca, req->token, req->csr_der.data,
-                                   req->csr_der.len, req->hostname, req->version, &labels,
-                                   r->o.cert_days, &en);
+        int rc = am_ops_runner_enroll(r->app->ops, peer, req->token, req->csr_der.data,
+                                      req->csr_der.len, req->hostname, req->version, &labels, &en);
         if (rc) {
             code = rc == -AM_EAUTH ? GRPC_STATUS_UNAUTHENTICATED
                    : rc == -AM_EINVAL || rc == -AM_ECRYPTO ? GRPC_STATUS_INVALID_ARGUMENT
@@ -241,23 +220,9 @@ static void on_enroll(enroll_call *e) {
             resp.cert_not_after_ms = en.not_after_ms;
             e->resp = pack(&resp.base);
             free(ca_pem);
-            char target[64], actor[80];
-            snprintf(target, sizeof target, "runner:%s", en.runner_id);
-            snprintf(actor, sizeof actor, "runner:%s", en.runner_id);
-            snprintf(details, sizeof details,
-                     "{\"hostname\":\"%.100s\",\"serial\":\"%016llx\",\"version\":\"%.40s\"}",
-                     req->hostname, (unsigned long long)en.serial, req->version);
-            audit(r, actor, en.org_id, "runner.enroll", target, "ok", peer, details);
-            am_log_info("rpc", "runner enrolled", "runner=%s org=%s peer=%s", en.runner_id,
-                        en.org_id, peer);
             free(en.chain_pem);
         }
         protobuf_c_message_free_unpacked(&req->base, NULL);
-    }
-    if (code != GRPC_STATUS_OK) {
-        audit(r, "anonymous", "", "runner.enroll", "", "denied", peer,
-              json_msg(details, sizeof details, msg));
-        am_log_warn("rpc", "enrollment refused", "peer=%s reason=\"%s\"", peer, msg);
     }
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
@@ -447,112 +412,40 @@ static void on_connect(stream *s) {
     ops[0].data.recv_close_on_server.cancelled = &s->cancelled;
     start(s, ops, 1, &s->t_close);
 
-    char details[600];
     if (peer_identity(s->call, s->runner_id, sizeof s->runner_id, s->org, sizeof s->org,
                       &serial) != 0) {
-        audit(r, "anonymous", "", "runner.connect", "", "denied", s->peer,
-              "{\"error\":\"no verified client certificate\"}");
+        am_ops_peer anon = {NULL, "", s->peer};
+        am_ops_runner_connect(r->app->ops, &anon, 0);
         finish(s, GRPC_STATUS_UNAUTHENTICATED,
                "a client certificate issued by this appliance is required: enroll first");
         return;
     }
-    char actor[80];
-    snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-    if (am_runners_check_cert(r->app->store, s->runner_id, s->org, serial) != 0) {
-        const char *why = am_err_last();
-        audit(r, actor, s->org, "runner.connect", actor, "denied", s->peer,
-              json_msg(details, sizeof details, why));
-        am_log_warn("rpc", "connection refused", "runner=%s peer=%s reason=\"%s\"", s->runner_id,
-                    s->peer, why);
-        finish(s, GRPC_STATUS_PERMISSION_DENIED, why);
+    am_ops_peer p = {s->runner_id, s->org, s->peer};
+    if (am_ops_runner_connect(r->app->ops, &p, serial) != 0) {
+        finish(s, GRPC_STATUS_PERMISSION_DENIED, am_err_last());
         return;
     }
     am_hub_runner_online(r->hub, s->runner_id, s, hub_close, s->peer);
     s->online = 1;
-    audit(r, actor, s->org, "runner.connect", actor, "ok", s->peer, NULL);
-    am_log_info("rpc", "runner connected", "runner=%s peer=%s", s->runner_id, s->peer);
     post_recv(s);
 }
 
-typedef struct {
-    const char *runner;
-    const Airmesh__V1__Hello *hello;
-    char lost[64][AM_POD_ID_LEN + 1];
-    size_t n;
-} reconcile_ctx;
-
-static int reconcile_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    reconcile_ctx *c = ud;
-    const Airmesh__V1__Pod *p = (const Airmesh__V1__Pod *)m;
-    /* A pending pod created moments ago may still be on its way; an older one never arrived. */
-    if (strcmp(p->runner_id, c->runner) != 0 || am_pods_ended(p) || c->n == 64 ||
-        (strcmp(p->state, "pending") == 0 && p->created_ms + 10000 > am_now_ms()))
-        return 0;
-    for (size_t i = 0; i < c->hello->n_running_pods; i++)
-        if (strcmp(c->hello->running_pods[i], p->id) == 0)
-            return 0;
-    snprintf(c->lost[c->n++], AM_POD_ID_LEN + 1, "%s", p->id);
-    return 0;
+/* The runner the stream's certificate names: what every message is attributed to. */
+static am_ops_peer stream_peer(const stream *s) {
+    return (am_ops_peer){s->runner_id, s->org, s->peer};
 }
 
-/* A (re)connecting runner lists the pods it still runs: any other active pod of this runner did
- * not survive a runner restart, and is marked failed so no pod stays "running" forever. */
-static void reconcile_pods(stream *s, const Airmesh__V1__Hello *h) {
-    reconcile_ctx c = {.runner = s->runner_id, .hello = h};
-    am_txn *t;
-    if (am_store_begin(s->rpc->app->store, 0, &t) != 0)
-        return;
-    am_txn_list(t, AM_DB_PODS, s->org, &airmesh__v1__pod__descriptor, reconcile_cb, &c);
-    am_txn_abort(t);
-    for (size_t i = 0; i < c.n; i++) /* (am_pods_set_state also ends live terminals) */
-        am_pods_set_state(s->rpc->app, s->org, c.lost[i], "failed",
-                          "the runner restarted and the pod did not survive");
-}
-
-/* Terminal bytes into the pod's ring in the hub (which wakes the http thread). The first
- * output of a pod the hub does not know yet is checked against the store: only the pod's own
- * runner (in its org) may write to its terminal. */
-static void on_output(stream *s, const Airmesh__V1__TerminalOutput *o) {
-    am_rpc *r = s->rpc;
-    int rc = am_hub_pod_output(r->hub, s->org, s->runner_id, o->pod_id, o->offset, o->data.data,
-                               o->data.len);
-    if (rc == -AM_ENOTFOUND) {
-        Airmesh__V1__Pod *p = NULL;
-        if (am_pods_get(r->app, s->org, o->pod_id, &p) != 0 ||
-            strcmp(p->runner_id, s->runner_id) != 0) {
-            if (p)
-                protobuf_c_message_free_unpacked(&p->base, NULL);
-            am_log_warn("rpc", "terminal output for a pod of another runner dropped",
-                        "runner=%s pod=%.20s", s->runner_id, o->pod_id);
-            return;
-        }
-        protobuf_c_message_free_unpacked(&p->base, NULL);
-        if (am_hub_pod_open(r->hub, s->org, s->runner_id, o->pod_id) == 0)
-            rc = am_hub_pod_output(r->hub, s->org, s->runner_id, o->pod_id, o->offset,
-                                   o->data.data, o->data.len);
-    }
-    if (rc)
-        am_log_debug("rpc", "terminal output dropped", "runner=%s pod=%.20s error=\"%s\"",
-                     s->runner_id, o->pod_id, am_err_last());
-}
-
+/* Framing is ours; what each message means is appliance/ops'. */
 static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     am_rpc *r = s->rpc;
-    char actor[80];
-    snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
+    am_ops *o = r->app->ops;
+    am_ops_peer p = stream_peer(s);
     switch (m->msg_case) {
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_HELLO: {
-        Airmesh__V1__Hello *h = m->hello;
-        const char *keys[32], *vals[32];
-        am_labels labels;
-        labels_from((void **)h->labels, h->n_labels, keys, vals, 32, &labels);
-        if (am_runners_hello(r->app->store, s->org, s->runner_id, h->hostname, h->version,
-                             &labels, h->capacity) != 0)
-            am_log_warn("rpc", "hello not recorded", "runner=%s error=\"%s\"", s->runner_id,
+        if (am_ops_runner_hello(o, &p, m->hello) != 0)
+            am_log_warn("rpc", "hello not fully applied", "runner=%s error=\"%s\"", s->runner_id,
                         am_err_last());
         am_hub_runner_heartbeat(r->hub, s->runner_id);
-        reconcile_pods(s, h);
         Airmesh__V1__HelloAck ack = AIRMESH__V1__HELLO_ACK__INIT;
         ack.runner_id = s->runner_id;
         ack.server_version = AM_VERSION;
@@ -566,39 +459,28 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_HEARTBEAT:
         am_hub_runner_heartbeat(r->hub, s->runner_id);
         break;
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS: {
-        const Airmesh__V1__PodStatus *st = m->pod_status;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS:
         /* A final state also ends the live terminal: viewers get `exit` after all output. */
-        if (am_pods_on_status(r->app, s->org, s->runner_id, st) != 0)
+        if (am_ops_pod_status(o, &p, m->pod_status) != 0)
             am_log_warn("rpc", "pod status refused", "runner=%s pod=%.20s error=\"%s\"",
-                        s->runner_id, st->pod_id, am_err_last());
+                        s->runner_id, m->pod_status->pod_id, am_err_last());
         break;
-    }
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_OUTPUT:
-        if (m->output->offset == 0)
-            am_pods_first_output(r->app, s->org, s->runner_id, m->output->pod_id);
-        on_output(s, m->output);
+        if (am_ops_pod_output(o, &p, m->output) != 0)
+            am_log_debug("rpc", "terminal output dropped", "runner=%s pod=%.20s error=\"%s\"",
+                         s->runner_id, m->output->pod_id, am_err_last());
         break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_RECORDING:
-        if (am_pods_on_recording(r->app, s->org, s->runner_id, m->recording) != 0)
+        if (am_ops_pod_recording(o, &p, m->recording) != 0)
             am_log_warn("rpc", "recording chunk refused", "runner=%s pod=%.20s error=\"%s\"",
                         s->runner_id, m->recording->pod_id, am_err_last());
         break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_RENEW: {
         am_enrolled en;
-        char details[600];
-        int rc = am_runners_renew(r->app->store, r->app->ca, s->org, s->runner_id,
-                                  m->renew->csr_der.data, m->renew->csr_der.len, r->o.cert_days,
-                                  &en);
-        if (rc) {
-            audit(r, actor, s->org, "runner.renew", actor, "denied", s->peer,
-                  json_msg(details, sizeof details, am_err_last()));
+        if (am_ops_runner_renew(o, &p, m->renew->csr_der.data, m->renew->csr_der.len, &en) != 0) {
             finish(s, GRPC_STATUS_INVALID_ARGUMENT, am_err_last());
             return;
         }
-        snprintf(details, sizeof details, "{\"serial\":\"%016llx\"}",
-                 (unsigned long long)en.serial);
-        audit(r, actor, s->org, "runner.renew", actor, "ok", s->peer, details);
         Airmesh__V1__RenewResponse rr = AIRMESH__V1__RENEW_RESPONSE__INIT;
         rr.cert_chain_pem = en.chain_pem;
         rr.cert_not_after_ms = en.not_after_ms;
@@ -626,11 +508,8 @@ static void on_recv(stream *s, int ok) {
     grpc_byte_buffer_destroy(s->recv_buf);
     s->recv_buf = NULL;
     if (!m) {
-        char actor[80];
-        snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-        audit(s->rpc, actor, s->org, "runner.message", actor, "denied", s->peer,
-              "{\"error\":\"malformed RunnerMessage\"}");
-        am_log_warn("rpc", "malformed message", "runner=%s peer=%s", s->runner_id, s->peer);
+        am_ops_peer p = stream_peer(s);
+        am_ops_runner_refused(s->rpc->app->ops, &p, "malformed RunnerMessage");
         finish(s, GRPC_STATUS_INVALID_ARGUMENT, "malformed RunnerMessage");
         return;
     }
@@ -646,11 +525,8 @@ static void on_close(stream *s) {
         /* Leave the hub first: after this no other thread can reach the stream. */
         am_hub_runner_offline(r->hub, s->runner_id, s);
         s->online = 0;
-        am_runners_seen(r->app->store, s->org, s->runner_id, am_now_ms());
-        char actor[80];
-        snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-        audit(r, actor, s->org, "runner.disconnect", actor, "ok", s->peer, NULL);
-        am_log_info("rpc", "runner disconnected", "runner=%s", s->runner_id);
+        am_ops_peer p = stream_peer(s);
+        am_ops_runner_disconnect(r->app->ops, &p);
     }
     finish(s, GRPC_STATUS_CANCELLED, "stream closed");
     pthread_mutex_lock(&s->mu);
@@ -844,17 +720,9 @@ int am_rpc_port(const am_rpc *r) {
     return r->port;
 }
 
-int am_rpc_revoke(am_rpc *r, const char *org, const char *runner_id, const char *actor,
-                  const char *source) {
-    char target[80];
-    snprintf(target, sizeof target, "runner:%s", runner_id);
-    int rc = am_runners_revoke(r->app->store, org, runner_id, "revoked by an administrator");
-    if (rc)
-        return rc;
-    audit(r, actor, org, "runner.revoke", target, "ok", source, NULL);
-    am_hub_runner_close(r->hub, runner_id, "runner revoked");
-    am_log_info("rpc", "runner revoked", "runner=%s", runner_id);
-    return 0;
+int am_rpc_link_send(void *rpc, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
+    return rpc ? am_rpc_send(rpc, runner_id, m)
+               : am_err_set(AM_EUNAVAIL, "runner %s is not connected", runner_id);
 }
 
 void am_rpc_stop(am_rpc *r) {
