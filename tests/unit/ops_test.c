@@ -713,6 +713,114 @@ static void test_pod_create_with_unreachable_runner_marks_it_failed(void **state
     env_free(e);
 }
 
+/* ---- the audit export (needs a real log to export from) ---- */
+
+static void test_audit_export_is_for_owners_and_audited_before_it_is_made(void **state) {
+    (void)state;
+    env *e = env_new();
+    char adir[128];
+    snprintf(adir, sizeof adir, "%s/audit", e->dir);
+    am_audit *log = NULL;
+    assert_int_equal(am_audit_open(adir, NULL, &log), 0);
+    assert_int_equal(am_audit_event(log, "system", "", "server.start", "airmeshd", "ok", "", NULL),
+                     0);
+    am_ops_free(e->ops);
+    am_ops_config c = {.store = e->store,
+                       .audit = log, /* exported from */
+                       .hub = e->hub,
+                       .ca = g_ca,
+                       .data_dir = e->dir,
+                       .audit_fn = fake_audit, /* where ops' own records go */
+                       .audit_ctx = e};
+    assert_int_equal(am_ops_new(&c, &e->ops), 0);
+    uint8_t *root = NULL;
+    size_t root_len = 0;
+    assert_int_equal(am_read_file(am_ca_path(g_ca, "ca.pem"), 65536, &root, &root_len), 0);
+    char *root_pem = calloc(1, root_len + 1);
+    assert_non_null(root_pem);
+    memcpy(root_pem, root, root_len);
+    char path[160];
+    snprintf(path, sizeof path, "%s/export", e->dir);
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    am_audit_export_info info;
+    am_principal admin = as("admin", 3), owner = as("owner", 4);
+
+    assert_int_equal(am_ops_audit_export(e->ops, &admin, "s", root_pem, 0, 0, fileno(f), &info),
+                     -AM_EPERM);
+    assert_int_equal(e->nrec, 1);
+    assert_string_equal(e->recs[0].result, "denied");
+    e->audit_fail = 1; /* no record of who took it: no export */
+    assert_int_not_equal(am_ops_audit_export(e->ops, &owner, "s", root_pem, 0, 0, fileno(f), &info),
+                         0);
+    assert_int_equal(ftell(f), 0);
+    e->audit_fail = 0;
+    assert_int_equal(am_ops_audit_export(e->ops, &owner, "s", root_pem, 0, 0, fileno(f), &info), 0);
+    assert_int_equal(e->nrec, 2);
+    assert_string_equal(e->recs[1].action, "audit.export");
+    assert_string_equal(e->recs[1].result, "ok");
+    assert_true(info.records >= 1);
+    fclose(f);
+    assert_int_equal(am_audit_export_verify(path, NULL), 0);
+    free(root);
+    free(root_pem);
+    am_audit_close(log);
+    env_free(e);
+}
+
+/* ---- what runners send that is not audited one by one: still only their own pods ---- */
+
+static void test_terminal_output_and_recordings_only_from_the_pods_runner(void **state) {
+    (void)state;
+    env *e = env_new();
+    am_ops_peer other = {"r-00000000000000ff", ORG, "y"};
+    Airmesh__V1__TerminalOutput out = AIRMESH__V1__TERMINAL_OUTPUT__INIT;
+    out.pod_id = "p-000000000001";
+    out.data.data = (uint8_t *)"hello";
+    out.data.len = 5;
+    assert_int_equal(am_ops_pod_output(e->ops, &other, &out), -AM_EAUTH);
+    assert_int_equal(am_hub_pod_read(e->hub, "p-000000000001", 0, NULL, 0, NULL, NULL, NULL),
+                     -AM_ENOTFOUND); /* positive control below: the same call finds it */
+    assert_int_equal(am_ops_pod_output(e->ops, &k_peer, &out), 0);
+    uint8_t buf[16];
+    size_t n = 0;
+    uint64_t at = 0;
+    assert_int_equal(am_hub_pod_read(e->hub, "p-000000000001", 0, buf, sizeof buf, &n, &at, NULL),
+                     0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(buf, "hello", 5);
+
+    Airmesh__V1__RecordingChunk ch = AIRMESH__V1__RECORDING_CHUNK__INIT;
+    ch.pod_id = "p-000000000002";
+    ch.data.data = (uint8_t *)"zz";
+    ch.data.len = 2;
+    ch.last = 1;
+    assert_int_equal(am_ops_pod_recording(e->ops, &other, &ch), -AM_EAUTH);
+    assert_int_equal(am_ops_pod_recording(e->ops, &k_peer, &ch), 0);
+    Airmesh__V1__Pod *p = NULL;
+    assert_int_equal(am_pods_get(e->store, ORG, "p-000000000002", &p), 0);
+    assert_true(p->recording);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    assert_int_equal(e->nrec, 0);
+    env_free(e);
+}
+
+static void test_keystrokes_need_the_input_role(void **state) {
+    (void)state;
+    env *e = env_new();
+    Airmesh__V1__TerminalInput in = AIRMESH__V1__TERMINAL_INPUT__INIT;
+    in.pod_id = "p-000000000001";
+    Airmesh__V1__ApplianceMessage m = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+    m.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT;
+    m.input = &in;
+    am_principal viewer = as("viewer", 1), member = as("member", 2);
+    assert_int_equal(am_ops_terminal_send(e->ops, &viewer, RUNNER, &m), -AM_EPERM);
+    assert_int_equal(e->sent, 0);
+    assert_int_equal(am_ops_terminal_send(e->ops, &member, RUNNER, &m), 0);
+    assert_int_equal(e->sent, 1);
+    env_free(e);
+}
+
 static int setup_all(void **state) {
     (void)state;
     assert_int_equal(am_auth_hash_password(PASSWORD, g_hash, sizeof g_hash), 0);
@@ -739,6 +847,9 @@ int main(void) {
         cmocka_unit_test(test_another_orgs_things_are_not_found_and_not_audited),
         cmocka_unit_test(test_pod_create_with_unreachable_runner_marks_it_failed),
         cmocka_unit_test(test_hello_marks_the_pods_a_runner_lost_failed),
+        cmocka_unit_test(test_audit_export_is_for_owners_and_audited_before_it_is_made),
+        cmocka_unit_test(test_terminal_output_and_recordings_only_from_the_pods_runner),
+        cmocka_unit_test(test_keystrokes_need_the_input_role),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
