@@ -10,6 +10,8 @@
  *     nothing is published.
  * The store comparison is a dump of every database of the test orgs, record by record.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,6 +38,7 @@
 static char g_hash[160];
 static am_ca *g_ca;
 static char g_ca_dir[] = "/tmp/ops_test_ca_XXXXXX";
+static char g_mounted[128]; /* a tmpfs to take down even when a test failed half-way */
 
 typedef struct {
     char action[64], result[16], org[130], actor[160];
@@ -821,6 +826,70 @@ static void test_keystrokes_need_the_input_role(void **state) {
     env_free(e);
 }
 
+/* ---- a real full disk under the real audit writer ---- */
+
+/* The audit directory on a 256 KiB tmpfs, filled up: the writer's next write fails with ENOSPC,
+ * its failure is sticky, and from then on every operation must fail and change nothing. */
+static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **state) {
+    (void)state;
+    env *e = env_new();
+    char mnt[128];
+    snprintf(mnt, sizeof mnt, "%s/audit", e->dir);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0700") != 0)
+        fail_msg("mount tmpfs on %s: %s (this test needs root and a mount namespace)", mnt,
+                 strerror(errno));
+    snprintf(g_mounted, sizeof g_mounted, "%s", mnt);
+    am_audit *log = NULL;
+    assert_int_equal(am_audit_open(mnt, NULL, &log), 0);
+    am_ops_free(e->ops);
+    am_ops_config c = {.store = e->store, .audit = log, .hub = e->hub, .data_dir = e->dir};
+    assert_int_equal(am_ops_new(&c, &e->ops), 0);
+    am_principal admin = as("admin", 3);
+    char pw[32];
+    /* positive control: with space left the real log takes the record */
+    assert_int_equal(
+        am_ops_user_create(e->ops, &admin, "s", "before", "viewer", NULL, pw, sizeof pw), 0);
+    assert_int_equal(am_audit_flush(log), 0);
+    char filler[160];
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    static char block[4096];
+    while (write(fd, block, sizeof block) > 0)
+        ;
+    close(fd);
+    /* the next blocks cannot be written (the segment's last page fills first): the writer
+     * fails, for good */
+    int flushed = 0;
+    for (int i = 0; i < 256 && flushed == 0; i++) {
+        uint8_t raw[1024];
+        char details[2100];
+        assert_int_equal(am_random(raw, sizeof raw), 0); /* incompressible */
+        memcpy(details, "{\"x\":\"", 6);
+        am_hex(raw, sizeof raw, details + 6);
+        memcpy(details + 6 + 2048, "\"}", 3);
+        assert_int_equal(am_audit_event(log, "system", "", "test.fill", "", "ok", "", details), 0);
+        flushed = am_audit_flush(log);
+    }
+    assert_int_equal(flushed, -AM_EIO);
+    size_t len0, len1;
+    char *before = snapshot(e, &len0);
+    int rc = am_ops_user_create(e->ops, &admin, "s", "after", "viewer", NULL, pw, sizeof pw);
+    assert_int_equal(rc, -AM_EIO);
+    assert_non_null(strstr(am_err_last(), "nothing was changed"));
+    assert_int_not_equal(am_ops_runner_revoke(e->ops, &admin, "s", RUNNER), 0);
+    assert_int_not_equal(e->stream, -1); /* its stream was not closed either */
+    char *after = snapshot(e, &len1);
+    assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
+    free(before);
+    free(after);
+    am_audit_close(log);
+    assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+    g_mounted[0] = '\0';
+    env_free(e);
+}
+
 static int setup_all(void **state) {
     (void)state;
     assert_int_equal(am_auth_hash_password(PASSWORD, g_hash, sizeof g_hash), 0);
@@ -831,6 +900,8 @@ static int setup_all(void **state) {
 
 static int teardown_all(void **state) {
     (void)state;
+    if (g_mounted[0])
+        umount2(g_mounted, MNT_DETACH);
     am_ca_close(g_ca);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_ca_dir);
@@ -850,6 +921,7 @@ int main(void) {
         cmocka_unit_test(test_audit_export_is_for_owners_and_audited_before_it_is_made),
         cmocka_unit_test(test_terminal_output_and_recordings_only_from_the_pods_runner),
         cmocka_unit_test(test_keystrokes_need_the_input_role),
+        cmocka_unit_test(test_a_full_audit_disk_fails_operations_and_changes_nothing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
