@@ -131,9 +131,11 @@ static void on_text(viewer *v, const uint8_t *msg, size_t len) {
     if (!type) {
         am_ws_queue_error(v, "expected a JSON object with a \"type\"");
     } else if (strcmp(type, "take") == 0) {
-        if (!v->can_input)
-            am_ws_queue_error(v, "your role may watch but not type (member or above may)");
-        else if (r->holder && r->holder != v)
+        if (!v->can_input) {
+            /* ops refuses it (the role table's message) and audits the refusal */
+            am_ops_terminal_control(am_ws.app->ops, &v->who, v->peer, r->pod, 1);
+            am_ws_queue_error(v, am_err_last());
+        } else if (r->holder && r->holder != v)
             am_ws_queue_error(v, "input control is held by another viewer");
         else if (r->holder != v) {
             if (am_ops_terminal_control(am_ws.app->ops, &v->who, v->peer, r->pod, 1) != 0)
