@@ -142,7 +142,9 @@ int am_audit_open(const char *dir, const am_audit_opts *o, am_audit **out);
  * the writer is far behind (bounded queue). */
 int am_audit_append(am_audit *a, const Airmesh__V1__AuditRecord *r, uint64_t *seq_out);
 
-/* Live subscribers (the console's Activity page through appliance/hub): after each successful
+/* Live subscribers (airmeshd does not use this: appliance/ops publishes each record to the hub
+ * after its operation commits, so an event is never shown for a change that did not happen).
+ * After each successful
  * append, fn(arg, record) is called with the record as stored (seq and time set), on the
  * appender's thread and under the log's mutex, so it must be quick and must not append; after
  * am_audit_set_publish(a, NULL, NULL) returns it is never called again. */

@@ -8,7 +8,9 @@
  * store keeps only SHA-256(secret) as the key of a Session record in AM_DB_SESSIONS (org ""), so a
  * copy of the store yields no usable token. The same secret is the console's cookie value and
  * airmeshctl's bearer token.
- * Threads: every call may run on any thread (each is one LMDB transaction). The caller audits.
+ * Threads: every call may run on any thread (each is one LMDB transaction). appliance/ops
+ * audits: calls that change state take an am_txn_hook (NULL = none) run last inside their
+ * transaction.
  */
 #ifndef AM_APPLIANCE_AUTH_H
 #define AM_APPLIANCE_AUTH_H

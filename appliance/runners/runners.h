@@ -1,7 +1,7 @@
 /*
  * appliance/runners — the fleet's durable state: enrollment tokens, runner records, revoked
- * certificate serials. Pure store logic (LMDB + the CA), no networking: appliance/rpc calls it
- * for Enroll/Connect/Renew, appliance/http for the REST API.
+ * certificate serials. Pure store logic (LMDB + the CA), no networking: appliance/ops calls it
+ * for the runner protocol (Enroll/Connect/Renew, handed over by appliance/rpc) and the REST API.
  *
  * Tokens: a secret "amt_" + 64 hex (256 random bits) shown once; the store keeps SHA-256 of it
  * (AM_DB_TOKENS, key "/<hash hex>", global because the runner does not know its org yet) and a
