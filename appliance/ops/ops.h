@@ -100,6 +100,11 @@ uint64_t am_ops_session_ttl_ms(am_ops *o);
 int am_ops_login(am_ops *o, const char *org, const char *user, const char *password,
                  const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1], uint64_t *expires_ms,
                  am_principal *who);
+/* The second half of am_ops_login, for a caller that ran am_auth_login itself (e.g. on a worker
+ * pool, off the http thread): audits the outcome rc; when the success cannot be audited, ends
+ * the new session again and fails. Returns the operation's result. */
+int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *source, int rc,
+                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who);
 int am_ops_logout(am_ops *o, const am_principal *who, const char *source, const char *token);
 
 /* ---- organizations, users, teams, API tokens ---- */

@@ -21,12 +21,17 @@
 int am_ops_login(am_ops *o, const char *org, const char *user, const char *password,
                  const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1], uint64_t *expires_ms,
                  am_principal *who) {
+    int rc = am_auth_login(o->c.store, org, user, password, source, o->c.session_ttl_ms, token_out,
+                           expires_ms, who);
+    return am_ops_login_done(o, org, user, source, rc, token_out, who);
+}
+
+int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *source, int rc,
+                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who) {
     char target[160];
     snprintf(target, sizeof target, "user:%.64s", user ? user : "");
     ops_act a;
     ops_act_init(&a, o, target, org, "auth.login", target, source);
-    int rc = am_auth_login(o->c.store, org, user, password, source, o->c.session_ttl_ms, token_out,
-                           expires_ms, who);
     if (rc) {
         int locked = rc == -AM_ELIMIT;
         if (locked)
