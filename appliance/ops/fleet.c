@@ -264,7 +264,7 @@ int am_ops_runner_hello(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__H
     for (size_t i = 0; i < n; i++) {
         am_pod_update u = {.org = peer->org,
                            .id = lost[i],
-                           .state = "failed",
+                           .state = am_pod_state_name(AM_POD_FAILED),
                            .reason = "the runner restarted and the pod did not survive"};
         int prc = ops_pod_state(o, "system", peer->org, &u);
         if (prc) {

@@ -56,7 +56,7 @@ int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *
     ops_act_init(&a, o, actor, org, state_action(u->state), target, "");
     a.skip = state_action(u->state) == NULL; /* "starting": no event of its own */
     snprintf(a.result, sizeof a.result, "%s",
-             u->state && !strcmp(u->state, "failed") ? "error" : "ok");
+             u->state && !strcmp(u->state, am_pod_state_name(AM_POD_FAILED)) ? "error" : "ok");
     ops_act_details(&a, "{\"state\":\"%s\",\"exit_code\":%d}", u->state ? u->state : "",
                     u->exit_code);
     int rc = ops_act_done(&a, am_pods_update(o->c.store, u, &a.hook));
@@ -136,7 +136,7 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
         snprintf(why, sizeof why, "%s", am_err_last());
         am_pod_update u = {.org = who->org_id,
                            .id = pod->id,
-                           .state = "failed",
+                           .state = am_pod_state_name(AM_POD_FAILED),
                            .reason = "its runner could not be reached"};
         if (ops_pod_state(o, "system", who->org_id, &u) != 0)
             am_log_warn("ops", "pod not marked failed", "pod=%s error=\"%s\"", pod->id,
@@ -189,11 +189,14 @@ int am_ops_pod_stop(am_ops *o, const am_principal *who, const char *source, cons
         goto out;
     }
     /* Never reached its runner: stopped here, in the same transaction as the record. */
-    am_pod_update u = {
-        .org = who->org_id, .id = p->id, .state = "stopped", .reason = "stopped before start"};
+    am_pod_update u = {.org = who->org_id,
+                       .id = p->id,
+                       .state = am_pod_state_name(AM_POD_STOPPED),
+                       .reason = "stopped before start"};
     rc = ops_act_done(&a, am_pods_update(o->c.store, &u, &a.hook));
     if (rc == 0 && u.changed && o->c.hub)
-        am_hub_pod_end(o->c.hub, who->org_id, u.pod_runner, p->id, "stopped", 0);
+        am_hub_pod_end(o->c.hub, who->org_id, u.pod_runner, p->id,
+                       am_pod_state_name(AM_POD_STOPPED), 0);
 out:
     protobuf_c_message_free_unpacked(&p->base, NULL);
     return rc;

@@ -20,26 +20,11 @@
 #include "airmesh/v1/runner.pb-c.h"
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/store/store.h"
+#include "common/pod_state.h"
 
 #define AM_POD_ID_LEN 14 /* "p-" + 12 hex */
 
-/* Pod states: the one list (records and messages carry the name; the console's list is
- * ui/src/api.ts POD_STATES). */
-typedef enum {
-    AM_POD_PENDING,
-    AM_POD_STARTING,
-    AM_POD_RUNNING,
-    AM_POD_EXITED,
-    AM_POD_FAILED,
-    AM_POD_STOPPED,
-    AM_POD__COUNT
-} am_pod_state;
-
-const char *am_pod_state_name(am_pod_state st);
-/* -AM_EINVAL for a name that is not a state. */
-int am_pod_state_parse(const char *s, am_pod_state *out);
-/* 1 for exited, failed, stopped. */
-int am_pod_state_final(am_pod_state st);
+/* Pod states: the one enum and its names are common/pod_state.h. */
 
 typedef struct {
     const char *runner_id; /* or NULL: choose by labels */

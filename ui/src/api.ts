@@ -175,7 +175,7 @@ export interface AuditEvent {
   details: unknown;
 }
 
-/** Pod states: the console's one list (the appliance's is am_pod_state in appliance/pods/pods.h). */
+/** Pod states: the console's one list (the C one is am_pod_state in common/pod_state.h). */
 export const POD_STATE = {
   pending: 'pending',
   starting: 'starting',
