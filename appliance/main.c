@@ -2,7 +2,8 @@
  * appliance/main.c — airmeshd: flags and config, start order, signals, clean stop.
  *
  * Start order: config → data dir (created 0700, locked so two daemons never share it) → store
- * (LMDB) → pki (CA created on first start) → audit → HTTPS listener (bound before anything is
+ * (LMDB) → pki (CA created on first start) → audit → worker pools (appliance/work: argon2id,
+ * and store writes/exports off the h2o thread) → HTTPS listener (bound before anything is
  * announced, so "port in use" is reported and nothing else happens) → bootstrap admin (first
  * start only) → audit "server.start" → banner on stdout → serve.
  * Stop (SIGINT/SIGTERM): stop accepting, finish in-flight requests, audit "server.stop", flush
@@ -29,6 +30,7 @@
 #include "appliance/hub/hub.h"
 #include "appliance/ops/ops.h"
 #include "appliance/rpc/rpc.h"
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -55,6 +57,9 @@ static void usage(FILE *out) {
             "                        flags override the file\n"
             "  --log-level LEVEL     debug, info, warn or error; default info\n"
             "  --runner-cert-days N  lifetime of runner client certificates; default 7\n"
+            "  --workers N           threads for slow jobs (password hashing); default half\n"
+            "                        the CPUs (at least 1)\n"
+            "  --work-queue N        jobs that may wait for them; more get 503; default 64\n"
             "  --help                show this help\n"
             "  --version             print the version\n"
             "\n"
@@ -89,12 +94,14 @@ static int prepare_data_dir(const char *dir, int *lock_fd) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DATA = 1, O_LISTEN, O_GRPC, O_UI, O_CONFIG, O_LOG, O_CERTDAYS, O_HELP, O_VERSION };
+    enum { O_DATA = 1, O_LISTEN, O_GRPC, O_UI, O_CONFIG, O_LOG, O_CERTDAYS, O_WORKERS, O_WORKQ,
+           O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},   {"listen", required_argument, 0, O_LISTEN},
         {"grpc-listen", required_argument, 0, O_GRPC}, {"ui", required_argument, 0, O_UI},
         {"config", required_argument, 0, O_CONFIG}, {"log-level", required_argument, 0, O_LOG},
         {"runner-cert-days", required_argument, 0, O_CERTDAYS},
+        {"workers", required_argument, 0, O_WORKERS}, {"work-queue", required_argument, 0, O_WORKQ},
         {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0}};
     const char *flag[O_VERSION + 1] = {0};
@@ -160,6 +167,23 @@ int main(int argc, char **argv) {
             return fail("bad flag");
         }
     }
+    /* --workers (default: half the CPUs, at least 1, so hashing never takes every core from
+     * the event loop, the rpc thread and the pods), --work-queue */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long work_n[2] = {ncpu >= 4 ? ncpu / 2 : 1, 64};
+    for (int i = 0; i < 2; i++) {
+        const char *v = flag[i ? O_WORKQ : O_WORKERS];
+        if (!v)
+            continue;
+        char *end;
+        work_n[i] = strtol(v, &end, 10);
+        if (*end || work_n[i] < 1 || work_n[i] > (i ? 100000 : 64)) {
+            am_err_set(AM_EINVAL, "--%s %s: expected 1..%d", i ? "work-queue" : "workers", v,
+                       i ? 100000 : 64);
+            am_config_free(&cfg);
+            return fail("bad flag");
+        }
+    }
     char grpc_addr[300];
     if (strncmp(cfg.grpc_listen, "0.0.0.0:", 8) == 0 || strncmp(cfg.grpc_listen, "[::]:", 5) == 0) {
         char hn[256] = "localhost";
@@ -206,6 +230,13 @@ int main(int argc, char **argv) {
     /* The audit key (certified by our CA) seals every segment; created on first start. */
     if (am_audit_signer_ensure(app.audit, app.ca) != 0) {
         fail("cannot set up the audit signing key");
+        goto out;
+    }
+    am_work_opts wopts = {
+        .threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
+    am_work_opts iopts = {.threads = 1, .queue = 256, .nice = 0}; /* LMDB has one writer */
+    if (am_work_new(&wopts, &app.work) != 0 || am_work_new(&iopts, &app.io) != 0) {
+        fail("cannot start the worker pool");
         goto out;
     }
     am_http_opts hopts = {.listen = cfg.listen,
@@ -291,6 +322,8 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     am_http_close(http);
+    am_work_free(app.work);
+    am_work_free(app.io);
     if (app.ops)
         am_ops_set_runner_link(app.ops, NULL, NULL);
     app.rpc = NULL;

@@ -145,8 +145,9 @@ typedef struct {
     int ok;
 } login_note;
 
-/* Lockout with backoff: from the 5th consecutive failure the account is locked for 30 s,
- * doubling per further failure, at most an hour. Success resets the count. */
+/* Count consecutive failures on the record (shown to admins; success resets it). The lock
+ * itself is per (user, address), in memory (throttle.c): a stored lock would let anyone lock any
+ * user out. */
 static int login_note_txn(am_txn *t, void *ud) {
     login_note *c = ud;
     ProtobufCMessage *m = NULL;
@@ -159,11 +160,7 @@ static int login_note_txn(am_txn *t, void *ud) {
         u->locked_until_ms = 0;
     } else {
         u->failed_logins++;
-        if (u->failed_logins >= AM_AUTH_LOCKOUT_AFTER) {
-            unsigned shift = u->failed_logins - AM_AUTH_LOCKOUT_AFTER;
-            uint64_t ms = 30000ull << (shift < 7 ? shift : 7);
-            u->locked_until_ms = am_now_ms() + (ms > 3600000 ? 3600000 : ms);
-        }
+        u->locked_until_ms = 0;
     }
     rc = am_txn_put(t, AM_DB_USERS, c->org, c->user, &u->base);
     protobuf_c_message_free_unpacked(m, NULL);
@@ -188,13 +185,8 @@ int am_auth_login(am_store *s, const char *org, const char *user, const char *pa
         return am_err_set(AM_EAUTH, "auth: unknown user or wrong password");
     }
     Airmesh__V1__User *u = (Airmesh__V1__User *)m;
-    uint64_t now_ms = am_now_ms();
-    if (u->locked_until_ms > now_ms) {
-        uint64_t wait_s = (u->locked_until_ms - now_ms + 999) / 1000;
-        protobuf_c_message_free_unpacked(m, NULL);
-        return am_err_set(AM_ELIMIT, "too many failed logins: try again in %llu s",
-                          (unsigned long long)wait_s);
-    }
+    /* No account-wide lock: it would let anyone lock any user out and tell which names exist.
+     * Failures are throttled per address and per (user, address) in throttle.c instead. */
     rc = am_auth_verify_password(u->password_hash, password);
     if (rc || u->disabled) {
         if (rc)

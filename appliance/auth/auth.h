@@ -25,7 +25,7 @@
 #define AM_AUTH_DEFAULT_ORG "default"
 #define AM_AUTH_BOOTSTRAP_USER "admin"
 
-#define AM_AUTH_LOCKOUT_AFTER 5
+#define AM_AUTH_LOCKOUT_AFTER 5 /* failures in a row from one address before it is locked */
 
 typedef struct am_principal {
     char user_id[129];
@@ -44,9 +44,10 @@ int am_auth_verify_password(const char *encoded, const char *password);
 int am_auth_bootstrap(am_store *s, char *pw_out, size_t cap, int *created);
 
 /* Check user/password in org and open a session. token_out gets AM_AUTH_TOKEN_LEN+1 bytes.
- * Wrong user, wrong password and disabled user all return -AM_EAUTH with the same message; a
- * locked account (AM_AUTH_LOCKOUT_AFTER failures in a row, then 30 s doubling up to 1 h)
- * returns -AM_ELIMIT saying how long to wait. */
+ * Wrong user, wrong password and disabled user all return -AM_EAUTH with the same message and
+ * the same cost (an unknown user gets a dummy argon2id verify). Slow (one argon2id verify):
+ * call it off the h2o thread. Locking after repeated failures is the caller's, per address and
+ * per (user, address) (throttle.h), never account-wide. */
 int am_auth_login(am_store *s, const char *org, const char *user, const char *password,
                   const char *source, uint64_t ttl_ms, char token_out[AM_AUTH_TOKEN_LEN + 1],
                   uint64_t *expires_ms, am_principal *who);

@@ -179,10 +179,16 @@ int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
         am_http_send_error(req, 401, "unauthenticated", "session expired or unknown: log in again");
         return -1;
     }
-    if (from_cookie && !am_api_is_method(req, "GET") && !am_api_is_method(req, "HEAD") &&
-        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-airmesh-csrf"), -1) < 0) {
-        am_http_send_error(req, 403, "csrf", "missing X-Airmesh-CSRF header");
-        return -1;
+    if (from_cookie && !am_api_is_method(req, "GET") && !am_api_is_method(req, "HEAD")) {
+        /* The value must be exactly "1" (a present-but-wrong header is refused too). */
+        ssize_t ci = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-airmesh-csrf"), -1);
+        if (ci < 0 || !h2o_memis(req->headers.entries[ci].value.base,
+                                 req->headers.entries[ci].value.len, H2O_STRLIT("1"))) {
+            am_http_send_error(req, 403, "csrf",
+                               ci < 0 ? "missing X-Airmesh-CSRF header"
+                                      : "X-Airmesh-CSRF header must be 1");
+            return -1;
+        }
     }
     return 0;
 }
@@ -192,45 +198,6 @@ static int api_version(am_http_handler *h, h2o_req_t *req, char **param) {
     (void)h;
     am_http_send_json(req, 200, json_pack("{s:s,s:s,s:s}", "name", "airmesh", "version",
                                           AM_VERSION, "api", "v1"));
-    return 0;
-}
-
-static int api_login(am_http_handler *h, h2o_req_t *req, char **param) {
-    (void)param;
-    json_t *body = am_api_parse_body(req);
-    if (!body)
-        return 0;
-    const char *user = NULL, *password = NULL, *org = AM_AUTH_DEFAULT_ORG;
-    json_error_t jerr;
-    if (json_unpack_ex(body, &jerr, 0, "{s:s,s:s,s?s}", "user", &user, "password", &password,
-                       "org", &org) != 0) {
-        json_decref(body);
-        am_http_send_error(req, 400, "bad_request",
-                           "expected {\"user\": string, \"password\": string, \"org\"?: string}");
-        return 0;
-    }
-    char peer[64], token[AM_AUTH_TOKEN_LEN + 1];
-    am_http_peer(req, peer, sizeof peer);
-    uint64_t expires = 0;
-    am_principal who;
-    int rc = am_ops_login(h->app->ops, org, user, password, peer, token, &expires, &who);
-    if (rc) {
-        json_decref(body);
-        return am_api_send_rc(req, rc);
-    }
-    char cookie[200];
-    snprintf(cookie, sizeof cookie,
-             COOKIE_NAME "=%s; Path=/; Max-Age=%llu; HttpOnly; Secure; SameSite=Strict", token,
-             (unsigned long long)(am_ops_session_ttl_ms(h->app->ops) / 1000));
-    h2o_iovec_t c = h2o_strdup(&req->pool, cookie, strlen(cookie));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, c.base, c.len);
-    am_http_send_json(req, 200,
-                      json_pack("{s:s,s:I,s:s,s:s,s:i}", "token", token, "expires_ms",
-                                (json_int_t)expires, "user", who.user_id, "org", who.org_id,
-                                "role", who.role));
-    memset(token, 0, sizeof token);
-    memset(cookie, 0, sizeof cookie);
-    json_decref(body);
     return 0;
 }
 
@@ -296,7 +263,7 @@ typedef struct {
 
 static const route routes[] = {
     {"GET", "/api/v1/version", api_version},
-    {"POST", "/api/v1/login", api_login},
+    {"POST", "/api/v1/login", am_api_login},
     {"POST", "/api/v1/logout", api_logout},
     {"GET", "/api/v1/whoami", api_whoami},
     {"POST", "/api/v1/runner-tokens", am_api_token_create},

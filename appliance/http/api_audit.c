@@ -16,8 +16,9 @@
  *   Exports are built in an unnamed temporary file in the data directory and answered from
  *   memory, up to EXPORT_MAX bytes (413 beyond: narrow the range).
  *
- * Threads: the http thread (the export blocks it while it reads the segments: an admin action,
- * rare). Memory: the response body lives in req->pool.
+ * Threads: the http thread; the export's work (seal, key, reading the segments) on the I/O
+ * worker pool (appliance/work). Memory: the export body is malloc'd by the job and freed with
+ * req->pool once the response is sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@
 
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/http/internal.h"
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -240,6 +242,108 @@ int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
 
 static h2o_generator_t export_gen = {NULL, NULL};
 
+/* An export on the I/O pool: everything but the answer runs in export_run. */
+typedef struct {
+    am_work_job job; /* first: the pool's part */
+    am_app *app;
+    uint64_t since, until;
+    am_principal who;
+    char peer[64];
+    /* results */
+    int rc, too_large;
+    char err[256];
+    uint8_t *body; /* malloc'd; handed to the request's pool in export_done */
+    am_audit_export_info info;
+} export_job;
+
+static void export_run(am_work_job *job) {
+    export_job *j = (export_job *)job;
+    am_app *app = j->app;
+    uint8_t *root = NULL;
+    size_t root_len = 0;
+    const char *ca_pem_path = am_ca_path(am_ops_ca(app->ops), "ca.pem");
+    int fd = -1, rc = ca_pem_path ? am_read_file(ca_pem_path, 65536, &root, &root_len)
+                                  : am_err_set(AM_ESTATE, "audit export: no CA certificate");
+    char *root_pem = NULL;
+    if (!rc && !(root_pem = malloc(root_len + 1)))
+        rc = am_err_set(AM_ENOMEM, "out of memory");
+    if (!rc) {
+        memcpy(root_pem, root, root_len);
+        root_pem[root_len] = '\0';
+        fd = open(app->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = am_err_set(AM_EIO, "audit export: temporary file in %s: %s", app->data_dir,
+                            strerror(errno));
+    }
+    /* ops checks the role, audits the export before making it (so the file records who took
+     * it), makes sure the audit key exists and writes the export */
+    if (!rc)
+        rc = am_ops_audit_export(app->ops, &j->who, j->peer, root_pem, j->since, j->until, fd,
+                                 &j->info);
+    free(root);
+    free(root_pem);
+    if (!rc && j->info.bytes > EXPORT_MAX)
+        j->too_large = 1;
+    else if (!rc && !(j->body = malloc(j->info.bytes ? j->info.bytes : 1)))
+        rc = am_err_set(AM_ENOMEM, "audit export: out of memory");
+    for (size_t got = 0; !rc && !j->too_large && got < j->info.bytes;) {
+        ssize_t n = pread(fd, j->body + got, j->info.bytes - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = am_err_set(AM_EIO, "audit export: read back: %s",
+                            n < 0 ? strerror(errno) : "short file");
+        else
+            got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    j->rc = rc;
+    if (rc)
+        snprintf(j->err, sizeof j->err, "%s", am_err_last());
+}
+
+static void free_body(void *p) {
+    free(*(uint8_t **)p);
+}
+
+static void export_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    export_job *j = (export_job *)job;
+    if (!req || cancelled || j->rc || j->too_large) {
+        if (req && cancelled) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                           H2O_STRLIT("1"));
+            am_http_send_error(req, 503, "busy", "the appliance is shutting down: try again");
+        } else if (req && j->too_large) {
+            am_http_send_error(req, 413, "too_large",
+                               "the export exceeds 256 MiB: narrow it with since/until");
+        } else if (req && j->rc) {
+            am_log_error("api", "audit export failed", "error=\"%s\"", j->err);
+            am_err_set(j->rc, "%s", j->err);
+            am_api_send_rc(req, j->rc);
+        }
+        free(j->body);
+        free(j);
+        return;
+    }
+    am_log_info("api", "audit exported", "segments=%llu records=%llu bytes=%llu",
+                (unsigned long long)j->info.segments, (unsigned long long)j->info.records,
+                (unsigned long long)j->info.bytes);
+    /* The body lives until the request's pool is cleared (after the response is sent). */
+    uint8_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof *slot, free_body);
+    *slot = j->body;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/octet-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_DISPOSITION, NULL,
+                   H2O_STRLIT("attachment; filename=\"airmesh-audit.amexp\""));
+    h2o_start_response(req, &export_gen);
+    h2o_iovec_t b = h2o_iovec_init(j->body, j->info.bytes);
+    h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
+    free(j);
+}
+
 int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
     (void)param;
     am_principal who;
@@ -255,64 +359,22 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
     uint64_t since, until;
     if (time_range(req, &since, &until))
         return 0;
-    char peer[64];
-    am_http_peer(req, peer, sizeof peer);
-    uint8_t *root = NULL, *body = NULL;
-    size_t root_len = 0;
-    am_audit_export_info info;
-    const char *ca_pem_path = am_ca_path(am_ops_ca(h->app->ops), "ca.pem");
-    int fd = -1, rc = ca_pem_path ? am_read_file(ca_pem_path, 65536, &root, &root_len)
-                                  : am_err_set(AM_ESTATE, "audit export: no CA certificate");
-    char *root_pem = NULL;
-    if (!rc && !(root_pem = h2o_mem_alloc_pool(&req->pool, root_len + 1)))
-        rc = am_err_set(AM_ENOMEM, "out of memory");
-    if (!rc) {
-        memcpy(root_pem, root, root_len);
-        root_pem[root_len] = '\0';
-        fd = open(h->app->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fd < 0)
-            rc = am_err_set(AM_EIO, "audit export: temporary file in %s: %s", h->app->data_dir,
-                            strerror(errno));
-    }
-    /* ops audits the export before making it, so the file records who took it */
-    if (!rc)
-        rc = am_ops_audit_export(h->app->ops, &who, peer, root_pem, since, until, fd, &info);
-    free(root);
-    if (!rc && info.bytes > EXPORT_MAX) {
-        close(fd);
-        am_http_send_error(req, 413, "too_large",
-                           "the export exceeds 256 MiB: narrow it with since/until");
+    export_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        am_http_send_error(req, 500, "internal", "out of memory");
         return 0;
     }
-    if (!rc && !(body = h2o_mem_alloc_pool(&req->pool, info.bytes ? info.bytes : 1)))
-        rc = am_err_set(AM_ENOMEM, "audit export: out of memory");
-    for (size_t got = 0; !rc && got < info.bytes;) {
-        ssize_t n = pread(fd, body + got, info.bytes - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = am_err_set(AM_EIO, "audit export: read back: %s",
-                            n < 0 ? strerror(errno) : "short file");
-        else
-            got += (size_t)n;
+    j->app = h->app;
+    j->since = since;
+    j->until = until;
+    j->who = who;
+    am_http_peer(req, j->peer, sizeof j->peer);
+    /* Sealing (fsync), maybe the audit key's generation and reading every segment in range run
+     * on the I/O worker pool; the answer comes from export_done. */
+    if (am_work_submit(h->app->io, req, &j->job, export_run, export_done) != 0) {
+        free(j);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is busy: try again in a second");
     }
-    if (fd >= 0)
-        close(fd);
-    if (rc) {
-        am_log_error("api", "audit export failed", "error=\"%s\"", am_err_last());
-        return am_api_send_rc(req, rc);
-    }
-    am_log_info("api", "audit exported", "segments=%llu records=%llu bytes=%llu",
-                (unsigned long long)info.segments, (unsigned long long)info.records,
-                (unsigned long long)info.bytes);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("application/octet-stream"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_DISPOSITION, NULL,
-                   H2O_STRLIT("attachment; filename=\"airmesh-audit.amexp\""));
-    h2o_start_response(req, &export_gen);
-    h2o_iovec_t b = h2o_iovec_init(body, info.bytes);
-    h2o_send(req, &b, 1, H2O_SEND_STATE_FINAL);
     return 0;
 }

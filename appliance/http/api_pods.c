@@ -3,7 +3,9 @@
  * recording download: parse, call appliance/ops, render. Members and above may
  * create/stop/delete, viewers may read (appliance/auth/can.c). Pods of another org answer 404.
  * ops records the pod and hands it to its runner through the runner link; a pod whose runner
- * cannot be reached is marked failed (503).
+ * cannot be reached is marked failed (503). That create runs on the I/O worker pool
+ * (appliance/work), not on the h2o thread: a store commit's fsync can take hundreds of ms on a
+ * busy disk, which froze every terminal.
  * Threads: the http thread.
  */
 #include <limits.h>
@@ -14,6 +16,7 @@
 
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/http/internal.h"
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -77,6 +80,45 @@ static int bad(h2o_req_t *req, json_t *body, const char *msg) {
     json_decref(body);
     am_http_send_error(req, 400, "bad_request", msg);
     return 0;
+}
+
+/* A pod create on the I/O pool (see am_api_pod_create). */
+typedef struct {
+    am_work_job job; /* first: the pool's part */
+    am_http_handler *h;
+    json_t *body;
+    am_pod_spec spec;
+    const char *argv[MAX_ITEMS], *ek[MAX_ITEMS], *ev[MAX_ITEMS], *lk[32], *lv[32];
+    am_principal who;
+    char peer[64];
+    /* results */
+    Airmesh__V1__Pod *pod;
+    int rc;
+    char err[256];
+} create_job;
+
+static void create_run(am_work_job *job) {
+    create_job *j = (create_job *)job;
+    j->rc = am_ops_pod_create(j->h->app->ops, &j->who, j->peer, &j->spec, &j->pod);
+    if (j->rc)
+        snprintf(j->err, sizeof j->err, "%s", am_err_last()); /* (the worker's thread-local) */
+}
+
+static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    create_job *j = (create_job *)job;
+    if (req && cancelled) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is shutting down: try again");
+    } else if (req && j->rc) {
+        am_err_set(j->rc, "%s", j->err);
+        am_api_send_rc(req, j->rc);
+    } else if (req) {
+        am_http_send_json(req, 201, pod_json(j->pod));
+    }
+    if (j->pod)
+        protobuf_c_message_free_unpacked(&j->pod->base, NULL);
+    json_decref(j->body);
+    free(j);
 }
 
 int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -156,17 +198,35 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .cpu_millis = (uint32_t)(cores * 1000),
                         .network = network,
                         .keep_worktree = keep};
-    char peer[64];
-    Airmesh__V1__Pod *pod = NULL;
-    int rc =
-        am_ops_pod_create(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), &spec, &pod);
-    json_decref(body);
-    if (rc)
-        am_api_send_rc(req, rc);
-    else
-        am_http_send_json(req, 201, pod_json(pod));
-    if (pod)
-        protobuf_c_message_free_unpacked(&pod->base, NULL);
+    /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
+     * runner run on the I/O worker pool (am_ops_pod_create); the answer comes from create_done. */
+    create_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_decref(body);
+        am_http_send_error(req, 500, "internal", "out of memory");
+        return 0;
+    }
+    j->h = h;
+    j->body = body; /* owns every string spec points into; only the job touches it now */
+    j->spec = spec;
+    memcpy(j->argv, argv, sizeof argv);
+    memcpy(j->ek, ek, sizeof ek);
+    memcpy(j->ev, ev, sizeof ev);
+    memcpy(j->lk, lk, sizeof lk);
+    memcpy(j->lv, lv, sizeof lv);
+    j->spec.argv = j->argv;
+    j->spec.env_keys = j->ek;
+    j->spec.env_values = j->ev;
+    j->spec.sel_keys = j->lk;
+    j->spec.sel_values = j->lv;
+    j->who = who;
+    am_http_peer(req, j->peer, sizeof j->peer);
+    if (am_work_submit(h->app->io, req, &j->job, create_run, create_done) != 0) {
+        json_decref(body);
+        free(j);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is busy: try again in a second");
+    }
     return 0;
 }
 
@@ -180,8 +240,8 @@ int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    am_api_send_rows(h, req, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, "pods",
-                     pod_row, NULL);
+    am_api_send_rows(h, req, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, "pods", pod_row,
+                     NULL);
     return 0;
 }
 

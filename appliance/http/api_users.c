@@ -73,19 +73,10 @@ int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param) {
                            "expected {\"id\", \"name\"?, \"owner\", \"password\"?}");
         return 0;
     }
-    char pw[32] = "", peer[64];
-    int rc = am_ops_org_create(h->app->ops, &who, peer_of(req, peer, sizeof peer), id, name, owner,
-                               password, pw, sizeof pw);
-    if (rc) {
-        json_decref(body);
-        return am_api_send_rc(req, rc);
-    }
-    json_t *out = json_pack("{s:s,s:s}", "id", id, "owner", owner);
-    if (pw[0])
-        json_object_set_new(out, "owner_password", json_string(pw));
-    am_wipe(pw, sizeof pw);
+    /* The owner's password hash (argon2id) is made on the worker pool (api_login.c); the role
+     * check, the store and the audit record are ops', there. */
+    am_api_create_start(h, req, &who, 1, id, name, owner, NULL, password);
     json_decref(body);
-    am_http_send_json(req, 201, out);
     return 0;
 }
 
@@ -135,21 +126,10 @@ int am_api_user_create(am_http_handler *h, h2o_req_t *req, char **param) {
                            "\"password\"?}");
         return 0;
     }
-    char pw[32] = "", peer[64];
-    int role = am_auth_role_parse(role_s);
-    int rc = am_ops_user_create(h->app->ops, &who, peer_of(req, peer, sizeof peer), name, role_s,
-                                password, pw, sizeof pw);
-    if (rc) {
-        json_decref(body);
-        return am_api_send_rc(req, rc);
-    }
-    json_t *out =
-        json_pack("{s:s,s:s,s:s}", "id", name, "org", who.org_id, "role", am_auth_role_name(role));
-    if (pw[0])
-        json_object_set_new(out, "password", json_string(pw));
-    am_wipe(pw, sizeof pw);
+    /* The password hash (argon2id) is made on the worker pool (api_login.c); the role check,
+     * the store and the audit record are ops', there. */
+    am_api_create_start(h, req, &who, 0, who.org_id, NULL, name, role_s, password);
     json_decref(body);
-    am_http_send_json(req, 201, out);
     return 0;
 }
 
@@ -187,8 +167,15 @@ static int user_action(am_http_handler *h, h2o_req_t *req, char **param, const c
                                            : "expected {\"password\", \"current_password\"?}");
             return 0;
         }
-        rc = role_change ? am_ops_user_set_role(o, &who, src, name, value)
-                         : am_ops_user_set_password(o, &who, src, name, value, current);
+        if (role_change) {
+            rc = am_ops_user_set_role(o, &who, src, name, value);
+        } else {
+            /* argon2id (the current password's check, the new hash) runs on the worker pool;
+             * the answer and the end of sessions and WebSockets follow from there (api_login.c). */
+            am_api_password_start(h, req, &who, name, value, current);
+            json_decref(body);
+            return 0;
+        }
         json_decref(body);
     }
     if (rc)

@@ -19,6 +19,11 @@
 
 typedef struct am_http am_http;
 
+/* TLS 1.2 suites offered on :8443: ECDHE + AEAD only (ECDSA first: our keys are P-256). */
+#define AM_HTTP_TLS12_CIPHERS                                                                      \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 typedef struct {
     const char *listen;    /* "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:8443" */
     const char *ui_dir;    /* static console files */

@@ -16,6 +16,10 @@ typedef struct {
     am_app *app;
 } am_http_handler;
 
+/* Accept a connection: TLS, then HTTP/2 (with 413 for oversized bodies) or HTTP/1.1
+ * (accept.c). */
+void am_http_accept(h2o_accept_ctx_t *ctx, h2o_socket_t *sock);
+
 /* REST router for /api/v1/... */
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req);
 
@@ -41,6 +45,23 @@ void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *
 int am_api_send_rc(h2o_req_t *req, int rc);
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
+
+/* POST /api/v1/login, throttled and run on the worker pool (api_login.c). */
+int am_api_login(am_http_handler *h, h2o_req_t *req, char **param);
+/* Clear every login lock on (org, user): an administrator set a new password. */
+void am_api_login_forget(const char *org, const char *user);
+/* Set name's password (in who's org) on the worker pool and answer the request from there
+ * (am_ops_user_set_password decides who may: an admin up to their own role, or the user with
+ * `current` below admin). Always returns 0 (the response is sent, now or later). */
+int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                          const char *name, const char *password, const char *current);
+/* Create user `name` (role_name, NULL = member) in who's org, or (org_create) organization `org`
+ * with owner `name`, on the worker pool (am_ops_user_create / am_ops_org_create: the role
+ * check, the password's hash (password NULL: a random one, returned once), the store, the
+ * audit), then answer 201 from there. Always returns 0. */
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                        int org_create, const char *org, const char *display, const char *name,
+                        const char *role_name, const char *password);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -158,6 +159,12 @@ static int make_ssl_ctx(const am_http_opts *o, SSL_CTX **out) {
     if (!ssl)
         return am_err_set(AM_ECRYPTO, "http: SSL_CTX_new failed");
     SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    /* TLS 1.2: ECDHE + AEAD only (Mozilla "intermediate" without the DHE suites); TLS 1.3's
+     * suites are all AEAD. */
+    if (SSL_CTX_set_cipher_list(ssl, AM_HTTP_TLS12_CIPHERS) != 1) {
+        SSL_CTX_free(ssl);
+        return am_err_set(AM_ECRYPTO, "http: TLS cipher list refused");
+    }
     SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ssl, o->cert_pem) != 1 ||
@@ -180,6 +187,17 @@ static h2o_evloop_t *process_loop;
 
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req) {
     (void)self;
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        req->res.status = 405;
+        req->res.reason = "Method Not Allowed";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                       H2O_STRLIT("GET, HEAD"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("text/plain; charset=utf-8"));
+        h2o_send_inline(req, H2O_STRLIT("method not allowed: GET or HEAD\n"));
+        return 0;
+    }
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -194,7 +212,7 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
     am_http *h = listener->data;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock)
-        h2o_accept(&h->accept_ctx, sock);
+        am_http_accept(&h->accept_ctx, sock); /* h2o_accept + 413 for HTTP/2 (accept.c) */
 }
 
 static void add_handler(am_http *h, h2o_pathconf_t *pc, int (*fn)(h2o_handler_t *, h2o_req_t *)) {
@@ -276,6 +294,10 @@ static int timers_pending(am_http *h) {
 int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     if (h->app->hub)
         am_ws_start(h->app, h->loop); /* web terminal wake-ups from the rpc thread */
+    if (h->app->work)
+        am_work_attach(h->app->work, h->loop); /* slow jobs' completions */
+    if (h->app->io)
+        am_work_attach(h->app->io, h->loop);
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
     /* Stop accepting; finish what is in flight. */
@@ -291,6 +313,10 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
     while ((connections_open(h) || am_ws_count() > 0) && am_mono_ns() < deadline)
         h2o_evloop_run(h->loop, 50);
     am_ws_stop_end();
+    if (h->app->work)
+        am_work_detach(h->app->work); /* jobs still queued get 503 (their requests may be gone) */
+    if (h->app->io)
+        am_work_detach(h->app->io);
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "appliance/http/internal.h"
+#include "appliance/http/ws_frames.h"
 #include "appliance/hub/hub.h"
 
 #define CHUNK (32u << 10)     /* terminal bytes per binary frame */
@@ -45,6 +46,7 @@ typedef struct viewer {
     char org[129];
     uint8_t *inflight, *pend;
     size_t inflight_len, pend_len;
+    am_ws_frames rx; /* client frame boundaries: an announced length above MAX_MSG closes 1009 */
 } viewer;
 
 struct room {

@@ -236,9 +236,27 @@ int am_ws_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
     return 0;
 }
 
+/* h2o's recv callback, then the frame-length check: a header announcing more than MAX_MSG is
+ * answered with close 1009 at once (wslay alone waits for the payload bytes to arrive). */
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *ud) {
+    h2o_websocket_conn_t *conn = ud;
+    viewer *v = conn->data;
+    ssize_t n = conn->ws_callbacks.recv_callback(ctx, buf, len, flags, ud);
+    if (n > 0 && am_ws_frames_feed(&v->rx, buf, (size_t)n, MAX_MSG) != 0) {
+        am_log_warn("ws", "frame too big: closing 1009", "user=%s source=%s", v->user, v->peer);
+        wslay_event_shutdown_read(ctx);
+        wslay_event_queue_close(ctx, 1009, (const uint8_t *)"message too big", 15);
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    return n;
+}
+
 void am_ws_setup(viewer *v) {
     struct wslay_event_callbacks cbs = v->conn->ws_callbacks;
     cbs.send_callback = ws_send;
+    cbs.recv_callback = ws_recv;
     wslay_event_config_set_callbacks(v->conn->ws_ctx, &cbs);
     wslay_event_config_set_max_recv_msg_length(v->conn->ws_ctx, MAX_MSG);
 }

@@ -100,12 +100,26 @@ uint64_t am_ops_session_ttl_ms(am_ops *o);
 int am_ops_login(am_ops *o, const char *org, const char *user, const char *password,
                  const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1], uint64_t *expires_ms,
                  am_principal *who);
-/* The second half of am_ops_login, for a caller that ran am_auth_login itself (e.g. on a worker
- * pool, off the http thread): audits the outcome rc; when the success cannot be audited, ends
- * the new session again and fails. Returns the operation's result. */
+/* am_ops_login in two halves, for a caller that runs the slow one (one argon2id verify and
+ * the session write) on a worker pool: begin returns the login's result; done, called with it
+ * (on any thread, e.g. back on the http thread), audits the outcome (note: details
+ * {"note": note}, e.g. that the client left before the answer) and, when a success cannot be
+ * audited, ends the new session again and fails. done returns the operation's result. */
+int am_ops_login_begin(am_ops *o, const char *org, const char *user, const char *password,
+                       const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1],
+                       uint64_t *expires_ms, am_principal *who);
 int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *source, int rc,
-                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who);
+                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who,
+                      const char *note);
 int am_ops_logout(am_ops *o, const am_principal *who, const char *source, const char *token);
+/* A login refused before any password was checked (throttled, the worker pool busy): audited
+ * auth.login denied with {"reason": reason}. Returns -AM_ELIMIT. */
+int am_ops_login_refused(am_ops *o, const char *org, const char *user, const char *source,
+                         const char *reason);
+/* Any other request refused before its operation ran (e.g. reason "busy": no worker free):
+ * audited `action` denied with {"reason": reason}. Returns -AM_EUNAVAIL. */
+int am_ops_refused(am_ops *o, const am_principal *who, const char *source, const char *action,
+                   const char *target, const char *reason);
 
 /* ---- organizations, users, teams, API tokens ---- */
 

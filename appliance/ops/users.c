@@ -6,7 +6,9 @@
  * manages their own password and API tokens. Another org's users and teams are -AM_ENOTFOUND.
  * Threads: any.
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "appliance/ops/internal.h"
@@ -21,13 +23,20 @@
 int am_ops_login(am_ops *o, const char *org, const char *user, const char *password,
                  const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1], uint64_t *expires_ms,
                  am_principal *who) {
-    int rc = am_auth_login(o->c.store, org, user, password, source, o->c.session_ttl_ms, token_out,
-                           expires_ms, who);
-    return am_ops_login_done(o, org, user, source, rc, token_out, who);
+    int rc = am_ops_login_begin(o, org, user, password, source, token_out, expires_ms, who);
+    return am_ops_login_done(o, org, user, source, rc, token_out, who, NULL);
+}
+
+int am_ops_login_begin(am_ops *o, const char *org, const char *user, const char *password,
+                       const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1],
+                       uint64_t *expires_ms, am_principal *who) {
+    return am_auth_login(o->c.store, org, user, password, source, o->c.session_ttl_ms, token_out,
+                         expires_ms, who);
 }
 
 int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *source, int rc,
-                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who) {
+                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who,
+                      const char *note) {
     char target[160];
     snprintf(target, sizeof target, "user:%.64s", user ? user : "");
     ops_act a;
@@ -42,6 +51,14 @@ int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *
         return ops_deny(&a, locked ? -AM_ELIMIT : -AM_EAUTH);
     }
     snprintf(a.org, sizeof a.org, "%s", who->org_id);
+    if (note) {
+        json_t *d = json_pack("{s:s}", "note", note);
+        char *ds = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        json_decref(d);
+        snprintf(a.details, sizeof a.details, "%s",
+                 ds && strlen(ds) < sizeof a.details ? ds : "{}");
+        free(ds);
+    }
     rc = ops_record(&a, "ok");
     if (rc) { /* no audit record, no session: end the one just opened */
         char why[400];
@@ -51,6 +68,34 @@ int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *
         return am_err_set(rc, "%s", why);
     }
     return 0;
+}
+
+int am_ops_login_refused(am_ops *o, const char *org, const char *user, const char *source,
+                         const char *reason) {
+    char target[160];
+    snprintf(target, sizeof target, "user:%.64s", user ? user : "");
+    ops_act a;
+    ops_act_init(&a, o, target, org, "auth.login", target, source);
+    json_t *d = json_pack("{s:s}", "reason", reason ? reason : "");
+    char *ds = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    snprintf(a.details, sizeof a.details, "%s", ds && strlen(ds) < sizeof a.details ? ds : "{}");
+    free(ds);
+    am_err_set(AM_ELIMIT, "login refused: %s", reason ? reason : "");
+    return ops_deny(&a, -AM_ELIMIT);
+}
+
+int am_ops_refused(am_ops *o, const am_principal *who, const char *source, const char *action,
+                   const char *target, const char *reason) {
+    ops_act a;
+    ops_act_user(&a, o, who, action, target, source);
+    json_t *d = json_pack("{s:s}", "reason", reason ? reason : "");
+    char *ds = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    snprintf(a.details, sizeof a.details, "%s", ds && strlen(ds) < sizeof a.details ? ds : "{}");
+    free(ds);
+    am_err_set(AM_EUNAVAIL, "%s: %s", action, reason ? reason : "");
+    return ops_deny(&a, -AM_EUNAVAIL);
 }
 
 int am_ops_logout(am_ops *o, const am_principal *who, const char *source, const char *token) {

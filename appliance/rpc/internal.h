@@ -24,7 +24,9 @@ typedef enum {
     T_C_SEND,
     T_C_CLOSE,
     T_C_STATUS,
-    T_SHUTDOWN
+    T_SHUTDOWN,
+    T_NEW_UNKNOWN,
+    T_UNKNOWN_DONE
 } tag_kind;
 
 typedef struct {

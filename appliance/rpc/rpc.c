@@ -168,6 +168,53 @@ static void on_enroll(enroll_call *e) {
         enroll_free(e);
 }
 
+/* ---------- unknown methods: UNIMPLEMENTED at once ---------- */
+
+/* Calls to methods nobody registered would wait for their deadline; one generic request is
+ * always posted to catch them and answer UNIMPLEMENTED (trailers only). */
+typedef struct {
+    tag t_new, t_done;
+    grpc_call *call;
+    grpc_call_details cd;
+    grpc_metadata_array md;
+    int cancelled;
+    grpc_slice details;
+} unknown_call;
+
+static void request_unknown(am_rpc *r) {
+    unknown_call *u = calloc(1, sizeof *u);
+    if (!u)
+        return;
+    u->t_new = (tag){T_NEW_UNKNOWN, u};
+    u->t_done = (tag){T_UNKNOWN_DONE, u};
+    grpc_call_details_init(&u->cd);
+    grpc_metadata_array_init(&u->md);
+    u->details = grpc_slice_from_static_string("unknown method");
+    grpc_server_request_call(r->server, &u->call, &u->cd, &u->md, r->cq, r->cq, &u->t_new);
+}
+
+static void unknown_free(unknown_call *u) {
+    if (u->call)
+        grpc_call_unref(u->call);
+    grpc_call_details_destroy(&u->cd);
+    grpc_metadata_array_destroy(&u->md);
+    grpc_slice_unref(u->details);
+    free(u);
+}
+
+static void on_unknown(unknown_call *u) {
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[1].data.recv_close_on_server.cancelled = &u->cancelled;
+    ops[2].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[2].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    ops[2].data.send_status_from_server.status_details = &u->details;
+    if (grpc_call_start_batch(u->call, ops, 3, &u->t_done, NULL) != GRPC_CALL_OK)
+        unknown_free(u);
+}
+
 /* ---------- the rpc thread ---------- */
 
 static void *rpc_thread(void *arg) {
@@ -196,6 +243,17 @@ static void *rpc_thread(void *arg) {
         }
         case T_ENROLL_DONE:
             enroll_free(t->obj);
+            break;
+        case T_NEW_UNKNOWN:
+            if (!ev.success || r->stopping) {
+                unknown_free(t->obj);
+                break;
+            }
+            request_unknown(r);
+            on_unknown(t->obj);
+            break;
+        case T_UNKNOWN_DONE:
+            unknown_free(t->obj);
             break;
         case T_NEW_CONNECT:
             am_rpc_stream_started(r, t->obj, ev.success);
@@ -295,6 +353,7 @@ int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out) {
         am_rpc_request_enroll(r);
         am_rpc_request_connect(r);
     }
+    request_unknown(r);
     if (pthread_create(&r->thread, NULL, rpc_thread, r) != 0) {
         am_rpc_stop(r);
         return am_err_set(AM_EIO, "rpc: cannot start the rpc thread");
