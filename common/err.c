@@ -11,12 +11,17 @@
 static _Thread_local char last_msg[512];
 
 int am_err_set(int code, const char *fmt, ...) {
+    /* Format into a copy first: callers often pass am_err_last() itself as an argument
+     * ("...: %s", am_err_last()), and vsnprintf into its own source is undefined (it garbled
+     * the message). */
+    char buf[sizeof last_msg];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof last_msg)
-        memcpy(last_msg + sizeof last_msg - 4, "...", 4);
+    if (n >= (int)sizeof buf)
+        memcpy(buf + sizeof buf - 4, "...", 4);
+    memcpy(last_msg, buf, sizeof buf);
     if (code < 0)
         code = -code;
     return -code;

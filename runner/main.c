@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "pki/pki.h"
 #include "runner/session/session.h"
+#include "runner/worktree/worktree.h"
 
 #define DEFAULT_DATA "./var/runner"
 #define MAX_LABELS 32
@@ -42,6 +43,7 @@ static void usage(FILE *out) {
             "      against the pinned SHA-256 fingerprint, and trade the one-time token for a\n"
             "      client certificate. Get the exact command from `airmeshctl token create`.\n"
             "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
+            "      [--fetch-back-max SIZE]\n"
             "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
             "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
             "      Exits 0 on SIGINT/SIGTERM and 3 when the appliance revoked this runner.\n"
@@ -52,7 +54,27 @@ static void usage(FILE *out) {
             "  --data DIR        runner state (identity.pem, ca.pem, runner.json);\n"
             "                    default " DEFAULT_DATA "\n"
             "  --log-level L     debug, info, warn, error (default info)\n"
+            "  --fetch-back-max SIZE  largest pack a pod's branch may bring back into the\n"
+            "                    mirror when the pod ends (e.g. 64M, 1G; default 256M); a\n"
+            "                    larger one is refused and the pod's status says so\n"
             "  --help, --version\n");
+}
+
+/* "123", "64K", "256M", "1G" (powers of 1024) into bytes; -1 if malformed or 0. */
+static int parse_size(const char *s, uint64_t *out) {
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (end == s || *end || v == 0 || v > (~0ull >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -78,6 +100,7 @@ int main(int argc, char **argv) {
         {"ca-sha256", required_argument, 0, 'f'}, {"data", required_argument, 0, 'd'},
         {"label", required_argument, 0, 'l'},     {"capacity", required_argument, 0, 'c'},
         {"renew-after", required_argument, 0, 'r'}, {"log-level", required_argument, 0, 'L'},
+        {"fetch-back-max", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
     char *lk[MAX_LABELS], *lv[MAX_LABELS];
@@ -125,6 +148,15 @@ int main(int argc, char **argv) {
                 return 2;
             }
             am_log_set_level(lvl);
+            break;
+        }
+        case 'F': {
+            uint64_t max = 0;
+            if (parse_size(optarg, &max) != 0) {
+                fprintf(stderr, "airmesh-runner: --fetch-back-max: a size like 64M or 1G\n");
+                return 2;
+            }
+            am_wt_set_fetch_back_max(max);
             break;
         }
         case 'h':

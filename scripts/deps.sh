@@ -10,6 +10,8 @@ PKGS=(
   libgrpc-dev libprotobuf-c-dev libh2o-evloop-dev libwslay-dev libssl-dev liblmdb-dev
   libgit2-dev libwolfssl-dev libseccomp-dev libzstd-dev libjansson-dev libyaml-dev
   libargon2-dev libcurl4-openssl-dev libcmocka-dev
+  # runner: the fetch-back helper runs the host's git inside the pod's sandbox
+  git
   # tests: independent checkers and clients
   openssl curl python3 python3-grpcio procps iproute2
   # console build (ui/) and its browser tests (tests/e2e/)

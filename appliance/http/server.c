@@ -154,6 +154,25 @@ static int bind_listener(const char *listen_addr, int *fd_out, int *port_out) {
     return 0;
 }
 
+/* A handshake OpenSSL refuses (e.g. a TLS 1.1 client: protocol_version) must end with the TLS
+ * alert, so the client learns why. h2o 2.2.5 closes the socket on a failed handshake without
+ * flushing what OpenSSL wrote into its BIO, so the alert is written here, straight to the socket
+ * (best effort, non-blocking). The BIO is h2o's own ("h2o_socket", its data the h2o_socket_t);
+ * anything else is left alone. */
+static void on_ssl_info(const SSL *s, int where, int ret) {
+    if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != SSL3_AL_FATAL || SSL_is_init_finished(s))
+        return;
+    BIO *b = SSL_get_wbio(s);
+    const char *name = b ? BIO_method_name(b) : NULL;
+    h2o_socket_t *sock = name && strcmp(name, "h2o_socket") == 0 ? BIO_get_data(b) : NULL;
+    int fd = sock ? h2o_socket_get_fd(sock) : -1;
+    if (fd < 0)
+        return;
+    const uint8_t alert[7] = {21, 3, 1, 0, 2, SSL3_AL_FATAL, (uint8_t)(ret & 0xff)};
+    if (send(fd, alert, sizeof alert, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        am_log_debug("http", "TLS alert not sent", "errno=%d", errno);
+}
+
 static int make_ssl_ctx(const am_http_opts *o, SSL_CTX **out) {
     SSL_CTX *ssl = SSL_CTX_new(TLS_server_method());
     if (!ssl)
@@ -167,6 +186,7 @@ static int make_ssl_ctx(const am_http_opts *o, SSL_CTX **out) {
     }
     SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_info_callback(ssl, on_ssl_info);
     if (SSL_CTX_use_certificate_chain_file(ssl, o->cert_pem) != 1 ||
         SSL_CTX_use_PrivateKey_file(ssl, o->key_pem, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ssl) != 1) {

@@ -59,6 +59,15 @@ int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *
              u->state && !strcmp(u->state, am_pod_state_name(AM_POD_FAILED)) ? "error" : "ok");
     ops_act_details(&a, "{\"state\":\"%s\",\"exit_code\":%d}", u->state ? u->state : "",
                     u->exit_code);
+    if (u->reason && *u->reason) { /* e.g. the runner refused to take the pod's branch back */
+        json_t *d = json_pack("{s:s,s:i,s:s}", "state", u->state ? u->state : "", "exit_code",
+                              u->exit_code, "reason", u->reason);
+        char *js = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        if (js && strlen(js) < sizeof a.details)
+            snprintf(a.details, sizeof a.details, "%s", js);
+        free(js);
+        json_decref(d);
+    }
     int rc = ops_act_done(&a, am_pods_update(o->c.store, u, &a.hook));
     if (rc == 0 && u->changed && o->c.hub) {
         am_pod_state st;

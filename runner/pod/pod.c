@@ -449,14 +449,15 @@ static void *pod_main(void *arg) {
     p->sbx = NULL;
     pthread_mutex_unlock(&p->mu);
     am_sbx_free(sbx);
-    if (stopping)
-        set_state(p, "stopped", NULL);
-    else
-        set_state(p, "exited", NULL);
+    /* The branch comes back (or is refused) before the final state, which carries the refusal
+     * as its reason: the appliance records it with the pod's end (and ignores later updates). */
+    char wt_err[512] = "";
+    if (am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree) != 0) {
+        snprintf(wt_err, sizeof wt_err, "%s", am_err_last());
+        am_log_warn("pod", "worktree removal failed", "pod=%s error=\"%s\"", cp->pod_id, wt_err);
+    }
+    set_state(p, stopping ? "stopped" : "exited", wt_err[0] ? wt_err : NULL);
     upload_recording(p);
-    if (am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree) != 0)
-        am_log_warn("pod", "worktree removal failed", "pod=%s error=\"%s\"", cp->pod_id,
-                    am_err_last());
 done:
     meta_remove(m, cp->pod_id);
     pthread_mutex_lock(&p->mu);

@@ -3,7 +3,9 @@
  *
  * mirror.c: mirror paths, create/open, fetch, base_ref resolution, the per-mirror flock.
  * checkout.c: the shared per-commit checkout and its index template.
- * fsutil.c: small filesystem helpers (rm -rf that stays on one mount, file copy, tiny writes).
+ * fetchback.c: the pod's branch back into the mirror as data (helper sandbox + receiver).
+ * fsutil.c: small filesystem helpers (rm -rf that follows no symlink and stays on one mount,
+ * file copy, tiny writes).
  * All are thread-safe (no globals); libgit2 objects passed in belong to the calling thread.
  */
 #ifndef AM_RUNNER_WORKTREE_INTERNAL_H
@@ -11,6 +13,7 @@
 
 #include <git2.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Record "worktree: <step> <arg>: <libgit2 message>" and return -code. */
 int wt_git_fail(int code, const char *step, const char *arg);
@@ -43,12 +46,6 @@ int wt_mirror_open(const char *path, git_repository **out);
 /* Resolve base_ref in the mirror to a commit. -AM_ENOTFOUND with a clear message if absent. */
 int wt_resolve(git_repository *repo, const char *url, const char *base_ref, git_oid *out);
 
-/* Fetch refs/heads/<branch> (and only that ref) from the pod's git dir pod_git into the mirror
- * (force), after checking that the pod's objects/refs dirs are real directories and resetting its
- * objects/info/alternates to mirror_objects. Caller holds the mirror lock. */
-int wt_bring_back(const char *mirror, const char *pod_git, const char *mirror_objects,
-                  const char *branch);
-
 /* ---- checkout.c ---- */
 
 /* Make sure DATA/checkouts/<commit>/{tree,index} exist (building them if not) and write the
@@ -56,9 +53,44 @@ int wt_bring_back(const char *mirror, const char *pod_git, const char *mirror_ob
 int wt_checkout_ensure(const char *data, git_repository *repo, const git_oid *commit, char *dir,
                        size_t cap, int *reused);
 
+/* ---- fetchback.c ---- */
+
+/* What a fetch-back needs; every path is the runner's (built from DATA, hashes and ids). */
+typedef struct {
+    const char *mirror;  /* DATA/mirrors/<h>.git */
+    const char *lock;    /* DATA/mirrors/<h>.lock */
+    const char *staging; /* DATA/mirrors/<h>.in-<pod>: the pack is indexed here first */
+    const char *helper;  /* DATA/mirrors/<h>.fb-<pod>: the helper's /workspace, with the FIFO
+                            (outside the pod dir: a pod that filled its quota still comes back) */
+    const char *git;     /* DATA/pods/<pod>/git, bound read-only into the helper's sandbox */
+    const char *branch;  /* as recorded at create */
+} wt_fb_paths;
+
+/* Run the helper in a sandbox and take its pack + ref into the mirror (see fetchback.c).
+ * Refusals: "worktree: fetch-back of <branch> refused: <why>", the mirror unchanged. */
+int wt_fetch_back(const wt_fb_paths *f, const char *pod_id);
+
+/* The runner half alone: read the helper's protocol from fd to EOF and apply it. */
+int wt_receive_fd(const wt_fb_paths *f, int fd);
+
+void wt_set_fetch_back_max(uint64_t bytes);
+uint64_t wt_fetch_back_max(void);
+
+/* The receiver, step by step (wt_fetch_back and wt_receive_fd drive it). */
+typedef struct wt_rx wt_rx;
+int wt_rx_begin(const char *mirror, const char *lock, const char *staging, const char *branch,
+                wt_rx **out);
+void wt_rx_known(const wt_rx *rx, char hex[GIT_OID_HEXSZ + 1]);
+int wt_rx_feed(wt_rx *rx, const void *data, size_t n); /* <0 once refused */
+int wt_rx_refused(const wt_rx *rx);                    /* 0 or the -AM_E* of the refusal */
+const char *wt_rx_why(const wt_rx *rx);
+int wt_rx_finish(wt_rx *rx, const char *log_message);
+void wt_rx_free(wt_rx *rx);
+
 /* ---- fsutil.c ---- */
 
-/* rm -rf that never crosses into another mount. Missing path = success. */
+/* rm -rf that never follows a symlink (openat/unlinkat relative to directory fds opened with
+ * O_NOFOLLOW) and never crosses into another mount. Missing path = success. */
 int wt_rm_rf(const char *path);
 
 /* Copy a regular file (mode 0644), replacing dst. */

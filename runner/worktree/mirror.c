@@ -12,8 +12,8 @@
  * libgit2 as is (no credential callback yet).
  *
  * Lock: DATA/mirrors/<h>.lock, flock(LOCK_EX), held by the caller across fetch, branch creation
- * and (at removal) the fetch of a pod's branch back from its git dir. flock locks belong to an
- * open file description, so two threads of one process exclude each other as two processes do.
+ * and (at removal) the publication of a pod's pack and branch (fetchback.c). flock locks belong to
+ * an open file description, so two threads of one process exclude each other as two processes do.
  *
  * Ownership: the caller frees the git_repository it gets. Threads: thread-safe; a git_repository
  * is used by one thread at a time.
@@ -232,70 +232,4 @@ done:
     if (rc < 0)
         return wt_git_fail(AM_EIO, "resolve base_ref", base_ref);
     return 0;
-}
-
-/* A directory of the pod's git dir that the fetch will read must be a real directory: the agent
- * could have replaced it with a symlink to another repository's objects on this host. */
-static int real_dir(const char *git, const char *sub) {
-    char f[PATH_MAX];
-    struct stat st;
-    int rc = wt_path(f, sizeof f, "%s%s", git, sub);
-    if (rc < 0)
-        return rc;
-    if (lstat(f, &st) != 0)
-        return wt_sys_fail("bring back: stat", f);
-    if (!S_ISDIR(st.st_mode))
-        return am_err_set(AM_ECORRUPT, "worktree: bring back: %s is not a directory", f);
-    return 0;
-}
-
-int wt_bring_back(const char *mirror, const char *pod_git, const char *mirror_objects,
-                  const char *branch) {
-    static const char *const dirs[] = {"",      "/objects",   "/objects/info", "/objects/pack",
-                                       "/refs", "/refs/heads"};
-    char f[PATH_MAX], s[PATH_MAX + 8], spec[600];
-    git_repository *repo = NULL;
-    git_remote *remote = NULL;
-    int rc;
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-        if ((rc = real_dir(pod_git, dirs[i])) < 0)
-            return rc;
-    /* The alternate is the runner's to say (the agent may have pointed it anywhere). */
-    if ((rc = wt_path(f, sizeof f, "%s/objects/info/alternates", pod_git)) < 0 ||
-        (rc = wt_path(s, sizeof s, "%s\n", mirror_objects)) < 0 ||
-        (rc = wt_path(spec, sizeof spec, "+refs/heads/%s:refs/heads/%s", branch, branch)) < 0)
-        return rc;
-    if (unlink(f) != 0 && errno != ENOENT)
-        return wt_sys_fail("bring back: remove", f);
-    if ((rc = wt_write_str(f, s)) < 0)
-        return rc;
-
-    if ((rc = wt_mirror_open(mirror, &repo)) < 0)
-        return rc;
-    /* An in-memory remote (no git_remote_lookup: see ensure_origin) fetching exactly the pod's
-     * branch; whatever else the agent left in its git dir is never asked for. */
-    git_remote_create_options ro;
-    git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
-    ro.repository = repo;
-    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-    if (git_remote_create_with_opts(&remote, pod_git, &ro) < 0) {
-        rc = wt_git_fail(AM_EIO, "bring back branch", branch);
-        goto out;
-    }
-    char *specs[] = {spec};
-    git_strarray refspecs = {specs, 1};
-    git_fetch_options fo;
-    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-    fo.prune = GIT_FETCH_NO_PRUNE;
-    fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-    fo.update_fetchhead = 0;
-    if (git_remote_fetch(remote, &refspecs, &fo, "airmesh: pod branch") < 0) {
-        rc = wt_git_fail(AM_EIO, "bring back branch", branch);
-        goto out;
-    }
-    rc = 0;
-out:
-    git_remote_free(remote);
-    git_repository_free(repo);
-    return rc;
 }

@@ -24,15 +24,17 @@
  * documented layout (gitrepository-layout(5)), written by hand because git_repository_init_ext
  * and git_worktree_add do more (templates, a checkout that would walk and hash the overlay).
  *
- * Remove: fetch the pod's branch back into the mirror under the mirror lock (wt_bring_back, see
- * worktree.h), then (keep = 0) unmount the overlay (lazily if busy) and delete DATA/pods/<pod>
- * without crossing mounts. The branch and its commits stay in the mirror.
+ * Remove: bring the pod's branch back into the mirror as data (fetchback.c: a helper in a
+ * sandbox packs it, the runner checks and indexes the pack and moves the ref), then (keep = 0)
+ * unmount the overlay (lazily if busy) and delete DATA/pods/<pod> without following symlinks or
+ * crossing mounts (wt_rm_rf). The branch and its commits stay in the mirror.
  *
  * Ownership: the caller owns am_wt_info. Threads: see worktree.h — different pods concurrently,
  * the same pod from one thread at a time; am_wt_set_mode at startup only.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +123,9 @@ typedef struct {
     char git[PATH_MAX];     /* DATA/pods/<pod>/git: the pod's private git dir */
     char brfile[PATH_MAX];  /* DATA/pods/<pod>/branch: the branch, as the runner recorded it */
     char ws[PATH_MAX];      /* DATA/pods/<pod>/workspace */
+    char staging[PATH_MAX]; /* DATA/mirrors/<h>.in-<pod>: a fetch-back's pack before it is
+                               checked */
+    char fbdir[PATH_MAX];   /* DATA/mirrors/<h>.fb-<pod>: the fetch-back helper's workspace */
 } wt_paths;
 
 static int make_paths(const char *data_dir, const char *url, const char *pod_id, wt_paths *p) {
@@ -140,7 +145,9 @@ static int make_paths(const char *data_dir, const char *url, const char *pod_id,
         (rc = wt_path(p->pod, sizeof p->pod, "%s/pods/%s", p->data, pod_id)) < 0 ||
         (rc = wt_path(p->git, sizeof p->git, "%s/git", p->pod)) < 0 ||
         (rc = wt_path(p->brfile, sizeof p->brfile, "%s/branch", p->pod)) < 0 ||
-        (rc = wt_path(p->ws, sizeof p->ws, "%s/workspace", p->pod)) < 0)
+        (rc = wt_path(p->ws, sizeof p->ws, "%s/workspace", p->pod)) < 0 ||
+        (rc = wt_path(p->staging, sizeof p->staging, "%s.in-%s", base, pod_id)) < 0 ||
+        (rc = wt_path(p->fbdir, sizeof p->fbdir, "%s.fb-%s", base, pod_id)) < 0)
         return rc;
     return 0;
 }
@@ -419,18 +426,39 @@ static int read_branch(const wt_paths *p, char *out, size_t cap) {
     return 0;
 }
 
-/* Fetch the pod's branch from its git dir into the mirror under the mirror lock. */
-static int bring_back(const wt_paths *p) {
+/* The pod's branch back into the mirror, as data (fetchback.c): the runner never opens the
+ * pod's git dir, it reads a pack and a ref value a sandboxed helper made from it. */
+static int bring_back(const wt_paths *p, const char *pod_id) {
     char br[256];
     int rc = read_branch(p, br, sizeof br);
     if (rc < 0)
         return rc;
-    int fd = wt_lock(p->lock);
-    if (fd < 0)
-        return fd;
-    rc = wt_bring_back(p->mirror, p->git, p->objects, br);
-    wt_unlock(fd);
-    return rc;
+    wt_fb_paths f = {.mirror = p->mirror,
+                     .lock = p->lock,
+                     .staging = p->staging,
+                     .helper = p->fbdir,
+                     .git = p->git,
+                     .branch = br};
+    return wt_fetch_back(&f, pod_id);
+}
+
+void am_wt_set_fetch_back_max(uint64_t bytes) {
+    wt_set_fetch_back_max(bytes);
+}
+
+int am_wt_receive(const char *data_dir, const char *repo_url, const char *pod_id, int fd) {
+    wt_paths p;
+    char br[256];
+    int rc = make_paths(data_dir, repo_url, pod_id, &p);
+    if (rc < 0 || (rc = read_branch(&p, br, sizeof br)) < 0)
+        return rc;
+    wt_fb_paths f = {.mirror = p.mirror,
+                     .lock = p.lock,
+                     .staging = p.staging,
+                     .helper = p.fbdir,
+                     .git = p.git,
+                     .branch = br};
+    return wt_receive_fd(&f, fd);
 }
 
 int am_wt_remove(const char *data_dir, const char *repo_url, const char *pod_id, int keep) {
@@ -445,7 +473,7 @@ int am_wt_remove(const char *data_dir, const char *repo_url, const char *pod_id,
      * up anything committed during review). A pod dir without a git dir is one the create
      * rolled back half-way, or one of the old layout (its commits are in the mirror already). */
     int back = 0;
-    if (access(p.git, F_OK) == 0 && (back = bring_back(&p)) < 0)
+    if (access(p.git, F_OK) == 0 && (back = bring_back(&p, pod_id)) < 0)
         snprintf(saved, sizeof saved, "%s", am_err_last());
     if (keep)
         return back; /* left mounted for review */

@@ -14,6 +14,10 @@
  *                                                mirror
  *   DATA/mirrors/<h>.git/refs/heads/<branch>     the pods' branches (upstream never writes here):
  *                                                made at create, moved by am_wt_remove only
+ *   DATA/mirrors/<h>.in-<pod>/                   during a fetch-back: the pod's pack being
+ *                                                indexed and checked (then moved into the mirror)
+ *   DATA/mirrors/<h>.fb-<pod>/pack.fifo          during a fetch-back: the helper's /workspace and
+ *                                                the FIFO it writes the ref value + pack into
  *   DATA/checkouts/<commit>/tree/               the commit's files, written once (temp dir +
  *                                                rename, so concurrent creators never collide)
  *   DATA/checkouts/<commit>/index               index of that tree with the stat data of those
@@ -53,17 +57,22 @@
  *
  * Sandbox integration: bind am_wt_info.gitdir (the pod's git dir) read-write and
  * am_wt_info.mirror read-only, both at their host paths (the ".git" file and the alternates file
- * hold absolute paths). The agent can then change only its own git dir: commits, refs, even its
- * alternates file. am_wt_remove (keep = 0 or 1) brings the work back under the mirror lock: it
- * checks that the pod's objects/ and refs/ dirs are real directories (not symlinks to another
- * repository on the host), rewrites objects/info/alternates, and fetches from the pod's git dir
- * with libgit2 as an in-memory local remote (git_remote_create_with_opts, never
- * git_remote_lookup: libgit2 1.5.1 leaks pcre2 match data in every regex walk of a config) with
- * exactly "+refs/heads/<branch>:refs/heads/<branch>", the branch read from DATA/pods/<pod>/branch.
- * Other refs the agent made (branches named like another pod's, tags) are never asked for; the
- * new objects pass libgit2's indexer (hash-checked) on their way into the mirror. If that fetch
- * fails, keep = 0 still unmounts and deletes the pod and returns the fetch's error. Pods of the
- * old layout (a registration in DATA/mirrors/<h>.git/worktrees/<pod>) are still removed.
+ * hold absolute paths). The agent can then change only its own git dir: commits, refs, config,
+ * even its alternates or a commondir file.
+ *
+ * Fetch-back (am_wt_remove, keep = 0 or 1): the branch comes back AS DATA, never by opening the
+ * pod's git dir with the runner's privileges (runner/worktree/fetchback.c). A helper runs in a
+ * new sandbox (runner/sandbox: same namespaces, seccomp, no network) that binds only the pod's
+ * git dir and this repo's mirror read-only, and the host's git (sanitized environment, no
+ * system/global config) packs the objects of refs/heads/<branch> the mirror lacks and writes the
+ * pack and the ref value into a FIFO the runner opened. The branch is the one recorded at
+ * create in DATA/pods/<pod>/branch (outside the git dir). The runner refuses any other ref name,
+ * more than am_wt_set_fetch_back_max bytes, a pack libgit2's indexer rejects, or a value that is
+ * not a commit whose objects are all in the pack or the mirror; then it moves the pack into the
+ * mirror and the ref (compare-and-swap) under the mirror lock. A refusal leaves the mirror
+ * unchanged and is returned as "worktree: fetch-back of <branch> refused: <why>"; keep = 0 still
+ * unmounts and deletes the pod (no symlink is followed) and returns that error. Pods of the old
+ * layout (a registration in DATA/mirrors/<h>.git/worktrees/<pod>) are still removed.
  *
  * Threads: am_wt_init/am_wt_set_mode once at startup, before other threads call in. After that
  * am_wt_create/am_wt_remove may run concurrently from any threads or processes for different pods
@@ -77,6 +86,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum { AM_WT_MODE_AUTO = 0, AM_WT_MODE_FULL = 1 };
 
@@ -111,12 +121,21 @@ void am_wt_set_mode(int mode);
 int am_wt_create(const char *data_dir, const char *repo_url, const char *base_ref,
                  const char *branch, const char *pod_id, am_wt_info *out);
 
-/* First, in both cases, fetch the pod's branch (only that ref) from its git dir into the mirror.
+/* First, in both cases, bring the pod's branch (only that ref) back into the mirror as data.
  * keep = 0: then unmount the overlay and delete DATA/pods/<pod> (also when the fetch failed; its
  * error is returned after the cleanup). keep = 1: leave the workspace (still mounted) and its git
  * dir for review; call again with keep = 0 to clean up (which fetches again). The branch (and the
  * commits on it) stays in the mirror. */
 int am_wt_remove(const char *data_dir, const char *repo_url, const char *pod_id, int keep);
+
+/* Largest fetch-back accepted (header + pack), in bytes; default 256 MiB. Process-wide; call at
+ * startup. */
+void am_wt_set_fetch_back_max(uint64_t bytes);
+
+/* The runner half of the fetch-back alone, for tests and tools: read the helper's output
+ * ("airmesh-fetchback 1 refs/heads/<branch> <hex>\n" + pack) from fd to EOF and apply it to the
+ * pod's branch in the mirror, with every check of am_wt_remove's fetch-back. */
+int am_wt_receive(const char *data_dir, const char *repo_url, const char *pod_id, int fd);
 
 /* DATA/mirrors/<h>.git for repo_url (whether or not it exists yet). */
 int am_wt_mirror_path(const char *data_dir, const char *repo_url, char *out, size_t cap);

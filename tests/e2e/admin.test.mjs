@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, stopChecked } from './harness.mjs';
 
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-admin-'));
@@ -239,9 +239,14 @@ step('vera: My account creates and revokes her API token, then changes her passw
   // The old password no longer works; the new one does, and lands back on My account.
   await p.fill('#login-password', s.veraPassword);
   await p.press('#login-password', 'Enter');
-  await waitText(p, '.form-error', 'rong');
+  await waitText(p, '.form-error', 'wrong password');
+  assert.equal((await p.textContent('.form-error')).trim(), 'Unknown user or wrong password');
   await p.fill('#login-password', next);
   await p.press('#login-password', 'Enter');
   await waitText(p, '.page-title', 'My account');
   assert.deepEqual(problems, [], 'no CSP violation or page error on any page');
+});
+
+step('shutdown: airmeshd stops on SIGTERM with exit 0 and no sanitizer report', async () => {
+  await stopChecked(s.daemon, join(tmp, 'airmeshd.log'), 'airmeshd');
 });

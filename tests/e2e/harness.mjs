@@ -56,6 +56,28 @@ export function startDaemon(tmp) {
   });
 }
 
+// What a sanitizer prints when it finds something (ASan/LSan errors, UBSan's runtime error).
+const SANITIZER_RE = /ERROR: (Address|Leak|Memory|Thread)Sanitizer|: runtime error: |SUMMARY: \w*Sanitizer/;
+
+// SIGTERM a product process (airmeshd, airmesh-runner) and check how it ended: exit status 0
+// and no sanitizer report in its log. Rejects with the log's tail otherwise.
+export async function stopChecked(proc, logPath, what, timeout = 30000) {
+  if (!proc) throw new Error(`${what} was never started`);
+  const exited = proc.exitCode !== null || proc.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => proc.once('exit', r));
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+  let timer;
+  await Promise.race([exited, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`${what} did not stop in ${timeout} ms`)), timeout); })]);
+  clearTimeout(timer);
+  const log = readFileSync(logPath, 'utf8');
+  const m = log.match(SANITIZER_RE);
+  if (proc.exitCode !== 0 || m) {
+    const at = m ? Math.max(0, m.index - 2000) : Math.max(0, log.length - 8000);
+    throw new Error(`${what} ended with status ${proc.exitCode} signal ${proc.signalCode}${m ? ' and a sanitizer report' : ''}:\n${log.slice(at, at + 8000)}`);
+  }
+}
+
 export function launchChromium() {
   return chromium.launch({
     executablePath: CHROMIUM,

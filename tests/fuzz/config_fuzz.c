@@ -20,22 +20,27 @@ const char *const fuzz_seeds[] = {
     NULL};
 const size_t fuzz_seed_lens[] = {170, 39, 9, 22, 23, 0};
 
+/* driver.c counts inputs that reached the parser (absent under libFuzzer's own main). */
+void fuzz_reached(int accepted) __attribute__((weak));
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[] = "/tmp/airmesh-fuzz-config-XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0)
-        return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        unlink(path);
-        return 0;
+    if (fd < 0 || write(fd, data, size) != (ssize_t)size) {
+        /* An input that cannot reach the parser is a broken harness, never a pass. */
+        perror("config_fuzz: temp file");
+        abort();
     }
     close(fd);
     am_config c;
-    if (am_config_defaults(&c) == 0) {
-        am_config_load_file(&c, path);
-        am_config_free(&c);
+    if (am_config_defaults(&c) != 0) {
+        fprintf(stderr, "config_fuzz: am_config_defaults failed\n");
+        abort();
     }
+    int rc = am_config_load_file(&c, path);
+    am_config_free(&c);
     unlink(path);
+    if (fuzz_reached)
+        fuzz_reached(rc == 0);
     return 0;
 }

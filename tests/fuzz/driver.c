@@ -8,6 +8,11 @@
  * flips, byte overwrites, truncations, insertions, splices) for FUZZ_SECONDS (default 3) with a
  * seed printed at start (FUZZ_SEED to replay). A crash, a sanitizer report or a leak fails the
  * test. The same harness files build unchanged with clang -fsanitize=fuzzer for deeper runs.
+ *
+ * A run that fuzzed nothing must not pass: each harness calls fuzz_reached(accepted) once the
+ * input went through its parser, and the driver fails (exit 1) unless every input did, and
+ * unless at least one seed was accepted (a harness feeding its parser the wrong thing, e.g. a
+ * path that does not exist, would otherwise "survive" every input by rejecting it).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +29,13 @@ extern const char *const fuzz_seeds[];
 extern const size_t fuzz_seed_lens[];
 
 static uint64_t rng_state;
+static unsigned long n_reached, n_accepted;
+
+void fuzz_reached(int accepted) {
+    n_reached++;
+    if (accepted)
+        n_accepted++;
+}
 
 static uint64_t rnd(void) {
     rng_state ^= rng_state << 13;
@@ -66,7 +78,9 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < nseeds; i++)
         LLVMFuzzerTestOneInput((const uint8_t *)seeds[i], lens[i]);
+    unsigned long seeds_accepted = n_accepted;
     LLVMFuzzerTestOneInput((const uint8_t *)"", 0);
+    unsigned long calls = nseeds + 1;
 
     size_t cap = 1 << 16;
     uint8_t *buf = malloc(cap);
@@ -129,6 +143,7 @@ int main(int argc, char **argv) {
         }
         LLVMFuzzerTestOneInput(buf, len);
         runs++;
+        calls++;
     }
     free(buf);
     for (int i = 1; i < argc; i++)
@@ -136,6 +151,17 @@ int main(int argc, char **argv) {
     free(owned);
     free(seeds);
     free(lens);
-    printf("fuzz: %lu runs, no crash\n", runs);
+    printf("fuzz: %lu runs, no crash; %lu of %lu inputs reached the parser, %lu of %zu seeds "
+           "accepted\n",
+           runs, n_reached, calls, seeds_accepted, nseeds);
+    if (n_reached != calls) {
+        fprintf(stderr, "fuzz: FAIL: %lu of %lu inputs never reached the parser\n",
+                calls - n_reached, calls);
+        return 1;
+    }
+    if (seeds_accepted == 0) {
+        fprintf(stderr, "fuzz: FAIL: no seed was accepted: the parser never saw a valid input\n");
+        return 1;
+    }
     return 0;
 }

@@ -62,9 +62,17 @@ class AuditTest(unittest.TestCase):
         self.daemons = []
 
     def tearDown(self):
+        # Exit 0 and no sanitizer report for every daemon (harness.Daemon.stop); stop them
+        # all, then report the first problem.
+        problems = []
         for d in self.daemons:
             if d.proc.poll() is None:
-                d.stop()
+                try:
+                    d.stop()
+                except AssertionError as e:
+                    problems.append(str(e))
+        if problems:
+            self.fail("\n\n".join(problems))
 
     def start(self, name="airmesh"):
         d = Daemon(os.path.join(self.tmp, name))
@@ -164,9 +172,13 @@ class AuditTest(unittest.TestCase):
         swapped = seg1[:f1[0]] + b + a + seg1[f1[2]:]
         self.expect_tampered(d, rebuild(data, {1: swapped}), "swap.amexp",
                              "seg-000002.aml block 0", "hash mismatch")
-        # segments swapped
+        # segments swapped: the first blob is segment 2, where the header promises segment 1
         self.expect_tampered(d, rebuild(data, {0: seg1, 1: seg0}), "segswap.amexp",
-                             "segment")
+                             "FAILED: audit export: seg-000002.aml header (segment starts at "
+                             "export offset %d): export header says the first segment is 1\n"
+                             % (blobs[0][0]),
+                             "  where: seg-000002.aml header (segment starts at export offset "
+                             "%d)\n" % (blobs[0][0]))
         # 4. truncated
         self.expect_tampered(d, data[:blobs[1][0] + 30], "trunc.amexp", "truncated")
         self.expect_tampered(d, data[:-5], "trunc2.amexp", "trailer")

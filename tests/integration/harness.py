@@ -1,15 +1,31 @@
-"""Shared pieces of the integration tests: start a real airmeshd, call it with curl and
-airmeshctl, the way a user does. Binaries come from the command line (Bazel passes them):
-  TEST.py AIRMESHD AIRMESHCTL UI_DIR [AIRMESH_RUNNER]
+"""Shared pieces of the integration tests: start a real airmeshd and airmesh-runner, call them
+with curl and airmeshctl, the way a user does. Binaries come from the command line (Bazel passes
+them):  TEST.py AIRMESHD AIRMESHCTL UI_DIR [AIRMESH_RUNNER]
+
+What the harness checks by itself, for every test that uses it (nothing to call):
+- every airmeshd (Daemon) and airmesh-runner (Runner) started through it must end with the
+  exit status the test expects (0 unless the test said otherwise: stop(expect=...), wait(),
+  kill()) and without a sanitizer report (ASan, LSan, UBSan) in its log. A process that dies
+  during a test fails that test; one still running when the file's tests are done is stopped
+  with SIGTERM and checked, and any problem fails the run (reported as an error of a pseudo-test
+  "harness.process_checks").
+- airmeshctl (ctl()) and `airmesh-runner enroll` (Runner.enroll()) runs with a sanitizer report
+  on stderr raise.
+- the results go to Bazel's $XML_OUTPUT_FILE as JUnit XML, one <testcase> per test method,
+  skips with their reason, so scripts/test.sh counts test cases, not targets.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import unittest
+from xml.sax.saxutils import escape, quoteattr
 
 # Binaries are the leading arguments that name files; the rest go to unittest.
 _n = 0
@@ -20,6 +36,19 @@ AIRMESHD, AIRMESHCTL, UI_DIR = _args[:3]
 AIRMESH_RUNNER = _args[3] if len(_args) > 3 else None
 del sys.argv[1:_n + 1]
 
+# What a sanitizer prints when it finds something (ASan/LSan errors, UBSan's "runtime error",
+# any sanitizer's SUMMARY line).
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|: runtime error: |"
+                          r"SUMMARY: \w*Sanitizer|WARNING: ThreadSanitizer")
+
+
+def sanitizer_report(text):
+    """The lines around the first sanitizer report in text, or None."""
+    m = SANITIZER_RE.search(text or "")
+    if not m:
+        return None
+    start = text.rfind("\n", 0, max(0, m.start() - 2000)) + 1
+    return text[start:m.start() + 6000]
 
 
 def free_port():
@@ -30,8 +59,124 @@ def free_port():
     return port
 
 
-class Daemon:
-    """One airmeshd process with its own data dir; stdout lines are collected."""
+_procs = []  # every Daemon and Runner started in this process, in order
+
+
+class _Proc:
+    """A long-running product process with its stderr in a log file. Subclasses start it."""
+
+    what = "process"
+
+    def _track(self, log_path):
+        self.log_path = log_path
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+        # Logs are appended across restarts on one data dir: only this process's part counts.
+        self._log_start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        self._log = open(log_path, "a")
+        self.expect = 0      # the exit status this test expects
+        self.observed = False  # the test took the exit status into its own hands (wait())
+        self.checked = False
+        self.stderr = ""
+        _procs.append(self)
+
+    # Popen-like surface, so tests can treat it like the process.
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def poll(self):
+        return self.proc.poll()
+
+    def send_signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def log(self):
+        """This process's part of its log file."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(self._log_start)
+                return f.read()
+        except OSError:
+            return ""
+
+    def _finish(self):
+        if not self._log.closed:
+            self._log.close()
+        self.stderr = self.log()
+
+    def problems(self):
+        """What is wrong with how this process ended: [] if it exited as expected, cleanly."""
+        out = []
+        code = self.proc.returncode
+        if code is not None and not self.observed and code != self.expect:
+            out.append("%s exited %d, expected %d" % (self.what, code, self.expect))
+        rep = sanitizer_report(self.stderr or self.log())
+        if rep:
+            out.append("%s printed a sanitizer report:\n%s" % (self.what, rep))
+        return out
+
+    def _raise_if_bad(self):
+        self.checked = True
+        bad = self.problems()
+        if bad:
+            raise AssertionError("\n".join(bad) + "\n--- its log (last 20000 bytes) ---\n" +
+                                 self.stderr[-20000:])
+
+    def wait(self, timeout=None, expect=None):
+        """Wait for the exit and return the status. The caller asserts the status itself (or
+        passes expect); the sanitizer check still applies."""
+        code = self.proc.wait(timeout)
+        self._finish()
+        if expect is None:
+            self.observed = True
+        else:
+            self.expect = expect
+        self._raise_if_bad()
+        return code
+
+    def kill(self):
+        """SIGKILL (a crash on purpose): the test expects status -9."""
+        self.expect = -signal.SIGKILL
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._finish()
+        self._raise_if_bad()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30, expect=0, check=True):
+        """Signal the process and wait for it. With check (the default) a status other than
+        expect, or a sanitizer report in its log, raises with the log. Returns the status."""
+        self.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self._finish()
+            self.checked = True
+            if check:
+                raise AssertionError("%s did not stop within %ds; its log:\n%s" %
+                                     (self.what, timeout, self.stderr[-20000:]))
+            return self.proc.returncode
+        self._finish()
+        self.expect = expect
+        if check:
+            self._raise_if_bad()
+        else:
+            self.checked = True
+        return self.proc.returncode
+
+
+class Daemon(_Proc):
+    """One airmeshd process with its own data dir. Its stdout is read to the end by a thread
+    (banner lines in self.banner; everything in self.stdout once it has exited)."""
+
+    what = "airmeshd"
 
     def __init__(self, data, port=None, extra=(), grpc_port=None):
         self.data = data
@@ -40,54 +185,101 @@ class Daemon:
         self.grpc = f"127.0.0.1:{self.grpc_port}"
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca = os.path.join(data, "pki", "ca.pem")
-        self.log_path = os.path.join(data + ".log")
-        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
-        self._log = open(self.log_path, "a")
+        self._track(data + ".log")
         self.proc = subprocess.Popen(
             [AIRMESHD, "--data", data, "--listen", f"127.0.0.1:{self.port}", "--ui", UI_DIR,
              "--grpc-listen", self.grpc, *extra],
             stdout=subprocess.PIPE, stderr=self._log, text=True)
         self.banner = []
+        self._cv = threading.Condition()
+        self._eof = False
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            with self._cv:
+                self.banner.append(line.rstrip("\n"))
+                self._cv.notify_all()
+        with self._cv:
+            self._eof = True
+            self._cv.notify_all()
+
+    def _wait_line(self, prefix, timeout):
+        """The first stdout line starting with prefix; None once stdout ended without one."""
+        deadline = time.time() + timeout
+        with self._cv:
+            while True:
+                for line in self.banner:
+                    if line.startswith(prefix):
+                        return line
+                left = deadline - time.time()
+                if self._eof:
+                    return None
+                if left <= 0:
+                    raise AssertionError("airmeshd printed no %r line in %ds: %r" %
+                                         (prefix, timeout, self.banner))
+                self._cv.wait(left)
 
     def wait_ready(self, timeout=60):
-        """Read the banner up to the CA certificate line (and the password line, if any)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError("airmeshd exited early: " + read(self.log_path))
-            self.banner.append(line.rstrip("\n"))
-            if line.startswith("  runners dial:"):
-                break
-        # The password line, when present, follows right after a hint line.
-        self.proc.stdout.flush()
+        """Wait for the banner's last fixed line (`runners dial:`)."""
+        if self._wait_line("  runners dial:", timeout) is None:
+            self.proc.wait()
+            raise AssertionError("airmeshd exited early (%s): %s" % (self.proc.returncode,
+                                                                     self.log()))
         return self
 
-    def read_password(self):
-        for _ in range(2):
-            line = self.proc.stdout.readline().rstrip("\n")
-            self.banner.append(line)
-            if line.startswith("admin password: "):
-                return line[len("admin password: "):]
-        return None
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+    def read_password(self, timeout=10):
+        """The one-time admin password (printed with the banner, in the same write); None if
+        stdout ends without it. Absence is only proven once the daemon has exited: use
+        stdout_text() after stop() for that."""
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("airmeshd did not stop within %ds" % timeout)
-        self.stderr = read(self.log_path)
+            line = self._wait_line("admin password: ", timeout)
+        except AssertionError:
+            return None
+        return line[len("admin password: "):] if line else None
+
+    def stdout_text(self):
+        """Everything airmeshd wrote to stdout (complete once it has exited)."""
+        if self.proc.poll() is not None:
+            self._reader.join(10)
+        with self._cv:
+            return "\n".join(self.banner)
+
+    def _finish(self):
+        self._reader.join(10)
         self.proc.stdout.close()
-        self._log.close()
-        if self.proc.returncode != 0:
-            # Put the daemon's own account in the test log: sanitizer reports, error lines.
-            sys.stderr.write("airmeshd exited %d; its log:\n%s\n" % (self.proc.returncode,
-                                                                   self.stderr[-20000:]))
-        return self.proc.returncode
+        super()._finish()
+
+
+class Runner(_Proc):
+    """One `airmesh-runner run --data DATA [extra...]`, its stdout and stderr in DATA.log."""
+
+    what = "airmesh-runner"
+
+    def __init__(self, data, *extra, log_path=None):
+        self.data = data
+        self._track(log_path or data + ".log")
+        self.proc = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", data, *extra],
+                                     stdout=self._log, stderr=self._log)
+
+    @staticmethod
+    def enroll(d, token, fp, data, check=True):
+        """`airmesh-runner enroll` against daemon d; raises on a sanitizer report, and (with
+        check) on a non-zero exit. Returns the CompletedProcess."""
+        r = subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", d.grpc, "--token", token,
+                            "--ca-sha256", fp, "--data", data], capture_output=True, text=True,
+                           timeout=60)
+        rep = sanitizer_report(r.stderr)
+        if rep:
+            raise AssertionError("airmesh-runner enroll printed a sanitizer report:\n" + rep)
+        if check and r.returncode != 0:
+            raise AssertionError("airmesh-runner enroll exited %d: %s" % (r.returncode,
+                                                                          r.stderr))
+        return r
+
+    def runner_id(self):
+        return json.loads(read(os.path.join(self.data, "runner.json")))["runner_id"]
 
 
 def curl(d, path, *args, http="--http2"):
@@ -111,10 +303,12 @@ def ctl(d, *args, env_extra=None, home=None, stdin=None):
     env.pop("XDG_CONFIG_HOME", None)
     env.pop("AIRMESH_TOKEN", None)
     env.update(env_extra or {})
-    return subprocess.run([AIRMESHCTL, "--url", d.url, "--ca", d.ca, *args], capture_output=True,
-                          text=True, timeout=60, env=env, input=stdin)
-
-
+    r = subprocess.run([AIRMESHCTL, "--url", d.url, "--ca", d.ca, *args], capture_output=True,
+                       text=True, timeout=60, env=env, input=stdin)
+    rep = sanitizer_report(r.stderr)
+    if rep:
+        raise AssertionError("airmeshctl %s printed a sanitizer report:\n%s" % (args[:2], rep))
+    return r
 
 
 def login(d, password, home=None):
@@ -127,6 +321,7 @@ def login(d, password, home=None):
 
 
 def wait_for(pred, timeout=30, step=0.2, what="condition"):
+    """Poll pred until it is truthy; the timeout only bounds a hang."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()
@@ -147,15 +342,18 @@ def emergency_cleanup(cls):
     leaves no processes or overlay mounts behind."""
     runner = getattr(cls, "runner", None)
     if runner is not None and runner.poll() is None:
-        runner.send_signal(signal.SIGTERM)
-        try:
-            runner.wait(30)
-        except subprocess.TimeoutExpired:
-            runner.kill()
-            runner.wait()
+        if isinstance(runner, _Proc):
+            runner.stop(timeout=30, check=False)
+        else:
+            runner.send_signal(signal.SIGTERM)
+            try:
+                runner.wait(30)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                runner.wait()
     d = getattr(cls, "d", None)
     if d is not None and d.proc.poll() is None:
-        d.stop()
+        d.stop(check=False)
     rtmp = getattr(cls, "rtmp", None)
     if rtmp:
         for line in read("/proc/self/mounts").splitlines():
@@ -176,3 +374,147 @@ def guarded_setup(cls, setup):
         except BaseException as e:  # keep the original failure visible
             sys.stderr.write("cleanup after a failed setup: %r\n" % (e,))
         raise
+
+
+# ---- results: process checks after each test, JUnit XML for Bazel ----
+
+class _ProcessChecks(unittest.TestCase):
+    """Stands for the end-of-run check of every Daemon/Runner in the report."""
+
+    def runTest(self):
+        pass
+
+    def id(self):
+        return "harness.process_checks"
+
+    def __str__(self):
+        return "process_checks (harness)"
+
+
+def _unchecked_problems(stop_running):
+    """Problems of processes that ended since the last look (and, with stop_running, of the
+    ones still running, which are stopped first)."""
+    msgs = []
+    for p in _procs:
+        if p.checked:
+            continue
+        if p.proc.poll() is None:
+            if not stop_running:
+                continue
+            p.stop(timeout=30, check=False)
+        else:
+            p._finish()
+        p.checked = True
+        bad = p.problems()
+        if bad:
+            msgs.append("\n".join(bad) + "\n--- its log (last 8000 bytes) ---\n" +
+                        p.stderr[-8000:])
+    return msgs
+
+
+class _Result(unittest.TextTestResult):
+    """TextTestResult that records each case for the XML file and fails a test during which a
+    harness-started process died badly."""
+
+    def startTestRun(self):
+        super().startTestRun()
+        self._cases = []
+        self._t0 = {}
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._t0[test.id()] = time.time()
+
+    def _rec(self, test, kind, text=""):
+        t = time.time() - self._t0.get(test.id(), time.time())
+        self._cases.append((test, kind, text, t))
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._rec(test, "ok")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._rec(test, "failure", self._exc_info_to_string(err, test))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._rec(test, "error", self._exc_info_to_string(err, test))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._rec(test, "skipped", reason)
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._rec(test, "ok")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._rec(test, "failure", "unexpected success")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            kind = "failure" if issubclass(err[0], test.failureException) else "error"
+            self._rec(subtest, kind, self._exc_info_to_string(err, test))
+
+    def stopTest(self, test):
+        # A Daemon/Runner that ended during this test (tearDown included) with a wrong status
+        # or a sanitizer report fails this test.
+        msgs = _unchecked_problems(stop_running=False)
+        if msgs:
+            try:
+                raise AssertionError("\n\n".join(msgs))
+            except AssertionError:
+                self.addFailure(test, sys.exc_info())
+        super().stopTest(test)
+
+    def stopTestRun(self):
+        msgs = _unchecked_problems(stop_running=True)
+        if msgs:
+            pseudo = _ProcessChecks()
+            try:
+                raise AssertionError("\n\n".join(msgs))
+            except AssertionError:
+                err = sys.exc_info()
+            self.errors.append((pseudo, self._exc_info_to_string(err, pseudo)))
+            self._rec(pseudo, "error", self.errors[-1][1])
+        super().stopTestRun()
+        self._write_xml()
+
+    def _write_xml(self):
+        path = os.environ.get("XML_OUTPUT_FILE")
+        if not path:
+            return
+        suite = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        n = len(self._cases)
+        nf = sum(1 for c in self._cases if c[1] == "failure")
+        ne = sum(1 for c in self._cases if c[1] == "error")
+        ns = sum(1 for c in self._cases if c[1] == "skipped")
+        out = ['<?xml version="1.0" encoding="UTF-8"?>',
+               '<testsuites tests="%d" failures="%d" errors="%d" skipped="%d">' % (n, nf, ne, ns),
+               '<testsuite name=%s tests="%d" failures="%d" errors="%d" skipped="%d">' %
+               (quoteattr(suite), n, nf, ne, ns)]
+        for test, kind, text, t in self._cases:
+            tid = test.id()
+            cls, _, name = tid.rpartition(".")
+            if not hasattr(test, "_testMethodName"):  # a class/module fixture's error
+                cls, name = suite, str(test)
+            head = '<testcase name=%s classname=%s time="%.3f"' % (quoteattr(name or tid),
+                                                                  quoteattr(cls), t)
+            if kind == "ok":
+                out.append(head + "/>")
+            elif kind == "skipped":
+                out.append(head + "><skipped message=%s/></testcase>" % quoteattr(text))
+            else:
+                first = (text.strip().splitlines() or [kind])[-1]
+                out.append(head + "><%s message=%s>%s</%s></testcase>" %
+                           (kind, quoteattr(first[:500]), escape(text), kind))
+        out += ["</testsuite>", "</testsuites>", ""]
+        with open(path, "w") as f:
+            f.write("\n".join(out))
+
+
+# unittest.main() (in every test file) builds a TextTestRunner, whose results are _Result.
+unittest.TextTestRunner.resultclass = _Result

@@ -21,9 +21,17 @@ import time
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, ctl, login, wait_for
+from harness import AIRMESH_RUNNER, Daemon, Runner, ctl, login, wait_for
 
 PROBE = os.path.abspath(os.environ["PROBE"]) if os.environ.get("PROBE") else None
+
+
+# What the refused requests must answer, exactly (stderr of airmeshctl, a pod's end).
+BAD_NETWORK = 'airmeshctl: HTTP 400: network: "none" or "host"'
+NO_RUNNER = "airmeshctl: HTTP 409: no online runner matches the labels"
+BAD_ENV = "airmeshctl: HTTP 400: env: invalid variable name '1BAD'"
+NO_BRANCH = r"^worktree: base_ref 'no-such-branch' not found in \S+/repo$"
+NO_PROGRAM = ("failed", None)  # the reason names the exec failure (checked below)
 
 
 def git(repo, *args):
@@ -50,8 +58,7 @@ class PodsTest(unittest.TestCase):
         # /root is not visible at all.
         cls.rtmp = tempfile.mkdtemp(prefix="airmesh-pods-test-", dir="/tmp")
         cls.rdata = os.path.join(cls.rtmp, "runner")
-        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", cls.d.grpc, "--token", token,
-                        "--ca-sha256", fp, "--data", cls.rdata], check=True, capture_output=True)
+        Runner.enroll(cls.d, token, fp, cls.rdata)
         cls.runner = cls.start_runner()
         # A repo with a few files and the probe binary.
         cls.repo = os.path.join(cls.tmp, "repo")
@@ -70,18 +77,15 @@ class PodsTest(unittest.TestCase):
 
     @classmethod
     def start_runner(cls):
-        cls.rlog = open(cls.rdata + ".log", "a")
-        return subprocess.Popen([AIRMESH_RUNNER, "run", "--data", cls.rdata],
-                                stdout=cls.rlog, stderr=cls.rlog)
+        return Runner(cls.rdata)
 
     @classmethod
     def tearDownClass(cls):
-        if cls.runner.poll() is None:
-            cls.runner.send_signal(signal.SIGTERM)
-            rc = cls.runner.wait(30)
-            assert rc == 0, harness.read(cls.rdata + ".log")
-        cls.rlog.close()
-        cls.d.stop()
+        # Both stop with exit 0 and no sanitizer report, or this raises (harness).
+        try:
+            cls.runner.stop(timeout=30)
+        finally:
+            cls.d.stop()
         # The runner removed every worktree (and unmounted every overlay) on its way out.
         mounts = harness.read("/proc/self/mounts")
         assert cls.rtmp not in mounts, "overlay mounts left behind"
@@ -207,29 +211,34 @@ class PodsTest(unittest.TestCase):
         self.assertIn("404", self.ctl("pod", "show", pod["id"]).stderr)
 
     def test_bad_requests_are_refused_clearly(self):
+        before = self.ctl("pod", "list", "--json").stdout
         r = self.ctl("pod", "create", "--repo", self.repo, "--network", "internet", "--", "true")
-        self.assertIn("network", r.stderr)
+        self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
+        self.assertEqual(r.stderr.strip(), BAD_NETWORK)
         r = self.ctl("pod", "create", "--repo", self.repo, "--label", "gpu=yes", "--", "true")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("409", r.stderr)
+        self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
+        self.assertEqual(r.stderr.strip(), NO_RUNNER)
         r = self.ctl("pod", "create", "--repo", self.repo, "--env", "1BAD=x", "--", "true")
-        self.assertIn("env", r.stderr)
+        self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
+        self.assertEqual(r.stderr.strip(), BAD_ENV)
+        # None of the refused requests made a pod.
+        self.assertEqual(self.ctl("pod", "list", "--json").stdout, before)
         pod = self.create("--base-ref", "no-such-branch", "--", "true")
         info, _ = self.wait(pod["id"])
         self.assertEqual(info["state"], "failed")
-        self.assertIn("no-such-branch", info["reason"])
+        self.assertRegex(info["reason"], NO_BRANCH)
         pod = self.create("--", "/no/such/program")
         info, _ = self.wait(pod["id"])
-        self.assertIn(info["state"], ("failed", "exited"))
-        self.assertNotEqual(info.get("exit_code", 1), 0)
+        self.assertEqual((info["state"], info.get("exit_code")), NO_PROGRAM, info)
+        self.assertEqual(info["reason"],
+                         "sandbox: execvp /no/such/program: No such file or directory")
 
     def test_runner_crash_leaves_no_orphans_and_state_is_reconciled(self):
         pod = self.create("--", "sh", "-c", "echo up; exec sleep 777")
         wait_for(lambda: json.loads(self.ctl("pod", "show", pod["id"]).stdout)["state"] ==
                  "running", 30, what="running")
         cls = type(self)
-        cls.runner.send_signal(signal.SIGKILL)
-        cls.runner.wait()
+        cls.runner.kill()  # a crash on purpose: status -9 is what the harness expects now
         wait_for(lambda: subprocess.run(["pgrep", "-f", "sleep 777"]).returncode == 1, 10,
                  what="pod processes to die with the runner")
         cls.runner = cls.start_runner()

@@ -17,7 +17,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, ctl, curl, login, wait_for
+from harness import AIRMESH_RUNNER, Daemon, Runner, ctl, curl, login, wait_for
 
 
 def api(d, method, path, token=None, body=None):
@@ -58,13 +58,16 @@ class TenancyTest(unittest.TestCase):
         code, tok2 = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
         cls.rtmp = tempfile.mkdtemp(prefix="airmesh-tenancy-test-", dir="/tmp")
         rdata = os.path.join(cls.rtmp, "runner")
-        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", d.grpc, "--token", tok2["token"],
-                        "--ca-sha256", tok2["ca_sha256"], "--data", rdata], check=True,
-                       capture_output=True)
-        cls.rlog = open(rdata + ".log", "a")
-        cls.runner = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", rdata], stdout=cls.rlog,
-                                      stderr=cls.rlog)
-        cls.runner_id = json.loads(harness.read(os.path.join(rdata, "runner.json")))["runner_id"]
+        Runner.enroll(d, tok2["token"], tok2["ca_sha256"], rdata)
+        cls.runner = Runner(rdata)
+        cls.runner_id = cls.runner.runner_id()
+        # A second runner, enrolled but never started: the target of the revoke probes (the
+        # owner's positive control revokes it for real).
+        code, tok3 = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
+        idle = os.path.join(cls.rtmp, "idle-runner")
+        Runner.enroll(d, tok3["token"], tok3["ca_sha256"], idle)
+        cls.idle_runner_id = json.loads(harness.read(os.path.join(idle, "runner.json")))[
+            "runner_id"]
         wait_for(lambda: api(d, "GET", "/api/v1/runners/" + cls.runner_id, a)[1].get("state") ==
                  "online", 30, what="runner online")
         cls.repo = os.path.join(cls.tmp, "repo")
@@ -75,9 +78,21 @@ class TenancyTest(unittest.TestCase):
                                                        "command": ["sleep", "300"]})
         assert code == 201, pod
         cls.pod_id = pod["id"]
+        # An ended pod whose recording is uploaded: the owner can download it, so a 404 for
+        # another org means isolation, not "no recording yet".
+        code, pod = api(d, "POST", "/api/v1/pods", a, {"repo": cls.repo, "command": [
+            "sh", "-c", "echo tenancy-recorded-out''put"]})
+        assert code == 201, pod
+        cls.ended_id = pod["id"]
+        wait_for(lambda: (lambda p: p["state"] == "exited" and p["recording"])(
+            api(d, "GET", "/api/v1/pods/" + cls.ended_id, a)[1]), 60, what="recording uploaded")
         assert api(d, "POST", "/api/v1/users", a, {"name": "alice", "role": "member",
                                                    "password": "alice-password-1"})[0] == 201
         assert api(d, "POST", "/api/v1/teams", a, {"name": "core"})[0] == 201
+        # Dedicated targets for the destructive probes (the owner's controls use them for real).
+        assert api(d, "POST", "/api/v1/users", a, {"name": "zed", "role": "member",
+                                                   "password": "zed-password-123"})[0] == 201
+        assert api(d, "POST", "/api/v1/teams", a, {"name": "zteam"})[0] == 201
         # Org B with its owner, and one user of each other role.
         code, org = api(d, "POST", "/api/v1/orgs", a, {"id": "beta", "owner": "bob",
                                                        "password": "bob-password-123"})
@@ -92,39 +107,70 @@ class TenancyTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         api(cls.d, "POST", "/api/v1/pods/%s/stop" % cls.pod_id, cls.admin)
-        cls.runner.send_signal(signal.SIGTERM)
-        assert cls.runner.wait(30) == 0
-        cls.rlog.close()
-        assert cls.d.stop() == 0
+        # Exit 0 and no sanitizer report for both, or this raises (harness).
+        try:
+            cls.runner.stop(timeout=30)
+        finally:
+            cls.d.stop()
         import shutil
         shutil.rmtree(cls.rtmp, ignore_errors=True)
 
     def test_other_org_gets_404_for_every_resource_in_every_role(self):
         d = self.d
-        probes = [("GET", "/api/v1/runners/" + self.runner_id),
-                  ("POST", "/api/v1/runners/%s/revoke" % self.runner_id),
-                  ("POST", "/api/v1/runner-tokens/%s/revoke" % self.token_id),
-                  ("GET", "/api/v1/pods/" + self.pod_id),
-                  ("POST", "/api/v1/pods/%s/stop" % self.pod_id),
-                  ("DELETE", "/api/v1/pods/" + self.pod_id),
-                  ("GET", "/api/v1/pods/%s/recording" % self.pod_id),
-                  ("GET", "/api/v1/users/alice"),
-                  ("POST", "/api/v1/users/alice/disable"),
-                  ("DELETE", "/api/v1/users/alice"),
-                  ("DELETE", "/api/v1/teams/core"),
-                  ("POST", "/api/v1/teams/core/members")]
+        # (method, path, the same path with an id that exists nowhere, the owner's answer).
+        # The owner's answers are the positive control: each probe names something real that
+        # the request reaches for its own org; the destructive ones run last, on dedicated
+        # targets (an enrolled runner that never ran, an unused token, an ended pod, zed, zteam).
+        rid, tid, pid = self.runner_id, self.token_id, self.ended_id
+        probes = [
+            ("GET", "/api/v1/runners/" + rid, "/api/v1/runners/r-0000000000000000", 200),
+            ("GET", "/api/v1/pods/" + pid, "/api/v1/pods/p-000000000000", 200),
+            ("GET", "/api/v1/pods/%s/recording" % pid, "/api/v1/pods/p-000000000000/recording",
+             200),
+            ("GET", "/api/v1/pods/" + self.pod_id, "/api/v1/pods/p-000000000000", 200),
+            ("GET", "/api/v1/users/alice", "/api/v1/users/nobody-here", 200),
+            ("POST", "/api/v1/teams/zteam/members", "/api/v1/teams/no-team/members", 400),
+            ("POST", "/api/v1/pods/%s/stop" % pid, "/api/v1/pods/p-000000000000/stop", 202),
+            ("POST", "/api/v1/runners/%s/revoke" % self.idle_runner_id,
+             "/api/v1/runners/r-0000000000000000/revoke", 200),
+            ("POST", "/api/v1/runner-tokens/%s/revoke" % tid,
+             "/api/v1/runner-tokens/t-0000000000000000/revoke", 200),
+            ("POST", "/api/v1/users/zed/disable", "/api/v1/users/nobody-here/disable", 200),
+            ("DELETE", "/api/v1/users/zed", "/api/v1/users/nobody-here", 200),
+            ("DELETE", "/api/v1/teams/zteam", "/api/v1/teams/no-team", 200),
+            ("DELETE", "/api/v1/pods/" + pid, "/api/v1/pods/p-000000000000", 200),
+        ]
+
+        def call(method, path, tok):
+            return api(d, method, path, tok, {} if method == "POST" else None)
+
         for role, tok in self.b.items():
-            for method, path in probes:
-                code, doc = api(d, method, path, tok, {} if method == "POST" else None)
-                self.assertEqual(code, 404, f"{role} {method} {path}: {code} {doc}")
+            for method, path, unknown, _ in probes:
+                code, doc = call(method, path, tok)
+                # Indistinguishable from a resource that does not exist: same status, same
+                # error code and message.
+                ucode, udoc = call(method, unknown, tok)
+                self.assertEqual((ucode, udoc.get("error", {}).get("code")), (404, "not_found"),
+                                 f"{role} {method} {unknown}: {udoc}")
+                self.assertEqual((code, doc.get("error")), (ucode, udoc.get("error")),
+                                 f"{role} {method} {path}")
             # Lists never show org A's things.
             self.assertEqual(api(d, "GET", "/api/v1/runners", tok)[1]["runners"], [])
             self.assertEqual(api(d, "GET", "/api/v1/pods", tok)[1]["pods"], [])
             names = {u["id"] for u in api(d, "GET", "/api/v1/users", tok)[1]["users"]}
             self.assertNotIn("alice", names)
-        # ...and org A's pod is untouched.
+        # ...and org A's things are untouched: the running pod runs, and every probe reaches
+        # a real thing for org A's owner (the positive control), in this order.
         self.assertEqual(api(d, "GET", "/api/v1/pods/" + self.pod_id, self.admin)[1]["state"],
                          "running")
+        for method, path, _, want in probes:
+            if path.endswith("/recording"):
+                code, _, _, body = curl(d, path, "-H", "Authorization: Bearer " + self.admin)
+                self.assertEqual(code, 200, body)
+                self.assertIn("tenancy-recorded-output", body)
+                continue
+            code, doc = call(method, path, self.admin)
+            self.assertEqual(code, want, f"owner {method} {path}: {doc}")
 
     def test_viewer_cannot_create_or_stop_pods(self):
         d = self.d

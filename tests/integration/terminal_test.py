@@ -30,7 +30,7 @@ import time
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, curl, wait_for
+from harness import AIRMESH_RUNNER, Daemon, Runner, curl, wait_for
 
 
 def api(d, method, path, token=None, body=None):
@@ -199,13 +199,8 @@ class TerminalTest(unittest.TestCase):
         # Runner data in /tmp (pods bind paths below it; see pods_test.py).
         cls.rtmp = tempfile.mkdtemp(prefix="airmesh-term-test-", dir="/tmp")
         cls.rdata = os.path.join(cls.rtmp, "runner")
-        subprocess.run([AIRMESH_RUNNER, "enroll", "--appliance", cls.d.grpc, "--token",
-                        tok["token"], "--ca-sha256", fp, "--data", cls.rdata], check=True,
-                       capture_output=True)
-        cls.rlog = open(cls.rdata + ".log", "a")
-        cls.runner = subprocess.Popen([AIRMESH_RUNNER, "run", "--data", cls.rdata, "--capacity",
-                                       "16"],
-                                      stdout=cls.rlog, stderr=cls.rlog)
+        Runner.enroll(cls.d, tok["token"], fp, cls.rdata)
+        cls.runner = Runner(cls.rdata, "--capacity", "16")
         cls.repo = os.path.join(cls.tmp, "repo")
         os.makedirs(cls.repo)
         subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
@@ -240,14 +235,11 @@ class TerminalTest(unittest.TestCase):
             v.ws.recv(20)
         assert v.ws.closed == 1001, v.ws.closed
         v.ws.close()
-        if cls.runner.poll() is None:
-            cls.runner.send_signal(signal.SIGTERM)
-            rc = cls.runner.wait(30)
-            assert rc == 0, harness.read(cls.rdata + ".log")
-        cls.rlog.close()
-        rc = cls.d.stop()
-        assert rc == 0, cls.d.stderr
-        assert "ERROR: AddressSanitizer" not in cls.d.stderr, cls.d.stderr
+        # Both exit 0 without a sanitizer report, or these raise (harness).
+        try:
+            cls.runner.stop(timeout=30)
+        finally:
+            cls.d.stop()
         shutil.rmtree(cls.rtmp, ignore_errors=True)
 
     # ---- helpers ----
@@ -403,38 +395,43 @@ class TerminalTest(unittest.TestCase):
         b.pump(lambda v: "exit" in v.types(), what="exit for a late viewer")
         self.assertTrue(bytes(b.data).replace(b"\r\n", b"\n").endswith(want[-100000:]))
 
-    def test_slow_viewer_is_skipped_ahead_fast_viewer_keeps_up(self):
+    def test_slow_viewer_is_skipped_ahead_then_live_again(self):
+        # Whether a viewer that does read keeps up with a fast pod depends on the machine's
+        # load: that is measured by `make bench` (tests/bench/terminal_bench.py, fan-out at an
+        # agent's pace, `lagged` skips counted). Here only what holds on any machine: a viewer
+        # that reads nothing is skipped ahead with `lagged` (the pod is never held up by it),
+        # and from its skip on it gets every byte, contiguous, identical to the appliance's.
         total = 24_000_000
-        # 24 bursts of 1 MB, 0.1 s apart (a fast agent's pace, not a flat-out stream, so that a
-        # reader that does keep up is not outrun even on a loaded machine under ASan).
-        pid = self.pod("sh", "-c", "read x; for i in $(seq 24); do head -c 1000000 /dev/zero | "
-                       "tr '\\0' y; sleep 0.1; done; echo; echo END; read y; echo AF''TER; "
-                       "read z")
-        fast = self.connect(pid)
+        pid = self.pod("sh", "-c", "read x; head -c %d /dev/zero | tr '\\0' y; echo; echo END; "
+                       "read y; echo AF''TER; read z" % total)
+        holder = self.connect(pid)
         slow = self.connect(pid, rcvbuf=32768)  # and it reads nothing until the end
-        self.take(fast)
-        fast.ws.send(2, b"go\r")
-        fast.pump(lambda v: b"END\r\n" in v.data[-64:], 120, what="fast viewer sees END")
-        self.assertNotIn("lagged", fast.types())
-        self.assertEqual(fast.data.count(b"y"), total)
+        self.take(holder)
+        holder.ws.send(2, b"go\r")
+        holder.pump(lambda v: b"END\r\n" in v.data[-64:], 120, what="holder sees END")
         # The pod kept running (it waits in `read y`).
         self.assertEqual(api(self.d, "GET", "/api/v1/pods/" + pid, self.admin)[1]["state"],
                          "running")
-        # Now the slow one reads: it was skipped ahead to the ring end with `lagged` ...
+        # Now the slow one reads: it was skipped ahead with `lagged` ...
         slow.pump(lambda v: "lagged" in v.types(), 60, what="slow viewer lagged")
-        lag = slow.last("lagged")
-        self.assertGreater(lag["skipped_to"], slow.start)
-        # ... and from there it is live again, byte for byte with the fast viewer.
-        fast.ws.send(2, b"\r")
-        fast.pump(lambda v: b"AFTER\r\n" in v.data[-64:], 30, what="fast AFTER")
-        slow.pump(lambda v: b"AFTER\r\n" in v.data[-64:], 30, what="slow AFTER")
-        at = slow.events[-1][1] if slow.events[-1][0] == "lagged" else \
-            [n for t, n in slow.events if t == "lagged"][-1]
-        tail = bytes(slow.data[at:])
-        self.assertEqual(tail, bytes(fast.data[lag["skipped_to"] - fast.start:]))
+        self.assertGreater(slow.last("lagged")["skipped_to"], slow.start)
+        holder.ws.send(2, b"\r")
+        slow.pump(lambda v: b"AFTER\r\n" in v.data[-64:], 60, what="slow AFTER")
         self.assertLess(len(slow.data), total)
-        fast.ws.close()
-        slow.ws.close()
+        # ... and from its last skip on it has the stream's bytes with no gap and nothing
+        # doubled: compare with a replay from the appliance's ring, from the same offset.
+        at = [n for t, n in slow.events if t == "lagged"][-1]
+        skipped_to = slow.last("lagged")["skipped_to"]
+        tail = bytes(slow.data[at:])
+        ring = self.connect(pid, offset=skipped_to)
+        self.assertEqual(ring.start, skipped_to, ring.hello)
+        want = ring.hello["ring_end"] - skipped_to
+        ring.pump(lambda v: len(v.data) >= want, 60, what="replay from the skip")
+        self.assertNotIn("lagged", ring.types())
+        self.assertEqual(tail, bytes(ring.data))
+        self.assertTrue(tail.endswith(b"AFTER\r\n"), tail[-64:])
+        for v in (holder, slow, ring):
+            v.ws.close()
         self.stop(pid)
 
     def test_many_viewers_at_once(self):
@@ -471,10 +468,18 @@ class TerminalTest(unittest.TestCase):
         self.assertEqual(ev["org"], "default")
         self.assertIn("eve", ev["target"])
         self.assertIsInstance(ev["seq"], int)
-        # The other org hears nothing of it.
-        with self.assertRaises(TimeoutError):
-            op, p = theirs.recv(1)
-            self.fail("other org got " + p.decode())
+        # The other org hears nothing of it: an event of its own, made after, is the first
+        # thing it gets (the stream is in order; no timeout decides this).
+        self.assertEqual(api(self.d, "POST", "/api/v1/users", self.other_tok,
+                             {"name": "ozzy", "role": "viewer",
+                              "password": "ozzy-password-123"})[0], 201)
+        seen = []
+        while not any(e.get("action") == "user.create" for e in seen):
+            op, p = theirs.recv(30)
+            seen.append(json.loads(p))
+        self.assertEqual({e.get("org") for e in seen}, {"other"}, seen)
+        self.assertIn("ozzy", seen[-1]["target"])
+        self.assertFalse(any("eve" in json.dumps(e) for e in seen), seen)
         mine.close()
         theirs.close()
 

@@ -12,10 +12,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -713,6 +715,27 @@ static void test_ca_open_refuses_corrupt_key(void **state) {
     am_ca_close(ca);
 }
 
+/* As root the permission bits are ignored (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so a
+ * permission check would test nothing. dac_caps_drop takes those two out of this thread's
+ * effective set (still permitted, so dac_caps_restore can put them back): the check then runs
+ * as root too. Returns 1 when dropped, 0 when not root (nothing to drop), -1 on failure. */
+static int dac_caps_drop(struct __user_cap_data_struct saved[2]) {
+    if (geteuid() != 0)
+        return 0;
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, saved) != 0)
+        return -1;
+    memcpy(d, saved, sizeof d);
+    d[0].effective &= ~((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH));
+    return syscall(SYS_capset, &h, d) == 0 ? 1 : -1;
+}
+
+static void dac_caps_restore(struct __user_cap_data_struct saved[2]) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    assert_int_equal(syscall(SYS_capset, &h, saved), 0);
+}
+
 static void test_ca_open_refuses_corrupt_or_foreign_certs(void **state) {
     fixture *f = *state;
     am_ca *ca = open_ca(f, 1);
@@ -731,12 +754,28 @@ static void test_ca_open_refuses_corrupt_or_foreign_certs(void **state) {
     assert_int_equal(mkdir(path_in(f, "pki/server.pem"), 0700), 0);
     expect_open_fails(f, AM_ECORRUPT, "server.pem is not a regular file", NULL);
     assert_int_equal(rmdir(path_in(f, "pki/server.pem")), 0);
-    /* server.pem unreadable (permission bits; root ignores them, so only checked as non-root). */
+    /* server.pem unreadable (permission bits; as root checked with DAC override dropped). */
     write_str(path_in(f, "pki/server.pem"), srv_good, strlen(srv_good));
-    if (geteuid() != 0) {
+    {
         assert_int_equal(chmod(path_in(f, "pki/server.pem"), 0), 0);
-        expect_open_fails(f, AM_EIO, "server.pem cannot be read", "Permission denied");
+        struct __user_cap_data_struct saved[2];
+        int dropped = dac_caps_drop(saved);
+        if (dropped < 0) {
+            print_message("skip reason: cannot drop CAP_DAC_OVERRIDE as root: %s\n",
+                          strerror(errno));
+            skip();
+        }
+        am_ca *ca2 = NULL;
+        int created = -1;
+        int rc = am_ca_open(path_in(f, "pki"), NULL, &ca2, &created);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", am_err_last());
+        if (dropped)
+            dac_caps_restore(saved);
         assert_int_equal(chmod(path_in(f, "pki/server.pem"), 0644), 0);
+        if (rc != -AM_EIO || ca2 || !strstr(msg, "server.pem cannot be read") ||
+            !strstr(msg, "Permission denied"))
+            fail_msg("unreadable server.pem: rc %d, error \"%s\"", rc, msg);
     }
     assert_int_equal(unlink(path_in(f, "pki/server.pem")), 0);
     assert_int_equal(mkdir(path_in(f, "pki/server.pem"), 0700), 0);

@@ -19,12 +19,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/capability.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "airmesh/v1/store.pb-c.h"
@@ -616,6 +618,27 @@ static void test_garbage_file_is_refused(void **state) {
     rm_tree(dir);
 }
 
+/* As root the permission bits are ignored (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so a
+ * permission check would test nothing. dac_caps_drop takes those two out of this thread's
+ * effective set (still permitted, so dac_caps_restore can put them back): the check then runs
+ * as root too. Returns 1 when dropped, 0 when not root (nothing to drop), -1 on failure. */
+static int dac_caps_drop(struct __user_cap_data_struct saved[2]) {
+    if (geteuid() != 0)
+        return 0;
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, saved) != 0)
+        return -1;
+    memcpy(d, saved, sizeof d);
+    d[0].effective &= ~((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH));
+    return syscall(SYS_capset, &h, d) == 0 ? 1 : -1;
+}
+
+static void dac_caps_restore(struct __user_cap_data_struct saved[2]) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    assert_int_equal(syscall(SYS_capset, &h, saved), 0);
+}
+
 static void test_unwritable_dir_is_refused(void **state) {
     (void)state;
     char dir[512], path[600];
@@ -641,12 +664,24 @@ static void test_unwritable_dir_is_refused(void **state) {
     expect_rc(am_store_open(path, &s, NULL), -AM_EIO);
     expect_msg("not a directory");
 
-    if (geteuid() != 0) { /* permissions only stop non-root */
-        snprintf(path, sizeof path, "%s/ro", dir);
-        assert_int_equal(mkdir(path, 0500), 0);
-        expect_rc(am_store_open(path, &s, NULL), -AM_EIO);
-        expect_msg(strerror(EACCES));
+    /* A read-only data dir: permissions stop root too once DAC override is dropped. */
+    snprintf(path, sizeof path, "%s/ro", dir);
+    assert_int_equal(mkdir(path, 0500), 0);
+    struct __user_cap_data_struct saved[2];
+    int dropped = dac_caps_drop(saved);
+    if (dropped < 0) {
+        print_message("skip reason: cannot drop CAP_DAC_OVERRIDE as root: %s\n", strerror(errno));
+        rm_tree(dir);
+        skip();
     }
+    int rc = am_store_open(path, &s, NULL);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", am_err_last());
+    if (dropped)
+        dac_caps_restore(saved);
+    if (rc != -AM_EIO || !strstr(msg, strerror(EACCES)))
+        fail_msg("read-only data dir: rc %d, error \"%s\", want -AM_EIO and \"%s\"", rc, msg,
+                 strerror(EACCES));
     rm_tree(dir);
 }
 
