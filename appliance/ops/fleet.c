@@ -23,7 +23,7 @@ typedef struct {
     const char *id;
 } named_hook_ctx;
 
-/* The token's id is made by runners: name the target inside the transaction. */
+/* The token's id is made by appliance/runners: name the target inside the transaction. */
 static int token_hook(am_txn *t, void *ud) {
     named_hook_ctx *c = ud;
     snprintf(c->a->target, sizeof c->a->target, "token:%s", c->id);
