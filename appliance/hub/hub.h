@@ -2,8 +2,8 @@
  * appliance/hub — airmeshd's in-memory live state: which runners are connected right now.
  *
  * The rpc thread registers a runner's live stream when it connects and removes it when the
- * stream ends; the http thread reads the table (runner list) and asks for a stream to be closed
- * (revocation). One mutex guards the table; critical sections are a few pointer moves.
+ * stream ends; the http thread reads the table (runner list) and appliance/ops asks for a
+ * stream to be closed (revocation, after its commit). One mutex guards the table; critical sections are a few pointer moves.
  * The hub never owns a stream: `close_fn(stream, reason)` is the rpc module's callback, called
  * under the hub mutex so the stream cannot be freed concurrently (the rpc thread removes a stream
  * from the hub, under the same mutex, before freeing it).
