@@ -23,7 +23,10 @@
 #define CHUNK (32u << 10)     /* terminal bytes per binary frame */
 #define WINDOW (128u << 10)   /* bytes a viewer keeps queued in wslay */
 #define WBUF_CAP (128u << 10) /* frames coalesced behind the socket write in flight */
-#define LAG_CAP (1u << 20)    /* unsent backlog after which a viewer skips ahead */
+/* Unsent backlog after which a viewer skips ahead: more than a whole ring plus what can sit in
+ * wslay's queue and the write buffers, so a new viewer (a browser reload) replays the full ring;
+ * a viewer that falls out of the ring skips ahead either way. */
+#define LAG_CAP (AM_HUB_RING_BYTES + WINDOW + 2 * WBUF_CAP + (64u << 10))
 #define MAX_MSG (64u << 10)   /* largest client message (bigger: close 1009) */
 
 typedef struct room room;
