@@ -50,7 +50,8 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
     uint64_t ttl_ms = 0;
     if (strcmp(org, who.org_id) == 0 && am_duration_parse(ttl, &ttl_ms) != 0) {
         json_decref(body);
-        am_http_send_error(req, 400, "bad_request", "ttl: a duration like 15m, 1h or 7d (at most 30d)");
+        am_http_send_error(req, 400, "bad_request",
+                           "ttl: a duration like 15m, 1h or 7d (at most 30d)");
         return 0;
     }
     const char *keys[MAX_LABELS], *vals[MAX_LABELS];
@@ -81,8 +82,8 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
              h->app->grpc_addr ? h->app->grpc_addr : "HOST:9443", secret, fp);
     am_http_send_json(req, 201,
                       json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:o}", "token", secret, "id", id, "org",
-                                org, "expires_ms", (json_int_t)expires, "ca_sha256", fp,
-                                "command", cmd, "labels", labels ? json_incref(labels) : json_object()));
+                                org, "expires_ms", (json_int_t)expires, "ca_sha256", fp, "command",
+                                cmd, "labels", labels ? json_incref(labels) : json_object()));
     memset(secret, 0, sizeof secret);
     memset(cmd, 0, sizeof cmd);
     json_decref(body);
@@ -102,8 +103,8 @@ static json_t *token_row(void *ud, const ProtobufCMessage *m) {
     const Airmesh__V1__EnrollToken *t = (const Airmesh__V1__EnrollToken *)m;
     if (strcmp(t->org_id, (const char *)ud) != 0)
         return NULL;
-    const char *state = t->revoked ? "revoked"
-                        : t->used  ? "used"
+    const char *state = t->revoked                     ? "revoked"
+                        : t->used                      ? "used"
                         : am_now_ms() >= t->expires_ms ? "expired"
                                                        : "active";
     return json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "id", t->id, "state", state, "created_ms",
@@ -138,15 +139,20 @@ int am_api_token_revoke(am_http_handler *h, h2o_req_t *req, char **param) {
 
 static json_t *runner_json(am_app *app, const Airmesh__V1__Runner *r) {
     am_hub_runner_info info;
-    int online = !r->revoked && am_hub_runner_get(am_ops_hub(app->ops), r->id, &info);
-    json_t *o = json_pack(
-        "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:i,s:s,s:b}", "id", r->id, "org", r->org_id,
-        "hostname", r->hostname, "version", r->version, "labels",
-        labels_json((void **)r->labels, r->n_labels), "cert_not_after_ms",
-        (json_int_t)r->cert_not_after_ms, "enrolled_ms", (json_int_t)r->enrolled_ms,
-        "last_heartbeat_ms", (json_int_t)(online ? info.last_heartbeat_ms : r->last_seen_ms),
-        "capacity", (int)r->capacity, "state",
-        r->revoked ? "revoked" : online ? "online" : "offline", "revoked", r->revoked);
+    /* Online once its Hello is applied: labels, capacity and version are then in the record. */
+    int online =
+        !r->revoked && am_hub_runner_get(am_ops_hub(app->ops), r->id, &info) && info.introduced;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:i,s:s,s:b}", "id", r->id, "org",
+                          r->org_id, "hostname", r->hostname, "version", r->version, "labels",
+                          labels_json((void **)r->labels, r->n_labels), "cert_not_after_ms",
+                          (json_int_t)r->cert_not_after_ms, "enrolled_ms",
+                          (json_int_t)r->enrolled_ms, "last_heartbeat_ms",
+                          (json_int_t)(online ? info.last_heartbeat_ms : r->last_seen_ms),
+                          "capacity", (int)r->capacity, "state",
+                          r->revoked ? "revoked"
+                          : online   ? "online"
+                                     : "offline",
+                          "revoked", r->revoked);
     char serial[17];
     snprintf(serial, sizeof serial, "%016llx", (unsigned long long)r->cert_serial);
     json_object_set_new(o, "cert_serial", json_string(serial));
@@ -168,8 +174,8 @@ int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    am_api_send_rows(h, req, AM_DB_RUNNERS, who.org_id, &airmesh__v1__runner__descriptor,
-                     "runners", runner_row, h->app);
+    am_api_send_rows(h, req, AM_DB_RUNNERS, who.org_id, &airmesh__v1__runner__descriptor, "runners",
+                     runner_row, h->app);
     return 0;
 }
 

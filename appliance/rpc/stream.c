@@ -268,6 +268,7 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
         if (am_ops_runner_hello(o, &p, m->hello) != 0)
             am_log_warn("rpc", "hello not fully applied", "runner=%s error=\"%s\"", s->runner_id,
                         am_err_last());
+        am_hub_runner_introduced(r->hub, s->runner_id);
         am_hub_runner_heartbeat(r->hub, s->runner_id);
         Airmesh__V1__HelloAck ack = AIRMESH__V1__HELLO_ACK__INIT;
         ack.runner_id = s->runner_id;
