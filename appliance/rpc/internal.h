@@ -11,6 +11,7 @@
 
 #include "appliance/ops/ops.h"
 #include "appliance/rpc/rpc.h"
+#include "common/grpc_pb.h" /* am_grpc_pack / am_grpc_unpack */
 
 #define METHOD_ENROLL "/airmesh.v1.EnrollService/Enroll"
 #define METHOD_CONNECT "/airmesh.v1.RunnerService/Connect"
@@ -49,8 +50,6 @@ struct am_rpc {
 };
 
 /* Protobuf-c bytes in and out of gRPC byte buffers (unpack: NULL when malformed). */
-grpc_byte_buffer *am_rpc_pack(const ProtobufCMessage *m);
-ProtobufCMessage *am_rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d);
 /* Map entries (key/value) of a message into an am_labels view (bounded, oversized skipped). */
 void am_rpc_labels_from(void **entries, size_t n, const char **keys, const char **vals, size_t cap,
                         am_labels *out);

@@ -28,30 +28,8 @@
 
 /* ---------- helpers ---------- */
 
-grpc_byte_buffer *am_rpc_pack(const ProtobufCMessage *m) {
-    size_t len = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(len);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-/* Unpack a received buffer; NULL when malformed. */
-ProtobufCMessage *am_rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
-
-void am_rpc_labels_from(void **entries, size_t n, const char **keys, const char **vals,
-                        size_t cap, am_labels *out) {
+void am_rpc_labels_from(void **entries, size_t n, const char **keys, const char **vals, size_t cap,
+                        am_labels *out) {
     size_t k = 0;
     for (size_t i = 0; i < n && k < cap; i++) {
         /* Map entries of every message share the key/value layout. */
@@ -116,7 +94,7 @@ static void on_enroll(enroll_call *e) {
     grpc_status_code code = GRPC_STATUS_OK;
     char msg[512] = "";
     Airmesh__V1__EnrollRequest *req =
-        e->payload ? (Airmesh__V1__EnrollRequest *)am_rpc_unpack(
+        e->payload ? (Airmesh__V1__EnrollRequest *)am_grpc_unpack(
                          e->payload, &airmesh__v1__enroll_request__descriptor)
                    : NULL;
     if (!req) {
@@ -130,7 +108,7 @@ static void on_enroll(enroll_call *e) {
         int rc = am_ops_runner_enroll(r->app->ops, peer, req->token, req->csr_der.data,
                                       req->csr_der.len, req->hostname, req->version, &labels, &en);
         if (rc) {
-            code = rc == -AM_EAUTH ? GRPC_STATUS_UNAUTHENTICATED
+            code = rc == -AM_EAUTH                         ? GRPC_STATUS_UNAUTHENTICATED
                    : rc == -AM_EINVAL || rc == -AM_ECRYPTO ? GRPC_STATUS_INVALID_ARGUMENT
                                                            : GRPC_STATUS_INTERNAL;
             snprintf(msg, sizeof msg, "%s", am_err_last());
@@ -144,7 +122,7 @@ static void on_enroll(enroll_call *e) {
             resp.ca_pem = ca_pem ? (char *)ca_pem : "";
             resp.org_id = en.org_id;
             resp.cert_not_after_ms = en.not_after_ms;
-            e->resp = am_rpc_pack(&resp.base);
+            e->resp = am_grpc_pack(&resp.base);
             free(ca_pem);
             free(en.chain_pem);
         }
@@ -311,12 +289,10 @@ int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out) {
     args[0] = (grpc_arg){.type = GRPC_ARG_INTEGER,
                          .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                          .value.integer = (int)r->o.max_message};
-    args[1] = (grpc_arg){.type = GRPC_ARG_INTEGER,
-                         .key = GRPC_ARG_KEEPALIVE_TIME_MS,
-                         .value.integer = 10000};
-    args[2] = (grpc_arg){.type = GRPC_ARG_INTEGER,
-                         .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                         .value.integer = 5000};
+    args[1] = (grpc_arg){
+        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 10000};
+    args[2] = (grpc_arg){
+        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 5000};
     args[3] = (grpc_arg){.type = GRPC_ARG_INTEGER,
                          .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                          .value.integer = 1000};

@@ -196,7 +196,7 @@ static int send_msg(stream *s, Airmesh__V1__ApplianceMessage *m) {
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
-    q->bb = am_rpc_pack(&m->base);
+    q->bb = am_grpc_pack(&m->base);
     if (s->q_tail)
         s->q_tail->next = q;
     else
@@ -327,7 +327,7 @@ static void on_recv(stream *s, int ok) {
         finish(s, GRPC_STATUS_OK, "");
         return;
     }
-    Airmesh__V1__RunnerMessage *m = (Airmesh__V1__RunnerMessage *)am_rpc_unpack(
+    Airmesh__V1__RunnerMessage *m = (Airmesh__V1__RunnerMessage *)am_grpc_unpack(
         s->recv_buf, &airmesh__v1__runner_message__descriptor);
     grpc_byte_buffer_destroy(s->recv_buf);
     s->recv_buf = NULL;
