@@ -45,9 +45,12 @@ done
 [ -f "$UI/index.html" ] || { echo "image/build.sh: $UI/index.html missing (run make ui)" >&2; exit 1; }
 
 VERSION=$(sed -n 's/^#define AM_VERSION "\(.*\)"/\1/p' "$REPO/common/version.h")
-COMMIT=${AIRMESH_COMMIT:-$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)}
-# Every timestamp in the OS is the commit time: same commit + same mirror state → same bytes.
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 1700000000)}
+# The airmesh commit is the last one that changed what goes into the image (see srcrev.sh), so
+# commits elsewhere (tests, docs) neither change the image nor miss the cache. Every timestamp in
+# the OS is that commit's time: same commit + same mirror state → same OS bytes.
+read -r COMMIT SDE < <("$HERE/srcrev.sh")
+COMMIT=${AIRMESH_COMMIT:-$COMMIT}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$SDE}
 SUITE=bookworm
 NAME=airmesh-$VERSION-amd64
 
