@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -36,6 +37,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.realpath(os.path.join("image", "b
 TMP = os.environ.get("TEST_TMPDIR", "/tmp")
 ART = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", TMP)
 OVMF = "/usr/share/ovmf/OVMF.fd"
+# qemu's monitor socket: unix socket paths are limited to 108 bytes, TEST_TMPDIR is longer.
+SOCKDIR = tempfile.mkdtemp(prefix="amimg.", dir="/tmp")
 ANSI = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
 BOOT_DEADLINE = 900  # s, per boot (TCG on a loaded 2-core machine measured ~100 s to banner)
 ACCEL = None
@@ -63,7 +66,7 @@ class Guest:
     def __init__(self, disk, name, accel, probe=False):
         self.name = name
         self.serial = os.path.join(TMP, name + ".serial.log")
-        self.mon = os.path.join(TMP, name + ".mon")
+        self.mon = os.path.join(SOCKDIR, name + ".mon")
         self.https, self.grpc = free_port(), free_port()
         for f in (self.serial, self.mon):
             if os.path.exists(f):
@@ -102,10 +105,12 @@ class Guest:
                 break
             time.sleep(0.5)
         self.save()
-        raise AssertionError("%s: no %r on the serial console after %.0f s (qemu %s); tail:\n%s"
+        with open(self.stderr.name) as f:
+            qerr = f.read()[-1500:]
+        raise AssertionError("%s: no %r on the serial console after %.0f s (qemu %s: %s); tail:\n%s"
                              % (self.name, pattern, time.monotonic() - self.t0,
                                 "exited" if self.proc.poll() is not None else "running",
-                                self.log()[-3000:]))
+                                qerr, self.log()[-3000:]))
 
     def elapsed(self):
         return time.monotonic() - self.t0
@@ -193,6 +198,7 @@ def probe_accel():
     finally:
         g.proc.kill()
         g.proc.wait()
+        g.stderr.close()
         os.unlink(disk)
 
 
@@ -208,9 +214,10 @@ def setUpModule():
                        stdout=subprocess.PIPE, text=True)
     assert r.returncode == 0, "image build failed"
     d = r.stdout.strip().splitlines()[-1]
-    for line in open([os.path.join(d, f) for f in os.listdir(d) if f.endswith(".env")][0]):
-        k, _, v = line.strip().partition("=")
-        ENV[k] = v
+    with open([os.path.join(d, f) for f in os.listdir(d) if f.endswith(".env")][0]) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            ENV[k] = v
     IMG = os.path.join(d, ENV["IMAGE"])
     note("image %s (%d MiB apparent, %d MiB allocated), obtained in %.0f s (build took %s s)"
          % (IMG, os.path.getsize(IMG) >> 20, os.stat(IMG).st_blocks * 512 >> 20,
@@ -303,11 +310,13 @@ class ImageBootTest(unittest.TestCase):
         finally:
             g.proc.kill()
             g.proc.wait()
+            g.stderr.close()
             g.save()
         os.unlink(disk)
 
 
 def tearDownModule():
+    shutil.rmtree(SOCKDIR, ignore_errors=True)
     with open(os.path.join(ART, "image-numbers.txt"), "w") as f:
         f.write("\n".join(NOTES) + "\n")
 
