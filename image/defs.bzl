@@ -5,7 +5,14 @@ image test (run by `bazel test --config=asan //tests/...`) gets release binaries
 Bazel (which would wait forever on the outer one's lock)."""
 
 def _strip(opts):
-    return [o for o in opts if "sanitize" not in o and o not in ("-fno-omit-frame-pointer", "-O1")]
+    """Drop what --config=asan adds (see .bazelrc): sanitizers, frame pointers, -O1, and the
+    -U_FORTIFY_SOURCE it appends after the base -D_FORTIFY_SOURCE=2 (so the image keeps FORTIFY)."""
+    out = [o for o in opts if "sanitize" not in o and o not in ("-fno-omit-frame-pointer", "-O1")]
+    last_d = -1
+    for i, o in enumerate(out):
+        if o.startswith("-D_FORTIFY_SOURCE"):
+            last_d = i
+    return [o for i, o in enumerate(out) if not (o == "-U_FORTIFY_SOURCE" and i > last_d)]
 
 def _release_impl(settings, attr):
     strip = _strip

@@ -21,3 +21,18 @@ objcopy \
   --add-section .linux="$kernel" --change-section-vma .linux=$(printf 0x%x "$o_linux") \
   --add-section .initrd="$initrd" --change-section-vma .initrd=$(printf 0x%x "$o_initrd") \
   "$stub" "$out"
+# objcopy stamps the PE header with the current time (and a checksum over it): set the time to
+# SOURCE_DATE_EPOCH and the checksum to 0 (UEFI does not check it) so the UKI is reproducible.
+python3 - "$out" "${SOURCE_DATE_EPOCH:-0}" <<'PY'
+import struct, sys
+path, sde = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    f.seek(0x3C)
+    pe = struct.unpack("<I", f.read(4))[0]
+    f.seek(pe)
+    assert f.read(4) == b"PE\0\0", "not a PE file"
+    f.seek(pe + 8)
+    f.write(struct.pack("<I", sde & 0xFFFFFFFF))  # COFF TimeDateStamp
+    f.seek(pe + 24 + 64)
+    f.write(struct.pack("<I", 0))  # optional header CheckSum
+PY
