@@ -264,6 +264,7 @@ class ImageBootTest(unittest.TestCase):
             note("boot1: banner with password after %.0f s (%s)" % (g.elapsed(), ACCEL))
             self.assertRegex(g.log(), r"console: +https://10\.0\.2\.15:8443/")
             self.assertRegex(g.log(), r"data partition: /dev/vda6 ")
+            self.assertRegex(g.log(), r"airmeshd: +running as user airmesh \(pid \d+\)")
             ca = root_ca_pinned(g, fp)
             self.assertEqual(wait_healthy(g, ca).strip(), "ok")
             note("boot1: healthy (healthz ok, certificate pinned) after %.0f s" % g.elapsed())
