@@ -333,6 +333,9 @@ void *am_pod_main(void *arg) {
         snprintf(wt_err, sizeof wt_err, "%s", am_err_last());
         am_log_warn("pod", "worktree removal failed", "pod=%s error=\"%s\"", cp->pod_id, wt_err);
     }
+    /* The recording goes up before the final state: once the appliance says the pod ended,
+     * its recording is there (pod wait, then download, never races). */
+    am_pod_upload_recording(p);
     char reason[sizeof why + sizeof wt_err + 2];
     snprintf(reason, sizeof reason, "%s%s%s", why, why[0] && wt_err[0] ? "; " : "", wt_err);
     if (stopping)
@@ -341,7 +344,6 @@ void *am_pod_main(void *arg) {
         set_state(p, "failed", reason); /* "memory limit 2 GiB reached (…)" */
     else
         set_state(p, "exited", reason[0] ? reason : NULL);
-    am_pod_upload_recording(p);
 done:
     meta_remove(m, cp->pod_id);
     pthread_mutex_lock(&p->mu);

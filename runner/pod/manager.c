@@ -200,12 +200,12 @@ void am_podmgr_resync(am_podmgr *m) {
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n; i++) {
         pod *p = m->pods[i];
-        am_pod_emit_status(p);
         pthread_mutex_lock(&p->mu);
         int upload = p->done && !p->recording_uploaded;
         pthread_mutex_unlock(&p->mu);
-        if (upload)
+        if (upload) /* before the state, as at the pod's end */
             am_pod_upload_recording(p);
+        am_pod_emit_status(p);
     }
     reap(m);
     pthread_mutex_unlock(&m->mu);

@@ -7,10 +7,11 @@
  *
  * Lifecycle of one pod thread: report "starting" → create the worktree (fetching the mirror) →
  * spawn the sandbox with the worktree at /workspace → report "running" → pump PTY output to the
- * ring, the recording and the appliance (TerminalOutput with byte offsets) until the command
- * exits → report "exited" (code) or "stopped" (after a stop request) or "failed" (reason) →
- * finish the recording and upload it in chunks → remove the worktree unless keep_worktree (the
- * branch stays in the mirror).
+ * recording and the appliance (TerminalOutput with byte offsets) until the command exits →
+ * finish the recording → bring the branch back into the mirror and remove the worktree unless
+ * keep_worktree → upload the recording in chunks → report "exited" (code) or "stopped" (after a
+ * stop request) or "failed" (reason): once a pod is reported ended, its branch and recording
+ * are on the appliance's side.
  * Messages go out through the emit callback, which must be thread-safe (the session queues
  * them on the live stream or drops them while disconnected; am_podmgr_resync re-sends every
  * pod's current state and any recording not yet uploaded after a reconnect).
