@@ -9,7 +9,7 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_MEMBER } from '../api';
+import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_MEMBER, Runner } from '../api';
 import { prune as pruneCspStyles } from '../csp-styles';
 import { append, badge, clear, confirmDialog, dateTime, exitWords, h, notice } from '../dom';
 import type { Ctx } from '../main';
@@ -187,7 +187,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
         : state === POD_STATE.stopped ? `The pod was stopped${code !== null && code !== 0 ? `: ${exitWords(code)}` : ''}.`
         : 'The pod failed.';
       notices.querySelector('[data-key="stopping"]')?.remove();
-      say(state === POD_STATE.failed ? 'error' : code === 0 || state === POD_STATE.stopped ? 'info' : 'warn', text, 'exit');
+      // A failed pod's reason is the red banner (from the record); the notice would repeat it.
+      if (state !== POD_STATE.failed) say(code === 0 || state === POD_STATE.stopped ? 'info' : 'warn', text, 'exit');
       // Hide the cursor: nothing reads input any more. (The reason is the notice above, not a
       // line in the terminal, which a saved screen would repeat at every visit.)
       term.options.cursorBlink = false;
@@ -352,7 +353,15 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   };
   playBtn.addEventListener('click', () => void play());
 
+  let runnerName = '';
   function renderFacts(p: Pod): void {
+    if (!runnerName && p.runner) {
+      runnerName = ' ';
+      void api<{ runners: Runner[] }>('GET', '/runners').then((r) => {
+        runnerName = r.runners.find((x) => x.id === p.runner)?.hostname || p.runner;
+        if (!disposed && pod) renderFacts(pod);
+      }).catch(() => { runnerName = ''; });
+    }
     clear(facts);
     const lim = p.limits || { memory: 0, pids: 0, cpu_millis: 0 };
     const limits = [lim.memory ? memWords(lim.memory) + ' memory' : '', lim.pids ? lim.pids + ' processes' : '', lim.cpu_millis ? lim.cpu_millis / 1000 + ' CPU' : ''].filter(Boolean).join(', ') || 'none set';
@@ -366,7 +375,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       row('Base', p.base_ref || 'default branch', 'fact-base'),
       row('Limits', limits + (p.limits_note ? ` (${p.limits_note})` : ''), 'fact-limits'),
       row('Network', p.network === 'host' ? "host (the runner's network)" : 'none (loopback only)', 'fact-network'),
-      row('Runner', p.runner || '—', 'fact-runner'),
+      row('Runner', runnerName || p.runner || '—', 'fact-runner'),
       row('Owner', whoName(p.created_by), 'fact-owner'),
       row('Created', dateTime(p.created_ms), 'fact-created'),
       row('Runtime', runtime, 'fact-runtime'),
