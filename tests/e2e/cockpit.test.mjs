@@ -351,6 +351,31 @@ step('audit: newest first, details expand, targets link, filters match part of t
   assert.ok(await d.locator('pre').isVisible(), 'the whole details show');
 });
 
+step('a member: "My pods" is empty; taking control of or stopping admin\'s pod says whose it is', async () => {
+  const ctx = await newContext({ width: 1366, height: 768 });
+  try {
+    const p = await newPage(ctx);
+    await login(p, 'zoe', s.zoePassword);
+    await waitText(p, '#nav-role', 'member');
+    await p.waitForSelector('#pods-table');
+    await p.click('#pods-mine');
+    await p.waitForSelector('#pods-none');
+    await p.goto(`${s.url}/#/pods/${s.pods.run}`);
+    await p.waitForSelector('#term-status.conn-live');
+    await p.waitForSelector('#control-btn:not([disabled])');
+    await p.click('#control-btn');
+    await waitText(p, 'dialog.confirm', "Take control of admin's pod?");
+    await p.click('dialog.confirm button:text("Cancel")');
+    await waitText(p, '#control-holder', 'Nobody has control');
+    await p.click('#stop-pod');
+    await waitText(p, 'dialog.confirm', 'It was started by admin, not you.');
+    await p.click('dialog.confirm button:text("Cancel")');
+    assert.equal((await podState(s.pods.run)).state, 'running', 'cancel changes nothing');
+  } finally {
+    await ctx.close();
+  }
+});
+
 // Every page, both widths, both themes: nothing sticks out sideways; a screenshot of each.
 const PAGES = [
   ['pods', '#/pods', '#overview[data-loaded] #ov-states'],

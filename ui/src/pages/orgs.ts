@@ -1,7 +1,7 @@
 // Organizations: only the appliance administrator (the bootstrap admin, "superuser") sees this
 // page in the navigation; it lists every organization and creates one with its first owner (a
 // generated password is shown once).
-import { api, can, errorText, Org } from '../api';
+import { api, can, errorText, nameProblem, Org } from '../api';
 import { ago, append, clear, dateTime, emptyState, h, keepSecret, notice, secretBox } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -60,6 +60,10 @@ export function orgsPage(ctx: Ctx): () => void {
       const fail = (m: string, el: HTMLInputElement) => { err.textContent = m; el.focus(); };
       if (!id.value.trim()) return fail('Enter an ID for the organization.', id);
       if (!owner.value.trim()) return fail('Enter the name of its owner.', owner);
+      const badId = nameProblem(id.value.trim());
+      if (badId) return fail('ID: ' + badId, id);
+      const badOwner = nameProblem(owner.value.trim());
+      if (badOwner) return fail('Owner: ' + badOwner, owner);
       if (password.value && password.value.length < 12) return fail('A password needs at least 12 characters (or leave it empty).', password);
       const body: Record<string, string> = { id: id.value.trim(), owner: owner.value.trim() };
       if (name.value.trim()) body.name = name.value.trim();

@@ -173,7 +173,9 @@ export function podsPage(ctx: Ctx): () => void {
   }
 
   async function stop(p: Pod): Promise<void> {
-    const ok = await confirmDialog(`Stop pod ${p.id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds. Its branch and recording are kept.', 'Stop pod');
+    const owner = who(p.created_by);
+    const whose = owner !== ctx.who.user && owner !== '—' ? ` It was started by ${owner}, not you.` : '';
+    const ok = await confirmDialog(`Stop pod ${p.id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds. Its branch and recording are kept.' + whose, 'Stop pod');
     if (!ok) return;
     try {
       await api('POST', `/pods/${p.id}/stop`);

@@ -251,7 +251,11 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     typeHint.hidden = true;
   }
 
-  controlBtn.addEventListener('click', () => {
+  // Someone else's pod: say whose before typing into it (the appliance decides who may).
+  const othersPod = () => !!pod && !!pod.created_by && whoName(pod.created_by) !== ctx.who.user;
+  controlBtn.addEventListener('click', async () => {
+    if (!iHold() && othersPod() && !(await confirmDialog(`Take control of ${whoName(pod!.created_by)}'s pod?`,
+      `${whoName(pod!.created_by)} started this pod. What you type goes to their program; the take is in the audit log.`, 'Take control', false))) return;
     conn.sendJSON({ type: iHold() ? 'release' : 'take' });
     term.focus();
   });
@@ -329,7 +333,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   }
 
   stopBtn.addEventListener('click', async () => {
-    if (!(await confirmDialog(`Stop pod ${id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds.', 'Stop pod'))) return;
+    const whose = othersPod() ? ` It was started by ${whoName(pod!.created_by)}, not you.` : '';
+    if (!(await confirmDialog(`Stop pod ${id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds.' + whose, 'Stop pod'))) return;
     try {
       await api('POST', `/pods/${id}/stop`);
       say('info', 'Stopping the pod…', 'stopping');
