@@ -169,6 +169,12 @@ static int pod_attach(am_ctl *c, const char *id) {
         return 1;
     json_int_t you = json_integer_value(json_object_get(hello, "you"));
     int can_input = json_is_true(json_object_get(hello, "can_input"));
+    int held = json_is_integer(json_object_get(hello, "control"));
+    char holder[160];
+    snprintf(holder, sizeof holder, "%s",
+             json_string_value(json_object_get(hello, "control_user"))
+                 ? json_string_value(json_object_get(hello, "control_user"))
+                 : "someone else");
     const char *state = json_string_value(json_object_get(hello, "state"));
     int ended = state && (strcmp(state, "exited") == 0 || strcmp(state, "stopped") == 0 ||
                           strcmp(state, "failed") == 0);
@@ -193,7 +199,9 @@ static int pod_attach(am_ctl *c, const char *id) {
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    if (can_input && !ended)
+    if (can_input && !ended && held)
+        say("%s has control: you are watching%s", holder, " (they release it first)");
+    else if (can_input && !ended)
         am_ctl_ws_send(w, AM_WS_TEXT, "{\"type\":\"take\"}", 15);
     else if (!ended)
         say("%s%s", "your role can watch this pod but not type into it", "");
@@ -226,6 +234,9 @@ static int pod_attach(am_ctl *c, const char *id) {
                 if (mine && !holding) {
                     send_size(w);
                     say("you have control: typing goes to the pod%s", "", "");
+                } else if (!json_is_integer(h) && can_input && !ended) {
+                    /* control is free again: ask for it (the appliance gives it to one asker) */
+                    am_ctl_ws_send(w, AM_WS_TEXT, "{\"type\":\"take\"}", 15);
                 } else if (!mine && json_is_integer(h)) {
                     const char *u = json_string_value(json_object_get(m, "user"));
                     say("%s has control: you are watching%s", u ? u : "someone else",

@@ -303,6 +303,29 @@ class CliTest(unittest.TestCase):
             t.close()
             self.ctl("pod", "stop", pid)
 
+    def test_a_second_attach_watches_then_gets_control_when_it_is_released(self):
+        pid = self.start("sh")
+        a = Pty(self.d, self.home, "pod", "attach", pid)
+        b = None
+        try:
+            a.expect(rb"you have control")
+            b = Pty(self.d, self.home, "pod", "attach", pid)
+            b.expect(rb"admin has control: you are watching")
+            a.send(b"echo from-a-$((2+3))\r")
+            b.expect(rb"from-a-5")  # the watcher sees the holder's output live
+            a.send(b"\x1dq")
+            a.expect(rb"detached from pod")
+            b.expect(rb"you have control")
+            b.send(b"echo from-b-$((3+4))\r")
+            b.expect(rb"from-b-7")
+            b.send(b"\x1dq")
+            self.assertEqual(b.proc.wait(30), 0)
+        finally:
+            a.close()
+            if b:
+                b.close()
+            self.ctl("pod", "stop", pid)
+
     def test_attach_ends_when_the_pod_exits(self):
         pid = self.start("sh")
         t = Pty(self.d, self.home, "pod", "attach", pid)

@@ -169,9 +169,9 @@ export function sourceAddr(src: string): string {
 /** An audit target as a link to its page when there is one (pod:ID → the pod). */
 export function targetLink(target: string): HTMLElement {
   if (!target) return h('span', { class: 'muted' }, '—');
-  const m = target.match(/^(pod|user|runner|team|org|runner_token|api_token):(.+)$/);
+  const m = target.match(/^(pod|user|runner|team|org|runner_token|token|api_token):(.+)$/);
   const href = !m ? '' : m[1] === 'pod' ? '#/pods/' + encodeURIComponent(m[2]) : m[1] === 'user' ? '#/users'
-    : m[1] === 'runner' || m[1] === 'runner_token' ? '#/runners' : m[1] === 'team' ? '#/teams' : m[1] === 'org' ? '#/orgs' : m[1] === 'api_token' ? '#/users' : '';
+    : m[1] === 'runner' || m[1] === 'runner_token' || m[1] === 'token' ? '#/runners' : m[1] === 'team' ? '#/teams' : m[1] === 'org' ? '#/orgs' : m[1] === 'api_token' ? '#/users' : '';
   return href ? trunc(target, 'target-link', 'a', { href }) : trunc(target);
 }
 
