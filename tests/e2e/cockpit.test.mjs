@@ -307,6 +307,25 @@ step('teams: a bad name is explained before submitting; a double click creates o
   assert.equal(ev.length, 1, 'one team.create request reached the appliance: ' + JSON.stringify(ev.map((e) => e.result)));
 });
 
+step('pod form: a relative repository path and a bad branch name are explained before sending', async () => {
+  const p = s.page;
+  await p.goto(`${s.url}/#/pods`);
+  await p.click('#new-pod');
+  const before = (await call('GET', '/pods')).pods.length;
+  await p.fill('#pod-repo', 'relative/repo');
+  await p.click('text=Start pod');
+  await waitText(p, '#pod-form .form-error', 'or an absolute path on the runner');
+  await p.fill('#pod-repo', s.repo);
+  await p.fill('#pod-branch', 'bad..branch');
+  await p.click('text=Start pod');
+  await waitText(p, '#pod-form .form-error', 'The branch has a character git does not allow');
+  await p.fill('#pod-branch', 'ends-with/');
+  await p.click('text=Start pod');
+  await waitText(p, '#pod-form .form-error', 'The branch cannot start with');
+  assert.equal((await call('GET', '/pods')).pods.length, before, 'nothing was sent');
+  await p.click('#pod-form button:text("Cancel")');
+});
+
 step('keyboard: ? shows the shortcuts, g r goes to runners, / focuses the search', async () => {
   const p = s.page;
   await p.goto(`${s.url}/#/pods`);

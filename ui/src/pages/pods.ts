@@ -101,7 +101,7 @@ export function podsPage(ctx: Ctx): () => void {
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start pod');
     const form = h('form', { class: 'form-grid', id: 'pod-form', novalidate: true },
       h('h2', { class: 'span-all' }, 'New pod'),
-      field('Repository', repo, 'A git URL or path the runner can reach.'),
+      field('Repository', repo, 'A git URL (https://, ssh://, file://) or an absolute path the runner can reach.'),
       field('Program', preset),
       customField,
       field('Base ref', baseRef, 'Branch, tag or commit to start from.'),
@@ -123,6 +123,12 @@ export function podsPage(ctx: Ctx): () => void {
       const body: Record<string, unknown> = {};
       const fail = (msg: string, el?: HTMLElement) => { err.textContent = msg; el?.focus(); };
       if (!repo.value.trim()) return fail('Enter the repository the pod works in.', repo);
+      const badRepo = repoProblem(repo.value.trim());
+      if (badRepo) return fail(badRepo, repo);
+      // The base ref is a revision (main, v1.2, a commit, HEAD~2); the branch is a new ref name.
+      if (/\s/.test(baseRef.value.trim())) return fail('The base ref has a space: branch, tag and commit names have none.', baseRef);
+      const badBranch = refProblem(branch.value.trim());
+      if (badBranch) return fail('The branch ' + badBranch, branch);
       body.repo = repo.value.trim();
       if (preset.value === 'custom') {
         const words = splitWords(custom.value);
@@ -341,6 +347,23 @@ export function podsPage(ctx: Ctx): () => void {
     if (soon) clearTimeout(soon);
     ws?.close();
   };
+}
+
+/** A repository the runner can fetch: a URL it speaks or an absolute path (a relative path
+ * would be read as a URL and fail on the runner with "unsupported URL protocol"). */
+export function repoProblem(v: string): string | null {
+  if (/^(https?|ssh|git|file):\/\/\S+$/.test(v) || v.startsWith('/') || /^[\w.-]+@[\w.-]+:\S+$/.test(v)) return null;
+  if (/\s/.test(v)) return 'The repository has a space in it: a URL or path has none.';
+  return 'The repository is a git URL (https://, ssh://, git://, file://, user@host:path) or an absolute path on the runner (/srv/git/app).';
+}
+
+/** git's rules for ref names (git check-ref-format), the ones people trip over. */
+export function refProblem(v: string): string | null {
+  if (!v) return null;
+  if (/\s/.test(v)) return 'has a space: git refs cannot.';
+  if (/\.\.|[~^:?*[\\\x00-\x1f\x7f]|@\{/.test(v)) return 'has a character git does not allow in refs (.. ~ ^ : ? * [ \\ @{).';
+  if (/^[/.-]|\/$|\.lock$|\/\.|\/\/|\.$/.test(v)) return 'cannot start with / . or -, end with / . or .lock, or have // or /. in it.';
+  return null;
 }
 
 /** "user:alice" → "alice". */
