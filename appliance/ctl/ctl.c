@@ -51,7 +51,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 }
 
 /* A transfer that got no HTTP answer, in words (what to check), instead of curl's terms. */
-void am_ctl_curl_error(const char *url, int code, const char *ca) {
+void am_ctl_curl_error(const char *url, int code) {
     CURLcode rc = (CURLcode)code;
     const char *why;
     switch (rc) {
@@ -89,7 +89,6 @@ void am_ctl_curl_error(const char *url, int code, const char *ca) {
         break;
     }
     fprintf(stderr, "airmeshctl: %s: %s\n", url, why);
-    (void)ca;
 }
 
 /* Perform one API call. body may be NULL. On success *out is the parsed JSON (caller decrefs).
@@ -125,7 +124,7 @@ long am_ctl_api(am_ctl *c, const char *method, const char *path, json_t *body, j
     CURLcode rc = curl_easy_perform(h);
     long status = -1;
     if (rc != CURLE_OK) {
-        am_ctl_curl_error(url, rc, c->ca);
+        am_ctl_curl_error(url, rc);
     } else {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         json_error_t jerr;
@@ -179,7 +178,7 @@ int am_ctl_download(am_ctl *c, const char *path, const char *file) {
     int bad = fclose(f) != 0 || rc != CURLE_OK || status != 200;
     if (bad) {
         if (rc != CURLE_OK)
-            am_ctl_curl_error(url, rc, c->ca);
+            am_ctl_curl_error(url, rc);
         else {
             uint8_t *body = NULL;
             size_t len = 0;

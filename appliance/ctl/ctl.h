@@ -16,7 +16,7 @@ typedef struct {
 /* One API call; *out is the JSON response (caller decrefs). Returns the HTTP status or -1. */
 long am_ctl_api(am_ctl *c, const char *method, const char *path, json_t *body, json_t **out);
 /* A libcurl failure (no HTTP answer) in words: what to check. code is a CURLcode. */
-void am_ctl_curl_error(const char *url, int code, const char *ca);
+void am_ctl_curl_error(const char *url, int code);
 /* Print the API's error for a failed call (consumes resp); returns 1. */
 int am_ctl_report(long status, json_t *resp);
 /* GET path into file (atomically via FILE.part); prints the API error on failure. */

@@ -262,6 +262,11 @@ step('recording: the player plays it, and seeking to the end shows the last line
   await p.selectOption('#player-speed', '4');
   assert.ok(await p.isVisible('#download-recording'), 'the download stays');
   await p.screenshot({ path: join(SCREENS, 'player-1366-light.png') });
+  // Play in the pod list opens the player directly.
+  await p.goto(`${s.url}/#/pods`);
+  await p.click(`#pods-table tr[data-pod="${s.pods.done}"] a:text("Play")`);
+  await waitText(p, '#player-status', 'Ready');
+  assert.match(p.url(), new RegExp(`#/pods/${s.pods.done}\\?play=1$`));
 });
 
 step('a shown-once password and enrollment command survive a second click', async () => {

@@ -394,6 +394,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       try { fit.fit(); } catch { /* ignore */ }
       conn.connect();
       term.focus();
+      // #/pods/ID?play=1 (Play in the pod list) opens the player at once.
+      if (pod.recording && new URLSearchParams(location.hash.split('?')[1] || '').get('play') === '1') void play();
     }
   });
   // The WebSocket reports the state at connect and at exit; in between (pending → running),
