@@ -9,51 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wchar.h>
 
 #include "appliance/ctl/ctl.h"
+#include "appliance/ctl/wire.h"
 
-/* A copy of s with control characters replaced by '?'. */
 static char *clean(const char *s) {
-    char *o = strdup(s ? s : "");
-    if (!o)
-        return NULL;
-    mbstate_t st = {0};
-    size_t n = strlen(o);
-    for (size_t i = 0; i < n;) {
-        wchar_t wc;
-        size_t k = mbrtowc(&wc, o + i, n - i, &st);
-        if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
-            if ((unsigned char)o[i] < 0x20 || o[i] == 0x7f)
-                o[i] = '?';
-            memset(&st, 0, sizeof st);
-            i++;
-            continue;
-        }
-        if (wc < 0x20 || wc == 0x7f || (wc >= 0x80 && wc < 0xa0))
-            memset(o + i, '?', k);
-        i += k;
-    }
-    return o;
+    return am_ctl_clean_text(s);
 }
 
 size_t am_ctl_display_width(const char *s) {
-    mbstate_t st = {0};
-    size_t n = strlen(s), w = 0;
-    for (size_t i = 0; i < n;) {
-        wchar_t wc;
-        size_t k = mbrtowc(&wc, s + i, n - i, &st);
-        if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
-            memset(&st, 0, sizeof st);
-            w++;
-            i++;
-            continue;
-        }
-        int cw = wcwidth(wc);
-        w += cw < 0 ? 1 : (size_t)cw;
-        i += k;
-    }
-    return w;
+    return am_ctl_text_width(s);
 }
 
 void am_ctl_table_init(am_ctl_table *t, size_t ncols, const char *const *headers) {

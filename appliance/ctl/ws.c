@@ -10,6 +10,7 @@
  * Ownership: am_ctl_ws owns its socket, SSL objects and buffers; am_ctl_ws_free releases all.
  */
 #include "appliance/ctl/ws.h"
+#include "appliance/ctl/wire.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -320,51 +321,35 @@ int am_ctl_ws_recv(am_ctl_ws *w, int timeout_ms, int *opcode, const uint8_t **da
     long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     for (;;) {
         /* a whole frame in the buffer? */
-        if (w->len >= 2) {
-            size_t n = w->buf[1] & 0x7f, off = 2;
-            int ok = 1;
-            if (n == 126) {
-                ok = w->len >= 4;
-                if (ok)
-                    n = ((size_t)w->buf[2] << 8) | w->buf[3], off = 4;
-            } else if (n == 127) {
-                ok = w->len >= 10;
-                if (ok) {
-                    n = 0;
-                    for (int i = 0; i < 8; i++)
-                        n = (n << 8) | w->buf[2 + i];
-                    off = 10;
-                }
-            }
-            if (ok && n > MAX_MESSAGE)
+        size_t off, n;
+        int op, f = am_ctl_ws_frame(w->buf, w->len, MAX_MESSAGE, &op, &off, &n);
+        if (f < 0)
+            return -1;
+        if (f == 1) {
+            free(w->msg);
+            w->msg = malloc(n + 1);
+            if (!w->msg)
                 return -1;
-            if (ok && w->len >= off + n) {
-                int op = w->buf[0] & 0x0f;
-                free(w->msg);
-                w->msg = malloc(n + 1);
-                if (!w->msg)
-                    return -1;
-                memcpy(w->msg, w->buf + off, n);
-                w->msg[n] = 0;
-                memmove(w->buf, w->buf + off + n, w->len - off - n);
-                w->len -= off + n;
-                if (op == AM_WS_PING) {
-                    am_ctl_ws_send(w, AM_WS_PONG, w->msg, n);
-                    continue;
-                }
-                if (op == AM_WS_PONG)
-                    continue;
-                if (op == AM_WS_CLOSE) {
-                    w->close_code = n >= 2 ? (w->msg[0] << 8) | w->msg[1] : 1005;
-                    uint8_t code[2] = {w->msg[0], w->msg[1]};
-                    am_ctl_ws_send(w, AM_WS_CLOSE, code, n >= 2 ? 2 : 0);
-                    return -1;
-                }
-                *opcode = op;
-                *data = w->msg;
-                *len = n;
-                return 1;
+            memcpy(w->msg, w->buf + off, n);
+            w->msg[n] = 0;
+            memmove(w->buf, w->buf + off + n, w->len - off - n);
+            w->len -= off + n;
+            if (op == AM_WS_PING) {
+                am_ctl_ws_send(w, AM_WS_PONG, w->msg, n);
+                continue;
             }
+            if (op == AM_WS_PONG)
+                continue;
+            if (op == AM_WS_CLOSE) {
+                w->close_code = n >= 2 ? (w->msg[0] << 8) | w->msg[1] : 1005;
+                uint8_t code[2] = {n >= 2 ? w->msg[0] : 0, n >= 2 ? w->msg[1] : 0};
+                am_ctl_ws_send(w, AM_WS_CLOSE, code, n >= 2 ? 2 : 0);
+                return -1;
+            }
+            *opcode = op;
+            *data = w->msg;
+            *len = n;
+            return 1;
         }
         /* A zero timeout still reads what is already there. */
         int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
