@@ -375,7 +375,7 @@ step('audit: newest first, details expand, targets link, filters match part of t
   assert.ok(await d.locator('pre').isVisible(), 'the whole details show');
 });
 
-step('a member: "My pods" is empty; taking control of or stopping admin\'s pod says whose it is', async () => {
+step('a member and an admin: whose pod it is, who may take control over from whom, audited', async () => {
   const ctx = await newContext({ width: 1366, height: 768 });
   try {
     const p = await newPage(ctx);
@@ -391,10 +391,45 @@ step('a member: "My pods" is empty; taking control of or stopping admin\'s pod s
     await waitText(p, 'dialog.confirm', "Take control of admin's pod?");
     await p.click('dialog.confirm button:text("Cancel")');
     await waitText(p, '#control-holder', 'Nobody has control');
+    // While admin holds it, a member cannot take it over (not her pod, not an admin).
+    const a0 = await newPage(s.ctx);
+    await a0.goto(`${s.url}/#/pods/${s.pods.run}`);
+    await a0.waitForSelector('#control-btn:not([disabled])');
+    await a0.click('#control-btn');
+    await waitText(a0, '#control-holder', 'You have control');
+    await waitText(p, '#control-holder', 'admin has control');
+    assert.ok(await p.isDisabled('#control-btn'), 'no take-over for a member on another user\'s pod');
+    assert.match(await p.getAttribute('#control-btn', 'title'), /the pod's owner or an admin may take it over/);
+    await a0.close();
+    await waitText(p, '#control-holder', 'Nobody has control');
     await p.click('#stop-pod');
     await waitText(p, 'dialog.confirm', 'It was started by admin, not you.');
     await p.click('dialog.confirm button:text("Cancel")');
     assert.equal((await podState(s.pods.run)).state, 'running', 'cancel changes nothing');
+    // Her own pod: she types; an admin takes control from her (another user), she is told who.
+    const r = await p.request.post(s.url + '/api/v1/pods', { headers: { 'X-Airmesh-CSRF': '1' }, data: { repo: s.repo, command: ['sh'] } });
+    assert.equal(r.status(), 201, await r.text());
+    const mine = (await r.json()).id;
+    await until('her pod running', async () => (await podState(mine)).state === 'running');
+    await p.goto(`${s.url}/#/pods/${mine}`);
+    await p.waitForSelector('#term-status.conn-live');
+    await p.waitForSelector('#control-btn:not([disabled])');
+    await p.click('#control-btn');
+    await waitText(p, '#control-holder', 'You have control');
+    const a = s.page;
+    await a.goto(`${s.url}/#/pods/${mine}`);
+    await waitText(a, '#control-holder', 'zoe has control');
+    await waitText(a, '#control-btn', 'Take control from zoe');
+    await a.click('#control-btn');
+    await waitText(a, 'dialog.confirm', "Take control of zoe's pod?");
+    await a.click('dialog.confirm .btn-primary');
+    await waitText(a, '#control-holder', 'You have control');
+    await waitText(p, '.notice[data-key="taken"]', 'admin took control');
+    await waitText(p, '#control-holder', 'admin has control');
+    const ev = (await call('GET', '/audit?action=pod.terminal.take&limit=1000')).events.filter((e) => e.target === 'pod:' + mine);
+    assert.deepEqual(ev.map((e) => [e.actor, e.details && e.details.from, e.details && e.details.why]),
+      [['user:zoe', undefined, undefined], ['user:admin', 'user:zoe', 'taken over']], 'the take-over is audited with whom it was taken from');
+    await call('POST', `/pods/${mine}/stop`);
   } finally {
     await ctx.close();
   }

@@ -7,6 +7,7 @@ detaches and the terminal is restored.
 
   cli_test.py AIRMESHD AIRMESHCTL UI_DIR AIRMESH_RUNNER
 """
+import base64
 import fcntl
 import json
 import os
@@ -14,6 +15,8 @@ import re
 import select
 import shutil
 import signal
+import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -80,6 +83,61 @@ class Pty:
                 pass
 
 
+class WS:
+    """Just enough of a WebSocket client to send take and read control messages."""
+
+    def __init__(self, d, path, token):
+        raw = socket.create_connection(("127.0.0.1", d.port))
+        self.s = ssl.create_default_context(cafile=d.ca).wrap_socket(raw,
+                                                                   server_hostname="127.0.0.1")
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+                        ).encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.s.recv(65536)
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send_json(self, obj):
+        data, mask = json.dumps(obj).encode(), os.urandom(4)
+        self.s.sendall(struct.pack("!BB", 0x81, 0x80 | len(data)) + mask +
+                       bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def messages(self, timeout):
+        """Text messages that arrive within timeout seconds."""
+        out, deadline = [], time.time() + timeout
+        while True:
+            while len(self.buf) >= 2:
+                n, off = self.buf[1] & 0x7F, 2
+                if n == 126:
+                    n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+                elif n == 127:
+                    n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+                if len(self.buf) < off + n:
+                    break
+                op, payload, self.buf = self.buf[0] & 0x0F, self.buf[off:off + n], \
+                    self.buf[off + n:]
+                if op == 1:
+                    out.append(json.loads(payload))
+            left = deadline - time.time()
+            if left <= 0:
+                return out
+            self.s.settimeout(left)
+            try:
+                chunk = self.s.recv(65536)
+            except (socket.timeout, TimeoutError):
+                return out
+            if not chunk:
+                return out
+            self.buf += chunk
+
+    def close(self):
+        self.s.close()
+
+
 class CliTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -88,7 +146,11 @@ class CliTest(unittest.TestCase):
     @classmethod
     def _setup(cls):
         cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
+        # control_idle 2s: a holder idle that long loses input control to the next taker.
+        cfg = os.path.join(cls.tmp, "airmeshd.yaml")
+        with open(cfg, "w") as f:
+            f.write("control_idle: 2s\n")
+        cls.d = Daemon(os.path.join(cls.tmp, "airmesh"), extra=("--config", cfg)).wait_ready()
         cls.home = harness.login(cls.d, cls.d.read_password())
         r = cls.ctl("token", "create")
         assert r.returncode == 0, r.stderr
@@ -320,6 +382,41 @@ class CliTest(unittest.TestCase):
             b.expect(rb"from-b-7")
             b.send(b"\x1dq")
             self.assertEqual(b.proc.wait(30), 0)
+        finally:
+            a.close()
+            if b:
+                b.close()
+            self.ctl("pod", "stop", pid)
+
+    def test_an_idle_holder_loses_control_to_the_next_taker_never_an_active_one(self):
+        pid = self.start("sh")
+        a = Pty(self.d, self.home, "pod", "attach", pid)
+        token = json.loads(harness.read(os.path.join(self.home, ".config", "airmesh",
+                                                     "session")))["token"]
+        b = None
+        try:
+            a.expect(rb"you have control")
+            b = WS(self.d, f"/api/v1/pods/{pid}/terminal", token)
+            hello = next(m for m in b.messages(10) if m["type"] == "hello")
+            # Positive control: while the holder (the same user, in the attach) is active, a take
+            # from this other connection is refused and says where control is.
+            a.send(b"echo active\r")
+            b.send_json({"type": "take"})
+            errors = [m for m in b.messages(1) if m["type"] == "error"]
+            self.assertTrue(errors and "you, in another tab or window" in errors[0]["message"],
+                            errors)
+            # Once the attach has typed nothing for control_idle (2 s), the same take succeeds.
+            def took():
+                b.send_json({"type": "take"})
+                return any(m["type"] == "control" and m["holder"] == hello["you"]
+                           for m in b.messages(1))
+            wait_for(took, 30, step=0, what="the idle holder's control taken")
+            a.expect(rb"admin has control: you are watching")
+            code, _, _, body = harness.curl(self.d, "/api/v1/audit?action=pod.terminal.take"
+                                            "&limit=1000", "-H", "Authorization: Bearer " + token)
+            self.assertEqual(code, 200, body)
+            takes = [e for e in json.loads(body)["events"] if e["target"] == "pod:" + pid]
+            self.assertEqual(takes[-1]["details"], {"from": "user:admin", "why": "idle"})
         finally:
             a.close()
             if b:

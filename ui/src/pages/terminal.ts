@@ -9,7 +9,7 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_MEMBER, Runner } from '../api';
+import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner } from '../api';
 import { prune as pruneCspStyles } from '../csp-styles';
 import { append, badge, clear, confirmDialog, dateTime, exitWords, h, notice } from '../dom';
 import type { Ctx } from '../main';
@@ -174,6 +174,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       const before = iHold();
       holder = hd;
       holderUser = user;
+      // The previous holder hears who took control.
+      if (before && !iHold() && hd !== null) say('warn', `${user || 'Someone'} took control. You keep watching.`, 'taken');
+      if (iHold()) notices.querySelector('[data-key="taken"]')?.remove();
       updateControl();
       if (!before && iHold()) fitAndSend();
     },
@@ -237,15 +240,19 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       controlBtn.disabled = !live;
       controlBtn.title = 'Let someone else type; you keep watching.';
     } else {
-      // The appliance gives control to one viewer at a time and refuses to take it from a
-      // holder: the button is offered when control is free, and says who must release it.
-      controlBtn.textContent = 'Take control';
+      // The appliance's rules: members and above type; control is taken from another user by an
+      // admin or owner or the pod's owner, never from your own other tab while it is active
+      // (release it there; after control_idle anyone may take it).
       const allowed = !!hello && hello.can_input && canWrite;
       const held = holder !== null;
-      controlBtn.disabled = !live || !allowed || held;
+      const mayTakeOver = ctx.who.role >= ROLE_ADMIN || (!!pod && whoName(pod.created_by) === ctx.who.user);
+      const blocked = meElsewhere() || (held && !mayTakeOver);
+      controlBtn.textContent = held && !blocked && allowed ? `Take control from ${holderUser || 'them'}` : 'Take control';
+      controlBtn.disabled = !live || !allowed || blocked;
       controlBtn.title = !allowed ? 'Your role can watch pods but not type into them.'
         : meElsewhere() ? 'You have control in another tab or window: release it there first.'
-        : held ? `${holderUser || 'Someone'} has control: they release it first.`
+        : held && !mayTakeOver ? `${holderUser || 'Someone'} has control: they release it (the pod's owner or an admin may take it over).`
+        : held ? `${holderUser || 'Someone'} has control; taking it over is recorded in the audit log.`
         : 'Type into the pod; your window size becomes its size.';
     }
     typeHint.hidden = true;
