@@ -146,10 +146,11 @@ class CliTest(unittest.TestCase):
     @classmethod
     def _setup(cls):
         cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        # control_idle 2s: a holder idle that long loses input control to the next taker.
+        # control_idle 8s: a holder idle that long loses input control to the next taker (long
+        # enough that "just typed" is still active on a loaded machine).
         cfg = os.path.join(cls.tmp, "airmeshd.yaml")
         with open(cfg, "w") as f:
-            f.write("control_idle: 2s\n")
+            f.write("control_idle: 8s\n")
         cls.d = Daemon(os.path.join(cls.tmp, "airmesh"), extra=("--config", cfg)).wait_ready()
         cls.home = harness.login(cls.d, cls.d.read_password())
         r = cls.ctl("token", "create")
@@ -400,12 +401,13 @@ class CliTest(unittest.TestCase):
             hello = next(m for m in b.messages(10) if m["type"] == "hello")
             # Positive control: while the holder (the same user, in the attach) is active, a take
             # from this other connection is refused and says where control is.
-            a.send(b"echo active\r")
+            a.send(b"echo act''ive\r")
+            a.expect(rb"active")  # the echo came back: the appliance has seen this input
             b.send_json({"type": "take"})
-            errors = [m for m in b.messages(1) if m["type"] == "error"]
-            self.assertTrue(errors and "you, in another tab or window" in errors[0]["message"],
-                            errors)
-            # Once the attach has typed nothing for control_idle (2 s), the same take succeeds.
+            errors = [m for m in b.messages(5) if m["type"] in ("error", "control")]
+            self.assertTrue(errors and "you, in another tab or window" in
+                            errors[0].get("message", ""), errors)
+            # Once the attach has typed nothing for control_idle (8 s), the same take succeeds.
             def took():
                 b.send_json({"type": "take"})
                 return any(m["type"] == "control" and m["holder"] == hello["you"]
