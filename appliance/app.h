@@ -30,6 +30,7 @@ typedef struct am_app {
     const char *grpc_addr;    /* host:port runners dial, shown in enrollment commands */
     uint64_t session_ttl_ms;  /* absolute session lifetime */
     uint64_t session_idle_ms; /* idle timeout */
+    uint64_t control_idle_ms; /* a terminal's idle input-control holder loses it */
 } am_app;
 
 #endif

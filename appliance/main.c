@@ -53,7 +53,8 @@ static void usage(FILE *out) {
             "  --grpc-listen ADDR:PORT  runner protocol (mTLS); default 127.0.0.1:9443\n"
             "  --ui DIR              console static files; default ui/static\n"
             "  --config FILE         YAML config file (keys: data, listen, grpc_listen, ui,\n"
-            "                        log_level, hostnames, ips, session_ttl, session_idle);\n"
+            "                        log_level, hostnames, ips, session_ttl, session_idle,\n"
+            "                        control_idle);\n"
             "                        flags override the file\n"
             "  --log-level LEVEL     debug, info, warn or error; default info\n"
             "  --runner-cert-days N  lifetime of runner client certificates; default 7\n"
@@ -212,6 +213,7 @@ int main(int argc, char **argv) {
     am_app app = {.data_dir = cfg.data,
                   .session_ttl_ms = cfg.session_ttl_ms,
                   .session_idle_ms = cfg.session_idle_ms,
+                  .control_idle_ms = cfg.control_idle_ms,
                   .grpc_addr = grpc_addr};
     am_rpc *rpc = NULL;
     grpc_init();

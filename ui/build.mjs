@@ -1,5 +1,6 @@
-// Builds the console into dist/: index.html, app.js (esbuild bundle of src/, xterm.js
-// included), app.css, xterm.css (xterm.js's own stylesheet, unchanged) and favicon.svg.
+// Builds the console into dist/: index.html, app.js (esbuild bundle of src/, xterm.js and
+// asciinema-player included), app.css, xterm.css and player.css (the two libraries' own
+// stylesheets, unchanged) and favicon.svg.
 // Nothing is fetched at run time: every byte the browser loads comes from dist/.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
@@ -27,4 +28,5 @@ copyFileSync(join(here, 'index.html'), join(out, 'index.html'));
 copyFileSync(join(here, 'src', 'app.css'), join(out, 'app.css'));
 copyFileSync(join(here, 'src', 'favicon.svg'), join(out, 'favicon.svg'));
 copyFileSync(join(here, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(out, 'xterm.css'));
+copyFileSync(join(here, 'node_modules', 'asciinema-player', 'dist', 'bundle', 'asciinema-player.css'), join(out, 'player.css'));
 console.log('ui: built ' + out);

@@ -32,6 +32,7 @@ int am_config_defaults(am_config *c) {
     c->pod_tmp = 256ull << 20;
     c->pod_shm = 64ull << 20;
     c->pod_workspace = 1ull << 30;
+    c->control_idle_ms = 15ull * 60 * 1000;
     if (am_config_set(&c->data, "./var/airmesh") || am_config_set(&c->listen, "127.0.0.1:8443") ||
         am_config_set(&c->grpc_listen, "127.0.0.1:9443") || am_config_set(&c->ui, "ui/static") ||
         am_config_set(&c->log_level, "info"))
@@ -72,11 +73,14 @@ static int apply(am_config *c, const char *path, int line, const char *key, cons
                               line, key);
         return am_config_set(slot, val);
     }
-    if (strcmp(key, "session_ttl") == 0 || strcmp(key, "session_idle") == 0) {
+    if (strcmp(key, "session_ttl") == 0 || strcmp(key, "session_idle") == 0 ||
+        strcmp(key, "control_idle") == 0) {
         if (is_seq)
             return am_err_set(AM_EINVAL, "config %s line %d: %s must be a duration", path, line,
                               key);
-        int rc = am_duration_parse(val, key[8] == 't' ? &c->session_ttl_ms : &c->session_idle_ms);
+        int rc = am_duration_parse(val, key[0] == 'c'   ? &c->control_idle_ms
+                                        : key[8] == 't' ? &c->session_ttl_ms
+                                                        : &c->session_idle_ms);
         if (rc)
             return am_err_set(AM_EINVAL, "config %s line %d: %s: %s", path, line, key,
                               am_err_last());

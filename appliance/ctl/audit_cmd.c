@@ -24,6 +24,7 @@
 
 #include "appliance/audit/audit.h"
 #include "appliance/ctl/audit_cmd.h"
+#include "appliance/ctl/ctl.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -146,7 +147,7 @@ static int do_export(const char *url, const char *ca, const char *token, const c
     int werr = fflush(f) != 0 || fsync(fileno(f)) != 0;
     fclose(f);
     if (cc != CURLE_OK) {
-        fprintf(stderr, "airmeshctl: %s: %s\n", url, curl_easy_strerror(cc));
+        am_ctl_curl_error(url, (int)cc);
         unlink(tmp);
         return 1;
     }

@@ -12,19 +12,21 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "appliance/ctl/ctl.h"
 #include "appliance/ctl/audit_cmd.h"
-#include "common/version.h"
+#include "appliance/ctl/ctl.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "common/version.h"
 
 typedef am_ctl ctl;
 
@@ -46,6 +48,47 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
     s->len += add;
     s->buf[s->len] = '\0';
     return add;
+}
+
+/* A transfer that got no HTTP answer, in words (what to check), instead of curl's terms. */
+void am_ctl_curl_error(const char *url, int code) {
+    CURLcode rc = (CURLcode)code;
+    const char *why;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        why = "the host name is unknown (check --url or AIRMESH_URL)";
+        break;
+    case CURLE_COULDNT_CONNECT:
+        why = "nothing answers there (is airmeshd running, on this port?)";
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        why = "no answer in time (is the host reachable?)";
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        why = "not an https:// URL";
+        break;
+    case CURLE_URL_MALFORMAT:
+        why = "not a URL of the form https://HOST[:PORT]";
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        why = "the appliance's certificate is not signed by the CA given (pass the appliance's "
+              "pki/ca.pem with --ca FILE or AIRMESH_CA)";
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        why = "the CA file cannot be used as a certificate";
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        why = "the TLS handshake failed (is this airmeshd's HTTPS port?)";
+        break;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+        why = "the connection closed without an answer (is this airmeshd's HTTPS port?)";
+        break;
+    default:
+        why = curl_easy_strerror(rc);
+        break;
+    }
+    fprintf(stderr, "airmeshctl: %s: %s\n", url, why);
 }
 
 /* Perform one API call. body may be NULL. On success *out is the parsed JSON (caller decrefs).
@@ -81,9 +124,7 @@ long am_ctl_api(am_ctl *c, const char *method, const char *path, json_t *body, j
     CURLcode rc = curl_easy_perform(h);
     long status = -1;
     if (rc != CURLE_OK) {
-        fprintf(stderr, "airmeshctl: %s: %s\n", url, curl_easy_strerror(rc));
-        if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-            fprintf(stderr, "airmeshctl: pass the appliance's CA with --ca FILE or AIRMESH_CA\n");
+        am_ctl_curl_error(url, rc);
     } else {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         json_error_t jerr;
@@ -137,7 +178,7 @@ int am_ctl_download(am_ctl *c, const char *path, const char *file) {
     int bad = fclose(f) != 0 || rc != CURLE_OK || status != 200;
     if (bad) {
         if (rc != CURLE_OK)
-            fprintf(stderr, "airmeshctl: %s: %s\n", url, curl_easy_strerror(rc));
+            am_ctl_curl_error(url, rc);
         else {
             uint8_t *body = NULL;
             size_t len = 0;
@@ -303,17 +344,23 @@ static int cmd_login(ctl *c, int argc, char **argv) {
     return 0;
 }
 
+/* Logged out already (no session, or the appliance ended it): say so, exit 0. */
 static int cmd_logout(ctl *c) {
+    char path[PATH_MAX];
+    if (!c->token[0]) {
+        printf("not logged in at %s: nothing to do\n", c->url);
+        return 0;
+    }
     json_t *resp = NULL;
     long st = am_ctl_api(c, "POST", "/api/v1/logout", NULL, &resp);
-    char path[PATH_MAX];
-    if (session_path(path, sizeof path, 0) == 0)
-        unlink(path);
-    if (st != 200)
-        return am_ctl_report(st, resp);
-    json_decref(resp);
-    printf("logged out\n");
-    return 0;
+    if (st == 200 || st == 401) {
+        if (session_path(path, sizeof path, 0) == 0)
+            unlink(path);
+        json_decref(resp);
+        printf(st == 200 ? "logged out\n" : "the session had already ended; forgotten here\n");
+        return 0;
+    }
+    return am_ctl_report(st, resp);
 }
 
 static int cmd_whoami(ctl *c) {
@@ -327,15 +374,24 @@ static int cmd_whoami(ctl *c) {
     return 0;
 }
 
-static void fmt_time(json_int_t ms, char *buf, size_t cap) {
+void am_ctl_local_time(long long ms, char *buf, size_t cap) {
     if (ms <= 0) {
         snprintf(buf, cap, "-");
         return;
     }
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char z[8];
+    localtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(z, sizeof z, "%z", &tm); /* +0100 → +01:00 */
+    size_t n = strlen(buf);
+    if (strlen(z) == 5 && n + 7 <= cap)
+        snprintf(buf + n, cap - n, "%.3s:%s", z, z + 3);
+}
+
+static void fmt_time(json_int_t ms, char *buf, size_t cap) {
+    am_ctl_local_time((long long)ms, buf, cap);
 }
 
 static char *labels_text(json_t *labels, char *buf, size_t cap) {
@@ -417,18 +473,21 @@ static int cmd_token(ctl *c, int argc, char **argv) {
         st = am_ctl_api(c, "GET", "/api/v1/runner-tokens", NULL, &resp);
         if (st != 200)
             return am_ctl_report(st, resp);
-        printf("%-14s %-8s %-21s %-20s %s\n", "ID", "STATE", "EXPIRES", "USED BY", "LABELS");
+        am_ctl_table tab;
+        am_ctl_table_init(&tab, 5, (const char *[]){"ID", "STATE", "EXPIRES", "USED BY", "LABELS"});
         size_t i;
         json_t *t;
         json_array_foreach(json_object_get(resp, "tokens"), i, t) {
             char exp[40], lab[512];
             fmt_time(json_integer_value(json_object_get(t, "expires_ms")), exp, sizeof exp);
-            const char *used = json_string_value(json_object_get(t, "used_by"));
-            printf("%-14s %-8s %-21s %-20s %s\n", json_string_value(json_object_get(t, "id")),
-                   json_string_value(json_object_get(t, "state")), exp,
-                   used && *used ? used : "-",
-                   labels_text(json_object_get(t, "labels"), lab, sizeof lab));
+            am_ctl_table_add(
+                &tab, (const char *[]){json_string_value(json_object_get(t, "id")),
+                                       json_string_value(json_object_get(t, "state")), exp,
+                                       json_string_value(json_object_get(t, "used_by")),
+                                       labels_text(json_object_get(t, "labels"), lab, sizeof lab)});
         }
+        am_ctl_table_print(&tab, stdout);
+        am_ctl_table_free(&tab);
         json_decref(resp);
         return 0;
     }
@@ -463,21 +522,25 @@ static int cmd_runner(ctl *c, int argc, char **argv) {
             json_decref(resp);
             return 0;
         }
-        printf("%-19s %-8s %-20s %-8s %-21s %-21s %s\n", "ID", "STATE", "HOSTNAME", "VERSION",
-               "LAST HEARTBEAT", "CERT EXPIRES", "LABELS");
+        am_ctl_table tab;
+        am_ctl_table_init(&tab, 7,
+                          (const char *[]){"ID", "STATE", "HOSTNAME", "VERSION", "LAST HEARTBEAT",
+                                           "CERT EXPIRES", "LABELS"});
         size_t i;
         json_t *r;
         json_array_foreach(json_object_get(resp, "runners"), i, r) {
             char hb[40], exp[40], lab[512];
             fmt_time(json_integer_value(json_object_get(r, "last_heartbeat_ms")), hb, sizeof hb);
             fmt_time(json_integer_value(json_object_get(r, "cert_not_after_ms")), exp, sizeof exp);
-            printf("%-19s %-8s %-20s %-8s %-21s %-21s %s\n",
-                   json_string_value(json_object_get(r, "id")),
-                   json_string_value(json_object_get(r, "state")),
-                   json_string_value(json_object_get(r, "hostname")),
-                   json_string_value(json_object_get(r, "version")), hb, exp,
-                   labels_text(json_object_get(r, "labels"), lab, sizeof lab));
+            am_ctl_table_add(
+                &tab, (const char *[]){json_string_value(json_object_get(r, "id")),
+                                       json_string_value(json_object_get(r, "state")),
+                                       json_string_value(json_object_get(r, "hostname")),
+                                       json_string_value(json_object_get(r, "version")), hb, exp,
+                                       labels_text(json_object_get(r, "labels"), lab, sizeof lab)});
         }
+        am_ctl_table_print(&tab, stdout);
+        am_ctl_table_free(&tab);
         json_decref(resp);
         return 0;
     }
@@ -538,7 +601,10 @@ static void usage(FILE *out) {
             "             [--network none|host] [--keep-worktree] [--json]\n"
             "             -- COMMAND [ARGS...]\n"
             "                                start an agent in a sandboxed pod on its own branch\n"
-            "  pod list [--json], pod show ID  pods of your org and their state\n"
+            "  pod list [--json], pod show ID [--json]\n"
+            "                                pods of your org and their state\n"
+            "  pod logs ID [--follow]        print the pod's scrollback (its last 1 MiB)\n"
+            "  pod attach ID                 the pod's terminal in yours (detach: Ctrl-] q)\n"
             "  pod wait ID [--timeout S]     wait until the pod ends; exit 0 if it exited 0\n"
             "  pod stop ID, pod rm ID        stop a pod; remove an ended pod's record\n"
             "  pod recording ID -o FILE      download the pod's asciicast recording (.cast)\n"
@@ -550,8 +616,10 @@ static void usage(FILE *out) {
             "       [--current-password-file F]   users of your org\n"
             "  team list | team create NAME | team add|remove TEAM USER | team rm TEAM\n"
             "  api-token list | api-token create [--name N] [--role R] [--ttl 30d] |\n"
-            "       api-token revoke ID          tokens for automation (AIRMESH_TOKEN)\n"
-            AM_CTL_AUDIT_USAGE);
+            "       api-token revoke ID          tokens for automation "
+            "(AIRMESH_TOKEN)\n" AM_CTL_AUDIT_USAGE
+            "  help [COMMAND]                this overview, or one command's flags (also\n"
+            "                                airmeshctl COMMAND --help)\n");
 }
 
 int main(int argc, char **argv) {
@@ -584,6 +652,36 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!setlocale(LC_CTYPE, "C.UTF-8"))
+        setlocale(LC_CTYPE, ""); /* display widths of names in lists */
+    if (strcmp(argv[i], "help") == 0) {
+        if (i + 1 >= argc) {
+            usage(stdout);
+            return 0;
+        }
+        return am_ctl_help(argv[i + 1], stdout);
+    }
+    if (am_ctl_wants_help(argc - i, argv + i)) {
+        int known = am_ctl_help(argv[i], stdout);
+        return known == 0 ? 0 : 2;
+    }
+    if (strcmp(argv[i], "audit") != 0 || (i + 1 < argc && strcmp(argv[i + 1], "export") == 0)) {
+        /* Commands that talk to the appliance: a URL and a CA that can work, said in words. */
+        if (strncasecmp(c.url, "https://", 8) != 0 || !c.url[8] || c.url[8] == '/') {
+            fprintf(stderr,
+                    "airmeshctl: %s: the appliance URL must be https://HOST[:PORT] (airmeshd "
+                    "serves only HTTPS)\n",
+                    c.url);
+            return 2;
+        }
+        if (c.ca && *c.ca && access(c.ca, R_OK) != 0) {
+            fprintf(stderr,
+                    "airmeshctl: the CA file %s cannot be read: %s (it is the appliance's "
+                    "pki/ca.pem; pass it with --ca FILE or AIRMESH_CA)\n",
+                    c.ca, strerror(errno));
+            return 1;
+        }
+    }
     size_t ul = strlen(c.url);
     char url[512];
     snprintf(url, sizeof url, "%.*s", (int)(ul && c.url[ul - 1] == '/' ? ul - 1 : ul), c.url);
@@ -606,6 +704,9 @@ int main(int argc, char **argv) {
         rc = cmd_token(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "runner") == 0)
         rc = cmd_runner(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "pod") == 0 && sub_argc > 1 &&
+             (strcmp(sub_argv[1], "logs") == 0 || strcmp(sub_argv[1], "attach") == 0))
+        rc = am_ctl_pod_terminal(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "pod") == 0)
         rc = am_ctl_pod(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "org") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "team") == 0 ||
@@ -614,7 +715,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {
-        fprintf(stderr, "airmeshctl: unknown command '%s' (see --help)\n", cmd);
+        fprintf(stderr, "airmeshctl: unknown command '%s' (see airmeshctl help)\n", cmd);
         rc = 2;
     }
     am_wipe(c.token, sizeof c.token);

@@ -5,6 +5,7 @@
 #define AM_APPLIANCE_CTL_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 typedef struct {
     const char *url;
@@ -14,12 +15,33 @@ typedef struct {
 
 /* One API call; *out is the JSON response (caller decrefs). Returns the HTTP status or -1. */
 long am_ctl_api(am_ctl *c, const char *method, const char *path, json_t *body, json_t **out);
+/* A libcurl failure (no HTTP answer) in words: what to check. code is a CURLcode. */
+void am_ctl_curl_error(const char *url, int code);
 /* Print the API's error for a failed call (consumes resp); returns 1. */
 int am_ctl_report(long status, json_t *resp);
 /* GET path into file (atomically via FILE.part); prints the API error on failure. */
 int am_ctl_download(am_ctl *c, const char *path, const char *file);
 
 int am_ctl_pod(am_ctl *c, int argc, char **argv);
+/* pod logs ID [--follow] | pod attach ID (attach_cmd.c; argv[0] is "pod"). */
+int am_ctl_pod_terminal(am_ctl *c, int argc, char **argv);
+/* Print the help of one command (NULL: the overview) on out; 0, or 2 for an unknown command. */
+int am_ctl_help(const char *cmd, FILE *out);
+/* 1 when argv (up to a "--") asks for help: --help or -h. */
+int am_ctl_wants_help(int argc, char **argv);
+/* A time in the local zone, ISO 8601 to the second ("2026-12-01T21:23:55+01:00"); "-" for 0. */
+void am_ctl_local_time(long long ms, char *buf, size_t cap);
+
+/* Lists (table.c): columns padded by display width; the last column is never cut. */
+typedef struct {
+    size_t ncols, nrows, cap;
+    char **cells;
+} am_ctl_table;
+void am_ctl_table_init(am_ctl_table *t, size_t ncols, const char *const *headers);
+void am_ctl_table_add(am_ctl_table *t, const char *const *row);
+void am_ctl_table_print(const am_ctl_table *t, FILE *out);
+void am_ctl_table_free(am_ctl_table *t);
+size_t am_ctl_display_width(const char *s);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
 

@@ -1,8 +1,12 @@
 /*
- * appliance/ctl/pod_cmd.c — `airmeshctl pod …`: create, list, show, wait, stop, rm, recording.
- * A thin client of /api/v1/pods; shares ctl.c's request helpers through ctl.h.
+ * appliance/ctl/pod_cmd.c — `airmeshctl pod …`: create, list, show, wait, stop, rm, recording
+ * (logs and attach are attach_cmd.c). A thin client of /api/v1/pods; shares ctl.c's request
+ * helpers through ctl.h. Flags are checked before anything is sent: a limit that is not a
+ * number is refused here (exit 2), not sent as 0.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +28,94 @@ static int kv_into(json_t *obj, const char *kv, const char *what) {
     return 0;
 }
 
-static void print_pod_row(json_t *p) {
+/* The command as one line: words joined by spaces, a word with spaces or quotes in '…'. */
+static void command_text(json_t *cmd, char *buf, size_t cap) {
+    size_t o = 0, i;
+    json_t *w;
+    buf[0] = '\0';
+    json_array_foreach(cmd, i, w) {
+        const char *s = json_string_value(w);
+        if (!s)
+            continue;
+        int quote = !*s || strpbrk(s, " \t\"'$\\;&|<>()*?") != NULL;
+        int n = snprintf(buf + o, cap - o, quote ? "%s'%s'" : "%s%s", i ? " " : "", s);
+        if (n < 0 || (size_t)n >= cap - o) {
+            if (cap > 4)
+                snprintf(buf + cap - 4, 4, "...");
+            return;
+        }
+        o += (size_t)n;
+    }
+}
+
+static void state_text(json_t *p, char *st, size_t cap) {
     const char *state = json_string_value(json_object_get(p, "state"));
-    char st[48];
-    if (strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0)
-        snprintf(st, sizeof st, "exited(%d)", (int)json_integer_value(json_object_get(p, "exit_code")));
+    if (state && strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0)
+        snprintf(st, cap, "exited(%d)", (int)json_integer_value(json_object_get(p, "exit_code")));
     else
-        snprintf(st, sizeof st, "%s", state);
-    json_t *cmd = json_object_get(p, "command");
-    printf("%-15s %-12s %-19s %-28s %s\n", json_string_value(json_object_get(p, "id")), st,
-           json_string_value(json_object_get(p, "runner")),
-           json_string_value(json_object_get(p, "branch")),
-           json_string_value(json_array_get(cmd, 0)));
+        snprintf(st, cap, "%s", state ? state : "?");
+}
+
+static const char *owner_of(json_t *p) {
+    const char *o = json_string_value(json_object_get(p, "created_by"));
+    return o && strncmp(o, "user:", 5) == 0 ? o + 5 : o;
+}
+
+static void add_pod_row(am_ctl_table *t, json_t *p) {
+    char st[48], cmd[4096];
+    state_text(p, st, sizeof st);
+    command_text(json_object_get(p, "command"), cmd, sizeof cmd);
+    am_ctl_table_add(t,
+                     (const char *[]){json_string_value(json_object_get(p, "id")), st, owner_of(p),
+                                      json_string_value(json_object_get(p, "runner")),
+                                      json_string_value(json_object_get(p, "branch")), cmd});
+}
+
+/* --cpu 1.5: a finite number of cores above 0 (at most 1024). */
+static int parse_cpu(const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(d) || d <= 0 || d > 1024) {
+        fprintf(stderr,
+                "airmeshctl pod create: --cpu %s: expected a number of CPU cores such as "
+                "1 or 1.5\n",
+                v);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* --pids 512: a whole number of processes, 1 to 4194304. */
+static int parse_pids(const char *v, long long *out) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 1 || n > 4194304) {
+        fprintf(stderr,
+                "airmeshctl pod create: --pids %s: expected a whole number of processes "
+                "such as 512\n",
+                v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* --memory 512M, --tmp, --shm, --workspace: digits with an optional K, M, G or T (and i, iB
+ * or B). */
+static int check_size(const char *flag, const char *v) {
+    const char *p = v;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    int ok = p > v && (!*p || (strchr("KkMmGgTt", *p) &&
+                               (!p[1] || strcmp(p + 1, "B") == 0 || strcmp(p + 1, "i") == 0 ||
+                                strcmp(p + 1, "iB") == 0)));
+    if (!ok)
+        fprintf(stderr, "airmeshctl pod create: --%s %s: expected a size such as 512M or 2G\n",
+                flag, v);
+    return ok ? 0 : -1;
 }
 
 static int pod_create(am_ctl *c, int argc, char **argv) {
@@ -62,12 +142,30 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         case 'n': json_object_set_new(body, "network", json_string(optarg)); break;
         case 'k': json_object_set_new(body, "keep_worktree", json_true()); break;
         case 'j': as_json = 1; break;
-        case 'm': json_object_set_new(limits, "memory", json_string(optarg)); break;
-        case 'p': json_object_set_new(limits, "pids", json_integer(atoi(optarg))); break;
-        case 'c': json_object_set_new(limits, "cpu", json_real(atof(optarg))); break;
-        case 'T': json_object_set_new(limits, "tmp", json_string(optarg)); break;
-        case 'S': json_object_set_new(limits, "shm", json_string(optarg)); break;
-        case 'W': json_object_set_new(limits, "workspace", json_string(optarg)); break;
+        case 'm':
+        case 'T':
+        case 'S':
+        case 'W': {
+            const char *key = ch == 'm' ? "memory" : ch == 'T' ? "tmp" : ch == 'S' ? "shm" : "workspace";
+            if (check_size(key, optarg))
+                goto out;
+            json_object_set_new(limits, key, json_string(optarg));
+            break;
+        }
+        case 'p': {
+            long long n;
+            if (parse_pids(optarg, &n))
+                goto out;
+            json_object_set_new(limits, "pids", json_integer(n));
+            break;
+        }
+        case 'c': {
+            double d;
+            if (parse_cpu(optarg, &d))
+                goto out;
+            json_object_set_new(limits, "cpu", json_real(d));
+            break;
+        }
         case 'l':
             if (kv_into(labels, optarg, "--label"))
                 goto out;
@@ -76,7 +174,8 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
             if (kv_into(env, optarg, "--env"))
                 goto out;
             break;
-        default: goto out;
+        default:
+            goto out;
         }
     }
     if (!json_object_get(body, "repo") || optind >= argc) {
@@ -116,6 +215,52 @@ out:
     return rc;
 }
 
+/* One fact per line; times in the local zone; exit codes and limits in words. */
+static void show_pod(json_t *p) {
+    char st[48], cmd[4096], t[64];
+    state_text(p, st, sizeof st);
+    command_text(json_object_get(p, "command"), cmd, sizeof cmd);
+    const char *reason = json_string_value(json_object_get(p, "reason"));
+    printf("%-12s %s\n", "ID", json_string_value(json_object_get(p, "id")));
+    printf("%-12s %s%s%s\n", "State", st, reason && *reason ? ": " : "", reason ? reason : "");
+    printf("%-12s %s\n", "Command", cmd);
+    printf("%-12s %s\n", "Repository", json_string_value(json_object_get(p, "repo")));
+    const char *base = json_string_value(json_object_get(p, "base_ref"));
+    printf("%-12s %s\n", "Base", base && *base ? base : "(the default branch)");
+    printf("%-12s %s\n", "Branch", json_string_value(json_object_get(p, "branch")));
+    const char *commit = json_string_value(json_object_get(p, "commit"));
+    if (commit && *commit)
+        printf("%-12s %s\n", "Commit", commit);
+    printf("%-12s %s\n", "Runner", json_string_value(json_object_get(p, "runner")));
+    printf("%-12s %s\n", "Owner", owner_of(p) ? owner_of(p) : "-");
+    json_t *l = json_object_get(p, "limits");
+    long long mem = json_integer_value(json_object_get(l, "memory"));
+    long long pids = json_integer_value(json_object_get(l, "pids"));
+    long long cpu = json_integer_value(json_object_get(l, "cpu_millis"));
+    char lim[200] = "";
+    size_t o = 0;
+    if (mem)
+        o += (size_t)snprintf(lim + o, sizeof lim - o, "memory %lld MiB", mem >> 20);
+    if (pids)
+        o += (size_t)snprintf(lim + o, sizeof lim - o, "%sprocesses %lld", o ? ", " : "", pids);
+    if (cpu)
+        snprintf(lim + o, sizeof lim - o, "%scpu %.2f", o ? ", " : "", (double)cpu / 1000.0);
+    const char *note = json_string_value(json_object_get(p, "limits_note"));
+    printf("%-12s %s%s%s%s\n", "Limits", lim[0] ? lim : "none set", note && *note ? " (" : "",
+           note && *note ? note : "", note && *note ? ")" : "");
+    printf("%-12s %s\n", "Network", json_string_value(json_object_get(p, "network")));
+    static const char *const times[][2] = {
+        {"Created", "created_ms"}, {"Started", "started_ms"}, {"Ended", "ended_ms"}};
+    for (int i = 0; i < 3; i++) {
+        am_ctl_local_time(json_integer_value(json_object_get(p, times[i][1])), t, sizeof t);
+        printf("%-12s %s\n", times[i][0], t);
+    }
+    printf("%-12s %s\n", "Recording",
+           json_is_true(json_object_get(p, "recording"))
+               ? "yes (airmeshctl pod recording ID -o FILE)"
+               : "no");
+}
+
 static int get_pod(am_ctl *c, const char *id, json_t **resp) {
     char path[300];
     snprintf(path, sizeof path, "/api/v1/pods/%s", id);
@@ -139,7 +284,8 @@ static int pod_wait(am_ctl *c, const char *id, int timeout_s) {
         if (ended(state)) {
             const char *reason = json_string_value(json_object_get(p, "reason"));
             if (strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0)
-                printf("%s exited(%d)\n", id, (int)json_integer_value(json_object_get(p, "exit_code")));
+                printf("%s exited(%d)\n", id,
+                       (int)json_integer_value(json_object_get(p, "exit_code")));
             else
                 printf("%s %s%s%s\n", id, state, reason && *reason ? ": " : "",
                        reason ? reason : "");
@@ -172,19 +318,28 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
             json_dumpf(json_object_get(resp, "pods"), stdout, JSON_INDENT(2));
             printf("\n");
         } else {
-            printf("%-15s %-12s %-19s %-28s %s\n", "ID", "STATE", "RUNNER", "BRANCH", "COMMAND");
+            am_ctl_table t;
+            am_ctl_table_init(
+                &t, 6, (const char *[]){"ID", "STATE", "OWNER", "RUNNER", "BRANCH", "COMMAND"});
             size_t i;
             json_t *p;
-            json_array_foreach(json_object_get(resp, "pods"), i, p) print_pod_row(p);
+            json_array_foreach(json_object_get(resp, "pods"), i, p) add_pod_row(&t, p);
+            am_ctl_table_print(&t, stdout);
+            am_ctl_table_free(&t);
         }
         json_decref(resp);
         return 0;
     }
-    if (strcmp(sub, "show") == 0 && argc == 3) {
+    if (strcmp(sub, "show") == 0 && (argc == 3 || (argc == 4 && strcmp(argv[3], "--json") == 0))) {
         if (get_pod(c, argv[2], &resp) != 0)
             return 1;
-        json_dumpf(resp, stdout, JSON_INDENT(2));
-        printf("\n");
+        /* JSON with --json, and when stdout is a pipe or a file (scripts parse it). */
+        if (argc == 4 || !isatty(STDOUT_FILENO)) {
+            json_dumpf(resp, stdout, JSON_INDENT(2));
+            printf("\n");
+        } else {
+            show_pod(resp);
+        }
         json_decref(resp);
         return 0;
     }
@@ -210,6 +365,7 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
     }
     fprintf(stderr,
             "airmeshctl pod: expected create --repo URL [options] -- CMD..., list [--json], "
-            "show ID, wait ID [--timeout S], stop ID, rm ID, recording ID -o FILE\n");
+            "show ID [--json], logs ID [--follow], attach ID, wait ID [--timeout S], stop ID, "
+            "rm ID, recording ID -o FILE (see airmeshctl help pod)\n");
     return 2;
 }

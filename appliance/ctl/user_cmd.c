@@ -43,36 +43,54 @@ static int call(am_ctl *c, const char *method, const char *path, json_t *body, l
     return 0;
 }
 
+/* A list with the same layout as every other (table.c): upper-case headers, cells padded. */
 static int list(am_ctl *c, const char *path, const char *key, const char *const *cols) {
     json_t *resp = NULL;
     long st = am_ctl_api(c, "GET", path, NULL, &resp);
     if (st != 200)
         return am_ctl_report(st, resp);
-    for (const char *const *k = cols; *k; k++)
-        printf("%-20s ", *k);
-    printf("\n");
+    size_t n = 0;
+    char heads[8][32];
+    const char *hp[8];
+    for (; cols[n] && n < 8; n++) {
+        size_t k = 0;
+        for (const char *p = cols[n]; *p && k + 1 < sizeof heads[n]; p++, k++)
+            heads[n][k] = *p == '_' ? ' ' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        heads[n][k] = 0;
+        hp[n] = heads[n];
+    }
+    am_ctl_table t;
+    am_ctl_table_init(&t, n, hp);
     size_t i;
     json_t *row;
     json_array_foreach(json_object_get(resp, key), i, row) {
-        for (const char *const *k = cols; *k; k++) {
-            json_t *v = json_object_get(row, *k);
+        char cells[8][256];
+        const char *cp[8];
+        for (size_t k = 0; k < n; k++) {
+            json_t *v = json_object_get(row, cols[k]);
+            cells[k][0] = 0;
             if (json_is_string(v))
-                printf("%-20s ", json_string_value(v));
+                snprintf(cells[k], sizeof cells[k], "%s", json_string_value(v));
             else if (json_is_boolean(v))
-                printf("%-20s ", json_is_true(v) ? "yes" : "no");
+                snprintf(cells[k], sizeof cells[k], "%s", json_is_true(v) ? "yes" : "no");
             else if (json_is_array(v)) {
-                char buf[256] = "";
                 size_t j, o = 0;
                 json_t *e;
-                json_array_foreach(v, j, e) o += (size_t)snprintf(
-                    buf + o, o < sizeof buf ? sizeof buf - o : 0, "%s%s", j ? "," : "",
-                    json_string_value(e));
-                printf("%-20s ", buf[0] ? buf : "-");
-            } else
-                printf("%-20lld ", (long long)json_integer_value(v));
+                json_array_foreach(v, j, e) {
+                    int w = snprintf(cells[k] + o, sizeof cells[k] - o, "%s%s", j ? "," : "",
+                                     json_string_value(e));
+                    if (w < 0 || (size_t)w >= sizeof cells[k] - o)
+                        break;
+                    o += (size_t)w;
+                }
+            } else if (v)
+                snprintf(cells[k], sizeof cells[k], "%lld", (long long)json_integer_value(v));
+            cp[k] = cells[k];
         }
-        printf("\n");
+        am_ctl_table_add(&t, cp);
     }
+    am_ctl_table_print(&t, stdout);
+    am_ctl_table_free(&t);
     json_decref(resp);
     return 0;
 }
@@ -115,9 +133,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             snprintf(msg, sizeof msg, "user %s created", arg);
             return call(c, "POST", "/api/v1/users", b, 201, msg);
         }
-        static const char *acts[][2] = {{"disable", "disable"},
-                                        {"enable", "enable"},
-                                        {"revoke-sessions", "sessions/revoke"}};
+        static const char *acts[][2] = {
+            {"disable", "disable"}, {"enable", "enable"}, {"revoke-sessions", "sessions/revoke"}};
         for (size_t i = 0; arg && i < 3; i++)
             if (strcmp(sub, acts[i][0]) == 0) {
                 snprintf(path, sizeof path, "/api/v1/users/%s/%s", arg, acts[i][1]);

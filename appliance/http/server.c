@@ -46,7 +46,9 @@ struct am_http {
 };
 
 /* Headers every response carries. The CSP allows only same-origin scripts, styles, images,
- * fonts and connections (wss to the same host is 'self' in current browsers); no inline script. */
+ * fonts and connections (wss to the same host is 'self' in current browsers); no inline script.
+ * 'wasm-unsafe-eval' lets the console's recording player (asciinema-player, served from ui/dist)
+ * compile its WebAssembly terminal; JavaScript eval stays refused. */
 static h2o_iovec_t hdr_csp_name = {H2O_STRLIT("content-security-policy")};
 static h2o_iovec_t hdr_xcto_name = {H2O_STRLIT("x-content-type-options")};
 static h2o_iovec_t hdr_xfo_name = {H2O_STRLIT("x-frame-options")};
@@ -59,8 +61,8 @@ static void init_header_commands(void) {
         {H2O_HEADERS_CMD_SET, (h2o_iovec_t *)H2O_TOKEN_STRICT_TRANSPORT_SECURITY,
          {H2O_STRLIT("max-age=31536000")}},
         {H2O_HEADERS_CMD_SET, &hdr_csp_name,
-         {H2O_STRLIT("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' "
-                     "data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+         {H2O_STRLIT("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+                     "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
                      "form-action 'self'; frame-ancestors 'none'")}},
         {H2O_HEADERS_CMD_SET, &hdr_xcto_name, {H2O_STRLIT("nosniff")}},
         {H2O_HEADERS_CMD_SET, &hdr_xfo_name, {H2O_STRLIT("DENY")}},

@@ -43,6 +43,8 @@ typedef struct viewer {
     char user[129];
     char peer[64];
     int can_input;
+    int take_over;      /* admin, owner or the pod's owner: takes control from another user */
+    uint64_t active_ms; /* last take, input or resize: an idle holder loses control */
     int exit_sent, close_queued;
     int events;        /* a /api/v1/events subscriber (room is NULL) */
     uint64_t ev_after; /* last event sequence seen */

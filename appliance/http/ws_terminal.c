@@ -8,6 +8,10 @@
  *  - server→client binary frames: terminal bytes, contiguous from the offset in `hello`;
  *  - server→client text (JSON): hello, lagged, control, resize, exit, error;
  *  - client→server text: take, release, resize; binary: input bytes (only from the holder).
+ * Input control (issue 14): members and above type; one holder at a time. A take succeeds when
+ * control is free; from another user when the taker is an admin or owner or started the pod;
+ * from any holder idle for control_idle (a forgotten tab). Never from the taker's own other
+ * connection while it is active. A take-over is audited with who lost control and why.
  * Auth: am_session cookie or Bearer; an Origin header, when present, must be https://<Host>,
  * and a cookie-authenticated upgrade needs it (403). Pods of other orgs are 404. Taking input
  * control and keystrokes go through appliance/ops (role check, audit, the runner link).
@@ -27,6 +31,7 @@
 #include "appliance/http/ws.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 static json_t *holder_id(room *r) {
     return r->holder ? json_integer((json_int_t)r->holder->id) : json_null();
@@ -131,17 +136,31 @@ static void on_text(viewer *v, const uint8_t *msg, size_t len) {
     if (!type) {
         am_ws_queue_error(v, "expected a JSON object with a \"type\"");
     } else if (strcmp(type, "take") == 0) {
+        /* Issue 14's rules: control passes from another user to an admin/owner or the pod's
+         * owner, and from anyone idle for control_idle; never from your own active other tab. */
+        viewer *h = r->holder;
+        uint64_t now = am_now_ms(), idle_ms = am_ws.app->control_idle_ms;
+        int idle = h && h != v && idle_ms && now - h->active_ms >= idle_ms;
+        int same_user = h && h != v && strcmp(h->user, v->user) == 0;
         if (!v->can_input) {
             /* ops refuses it (the role table's message) and audits the refusal */
             am_ops_terminal_control(am_ws.app->ops, &v->who, v->peer, r->pod, 1);
             am_ws_queue_error(v, am_err_last());
-        } else if (r->holder && r->holder != v)
-            am_ws_queue_error(v, "input control is held by another viewer");
-        else if (r->holder != v) {
-            if (am_ops_terminal_control(am_ws.app->ops, &v->who, v->peer, r->pod, 1) != 0)
+        } else if (h && h != v && !idle && same_user)
+            am_ws_queue_error(v, "input control is held by another viewer: you, in another tab or "
+                                 "window; release it there");
+        else if (h && h != v && !idle && !v->take_over)
+            am_ws_queue_error(v, "input control is held by another viewer (the pod's owner or an "
+                                 "admin may take it over)");
+        else if (h != v) {
+            int rc = h ? am_ops_terminal_take_over(am_ws.app->ops, &v->who, v->peer, r->pod,
+                                                   h->user, idle ? "idle" : "taken over")
+                       : am_ops_terminal_control(am_ws.app->ops, &v->who, v->peer, r->pod, 1);
+            if (rc != 0)
                 am_ws_queue_error(v, am_err_last());
             else {
                 r->holder = v;
+                v->active_ms = now;
                 broadcast_control(r);
             }
         }
@@ -160,6 +179,7 @@ static void on_text(viewer *v, const uint8_t *msg, size_t len) {
         else if (r->holder != v)
             am_ws_queue_error(v, "resize ignored: take input control first");
         else {
+            v->active_ms = am_now_ms();
             Airmesh__V1__Resize rs = AIRMESH__V1__RESIZE__INIT;
             rs.pod_id = r->pod;
             rs.cols = (uint32_t)cols;
@@ -188,6 +208,7 @@ void am_ws_term_msg(viewer *v, const struct wslay_event_on_msg_recv_arg *arg) {
         if (v->room->holder != v) {
             am_ws_queue_error(v, "input ignored: take input control first");
         } else if (arg->msg_length) {
+            v->active_ms = am_now_ms();
             Airmesh__V1__TerminalInput in = AIRMESH__V1__TERMINAL_INPUT__INIT;
             in.pod_id = v->room->pod;
             in.data.data = (uint8_t *)arg->msg;
@@ -274,6 +295,8 @@ int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
     am_pod_state pst;
     int ended_in_store = am_pod_state_parse(p->state, &pst) == 0 && am_pod_state_final(pst);
     int exit_code = p->exit_code;
+    const char *by = p->created_by ? p->created_by : "";
+    int own = strcmp(strncmp(by, "user:", 5) == 0 ? by + 5 : by, who.user_id) == 0;
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
     v->room = r;
@@ -282,6 +305,7 @@ int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param) {
     v->who = who;
     am_http_peer(req, v->peer, sizeof v->peer);
     v->can_input = am_auth_can(&who, AM_CAN_TERMINAL_INPUT, NULL) == 0;
+    v->take_over = who.role >= AIRMESH__V1__ROLE__ROLE_ADMIN || (v->can_input && own);
     v->next = r->viewers;
     if (r->viewers)
         r->viewers->prev = v;

@@ -192,6 +192,11 @@ int am_ops_pod_delete(am_ops *o, const am_principal *who, const char *source, co
 /* The web terminal's input control (take = 1 / release = 0): audited. */
 int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *source,
                             const char *pod_id, int take);
+/* Input control taken from another holder (user from_user; why: "taken over" or "idle"):
+ * audited as pod.terminal.take with {"from": "user:<from_user>", "why"}. The caller decided the
+ * take-over is allowed (ws_terminal.c's rules); the input role is checked here. */
+int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *source,
+                              const char *pod_id, const char *from_user, const char *why);
 /* Keystrokes or a resize for the pod's runner (needs the input role). */
 int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
                          Airmesh__V1__ApplianceMessage *m);

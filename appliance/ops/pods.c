@@ -244,6 +244,20 @@ int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *sour
     return ops_record(&a, "ok");
 }
 
+int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *source,
+                              const char *pod_id, const char *from_user, const char *why) {
+    char target[48];
+    pod_target(target, sizeof target, pod_id);
+    ops_act a;
+    ops_act_user(&a, o, who, "pod.terminal.take", target, source);
+    int rc = ops_check(&a, who, AM_CAN_TERMINAL_INPUT, NULL);
+    if (rc)
+        return rc;
+    /* from_user is a user id (a-z 0-9 . _ -) and why one of two words: no escaping needed */
+    ops_act_details(&a, "{\"from\":\"user:%s\",\"why\":\"%s\"}", from_user, why);
+    return ops_record(&a, "ok");
+}
+
 int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
                          Airmesh__V1__ApplianceMessage *m) {
     /* Keystrokes are not audited one by one (taking control is); the role is still checked. */

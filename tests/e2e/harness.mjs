@@ -113,3 +113,39 @@ export function stepper() {
     });
   };
 }
+
+// --- layout checks (cockpit.test.mjs) ---------------------------------------------------------
+// What on this page sticks out sideways, as a list of sentences (empty: nothing). Checked: the
+// page itself scrolls horizontally; an element's box reaches past the left or right edge of the
+// viewport; an element with overflow-x auto/scroll has hidden content to the side (a table behind
+// a scroll bar). Not checked: inside the terminal and the recording player (their content is
+// the pod's screen, which has its own width), the off-screen "skip to content" link, and boxes
+// clipped by an ancestor with overflow hidden (the ancestor is checked instead).
+export async function layoutProblems(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const vw = document.documentElement.clientWidth;
+    const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+      (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\s+/).slice(0, 3).join('.') : '');
+    const path = (el) => { const p = []; for (let e = el; e && e !== document.body && p.length < 4; e = e.parentElement) p.unshift(name(e)); return p.join(' > '); };
+    if (document.documentElement.scrollWidth > vw + 1) out.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px of content in ${vw} px`);
+    const clipped = (el) => {
+      for (let e = el.parentElement; e && e !== document.body; e = e.parentElement) {
+        const ox = getComputedStyle(e).overflowX;
+        if (ox === 'hidden' || ox === 'clip') return true;
+      }
+      return false;
+    };
+    for (const el of document.body.querySelectorAll('*')) {
+      if (el.closest('.xterm, .term-box, .player-box, .skip, dialog:not([open]), [hidden], template, script, style, datalist, option')) continue;
+      const cs = getComputedStyle(el);
+      if (cs.display === 'none' || cs.visibility === 'hidden' || cs.position === 'fixed' && el.tagName === 'DIALOG' && !el.open) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      if ((r.left < -1 || r.right > vw + 1) && !clipped(el)) out.push(`${path(el)} spans x ${Math.round(r.left)}..${Math.round(r.right)} in a ${vw} px viewport`);
+      if ((cs.overflowX === 'auto' || cs.overflowX === 'scroll') && el.scrollWidth > el.clientWidth + 1 && el !== document.documentElement)
+        out.push(`${path(el)} hides ${el.scrollWidth - el.clientWidth} px behind a sideways scroll`);
+    }
+    return out.slice(0, 12);
+  });
+}

@@ -48,7 +48,28 @@ export async function toError(res: Response, path = ''): Promise<ApiError> {
   }
   if (!message) message = `The appliance answered ${res.status} ${res.statusText || ''}`.trim() + '.';
   if (res.status === 401 && path !== '/login') onUnauthenticated();
-  return new ApiError(res.status, code, capitalize(message));
+  return new ApiError(res.status, code, capitalize(humanize(message)));
+}
+
+/** The appliance's terse validation messages, in words. */
+export function humanize(m: string): string {
+  if (/^expected \{"(name|user)"\} \(a-z 0-9 \. _ -\)$/i.test(m) || /^(name|owner|org id): 1-64 of a-z 0-9/.test(m)) {
+    const what = /^owner/.test(m) ? 'The owner\'s name' : /^org id/.test(m) ? 'The ID' : 'The name';
+    return `${what} must be 1 to 64 lowercase letters (a-z), digits or . _ - and start with a letter or digit.`;
+  }
+  return m;
+}
+
+/** Names of users, teams and organizations, as the appliance checks them (am_auth_valid_name):
+ * null when fine, else what is wrong in words (shown as a hint while typing). */
+export function nameProblem(v: string): string | null {
+  if (!v) return null;
+  if (v.length > 64) return `Too long: ${v.length} characters, at most 64.`;
+  if (/[A-Z]/.test(v) && /^[A-Za-z0-9._-]+$/.test(v)) return 'Use lowercase letters: ' + v.toLowerCase() + '.';
+  const bad = Array.from(new Set(v.replace(/[a-z0-9._-]/g, '').split(''))).join(' ');
+  if (bad) return `Not allowed here: ${bad.replace(' ', '(space)')}. Use a-z, 0-9 and . _ - only.`;
+  if (!/^[a-z0-9]/.test(v)) return 'Start with a letter or a digit.';
+  return null;
 }
 
 function capitalize(s: string): string {

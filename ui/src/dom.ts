@@ -127,3 +127,60 @@ export function secretBox(text: string, id: string, ...more: Node[]): { box: HTM
 export function emptyState(title: string, text: string, action?: Node | null): HTMLElement {
   return h('div', { class: 'empty' }, h('h2', null, title), h('p', null, text), action || null);
 }
+
+/** One line of text cut with an ellipsis when it does not fit; the full text shows on hover. */
+export function trunc(text: string, cls = '', tag: 'span' | 'div' | 'a' = 'span', attrs: Record<string, string> = {}): HTMLElement {
+  return h(tag, { ...attrs, class: ('trunc ' + cls).trim(), title: text }, text);
+}
+
+const SIGNALS: Record<number, [string, string]> = {
+  1: ['SIGHUP', 'hung up'], 2: ['SIGINT', 'interrupted'], 3: ['SIGQUIT', 'quit'], 4: ['SIGILL', 'crashed'],
+  6: ['SIGABRT', 'aborted'], 7: ['SIGBUS', 'crashed'], 8: ['SIGFPE', 'crashed'], 9: ['SIGKILL', 'killed'],
+  11: ['SIGSEGV', 'crashed'], 13: ['SIGPIPE', 'broken pipe'], 14: ['SIGALRM', 'timed out'], 15: ['SIGTERM', 'terminated'],
+  24: ['SIGXCPU', 'CPU limit'], 25: ['SIGXFSZ', 'file size limit'],
+};
+
+/** An exit code in words: 0 "exited normally", 137 "killed (SIGKILL)", 127 "command not found". */
+export function exitWords(code: number | undefined | null): string {
+  if (code === undefined || code === null) return 'exit code unknown';
+  if (code === 0) return 'exited normally (code 0)';
+  if (code === 126) return 'command not executable (code 126)';
+  if (code === 127) return 'command not found (code 127)';
+  if (code > 128 && code < 128 + 65) {
+    const s = SIGNALS[code - 128];
+    return s ? `${s[1]} (${s[0]})` : `killed by signal ${code - 128}`;
+  }
+  return `exited with code ${code} (an error)`;
+}
+
+/** The source of an audit event as one address: "ipv4:127.0.0.1:5114" (gRPC peers) and
+ * "127.0.0.1" (HTTP) both read "127.0.0.1"; the raw value stays in the title. */
+export function sourceAddr(src: string): string {
+  if (!src) return '';
+  let m = src.match(/^ipv4:([\d.]+)(?::\d+)?$/);
+  if (m) return m[1];
+  m = src.match(/^ipv6:\[?([0-9a-fA-F:.]+?)\]?(?::\d+)?$/) || src.match(/^ipv6:\[([^\]]+)\]/);
+  if (m) return m[1];
+  m = src.match(/^unix:(.*)$/);
+  if (m) return 'local socket';
+  return src;
+}
+
+/** An audit target as a link to its page when there is one (pod:ID → the pod). */
+export function targetLink(target: string): HTMLElement {
+  if (!target) return h('span', { class: 'muted' }, '—');
+  const m = target.match(/^(pod|user|runner|team|org|runner_token|token|api_token):(.+)$/);
+  const href = !m ? '' : m[1] === 'pod' ? '#/pods/' + encodeURIComponent(m[2]) : m[1] === 'user' ? '#/users'
+    : m[1] === 'runner' || m[1] === 'runner_token' || m[1] === 'token' ? '#/runners' : m[1] === 'team' ? '#/teams' : m[1] === 'org' ? '#/orgs' : m[1] === 'api_token' ? '#/users' : '';
+  return href ? trunc(target, 'target-link', 'a', { href }) : trunc(target);
+}
+
+/** A second click on "Add …" while a shown-once secret is on screen: keep it, and say why. */
+export function keepSecret(panel: HTMLElement): void {
+  panel.querySelector('.keep-secret')?.remove();
+  const n = notice('warn', 'This is shown only once: copy it first, then press Done.');
+  n.classList.add('keep-secret');
+  panel.insertBefore(n, panel.firstChild);
+  panel.scrollIntoView({ block: 'nearest' });
+  (panel.querySelector('pre.command') as HTMLElement | null)?.focus();
+}

@@ -2,7 +2,7 @@
 // appliance offers it; otherwise (or when that socket drops) GET /api/v1/audit every 5 s, asking
 // only for events after the last one seen (the cursor).
 import { api, AuditEvent, errorText } from '../api';
-import { append, badge, clear, dateTime, h, notice } from '../dom';
+import { append, badge, clear, dateTime, h, notice, sourceAddr, targetLink } from '../dom';
 import type { Ctx } from '../main';
 
 const KEEP = 50;
@@ -36,7 +36,7 @@ export function activityPage(ctx: Ctx): () => void {
   function render(): void {
     clear(list);
     const q = filter.value.trim().toLowerCase();
-    const shown = q ? events.filter((e) => [e.actor, e.action, e.target, e.result, e.source].join(' ').toLowerCase().includes(q)) : events;
+    const shown = q ? events.filter((e) => [e.actor, e.action, e.target, e.result, e.source, detailsText(e.details)].join(' ').toLowerCase().includes(q)) : events;
     if (shown.length === 0) {
       list.appendChild(h('div', { class: 'empty' }, h('h2', null, q ? 'Nothing matches' : 'No events yet'),
         h('p', null, q ? 'No recent event mentions that text.' : 'Logins, runner enrollments and pods show up here as they happen.')));
@@ -48,9 +48,9 @@ export function activityPage(ctx: Ctx): () => void {
         h('td', { class: 'small nowrap', title: dateTime(e.time_ms) }, shortTime(e.time_ms)),
         h('td', { class: 'small', title: e.actor }, e.actor || '—'),
         h('td', { class: 'mono small' }, e.action),
-        h('td', { class: 'small ellipsis', title: e.target }, e.target || '—'),
+        h('td', { class: 'small ellipsis' }, targetLink(e.target)),
         h('td', null, badge(e.result, e.result === 'ok' ? 'ok' : e.result === 'denied' ? 'denied' : 'error'), details(e)),
-        h('td', { class: 'small muted ellipsis source', title: e.source }, e.source || '—')))))]);
+        h('td', { class: 'small muted ellipsis source', title: e.source }, sourceAddr(e.source) || '—')))))]);
   }
 
   async function poll(): Promise<void> {
@@ -117,11 +117,19 @@ export function activityPage(ctx: Ctx): () => void {
   };
 }
 
+/** An event's details: one line (cut to fit), which opens to the whole of it. */
 export function details(e: AuditEvent): HTMLElement | null {
   const d = e.details;
   if (!d || (typeof d === 'object' && Object.keys(d as object).length === 0)) return null;
-  const text = typeof d === 'string' ? d : Object.entries(d as Record<string, unknown>).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
-  return h('div', { class: 'muted small detail', title: text }, text);
+  const text = detailsText(d);
+  return h('details', { class: 'more' },
+    h('summary', { title: 'Show all details' }, h('span', { class: 'muted small detail' }, text)),
+    h('pre', { class: 'small' }, typeof d === 'string' ? d : JSON.stringify(d, null, 2)));
+}
+
+export function detailsText(d: unknown): string {
+  if (!d) return '';
+  return typeof d === 'string' ? d : Object.entries(d as Record<string, unknown>).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
 }
 
 export function shortTime(ms: number): string {

@@ -1,12 +1,14 @@
-// Audit log: the org's events (admins also see system events) filtered by actor, action and a
-// time range, oldest first, 100 at a time with "Load more" (next_cursor). The filters live in
+// Audit log: the org's events (admins also see system events) in a time range, newest first,
+// filtered by parts of the actor, the action and the target or details (the API matches actor
+// and action exactly, so the page reads the range, walking next_cursor, and filters here),
+// shown 100 at a time with "Load more". The filters live in
 // the URL (#/audit?action=user.create&since=…) so a filtered view can be linked. Owners get the
 // signed export of the chosen range (GET /api/v1/audit/export), which `airmeshctl audit verify`
 // checks offline.
 import { api, AuditEvent, can, errorText, toError } from '../api';
-import { append, badge, clear, dateTime, emptyState, h, notice } from '../dom';
+import { append, badge, clear, dateTime, emptyState, h, notice, sourceAddr, targetLink } from '../dom';
 import type { Ctx } from '../main';
-import { details } from './activity';
+import { details, detailsText } from './activity';
 import { field } from './login';
 
 const PAGE = 100;
@@ -20,9 +22,13 @@ const ACTIONS = [
   'audit.export', 'server.start', 'server.stop',
 ];
 
+const FETCH = 1000; // events per request while reading a range
+const MAX_FETCH = 200; // requests per range (200 000 events): past that, narrow the range
+
 interface Filters {
   actor: string;
   action: string;
+  text: string;
   since: string; // datetime-local value ("2026-01-02T03:04"), local time
   until: string;
 }
@@ -34,6 +40,7 @@ export function auditPage(ctx: Ctx): () => void {
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
   const actor = h('input', { id: 'audit-actor', type: 'search', placeholder: 'user:alice or alice', autocomplete: 'off', spellcheck: 'false', value: q.get('actor') || '' });
   const action = h('input', { id: 'audit-action', type: 'search', placeholder: 'user.create', list: 'audit-actions', autocomplete: 'off', spellcheck: 'false', value: q.get('action') || '' });
+  const text = h('input', { id: 'audit-text', type: 'search', placeholder: 'pod id, user, repo…', autocomplete: 'off', spellcheck: 'false', value: q.get('text') || '' });
   const since = h('input', { id: 'audit-since', type: 'datetime-local', value: q.get('since') || '' });
   const until = h('input', { id: 'audit-until', type: 'datetime-local', value: q.get('until') || '' });
   const err = h('div', { class: 'form-error', role: 'alert' });
@@ -41,8 +48,9 @@ export function auditPage(ctx: Ctx): () => void {
   const reset = h('button', { type: 'button', class: 'btn', id: 'audit-clear' }, 'Clear');
   const form = h('form', { class: 'panel filters', id: 'audit-filters', novalidate: true, role: 'search', 'aria-label': 'Filter the audit log' },
     h('datalist', { id: 'audit-actions' }, ACTIONS.map((a) => h('option', { value: a }))),
-    field('Actor', actor, 'Exact: user:NAME, runner:ID or system.'),
-    field('Action', action, 'Exact, e.g. user.create or pod.stop.'),
+    field('Actor', actor, 'Part of it: alice, user:alice, runner:, system.'),
+    field('Action', action, 'Part of it: pod. or user.create.'),
+    field('Target or details', text, 'Any part of the target or details.'),
     field('From', since, 'Local time, inclusive.'),
     field('Until', until, 'Local time, exclusive.'),
     h('div', { class: 'field field-button filter-buttons' }, reset, apply),
@@ -66,18 +74,19 @@ export function auditPage(ctx: Ctx): () => void {
 
   append(ctx.main, [
     h('div', { class: 'toolbar' },
-      h('p', { class: 'muted' }, 'Every state change and every refused security-relevant action, from the tamper-evident audit log. Oldest first within the range.')),
+      h('p', { class: 'muted' }, 'Every state change and every refused security-relevant action, from the tamper-evident audit log. Newest first.')),
     form, messages, results, exportBox,
   ]);
 
   let stopped = false;
-  let cursor: number | null = null;
+  let matched: AuditEvent[] = []; // the range's events that pass the filters, newest first
   let shown = 0;
+  let loadSeq = 0;
   let applied: Filters = read();
   let tbody: HTMLTableSectionElement | null = null;
 
   function read(): Filters {
-    return { actor: actor.value.trim(), action: action.value.trim(), since: since.value, until: until.value };
+    return { actor: actor.value.trim(), action: action.value.trim(), text: text.value.trim(), since: since.value, until: until.value };
   }
 
   /** The query for the list and the export; null (and a message) when a field is wrong. */
@@ -89,10 +98,9 @@ export function auditPage(ctx: Ctx): () => void {
     if (f.since && f.until && ms(f.since) >= ms(f.until)) return bad('"Until" must be later than "From".', until);
     if (f.since) p.set('since', String(ms(f.since)));
     if (f.until) p.set('until', String(ms(f.until)));
-    if (withFilters) {
-      if (f.actor) p.set('actor', f.actor.includes(':') || f.actor === 'system' ? f.actor : 'user:' + f.actor);
-      if (f.action) p.set('action', f.action);
-    }
+    // The API's action filter is exact: use it only when the text names exactly one action
+    // and no other contains it (then exact and substring agree and less is read).
+    if (withFilters && f.action && ACTIONS.filter((a) => a.includes(f.action)).join() === f.action) p.set('action', f.action);
     return p;
   }
   function bad(msg: string, el: HTMLElement): null {
@@ -106,45 +114,83 @@ export function auditPage(ctx: Ctx): () => void {
       h('td', { class: 'small nowrap' }, dateTime(e.time_ms)),
       h('td', { class: 'small actor', title: e.actor }, e.actor || '—'),
       h('td', { class: 'mono small nowrap' }, e.action),
-      h('td', { class: 'small ellipsis', title: e.target }, e.target || '—'),
+      h('td', { class: 'small ellipsis' }, targetLink(e.target)),
       h('td', null, badge(e.result, e.result === 'ok' ? 'ok' : e.result === 'denied' ? 'denied' : 'error'), details(e)),
-      h('td', { class: 'small muted nowrap' }, e.source || '—'));
+      h('td', { class: 'small muted nowrap', title: e.source }, sourceAddr(e.source) || '—'));
   }
 
   function filtered(f: Filters): boolean {
-    return !!(f.actor || f.action || f.since || f.until);
+    return !!(f.actor || f.action || f.text || f.since || f.until);
+  }
+
+  function matches(f: Filters, e: AuditEvent): boolean {
+    const has = (hay: string, needle: string) => hay.toLowerCase().includes(needle.toLowerCase());
+    if (f.actor && !has(e.actor || '', f.actor)) return false;
+    if (f.action && !has(e.action, f.action)) return false;
+    if (f.text && !has((e.target || '') + ' ' + detailsText(e.details), f.text)) return false;
+    return true;
+  }
+
+  /** Read the range (every page), keep what matches, newest first. */
+  async function fetchAll(f: Filters): Promise<AuditEvent[] | null> {
+    const p = query(f, true);
+    if (!p) return null;
+    const seq = ++loadSeq;
+    const out: AuditEvent[] = [];
+    let cursor: number | null = 1;
+    for (let i = 0; i < MAX_FETCH && cursor !== null; i++) {
+      p.set('limit', String(FETCH));
+      p.set('cursor', String(cursor));
+      const r = await api<{ events: AuditEvent[]; next_cursor: number | null }>('GET', '/audit?' + p.toString());
+      if (stopped || seq !== loadSeq) return null;
+      for (const e of r.events) if (matches(f, e)) out.push(e);
+      cursor = r.next_cursor ?? null;
+      if (cursor !== null) summary.textContent = `Reading the log… ${out.length} matching so far.`;
+    }
+    if (cursor !== null) {
+      clear(messages);
+      messages.appendChild(notice('warn', `This range holds more than ${MAX_FETCH * FETCH} events; only the oldest of them are searched. Narrow it with From and Until.`, () => {}));
+    }
+    return out.sort((a, b) => b.seq - a.seq);
+  }
+
+  function showMore(): void {
+    if (!tbody) return;
+    const start = shown;
+    for (const e of matched.slice(shown, shown + PAGE)) tbody.appendChild(row(e));
+    shown = Math.min(matched.length, shown + PAGE);
+    const left = shown < matched.length;
+    more.hidden = !left;
+    summary.textContent = shown === 0 ? '' : `${shown} event${shown === 1 ? '' : 's'}${left ? ' so far: there are more' : ''}.`;
+    if (start > 0) (tbody.rows[start]?.cells[0] as HTMLElement | undefined)?.scrollIntoView({ block: 'nearest' });
   }
 
   async function load(first: boolean): Promise<void> {
-    const p = query(applied, true);
-    if (!p) return;
-    p.set('limit', String(PAGE));
-    if (!first && cursor !== null) p.set('cursor', String(cursor));
+    if (!first) {
+      showMore();
+      return;
+    }
     more.disabled = true;
     try {
-      const r = await api<{ events: AuditEvent[]; next_cursor: number | null }>('GET', '/audit?' + p.toString());
-      if (stopped) return;
-      clear(messages);
-      if (first) {
-        clear(list);
-        shown = 0;
-        tbody = null;
-        if (r.events.length === 0) {
-          list.appendChild(emptyState(filtered(applied) ? 'No events match' : 'No events yet',
-            filtered(applied) ? 'Nothing in the audit log matches these filters. Actor and action match exactly; try clearing one.' : 'Logins, user changes, runners and pods show up here as they happen.'));
-        } else {
-          tbody = h('tbody');
-          list.appendChild(h('table', { class: 'table', id: 'audit-table' },
-            h('thead', null, h('tr', null, ['Time', 'Actor', 'Action', 'Target', 'Result', 'Source'].map((t) => h('th', { scope: 'col' }, t)))),
-            tbody));
-        }
+      const got = await fetchAll(applied);
+      if (!got || stopped) return;
+      if (!messages.querySelector('.notice-warn')) clear(messages);
+      matched = got;
+      clear(list);
+      shown = 0;
+      tbody = null;
+      summary.textContent = '';
+      if (matched.length === 0) {
+        list.appendChild(emptyState(filtered(applied) ? 'No events match' : 'No events yet',
+          filtered(applied) ? 'Nothing in the audit log matches these filters (each matches any part of the text); try clearing one.' : 'Logins, user changes, runners and pods show up here as they happen.'));
+        more.hidden = true;
+        return;
       }
-      if (tbody) for (const e of r.events) tbody.appendChild(row(e));
-      shown += r.events.length;
-      cursor = r.next_cursor ?? null;
-      more.hidden = cursor === null;
-      summary.textContent = shown === 0 ? '' : `${shown} event${shown === 1 ? '' : 's'}${cursor === null ? '' : ' so far: there are more'}.`;
-      if (!first && r.events.length) (tbody?.rows[shown - r.events.length]?.cells[0] as HTMLElement | undefined)?.scrollIntoView({ block: 'nearest' });
+      tbody = h('tbody');
+      list.appendChild(h('table', { class: 'table', id: 'audit-table' },
+        h('thead', null, h('tr', null, ['Time', 'Actor', 'Action', 'Target', 'Result', 'Source'].map((t) => h('th', { scope: 'col' }, t)))),
+        tbody));
+      showMore();
     } catch (e) {
       if (!stopped) {
         clear(messages);
@@ -168,7 +214,7 @@ export function auditPage(ctx: Ctx): () => void {
     void load(true);
   });
   reset.addEventListener('click', () => {
-    actor.value = action.value = since.value = until.value = '';
+    actor.value = action.value = text.value = since.value = until.value = '';
     form.requestSubmit();
   });
   more.addEventListener('click', () => void load(false));

@@ -1,8 +1,8 @@
 // Organizations: only the appliance administrator (the bootstrap admin, "superuser") sees this
 // page in the navigation; it lists every organization and creates one with its first owner (a
 // generated password is shown once).
-import { api, can, errorText, Org } from '../api';
-import { ago, append, clear, dateTime, emptyState, h, notice, secretBox } from '../dom';
+import { api, can, errorText, nameProblem, Org } from '../api';
+import { ago, append, clear, dateTime, emptyState, h, keepSecret, notice, secretBox } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
 
@@ -20,6 +20,11 @@ export function orgsPage(ctx: Ctx): () => void {
   const addBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'add-org' }, 'New organization');
   let stopped = false;
   addBtn.addEventListener('click', () => {
+    // A shown-once secret stays until Done: a second click must not throw it away.
+    if (!addPanel.hidden && addPanel.dataset.secret) {
+      keepSecret(addPanel);
+      return;
+    }
     addPanel.hidden = !addPanel.hidden;
     if (!addPanel.hidden) renderAdd();
   });
@@ -32,6 +37,7 @@ export function orgsPage(ctx: Ctx): () => void {
 
   function renderAdd(): void {
     clear(addPanel);
+    delete addPanel.dataset.secret;
     const id = h('input', { id: 'org-id', autocomplete: 'off', spellcheck: 'false', placeholder: 'research' });
     const name = h('input', { id: 'org-name', autocomplete: 'off', placeholder: 'Research lab' });
     const owner = h('input', { id: 'org-owner', autocomplete: 'off', spellcheck: 'false', placeholder: 'alice' });
@@ -54,6 +60,10 @@ export function orgsPage(ctx: Ctx): () => void {
       const fail = (m: string, el: HTMLInputElement) => { err.textContent = m; el.focus(); };
       if (!id.value.trim()) return fail('Enter an ID for the organization.', id);
       if (!owner.value.trim()) return fail('Enter the name of its owner.', owner);
+      const badId = nameProblem(id.value.trim());
+      if (badId) return fail('ID: ' + badId, id);
+      const badOwner = nameProblem(owner.value.trim());
+      if (badOwner) return fail('Owner: ' + badOwner, owner);
       if (password.value && password.value.length < 12) return fail('A password needs at least 12 characters (or leave it empty).', password);
       const body: Record<string, string> = { id: id.value.trim(), owner: owner.value.trim() };
       if (name.value.trim()) body.name = name.value.trim();
@@ -62,9 +72,10 @@ export function orgsPage(ctx: Ctx): () => void {
       try {
         const r = await api<{ id: string; owner: string; owner_password?: string }>('POST', '/orgs', body);
         clear(addPanel);
-        const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { addPanel.hidden = true; } }, 'Done');
+        const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { addPanel.hidden = true; delete addPanel.dataset.secret; } }, 'Done');
         append(addPanel, [h('h2', null, `Organization ${r.id} is created`)]);
         if (r.owner_password) {
+          addPanel.dataset.secret = '1';
           const { box, copy } = secretBox(r.owner_password, 'new-owner-password', done);
           append(addPanel, [h('p', null, `Its owner ${r.owner} logs in with organization ${r.id} and this password, shown only now:`), box]);
           copy.focus();

@@ -1,8 +1,11 @@
-// Pods: the list (newest first, refreshed every few seconds) with stop, delete, recording
-// download and a link to each pod's terminal; "New pod" opens the create form (runner or
-// labels, repo, base ref, branch, command from a preset or typed, env, limits, network).
+// Pods, the landing page: the overview first (pods by state, runners online and slots used of
+// their capacity, recent failures with their reasons, who is running what), live over
+// /api/v1/events (any pod or runner event refreshes it; polled every few seconds as well);
+// then the list (newest first) with filters (text, state, owner, runner, repository, "My pods"),
+// stop, delete, recording and a link to each pod's page; "New pod" opens the create form
+// (runner or labels, repo, base ref, branch, command from a preset or typed, env, limits, network).
 import { api, errorText, Pod, POD_STATE, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
-import { ago, append, badge, clear, confirmDialog, dateTime, h, notice } from '../dom';
+import { ago, append, badge, clear, confirmDialog, dateTime, exitWords, h, notice, trunc } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
 import { parsePairs } from './runners';
@@ -20,7 +23,18 @@ export function podsPage(ctx: Ctx): () => void {
   const canWrite = ctx.who.role >= ROLE_MEMBER;
   const messages = h('div', { class: 'messages' });
   const formPanel = h('section', { class: 'panel', hidden: true, 'aria-label': 'New pod' });
-  const list = h('section', { class: 'panel' }, h('div', { class: 'loading' }, 'Loading pods…'));
+  const list = h('section', { class: 'panel', 'aria-label': 'Pods' }, h('div', { class: 'loading' }, 'Loading pods…'));
+  const overview = h('section', { class: 'overview', id: 'overview', 'aria-label': 'Overview' });
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const f = { text: '', state: '', owner: '', runner: '', repo: '', mine: q.get('mine') === '1' };
+  const search = h('input', { id: 'pods-search', type: 'search', placeholder: 'Filter: id, branch, repo, command, owner', 'aria-label': 'Filter pods', autocomplete: 'off', spellcheck: 'false' });
+  const selState = h('select', { id: 'pods-state', 'aria-label': 'State' });
+  const selOwner = h('select', { id: 'pods-owner', 'aria-label': 'Owner' });
+  const selRunner = h('select', { id: 'pods-runner', 'aria-label': 'Runner' });
+  const selRepo = h('select', { id: 'pods-repo', 'aria-label': 'Repository' });
+  const mineBtn = h('button', { type: 'button', class: 'btn', id: 'pods-mine', 'aria-pressed': String(f.mine) }, 'My pods');
+  const filterBar = h('div', { class: 'filters-bar', role: 'search', 'aria-label': 'Filter pods' }, search, selState, selOwner, selRunner, selRepo, mineBtn);
+  let allPods: Pod[] = [];
   const newBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'new-pod' }, 'New pod');
   let runners: Runner[] = [];
   let stopped = false;
@@ -33,8 +47,25 @@ export function podsPage(ctx: Ctx): () => void {
     h('div', { class: 'toolbar' },
       h('p', { class: 'muted' }, 'A pod is one program (an agent or a shell) on a runner, in its own git worktree and sandbox.'),
       canWrite ? newBtn : h('span', { class: 'muted' }, 'Viewers can watch pods but not start them.')),
-    messages, formPanel, list,
+    messages, formPanel, overview, filterBar, list,
   ]);
+  if (q.get('focus') === 'search') setTimeout(() => search.focus(), 0);
+  const refilter = () => {
+    f.text = search.value.trim().toLowerCase();
+    f.state = selState.value;
+    f.owner = selOwner.value;
+    f.runner = selRunner.value;
+    f.repo = selRepo.value;
+    renderList(allPods);
+  };
+  search.addEventListener('input', refilter);
+  for (const sel of [selState, selOwner, selRunner, selRepo]) sel.addEventListener('change', refilter);
+  mineBtn.addEventListener('click', () => {
+    f.mine = !f.mine;
+    mineBtn.setAttribute('aria-pressed', String(f.mine));
+    history.replaceState(null, '', '#/pods' + (f.mine ? '?mine=1' : ''));
+    renderList(allPods);
+  });
 
   const say = (kind: 'error' | 'ok', text: string) => {
     clear(messages);
@@ -70,7 +101,7 @@ export function podsPage(ctx: Ctx): () => void {
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start pod');
     const form = h('form', { class: 'form-grid', id: 'pod-form', novalidate: true },
       h('h2', { class: 'span-all' }, 'New pod'),
-      field('Repository', repo, 'A git URL or path the runner can reach.'),
+      field('Repository', repo, 'A git URL (https://, ssh://, file://) or an absolute path the runner can reach.'),
       field('Program', preset),
       customField,
       field('Base ref', baseRef, 'Branch, tag or commit to start from.'),
@@ -92,6 +123,12 @@ export function podsPage(ctx: Ctx): () => void {
       const body: Record<string, unknown> = {};
       const fail = (msg: string, el?: HTMLElement) => { err.textContent = msg; el?.focus(); };
       if (!repo.value.trim()) return fail('Enter the repository the pod works in.', repo);
+      const badRepo = repoProblem(repo.value.trim());
+      if (badRepo) return fail(badRepo, repo);
+      // The base ref is a revision (main, v1.2, a commit, HEAD~2); the branch is a new ref name.
+      if (/\s/.test(baseRef.value.trim())) return fail('The base ref has a space: branch, tag and commit names have none.', baseRef);
+      const badBranch = refProblem(branch.value.trim());
+      if (badBranch) return fail('The branch ' + badBranch, branch);
       body.repo = repo.value.trim();
       if (preset.value === 'custom') {
         const words = splitWords(custom.value);
@@ -142,7 +179,9 @@ export function podsPage(ctx: Ctx): () => void {
   }
 
   async function stop(p: Pod): Promise<void> {
-    const ok = await confirmDialog(`Stop pod ${p.id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds. Its branch and recording are kept.', 'Stop pod');
+    const owner = who(p.created_by);
+    const whose = owner !== ctx.who.user && owner !== '—' ? ` It was started by ${owner}, not you.` : '';
+    const ok = await confirmDialog(`Stop pod ${p.id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds. Its branch and recording are kept.' + whose, 'Stop pod');
     if (!ok) return;
     try {
       await api('POST', `/pods/${p.id}/stop`);
@@ -165,7 +204,26 @@ export function podsPage(ctx: Ctx): () => void {
     }
   }
 
+  const host = (id: string) => runners.find((r) => r.id === id)?.hostname || id || '—';
+
+  /** Refill a filter's options (keeping its choice) from the values the pods have. */
+  function options(sel: HTMLSelectElement, all: string, values: [string, string][]): void {
+    const cur = sel.value;
+    clear(sel);
+    sel.appendChild(h('option', { value: '' }, all));
+    for (const [v, label] of values) sel.appendChild(h('option', { value: v }, label));
+    sel.value = values.some(([v]) => v === cur) ? cur : '';
+  }
+
   function renderList(pods: Pod[]): void {
+    allPods = pods;
+    const uniq = (xs: string[]) => Array.from(new Set(xs.filter(Boolean))).sort();
+    options(selState, 'Any state', uniq(pods.map((p) => p.state)).map((v) => [v, v]));
+    options(selOwner, 'Anyone', uniq(pods.map((p) => p.created_by)).map((v) => [v, who(v)]));
+    options(selRunner, 'Any runner', uniq(pods.map((p) => p.runner)).map((v) => [v, host(v)]));
+    options(selRepo, 'Any repository', uniq(pods.map((p) => p.repo)).map((v) => [v, v.length > 40 ? '…' + v.slice(-39) : v]));
+    filterBar.hidden = pods.length === 0;
+    renderOverview(pods);
     clear(list);
     if (pods.length === 0) {
       append(list, [h('div', { class: 'empty' },
@@ -180,22 +238,71 @@ export function podsPage(ctx: Ctx): () => void {
         canWrite ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => newBtn.click() }, 'New pod') : null)]);
       return;
     }
-    pods.sort((a, b) => b.created_ms - a.created_ms);
-    const host = (id: string) => runners.find((r) => r.id === id)?.hostname || id || '—';
+    const me = 'user:' + ctx.who.user;
+    const shown = pods.filter((p) => (!f.mine || p.created_by === me || p.created_by === ctx.who.user)
+      && (!f.state || p.state === f.state) && (!f.owner || p.created_by === f.owner)
+      && (!f.runner || p.runner === f.runner) && (!f.repo || p.repo === f.repo)
+      && (!f.text || [p.id, p.branch, p.repo, p.command.join(' '), p.created_by, host(p.runner), p.state, p.reason].join(' ').toLowerCase().includes(f.text)));
+    shown.sort((a, b) => b.created_ms - a.created_ms);
+    if (shown.length === 0) {
+      append(list, [h('p', { class: 'muted', id: 'pods-none' }, `None of the ${pods.length} pods matches these filters.`)]);
+      return;
+    }
     append(list, [h('table', { class: 'table', id: 'pods-table' },
-      h('thead', null, h('tr', null, ['Pod', 'State', 'Command', 'Repository', 'Runner', 'Started', ''].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', null, pods.map((p) => h('tr', { 'data-pod': p.id },
-        h('td', null, h('a', { href: '#/pods/' + p.id, class: 'strong mono' }, p.id), h('div', { class: 'muted small mono' }, p.branch)),
+      h('thead', null, h('tr', null, ['Pod', 'State', 'Program', 'Owner', 'Started', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', null, shown.map((p) => h('tr', { 'data-pod': p.id },
+        h('td', { class: 'cell-name' }, h('a', { href: '#/pods/' + p.id, class: 'strong mono' }, p.id), trunc(p.branch, 'muted small mono w-name', 'div')),
         h('td', null, badge(p.state), stateDetail(p)),
-        h('td', { class: 'mono small cmd-cell', title: p.command.join(' ') }, commandLabel(p.command)),
-        h('td', { class: 'small ellipsis', title: p.repo }, p.repo),
-        h('td', { class: 'small' }, host(p.runner)),
-        h('td', { class: 'small', title: dateTime(p.started_ms || p.created_ms) }, ago(p.started_ms || p.created_ms)),
-        h('td', { class: 'row-actions' },
+        h('td', { class: 'small' }, trunc(p.command.join(' '), 'mono w-prog cmd-text', 'div'), trunc(p.repo, 'muted w-prog repo-text', 'div')),
+        h('td', { class: 'small owner-cell' }, trunc(who(p.created_by), 'w-owner owner-text', 'div'), trunc(host(p.runner), 'muted w-owner runner-text', 'div')),
+        h('td', { class: 'small nowrap', title: dateTime(p.started_ms || p.created_ms) }, ago(p.started_ms || p.created_ms)),
+        h('td', { class: 'row-actions row-actions-wrap' },
           h('a', { href: '#/pods/' + p.id, class: 'btn btn-small' }, podEnded(p.state) ? 'Output' : 'Terminal'),
-          p.recording ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => void downloadRecording(p.id, (m) => say('error', m)) }, 'Recording') : null,
+          p.recording ? h('a', { href: '#/pods/' + p.id + '?play=1', class: 'btn btn-small', title: 'Play the recording in the browser' }, 'Play') : null,
+          p.recording ? h('button', { type: 'button', class: 'btn btn-small', title: 'Download the recording (asciicast)', onclick: () => void downloadRecording(p.id, (m) => say('error', m)) }, 'Download') : null,
           canWrite && !podEnded(p.state) ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void stop(p) }, 'Stop') : null,
           canWrite && podEnded(p.state) ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void remove(p) }, 'Delete') : null))))),
+    ]);
+  }
+
+  function renderOverview(pods: Pod[]): void {
+    clear(overview);
+    if (pods.length === 0 && runners.length === 0) {
+      overview.hidden = true;
+      return;
+    }
+    overview.hidden = false;
+    const count = (pred: (p: Pod) => boolean) => pods.filter(pred).length;
+    const active = (p: Pod) => p.state === 'pending' || p.state === 'starting' || p.state === 'running';
+    const states: [string, number][] = [
+      ['running', count((p) => p.state === 'running')],
+      ['starting', count((p) => p.state === 'pending' || p.state === 'starting')],
+      ['failed', count((p) => p.state === 'failed')],
+      ['exited', count((p) => p.state === 'exited')],
+      ['stopped', count((p) => p.state === 'stopped')],
+    ];
+    const live = runners.filter((r) => !r.revoked);
+    const online = live.filter((r) => r.state === 'online');
+    const capacity = online.reduce((n, r) => n + (r.capacity || 0), 0);
+    const used = count((p) => active(p) && online.some((r) => r.id === p.runner));
+    const failures = pods.filter((p) => p.state === 'failed' || (p.state === 'exited' && p.exit_code !== 0))
+      .sort((a, b) => (b.ended_ms || b.created_ms) - (a.ended_ms || a.created_ms)).slice(0, 4);
+    const byOwner = new Map<string, Pod[]>();
+    for (const p of pods.filter(active)) byOwner.set(p.created_by, [...(byOwner.get(p.created_by) || []), p]);
+    append(overview, [
+      h('div', { class: 'ov-card', id: 'ov-states' }, h('h2', null, 'Pods'),
+        h('div', { class: 'ov-states' }, states.map(([st, n]) => h('button', { type: 'button', class: 'link ov-state', 'data-state': st, 'data-count': String(n), title: `Show ${st} pods`, onclick: () => { selState.value = st === 'starting' ? '' : st; refilter(); } },
+          h('span', { class: 'ov-n' }, String(n)), h('span', { class: 'muted' }, st))))),
+      h('div', { class: 'ov-card', id: 'ov-runners' }, h('h2', null, 'Runners'),
+        h('div', { class: 'ov-big', id: 'ov-runners-online', 'data-online': String(online.length), 'data-total': String(live.length) }, `${online.length} of ${live.length} online`),
+        h('div', { class: 'muted small', id: 'ov-slots', 'data-used': String(used), 'data-capacity': String(capacity) }, capacity ? `${used} of ${capacity} pod slots in use` : `${used} pods on them`)),
+      h('div', { class: 'ov-card', id: 'ov-failures' }, h('h2', null, 'Recent failures'),
+        failures.length === 0 ? h('p', { class: 'muted small' }, 'None.') : h('ul', { class: 'ov-list' }, failures.map((p) => h('li', { 'data-pod': p.id },
+          h('a', { href: '#/pods/' + p.id, class: 'mono' }, p.id), trunc(failWords(p), 'muted'))))),
+      h('div', { class: 'ov-card', id: 'ov-who' }, h('h2', null, 'Who is running what'),
+        byOwner.size === 0 ? h('p', { class: 'muted small' }, 'Nobody right now.') : h('ul', { class: 'ov-list' }, Array.from(byOwner.entries()).sort().map(([owner, ps]) => h('li', { 'data-owner': owner },
+          h('span', { class: 'strong' }, who(owner)),
+          trunc(ps.map((p) => `${commandLabel(p.command)} on ${repoName(p.repo)}`).join(', '), 'muted'))))),
     ]);
   }
 
@@ -205,20 +312,78 @@ export function podsPage(ctx: Ctx): () => void {
       if (stopped) return;
       runners = r.runners;
       renderList(p.pods);
+      overview.dataset.loaded = String(++loads);
     } catch (e) {
       if (!stopped) say('error', errorText(e));
     }
   }
+  let loads = 0;
   void refresh();
   const timer = setInterval(() => { if (!document.hidden) void refresh(); }, 3000);
+  // Live: any pod or runner event refreshes at once (the poll above stays as the fallback).
+  let ws: WebSocket | null = null;
+  let soon: ReturnType<typeof setTimeout> | null = null;
+  const connectEvents = () => {
+    if (stopped) return;
+    try {
+      ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/v1/events`);
+    } catch {
+      return;
+    }
+    ws.onmessage = (m) => {
+      if (typeof m.data !== 'string' || !/"action":"(pod|runner)\./.test(m.data.replace(/\s/g, ''))) return;
+      if (!soon) soon = setTimeout(() => { soon = null; void refresh(); }, 200);
+    };
+    ws.onopen = () => { overview.dataset.live = '1'; };
+    ws.onclose = () => {
+      ws = null;
+      delete overview.dataset.live;
+    };
+  };
+  connectEvents();
   return () => {
     stopped = true;
     clearInterval(timer);
+    if (soon) clearTimeout(soon);
+    ws?.close();
   };
 }
 
+/** A repository the runner can fetch: a URL it speaks or an absolute path (a relative path
+ * would be read as a URL and fail on the runner with "unsupported URL protocol"). */
+export function repoProblem(v: string): string | null {
+  if (/^(https?|ssh|git|file):\/\/\S+$/.test(v) || v.startsWith('/') || /^[\w.-]+@[\w.-]+:\S+$/.test(v)) return null;
+  if (/\s/.test(v)) return 'The repository has a space in it: a URL or path has none.';
+  return 'The repository is a git URL (https://, ssh://, git://, file://, user@host:path) or an absolute path on the runner (/srv/git/app).';
+}
+
+/** git's rules for ref names (git check-ref-format), the ones people trip over. */
+export function refProblem(v: string): string | null {
+  if (!v) return null;
+  if (/\s/.test(v)) return 'has a space: git refs cannot.';
+  if (/\.\.|[~^:?*[\\\x00-\x1f\x7f]|@\{/.test(v)) return 'has a character git does not allow in refs (.. ~ ^ : ? * [ \\ @{).';
+  if (/^[/.-]|\/$|\.lock$|\/\.|\/\/|\.$/.test(v)) return 'cannot start with / . or -, end with / . or .lock, or have // or /. in it.';
+  return null;
+}
+
+/** "user:alice" → "alice". */
+export function who(actor: string): string {
+  return (actor || '').replace(/^user:/, '') || '—';
+}
+
+function repoName(repo: string): string {
+  return repo.replace(/\/+$/, '').replace(/\.git$/, '').split(/[/:]/).pop() || repo;
+}
+
+/** Why a pod ended badly, in words. */
+export function failWords(p: Pod): string {
+  if (p.state === 'failed') return p.reason ? 'failed: ' + p.reason : 'failed';
+  if (p.state === 'exited') return exitWords(p.exit_code);
+  return p.state;
+}
+
 export function stateDetail(p: Pod): HTMLElement | null {
-  if (p.state === POD_STATE.exited) return h('span', { class: 'muted small detail' }, `code ${p.exit_code ?? '?'}`);
+  if (p.state === POD_STATE.exited) return h('span', { class: 'muted small detail' }, exitWords(p.exit_code));
   if ((p.state === POD_STATE.failed || p.state === POD_STATE.stopped) && p.reason) return h('div', { class: 'muted small detail', title: p.reason }, p.reason);
   return null;
 }

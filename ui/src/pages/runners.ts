@@ -2,7 +2,7 @@
 // every few seconds; "Add a runner" creates a one-time enrollment token and shows the command
 // to paste on the runner host; revoking (a runner or an unused token) asks first.
 import { api, errorText, ROLE_ADMIN, Runner } from '../api';
-import { ago, append, badge, clear, confirmDialog, dateTime, h, notice, until } from '../dom';
+import { ago, append, badge, clear, confirmDialog, dateTime, h, keepSecret, notice, until } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
 
@@ -25,6 +25,11 @@ export function runnersPage(ctx: Ctx): () => void {
   const tokens = h('section', { class: 'panel', hidden: true });
   const addBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'add-runner' }, 'Add a runner');
   addBtn.addEventListener('click', () => {
+    // A shown-once secret stays until Done: a second click must not throw it away.
+    if (!addPanel.hidden && addPanel.dataset.secret) {
+      keepSecret(addPanel);
+      return;
+    }
     addPanel.hidden = !addPanel.hidden;
     if (!addPanel.hidden) renderAdd();
   });
@@ -43,6 +48,7 @@ export function runnersPage(ctx: Ctx): () => void {
 
   function renderAdd(): void {
     clear(addPanel);
+    delete addPanel.dataset.secret;
     const labels = h('input', { id: 'token-labels', placeholder: 'gpu=a100 zone=lab', autocomplete: 'off' });
     const ttl = h('select', { id: 'token-ttl' },
       h('option', { value: '15m' }, '15 minutes'),
@@ -86,6 +92,7 @@ export function runnersPage(ctx: Ctx): () => void {
 
   function showCommand(t: { token: string; id: string; expires_ms: number; ca_sha256: string; command: string }): void {
     clear(addPanel);
+    addPanel.dataset.secret = '1';
     const cmd = h('pre', { class: 'command', id: 'enroll-command', tabindex: '0' }, t.command);
     const copied = h('span', { class: 'muted', role: 'status' });
     const copy = h('button', { type: 'button', class: 'btn' }, 'Copy');
@@ -106,7 +113,7 @@ export function runnersPage(ctx: Ctx): () => void {
       h('p', null, `The token works once and expires ${until(t.expires_ms)} (${dateTime(t.expires_ms)}). It is shown only now.`),
       cmd,
       h('p', { class: 'muted small' }, 'Then start it with ', h('code', null, 'airmesh-runner run'), '. The runner checks this appliance against the CA fingerprint ', h('code', { class: 'break' }, t.ca_sha256), '.'),
-      h('div', { class: 'actions' }, copied, copy, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { addPanel.hidden = true; } }, 'Done')),
+      h('div', { class: 'actions' }, copied, copy, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { addPanel.hidden = true; delete addPanel.dataset.secret; } }, 'Done')),
     ]);
     copy.focus();
   }

@@ -1,6 +1,6 @@
 // Teams: groups of users in the org. Everyone sees them; admins and owners create and delete
 // teams and add or remove members (any user of the org).
-import { api, can, errorText, Team, User } from '../api';
+import { api, can, errorText, nameProblem, Team, User } from '../api';
 import { ago, append, clear, confirmDialog, dateTime, emptyState, h, notice } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -17,14 +17,25 @@ export function teamsPage(ctx: Ctx): () => void {
     messages.appendChild(notice(kind, text, () => {}));
   };
 
-  const name = h('input', { id: 'team-name', autocomplete: 'off', spellcheck: 'false', placeholder: 'backend' });
+  const name = h('input', { id: 'team-name', autocomplete: 'off', spellcheck: 'false', placeholder: 'backend', maxlength: '64' });
   const err = h('div', { class: 'form-error', role: 'alert' });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary', id: 'create-team' }, 'Create team');
+  const nameField = field('New team', name, 'Lowercase letters, digits and . _ -');
+  const hint = nameField.querySelector('.hint') as HTMLElement;
+  name.addEventListener('input', () => {
+    const p = nameProblem(name.value.trim());
+    hint.textContent = p || 'Lowercase letters, digits and . _ -';
+    hint.classList.toggle('hint-bad', !!p);
+  });
   const create = h('form', { class: 'panel inline-form', id: 'team-form', novalidate: true, 'aria-label': 'New team' },
-    field('New team', name),
-    h('div', { class: 'field field-button' }, h('button', { type: 'submit', class: 'btn btn-primary', id: 'create-team' }, 'Create team')),
+    nameField,
+    h('div', { class: 'field field-button' }, submit),
     err);
+  let creating = false;
   create.addEventListener('submit', async (e) => {
     e.preventDefault();
+    // One request at a time: a double click creates one team, not "created" and "already exists".
+    if (creating) return;
     err.textContent = '';
     const n = name.value.trim();
     if (!n) {
@@ -32,6 +43,15 @@ export function teamsPage(ctx: Ctx): () => void {
       name.focus();
       return;
     }
+    const problem = nameProblem(n);
+    if (problem) {
+      err.textContent = problem;
+      name.focus();
+      return;
+    }
+    creating = true;
+    submit.disabled = true;
+    submit.textContent = 'Creating…';
     try {
       await api('POST', '/teams', { name: n });
       say('ok', `Team ${n} is created. Add its members below.`);
@@ -40,6 +60,10 @@ export function teamsPage(ctx: Ctx): () => void {
       (document.querySelector(`tr[data-team="${CSS.escape(n)}"] select`) as HTMLElement | null)?.focus();
     } catch (e2) {
       err.textContent = errorText(e2);
+    } finally {
+      creating = false;
+      submit.disabled = false;
+      submit.textContent = 'Create team';
     }
   });
 

@@ -3,14 +3,18 @@
 // The screen and the offset it was drawn up to are kept in sessionStorage per pod, so a reload
 // or coming back to the page redraws at once and resumes with ?offset=<that offset>; without a
 // saved screen the appliance replays its whole ring (offset 0).
+// Beside the terminal: what the pod is (program, repository, branch, base, limits, network,
+// runner, owner, runtime); a failed pod shows its reason in a red banner; an ended pod with a
+// recording plays it in the browser (asciinema-player, see player.ts).
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_MEMBER } from '../api';
+import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner } from '../api';
 import { prune as pruneCspStyles } from '../csp-styles';
-import { append, badge, clear, confirmDialog, h, notice } from '../dom';
+import { append, badge, clear, confirmDialog, dateTime, exitWords, h, notice } from '../dom';
 import type { Ctx } from '../main';
-import { commandLabel, downloadRecording, stateDetail } from './pods';
+import { commandLabel, downloadRecording, stateDetail, who as whoName } from './pods';
+import { openPlayer } from './player';
 import { Hello, TermConnection } from '../term/connection';
 
 const SAVE_KEY = (pod: string) => 'airmesh.term.' + pod;
@@ -49,16 +53,24 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   const controlBtn = h('button', { type: 'button', class: 'btn', id: 'control-btn', disabled: true }, 'Take control');
   const stopBtn = h('button', { type: 'button', class: 'btn btn-danger-outline', id: 'stop-pod', hidden: true }, 'Stop pod');
   const recBtn = h('button', { type: 'button', class: 'btn', id: 'download-recording', hidden: true }, 'Download recording');
+  const playBtn = h('button', { type: 'button', class: 'btn', id: 'play-recording', hidden: true }, 'Play recording');
+  const factsBtn = h('button', { type: 'button', class: 'btn', id: 'pod-facts-toggle', 'aria-controls': 'pod-facts' }, 'Details');
   const notices = h('div', { class: 'messages term-notices' });
+  const banner = h('div', { class: 'banner-failed', id: 'pod-failed', role: 'alert', hidden: true });
+  const facts = h('aside', { class: 'pod-facts', id: 'pod-facts', 'aria-label': 'About this pod' });
+  const playerBox = h('section', { class: 'player-panel', id: 'player-panel', hidden: true, 'aria-label': 'Recording' });
   const termBox = h('div', { class: 'term-box', id: 'terminal' });
   const typeHint = h('div', { class: 'type-hint', hidden: true }, 'Take control to type into this terminal.');
   append(ctx.main, [
     h('div', { class: 'term-head' },
       h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, meta),
-      h('div', { class: 'term-actions' }, status, controlText, controlBtn, recBtn, stopBtn)),
+      h('div', { class: 'term-actions' }, status, controlText, controlBtn, playBtn, recBtn, factsBtn, stopBtn)),
+    banner,
     notices,
-    h('div', { class: 'term-wrap' }, termBox, typeHint),
+    playerBox,
+    h('div', { class: 'pod-layout' }, h('div', { class: 'term-wrap' }, termBox, typeHint), facts),
   ]);
+  factsBtn.addEventListener('click', () => facts.classList.toggle('pod-facts-open'));
   ctx.main.classList.add('main-terminal');
 
   const say = (kind: 'error' | 'info' | 'ok' | 'warn', text: string | Node, key?: string) => {
@@ -116,6 +128,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   const drawnAt = (offset: number) => term.write('', () => { drawnOffset = offset; scheduleSave(); });
 
   const iHold = () => hello !== null && holder !== null && String(holder) === String(hello.you);
+  // The holder is this user, in another tab or window (or airmeshctl pod attach).
+  const meElsewhere = () => !iHold() && holder !== null && !!holderUser && holderUser === ctx.who.user;
 
   const fitAndSend = () => {
     if (!iHold()) return;
@@ -160,6 +174,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       const before = iHold();
       holder = hd;
       holderUser = user;
+      // The previous holder hears who took control.
+      if (before && !iHold() && hd !== null) say('warn', `${user || 'Someone'} took control. You keep watching.`, 'taken');
+      if (iHold()) notices.querySelector('[data-key="taken"]')?.remove();
       updateControl();
       if (!before && iHold()) fitAndSend();
     },
@@ -169,9 +186,12 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     exit(state, code) {
       ended = true;
       setPodState(state);
-      const text = state === POD_STATE.exited ? `The program exited with code ${code ?? '?'}.` : `The pod ${state === POD_STATE.stopped ? 'was stopped' : 'failed'}${code !== null ? ` (code ${code})` : ''}.`;
+      const text = state === POD_STATE.exited ? `The program ${exitWords(code)}.`
+        : state === POD_STATE.stopped ? `The pod was stopped${code !== null && code !== 0 ? `: ${exitWords(code)}` : ''}.`
+        : 'The pod failed.';
       notices.querySelector('[data-key="stopping"]')?.remove();
-      say(code === 0 || state === POD_STATE.stopped ? 'info' : 'warn', text, 'exit');
+      // A failed pod's reason is the red banner (from the record); the notice would repeat it.
+      if (state !== POD_STATE.failed) say(code === 0 || state === POD_STATE.stopped ? 'info' : 'warn', text, 'exit');
       // Hide the cursor: nothing reads input any more. (The reason is the notice above, not a
       // line in the terminal, which a saved screen would repeat at every visit.)
       term.options.cursorBlink = false;
@@ -205,6 +225,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       controlText.textContent = '';
     } else if (iHold()) {
       controlText.textContent = 'You have control';
+    } else if (meElsewhere()) {
+      controlText.textContent = `${holderUser} has control (you, other tab)`;
     } else if (holder !== null) {
       controlText.textContent = `${holderUser || 'Someone'} has control`;
     } else {
@@ -218,15 +240,29 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       controlBtn.disabled = !live;
       controlBtn.title = 'Let someone else type; you keep watching.';
     } else {
-      controlBtn.textContent = holder !== null ? `Take control from ${holderUser || 'them'}` : 'Take control';
+      // The appliance's rules: members and above type; control is taken from another user by an
+      // admin or owner or the pod's owner, never from your own other tab while it is active
+      // (release it there; after control_idle anyone may take it).
       const allowed = !!hello && hello.can_input && canWrite;
-      controlBtn.disabled = !live || !allowed;
-      controlBtn.title = allowed ? 'Type into the pod; your window size becomes its size.' : 'Your role can watch pods but not type into them.';
+      const held = holder !== null;
+      const mayTakeOver = ctx.who.role >= ROLE_ADMIN || (!!pod && whoName(pod.created_by) === ctx.who.user);
+      const blocked = meElsewhere() || (held && !mayTakeOver);
+      controlBtn.textContent = held && !blocked && allowed ? `Take control from ${holderUser || 'them'}` : 'Take control';
+      controlBtn.disabled = !live || !allowed || blocked;
+      controlBtn.title = !allowed ? 'Your role can watch pods but not type into them.'
+        : meElsewhere() ? 'You have control in another tab or window: release it there first.'
+        : held && !mayTakeOver ? `${holderUser || 'Someone'} has control: they release it (the pod's owner or an admin may take it over).`
+        : held ? `${holderUser || 'Someone'} has control; taking it over is recorded in the audit log.`
+        : 'Type into the pod; your window size becomes its size.';
     }
     typeHint.hidden = true;
   }
 
-  controlBtn.addEventListener('click', () => {
+  // Someone else's pod: say whose before typing into it (the appliance decides who may).
+  const othersPod = () => !!pod && !!pod.created_by && whoName(pod.created_by) !== ctx.who.user;
+  controlBtn.addEventListener('click', async () => {
+    if (!iHold() && othersPod() && !(await confirmDialog(`Take control of ${whoName(pod!.created_by)}'s pod?`,
+      `${whoName(pod!.created_by)} started this pod. What you type goes to their program; the take is in the audit log.`, 'Take control', false))) return;
     conn.sendJSON({ type: iHold() ? 'release' : 'take' });
     term.focus();
   });
@@ -266,6 +302,14 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     ended = ended || podEnded(state);
     stopBtn.hidden = ended || !canWrite;
     recBtn.hidden = !(pod && pod.recording);
+    playBtn.hidden = recBtn.hidden;
+    if (pod && pod.state === 'failed') {
+      clear(banner);
+      append(banner, [h('strong', null, 'This pod failed'), h('span', { class: 'reason' }, failHelp(pod.reason))]);
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
   }
 
   async function refreshPod(): Promise<void> {
@@ -282,6 +326,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       return;
     }
     if (disposed) return;
+    renderFacts(pod);
     clear(meta);
     append(meta, [
       h('span', { class: 'mono', title: pod.command.join(' ') }, commandLabel(pod.command)),
@@ -295,7 +340,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   }
 
   stopBtn.addEventListener('click', async () => {
-    if (!(await confirmDialog(`Stop pod ${id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds.', 'Stop pod'))) return;
+    const whose = othersPod() ? ` It was started by ${whoName(pod!.created_by)}, not you.` : '';
+    if (!(await confirmDialog(`Stop pod ${id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds.' + whose, 'Stop pod'))) return;
     try {
       await api('POST', `/pods/${id}/stop`);
       say('info', 'Stopping the pod…', 'stopping');
@@ -304,12 +350,59 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     }
   });
   recBtn.addEventListener('click', () => void downloadRecording(id, (m) => say('error', m)));
+  let closePlayer: (() => void) | null = null;
+  const play = async () => {
+    if (closePlayer) {
+      closePlayer();
+      closePlayer = null;
+      playerBox.hidden = true;
+      playBtn.textContent = 'Play recording';
+      return;
+    }
+    playerBox.hidden = false;
+    playBtn.textContent = 'Close player';
+    closePlayer = await openPlayer(playerBox, id, (m) => say('error', m, 'player'));
+  };
+  playBtn.addEventListener('click', () => void play());
+
+  let runnerName = '';
+  function renderFacts(p: Pod): void {
+    if (!runnerName && p.runner) {
+      runnerName = ' ';
+      void api<{ runners: Runner[] }>('GET', '/runners').then((r) => {
+        runnerName = r.runners.find((x) => x.id === p.runner)?.hostname || p.runner;
+        if (!disposed && pod) renderFacts(pod);
+      }).catch(() => { runnerName = ''; });
+    }
+    clear(facts);
+    const lim = p.limits || { memory: 0, pids: 0, cpu_millis: 0 };
+    const limits = [lim.memory ? memWords(lim.memory) + ' memory' : '', lim.pids ? lim.pids + ' processes' : '', lim.cpu_millis ? lim.cpu_millis / 1000 + ' CPU' : ''].filter(Boolean).join(', ') || 'none set';
+    const end = p.ended_ms || (podEnded(p.state) ? 0 : Date.now());
+    const runtime = p.started_ms && end ? span((end - p.started_ms) / 1000) + (p.ended_ms ? '' : ' so far') : '—';
+    const row = (k: string, v: string | Node, id?: string) => [h('dt', null, k), h('dd', id ? { id } : null, v)];
+    append(facts, [h('dl', { class: 'facts' },
+      row('Program', h('span', { class: 'mono' }, p.command.join(' ')), 'fact-command'),
+      row('Repository', p.repo, 'fact-repo'),
+      row('Branch', h('span', { class: 'mono' }, p.branch), 'fact-branch'),
+      row('Base', p.base_ref || 'default branch', 'fact-base'),
+      row('Limits', limits + (p.limits_note ? ` (${p.limits_note})` : ''), 'fact-limits'),
+      row('Network', p.network === 'host' ? "host (the runner's network)" : 'none (loopback only)', 'fact-network'),
+      row('Runner', runnerName || p.runner || '—', 'fact-runner'),
+      row('Owner', whoName(p.created_by), 'fact-owner'),
+      row('Created', dateTime(p.created_ms), 'fact-created'),
+      row('Runtime', runtime, 'fact-runtime'),
+      p.commit ? row('Commit', h('span', { class: 'mono' }, p.commit.slice(0, 12)), 'fact-commit') : null,
+      p.state === 'exited' ? row('Exit', exitWords(p.exit_code), 'fact-exit') : null,
+    )]);
+  }
 
   void refreshPod().then(() => {
     if (!disposed && pod) {
       try { fit.fit(); } catch { /* ignore */ }
       conn.connect();
       term.focus();
+      // #/pods/ID?play=1 (Play in the pod list) opens the player at once.
+      if (pod.recording && new URLSearchParams(location.hash.split('?')[1] || '').get('play') === '1') void play();
     }
   });
   // The WebSocket reports the state at connect and at exit; in between (pending → running),
@@ -334,6 +427,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     ro.disconnect();
     if (saveTimer) clearTimeout(saveTimer);
     if (resizeTimer) clearTimeout(resizeTimer);
+    closePlayer?.();
     term.dispose();
     pruneCspStyles();
     ctx.main.classList.remove('main-terminal');
@@ -348,4 +442,31 @@ function fmtBytes(n: number): string {
   if (n < 1024) return `${n} bytes`;
   if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+function span(s: number): string {
+  s = Math.max(0, Math.round(s));
+  if (s < 60) return s + ' s';
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** A failure reason and what to do about it. */
+export function failHelp(reason: string): string {
+  const r = reason || 'no reason was given';
+  const hints: [RegExp, string][] = [
+    [/unsupported URL protocol|not found|does not exist|No such file/i, 'Check that the repository path or URL exists on the runner.'],
+    [/ref|revspec|reference/i, 'Check the base ref: a branch, tag or commit that exists in the repository.'],
+    [/exec|command|ENOENT|permission/i, 'Check that the program is installed on the runner and on its PATH.'],
+    [/runner restarted|runner.*(gone|lost|offline)/i, 'The runner went away while the pod ran; start the pod again.'],
+  ];
+  const hint = hints.find(([re]) => re.test(r));
+  return r[0].toUpperCase() + r.slice(1) + (r.endsWith('.') ? '' : '.') + (hint ? ' ' + hint[1] : '');
+}
+
+/** 536870912 → "512 MiB", 1610612736 → "1.5 GiB". */
+function memWords(n: number): string {
+  const units: [number, string][] = [[1 << 30, 'GiB'], [1 << 20, 'MiB'], [1 << 10, 'KiB']];
+  for (const [u, name] of units) if (n >= u) return `${Number((n / u).toFixed(2))} ${name}`;
+  return `${n} bytes`;
 }

@@ -2,8 +2,8 @@
 // a role up to their own; a generated password is shown once), change roles, disable/enable,
 // end sessions and delete (after a confirm), and see every API token of the org. Members and
 // viewers see only themselves: their own password and tokens are under My account.
-import { api, ApiToken, can, errorText, ROLE_NAMES, roleNumber, User } from '../api';
-import { ago, append, badge, clear, confirmDialog, dateTime, emptyState, h, notice, secretBox, until } from '../dom';
+import { api, ApiToken, can, errorText, nameProblem, ROLE_NAMES, roleNumber, User } from '../api';
+import { ago, append, badge, clear, confirmDialog, dateTime, emptyState, h, keepSecret, notice, secretBox, until } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
 
@@ -17,6 +17,11 @@ export function usersPage(ctx: Ctx): () => void {
   const tokens = h('section', { class: 'panel', hidden: true, 'aria-label': 'API tokens' });
   const addBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'add-user' }, 'Add a user');
   addBtn.addEventListener('click', () => {
+    // A shown-once secret stays until Done: a second click must not throw it away.
+    if (!addPanel.hidden && addPanel.dataset.secret) {
+      keepSecret(addPanel);
+      return;
+    }
     addPanel.hidden = !addPanel.hidden;
     if (!addPanel.hidden) renderAdd();
   });
@@ -44,14 +49,23 @@ export function usersPage(ctx: Ctx): () => void {
 
   function renderAdd(): void {
     clear(addPanel);
+    delete addPanel.dataset.secret;
     const name = h('input', { id: 'user-name', autocomplete: 'off', spellcheck: 'false', required: true });
     const role = roleSelect('user-role', 2, me.role);
     const password = h('input', { id: 'user-password', type: 'password', autocomplete: 'new-password' });
     const err = h('div', { class: 'form-error', role: 'alert' });
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create user');
+    const NAME_HINT = 'Lowercase letters, digits and . _ - (starting with a letter or digit). Users log in with it.';
+    const nameField = field('User name', name, NAME_HINT);
+    const hint = nameField.querySelector('.hint') as HTMLElement;
+    name.addEventListener('input', () => {
+      const p = nameProblem(name.value.trim());
+      hint.textContent = p || NAME_HINT;
+      hint.classList.toggle('hint-bad', !!p);
+    });
     const form = h('form', { class: 'form-grid', id: 'user-form', novalidate: true },
       h('h2', null, 'Add a user'),
-      field('User name', name, 'Letters, digits, dot, dash and underscore. Users log in with it.'),
+      nameField,
       field('Role', role, roleHint(me.role)),
       field('Password', password, 'Optional, at least 12 characters. Leave it empty for a random password, shown once.'),
       err,
@@ -64,6 +78,12 @@ export function usersPage(ctx: Ctx): () => void {
       const n = name.value.trim();
       if (!n) {
         err.textContent = 'Enter the new user\'s name.';
+        name.focus();
+        return;
+      }
+      const problem = nameProblem(n);
+      if (problem) {
+        err.textContent = problem;
         name.focus();
         return;
       }
@@ -91,8 +111,9 @@ export function usersPage(ctx: Ctx): () => void {
 
   function showCreated(r: { id: string; role: string; password?: string }): void {
     clear(addPanel);
-    const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { addPanel.hidden = true; } }, 'Done');
+    const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { addPanel.hidden = true; delete addPanel.dataset.secret; } }, 'Done');
     if (r.password) {
+      addPanel.dataset.secret = '1';
       const { box, copy } = secretBox(r.password, 'new-user-password', done);
       append(addPanel, [
         h('h2', null, `User ${r.id} is created`),

@@ -1,0 +1,111 @@
+/*
+ * appliance/ctl/help.c — `airmeshctl help [COMMAND]` and `airmeshctl COMMAND --help`: one text
+ * per command, saying every argument and flag (README "airmeshctl" says the same).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "appliance/ctl/audit_cmd.h"
+#include "appliance/ctl/ctl.h"
+
+static const struct {
+    const char *name, *text;
+} HELP[] = {
+    {"version", "airmeshctl version\n"
+                "  Print the client's version and the appliance's (GET /api/v1/version).\n"},
+    {"login", "airmeshctl login --user NAME [--org ORG] [--password-file FILE]\n"
+              "  Log in and save the session in $XDG_CONFIG_HOME/airmesh/session (default\n"
+              "  ~/.config/airmesh/session, mode 0600), for this --url only.\n"
+              "  --user NAME           the user name\n"
+              "  --org ORG             the organization (default: default)\n"
+              "  --password-file FILE  read the password from FILE; without it the password is\n"
+              "                        prompted (no echo), or read from stdin when it is not a\n"
+              "                        terminal\n"},
+    {"whoami", "airmeshctl whoami\n  The logged-in user and organization.\n"},
+    {"logout", "airmeshctl logout\n"
+               "  End the session on the appliance and forget it. Logged out already: says so\n"
+               "  and exits 0.\n"},
+    {"token", "airmeshctl token create [--org ORG] [--ttl 1h] [--label K=V ...]\n"
+              "airmeshctl token list\n"
+              "airmeshctl token revoke ID\n"
+              "  Runner enrollment tokens (admins). create prints the one-time token, the CA\n"
+              "  fingerprint and the command to run on the runner host; --ttl up to 30d;\n"
+              "  --label (repeatable) gives the runner labels pods can ask for.\n"},
+    {"runner", "airmeshctl runner list [--json]\n"
+               "airmeshctl runner show ID\n"
+               "airmeshctl runner revoke ID\n"
+               "  Runners: state, heartbeat, version, certificate expiry, labels. revoke (admins)\n"
+               "  closes its stream at once and refuses its certificates from then on.\n"},
+    {"pod",
+     "airmeshctl pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
+     "                      [--label K=V ...] [--env K=V ...] [--memory SIZE] [--pids N]\n"
+     "                      [--cpu CORES] [--tmp SIZE] [--shm SIZE] [--workspace SIZE]\n"
+     "                      [--network none|host] [--keep-worktree] [--json]\n"
+     "                      -- COMMAND [ARGS...]\n"
+     "    Start COMMAND in a sandboxed pod on its own branch. Sizes (--memory, --tmp, --shm,\n"
+     "    --workspace): 512M, 2G (K, M, G, T, optionally iB); --pids: a whole number of\n"
+     "    processes; --cpu: cores, e.g. 1.5. Left out: the appliance's pod_* defaults. A bad\n"
+     "    value is refused before anything is sent.\n"
+     "airmeshctl pod list [--json]\n"
+     "    Pods of your org: id, state, owner, runner, branch and the whole command.\n"
+     "airmeshctl pod show ID [--json]\n"
+     "    One pod, one fact per line, times in your local time zone. JSON with --json, or\n"
+     "    when stdout is not a terminal (scripts keep working).\n"
+     "airmeshctl pod logs ID [--follow]\n"
+     "    Print the pod's scrollback (the appliance keeps its last 1 MiB of output);\n"
+     "    --follow keeps printing until the pod ends.\n"
+     "airmeshctl pod attach ID\n"
+     "    The pod's terminal in yours: raw mode, input control taken when free (or as\n"
+     "    soon as its holder releases it), the window size follows yours. Detach with\n"
+     "    Ctrl-] then q (Ctrl-] twice sends one Ctrl-]).\n"
+     "airmeshctl pod wait ID [--timeout S]\n"
+     "    Wait until the pod ends (default 300 s); exit 0 if it exited 0.\n"
+     "airmeshctl pod stop ID | pod rm ID | pod recording ID -o FILE\n"
+     "    Stop a pod; remove an ended pod's record; download its asciicast recording.\n"},
+    {"org", "airmeshctl org list\n"
+            "airmeshctl org create ID --owner NAME [--name TEXT] [--password-file FILE]\n"
+            "  Organizations (create: the appliance administrator only). Without\n"
+            "  --password-file the owner gets a random password, printed once.\n"},
+    {"user", "airmeshctl user list\n"
+             "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
+             "airmeshctl user disable|enable|rm|revoke-sessions NAME\n"
+             "airmeshctl user role NAME ROLE\n"
+             "airmeshctl user passwd NAME --password-file F [--current-password-file F]\n"
+             "  Users of your org (admins manage users up to their own role). Names: 1-64 of\n"
+             "  a-z 0-9 . _ -, starting with a letter or digit.\n"},
+    {"team", "airmeshctl team list | team create NAME | team add TEAM USER |\n"
+             "airmeshctl team remove TEAM USER | team rm TEAM\n"
+             "  Teams of users in your org (admins).\n"},
+    {"api-token", "airmeshctl api-token list\n"
+                  "airmeshctl api-token create [--name N] [--role R] [--ttl 30d]\n"
+                  "airmeshctl api-token revoke ID\n"
+                  "  Tokens for automation (AIRMESH_TOKEN); printed once at create.\n"},
+    {"audit", AM_CTL_AUDIT_USAGE},
+    {"help", "airmeshctl help [COMMAND]\n  The overview, or one command's arguments and flags.\n"},
+};
+
+int am_ctl_help(const char *cmd, FILE *out) {
+    for (size_t i = 0; i < sizeof HELP / sizeof HELP[0]; i++)
+        if (strcmp(HELP[i].name, cmd) == 0) {
+            fputs(HELP[i].text, out);
+            fputs("\nGlobal options (before the command): --url URL, --ca FILE; see airmeshctl "
+                  "help.\n",
+                  out);
+            return 0;
+        }
+    fprintf(stderr, "airmeshctl: no command '%s'; the commands are:", cmd);
+    for (size_t i = 0; i < sizeof HELP / sizeof HELP[0]; i++)
+        fprintf(stderr, " %s", HELP[i].name);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+int am_ctl_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    }
+    return 0;
+}
