@@ -405,7 +405,10 @@ static void *pod_main(void *arg) {
                      .shm_bytes = LIMIT(shm_bytes, AM_SBX_DEFAULT_SHM),
                      .cols = (uint16_t)(cp->cols ? cp->cols : 80),
                      .rows = (uint16_t)(cp->rows ? cp->rows : 24),
-                     .hostname = cp->pod_id};
+                     .hostname = cp->pod_id,
+                     /* the command runs as `agent` (uid 1000), HOME = its own dir */
+                     .as_agent = am_sbx_idmap_current()->agent_uid != 0,
+                     .home = wt.home[0] ? wt.home : NULL};
 #undef LIMIT
     am_sbx *sbx = NULL;
     uint64_t t_spawn = am_mono_ns();
@@ -502,10 +505,15 @@ int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr
     m->emit = emit;
     m->ud = ud;
     pthread_mutex_init(&m->mu, NULL);
-    /* Pod root's host ids own the pods' writable dirs (runner/sandbox/idmap.c). */
+    /* The user the pods' commands run as owns their writable dirs (runner/sandbox/idmap.c):
+     * the agent (pod uid 1000) on a root runner, else pod root. */
     const am_sbx_idmap *idm = am_sbx_idmap_current();
-    am_wt_set_owner(idm->pod_root_uid, idm->pod_root_gid, am_sbx_idmap_userns_fd());
-    am_log_info("pod", "pod uid mapping", "map=\"%s\"", idm->desc);
+    if (idm->agent_uid)
+        am_wt_set_owner(idm->agent_uid, idm->agent_gid, am_sbx_idmap_agent_userns_fd());
+    else
+        am_wt_set_owner(idm->pod_root_uid, idm->pod_root_gid, am_sbx_idmap_userns_fd());
+    am_log_info("pod", "pod uid mapping", "map=\"%s\" user=%s", idm->desc,
+                idm->agent_uid ? "agent (pod uid 1000)" : "pod root (no agent user)");
     int rc = am_wt_init(data_dir);
     if (rc) {
         free(m);
