@@ -4,7 +4,7 @@ BAZEL ?= bazel
 BINS  := airmeshd airmesh-runner airmeshctl
 DATA  ?= ./var/airmesh
 
-.PHONY: all deps ui build run test bench clean help
+.PHONY: all deps ui test-clients build run test bench clean help
 
 all: build
 
@@ -26,6 +26,15 @@ ui/node_modules/.package-lock.json: ui/package-lock.json ui/package.json
 	@cd ui && npm ci --no-audit --no-fund
 	@touch $@
 
+# The official OpenAI/Anthropic npm clients that tests/model_server's test drives against the
+# scripted test model server (test-only; same npm ci rule as ui/).
+test-clients: deps tests/model_server/node_modules/.package-lock.json
+
+tests/model_server/node_modules/.package-lock.json: tests/model_server/package-lock.json \
+		tests/model_server/package.json
+	@cd tests/model_server && npm ci --no-audit --no-fund
+	@touch $@
+
 build: deps ui
 	@$(BAZEL) build -c opt //...
 	@mkdir -p bin
@@ -36,7 +45,7 @@ build: deps ui
 run: build
 	@scripts/run.sh $(DATA)
 
-test: deps ui
+test: deps ui test-clients
 	@scripts/test.sh
 
 bench: build
