@@ -4,7 +4,7 @@ BAZEL ?= bazel
 BINS  := airmeshd airmesh-runner airmeshctl
 DATA  ?= ./var/airmesh
 
-.PHONY: all deps ui test-clients build run test bench clean help
+.PHONY: all deps ui test-clients agents build run test bench clean help
 
 all: build
 
@@ -35,6 +35,11 @@ tests/model_server/node_modules/.package-lock.json: tests/model_server/package-l
 	@cd tests/model_server && npm ci --no-audit --no-fund
 	@touch $@
 
+# Real agent CLIs for tests/integration/agent_test.py (tests/agents/package-lock.json), installed
+# once into a cache dir outside the repo keyed by the lock file (~390 MB): scripts/agents.sh.
+agents: deps
+	@scripts/agents.sh >/dev/null
+
 build: deps ui
 	@$(BAZEL) build -c opt //...
 	@mkdir -p bin
@@ -45,7 +50,7 @@ build: deps ui
 run: build
 	@scripts/run.sh $(DATA)
 
-test: deps ui test-clients
+test: deps ui test-clients agents
 	@scripts/test.sh
 
 bench: build

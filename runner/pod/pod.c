@@ -61,6 +61,26 @@ struct am_podmgr {
     size_t n, cap;
 };
 
+/* ---- agents dir (set once at startup) ---- */
+
+static char g_agents_dir[PATH_MAX];
+static char g_agents_path[PATH_MAX + 96]; /* "PATH=<dir>/bin:<default>" */
+
+int am_pod_set_agents_dir(const char *dir) {
+    struct stat st;
+    char real[PATH_MAX];
+    if (!dir || dir[0] != '/')
+        return am_err_set(AM_EINVAL, "'%s' is not an absolute path", dir ? dir : "");
+    if (!realpath(dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+        return am_err_set(AM_EINVAL, "'%s' is not a directory", dir);
+    if (strlen(real) > PATH_MAX - 16)
+        return am_err_set(AM_EINVAL, "'%s' is too long", dir);
+    snprintf(g_agents_dir, sizeof g_agents_dir, "%s", real);
+    snprintf(g_agents_path, sizeof g_agents_path,
+             "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", real);
+    return 0;
+}
+
 /* ---- messages ---- */
 
 static void emit_status(pod *p) {
@@ -376,26 +396,32 @@ static void *pod_main(void *arg) {
     snprintf(p->commit, sizeof p->commit, "%s", wt.commit);
     pthread_mutex_unlock(&p->mu);
 
-    const char **env = calloc(cp->n_env + 1, sizeof *env);
+    const char **env = calloc(cp->n_env + 2, sizeof *env);
     char **env_store = calloc(cp->n_env + 1, sizeof *env_store);
+    int has_path = 0;
     for (size_t i = 0; env && env_store && i < cp->n_env; i++) {
         size_t l = strlen(cp->env[i]->key) + strlen(cp->env[i]->value) + 2;
         env_store[i] = malloc(l);
         if (env_store[i])
             snprintf(env_store[i], l, "%s=%s", cp->env[i]->key, cp->env[i]->value);
         env[i] = env_store[i];
+        has_path |= strcmp(cp->env[i]->key, "PATH") == 0;
     }
+    if (env && g_agents_dir[0] && !has_path)
+        env[cp->n_env] = g_agents_path; /* the agent CLIs first (--agents-dir) */
     const char **argv = calloc(cp->n_command + 1, sizeof *argv);
     for (size_t i = 0; argv && i < cp->n_command; i++)
         argv[i] = cp->command[i];
     /* The pod's own git dir read-write (index, HEAD, its branch, new objects); the mirror it
      * borrows objects from (objects/info/alternates) read-only. */
     const char *rw[] = {wt.gitdir, NULL};
-    const char *ro[] = {wt.mirror, NULL};
+    const char *ro[] = {wt.mirror[0] ? wt.mirror : NULL, NULL, NULL};
+    if (g_agents_dir[0])
+        ro[ro[0] ? 1 : 0] = g_agents_dir; /* the agent CLIs, read-only (--agents-dir) */
     am_sbx_opts o = {.argv = argv,
                      .env = env,
                      .workspace = wt.path,
-                     .ro_binds = wt.mirror[0] ? ro : NULL,
+                     .ro_binds = ro[0] ? ro : NULL,
                      .rw_binds = wt.gitdir[0] ? rw : NULL,
                      .network_none = !cp->network || strcmp(cp->network, "host") != 0,
                      .memory_bytes = LIMIT(memory_bytes, AM_SBX_DEFAULT_MEMORY),

@@ -558,9 +558,10 @@ def start(script, workdir, host="127.0.0.1", timeout=30):
     for p in (lp, pf):
         if os.path.exists(p):
             os.unlink(p)
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--script", sp,
-                             "--log", lp, "--host", host, "--port-file", pf],
-                            stdout=subprocess.DEVNULL, stderr=open(lp + ".stderr", "w"))
+    with open(lp + ".stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--script", sp,
+                                 "--log", lp, "--host", host, "--port-file", pf],
+                                stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + timeout
     while not os.path.exists(pf):
         if proc.poll() is not None or time.monotonic() > deadline:
