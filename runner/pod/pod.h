@@ -37,6 +37,15 @@ int am_pod_set_agents_dir(const char *dir);
 /* The agents dir set above, "" if none. */
 const char *am_pod_agents_dir(void);
 
+/* An agent CLI the pods can run (runner/pod/agents.c). */
+typedef struct {
+    char name[32];    /* "claude", "codex", "gemini", "aider", "opencode", "goose" */
+    char version[64]; /* first version-like token of `<path> --version`, "" if none */
+    char path[1024];  /* where it was found: the agents dir's bin/ first, then the host's */
+} am_pod_agent;
+/* The agent CLIs found (detected once, on the first call; the array is process-owned). */
+size_t am_pod_agents(const am_pod_agent **out);
+
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* Start a pod (returns at once; progress is reported through emit). */
 int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp);

@@ -12,6 +12,8 @@ made from tests/agents/package-lock.json, outside the repo):
       commit it with its Bash tool; the file is on the pod's branch in the runner's mirror
       afterwards, and the model server's log shows the streamed Messages requests with the key
       the pod was given. (The gateway that replaces --network host comes next.)
+  (c) the runner reports the agent CLIs it found, with versions, in Hello: GET /api/v1/runners
+      lists claude 2.1.332 at its path in the agents dir.
 """
 import hashlib
 import json
@@ -165,6 +167,20 @@ class AgentTest(unittest.TestCase):
             self.assertIn(word, out)
         log = gitdir(self.mirror(), "log", "-1", "--format=%s %an", pod["branch"])
         self.assertEqual(log.stdout.strip(), "edited as agent agent", log.stderr)
+
+    @unittest.skipUnless(HAVE_AGENTS, "no agent CLIs in %s: run `make agents` "
+                                      "(scripts/agents.sh)" % AGENTS)
+    def test_runner_reports_its_agent_clis_with_versions(self):
+        # Hello carries what the runner found (its --agents-dir first), GET /api/v1/runners
+        # shows it.
+        r = self.ctl("runner", "list", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        runners = json.loads(r.stdout)
+        runners = runners.get("runners", runners) if isinstance(runners, dict) else runners
+        agents = {a["name"]: a for a in runners[0]["agents"]}
+        self.assertIn("claude", agents, runners)
+        self.assertEqual(agents["claude"]["version"], "2.1.332")
+        self.assertEqual(agents["claude"]["path"], os.path.join(self.adir, "bin", "claude"))
 
     @unittest.skipUnless(HAVE_AGENTS, "no agent CLIs in %s: run `make agents` "
                                       "(scripts/agents.sh)" % AGENTS)
