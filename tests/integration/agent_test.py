@@ -152,6 +152,7 @@ class AgentTest(unittest.TestCase):
             "echo ids=$(id -u):$(id -g):$(id -un) home=$HOME user=$USER; "
             "echo ws_owner=$(stat -c %u /workspace) git_owner=$(stat -c %u "
             "$(git rev-parse --absolute-git-dir)) readme_owner=$(stat -c %u README); "
+            "echo stat_dirty=$(git diff-files --name-only | wc -l); "
             "echo path0=${PATH%%:*}; touch " + self.adir + "/x 2>/dev/null || echo AGENTS-RO; "
             "echo note > $HOME/note && echo HOME-RW; "
             "echo change >> README && git commit -qam 'edited as agent' && echo COMMITTED")
@@ -162,6 +163,9 @@ class AgentTest(unittest.TestCase):
         self.assertIn("ids=1000:1000:agent home=/home/agent user=agent", out)
         # The checkout's files (root's on disk, idmapped) and the pod's own dirs are agent's.
         self.assertIn("ws_owner=1000 git_owner=1000 readme_owner=1000", out)
+        # The index the runner made says so too (uid 1000): git sees the checkout stat-clean,
+        # without re-hashing it.
+        self.assertIn("stat_dirty=0", out)
         self.assertIn("path0=%s/bin" % self.adir, out)
         for word in ("AGENTS-RO", "HOME-RW", "COMMITTED"):
             self.assertIn(word, out)
