@@ -4,7 +4,7 @@ BAZEL ?= bazel
 BINS  := airmeshd airmesh-runner airmeshctl
 DATA  ?= ./var/airmesh
 
-.PHONY: all deps ui build run test bench clean help image
+.PHONY: all deps ui test-clients agents build run test bench clean help image
 
 all: build
 
@@ -27,6 +27,20 @@ ui/node_modules/.package-lock.json: ui/package-lock.json ui/package.json
 	@cd ui && npm ci --no-audit --no-fund
 	@touch $@
 
+# The official OpenAI/Anthropic npm clients that tests/model_server's test drives against the
+# scripted test model server (test-only; same npm ci rule as ui/).
+test-clients: deps tests/model_server/node_modules/.package-lock.json
+
+tests/model_server/node_modules/.package-lock.json: tests/model_server/package-lock.json \
+		tests/model_server/package.json
+	@cd tests/model_server && npm ci --no-audit --no-fund
+	@touch $@
+
+# Real agent CLIs for tests/integration/agent_test.py (tests/agents/package-lock.json), installed
+# once into a cache dir outside the repo keyed by the lock file (~390 MB): scripts/agents.sh.
+agents: deps
+	@scripts/agents.sh >/dev/null
+
 build: deps ui
 	@$(BAZEL) build -c opt //...
 	@mkdir -p bin
@@ -37,7 +51,7 @@ build: deps ui
 run: build
 	@scripts/run.sh $(DATA)
 
-test: deps ui
+test: deps ui test-clients agents
 	@scripts/test.sh
 
 bench: build

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pki/pki.h"
+#include "runner/pod/pod.h"
 #include "runner/sandbox/sandbox.h"
 #include "runner/session/session.h"
 #include "runner/worktree/worktree.h"
@@ -45,13 +46,16 @@ static void usage(FILE *out) {
             "      client certificate. Get the exact command from `airmeshctl token create`.\n"
             "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
             "      [--fetch-back-max SIZE]\n"
-            "      [--uid-range BASE:COUNT]\n"
+            "      [--uid-range BASE:COUNT] [--agents-dir DIR]\n"
             "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
             "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
             "      Exits 0 on SIGINT/SIGTERM and 3 when the appliance revoked this runner.\n"
             "      --uid-range BASE:COUNT  host uids/gids the pods' 0..COUNT-1 map to (root\n"
             "                    runner; default 100000:65536). An unprivileged runner maps\n"
             "                    pod 0 to itself and 1.. to its /etc/subuid range (newuidmap).\n"
+            "      --agents-dir DIR  agent CLIs for the pods (e.g. DIR/bin/claude): bound\n"
+            "                    read-only into every pod at the same path, DIR/bin first on\n"
+            "                    the pods' PATH (scripts/agents.sh makes one)\n"
             "  status [--data DIR]\n"
             "      Show the runner id, org, appliance and certificate expiry.\n"
             "\n"
@@ -110,6 +114,7 @@ int main(int argc, char **argv) {
                                          {"log-level", required_argument, 0, 'L'},
                                          {"fetch-back-max", required_argument, 0, 'F'},
                                          {"uid-range", required_argument, 0, 'u'},
+                                         {"agents-dir", required_argument, 0, 'A'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
@@ -137,6 +142,12 @@ int main(int argc, char **argv) {
             break;
         case 'u':
             uid_range = optarg;
+            break;
+        case 'A':
+            if (am_pod_set_agents_dir(optarg) != 0) {
+                fprintf(stderr, "airmesh-runner: --agents-dir: %s\n", am_err_last());
+                return 2;
+            }
             break;
         case 'c':
             capacity = strtol(optarg, NULL, 10);

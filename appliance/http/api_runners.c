@@ -162,6 +162,12 @@ static json_t *runner_json(am_app *app, const Airmesh__V1__Runner *r) {
         json_array_append_new(old, json_string(serial));
     }
     json_object_set_new(o, "old_serials", old);
+    json_t *agents = json_array(); /* the agent CLIs it reported in Hello */
+    for (size_t i = 0; i < r->n_agents; i++)
+        json_array_append_new(agents,
+                              json_pack("{s:s,s:s,s:s}", "name", r->agents[i]->name, "version",
+                                        r->agents[i]->version, "path", r->agents[i]->path));
+    json_object_set_new(o, "agents", agents);
     return o;
 }
 

@@ -249,8 +249,23 @@ int am_ops_runner_hello(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__H
     json_decref(d);
     snprintf(a.details, sizeof a.details, "%s", ds && strlen(ds) < sizeof a.details ? ds : "{}");
     free(ds);
+    /* The agent CLIs it can run (shown in GET /api/v1/runners), at most 16. */
+    Airmesh__V1__RunnerAgent ra[16], *rap[16];
+    size_t na = 0;
+    for (size_t i = 0; i < h->n_agents && na < 16; i++) {
+        const Airmesh__V1__AgentInfo *ai = h->agents[i];
+        if (!ai->name || !ai->version || !ai->path || strlen(ai->name) > 63 ||
+            strlen(ai->version) > 63 || strlen(ai->path) > 1023)
+            continue;
+        airmesh__v1__runner_agent__init(&ra[na]);
+        ra[na].name = ai->name;
+        ra[na].version = ai->version;
+        ra[na].path = ai->path;
+        rap[na] = &ra[na];
+        na++;
+    }
     int rc = ops_act_done(&a, am_runners_hello(o->c.store, peer->org, peer->runner_id, h->hostname,
-                                               h->version, &labels, h->capacity, &a.hook));
+                                               h->version, &labels, h->capacity, rap, na, &a.hook));
     if (rc)
         return rc;
     /* The pods it does not list did not survive a runner restart: mark them failed so no pod

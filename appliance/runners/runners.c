@@ -361,6 +361,8 @@ typedef struct {
     uint64_t seen_ms;
     const am_enrolled *renewed;
     const char *reason;
+    Airmesh__V1__RunnerAgent **agents; /* hello */
+    size_t n_agents;
     int mode; /* 0 hello, 1 seen, 2 renew, 3 revoke */
     const am_txn_hook *hook;
 } update_ctx;
@@ -382,6 +384,8 @@ static int update_txn(am_txn *t, void *ud) {
         nr.version = (char *)c->version;
         nr.capacity = c->capacity;
         nr.last_seen_ms = am_now_ms();
+        nr.agents = c->agents;
+        nr.n_agents = c->n_agents;
         if (c->labels && c->labels->n) {
             ents = calloc(c->labels->n, sizeof *ents);
             arr = calloc(c->labels->n, sizeof *arr);
@@ -441,13 +445,15 @@ out:
 
 int am_runners_hello(am_store *s, const char *org, const char *runner_id, const char *hostname,
                      const char *version, const am_labels *labels, uint32_t capacity,
-                     const am_txn_hook *hook) {
+                     Airmesh__V1__RunnerAgent **agents, size_t n_agents, const am_txn_hook *hook) {
     update_ctx c = {.org = org,
                     .id = runner_id,
                     .hostname = hostname,
                     .version = version,
                     .labels = labels,
                     .capacity = capacity,
+                    .agents = agents,
+                    .n_agents = n_agents,
                     .mode = 0,
                     .hook = hook};
     return am_store_update(s, update_txn, &c);

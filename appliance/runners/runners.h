@@ -65,10 +65,11 @@ int am_runners_enroll(am_store *s, am_ca *ca, const char *token, const uint8_t *
  * the serial must be its current one or an earlier one not revoked. -AM_EAUTH otherwise. */
 int am_runners_check_cert(am_store *s, const char *runner_id, const char *org, uint64_t serial);
 
-/* Record what a runner says about itself in Hello (hostname, version, labels, capacity). */
+/* Record what a runner says about itself in Hello (hostname, version, labels, capacity, the
+ * agent CLIs it found: n_agents entries, replacing the earlier list). */
 int am_runners_hello(am_store *s, const char *org, const char *runner_id, const char *hostname,
                      const char *version, const am_labels *labels, uint32_t capacity,
-                     const am_txn_hook *hook);
+                     Airmesh__V1__RunnerAgent **agents, size_t n_agents, const am_txn_hook *hook);
 int am_runners_seen(am_store *s, const char *org, const char *runner_id, uint64_t when_ms,
                     const am_txn_hook *hook);
 

@@ -57,4 +57,7 @@ void am_pod_cleanup_leftovers(am_podmgr *m);
 /* 1 for exited/stopped/failed. */
 int am_pod_state_final(const char *state);
 
+/* manager.c: "PATH=<agents dir>/bin:..." for pods whose env sets no PATH, or NULL. */
+const char *pod_agents_path_env(void);
+
 #endif

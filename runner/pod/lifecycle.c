@@ -234,26 +234,32 @@ void *am_pod_main(void *arg) {
     snprintf(p->commit, sizeof p->commit, "%s", wt.commit);
     pthread_mutex_unlock(&p->mu);
 
-    const char **env = calloc(cp->n_env + 1, sizeof *env);
+    const char **env = calloc(cp->n_env + 2, sizeof *env);
     char **env_store = calloc(cp->n_env + 1, sizeof *env_store);
+    int has_path = 0;
     for (size_t i = 0; env && env_store && i < cp->n_env; i++) {
         size_t l = strlen(cp->env[i]->key) + strlen(cp->env[i]->value) + 2;
         env_store[i] = malloc(l);
         if (env_store[i])
             snprintf(env_store[i], l, "%s=%s", cp->env[i]->key, cp->env[i]->value);
         env[i] = env_store[i];
+        has_path |= strcmp(cp->env[i]->key, "PATH") == 0;
     }
+    if (env && pod_agents_path_env() && !has_path)
+        env[cp->n_env] = pod_agents_path_env(); /* the agent CLIs first (--agents-dir) */
     const char **argv = calloc(cp->n_command + 1, sizeof *argv);
     for (size_t i = 0; argv && i < cp->n_command; i++)
         argv[i] = cp->command[i];
     /* The pod's own git dir read-write (index, HEAD, its branch, new objects); the mirror it
      * borrows objects from (objects/info/alternates) read-only. */
     const char *rw[] = {wt.gitdir, NULL};
-    const char *ro[] = {wt.mirror, NULL};
+    const char *ro[] = {wt.mirror[0] ? wt.mirror : NULL, NULL, NULL};
+    if (am_pod_agents_dir()[0])
+        ro[ro[0] ? 1 : 0] = am_pod_agents_dir(); /* the agent CLIs, read-only (--agents-dir) */
     am_sbx_opts o = {.argv = argv,
                      .env = env,
                      .workspace = wt.path,
-                     .ro_binds = wt.mirror[0] ? ro : NULL,
+                     .ro_binds = ro[0] ? ro : NULL,
                      .rw_binds = wt.gitdir[0] ? rw : NULL,
                      .network_none = !cp->network || strcmp(cp->network, "host") != 0,
                      .memory_bytes = LIMIT(memory_bytes, AM_SBX_DEFAULT_MEMORY),
@@ -263,7 +269,10 @@ void *am_pod_main(void *arg) {
                      .shm_bytes = LIMIT(shm_bytes, AM_SBX_DEFAULT_SHM),
                      .cols = (uint16_t)(cp->cols ? cp->cols : 80),
                      .rows = (uint16_t)(cp->rows ? cp->rows : 24),
-                     .hostname = cp->pod_id};
+                     .hostname = cp->pod_id,
+                     /* the command runs as `agent` (uid 1000), HOME = its own dir */
+                     .as_agent = am_sbx_idmap_current()->agent_uid != 0,
+                     .home = wt.home[0] ? wt.home : NULL};
 #undef LIMIT
     am_sbx *sbx = NULL;
     uint64_t t_spawn = am_mono_ns();

@@ -6,17 +6,47 @@
  * months keeps only the live ones. Every call may come from any thread (m->mu).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "runner/pod/internal.h"
 #include "runner/worktree/worktree.h"
+
+/* ---- agents dir (set once at startup, read by pod threads) ---- */
+
+static char g_agents_dir[PATH_MAX];
+static char g_agents_path[PATH_MAX + 96]; /* "PATH=<dir>/bin:<default>" */
+
+int am_pod_set_agents_dir(const char *dir) {
+    struct stat st;
+    char real[PATH_MAX];
+    if (!dir || dir[0] != '/')
+        return am_err_set(AM_EINVAL, "'%s' is not an absolute path", dir ? dir : "");
+    if (!realpath(dir, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+        return am_err_set(AM_EINVAL, "'%s' is not a directory", dir);
+    if (strlen(real) > PATH_MAX - 16)
+        return am_err_set(AM_EINVAL, "'%s' is too long", dir);
+    snprintf(g_agents_dir, sizeof g_agents_dir, "%s", real);
+    snprintf(g_agents_path, sizeof g_agents_path,
+             "PATH=%s/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", real);
+    return 0;
+}
+
+const char *am_pod_agents_dir(void) {
+    return g_agents_dir;
+}
+
+const char *pod_agents_path_env(void) {
+    return g_agents_dir[0] ? g_agents_path : NULL;
+}
 
 static void pod_free(pod *p) {
     protobuf_c_message_free_unpacked(&p->cp->base, NULL);
@@ -51,10 +81,15 @@ int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr
     m->emit = emit;
     m->ud = ud;
     pthread_mutex_init(&m->mu, NULL);
-    /* Pod root's host ids own the pods' writable dirs (runner/sandbox/idmap.c). */
+    /* The user the pods' commands run as owns their writable dirs (runner/sandbox/idmap.c):
+     * the agent (pod uid 1000) on a root runner, else pod root. */
     const am_sbx_idmap *idm = am_sbx_idmap_current();
-    am_wt_set_owner(idm->pod_root_uid, idm->pod_root_gid, am_sbx_idmap_userns_fd());
-    am_log_info("pod", "pod uid mapping", "map=\"%s\"", idm->desc);
+    if (idm->agent_uid)
+        am_wt_set_owner(idm->agent_uid, idm->agent_gid, am_sbx_idmap_agent_userns_fd());
+    else
+        am_wt_set_owner(idm->pod_root_uid, idm->pod_root_gid, am_sbx_idmap_userns_fd());
+    am_log_info("pod", "pod uid mapping", "map=\"%s\" user=%s", idm->desc,
+                idm->agent_uid ? "agent (pod uid 1000)" : "pod root (no agent user)");
     int rc = am_wt_init(data_dir);
     if (rc) {
         free(m);

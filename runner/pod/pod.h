@@ -31,6 +31,22 @@ typedef struct am_podmgr am_podmgr;
 /* Deliver one message to the appliance; returns 0 if queued, -1 if it was dropped. */
 typedef int (*am_pod_emit_fn)(void *ud, Airmesh__V1__RunnerMessage *m);
 
+/* Process-wide, at startup (before am_podmgr_new): a dir of agent CLIs bound read-only into
+ * every pod at the same path, with DIR/bin first on the PATH of pods whose env sets none.
+ * -AM_EINVAL (with the reason) unless it is an absolute path of a directory. */
+int am_pod_set_agents_dir(const char *dir);
+/* The agents dir set above, "" if none. */
+const char *am_pod_agents_dir(void);
+
+/* An agent CLI the pods can run (runner/pod/agents.c). */
+typedef struct {
+    char name[32];    /* "claude", "codex", "gemini", "aider", "opencode", "goose" */
+    char version[64]; /* first version-like token of `<path> --version`, "" if none */
+    char path[1024];  /* where it was found: the agents dir's bin/ first, then the host's */
+} am_pod_agent;
+/* The agent CLIs found (detected once, on the first call; the array is process-owned). */
+size_t am_pod_agents(const am_pod_agent **out);
+
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* Start a pod (returns at once; progress is reported through emit). */
 int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp);

@@ -14,6 +14,12 @@
  *                       written by the setuid helpers newuidmap/newgidmap (Debian: `uidmap`).
  *                       Without a range there, only "0 <euid> 1" (pod root = the runner's uid).
  *
+ * The agent user (pod uid/gid 1000, AM_SBX_AGENT_UID) exists on a root runner whose range holds
+ * it: host base+1000 (101000 by default) then owns the pods' writable dirs, and a second user
+ * namespace ("0 <that uid> 1") lets the shared checkout appear as the agent's through an idmapped
+ * mount. An unprivileged runner has no agent user (it cannot chown to its subordinate ids), so
+ * its pods run their commands as pod root.
+ *
  * Either way host uid 0 is never mapped into a pod. am_sbx_idmap_setup() runs once at startup
  * (before threads); without it the first spawn uses the defaults above. The user namespace fd
  * (root runner only) lets runner/worktree idmap the shared read-only checkout so that its files
@@ -43,7 +49,8 @@ static am_sbx_idmap g_map;
 
 static int g_ready;
 static int g_userns_fd = -1;
-static char g_unusable[300]; /* why pods cannot start with this mapping, "" = fine */
+static int g_agent_userns_fd = -1; /* "0 <agent host uid> 1": the agent's idmapped mounts */
+static char g_unusable[300];       /* why pods cannot start with this mapping, "" = fine */
 
 int sbx_write_file(const char *path, const char *val) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -100,8 +107,9 @@ static int parse_range(const char *spec, uint32_t *base, uint32_t *count) {
     return 0;
 }
 
-/* A user namespace with the root runner's mapping, kept alive by an fd (for idmapped mounts). */
-static int make_userns(const am_sbx_idmap *m) {
+/* A user namespace mapping 0..count-1 to host uid..uid+count-1 (gid alike), kept alive by an
+ * fd (for idmapped mounts). */
+static int make_userns(uint32_t uid, uint32_t gid, uint32_t count) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
         return -1;
@@ -122,12 +130,12 @@ static int make_userns(const am_sbx_idmap *m) {
     char x = 0, path[64], map[64];
     int fd = -1;
     if (read(p[0], &x, 1) == 1 && x == 'u') {
-        snprintf(map, sizeof map, "0 %u %u\n", m->uid, m->count);
+        snprintf(map, sizeof map, "0 %u %u\n", uid, count);
         snprintf(path, sizeof path, "/proc/%d/uid_map", (int)c);
         int ok = sbx_write_file(path, map) == 0;
         snprintf(path, sizeof path, "/proc/%d/setgroups", (int)c);
         ok = ok && sbx_write_file(path, "deny") == 0;
-        snprintf(map, sizeof map, "0 %u %u\n", m->gid, m->count);
+        snprintf(map, sizeof map, "0 %u %u\n", gid, count);
         snprintf(path, sizeof path, "/proc/%d/gid_map", (int)c);
         ok = ok && sbx_write_file(path, map) == 0;
         snprintf(path, sizeof path, "/proc/%d/ns/user", (int)c);
@@ -156,6 +164,10 @@ int am_sbx_idmap_setup(const char *spec) {
         m.gid = m.uid;
         m.pod_root_uid = m.uid;
         m.pod_root_gid = m.gid;
+        if (m.count > AM_SBX_AGENT_UID) {
+            m.agent_uid = m.uid + AM_SBX_AGENT_UID;
+            m.agent_gid = m.gid + AM_SBX_AGENT_GID;
+        }
         snprintf(m.desc, sizeof m.desc, "pod 0..%u -> host %u..%u", m.count - 1, m.uid,
                  m.uid + m.count - 1);
     } else {
@@ -186,11 +198,16 @@ int am_sbx_idmap_setup(const char *spec) {
     }
     if (g_userns_fd >= 0)
         close(g_userns_fd);
-    g_userns_fd = -1;
+    if (g_agent_userns_fd >= 0)
+        close(g_agent_userns_fd);
+    g_userns_fd = g_agent_userns_fd = -1;
     g_map = m;
     g_ready = 1;
     g_unusable[0] = '\0';
-    if (euid == 0 && (g_userns_fd = make_userns(&g_map)) < 0) {
+    if (euid == 0 && g_map.agent_uid)
+        g_agent_userns_fd = make_userns(g_map.agent_uid, g_map.agent_gid, 1);
+    if (euid == 0 && ((g_userns_fd = make_userns(g_map.uid, g_map.gid, g_map.count)) < 0 ||
+                      (g_map.agent_uid && g_agent_userns_fd < 0))) {
         /* e.g. inside another user namespace where the range does not exist */
         snprintf(g_unusable, sizeof g_unusable,
                  "the pod uid mapping (%s) cannot be set up on this host: %s", g_map.desc,
@@ -214,6 +231,11 @@ const char *am_sbx_idmap_unusable(void) {
 int am_sbx_idmap_userns_fd(void) {
     am_sbx_idmap_current();
     return g_userns_fd;
+}
+
+int am_sbx_idmap_agent_userns_fd(void) {
+    am_sbx_idmap_current();
+    return g_agent_userns_fd;
 }
 
 /* newuidmap PID 0 EUID 1 1 START COUNT-1 (and newgidmap alike). */

@@ -21,6 +21,8 @@ typedef struct {
     const char *const *ro_binds;
     const char *const *rw_binds;
     const char *hostname;
+    const char *home; /* host dir for /home/agent, or NULL */
+    int as_agent;     /* drop to AM_SBX_AGENT_UID/GID before capset(0) */
     int network_none;
     uint64_t rlimit_as;            /* RLIMIT_AS, set only when no memory cgroup applies; 0 = none */
     uint64_t tmp_bytes, shm_bytes; /* tmpfs sizes of /tmp and /dev/shm */

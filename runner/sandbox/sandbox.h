@@ -23,8 +23,10 @@
  *           credential change cleared it); unshare(NEWCGROUP)
  *   init:   make / rprivate; tmpfs on /tmp (the base); pivot_root(base, base/oldroot)
  *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
- *           /lib64 (symlinks recreated as symlinks), selected /etc files, the caller's ro_binds
- *           and rw_binds (through /proc/self/fd of the O_PATH fds);
+ *           /lib64 (symlinks recreated as symlinks), selected /etc files, a minimal /etc/passwd
+ *           and /etc/group of the pod's own (root, agent, nobody; the host's names stay out),
+ *           the caller's ro_binds and rw_binds (through /proc/self/fd of the O_PATH fds), the
+ *           caller's home dir read-write at /home/agent;
  *           workspace read-write at /workspace; tmpfs /tmp (1777, size-limited); /dev = small
  *           tmpfs with null, zero, full, random, urandom, tty bound from the host, the PTY slave
  *           as /dev/console, a new devpts instance, ptmx symlink, /dev/shm (size-limited), then
@@ -34,9 +36,10 @@
  *   init:   network none: bring lo up (SIOCSIFFLAGS); sethostname
  *   init:   umount old root (detach); pivot_root(/newroot); detach the base; / read-only
  *   init:   chdir /workspace; rlimits (nproc, nofile, core=0; as only without a memory
- *           cgroup); no_new_privs; drop the
- *           capability bounding set, ambient set and capset(0); seccomp filter (allow list,
- *           seccomp.c)
+ *           cgroup); no_new_privs; drop the capability bounding set and ambient set, lock the
+ *           securebits; with as_agent: setgroups(0), setresgid/setresuid(1000) = `agent` (init
+ *           too, so that it may still signal the command); PDEATHSIG again; capset(0); seccomp
+ *           filter (allow list, seccomp.c)
  *   init:   fork the command: setsid, TIOCSCTTY on the PTY, execvp with the caller's env only
  *   init:   close the report pipe (the parent sees EOF = exec happened), reap zombies, forward
  *           SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the command's process group, exit
@@ -59,12 +62,23 @@
 #define AM_SBX_DEFAULT_SHM (64ull << 20)      /* /dev/shm */
 #define AM_SBX_DEFAULT_WORKSPACE (1ull << 30) /* /workspace changes + the pod's git dir */
 
+/* The unprivileged user a pod's command runs as with am_sbx_opts.as_agent (agent CLIs refuse
+ * their unattended modes as uid 0): pod uid/gid 1000, named `agent` in the pod's /etc/passwd,
+ * HOME /home/agent. With the default map that is host uid 101000. */
+#define AM_SBX_AGENT_UID 1000u
+#define AM_SBX_AGENT_GID 1000u
+#define AM_SBX_AGENT_HOME "/home/agent"
+
 /* Host ids the pods' ids map to (see idmap.c). Process-wide. */
 typedef struct {
     uint32_t uid, gid; /* first host uid/gid of the range (pod uid 0, or 1 with helpers) */
     uint32_t count;    /* ids mapped (65536 by default); 0 = only pod 0 -> pod_root_uid */
     uint32_t pod_root_uid, pod_root_gid; /* host ids of pod root: own the pod's writable dirs */
-    int helpers;    /* 1: maps written by newuidmap/newgidmap (unprivileged runner) */
+    int helpers; /* 1: maps written by newuidmap/newgidmap (unprivileged runner) */
+    /* Host ids of pod uid/gid AM_SBX_AGENT_UID (root runner with count > 1000; they own the
+     * pods' writable dirs when pods run as agent). 0 = no agent user on this runner (an
+     * unprivileged runner cannot chown to its subordinate ids): commands run as pod root. */
+    uint32_t agent_uid, agent_gid;
     char desc[160]; /* "pod 0..65535 -> host 100000..165535" */
 } am_sbx_idmap;
 
@@ -76,10 +90,14 @@ const am_sbx_idmap *am_sbx_idmap_current(void);
 const char *am_sbx_idmap_unusable(void);
 /* A user namespace carrying the mapping (root runner; for idmapped mounts), or -1. */
 int am_sbx_idmap_userns_fd(void);
+/* A user namespace mapping uid/gid 0 to the agent's host ids only (root runner with an agent
+ * user): an idmapped mount through it shows root's files as the agent's. -1 if none. */
+int am_sbx_idmap_agent_userns_fd(void);
 
 typedef struct {
     const char *const *argv; /* command; argv[0] looked up in PATH inside the sandbox */
-    const char *const *env;  /* NULL-terminated "K=V"; TERM/HOME/PATH defaults added if absent */
+    const char *const *env;  /* NULL-terminated "K=V"; TERM/HOME/PATH/USER/LOGNAME defaults
+                                added if absent */
     const char *workspace;   /* host dir bound read-write at /workspace (cwd); pod root
                                 (am_sbx_idmap_current()->pod_root_uid) must be able to write it */
     const char *const
@@ -95,6 +113,10 @@ typedef struct {
     int test_no_seccomp;         /* TESTS ONLY: no seccomp filter (the probe's control run) */
     uint16_t cols, rows;         /* initial PTY size */
     const char *hostname;        /* uts hostname, e.g. "pod-1234"; NULL = "pod" */
+    int as_agent;     /* 1: init and the command drop from pod root to AM_SBX_AGENT_UID/GID
+                         after setup (needs am_sbx_idmap_current()->agent_uid); 0: pod root */
+    const char *home; /* host dir bound read-write at /home/agent (HOME of an agent command;
+                         owned by the agent's host ids); NULL: no home, HOME defaults to /tmp */
 } am_sbx_opts;
 
 typedef struct am_sbx am_sbx;

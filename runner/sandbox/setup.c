@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "runner/sandbox/internal.h"
+#include "runner/sandbox/sandbox.h"
 
 extern char **environ;
 
@@ -205,17 +206,14 @@ static void bind_caller(const caller_bind *b) {
 
 static const char *const k_system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib64", NULL};
 
-static const char *const k_etc_files[] = {"/etc/passwd",          "/etc/group",
-                                          "/etc/hosts",           "/etc/resolv.conf",
-                                          "/etc/nsswitch.conf",   "/etc/ld.so.cache",
-                                          "/etc/ld.so.conf",      "/etc/ld.so.conf.d",
-                                          "/etc/localtime",       "/etc/ssl",
-                                          "/etc/ca-certificates", "/etc/alternatives",
-                                          "/etc/os-release",      "/etc/protocols",
-                                          "/etc/services",        "/etc/mime.types",
-                                          "/etc/terminfo",        "/etc/inputrc",
-                                          "/etc/bash.bashrc",     "/etc/profile",
-                                          "/etc/gitconfig",       NULL};
+/* Not /etc/passwd and /etc/group: the pod gets its own (write_identity_files), so that the
+ * host's user names stay out and `agent` exists for getpwuid(). */
+static const char *const k_etc_files[] = {
+    "/etc/hosts",           "/etc/resolv.conf",  "/etc/nsswitch.conf", "/etc/ld.so.cache",
+    "/etc/ld.so.conf",      "/etc/ld.so.conf.d", "/etc/localtime",     "/etc/ssl",
+    "/etc/ca-certificates", "/etc/alternatives", "/etc/os-release",    "/etc/protocols",
+    "/etc/services",        "/etc/mime.types",   "/etc/terminfo",      "/etc/inputrc",
+    "/etc/bash.bashrc",     "/etc/profile",      "/etc/gitconfig",     NULL};
 
 /* What runc/moby make read-only and mask in a container's /proc (/sys is not mounted at all, so
  * /sys/firmware and friends are out of reach already). Paths this kernel lacks are skipped. */
@@ -280,6 +278,29 @@ static void harden_proc(void) {
 
 /* ---- steps ----------------------------------------------------------------------------------- */
 
+/* The pod's /etc/passwd and /etc/group, written into the root tmpfs (read-only later). Agent
+ * CLIs call getpwuid() for their home and user name; a uid without an entry makes some of them
+ * (and ssh, git's ident) fail. */
+static const char k_passwd[] = "root:x:0:0:root:/root:/bin/sh\n"
+                               "agent:x:1000:1000:airmesh agent:/home/agent:/bin/bash\n"
+                               "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+static const char k_group[] = "root:x:0:\nagent:x:1000:\nnogroup:x:65534:\n";
+
+static void write_small_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die2("create", path);
+    size_t n = strlen(text);
+    if (write(fd, text, n) != (ssize_t)n)
+        die2("write", path);
+    close(fd);
+}
+
+static void write_identity_files(void) {
+    write_small_file("/newroot/etc/passwd", k_passwd);
+    write_small_file("/newroot/etc/group", k_group);
+}
+
 /* Keep exactly: 0,1,2 = PTY slave, 3 = report pipe; close everything else the parent had. */
 static void arrange_fds(const sbx_plan *p) {
     int slave = fcntl(p->slave_fd, F_DUPFD_CLOEXEC, 10);
@@ -322,7 +343,11 @@ static void set_rlimit(int res, rlim_t v, const char *name) {
         die2("setrlimit", name);
 }
 
-static void drop_capabilities(void) {
+/* Bounding set, ambient set, securebits (all need CAP_SETPCAP, so first), then with as_agent
+ * the switch to the agent's ids (needs CAP_SETUID/CAP_SETGID, so before capset), then no
+ * capabilities at all. Runs after no_new_privs and before the seccomp filter, which does not
+ * have to allow setres[ug]id/setgroups for this. */
+static void drop_capabilities(int as_agent) {
     for (int cap = 0; cap < 64; cap++) {
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
             if (errno == EINVAL)
@@ -337,6 +362,19 @@ static void drop_capabilities(void) {
                   SECBIT_NO_SETUID_FIXUP_LOCKED,
               0, 0, 0) != 0)
         die("set securebits");
+    if (as_agent) {
+        /* Init becomes the agent too: with no capabilities left, pod root could no longer
+         * signal (forward SIGTERM to) a command of another uid. Real, effective and saved ids
+         * all change, so nothing can switch back. */
+        if (setgroups(0, NULL) != 0 && errno != EPERM)
+            die("setgroups (agent)");
+        if (setresgid(AM_SBX_AGENT_GID, AM_SBX_AGENT_GID, AM_SBX_AGENT_GID) != 0)
+            die("setresgid agent (is pod gid 1000 mapped?)");
+        if (setresuid(AM_SBX_AGENT_UID, AM_SBX_AGENT_UID, AM_SBX_AGENT_UID) != 0)
+            die("setresuid agent (is pod uid 1000 mapped?)");
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) /* cleared by the change */
+            die("prctl PR_SET_PDEATHSIG (agent)");
+    }
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
     memset(d, 0, sizeof d);
@@ -407,11 +445,13 @@ void sbx_child_main(const sbx_plan *p) {
     arrange_fds(p);
     caller_bind binds[SBX_MAX_CALLER_BINDS];
     size_t nb = 0;
-    for (const char *const *b = p->ro_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 1; b++)
+    for (const char *const *b = p->ro_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 2; b++)
         open_caller_bind(&binds[nb++], *b, *b, BIND_RO);
-    for (const char *const *b = p->rw_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 1; b++)
+    for (const char *const *b = p->rw_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 2; b++)
         open_caller_bind(&binds[nb++], *b, *b, BIND_RW);
     open_caller_bind(&binds[nb++], p->workspace, "/workspace", BIND_RW);
+    if (p->home)
+        open_caller_bind(&binds[nb++], p->home, AM_SBX_AGENT_HOME, BIND_RW);
 
     /* 0b. Become pod root for real: our credentials still hold the runner's host ids, which the
      *     new map does not contain (files we create would fail with EOVERFLOW). Drop the
@@ -459,6 +499,7 @@ void sbx_child_main(const sbx_plan *p) {
     mkdir_p("/newroot/etc", 0755);
     for (const char *const *f = k_etc_files; *f; f++)
         bind_path(*f, *f, BIND_RO | BIND_OPTIONAL);
+    write_identity_files(); /* the pod's own passwd and group */
 
     /* 7. A private /tmp, before the caller's binds so that a bind below /tmp (a runner whose
      *    data dir lives in /tmp) lands on top of it instead of being hidden by it. */
@@ -469,7 +510,8 @@ void sbx_child_main(const sbx_plan *p) {
         die2("mount tmpfs on /tmp", topts);
 
     /* 8. The caller's extra read-only and read-write paths (these must exist). */
-    /* 9. ... and the workspace, read-write, at /workspace (all nosuid,nodev). */
+    /* 9. ... and the workspace, read-write, at /workspace, and the home dir, read-write, at
+     *    /home/agent (all nosuid,nodev). */
     for (size_t i = 0; i < nb; i++) {
         bind_caller(&binds[i]);
         close(binds[i].fd);
@@ -553,11 +595,12 @@ void sbx_child_main(const sbx_plan *p) {
     if (p->rlimit_as)
         set_rlimit(RLIMIT_AS, p->rlimit_as, "RLIMIT_AS"); /* only without a memory cgroup */
 
-    /* 16. No privilege gain through exec, no capabilities, then the seccomp filter (last: it
-     *     denies mount and friends used above). */
+    /* 16. No privilege gain through exec, no capabilities (and, with as_agent, the agent's
+     *     ids instead of pod root's), then the seccomp filter (last: it denies mount and
+     *     friends used above). */
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         die("prctl PR_SET_NO_NEW_PRIVS");
-    drop_capabilities();
+    drop_capabilities(p->as_agent);
     if (!p->no_seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->seccomp, 0, 0) != 0)
         die("prctl PR_SET_SECCOMP");
 

@@ -61,22 +61,26 @@ static int has_key(const char *const *env, const char *key) {
     return 0;
 }
 
-/* The caller's env plus defaults for TERM, HOME and PATH. Only the pointer array is allocated. */
-static char **build_env(const char *const *env) {
-    static const char *const defaults[][2] = {
+/* The caller's env plus defaults for TERM, HOME, PATH, USER and LOGNAME (who the command runs
+ * as: `agent` with its home, or pod root). Only the pointer array is allocated. */
+static char **build_env(const char *const *env, int as_agent, int has_home) {
+    const char *const defaults[][2] = {
         {"TERM", "TERM=xterm-256color"},
-        {"HOME", "HOME=/tmp"},
-        {"PATH", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"}};
+        {"HOME", has_home ? "HOME=" AM_SBX_AGENT_HOME : "HOME=/tmp"},
+        {"PATH", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"},
+        {"USER", as_agent ? "USER=agent" : "USER=root"},
+        {"LOGNAME", as_agent ? "LOGNAME=agent" : "LOGNAME=root"}};
+    const size_t nd = sizeof defaults / sizeof defaults[0];
     size_t n = 0;
     while (env && env[n])
         n++;
-    char **out = calloc(n + 4, sizeof *out);
+    char **out = calloc(n + nd + 1, sizeof *out);
     if (!out)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         out[k++] = (char *)env[i];
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < nd; i++)
         if (!has_key(env, defaults[i][0]))
             out[k++] = (char *)defaults[i][1];
     out[k] = NULL;
@@ -154,7 +158,14 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
             goto fail;
         }
     }
-    if (!(envp = build_env(o->env))) {
+    if (o->as_agent && !am_sbx_idmap_current()->agent_uid) {
+        rc = am_err_set(AM_EINVAL,
+                        "sandbox: no agent user on this runner (pod uid %u is not "
+                        "mapped: %s)",
+                        AM_SBX_AGENT_UID, am_sbx_idmap_current()->desc);
+        goto fail;
+    }
+    if (!(envp = build_env(o->env, o->as_agent, o->home != NULL))) {
         rc = am_err_set(AM_ENOMEM, "sandbox: out of memory");
         goto fail;
     }
@@ -188,6 +199,8 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     plan.ro_binds = o->ro_binds;
     plan.rw_binds = o->rw_binds;
     plan.hostname = o->hostname;
+    plan.home = o->home;
+    plan.as_agent = o->as_agent;
     plan.network_none = o->network_none;
     plan.tmp_bytes = o->tmp_bytes ? o->tmp_bytes : AM_SBX_DEFAULT_TMP;
     plan.shm_bytes = o->shm_bytes ? o->shm_bytes : AM_SBX_DEFAULT_SHM;

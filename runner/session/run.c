@@ -138,6 +138,18 @@ static void send_hello(conn *c) {
     }
     h.labels = arr;
     h.n_labels = n;
+    const am_pod_agent *found; /* the agent CLIs its pods can run (runner/pod/agents.c) */
+    size_t na = am_pod_agents(&found);
+    Airmesh__V1__AgentInfo ai[16], *aip[16];
+    for (size_t i = 0; i < na && i < 16; i++) {
+        airmesh__v1__agent_info__init(&ai[i]);
+        ai[i].name = (char *)found[i].name;
+        ai[i].version = (char *)found[i].version;
+        ai[i].path = (char *)found[i].path;
+        aip[i] = &ai[i];
+    }
+    h.agents = aip;
+    h.n_agents = na < 16 ? na : 16;
     char *running[256];
     h.n_running_pods = am_podmgr_list(c->ss->pods, running, 256);
     h.running_pods = running;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "runner/sandbox/sandbox.h"
 #include "runner/worktree/internal.h"
 
 /* Copy the stat data of tree/<path> into every entry of idx (gitlinks keep zeros). */
@@ -53,8 +54,10 @@ static int fill_stat(git_index *idx, const char *tree_dir) {
         ne.mtime.nanoseconds = (uint32_t)st.st_mtim.tv_nsec;
         ne.dev = (uint32_t)st.st_dev;
         ne.ino = (uint32_t)st.st_ino;
-        ne.uid = (uint32_t)st.st_uid;
-        ne.gid = (uint32_t)st.st_gid;
+        /* The owner git will see in the pod: the agent (the tree is idmapped to it) or the
+         * file's own (pod root through the pod-root idmap). git compares these. */
+        ne.uid = wt_owner_is_agent() ? AM_SBX_AGENT_UID : (uint32_t)st.st_uid;
+        ne.gid = wt_owner_is_agent() ? AM_SBX_AGENT_GID : (uint32_t)st.st_gid;
         ne.file_size = (uint32_t)st.st_size;
         if (git_index_add(idx, &ne) < 0)
             return wt_git_fail(AM_EIO, "index add", e->path);

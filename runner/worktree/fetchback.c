@@ -598,7 +598,11 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
                      .memory_bytes = FB_HELPER_MEMORY, /* the agent's config steers git */
                      .cols = 200,
                      .rows = 24,
-                     .hostname = host};
+                     .hostname = host,
+                     /* as the pod's own user: it can read whatever that user wrote (0600
+                      * objects of an agent with umask 077), pod root without capabilities
+                      * could not */
+                     .as_agent = wt_owner_is_agent()};
     if ((rc = am_sbx_spawn(&o, &s)) < 0) {
         char saved[400];
         snprintf(saved, sizeof saved, "%s", am_err_last());

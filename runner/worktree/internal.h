@@ -97,7 +97,9 @@ int wt_owner_layers(const char *pod_dir, const char *upper, const char *tree, ch
 /* After the overlay mount (or its failure): detach pod_dir/lower. */
 void wt_owner_layers_done(const char *pod_dir);
 /* The pod's git dir (and a full checkout's workspace) to pod root. */
-int wt_owner_finish(const char *git, const char *workspace, int overlay);
+int wt_owner_finish(const char *git, const char *workspace, const char *home, int overlay);
+/* 1 when the pods' files belong to the agent user (fetch-back then runs as the agent too). */
+int wt_owner_is_agent(void);
 /* Unmount the quota tmpfs of pod_dir, if any (before deleting the pod dir). */
 int wt_owner_release(const char *pod_dir);
 

@@ -22,8 +22,12 @@
  *                          the pod (editable after copy-up; the index's stat data still matches,
  *                          so `git status` stays fast) while on disk they stay root's.
  *   wt_owner_finish(...):  at the end of a create: the pod's git dir, the workspace's ".git"
- *                          file (or a full checkout's whole workspace) chowned to pod root,
- *                          without following symlinks.
+ *                          file (or a full checkout's whole workspace) and the pod's home dir
+ *                          chowned to the owner, without following symlinks.
+ *
+ * The owner is whoever the pod's command runs as: the agent user (pod uid 1000, host 101000 by
+ * default; runner/pod passes its ids and am_sbx_idmap_agent_userns_fd()) or, on a runner without
+ * one, pod root. "Pod root" below means that owner.
  *   wt_owner_release(pod): before the pod dir is deleted: unmount the quota tmpfs.
  *
  * Settings: am_wt_set_owner() once at startup (process-wide); am_wt_set_quota() per thread (a
@@ -43,6 +47,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "runner/sandbox/sandbox.h"
 #include "runner/worktree/internal.h"
 #include "runner/worktree/worktree.h"
 
@@ -154,9 +159,16 @@ static int chown_tree(const char *dir) {
     return rc < 0 ? rc : 0;
 }
 
-int wt_owner_finish(const char *git, const char *workspace, int overlay) {
+int wt_owner_is_agent(void) {
+    const am_sbx_idmap *m = am_sbx_idmap_current();
+    return g_owner_set && m->agent_uid && g_uid == m->agent_uid;
+}
+
+int wt_owner_finish(const char *git, const char *workspace, const char *home, int overlay) {
     if (!g_owner_set)
         return 0;
+    if (lchown(home, g_uid, g_gid) != 0)
+        return wt_sys_fail("chown to the pod's user", home);
     int rc = chown_tree(git);
     if (rc == 0 && !overlay)
         rc = chown_tree(workspace);

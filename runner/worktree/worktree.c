@@ -351,12 +351,13 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
     claimed = 1;
     if ((rc = wt_owner_claim(p.pod)) < 0) /* the workspace quota (owner.c) */
         goto fail;
-    static const char *const sub[] = {"upper", "work", "workspace"};
-    for (size_t i = 0; i < 3; i++) {
+    /* "home": the agent's HOME (/home/agent in the pod), inside the quota, gone with the pod. */
+    static const char *const sub[] = {"upper", "work", "workspace", "home"};
+    for (size_t i = 0; i < 4; i++) {
         char d[PATH_MAX];
         if ((rc = wt_path(d, sizeof d, "%s/%s", p.pod, sub[i])) < 0)
             goto fail;
-        if (mkdir(d, 0755) != 0) {
+        if (mkdir(d, i == 3 ? 0700 : 0755) != 0) {
             rc = wt_sys_fail("mkdir", d);
             goto fail;
         }
@@ -397,8 +398,12 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
     }
     if (!out->overlay && (rc = full_checkout(&p, out)) < 0)
         goto fail;
-    if ((rc = wt_owner_finish(p.git, p.ws, out->overlay)) < 0) /* to pod root (owner.c) */
+    char home[PATH_MAX];
+    if ((rc = wt_path(home, sizeof home, "%s/home", p.pod)) < 0)
         goto fail;
+    if ((rc = wt_owner_finish(p.git, p.ws, home, out->overlay)) < 0) /* to its owner (owner.c) */
+        goto fail;
+    snprintf(out->home, sizeof out->home, "%s", home);
 
     snprintf(out->path, sizeof out->path, "%s", p.ws);
     snprintf(out->gitdir, sizeof out->gitdir, "%s", p.git);

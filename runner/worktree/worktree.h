@@ -31,6 +31,9 @@
  *                                                the git dir: the agent cannot change which
  *                                                branch comes back)
  *   DATA/pods/<pod>/{upper,work}/               overlayfs upper and work dirs of the pod
+ *   DATA/pods/<pod>/home/                       the pod user's HOME (bind it read-write at
+ *                                                /home/agent); inside the quota, kept and removed
+ *                                                with the workspace
  *   DATA/pods/<pod>/workspace/                  overlay mount (lower = checkouts/<c>/tree);
  *                                                contains the ".git" file ("gitdir:
  *                                                DATA/pods/<pod>/git"); bind it at /workspace
@@ -95,6 +98,7 @@ typedef struct {
     char path[PATH_MAX];   /* the workspace dir (bind it read-write at /workspace) */
     char gitdir[PATH_MAX]; /* the pod's own git dir (bind it read-write at the same path) */
     char mirror[PATH_MAX]; /* the mirror it borrows objects from (bind it read-only, same path) */
+    char home[PATH_MAX];   /* the pod user's home dir (bind it read-write at /home/agent) */
     char branch[256];      /* the pod's branch, short name ("airmesh/pod-<id>") */
     char commit[41];       /* base commit the branch was created at */
     int overlay;           /* 1 overlay over a shared checkout, 0 full checkout */

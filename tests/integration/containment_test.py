@@ -5,8 +5,8 @@ the attack fails.
 
 - a sysctl write through /proc/sys (the file is there and readable; the write fails; the host
   value is unchanged);
-- a setuid file left in a kept worktree and in the pod's git dir (inside it is pod root's and
-  4755; on the host it belongs to the unprivileged mapped uid, never to root);
+- a setuid file left in a kept worktree and in the pod's git dir (inside it is the agent user's
+  and 4755; on the host it belongs to the unprivileged mapped uid, never to root);
 - a 3 GiB allocation with no --memory (the pod's record shows the default; the kernel kills it
   at 2 GiB; the pod ends failed with the reason; the runner lives on and runs the next pod);
 - filling /tmp, /dev/shm and /workspace (each fill stops with ENOSPC at its default size; the
@@ -28,6 +28,8 @@ from harness import Daemon, ctl, login, wait_for
 MiB = 1 << 20
 GiB = 1 << 30
 POD_ROOT_HOST_UID = 100000  # the runner's default --uid-range 100000:65536
+# Pods' commands run as the agent user, pod uid 1000 = host 101000 with that range.
+AGENT_HOST_UID = POD_ROOT_HOST_UID + 1000
 
 IO_URING_SNIPPET = (
     "import ctypes, os\n"
@@ -134,8 +136,8 @@ class ContainmentTest(unittest.TestCase):
                   "chmod 4755 $G/suid && echo GITDIR=$G && stat -c 'INSIDE %a %u' /workspace/suid")
         info, out = self.run_pod("--keep-worktree", "--", "sh", "-c", script)
         self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
-        # Positive control: inside, the file is pod root's and setuid.
-        self.assertIn("INSIDE 4755 0", out)
+        # Positive control: inside, the file is the pod user's (agent, 1000) and setuid.
+        self.assertIn("INSIDE 4755 1000", out)
         gitdir = re.search(r"GITDIR=(\S+)", out).group(1)
         pod_dir = os.path.dirname(gitdir)
         self.assertTrue(pod_dir.startswith(os.path.join(self.rdata, "pods")), pod_dir)
@@ -144,7 +146,7 @@ class ContainmentTest(unittest.TestCase):
             st = os.stat(f)
             self.assertTrue(st.st_mode & 0o4000, f)  # the agent did set it ...
             self.assertNotEqual(st.st_uid, 0, f)  # ... but it is not root's on the host
-            self.assertEqual(st.st_uid, POD_ROOT_HOST_UID, f)
+            self.assertEqual(st.st_uid, AGENT_HOST_UID, f)
             self.assertNotEqual(st.st_gid, 0, f)
 
     # ---- memory -------------------------------------------------------------------------------

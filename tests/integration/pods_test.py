@@ -172,11 +172,12 @@ class PodsTest(unittest.TestCase):
         # so the data dir itself exists inside as an empty path).
         pod = self.create("--env", "ASAN_OPTIONS=detect_leaks=0", "--env",
                           "PROBE_HIDDEN=" + os.path.join(self.rdata, "identity.pem"), "--env",
-                          "PROBE_HOSTNAME=p-*", "--", "/workspace/probe")
+                          "PROBE_HOSTNAME=p-*", "--env", "PROBE_UID=1000", "--",
+                          "/workspace/probe")
         info, _ = self.wait(pod["id"])
         out = self.recording(pod["id"])
         self.assertNotIn("FAIL", out, out)
-        for line in ("pid1 ok", "only_lo ok", "syscall mount EPERM", "syscall ptrace EPERM",
+        for line in ("pid1 ok", "only_lo ok", "runs_as_uid_1000 ok", "init_memory_closed ok", "syscall mount EPERM", "syscall ptrace EPERM",
                      "syscall bpf EPERM", "syscall unshare EPERM", "tiocsti"):
             self.assertIn(line, out)
         self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)

@@ -6,7 +6,8 @@
  * calls that capabilities or sysctls stop as well, or "… FAIL <detail>". Exits 0 only when every
  * check passed. Env: PROBE_HOSTNAME (expected hostname; "p-*" = a prefix), PROBE_HIDDEN (a host
  * path, e.g. the repo, that must not be visible), PROBE_NO_SECCOMP (the control run: the sandbox
- * was built without the filter), PROBE_TMP_BYTES / PROBE_SHM_BYTES (expected tmpfs sizes).
+ * was built without the filter), PROBE_TMP_BYTES / PROBE_SHM_BYTES (expected tmpfs sizes),
+ * PROBE_UID (the uid and gid the command must run as, e.g. 1000 = the agent; default 0).
  * Single-threaded; never touches anything outside the pod.
  */
 #include <dirent.h>
@@ -121,14 +122,23 @@ static void check_net(void) {
 
 static void check_fs(void) {
     struct stat st;
-    const char *hidden[] = {
-        "/root", "/home", "/oldroot", "/newroot", "/sys", getenv("PROBE_HIDDEN"), NULL};
+    const char *hidden[] = {"/root", "/oldroot", "/newroot", "/sys", getenv("PROBE_HIDDEN"), NULL};
     int ok = 1;
     for (int i = 0; hidden[i]; i++)
         if (hidden[i][0] && stat(hidden[i], &st) == 0) {
             printf("# visible: %s\n", hidden[i]);
             ok = 0;
         }
+    /* /home: absent, or only the pod's own /home/agent (never the host's users). */
+    DIR *hd = opendir("/home");
+    struct dirent *he;
+    while (hd && (he = readdir(hd)))
+        if (he->d_name[0] != '.' && strcmp(he->d_name, "agent") != 0) {
+            printf("# visible: /home/%s\n", he->d_name);
+            ok = 0;
+        }
+    if (hd)
+        closedir(hd);
     check("host_paths_hidden", ok, NULL);
     check("ro_root",
           write_fails("/usr/probe-x") && write_fails("/etc/probe-x") && write_fails("/probe-x"),
@@ -161,6 +171,7 @@ static void check_identity(void) {
     for (char **e = environ; *e; e++)
         if (strncmp(*e, "TERM=", 5) && strncmp(*e, "HOME=", 5) && strncmp(*e, "PATH=", 5) &&
             strncmp(*e, "PROBE_", 6) && strncmp(*e, "ASAN_OPTIONS=", 13) &&
+            strncmp(*e, "USER=", 5) && strncmp(*e, "LOGNAME=", 8) &&
             strncmp(*e, "UBSAN_OPTIONS=", 14)) {
             printf("# inherited: %s\n", *e);
             clean = 0;
@@ -509,7 +520,42 @@ static void check_proc_and_mounts(void) {
     if (m)
         fclose(m);
     check("uid_map_not_host_root", m && lines > 0 && !mapped_root, NULL);
-    check("is_pod_root", getuid() == 0 && geteuid() == 0 && getgid() == 0, NULL);
+    /* Who the command runs as: pod root, or PROBE_UID (the agent user, 1000) with the same gid,
+     * every id (real, effective, saved) switched so that nothing can switch back. */
+    const char *want_uid = getenv("PROBE_UID");
+    unsigned want = want_uid ? (unsigned)strtoul(want_uid, NULL, 10) : 0;
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    char idname[32], iddetail[96];
+    snprintf(idname, sizeof idname, want ? "runs_as_uid_%u" : "is_pod_root", want);
+    int ids_ok = getresuid(&ru, &eu, &su) == 0 && getresgid(&rg, &eg, &sg) == 0;
+    snprintf(iddetail, sizeof iddetail, "uid %u/%u/%u gid %u/%u/%u", (unsigned)ru, (unsigned)eu,
+             (unsigned)su, (unsigned)rg, (unsigned)eg, (unsigned)sg);
+    check(idname,
+          ids_ok && ru == want && eu == want && su == want && rg == want && eg == want &&
+              sg == want,
+          iddetail);
+    if (want) {
+        /* init switched too (it forwards signals to the command), and no way back to root. */
+        char st[4096] = "", uidline[64];
+        int sfd = open("/proc/1/status", O_RDONLY | O_CLOEXEC);
+        ssize_t sn = sfd >= 0 ? read(sfd, st, sizeof st - 1) : -1;
+        if (sfd >= 0)
+            close(sfd);
+        st[sn > 0 ? sn : 0] = '\0';
+        snprintf(uidline, sizeof uidline, "\nUid:\t%u\t%u\t%u", want, want, want);
+        check("init_runs_as_uid", strstr(st, uidline) != NULL, "see /proc/1/status");
+        check("cannot_setuid_0", setuid(0) != 0, "setuid(0) worked");
+        /* Same uid as init, yet init's memory (a copy of the runner's, clone without exec) stays
+         * closed: init is not dumpable. Positive control: our own memory opens. */
+        int self = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+        int init = open("/proc/1/mem", O_RDONLY | O_CLOEXEC);
+        check("init_memory_closed", self >= 0 && init < 0, init >= 0 ? "opened" : "control");
+        if (self >= 0)
+            close(self);
+        if (init >= 0)
+            close(init);
+    }
     gid_t groups[8];
     check("no_supplementary_groups", getgroups(8, groups) == 0, "runner's groups inherited");
 }

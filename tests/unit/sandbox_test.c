@@ -148,8 +148,9 @@ static void copy_file(const char *from, const char *to) {
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
-/* Run the probe in a sandbox (with or without the seccomp filter); fills f->out. */
-static int run_probe(fixture *f, int no_seccomp) {
+/* Run the probe in a sandbox (with or without the seccomp filter, as pod root or as the agent
+ * user); fills f->out. */
+static int run_probe_as(fixture *f, int no_seccomp, int as_agent) {
     char dst[600], hidden[600], cwd[512];
     snprintf(dst, sizeof dst, "%s/probe", f->ws);
     copy_file(g_probe, dst);
@@ -161,6 +162,7 @@ static int run_probe(fixture *f, int no_seccomp) {
                          "ASAN_OPTIONS=detect_leaks=0",
                          "PROBE_TMP_BYTES=8388608",
                          "PROBE_SHM_BYTES=4194304",
+                         as_agent ? "PROBE_UID=1000" : "PROBE_UID=0",
                          no_seccomp ? "PROBE_NO_SECCOMP=1" : NULL,
                          NULL};
     const char *argv[] = {"/workspace/probe", NULL};
@@ -168,10 +170,20 @@ static int run_probe(fixture *f, int no_seccomp) {
     o.tmp_bytes = 8u << 20;
     o.shm_bytes = 4u << 20;
     o.test_no_seccomp = no_seccomp;
+    o.as_agent = as_agent;
+    if (as_agent) {
+        const am_sbx_idmap *m = am_sbx_idmap_current();
+        assert_int_equal(chown(f->ws, m->agent_uid, m->agent_gid), 0);
+        assert_int_equal(chown(dst, m->agent_uid, m->agent_gid), 0);
+    }
     int code = run(f, &o);
     fwrite(f->out, 1, f->len, stdout); /* whole (print_message truncates) */
     fflush(stdout);
     return code;
+}
+
+static int run_probe(fixture *f, int no_seccomp) {
+    return run_probe_as(f, no_seccomp, 0);
 }
 
 /* Names of the "syscall <name> <result> [<group>]" lines whose result or group is `word`
@@ -235,6 +247,72 @@ static void test_probe_control_run_without_seccomp_reaches_the_kernel(void **sta
     assert_string_equal(reached, denied);
     assert_null(strstr(f->out, " FAIL"));
     assert_int_equal(code, 0);
+}
+
+/* The same probe as the agent user: every check still passes (seccomp, masks, read-only
+ * mounts), the ids are 1000 everywhere incl. init's, setuid(0) fails and init's memory (a copy
+ * of the runner's) cannot be opened although it is the same uid. */
+static void test_probe_passes_as_the_agent_user(void **state) {
+    fixture *f = *state;
+    int code = run_probe_as(f, 0, 1);
+    assert_null(strstr(f->out, " FAIL"));
+    assert_non_null(strstr(f->out, "runs_as_uid_1000 ok"));
+    assert_non_null(strstr(f->out, "init_runs_as_uid ok"));
+    assert_non_null(strstr(f->out, "init_memory_closed ok"));
+    assert_non_null(strstr(f->out, "syscall ptrace EPERM"));
+    assert_int_equal(code, 0);
+}
+
+/* The agent user's world: its name in the pod's own /etc/passwd (not the host's), HOME bound
+ * from the caller's dir and writable, /workspace writable, files land as the agent's host uid,
+ * and init (also the agent now) still forwards SIGTERM to the command. */
+static void test_agent_user_has_home_passwd_and_signals(void **state) {
+    fixture *f = *state;
+    const am_sbx_idmap *m = am_sbx_idmap_current();
+    assert_true(m->agent_uid > 0);
+    assert_int_equal(m->agent_uid, m->pod_root_uid + 1000);
+    char home[600], hf[640], wf[640];
+    snprintf(home, sizeof home, "%s.home", f->ws);
+    assert_int_equal(mkdir(home, 0700), 0);
+    assert_int_equal(chown(home, m->agent_uid, m->agent_gid), 0);
+    assert_int_equal(chown(f->ws, m->agent_uid, m->agent_gid), 0);
+    const char *argv[] = {"sh", "-c",
+                          "echo ids=$(id -u):$(id -g):$(id -un):$(id -gn); "
+                          "echo env=$HOME:$USER:$LOGNAME; cd; echo pwd=$(pwd); "
+                          "echo h > $HOME/h && echo w > /workspace/w && echo WROTE; "
+                          "echo users=$(cut -d: -f1 /etc/passwd | tr '\\n' ,); "
+                          "touch /etc/x 2>/dev/null || echo ETC-RO; "
+                          "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done",
+                          NULL};
+    am_sbx_opts o = opts_for(f, argv, NULL);
+    o.as_agent = 1;
+    o.home = home;
+    am_sbx *s;
+    if (am_sbx_spawn(&o, &s) != 0)
+        fail_msg("spawn: %s", am_err_last());
+    assert_true(read_pty(f, s, "ready", 10000));
+    assert_int_equal(am_sbx_stop(s, 10000), 0);
+    int code = -1;
+    assert_int_equal(am_sbx_wait(s, 0, &code, NULL), 0);
+    am_sbx_free(s);
+    print_message("%s\n", f->out);
+    assert_non_null(strstr(f->out, "ids=1000:1000:agent:agent"));
+    assert_non_null(strstr(f->out, "env=/home/agent:agent:agent"));
+    assert_non_null(strstr(f->out, "pwd=/home/agent"));
+    assert_non_null(strstr(f->out, "WROTE"));
+    assert_non_null(strstr(f->out, "users=root,agent,nobody,"));
+    assert_non_null(strstr(f->out, "ETC-RO"));
+    assert_int_equal(code, 3); /* SIGTERM reached the command through init */
+    struct stat st;
+    snprintf(hf, sizeof hf, "%s/h", home);
+    snprintf(wf, sizeof wf, "%s/w", f->ws);
+    assert_int_equal(stat(hf, &st), 0);
+    assert_int_equal(st.st_uid, m->agent_uid);
+    assert_int_equal(stat(wf, &st), 0);
+    assert_int_equal(st.st_uid, m->agent_uid);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_echo_hello_on_pty(void **state) {
@@ -443,6 +521,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_probe_passes_every_check_inside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_control_run_without_seccomp_reaches_the_kernel,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_passes_as_the_agent_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_user_has_home_passwd_and_signals, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_echo_hello_on_pty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_code_is_the_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resize_reaches_the_pty, setup, teardown),
