@@ -34,6 +34,8 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
      "exporting the audit log needs the owner role (it spans every org)"},
     {AM_CAN_ORG_CREATE, "create organizations", OWNER, 1, 0,
      "only the appliance administrator creates organizations"},
+    {AM_CAN_ORG_LIMITS, "set the org's pod limit defaults and maxima", ADMIN, 0, 0,
+     "setting the organization's pod limits needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

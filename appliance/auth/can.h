@@ -24,6 +24,7 @@ typedef enum {
     AM_CAN_AUDIT_SYSTEM,   /* see system audit events (org "") */
     AM_CAN_AUDIT_EXPORT,   /* export the whole audit log */
     AM_CAN_ORG_CREATE,     /* create organizations (the appliance administrator) */
+    AM_CAN_ORG_LIMITS,     /* set the org's pod limit defaults and maxima */
     AM_CAN__COUNT
 } am_action;
 

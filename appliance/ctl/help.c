@@ -65,7 +65,12 @@ static const struct {
     {"org", "airmeshctl org list\n"
             "airmeshctl org create ID --owner NAME [--name TEXT] [--password-file FILE]\n"
             "  Organizations (create: the appliance administrator only). Without\n"
-            "  --password-file the owner gets a random password, printed once.\n"},
+            "  --password-file the owner gets a random password, printed once.\n"
+            "airmeshctl org limits [ORG] [--default-LIMIT V ...] [--max-LIMIT V ...]\n"
+            "  The org's pod limits (LIMIT: memory cpu pids tmp shm workspace; sizes like 2G,\n"
+            "  cpu in cores). Without flags: show them. With flags (admin or owner): change\n"
+            "  those, keep the rest; V 0 or none removes one. A pod create that leaves a limit\n"
+            "  out gets the org default, else the appliance's; one above the max is refused.\n"},
     {"user", "airmeshctl user list\n"
              "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
              "airmeshctl user disable|enable|rm|revoke-sessions NAME\n"

@@ -102,6 +102,123 @@ static const char *opt(int argc, char **argv, const char *name) {
     return NULL;
 }
 
+/* ---- org limits ---- */
+
+static void show_size(char *buf, size_t cap, json_t *v, int what) {
+    if (!v) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    if (what == 1) { /* cpu cores */
+        snprintf(buf, cap, "%g", json_number_value(v));
+        return;
+    }
+    unsigned long long n = (unsigned long long)json_integer_value(v);
+    if (what == 2)
+        snprintf(buf, cap, "%llu", n);
+    else if (n && n % (1ull << 30) == 0)
+        snprintf(buf, cap, "%lluG", n >> 30);
+    else if (n && n % (1ull << 20) == 0)
+        snprintf(buf, cap, "%lluM", n >> 20);
+    else if (n && n % (1ull << 10) == 0)
+        snprintf(buf, cap, "%lluK", n >> 10);
+    else
+        snprintf(buf, cap, "%llu", n);
+}
+
+static const char *const k_limits[] = {"memory", "cpu", "pids", "tmp", "shm", "workspace"};
+
+/* `org limits [ORG]` shows the policy; with --default-X / --max-X it changes those limits (read,
+ * change, write back whole; a value of 0 or "none" removes the limit from the policy). */
+static int org_limits(am_ctl *c, int argc, char **argv) {
+    const char *org = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
+    json_t *resp = NULL;
+    long st;
+    char path[400];
+    if (!org) {
+        st = am_ctl_api(c, "GET", "/api/v1/whoami", NULL, &resp);
+        if (st != 200)
+            return am_ctl_report(st, resp);
+        snprintf(path, sizeof path, "/api/v1/orgs/%s/pod-limits",
+                 json_string_value(json_object_get(resp, "org")));
+        json_decref(resp);
+    } else {
+        snprintf(path, sizeof path, "/api/v1/orgs/%s/pod-limits", org);
+    }
+    st = am_ctl_api(c, "GET", path, NULL, &resp);
+    if (st != 200)
+        return am_ctl_report(st, resp);
+    int changed = 0;
+    for (int i = org ? 3 : 2; i < argc; i++) {
+        const char *a = argv[i], *name = NULL, *key = NULL;
+        if (strncmp(a, "--default-", 10) == 0)
+            key = "defaults", name = a + 10;
+        else if (strncmp(a, "--max-", 6) == 0)
+            key = "max", name = a + 6;
+        int known = 0;
+        for (size_t k = 0; name && k < 6; k++)
+            known |= strcmp(name, k_limits[k]) == 0;
+        if (!known || i + 1 >= argc) {
+            fprintf(stderr,
+                    "airmeshctl org limits: unknown or incomplete flag '%s' (--default-LIMIT V, "
+                    "--max-LIMIT V; LIMIT: memory cpu pids tmp shm workspace; see airmeshctl "
+                    "help org)\n",
+                    a);
+            json_decref(resp);
+            return 2;
+        }
+        const char *v = argv[++i];
+        json_t *obj = json_object_get(resp, key);
+        if (strcmp(v, "0") == 0 || strcmp(v, "none") == 0) {
+            json_object_del(obj, name);
+        } else if (strcmp(name, "cpu") == 0 || strcmp(name, "pids") == 0) {
+            char *end;
+            double d = strtod(v, &end);
+            if (end == v || *end) {
+                fprintf(stderr, "airmeshctl org limits: %s %s: not a number\n", a, v);
+                json_decref(resp);
+                return 2;
+            }
+            json_object_set_new(
+                obj, name, strcmp(name, "cpu") == 0 ? json_real(d) : json_integer((json_int_t)d));
+            if (strcmp(name, "pids") == 0 && (double)(json_int_t)d != d) {
+                fprintf(stderr, "airmeshctl org limits: %s %s: a whole number\n", a, v);
+                json_decref(resp);
+                return 2;
+            }
+        } else {
+            json_object_set_new(obj, name, json_string(v)); /* the appliance parses sizes */
+        }
+        changed = 1;
+    }
+    if (changed) {
+        json_t *body = json_pack("{s:O,s:O}", "defaults", json_object_get(resp, "defaults"), "max",
+                                 json_object_get(resp, "max"));
+        json_decref(resp);
+        resp = NULL;
+        st = am_ctl_api(c, "PUT", path, body, &resp);
+        json_decref(body);
+        if (st != 200)
+            return am_ctl_report(st, resp);
+    }
+    printf("pod limits of org %s%s (\"-\": the appliance default, no maximum)\n",
+           json_string_value(json_object_get(resp, "org")), changed ? " (changed)" : "");
+    am_ctl_table t;
+    am_ctl_table_init(&t, 3, (const char *[]){"LIMIT", "DEFAULT", "MAX"});
+    for (size_t k = 0; k < 6; k++) {
+        char d[64], m[64];
+        int what = k == 1 ? 1 : k == 2 ? 2 : 0;
+        show_size(d, sizeof d, json_object_get(json_object_get(resp, "defaults"), k_limits[k]),
+                  what);
+        show_size(m, sizeof m, json_object_get(json_object_get(resp, "max"), k_limits[k]), what);
+        am_ctl_table_add(&t, (const char *[]){k_limits[k], d, m});
+    }
+    am_ctl_table_print(&t, stdout);
+    am_ctl_table_free(&t);
+    json_decref(resp);
+    return 0;
+}
+
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     const char *what = argv[0], *sub = argc > 1 ? argv[1] : "";
     const char *arg = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
@@ -110,6 +227,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     if (pwfile && read_secret_file(pwfile, pw, sizeof pw) != 0)
         return 1;
     if (strcmp(what, "org") == 0) {
+        if (strcmp(sub, "limits") == 0)
+            return org_limits(c, argc, argv);
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/orgs", "orgs", (const char *[]){"id", "name", NULL});
         if (strcmp(sub, "create") == 0 && arg && opt(argc, argv, "--owner")) {

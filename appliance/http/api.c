@@ -274,6 +274,8 @@ static const route routes[] = {
     {"POST", "/api/v1/runners/:/revoke", am_api_runner_revoke},
     {"GET", "/api/v1/orgs", am_api_org_list},
     {"POST", "/api/v1/orgs", am_api_org_create},
+    {"GET", "/api/v1/orgs/:/pod-limits", am_api_org_limits_get},
+    {"PUT", "/api/v1/orgs/:/pod-limits", am_api_org_limits_put},
     {"GET", "/api/v1/users", am_api_user_list},
     {"POST", "/api/v1/users", am_api_user_create},
     {"GET", "/api/v1/users/:", am_api_user_show},

@@ -366,3 +366,110 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param) {
     h2o_send_inline(req, body.base, body.len);
     return 0;
 }
+
+/* ---- an org's pod limit policy ---- */
+
+static json_t *limits_obj(const am_pod_defaults *d) {
+    json_t *o = json_object();
+    if (d->memory_bytes)
+        json_object_set_new(o, "memory", json_integer((json_int_t)d->memory_bytes));
+    if (d->cpu_millis)
+        json_object_set_new(o, "cpu", json_real(d->cpu_millis / 1000.0));
+    if (d->pids)
+        json_object_set_new(o, "pids", json_integer(d->pids));
+    if (d->tmp_bytes)
+        json_object_set_new(o, "tmp", json_integer((json_int_t)d->tmp_bytes));
+    if (d->shm_bytes)
+        json_object_set_new(o, "shm", json_integer((json_int_t)d->shm_bytes));
+    if (d->workspace_bytes)
+        json_object_set_new(o, "workspace", json_integer((json_int_t)d->workspace_bytes));
+    return o;
+}
+
+static json_t *org_limits_json(const char *org, const am_org_limits *l) {
+    return json_pack("{s:s,s:o,s:o}", "org", org, "defaults", limits_obj(&l->def), "max",
+                     limits_obj(&l->max));
+}
+
+int am_api_org_limits_get(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    am_org_limits l;
+    int rc = am_ops_org_limits_get(h->app->ops, &who, param[0], &l);
+    if (rc)
+        return am_api_send_rc(req, rc);
+    am_http_send_json(req, 200, org_limits_json(param[0], &l));
+    return 0;
+}
+
+/* One limits object ({"memory", "cpu", "pids", "tmp", "shm", "workspace"}, each optional) into
+ * d; a message naming the field on bad input. */
+static int parse_limits(json_t *o, const char *name, am_pod_defaults *d, char *err, size_t cap) {
+    memset(d, 0, sizeof *d);
+    if (!o)
+        return 0;
+    if (!json_is_object(o)) {
+        snprintf(err, cap, "%s: an object", name);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        if (strcmp(k, "memory") && strcmp(k, "cpu") && strcmp(k, "pids") && strcmp(k, "tmp") &&
+            strcmp(k, "shm") && strcmp(k, "workspace")) {
+            snprintf(err, cap, "%s.%.32s: unknown limit (memory, cpu, pids, tmp, shm, workspace)",
+                     name, k);
+            return -1;
+        }
+    }
+    static const char *const sizes[] = {"memory", "tmp", "shm", "workspace"};
+    uint64_t *dst[] = {&d->memory_bytes, &d->tmp_bytes, &d->shm_bytes, &d->workspace_bytes};
+    for (size_t i = 0; i < 4; i++)
+        if (parse_size(json_object_get(o, sizes[i]), dst[i]) != 0) {
+            snprintf(err, cap, "%s.%s: bytes or a size like \"512M\" or \"2G\"", name, sizes[i]);
+            return -1;
+        }
+    json_t *pids = json_object_get(o, "pids"), *cpu = json_object_get(o, "cpu");
+    if (pids && (!json_is_integer(pids) || json_integer_value(pids) < 0 ||
+                 json_integer_value(pids) > 65536)) {
+        snprintf(err, cap, "%s.pids: a count, 16 to 65536", name);
+        return -1;
+    }
+    d->pids = pids ? (uint32_t)json_integer_value(pids) : 0;
+    double cores = cpu && json_is_number(cpu) ? json_number_value(cpu) : 0;
+    if (cpu && (!json_is_number(cpu) || cores < 0 || cores > 256)) {
+        snprintf(err, cap, "%s.cpu: 0 to 256 cores", name);
+        return -1;
+    }
+    d->cpu_millis = (uint32_t)(cores * 1000 + 0.5);
+    return 0;
+}
+
+int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    json_t *body = am_api_parse_body(req);
+    if (!body)
+        return 0;
+    char err[200];
+    am_org_limits l;
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        if (strcmp(k, "defaults") && strcmp(k, "max"))
+            return bad(req, body, "expected {\"defaults\"?: {…}, \"max\"?: {…}}");
+    }
+    if (parse_limits(json_object_get(body, "defaults"), "defaults", &l.def, err, sizeof err) ||
+        parse_limits(json_object_get(body, "max"), "max", &l.max, err, sizeof err))
+        return bad(req, body, err);
+    json_decref(body);
+    char peer[130];
+    int rc = am_ops_org_limits_set(h->app->ops, &who, am_http_peer(req, peer, sizeof peer),
+                                   param[0], &l);
+    if (rc)
+        return am_api_send_rc(req, rc);
+    am_http_send_json(req, 200, org_limits_json(param[0], &l));
+    return 0;
+}

@@ -127,6 +127,12 @@ int am_ops_refused(am_ops *o, const am_principal *who, const char *source, const
 int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, const char *id,
                       const char *name, const char *owner, const char *password, char *pw_out,
                       size_t pw_cap);
+/* An org's pod limit policy (appliance/pods/limits.c). org NULL = the caller's; another org is
+ * -AM_ENOTFOUND. get: any role of the org. set: admin or owner (AM_CAN_ORG_LIMITS); replaces the
+ * policy whole, audited "org.limits" with the new policy; bad values -AM_EINVAL, nothing changed. */
+int am_ops_org_limits_get(am_ops *o, const am_principal *who, const char *org, am_org_limits *out);
+int am_ops_org_limits_set(am_ops *o, const am_principal *who, const char *source, const char *org,
+                          const am_org_limits *l);
 /* role_name NULL = member. pw_out (>= 32 bytes) gets a random password when password is NULL. */
 int am_ops_user_create(am_ops *o, const am_principal *who, const char *source, const char *name,
                        const char *role_name, const char *password, char *pw_out, size_t pw_cap);

@@ -120,6 +120,51 @@ int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, co
     return ops_act_done(&a, rc);
 }
 
+/* The pod limit policy. Reads need a role in the org; the target org must be the caller's. */
+int am_ops_org_limits_get(am_ops *o, const am_principal *who, const char *org, am_org_limits *out) {
+    memset(out, 0, sizeof *out);
+    if (!org)
+        org = who ? who->org_id : "";
+    am_can_target t = {org, 0};
+    int rc = am_auth_can(who, AM_CAN_READ, &t);
+    if (rc)
+        return rc;
+    return am_pods_limits_get(o->c.store, org, out);
+}
+
+static void limits_json(json_t *o, const char *key, const am_pod_defaults *d) {
+    json_object_set_new(o, key,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "memory",
+                                  (json_int_t)d->memory_bytes, "cpu_millis",
+                                  (json_int_t)d->cpu_millis, "pids", (json_int_t)d->pids, "tmp",
+                                  (json_int_t)d->tmp_bytes, "shm", (json_int_t)d->shm_bytes,
+                                  "workspace", (json_int_t)d->workspace_bytes));
+}
+
+int am_ops_org_limits_set(am_ops *o, const am_principal *who, const char *source, const char *org,
+                          const am_org_limits *l) {
+    if (!org)
+        org = who ? who->org_id : "";
+    char target[160];
+    snprintf(target, sizeof target, "org:%.64s", org);
+    ops_act a;
+    ops_act_user(&a, o, who, "org.limits", target, source);
+    am_can_target t = {org, 0};
+    int rc = ops_check(&a, who, AM_CAN_ORG_LIMITS, &t);
+    if (rc)
+        return rc;
+    if ((rc = am_pods_limits_validate(l)) != 0)
+        return rc;
+    json_t *d = json_object();
+    limits_json(d, "defaults", &l->def);
+    limits_json(d, "max", &l->max);
+    char *ds = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    snprintf(a.details, sizeof a.details, "%s", ds && strlen(ds) < sizeof a.details ? ds : "{}");
+    free(ds);
+    return ops_act_done(&a, am_pods_limits_set(o->c.store, org, l, &a.hook));
+}
+
 /* ---- users ---- */
 
 /* The target user of the caller's org (-AM_ENOTFOUND otherwise): its role. */

@@ -170,17 +170,33 @@ int am_pods_validate(const am_pod_spec *s) {
 typedef struct {
     const char *org;
     const am_pod_spec *spec;
+    const am_pod_defaults *defaults;
     am_pods_online_fn online;
     void *online_ud;
-    Airmesh__V1__Pod *p; /* runner_id filled in the transaction */
+    Airmesh__V1__Pod *p; /* runner_id and limits filled in the transaction */
     am_pod_new *n;
     const am_txn_hook *hook;
 } create_ctx;
 
 static int create_txn(am_txn *t, void *ud) {
     create_ctx *c = ud;
-    int rc = choose_runner(t, c->org, c->spec, c->online, c->online_ud, c->n->runner,
-                           sizeof c->n->runner);
+    /* The record says what the pod really gets: the request, else the org's default, else the
+     * configured one, never above the org's maximum (appliance/pods/limits.c). */
+    am_org_limits pol;
+    am_pod_defaults eff;
+    int rc = am_pods_limits_txn(t, c->org, &pol);
+    if (rc == 0)
+        rc = am_pods_limits_apply(c->spec, c->defaults, &pol, &eff);
+    if (rc)
+        return rc;
+    c->p->memory_bytes = eff.memory_bytes;
+    c->p->pids = eff.pids;
+    c->p->cpu_millis = eff.cpu_millis;
+    c->p->tmp_bytes = eff.tmp_bytes;
+    c->p->shm_bytes = eff.shm_bytes;
+    c->p->workspace_bytes = eff.workspace_bytes;
+    rc = choose_runner(t, c->org, c->spec, c->online, c->online_ud, c->n->runner,
+                       sizeof c->n->runner);
     if (rc)
         return rc;
     c->p->runner_id = c->n->runner;
@@ -228,19 +244,12 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     }
     p.env = arr;
     p.n_env = s->n_env;
-    /* The record says what the pod really gets: the request, else the configured default. */
-    p.memory_bytes = s->memory_bytes ? s->memory_bytes : d->memory_bytes;
-    p.pids = s->pids ? s->pids : d->pids;
-    p.cpu_millis = s->cpu_millis ? s->cpu_millis : d->cpu_millis;
-    p.tmp_bytes = s->tmp_bytes ? s->tmp_bytes : d->tmp_bytes;
-    p.shm_bytes = s->shm_bytes ? s->shm_bytes : d->shm_bytes;
-    p.workspace_bytes = s->workspace_bytes ? s->workspace_bytes : d->workspace_bytes;
     p.network = (char *)net;
     p.keep_worktree = s->keep_worktree;
     p.state = (char *)am_pod_state_name(AM_POD_PENDING);
     p.created_by = (char *)actor;
     p.created_ms = am_now_ms();
-    create_ctx c = {org, s, online, online_ud, &p, n, hook};
+    create_ctx c = {org, s, d, online, online_ud, &p, n, hook};
     rc = am_store_update(st, create_txn, &c);
     if (rc == 0) {
         size_t len = protobuf_c_message_get_packed_size(&p.base);

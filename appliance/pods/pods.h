@@ -48,6 +48,29 @@ typedef struct {
     uint32_t cpu_millis, pids;
 } am_pod_defaults;
 
+/* An org's limit policy (Org.pod_defaults / Org.pod_max in the store; appliance/pods/limits.c):
+ * a field 0 = not set. At pod create, a limit the request leaves out gets the org default, else
+ * the global default (config pod_*), capped at the org max; a request above the org max is
+ * -AM_EINVAL naming the limit. */
+typedef struct {
+    am_pod_defaults def, max;
+} am_org_limits;
+
+/* 0 when the policy is acceptable (each size in the range a pod create accepts, no default above
+ * its max), else -AM_EINVAL naming the field. */
+int am_pods_limits_validate(const am_org_limits *l);
+/* The policy of org (all 0 when none was set). -AM_ENOTFOUND: no such org. */
+int am_pods_limits_get(am_store *s, const char *org, am_org_limits *out);
+/* Validate and store the policy of org (replacing it whole); hook runs inside the transaction. */
+int am_pods_limits_set(am_store *s, const char *org, const am_org_limits *l,
+                       const am_txn_hook *hook);
+/* The policy of org read inside t (all 0 when the org has no record). */
+int am_pods_limits_txn(am_txn *t, const char *org, am_org_limits *out);
+/* The limits a pod of this spec gets under global defaults g and org policy l (NULL = none):
+ * into *eff. -AM_EINVAL naming the limit when the request is above the org max. */
+int am_pods_limits_apply(const am_pod_spec *spec, const am_pod_defaults *g, const am_org_limits *l,
+                         am_pod_defaults *eff);
+
 /* 0 when the spec is acceptable, else -AM_EINVAL naming the field. */
 int am_pods_validate(const am_pod_spec *spec);
 

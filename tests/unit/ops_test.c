@@ -429,6 +429,22 @@ static int op_terminal_release(env *e, const am_principal *who) {
     return am_ops_terminal_control(e->ops, who, "src", "p-000000000001", 0);
 }
 /* The runner protocol: the actor is the certificate's runner. */
+static int op_org_limits(env *e, const am_principal *who) {
+    am_org_limits l = {.def = {.memory_bytes = 2ull << 30, .pids = 512},
+                       .max = {.memory_bytes = 8ull << 30, .cpu_millis = 4000}};
+    return am_ops_org_limits_set(e->ops, who, "src", NULL, &l);
+}
+static void check_org_limits(env *e) {
+    am_org_limits l;
+    am_principal v = as("viewer", 1);
+    assert_int_equal(am_ops_org_limits_get(e->ops, &v, ORG, &l), 0);
+    assert_int_equal(l.def.memory_bytes, 2ull << 30);
+    assert_int_equal(l.def.pids, 512);
+    assert_int_equal(l.max.memory_bytes, 8ull << 30);
+    assert_int_equal(l.max.cpu_millis, 4000);
+    assert_int_equal(l.def.cpu_millis, 0);
+}
+
 static const am_ops_peer k_peer = {RUNNER, ORG, "10.0.0.2:5000"};
 
 static int op_enroll(env *e, const am_principal *who) {
@@ -518,6 +534,7 @@ static const op_case k_cases[] = {
     {"pod delete", "pod.delete", 2, 0, NULL, NULL, op_pod_delete, NULL, NULL},
     {"terminal take", "pod.terminal.take", 2, 0, NULL, NULL, op_terminal_take, NULL, NULL},
     {"terminal release", "pod.terminal.release", 1, 0, NULL, NULL, op_terminal_release, NULL, NULL},
+    {"org limits set", "org.limits", 3, 0, NULL, NULL, op_org_limits, check_org_limits, NULL},
     {"runner enroll", "runner.enroll", 0, 0, NULL, NULL, op_enroll, NULL, NULL},
     {"runner connect", "runner.connect", 0, 0, NULL, NULL, op_connect, NULL, NULL},
     {"runner disconnect", "runner.disconnect", 0, 0, NULL, NULL, op_disconnect, NULL, NULL},
@@ -933,6 +950,87 @@ static int teardown_all(void **state) {
     return system(cmd);
 }
 
+/* The org's policy at pod create: a limit left out gets the org default, else the global
+ * default capped at the org max; a request above the max is refused naming the limit, and bad
+ * policies are refused with nothing stored or audited. */
+static Airmesh__V1__Pod *create_with(env *e, uint64_t memory, uint32_t cpu, int *rc) {
+    const char *argv[] = {"bash"};
+    am_pod_spec s = {.repo = "/srv/git/app.git",
+                     .argv = argv,
+                     .argc = 1,
+                     .memory_bytes = memory,
+                     .cpu_millis = cpu};
+    am_principal m = as("member", 2);
+    Airmesh__V1__Pod *p = NULL;
+    *rc = am_ops_pod_create(e->ops, &m, "src", &s, &p);
+    if (*rc == 0) { /* end it (unaudited), so the runner's 4 slots do not run out */
+        am_pod_update u = {.org = ORG, .id = p->id, .state = "exited"};
+        assert_int_equal(am_pods_update(e->store, &u, NULL), 0);
+    }
+    return p;
+}
+
+static void test_org_limits_apply_at_pod_create(void **state) {
+    (void)state;
+    env *e = env_new();
+    am_principal admin = as("admin", 3);
+    int rc;
+    /* Positive control: without a policy the request's value is taken as is. */
+    Airmesh__V1__Pod *p = create_with(e, 16ull << 30, 0, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(p->memory_bytes, 16ull << 30);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    am_org_limits l = {.def = {.memory_bytes = 1ull << 30, .pids = 256},
+                       .max = {.memory_bytes = 4ull << 30, .cpu_millis = 2000}};
+    assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", ORG, &l), 0);
+    p = create_with(e, 0, 0, &rc); /* left out: org default; cpu: none anywhere -> the max */
+    assert_int_equal(rc, 0);
+    assert_int_equal(p->memory_bytes, 1ull << 30);
+    assert_int_equal(p->pids, 256);
+    assert_int_equal(p->cpu_millis, 2000);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    p = create_with(e, 4ull << 30, 1500, &rc); /* at the max: allowed */
+    assert_int_equal(rc, 0);
+    assert_int_equal(p->memory_bytes, 4ull << 30);
+    assert_int_equal(p->cpu_millis, 1500);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    size_t len0, len1, n0 = e->nrec;
+    char *before = snapshot(e, &len0);
+    p = create_with(e, 5ull << 30, 0, &rc);
+    assert_null(p);
+    assert_int_equal(rc, -AM_EINVAL);
+    assert_non_null(strstr(am_err_last(), "limits.memory"));
+    assert_non_null(strstr(am_err_last(), "4G"));
+    p = create_with(e, 0, 3000, &rc);
+    assert_int_equal(rc, -AM_EINVAL);
+    assert_non_null(strstr(am_err_last(), "limits.cpu"));
+
+    /* Bad policies: refused, nothing stored, nothing audited. */
+    am_org_limits bad[] = {
+        {.def = {.memory_bytes = 8ull << 30}, .max = {.memory_bytes = 4ull << 30}},
+        {.def = {.memory_bytes = 1}},
+        {.max = {.pids = 70000}},
+        {.def = {.cpu_millis = 300000}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", ORG, &bad[i]), -AM_EINVAL);
+    }
+    assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", ORG, &bad[0]), -AM_EINVAL);
+    assert_non_null(strstr(am_err_last(), "defaults.memory"));
+    /* Another org's policy: not found, not audited. */
+    assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", "other", &l), -AM_ENOTFOUND);
+    am_org_limits got;
+    assert_int_equal(am_ops_org_limits_get(e->ops, &admin, "other", &got), -AM_ENOTFOUND);
+    char *after = snapshot(e, &len1);
+    assert_int_equal(e->nrec, n0);
+    assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
+    free(before);
+    free(after);
+    env_free(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allowed_role_succeeds_with_one_audit_record_published),
@@ -946,6 +1044,7 @@ int main(void) {
         cmocka_unit_test(test_audit_export_is_for_owners_and_audited_before_it_is_made),
         cmocka_unit_test(test_terminal_output_and_recordings_only_from_the_pods_runner),
         cmocka_unit_test(test_keystrokes_need_the_input_role),
+        cmocka_unit_test(test_org_limits_apply_at_pod_create),
         cmocka_unit_test(test_a_full_audit_disk_fails_operations_and_changes_nothing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
