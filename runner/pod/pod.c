@@ -147,15 +147,31 @@ static void rec_open(pod *p) {
     p->have_recording = 1;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid, -1 if truncated. */
+/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid, -1 if truncated. Valid as
+ * RFC 3629 says (the agent's bytes end up in a JSON file that strict decoders read): no
+ * overlong forms (C0, C1, E0 80..9F, F0 80..8F), no UTF-16 surrogates (ED A0..BF), nothing
+ * above U+10FFFF (F4 90.., F5..FF). */
 static int utf8_len(const uint8_t *s, size_t avail) {
     int n = s[0] < 0x80             ? 1
             : (s[0] & 0xe0) == 0xc0 ? 2
             : (s[0] & 0xf0) == 0xe0 ? 3
             : (s[0] & 0xf8) == 0xf0 ? 4
                                     : 0;
-    if (n == 0 || (n == 2 && s[0] < 0xc2))
+    if (n == 0 || (n == 2 && s[0] < 0xc2) || s[0] > 0xf4)
         return 0;
+    if (avail >= 2) { /* the second byte's range depends on the first */
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (s[0] == 0xe0)
+            lo = 0xa0;
+        else if (s[0] == 0xed)
+            hi = 0x9f;
+        else if (s[0] == 0xf0)
+            lo = 0x90;
+        else if (s[0] == 0xf4)
+            hi = 0x8f;
+        if (n > 1 && (s[1] < lo || s[1] > hi))
+            return 0;
+    }
     if ((size_t)n > avail)
         return -1;
     for (int i = 1; i < n; i++)

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Red team (issue 9 follow-up): the agent in a pod as hostile code, against a real airmeshd and
+airmesh-runner. Each attack first proves it reached what it attacks, then that it fails.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+
+import harness
+from harness import Daemon, ctl, login, wait_for
+
+PROBE = r"""
+import ctypes, os, socket, fcntl, errno, sys, glob
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def r(name, f):
+    try:
+        v = f()
+        print("R", name, "OK", v, flush=True)
+    except OSError as e:
+        print("R", name, "ERR", e.errno, os.strerror(e.errno), flush=True)
+    except Exception as e:
+        print("R", name, "EXC", repr(e)[:120], flush=True)
+def sc(*a):
+    rc = libc.syscall(*a)
+    if rc < 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+    return rc
+print("R pids", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+r("proc1root", lambda: os.listdir("/proc/1/root"))
+r("proc1cwd", lambda: os.readlink("/proc/1/cwd"))
+r("proc1fd", lambda: os.listdir("/proc/1/fd"))
+r("proc1mem", lambda: open("/proc/1/mem","rb").read(1))
+r("unshare_user", lambda: sc(272, 0x10000000))
+r("unshare_ns", lambda: sc(272, 0x00020000))
+r("clone3", lambda: sc(435, 0, 0))
+r("mount_tmpfs", lambda: sc(165, b"none", b"/tmp", b"tmpfs", 0, 0))
+r("open_tree", lambda: sc(428, -100, b"/", 1))
+r("fsopen", lambda: sc(430, b"tmpfs", 0))
+r("TIOCSETD_hdlc", lambda: fcntl.ioctl(0, 0x5423, (13).to_bytes(4,'little')))
+r("TIOCSETD_slip", lambda: fcntl.ioctl(0, 0x5423, (1).to_bytes(4,'little')))
+r("TIOCSETD_gsm", lambda: fcntl.ioctl(0, 0x5423, (21).to_bytes(4,'little')))
+r("TIOCGETD", lambda: fcntl.ioctl(0, 0x5424, b"\0\0\0\0"))
+r("TIOCCONS", lambda: fcntl.ioctl(0, 0x541D))
+r("TIOCSTI", lambda: fcntl.ioctl(0, 0x5412, b"x"))
+r("TIOCLINUX", lambda: fcntl.ioctl(0, 0x541C, b"\x0b"))
+r("console_TIOCSTI", lambda: fcntl.ioctl(os.open("/dev/console", os.O_RDWR), 0x5412, b"x"))
+r("tty_open", lambda: os.open("/dev/tty", os.O_RDWR))
+r("cgroup", lambda: open("/proc/self/cgroup").read())
+r("sysfs", lambda: os.listdir("/sys"))
+r("mountinfo", lambda: [l.split()[4] for l in open("/proc/self/mountinfo")])
+r("hardlink_usr", lambda: os.link("/usr/bin/true", "/workspace/hl"))
+r("hardlink_tmp", lambda: os.link("/usr/bin/true", "/tmp/hl"))
+r("mknod", lambda: os.mknod("/tmp/nod", 0o20666, os.makedev(1,3)))
+r("abstract_conn", lambda: socket.socket(socket.AF_UNIX).connect("\0" + os.environ.get("AM_ABS","x")))
+r("kill_minus1", lambda: os.kill(-1, 0))
+r("ptrace", lambda: sc(101, 16, 1, 0, 0))
+r("pvr", lambda: sc(310, 1, 0, 0, 0, 0, 0))
+r("keyctl", lambda: sc(250, 0, 0, 0, 0, 0))
+r("bpf", lambda: sc(321, 0, 0, 0))
+r("perf", lambda: sc(298, 0, 0, -1, -1, 0))
+r("userfaultfd", lambda: sc(323, 0))
+r("socket_packet", lambda: socket.socket(17, socket.SOCK_RAW, 0))
+r("socket_vsock", lambda: socket.socket(40, socket.SOCK_STREAM, 0))
+r("socket_netlink_audit", lambda: socket.socket(16, socket.SOCK_RAW, 9))
+r("setns", lambda: sc(308, 0, 0))
+r("chroot", lambda: sc(161, b"/tmp"))
+r("name_to_handle", lambda: sc(303, -100, b"/workspace", 0, 0, 0))
+r("open_by_handle", lambda: sc(304, 0, 0, 0))
+r("personality", lambda: sc(135, 0x0040000))
+r("write_etc", lambda: open("/etc/passwd","a").write("x"))
+r("mirror_write", lambda: [open(os.path.join(p,"evil"),"w") for p in glob.glob("/**/*.git", recursive=False)])
+r("uid", lambda: (os.getuid(), open("/proc/self/uid_map").read(), open("/proc/self/status").read().split("CapEff:")[1][:20]))
+r("rlimit_raise", lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_NPROC, (10**6, 10**6)))
+r("proc_sys_write", lambda: open("/proc/sys/kernel/hostname","w").write("x"))
+r("sysrq", lambda: open("/proc/sysrq-trigger","w").write("h"))
+r("proc_self_attr", lambda: os.listdir("/proc/self/attr"))
+r("dev", lambda: os.listdir("/dev"))
+r("gitdir", lambda: os.popen("git rev-parse --absolute-git-dir").read())
+"""
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
+                           "-c", "user.name=test", *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+class RedTeamTest(unittest.TestCase):
+    runner_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        harness.guarded_setup(cls, cls._setup)
+
+    @classmethod
+    def _setup(cls):
+        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
+        cls.home = login(cls.d, cls.d.read_password())
+        r = ctl(cls.d, "token", "create", home=cls.home)
+        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
+        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
+        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-redteam-test-", dir="/tmp")
+        cls.rdata = os.path.join(cls.rtmp, "runner")
+        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
+        cls.runner = harness.Runner(cls.rdata, *cls.runner_args)
+        cls.repo = os.path.join(cls.tmp, "repo")
+        os.makedirs(cls.repo)
+        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
+        with open(os.path.join(cls.repo, "probe.py"), "w") as f:
+            f.write(PROBE)
+        git(cls.repo, "add", "-A")
+        git(cls.repo, "commit", "-qm", "base")
+        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
+                 what="runner online")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.runner.stop()
+        cls.d.stop()
+        for line in reversed(harness.read("/proc/self/mounts").splitlines()):
+            target = line.split()[1]
+            if target.startswith(cls.rtmp):
+                subprocess.run(["umount", "-l", target])
+        shutil.rmtree(cls.rtmp, ignore_errors=True)
+
+    @classmethod
+    def ctl(cls, *args):
+        return ctl(cls.d, *args, home=cls.home)
+
+    def run_pod(self, *args, timeout=120):
+        r = self.ctl("pod", "create", "--json", "--repo", self.repo, *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pod = json.loads(r.stdout)
+        self.ctl("pod", "wait", pod["id"], "--timeout", str(timeout))
+        info = json.loads(self.ctl("pod", "show", pod["id"]).stdout)
+        self.assertIn(info["state"], ("exited", "failed", "stopped"), info)
+        return info, self.output(pod["id"])
+
+    def output(self, pid):
+        out = os.path.join(self.tmp, pid + ".cast")
+        r = self.ctl("pod", "recording", pid, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = harness.read(out).splitlines()
+        return "".join(json.loads(l)[2] for l in lines[1:] if json.loads(l)[1] == "o")
+
+    def probe(self, *args):
+        info, out = self.run_pod(*args, "--", "python3", "/workspace/probe.py")
+        self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
+        return dict(re.findall(r"^R (\S+) (.*?)\r?$", out, re.M))
+
+    # ---- held: what a hostile agent tried that the sandbox stops (regression tests) ------------
+
+    def test_processes_namespaces_mounts_and_ttys_outside_the_pod_are_out_of_reach(self):
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind("\0airmesh-redteam-abs")  # a host service on an abstract unix socket
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        c = socket.socket(socket.AF_UNIX)
+        c.connect("\0airmesh-redteam-abs")  # control: reachable on the host
+        c.close()
+        r = self.probe("--env", "AM_ABS=airmesh-redteam-abs")
+        # Positive controls: the probe ran as pod root, saw its own /proc and the PTY.
+        self.assertTrue(r["uid"].startswith("OK (0, '         0     100000      65536"), r)
+        self.assertEqual(r["pids"], "[1, 2]")  # its init and itself, nothing of the host
+        self.assertTrue(r["TIOCGETD"].startswith("OK"), r)
+        self.assertTrue(r["tty_open"].startswith("OK"), r)
+        # init (pid 1) is the runner's clone: not dumpable, no way into its root, cwd, fds, mem.
+        for k in ("proc1root", "proc1cwd", "proc1fd", "proc1mem"):
+            self.assertEqual(r[k], "ERR 13 Permission denied", k)
+        for k in ("unshare_user", "unshare_ns", "mount_tmpfs", "open_tree", "fsopen", "setns",
+                  "chroot", "ptrace", "pvr", "keyctl", "bpf", "perf", "userfaultfd",
+                  "open_by_handle", "personality", "mknod", "socket_packet", "socket_vsock",
+                  "TIOCSTI", "TIOCLINUX", "TIOCCONS"):
+            self.assertEqual(r[k], "ERR 1 Operation not permitted", k)
+        self.assertEqual(r["clone3"], "ERR 38 Function not implemented")
+        # Line disciplines other than N_TTY: not loadable from a pod (no module autoload).
+        for k in ("TIOCSETD_hdlc", "TIOCSETD_slip", "TIOCSETD_gsm"):
+            self.assertTrue(r[k].startswith("ERR"), (k, r[k]))
+        # Hard links to host files (which a later chown/removal by the runner could follow):
+        # every pod-writable dir is its own mount, so links from the read-only binds fail.
+        self.assertEqual(r["hardlink_usr"], "ERR 18 Invalid cross-device link")
+        self.assertEqual(r["hardlink_tmp"], "ERR 18 Invalid cross-device link")
+        # network none: a new net namespace has its own abstract socket namespace.
+        self.assertEqual(r["abstract_conn"], "ERR 111 Connection refused")
+        self.assertEqual(r["sysfs"], "ERR 2 No such file or directory")
+        self.assertEqual(r["proc_sys_write"], "ERR 30 Read-only file system")
+        self.assertEqual(r["write_etc"], "ERR 13 Permission denied")
+        self.assertIn("not allowed to raise maximum limit", r["rlimit_raise"])
+
+    # ---- hole 1: invalid UTF-8 in the recording -------------------------------------------------
+
+    def test_invalid_utf8_from_the_agent_never_reaches_the_asciicast(self):
+        # Surrogates (ED A0 80), overlong forms (E0 80 AF), above U+10FFFF (F4 90 80 80, F5..):
+        # the old check let them through into the JSON, which strict UTF-8 readers
+        # (Python, asciinema) then refused as a whole.
+        script = r"printf 'A\355\240\200B\340\200\257C\364\220\200\200D\365\200\200\200E\303\251F\n'"
+        r = self.ctl("pod", "create", "--json", "--repo", self.repo, "--", "sh", "-c", script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pid = json.loads(r.stdout)["id"]
+        self.ctl("pod", "wait", pid, "--timeout", "60")
+        path = os.path.join(self.tmp, pid + ".cast")
+        self.assertEqual(self.ctl("pod", "recording", pid, "-o", path).returncode, 0)
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")  # strict: raised before the fix
+        lines = text.splitlines()
+        out = "".join(json.loads(l)[2] for l in lines[1:] if json.loads(l)[1] == "o")
+        R = "\ufffd"
+        self.assertIn("A" + R * 3 + "B" + R * 3 + "C" + R * 4 + "D" + R * 4 + "E\u00e9F", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
