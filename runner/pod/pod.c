@@ -49,8 +49,19 @@ typedef struct pod {
     uint64_t rec_start_ns;
     uint8_t utf8_carry[4];
     size_t carry_len;
+    uint64_t rec_bytes; /* compressed bytes written to rec_path */
+    int rec_full;       /* the recording reached g_rec_max: output no longer recorded */
     char rec_path[PATH_MAX];
 } pod;
+
+/* Largest recording on the runner's disk (compressed). The pod's output is the agent's: without
+ * a bound, `cat /dev/urandom | base64` fills the runner's disk through DATA/recordings. The
+ * default is what the appliance accepts (a larger upload is refused there). */
+static uint64_t g_rec_max = AM_POD_RECORDING_MAX;
+
+void am_pod_set_recording_max(uint64_t bytes) {
+    g_rec_max = bytes;
+}
 
 struct am_podmgr {
     char data_dir[PATH_MAX - 256]; /* room for "/recordings/<pod>.cast.zst" */
@@ -117,7 +128,7 @@ static void rec_write(pod *p, const char *s, size_t len) {
         size_t r = ZSTD_compressStream2(p->zs, &ob, &in, ZSTD_e_continue);
         if (ZSTD_isError(r))
             return;
-        fwrite(out, 1, ob.pos, p->rec);
+        p->rec_bytes += fwrite(out, 1, ob.pos, p->rec);
     }
 }
 
@@ -183,7 +194,7 @@ static int utf8_len(const uint8_t *s, size_t avail) {
 /* One output event: [t, "o", "<data as a JSON string>"]. Invalid UTF-8 becomes U+FFFD; a
  * sequence cut by the read boundary is carried to the next event. */
 static void rec_output(pod *p, const uint8_t *data, size_t len) {
-    if (!p->rec)
+    if (!p->rec || p->rec_full)
         return;
     uint8_t *buf = malloc(p->carry_len + len);
     if (!buf)
@@ -234,6 +245,18 @@ static void rec_output(pod *p, const uint8_t *data, size_t len) {
     }
     memcpy(out + o, "\"]\n", 3);
     o += 3;
+    /* What zstd still buffers (at most a block, 128 KiB) plus this event, compressed, must fit:
+     * else the recording ends here with a note (the pod runs on; the live terminal and the
+     * ring still get everything). */
+    if (p->rec_bytes + o + (256u << 10) > g_rec_max) {
+        p->rec_full = 1;
+        o = (size_t)snprintf(out, total * 6 + 64,
+                             "[%.6f, \"o\", \"\\r\\n[airmesh: recording stopped at the "
+                             "runner's limit of %llu bytes (--recording-max)]\\r\\n\"]\n",
+                             t, (unsigned long long)g_rec_max);
+        am_log_warn("pod", "recording stopped at its size limit", "pod=%s max=%llu", p->cp->pod_id,
+                    (unsigned long long)g_rec_max);
+    }
     rec_write(p, out, o);
     free(out);
     free(buf);
@@ -263,7 +286,7 @@ static void upload_recording(pod *p) {
         return;
     uint8_t *data = NULL;
     size_t len = 0;
-    if (am_read_file(p->rec_path, 256u << 20, &data, &len) != 0)
+    if (am_read_file(p->rec_path, AM_POD_RECORDING_MAX, &data, &len) != 0)
         return;
     int ok = 1;
     for (size_t off = 0; ok && (off < len || off == 0); off += UPLOAD_CHUNK) {

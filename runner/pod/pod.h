@@ -28,6 +28,12 @@ typedef struct am_podmgr am_podmgr;
 /* Deliver one message to the appliance; returns 0 if queued, -1 if it was dropped. */
 typedef int (*am_pod_emit_fn)(void *ud, Airmesh__V1__RunnerMessage *m);
 
+/* Once at startup, before pods: the largest recording kept on the runner's disk (compressed
+ * bytes; default and most 256 MiB, what the appliance accepts). Output beyond it is not
+ * recorded; the recording ends with a line saying so. */
+void am_pod_set_recording_max(uint64_t bytes);
+#define AM_POD_RECORDING_MAX (256ull << 20)
+
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* Start a pod (returns at once; progress is reported through emit). */
 int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp);

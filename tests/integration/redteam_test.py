@@ -92,7 +92,7 @@ def git(repo, *args):
 
 
 class RedTeamTest(unittest.TestCase):
-    runner_args = ()
+    runner_args = ("--recording-max", "2M")
 
     @classmethod
     def setUpClass(cls):
@@ -213,6 +213,39 @@ class RedTeamTest(unittest.TestCase):
         out = "".join(json.loads(l)[2] for l in lines[1:] if json.loads(l)[1] == "o")
         R = "\ufffd"
         self.assertIn("A" + R * 3 + "B" + R * 3 + "C" + R * 4 + "D" + R * 4 + "E\u00e9F", out)
+
+    # ---- hole 2: the recording filled the runner's disk ------------------------------------------
+
+    def test_a_pod_that_prints_without_end_stops_being_recorded_at_the_limit(self):
+        # The runner of this class runs with --recording-max 2M. 12 MB of random bytes as base64
+        # (16 MB that zstd cannot shrink much) would have gone to DATA/recordings unbounded.
+        script = "head -c 12000000 /dev/urandom | base64 -w 100; echo PRINTED-ALL"
+        r = self.ctl("pod", "create", "--json", "--repo", self.repo, "--", "sh", "-c", script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pid = json.loads(r.stdout)["id"]
+        self.ctl("pod", "wait", pid, "--timeout", "120")
+        info = json.loads(self.ctl("pod", "show", pid).stdout)
+        self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), info)
+        out = self.output(pid)
+        # Positive control: it was recorded up to near the limit (compressed ~3/4 of base64) ...
+        self.assertGreater(len(out), 1 << 20)
+        # ... and then stopped, saying so; the pod itself ran to its end.
+        note = "[airmesh: recording stopped at the runner's limit of 2097152 bytes " \
+               "(--recording-max)]"
+        self.assertTrue(note in out, (len(out), out[-300:]))  # short message: out is MBs
+        self.assertFalse("PRINTED-ALL" in out, len(out))
+        self.assertLess(len(out), 4 << 20)
+        rec = os.path.join(self.rdata, "recordings", pid + ".cast.zst")
+        if os.path.exists(rec):
+            self.assertLessEqual(os.path.getsize(rec), 2 << 20)
+        self.assertIsNone(self.runner.poll())
+
+    def test_recording_max_out_of_range_is_refused_at_start(self):
+        for bad in ("0", "512K", "1G", "x"):
+            p = subprocess.run([harness.AIRMESH_RUNNER, "run", "--data", self.rdata,
+                                "--recording-max", bad], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 2, (bad, p.stderr))
+            self.assertIn("--recording-max: a size from 1M to 256M", p.stderr)
 
 
 if __name__ == "__main__":
