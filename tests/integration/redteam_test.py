@@ -248,5 +248,34 @@ class RedTeamTest(unittest.TestCase):
             self.assertIn("--recording-max: a size from 1M to 256M", p.stderr)
 
 
+    # ---- hole 3: a huge blob on the fetch-back made the runner hold it in memory --------------
+
+    def runner_hwm_kib(self):
+        status = harness.read("/proc/%d/status" % self.runner.pid)
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+    def test_a_huge_blob_on_the_branch_comes_back_without_the_runner_holding_it(self):
+        # 1200 MiB of zeros: a sparse file in the pod's /tmp (no space used), hashed by git in
+        # streaming mode into a ~1 MiB pack, committed from the index (no worktree file). The
+        # fetch-back's connectivity walk used to read every new object whole into the runner
+        # (git_object_lookup on a blob), so a 64 GiB sparse file made the runner allocate 64 GiB.
+        size = 1200 << 20
+        script = ("truncate -s %d /tmp/big && O=$(git hash-object -w /tmp/big) && rm /tmp/big && "
+                  "git update-index --add --cacheinfo 100644,$O,big.bin && "
+                  "git -c user.email=a@b -c user.name=a commit -qm big && echo BLOB=$O" % size)
+        before = self.runner_hwm_kib()
+        info, out = self.run_pod("--", "sh", "-c", script, timeout=300)
+        self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
+        self.assertEqual(info.get("reason", ""), "", info)  # the branch came back
+        blob = re.search(r"BLOB=([0-9a-f]{40})", out).group(1)
+        mirror = [os.path.join(self.rdata, "mirrors", m)
+                  for m in os.listdir(os.path.join(self.rdata, "mirrors")) if m.endswith(".git")]
+        self.assertEqual(len(mirror), 1, mirror)
+        # Positive control: the blob really reached the mirror, on the pod's branch.
+        self.assertEqual(git(mirror[0], "cat-file", "-s", blob), str(size))
+        self.assertEqual(git(mirror[0], "rev-parse", info["branch"] + ":big.bin"), blob)
+        grown = self.runner_hwm_kib() - before
+        self.assertLess(grown, 400 << 10, "the runner's peak RSS grew by %d KiB" % grown)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
