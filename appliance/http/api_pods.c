@@ -177,6 +177,17 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
                    "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
                    "\"keep_worktree\"?: bool}");
+    /* A host-network pod shares the runner host's network namespace: its loopback-only
+     * services and its abstract unix sockets (which no file permission guards). The org's
+     * admins decide that, not every member. */
+    if (network && strcmp(network, "host") == 0 && who.role < AIRMESH__V1__ROLE__ROLE_ADMIN) {
+        json_decref(body);
+        am_http_send_error(req, 403, "forbidden",
+                           "network \"host\": admins and owners only (the pod would share the "
+                           "runner host's network: its loopback services and abstract unix "
+                           "sockets)");
+        return 0;
+    }
     if (!json_is_array(command) || json_array_size(command) == 0 ||
         json_array_size(command) > MAX_ITEMS)
         return bad(req, body, "command: a non-empty array of strings");

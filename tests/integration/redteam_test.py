@@ -277,5 +277,36 @@ class RedTeamTest(unittest.TestCase):
         grown = self.runner_hwm_kib() - before
         self.assertLess(grown, 400 << 10, "the runner's peak RSS grew by %d KiB" % grown)
 
+    # ---- hole 4: any member could put a pod on the runner host's network ------------------------
+
+    def api(self, method, path, token, body=None):
+        args = ["-X", method, "-H", "Authorization: Bearer " + token]
+        if body is not None:
+            args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+        code, _, _, text = harness.curl(self.d, path, *args)
+        return code, json.loads(text) if text.strip() else {}
+
+    def test_only_admins_may_put_a_pod_on_the_host_network(self):
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind("\0airmesh-redteam-host")  # a host service on an abstract unix socket
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        # What a host-network pod reaches (created by the admin, who may): the host's abstract
+        # sockets, which no file permission guards.
+        r = self.probe("--network", "host", "--env", "AM_ABS=airmesh-redteam-host")
+        self.assertEqual(r["abstract_conn"], "OK None")
+        r = self.ctl("api-token", "create", "--name", "member-bot", "--role", "member")
+        token = re.search(r"token: (am_[0-9a-f]{64})", r.stdout).group(1)
+        spec = {"repo": self.repo, "command": ["true"]}
+        before = self.ctl("pod", "list", "--json").stdout
+        code, doc = self.api("POST", "/api/v1/pods", token, dict(spec, network="host"))
+        self.assertEqual(code, 403, doc)
+        self.assertIn('network "host": admins and owners only', doc["error"]["message"])
+        self.assertEqual(self.ctl("pod", "list", "--json").stdout, before)  # nothing created
+        # Control: the same member creates the same pod without host network.
+        code, doc = self.api("POST", "/api/v1/pods", token, dict(spec, network="none"))
+        self.assertIn(code, (200, 201), doc)
+        self.ctl("pod", "wait", doc["id"], "--timeout", "60")
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
