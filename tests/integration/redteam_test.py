@@ -308,5 +308,71 @@ class RedTeamTest(unittest.TestCase):
         self.assertIn(code, (200, 201), doc)
         self.ctl("pod", "wait", doc["id"], "--timeout", "60")
 
+    # ---- held: one pod's processes do not use up another pod's process limit -------------------
+
+    def test_a_pod_full_of_processes_leaves_other_pods_their_own_limit(self):
+        # Pod root is the same host uid (100000) in every pod, and RLIMIT_NPROC counts per
+        # user: without per-user-namespace accounting, a pod holding 500 processes would leave
+        # every other pod unable to fork.
+        r = self.ctl("pod", "create", "--json", "--repo", self.repo, "--pids", "1000", "--",
+                     "sh", "-c", "for i in $(seq 600); do sleep 60 & done; echo HOLDING; wait")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hog = json.loads(r.stdout)["id"]
+        self.addCleanup(self.ctl, "pod", "stop", hog)
+
+        def holding():
+            n = 0
+            for pid in os.listdir("/proc"):
+                try:
+                    st = os.stat("/proc/" + pid)
+                    with open("/proc/%s/comm" % pid) as f:
+                        comm = f.read().strip()
+                except OSError:
+                    continue
+                n += st.st_uid == 100000 and comm == "sleep"
+            return n >= 600
+        wait_for(holding, 60, what="600 processes of pod root's host uid")  # positive control
+        info, out = self.run_pod("--", "sh", "-c",
+                                 "for i in $(seq 100); do sleep 1 & done; wait; echo FORKED-100")
+        self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
+        self.assertIn("FORKED-100", out)
+
+
+    # ---- hole 5: a pod's git dir (agent data) opened by the runner as an upstream repository ----
+
+    def test_the_runners_own_data_dir_is_never_a_pods_repository(self):
+        # Pod A (the agent) plants a loose ref that is a symlink to a file outside its git dir,
+        # where only the runner (root) can follow it. Then a pod is created whose --repo is A's
+        # git dir (its path is in A's /proc/self/mountinfo): the runner's mirror fetch opened it
+        # with libgit2 as root, so the agent's commondir/alternates/symlinked refs/[include]
+        # were parsed with the runner's privileges again (issue 9's second hole, by another way).
+        secret_dir = tempfile.mkdtemp(dir=self.rtmp)
+        os.chmod(secret_dir, 0o700)  # root only: pod root (host uid 100000) cannot read it
+        with open(os.path.join(secret_dir, "ref"), "w") as f:
+            f.write(git(self.repo, "rev-parse", "HEAD") + "\n")
+        script = ("G=$(git rev-parse --absolute-git-dir); ln -s %s/ref $G/refs/heads/planted; "
+                  "cat $G/refs/heads/planted 2>&1 | head -c 80; echo; echo GITDIR=$G; "
+                  "echo READY; sleep 60" % secret_dir)
+        r = self.ctl("pod", "create", "--json", "--repo", self.repo, "--", "sh", "-c", script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a = json.loads(r.stdout)["id"]
+        self.addCleanup(self.ctl, "pod", "stop", a)
+        gitdir = os.path.join(self.rdata, "pods", a, "git")
+        wait_for(lambda: os.path.islink(os.path.join(gitdir, "refs/heads/planted")), 60,
+                 what="the planted ref")
+        for url in (gitdir, "file://" + gitdir, os.path.join(self.rdata, "pods", a, "..", a,
+                                                              "git")):
+            r = self.ctl("pod", "create", "--json", "--repo", url, "--base-ref", "planted", "--",
+                         "true")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            b = json.loads(r.stdout)["id"]
+            self.ctl("pod", "wait", b, "--timeout", "60")
+            info = json.loads(self.ctl("pod", "show", b).stdout)
+            self.assertEqual(info["state"], "failed", (url, info))
+            self.assertIn("is inside the runner's data dir", info["reason"])
+        # Positive control: the same kind of local path outside the data dir works.
+        info, out = self.run_pod("--", "true")
+        self.assertEqual(info["state"], "exited", info)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
