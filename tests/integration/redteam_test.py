@@ -374,5 +374,31 @@ class RedTeamTest(unittest.TestCase):
         info, out = self.run_pod("--", "true")
         self.assertEqual(info["state"], "exited", info)
 
+    # ---- held: links the agent leaves behind are removed as links ------------------------------
+
+    def test_links_to_host_paths_left_in_the_worktree_are_removed_as_links(self):
+        canary = tempfile.mkdtemp(dir=self.rtmp)
+        with open(os.path.join(canary, "keep"), "w") as f:
+            f.write("host file\n")
+        os.chmod(canary, 0o755)
+        # Symlinks to a host dir and a host file, in the overlay and in the git dir (a dir
+        # symlink where a ref dir is expected, a file symlink as a loose object), and a dir of
+        # pod root's that the removal must descend into.
+        script = ("G=$(git rev-parse --absolute-git-dir); C=%s; "
+                  "ln -s $C /workspace/dirlink && ln -s $C/keep /workspace/filelink && "
+                  "mkdir -p /workspace/deep/er && ln -s $C /workspace/deep/er/x && "
+                  "ln -s $C $G/refs/heads/dirref && mkdir -p $G/objects/ab && "
+                  "ln -s $C/keep $G/objects/ab/cdef && ls $C/ >/dev/null 2>&1; "
+                  "echo POD-DIR=$(dirname $G)" % canary)
+        info, out = self.run_pod("--", "sh", "-c", script)
+        self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
+        pod_dir = re.search(r"POD-DIR=(\S+)", out).group(1)
+        self.assertTrue(pod_dir.startswith(os.path.join(self.rdata, "pods")), pod_dir)
+        # Positive control: the removal ran (the pod dir is gone) ...
+        self.assertFalse(os.path.exists(pod_dir), pod_dir)
+        # ... and left the host files alone.
+        self.assertEqual(harness.read(os.path.join(canary, "keep")), "host file\n")
+        self.assertEqual(os.listdir(canary), ["keep"])
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
