@@ -46,10 +46,10 @@
  * its write end once the helper's pid namespace is gone, so EOF means "all of it was read" (a
  * FIFO without writers reads as EOF, and the helper opens it a little after it starts).
  *
- * Limits: helper wall time 120 s (killed after) and memory 2 GiB (cgroup where available, and
- * RLIMIT_AS); pack size as above (it bounds the disk used). Objects the pack inflates are not
- * size-capped by libgit2 (a delta can expand), and the walk's memory grows with the number of
- * objects in the pack.
+ * Limits: helper wall time 120 s (killed after), memory 2 GiB (cgroup where available, and
+ * RLIMIT_AS) and one core (cpu cgroup quota; the pod's own cpu limit is not the helper's); pack
+ * size as above (it bounds the disk used). Objects the pack inflates are not size-capped by libgit2
+ * (a delta can expand), and the walk's memory grows with the number of objects in the pack.
  *
  * Ownership: wt_rx owns its indexer, staging dir and libgit2 objects (wt_rx_free). Threads: one
  * wt_rx per thread; the helper sandbox is spawned and reaped by the calling thread (PDEATHSIG).
@@ -75,6 +75,7 @@
 #define FB_HEADER_MAX 256
 #define FB_HELPER_TIMEOUT_MS 120000
 #define FB_HELPER_MEMORY (2ull << 30)
+#define FB_HELPER_CPU_MILLIS 1000u /* the agent's config steers git: pack.threads=0 = every CPU */
 #define FB_MAGIC "airmesh-fetchback 1 "
 #define FB_CHUNK (64u << 10)
 
@@ -635,6 +636,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
                      .ro_binds = ro,
                      .network_none = 1,
                      .memory_bytes = FB_HELPER_MEMORY, /* the agent's config steers git */
+                     .cpu_millis = FB_HELPER_CPU_MILLIS,
                      .cols = 200,
                      .rows = 24,
                      .hostname = host};

@@ -400,5 +400,53 @@ class RedTeamTest(unittest.TestCase):
         self.assertEqual(harness.read(os.path.join(canary, "keep")), "host file\n")
         self.assertEqual(os.listdir(canary), ["keep"])
 
+    # ---- hole 6: the fetch-back helper ran the agent's git config with no CPU limit -------------
+
+    def test_the_fetch_back_helper_gets_a_cpu_limit(self):
+        # The helper runs git on the pod's git dir, so the agent's config steers it: pack.threads
+        # = 0 (every CPU of the host) and a huge delta window over many similar blobs keep all
+        # of the runner host's cores busy for the helper's 120 s, outside the pod's cpu limit.
+        script = ("git config pack.threads 0 && git config pack.window 4000 && "
+                  "git config pack.depth 4000 && git config pack.windowMemory 0 && "
+                  "python3 -c \"import os, random\nr = random.Random(1)\nbase = bytes(r.getrandbits(8)"
+                  " for _ in range(30000))\nfor i in range(2500):\n with open('f%d' % i, 'wb') as f:\n"
+                  "  b = bytearray(base); b[r.randrange(30000)] = i % 256; f.write(b)\n\" && "
+                  "git add -A && git -c user.email=a@b -c user.name=a commit -qm many && echo COMMITTED")
+        r = self.ctl("pod", "create", "--json", "--repo", self.repo, "--", "sh", "-c", script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pid = json.loads(r.stdout)["id"]
+        found = {}
+
+        def helper_git():
+            for p in os.listdir("/proc"):
+                try:
+                    with open("/proc/%s/cmdline" % p, "rb") as f:
+                        cmd = f.read().split(b"\0")
+                    cg = harness.read("/proc/%s/cgroup" % p)
+                except OSError:
+                    continue
+                if len(cmd) > 1 and cmd[0].endswith(b"git") and cmd[1] == b"pack-objects" and \
+                        os.stat("/proc/" + p).st_uid == 100000:
+                    found["pid"], found["cgroup"] = int(p), cg
+                    return True
+            return False
+        wait_for(helper_git, 120, step=0.05, what="the fetch-back helper's git pack-objects")
+        # v1: the line whose controllers include cpu; v2: the unified "0::" line.
+        lines = [l.split(":", 2) for l in found["cgroup"].splitlines()]
+        v1 = [l[2] for l in lines if "cpu" in l[1].split(",")]
+        if v1:
+            qfile = "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us" % v1[0]
+        else:
+            qfile = "/sys/fs/cgroup%s/cpu.max" % [l[2] for l in lines if l[0] == "0"][0]
+        quota = harness.read(qfile).split()[0] if os.path.exists(qfile) else None
+        try:
+            os.kill(found["pid"], 9)  # no need to wait for the helper's 120 s
+        except ProcessLookupError:
+            pass
+        self.ctl("pod", "wait", pid, "--timeout", "180")
+        self.assertIsNotNone(quota, found["cgroup"])
+        self.assertNotIn(quota, ("-1", "max"), "helper cpu quota: %s" % quota)
+        self.assertEqual(int(quota), 100000)  # one core (period 100000 us)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
