@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -27,7 +28,7 @@ def r(name, f):
     except Exception as e:
         print("R", name, "EXC", repr(e)[:120], flush=True)
 def sc(*a):
-    rc = libc.syscall(*a)
+    rc = libc.syscall(*[ctypes.c_long(x) if isinstance(x, int) else x for x in a])
     if rc < 0:
         e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
     return rc
@@ -67,6 +68,7 @@ r("perf", lambda: sc(298, 0, 0, -1, -1, 0))
 r("userfaultfd", lambda: sc(323, 0))
 r("socket_packet", lambda: socket.socket(17, socket.SOCK_RAW, 0))
 r("socket_vsock", lambda: socket.socket(40, socket.SOCK_STREAM, 0))
+r("socket_vsock_high", lambda: sc(41, 40 | (1 << 32), 1, 0))
 r("socket_netlink_audit", lambda: socket.socket(16, socket.SOCK_RAW, 9))
 r("setns", lambda: sc(308, 0, 0))
 r("chroot", lambda: sc(161, b"/tmp"))
@@ -165,6 +167,14 @@ class RedTeamTest(unittest.TestCase):
         c = socket.socket(socket.AF_UNIX)
         c.connect("\0airmesh-redteam-abs")  # control: reachable on the host
         c.close()
+        # Control on the host: socket(AF_VSOCK | 1 << 32, ...) reaches the kernel as AF_VSOCK
+        # (a socket, or EAFNOSUPPORT without the vsock module), not EINVAL.
+        host = subprocess.run([sys.executable, "-c", "import ctypes\nlibc = ctypes.CDLL(None, "
+                               "use_errno=True)\nrc = libc.syscall(ctypes.c_long(41), ctypes.c_long("
+                               "40 | 1 << 32), ctypes.c_long(1), ctypes.c_long(0))\nprint(rc, "
+                               "ctypes.get_errno())"], capture_output=True, text=True)
+        rc, err = map(int, host.stdout.split())
+        self.assertTrue(rc >= 0 or err == 97, host.stdout)
         r = self.probe("--env", "AM_ABS=airmesh-redteam-abs")
         # Positive controls: the probe ran as pod root, saw its own /proc and the PTY.
         self.assertTrue(r["uid"].startswith("OK (0, '         0     100000      65536"), r)
@@ -177,6 +187,7 @@ class RedTeamTest(unittest.TestCase):
         for k in ("unshare_user", "unshare_ns", "mount_tmpfs", "open_tree", "fsopen", "setns",
                   "chroot", "ptrace", "pvr", "keyctl", "bpf", "perf", "userfaultfd",
                   "open_by_handle", "personality", "mknod", "socket_packet", "socket_vsock",
+                  "socket_vsock_high",
                   "TIOCSTI", "TIOCLINUX", "TIOCCONS"):
             self.assertEqual(r[k], "ERR 1 Operation not permitted", k)
         self.assertEqual(r["clone3"], "ERR 38 Function not implemented")
