@@ -4,7 +4,7 @@ BAZEL ?= bazel
 BINS  := airmeshd airmesh-runner airmeshctl
 DATA  ?= ./var/airmesh
 
-.PHONY: all deps ui build run test bench clean help
+.PHONY: all deps ui build run test bench clean help image
 
 all: build
 
@@ -13,6 +13,7 @@ help:
 	@echo "make test   install missing packages, run every test (unit, integration, browser)"
 	@echo "make build  build everything and link the binaries into ./bin/"
 	@echo "make bench  run the benchmarks (ratios against a baseline measured in the same run)"
+	@echo "make image  build the flashable appliance disk image bin/airmesh-<version>-amd64.img (root)"
 
 deps:
 	@scripts/deps.sh
@@ -41,6 +42,14 @@ test: deps ui
 
 bench: build
 	@scripts/bench.sh
+
+# The appliance disk image (image/README.md): release binaries from Bazel (//image:bins), the
+# disk from image/build.sh, reused from /var/cache/airmesh-image when the inputs are unchanged.
+image: deps ui
+	@$(BAZEL) build //image:bins
+	@d=$$(image/cache.sh --bins bazel-bin/image/bins --ui ui/dist) && mkdir -p bin && \
+	  for f in "$$d"/airmesh-*; do cp --sparse=always "$$f" bin/; done && \
+	  echo "built: $$(ls bin/airmesh-*.img) (+ .manifest.json); from $$d"
 
 clean:
 	-$(BAZEL) clean

@@ -11,9 +11,9 @@
  * problem, and exit status 1.
  */
 #include <errno.h>
-#include <grpc/grpc.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grpc/grpc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +28,7 @@
 #include "appliance/config/config.h"
 #include "appliance/http/http.h"
 #include "appliance/hub/hub.h"
+#include "appliance/ops/ops.h"
 #include "appliance/rpc/rpc.h"
 #include "appliance/work/work.h"
 #include "common/err.h"
@@ -93,16 +94,31 @@ static int prepare_data_dir(const char *dir, int *lock_fd) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DATA = 1, O_LISTEN, O_GRPC, O_UI, O_CONFIG, O_LOG, O_CERTDAYS, O_WORKERS, O_WORKQ,
-           O_HELP, O_VERSION };
-    static const struct option opts[] = {
-        {"data", required_argument, 0, O_DATA},   {"listen", required_argument, 0, O_LISTEN},
-        {"grpc-listen", required_argument, 0, O_GRPC}, {"ui", required_argument, 0, O_UI},
-        {"config", required_argument, 0, O_CONFIG}, {"log-level", required_argument, 0, O_LOG},
-        {"runner-cert-days", required_argument, 0, O_CERTDAYS},
-        {"workers", required_argument, 0, O_WORKERS}, {"work-queue", required_argument, 0, O_WORKQ},
-        {"help", no_argument, 0, O_HELP},          {"version", no_argument, 0, O_VERSION},
-        {0, 0, 0, 0}};
+    enum {
+        O_DATA = 1,
+        O_LISTEN,
+        O_GRPC,
+        O_UI,
+        O_CONFIG,
+        O_LOG,
+        O_CERTDAYS,
+        O_WORKERS,
+        O_WORKQ,
+        O_HELP,
+        O_VERSION
+    };
+    static const struct option opts[] = {{"data", required_argument, 0, O_DATA},
+                                         {"listen", required_argument, 0, O_LISTEN},
+                                         {"grpc-listen", required_argument, 0, O_GRPC},
+                                         {"ui", required_argument, 0, O_UI},
+                                         {"config", required_argument, 0, O_CONFIG},
+                                         {"log-level", required_argument, 0, O_LOG},
+                                         {"runner-cert-days", required_argument, 0, O_CERTDAYS},
+                                         {"workers", required_argument, 0, O_WORKERS},
+                                         {"work-queue", required_argument, 0, O_WORKQ},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {"version", no_argument, 0, O_VERSION},
+                                         {0, 0, 0, 0}};
     const char *flag[O_VERSION + 1] = {0};
     int c;
     opterr = 0;
@@ -196,12 +212,6 @@ int main(int argc, char **argv) {
     am_app app = {.data_dir = cfg.data,
                   .session_ttl_ms = cfg.session_ttl_ms,
                   .session_idle_ms = cfg.session_idle_ms,
-                  .pod_defaults = {.memory_bytes = cfg.pod_memory,
-                                   .tmp_bytes = cfg.pod_tmp,
-                                   .shm_bytes = cfg.pod_shm,
-                                   .workspace_bytes = cfg.pod_workspace,
-                                   .cpu_millis = cfg.pod_cpu_millis,
-                                   .pids = cfg.pod_pids},
                   .grpc_addr = grpc_addr};
     am_rpc *rpc = NULL;
     grpc_init();
@@ -237,8 +247,7 @@ int main(int argc, char **argv) {
         fail("cannot set up the audit signing key");
         goto out;
     }
-    am_work_opts wopts = {
-        .threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
+    am_work_opts wopts = {.threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
     am_work_opts iopts = {.threads = 1, .queue = 256, .nice = 0}; /* LMDB has one writer */
     if (am_work_new(&wopts, &app.work) != 0 || am_work_new(&iopts, &app.io) != 0) {
         fail("cannot start the worker pool");
@@ -258,12 +267,33 @@ int main(int argc, char **argv) {
         fail("hub");
         goto out;
     }
+    /* The domain layer every transport calls; runners are reached through the link rpc
+     * implements, injected below once rpc runs. */
+    am_ops_config ocfg = {.store = app.store,
+                          .audit = app.audit,
+                          .hub = app.hub,
+                          .ca = app.ca,
+                          .data_dir = cfg.data,
+                          .session_ttl_ms = cfg.session_ttl_ms,
+                          .session_idle_ms = cfg.session_idle_ms,
+                          .cert_days = (uint32_t)cert_days,
+                          .pod_defaults = {.memory_bytes = cfg.pod_memory,
+                                           .tmp_bytes = cfg.pod_tmp,
+                                           .shm_bytes = cfg.pod_shm,
+                                           .workspace_bytes = cfg.pod_workspace,
+                                           .cpu_millis = cfg.pod_cpu_millis,
+                                           .pids = cfg.pod_pids}};
+    if (am_ops_new(&ocfg, &app.ops) != 0) {
+        fail("ops");
+        goto out;
+    }
     am_rpc_opts ropts = {.listen = cfg.grpc_listen, .cert_days = (uint32_t)cert_days};
     if (am_rpc_start(&app, app.hub, &ropts, &rpc) != 0) {
         fail("cannot start the runner protocol");
         goto out;
     }
     app.rpc = rpc;
+    am_ops_set_runner_link(app.ops, am_rpc_link_send, rpc);
 
     char password[64] = "";
     if (am_auth_bootstrap(app.store, password, sizeof password, &created) != 0) {
@@ -314,8 +344,11 @@ out:
     am_http_close(http);
     am_work_free(app.work);
     am_work_free(app.io);
+    if (app.ops)
+        am_ops_set_runner_link(app.ops, NULL, NULL);
     app.rpc = NULL;
     am_rpc_stop(rpc);
+    am_ops_free(app.ops);
     am_hub_free(app.hub);
     if (app.audit) {
         am_audit_flush(app.audit);

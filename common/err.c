@@ -35,17 +35,35 @@ const char *am_err_name(int code) {
     if (code < 0)
         code = -code;
     switch (code) {
-    case AM_OK: return "OK";
-    case AM_EINVAL: return "EINVAL";
-    case AM_ENOMEM: return "ENOMEM";
-    case AM_EIO: return "EIO";
-    case AM_ENOTFOUND: return "ENOTFOUND";
-    case AM_EEXISTS: return "EEXISTS";
-    case AM_ECORRUPT: return "ECORRUPT";
-    case AM_EAUTH: return "EAUTH";
-    case AM_EFULL: return "EFULL";
-    case AM_ECRYPTO: return "ECRYPTO";
-    case AM_ESTATE: return "ESTATE";
-    default: return "EUNKNOWN";
+    case AM_OK:
+        return "OK";
+    case AM_EINVAL:
+        return "EINVAL";
+    case AM_ENOMEM:
+        return "ENOMEM";
+    case AM_EIO:
+        return "EIO";
+    case AM_ENOTFOUND:
+        return "ENOTFOUND";
+    case AM_EEXISTS:
+        return "EEXISTS";
+    case AM_ECORRUPT:
+        return "ECORRUPT";
+    case AM_EAUTH:
+        return "EAUTH";
+    case AM_EFULL:
+        return "EFULL";
+    case AM_ECRYPTO:
+        return "ECRYPTO";
+    case AM_ESTATE:
+        return "ESTATE";
+    case AM_EPERM:
+        return "EPERM";
+    case AM_ELIMIT:
+        return "ELIMIT";
+    case AM_EUNAVAIL:
+        return "EUNAVAIL";
+    default:
+        return "EUNKNOWN";
     }
 }

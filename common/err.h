@@ -22,6 +22,9 @@ enum {
     AM_EFULL = 8,     /* a size limit was reached */
     AM_ECRYPTO = 9,   /* a cryptographic operation failed */
     AM_ESTATE = 10,   /* the operation is not allowed in the current state */
+    AM_EPERM = 11,    /* authenticated, but the caller's role does not allow it */
+    AM_ELIMIT = 12,   /* a rate limit or lockout: try again later */
+    AM_EUNAVAIL = 13, /* a peer the operation needs (a runner) is not reachable */
 };
 
 /* Record the last error for this thread (printf-style) and return -code, so a failing path can

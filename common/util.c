@@ -185,3 +185,27 @@ uint64_t am_mono_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+int am_duration_parse(const char *s, uint64_t *ms) {
+    if (!s)
+        return am_err_set(AM_EINVAL, "duration: missing");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return am_err_set(AM_EINVAL, "duration %s: expected a number with s, m, h or d", s);
+    uint64_t mul = 1000;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mul = 60000, end++;
+    else if (*end == 'h')
+        mul = 3600000, end++;
+    else if (*end == 'd')
+        mul = 86400000, end++;
+    if (*end || v == 0 || v > UINT64_MAX / mul)
+        return am_err_set(AM_EINVAL, "duration %s: expected a positive number with s, m, h or d",
+                          s);
+    *ms = v * mul;
+    return 0;
+}

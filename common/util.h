@@ -34,6 +34,10 @@ int am_ct_equal(const void *a, const void *b, size_t len);
 /* Overwrite memory with zeros in a way the compiler may not remove. */
 void am_wipe(void *p, size_t len);
 
+/* A duration: "90s", "15m", "12h", "7d" or plain seconds (positive) → milliseconds.
+ * -AM_EINVAL naming the input otherwise. The one duration parser (config, REST, runner flags). */
+int am_duration_parse(const char *s, uint64_t *ms);
+
 /* Monotonic and wall clocks. */
 uint64_t am_now_ms(void);      /* CLOCK_REALTIME, ms since the epoch */
 uint64_t am_mono_ns(void);     /* CLOCK_MONOTONIC, ns */

@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "pki/pki.h"
 #include "runner/pod/pod.h"
 #include "runner/sandbox/sandbox.h"
@@ -81,24 +82,6 @@ static int parse_size(const char *s, uint64_t *out) {
     if (end == s || *end || v == 0 || v > (~0ull >> shift))
         return -1;
     *out = (uint64_t)v << shift;
-    return 0;
-}
-
-static int parse_duration_ms(const char *s, uint64_t *ms) {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    uint64_t mul = 1000;
-    if (*end == 's')
-        end++;
-    else if (*end == 'm')
-        mul = 60000, end++;
-    else if (*end == 'h')
-        mul = 3600000, end++;
-    else if (*end == 'd')
-        mul = 86400000, end++;
-    if (end == s || *end || v == 0)
-        return -1;
-    *ms = v * mul;
     return 0;
 }
 
@@ -179,7 +162,7 @@ int main(int argc, char **argv) {
             break;
         }
         case 'r':
-            if (parse_duration_ms(optarg, &renew_after) != 0) {
+            if (am_duration_parse(optarg, &renew_after) != 0) {
                 fprintf(stderr, "airmesh-runner: --renew-after: a duration like 30s or 12h\n");
                 return 2;
             }

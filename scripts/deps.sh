@@ -18,6 +18,9 @@ PKGS=(
   nodejs npm chromium
   # benchmarks: baselines
   bubblewrap
+  # the appliance image (make image, tests/image): build and boot under UEFI
+  mmdebstrap erofs-utils cryptsetup-bin systemd-boot-efi dosfstools mtools fdisk binutils cpio zstd
+  qemu-system-x86 ovmf
 )
 [ "${1:-}" = "--list" ] && { printf '%s\n' "${PKGS[@]}"; exit 0; }
 

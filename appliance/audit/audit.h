@@ -142,7 +142,9 @@ int am_audit_open(const char *dir, const am_audit_opts *o, am_audit **out);
  * the writer is far behind (bounded queue). */
 int am_audit_append(am_audit *a, const Airmesh__V1__AuditRecord *r, uint64_t *seq_out);
 
-/* Live subscribers (the console's Activity page through appliance/hub): after each successful
+/* Live subscribers (airmeshd does not use this: appliance/ops publishes each record to the hub
+ * after its operation commits, so an event is never shown for a change that did not happen).
+ * After each successful
  * append, fn(arg, record) is called with the record as stored (seq and time set), on the
  * appender's thread and under the log's mutex, so it must be quick and must not append; after
  * am_audit_set_publish(a, NULL, NULL) returns it is never called again. */
@@ -152,6 +154,12 @@ void am_audit_set_publish(am_audit *a, am_audit_publish_fn fn, void *arg);
 /* Convenience: builds the record from fields (NULL = ""; details: JSON object text) and appends. */
 int am_audit_event(am_audit *a, const char *actor, const char *org, const char *action,
                    const char *target, const char *result, const char *source, const char *details);
+
+/* The record as a JSON object (jansson; caller json_decrefs): {seq, time_ms, actor, org, action,
+ * target, result, source, details}. The one JSON shape of an audit event (REST, events socket,
+ * airmeshctl audit show). NULL when out of memory. */
+struct json_t;
+struct json_t *am_audit_record_json(const Airmesh__V1__AuditRecord *r);
 
 /* The directory the log was opened on (valid until am_audit_close). */
 const char *am_audit_dir(const am_audit *a);

@@ -293,10 +293,22 @@ int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal
     return 0;
 }
 
-int am_auth_logout(am_store *s, const char *token) {
+typedef struct {
+    const char *key;
+    const am_txn_hook *hook;
+} logout_ctx;
+
+static int logout_txn(am_txn *t, void *ud) {
+    logout_ctx *c = ud;
+    int rc = del_txn(t, (void *)c->key);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
+}
+
+int am_auth_logout(am_store *s, const char *token, const am_txn_hook *hook) {
     if (!token_well_formed(token))
         return am_err_set(AM_EAUTH, "auth: malformed token");
     char key[65];
     am_auth_token_key(token, key);
-    return am_store_update(s, del_txn, key);
+    logout_ctx c = {key, hook};
+    return am_store_update(s, logout_txn, &c);
 }

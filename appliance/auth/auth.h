@@ -8,7 +8,9 @@
  * store keeps only SHA-256(secret) as the key of a Session record in AM_DB_SESSIONS (org ""), so a
  * copy of the store yields no usable token. The same secret is the console's cookie value and
  * airmeshctl's bearer token.
- * Threads: every call may run on any thread (each is one LMDB transaction). The caller audits.
+ * Threads: every call may run on any thread (each is one LMDB transaction). appliance/ops
+ * audits: calls that change state take an am_txn_hook (NULL = none) run last inside their
+ * transaction.
  */
 #ifndef AM_APPLIANCE_AUTH_H
 #define AM_APPLIANCE_AUTH_H
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "appliance/auth/can.h"
 #include "appliance/store/store.h"
 
 #define AM_AUTH_TOKEN_LEN 67 /* "am_" + 64 hex */
@@ -24,7 +27,7 @@
 
 #define AM_AUTH_LOCKOUT_AFTER 5 /* failures in a row from one address before it is locked */
 
-typedef struct {
+typedef struct am_principal {
     char user_id[129];
     char org_id[129];
     int role;      /* Airmesh__V1__Role */
@@ -55,7 +58,7 @@ int am_auth_login(am_store *s, const char *org, const char *user, const char *pa
 int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal *who);
 
 /* End the session behind a bearer secret (no error if it is already gone). */
-int am_auth_logout(am_store *s, const char *token);
+int am_auth_logout(am_store *s, const char *token, const am_txn_hook *hook);
 
 /* ---- users (users.c) ---- */
 
@@ -65,29 +68,50 @@ const char *am_auth_role_name(int role);
 /* Names: 1-64 of [a-z0-9._-], starting with a letter or digit. */
 int am_auth_valid_name(const char *s);
 
+/* Every call below is one write transaction; hook (may be NULL) runs last inside it. */
+
 /* Create user `name` in org with role (password NULL: a random one is written to pw_out, >= 32
  * bytes). -AM_EEXISTS when the name is taken, -AM_EINVAL for a bad name/role/password. */
 int am_users_create(am_store *s, const char *org, const char *name, int role, const char *password,
-                    char *pw_out, size_t pw_cap);
-int am_users_set_disabled(am_store *s, const char *org, const char *name, int disabled);
-int am_users_set_role(am_store *s, const char *org, const char *name, int role);
-/* New password (>= 12 characters). Ends every session of the user except none. */
-int am_users_set_password(am_store *s, const char *org, const char *name, const char *password);
-int am_users_delete(am_store *s, const char *org, const char *name);
-/* Revoke every login session and API token of a user; *n gets how many. */
+                    char *pw_out, size_t pw_cap, const am_txn_hook *hook);
+/* Disabling also ends the user's login sessions (same transaction). */
+int am_users_set_disabled(am_store *s, const char *org, const char *name, int disabled,
+                          const am_txn_hook *hook);
+int am_users_set_role(am_store *s, const char *org, const char *name, int role,
+                      const am_txn_hook *hook);
+/* New password (>= 12 characters); ends the user's login sessions (same transaction). */
+int am_users_set_password(am_store *s, const char *org, const char *name, const char *password,
+                          const am_txn_hook *hook);
+/* 0 when password is the user's current one, else -AM_EAUTH "current_password is wrong". */
+int am_users_check_password(am_store *s, const char *org, const char *name, const char *password);
+/* Remove the user and every session and API token of theirs. */
+int am_users_delete(am_store *s, const char *org, const char *name, const am_txn_hook *hook);
+/* Revoke every login session (and API token) of a user; *n gets how many (set before the hook
+ * runs, so its audit record can say it). */
 int am_auth_revoke_user_sessions(am_store *s, const char *org, const char *name, int api_tokens_too,
-                                 size_t *n);
+                                 size_t *n, const am_txn_hook *hook);
 /* Create an org and its first owner (password NULL: random, into pw_out). */
 int am_orgs_create(am_store *s, const char *org, const char *display, const char *owner,
-                   const char *password, char *pw_out, size_t pw_cap);
+                   const char *password, char *pw_out, size_t pw_cap, const am_txn_hook *hook);
+
+/* ---- teams (teams.c) ---- */
+
+typedef enum { AM_TEAM_CREATE, AM_TEAM_ADD, AM_TEAM_REMOVE, AM_TEAM_DELETE } am_team_op;
+/* Create/delete team, or add/remove user (ADD: the user must exist in org). -AM_EEXISTS,
+ * -AM_ENOTFOUND ("no team", "no user", "not in team"), -AM_EINVAL for a bad name. */
+int am_teams_change(am_store *s, const char *org, const char *team, const char *user, am_team_op op,
+                    const am_txn_hook *hook);
 
 /* ---- API tokens (users.c) ---- */
 
 /* A bearer token for automation, acting as `who` with `role` (<= who's role), expiring after
- * ttl_ms. token_out gets AM_AUTH_TOKEN_LEN+1 bytes; id_out (>= 13 bytes) a public id. */
+ * ttl_ms. token_out gets AM_AUTH_TOKEN_LEN+1 bytes; id_out (>= 13 bytes) a public id, set
+ * before the hook runs. */
 int am_auth_api_token_create(am_store *s, const am_principal *who, const char *name, int role,
-                             uint64_t ttl_ms, char *token_out, char *id_out, uint64_t *expires_ms);
+                             uint64_t ttl_ms, char *token_out, char *id_out, uint64_t *expires_ms,
+                             const am_txn_hook *hook);
 /* Revoke by public id within org; only_user non-NULL restricts to that user's tokens. */
-int am_auth_api_token_revoke(am_store *s, const char *org, const char *id, const char *only_user);
+int am_auth_api_token_revoke(am_store *s, const char *org, const char *id, const char *only_user,
+                             const am_txn_hook *hook);
 
 #endif

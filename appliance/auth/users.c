@@ -1,8 +1,10 @@
 /*
- * appliance/auth/users.c — users, orgs and API tokens in the store: create, disable, delete,
- * change role or password, revoke sessions. Callers (appliance/http/api_users.c) decide who may
- * do what and write the audit events; this file keeps the records consistent.
- * Threads: any; each call is one LMDB write transaction (plus an argon2id hash outside it).
+ * appliance/auth/users.c — users, orgs, teams and API tokens in the store: create, disable,
+ * delete, change role or password, revoke sessions, team membership. The caller
+ * (appliance/ops) decides who may do what (am_auth_can) and passes an am_txn_hook that appends
+ * the audit record inside the same transaction; this file keeps the records consistent.
+ * Threads: any; each call is ONE LMDB write transaction (plus an argon2id hash outside it), so
+ * a change and the sessions it ends commit or abort together.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +67,7 @@ static int make_hash(const char *password, char *pw_out, size_t pw_cap, char *ha
 typedef struct {
     const char *org, *name, *hash, *display;
     int role, superuser, create_org;
+    const am_txn_hook *hook;
 } create_ctx;
 
 static int create_txn(am_txn *t, void *ud) {
@@ -100,11 +103,12 @@ static int create_txn(am_txn *t, void *ud) {
     u.role = c->role;
     u.superuser = c->superuser;
     u.created_ms = am_now_ms();
-    return am_txn_put(t, AM_DB_USERS, c->org, c->name, &u.base);
+    int rc = am_txn_put(t, AM_DB_USERS, c->org, c->name, &u.base);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
 }
 
 int am_users_create(am_store *s, const char *org, const char *name, int role, const char *password,
-                    char *pw_out, size_t pw_cap) {
+                    char *pw_out, size_t pw_cap, const am_txn_hook *hook) {
     if (!am_auth_valid_name(name))
         return am_err_set(AM_EINVAL, "name: 1-64 of a-z 0-9 . _ - (starting with a letter or digit)");
     if (role < 1 || role > 4)
@@ -113,12 +117,12 @@ int am_users_create(am_store *s, const char *org, const char *name, int role, co
     int rc = make_hash(password, pw_out, pw_cap, hash, sizeof hash);
     if (rc)
         return rc;
-    create_ctx c = {.org = org, .name = name, .hash = hash, .role = role};
+    create_ctx c = {.org = org, .name = name, .hash = hash, .role = role, .hook = hook};
     return am_store_update(s, create_txn, &c);
 }
 
 int am_orgs_create(am_store *s, const char *org, const char *display, const char *owner,
-                   const char *password, char *pw_out, size_t pw_cap) {
+                   const char *password, char *pw_out, size_t pw_cap, const am_txn_hook *hook) {
     if (!am_auth_valid_name(org))
         return am_err_set(AM_EINVAL, "org id: 1-64 of a-z 0-9 . _ -");
     if (!am_auth_valid_name(owner))
@@ -127,84 +131,21 @@ int am_orgs_create(am_store *s, const char *org, const char *display, const char
     int rc = make_hash(password, pw_out, pw_cap, hash, sizeof hash);
     if (rc)
         return rc;
-    create_ctx c = {.org = org, .name = owner, .hash = hash, .display = display,
-                    .role = AIRMESH__V1__ROLE__ROLE_OWNER, .create_org = 1};
+    create_ctx c = {.org = org,
+                    .name = owner,
+                    .hash = hash,
+                    .display = display,
+                    .role = AIRMESH__V1__ROLE__ROLE_OWNER,
+                    .create_org = 1,
+                    .hook = hook};
     return am_store_update(s, create_txn, &c);
 }
 
-typedef struct {
-    const char *org, *name, *hash;
-    int op, value; /* op: 0 disabled, 1 role, 2 password, 3 delete */
-} user_ctx;
-
-static int user_txn(am_txn *t, void *ud) {
-    user_ctx *c = ud;
-    ProtobufCMessage *m = NULL;
-    int rc = am_txn_get(t, AM_DB_USERS, c->org, c->name, &airmesh__v1__user__descriptor, &m);
-    if (rc)
-        return rc == -AM_ENOTFOUND ? am_err_set(AM_ENOTFOUND, "no user %s", c->name) : rc;
-    Airmesh__V1__User *u = (Airmesh__V1__User *)m;
-    Airmesh__V1__User nu = *u;
-    if (c->op == 3) {
-        rc = am_txn_del(t, AM_DB_USERS, c->org, c->name);
-    } else {
-        if (c->op == 0)
-            nu.disabled = c->value;
-        else if (c->op == 1)
-            nu.role = c->value;
-        else {
-            nu.password_hash = (char *)c->hash;
-            nu.failed_logins = 0;
-            nu.locked_until_ms = 0;
-        }
-        rc = am_txn_put(t, AM_DB_USERS, c->org, c->name, &nu.base);
-    }
-    protobuf_c_message_free_unpacked(m, NULL);
-    return rc;
-}
-
-int am_users_set_disabled(am_store *s, const char *org, const char *name, int disabled) {
-    user_ctx c = {.org = org, .name = name, .op = 0, .value = disabled};
-    int rc = am_store_update(s, user_txn, &c);
-    if (rc == 0 && disabled)
-        am_auth_revoke_user_sessions(s, org, name, 0, NULL);
-    return rc;
-}
-
-int am_users_set_role(am_store *s, const char *org, const char *name, int role) {
-    if (role < 1 || role > 4)
-        return am_err_set(AM_EINVAL, "role: viewer, member, admin or owner");
-    user_ctx c = {.org = org, .name = name, .op = 1, .value = role};
-    return am_store_update(s, user_txn, &c);
-}
-
-int am_users_set_password(am_store *s, const char *org, const char *name, const char *password) {
-    if (!password_ok(password))
-        return am_err_set(AM_EINVAL, "password: at least 12 characters");
-    char hash[160];
-    int rc = am_auth_hash_password(password, hash, sizeof hash);
-    if (rc)
-        return rc;
-    user_ctx c = {.org = org, .name = name, .hash = hash, .op = 2};
-    rc = am_store_update(s, user_txn, &c);
-    if (rc == 0)
-        am_auth_revoke_user_sessions(s, org, name, 0, NULL);
-    return rc;
-}
-
-int am_users_delete(am_store *s, const char *org, const char *name) {
-    user_ctx c = {.org = org, .name = name, .op = 3};
-    int rc = am_store_update(s, user_txn, &c);
-    if (rc == 0)
-        am_auth_revoke_user_sessions(s, org, name, 1, NULL);
-    return rc;
-}
-
-/* ---- sessions and API tokens ---- */
+/* ---- sessions (deleted in the caller's transaction) ---- */
 
 typedef struct {
     const char *org, *user, *id;
-    int api_too, api_only;
+    int api_too;
     char keys[256][65];
     size_t n;
 } sess_scan;
@@ -224,37 +165,138 @@ static int sess_cb(void *ud, const char *key, const ProtobufCMessage *m) {
     return 0;
 }
 
-static int sess_del_txn(am_txn *t, void *ud) {
-    sess_scan *c = ud;
-    c->n = 0;
-    int rc = am_txn_list(t, AM_DB_SESSIONS, "", &airmesh__v1__session__descriptor, sess_cb, c);
-    for (size_t i = 0; rc == 0 && i < c->n; i++)
-        rc = am_txn_del(t, AM_DB_SESSIONS, "", c->keys[i]);
-    return rc;
-}
-
-int am_auth_revoke_user_sessions(am_store *s, const char *org, const char *name, int api_tokens_too,
-                                 size_t *n) {
+/* Delete every matching session in t (256 keys per pass, as many passes as needed). */
+static int sess_delete_in(am_txn *t, const char *org, const char *user, const char *id, int api_too,
+                          size_t *total) {
     sess_scan *c = calloc(1, sizeof *c);
     if (!c)
         return am_err_set(AM_ENOMEM, "auth: out of memory");
     c->org = org;
-    c->user = name;
-    c->api_too = api_tokens_too;
+    c->user = user;
+    c->id = id;
+    c->api_too = api_too;
     int rc;
-    size_t total = 0;
-    do { /* at most 256 per transaction */
-        rc = am_store_update(s, sess_del_txn, c);
-        total += c->n;
+    *total = 0;
+    do {
+        c->n = 0;
+        rc = am_txn_list(t, AM_DB_SESSIONS, "", &airmesh__v1__session__descriptor, sess_cb, c);
+        for (size_t i = 0; rc == 0 && i < c->n; i++)
+            rc = am_txn_del(t, AM_DB_SESSIONS, "", c->keys[i]);
+        *total += c->n;
     } while (rc == 0 && c->n == 256);
-    if (n)
-        *n = total;
     free(c);
     return rc;
 }
 
+typedef struct {
+    const char *org, *name, *hash;
+    int op, value; /* op: 0 disabled, 1 role, 2 password, 3 delete, 4 sessions only */
+    int api_too;
+    size_t ended;
+    size_t *n_out; /* set before the hook runs */
+    const am_txn_hook *hook;
+} user_ctx;
+
+static int user_txn(am_txn *t, void *ud) {
+    user_ctx *c = ud;
+    ProtobufCMessage *m = NULL;
+    int rc = am_txn_get(t, AM_DB_USERS, c->org, c->name, &airmesh__v1__user__descriptor, &m);
+    if (rc)
+        return rc == -AM_ENOTFOUND ? am_err_set(AM_ENOTFOUND, "no user %s", c->name) : rc;
+    Airmesh__V1__User *u = (Airmesh__V1__User *)m;
+    Airmesh__V1__User nu = *u;
+    int end_sessions = c->op == 2 || c->op == 3 || c->op == 4 || (c->op == 0 && c->value);
+    if (c->op == 3) {
+        rc = am_txn_del(t, AM_DB_USERS, c->org, c->name);
+    } else if (c->op != 4) {
+        if (c->op == 0)
+            nu.disabled = c->value;
+        else if (c->op == 1)
+            nu.role = c->value;
+        else {
+            nu.password_hash = (char *)c->hash;
+            nu.failed_logins = 0;
+            nu.locked_until_ms = 0;
+        }
+        rc = am_txn_put(t, AM_DB_USERS, c->org, c->name, &nu.base);
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    c->ended = 0;
+    if (rc == 0 && end_sessions)
+        rc = sess_delete_in(t, c->org, c->name, NULL, c->op == 3 || c->api_too, &c->ended);
+    if (c->n_out)
+        *c->n_out = c->ended;
+    return rc ? rc : am_txn_hook_run(c->hook, t);
+}
+
+int am_users_set_disabled(am_store *s, const char *org, const char *name, int disabled,
+                          const am_txn_hook *hook) {
+    user_ctx c = {.org = org, .name = name, .op = 0, .value = disabled, .hook = hook};
+    return am_store_update(s, user_txn, &c);
+}
+
+int am_users_set_role(am_store *s, const char *org, const char *name, int role,
+                      const am_txn_hook *hook) {
+    if (role < 1 || role > 4)
+        return am_err_set(AM_EINVAL, "role: viewer, member, admin or owner");
+    user_ctx c = {.org = org, .name = name, .op = 1, .value = role, .hook = hook};
+    return am_store_update(s, user_txn, &c);
+}
+
+int am_users_set_password(am_store *s, const char *org, const char *name, const char *password,
+                          const am_txn_hook *hook) {
+    if (!password_ok(password))
+        return am_err_set(AM_EINVAL, "password: at least 12 characters");
+    char hash[160];
+    int rc = am_auth_hash_password(password, hash, sizeof hash);
+    if (rc)
+        return rc;
+    user_ctx c = {.org = org, .name = name, .hash = hash, .op = 2, .hook = hook};
+    return am_store_update(s, user_txn, &c);
+}
+
+int am_users_check_password(am_store *s, const char *org, const char *name, const char *password) {
+    ProtobufCMessage *m = NULL;
+    if (!password ||
+        am_store_get(s, AM_DB_USERS, org, name, &airmesh__v1__user__descriptor, &m) != 0)
+        return am_err_set(AM_EAUTH, "current_password is wrong");
+    int rc = am_auth_verify_password(((Airmesh__V1__User *)m)->password_hash, password);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc ? am_err_set(AM_EAUTH, "current_password is wrong") : 0;
+}
+
+int am_users_delete(am_store *s, const char *org, const char *name, const am_txn_hook *hook) {
+    user_ctx c = {.org = org, .name = name, .op = 3, .hook = hook};
+    return am_store_update(s, user_txn, &c);
+}
+
+int am_auth_revoke_user_sessions(am_store *s, const char *org, const char *name, int api_tokens_too,
+                                 size_t *n, const am_txn_hook *hook) {
+    user_ctx c = {
+        .org = org, .name = name, .op = 4, .api_too = api_tokens_too, .n_out = n, .hook = hook};
+    int rc = am_store_update(s, user_txn, &c);
+    if (n && rc)
+        *n = 0;
+    return rc;
+}
+
+/* ---- API tokens ---- */
+
+typedef struct {
+    const char *key;
+    const Airmesh__V1__Session *se;
+    const am_txn_hook *hook;
+} put_ctx;
+
+static int put_session_txn(am_txn *t, void *ud) {
+    put_ctx *c = ud;
+    int rc = am_txn_put(t, AM_DB_SESSIONS, "", c->key, &c->se->base);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
+}
+
 int am_auth_api_token_create(am_store *s, const am_principal *who, const char *name, int role,
-                             uint64_t ttl_ms, char *token_out, char *id_out, uint64_t *expires_ms) {
+                             uint64_t ttl_ms, char *token_out, char *id_out, uint64_t *expires_ms,
+                             const am_txn_hook *hook) {
     if (role < 1 || role > who->role)
         return am_err_set(AM_EINVAL, "role: at most your own (%s)", am_auth_role_name(who->role));
     if (!name || strlen(name) > 128)
@@ -282,28 +324,33 @@ int am_auth_api_token_create(am_store *s, const am_principal *who, const char *n
     char id[13];
     snprintf(id, sizeof id, "%.12s", key);
     se.id = id;
-    rc = am_store_put(s, AM_DB_SESSIONS, "", key, &se.base);
+    memcpy(id_out, id, sizeof id); /* the hook names the token in its audit record */
+    put_ctx c = {key, &se, hook};
+    rc = am_store_update(s, put_session_txn, &c);
     if (rc) {
         am_wipe(token_out, AM_AUTH_TOKEN_LEN + 1);
         return rc;
     }
-    memcpy(id_out, id, sizeof id);
     *expires_ms = se.expires_ms;
     return 0;
 }
 
-int am_auth_api_token_revoke(am_store *s, const char *org, const char *id, const char *only_user) {
-    sess_scan *c = calloc(1, sizeof *c);
-    if (!c)
-        return am_err_set(AM_ENOMEM, "auth: out of memory");
-    c->org = org;
-    c->user = only_user;
-    c->id = id;
-    c->api_too = 1;
-    int rc = am_store_update(s, sess_del_txn, c);
-    size_t n = c->n;
-    free(c);
-    if (rc == 0 && n == 0)
-        return am_err_set(AM_ENOTFOUND, "no API token %s", id);
-    return rc;
+typedef struct {
+    const char *org, *id, *only_user;
+    size_t n;
+    const am_txn_hook *hook;
+} tok_revoke_ctx;
+
+static int tok_revoke_txn(am_txn *t, void *ud) {
+    tok_revoke_ctx *c = ud;
+    int rc = sess_delete_in(t, c->org, c->only_user, c->id, 1, &c->n);
+    if (rc == 0 && c->n == 0)
+        return am_err_set(AM_ENOTFOUND, "no API token %s", c->id);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
+}
+
+int am_auth_api_token_revoke(am_store *s, const char *org, const char *id, const char *only_user,
+                             const am_txn_hook *hook) {
+    tok_revoke_ctx c = {org, id, only_user, 0, hook};
+    return am_store_update(s, tok_revoke_txn, &c);
 }

@@ -11,6 +11,7 @@
 #include <yaml.h>
 
 #include "common/err.h"
+#include "common/util.h"
 
 int am_config_set(char **slot, const char *value) {
     char *copy = strdup(value);
@@ -35,28 +36,6 @@ int am_config_defaults(am_config *c) {
         am_config_set(&c->grpc_listen, "127.0.0.1:9443") || am_config_set(&c->ui, "ui/static") ||
         am_config_set(&c->log_level, "info"))
         return -AM_ENOMEM;
-    return 0;
-}
-
-int am_config_parse_duration(const char *s, uint64_t *ms) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return am_err_set(AM_EINVAL, "duration %s: expected a number with s, m, h or d", s);
-    uint64_t mul = 1000;
-    if (*end == 's')
-        end++;
-    else if (*end == 'm')
-        mul = 60000, end++;
-    else if (*end == 'h')
-        mul = 3600000, end++;
-    else if (*end == 'd')
-        mul = 86400000, end++;
-    if (*end || v == 0 || v > UINT64_MAX / mul)
-        return am_err_set(AM_EINVAL, "duration %s: expected a positive number with s, m, h or d",
-                          s);
-    *ms = v * mul;
     return 0;
 }
 
@@ -97,8 +76,7 @@ static int apply(am_config *c, const char *path, int line, const char *key, cons
         if (is_seq)
             return am_err_set(AM_EINVAL, "config %s line %d: %s must be a duration", path, line,
                               key);
-        int rc = am_config_parse_duration(val, key[8] == 't' ? &c->session_ttl_ms
-                                                              : &c->session_idle_ms);
+        int rc = am_duration_parse(val, key[8] == 't' ? &c->session_ttl_ms : &c->session_idle_ms);
         if (rc)
             return am_err_set(AM_EINVAL, "config %s line %d: %s: %s", path, line, key,
                               am_err_last());

@@ -51,8 +51,6 @@ int am_config_defaults(am_config *c);
 int am_config_load_file(am_config *c, const char *path);
 /* Replace one string setting (takes a copy). */
 int am_config_set(char **slot, const char *value);
-/* "90s", "15m", "12h", "7d" or plain seconds → milliseconds. */
-int am_config_parse_duration(const char *s, uint64_t *ms);
 void am_config_free(am_config *c);
 
 #endif

@@ -68,15 +68,7 @@ static int do_verify(const char *file) {
 
 static int show_cb(void *ud, const Airmesh__V1__AuditRecord *r) {
     (void)ud;
-    json_t *details = NULL;
-    if (r->details && *r->details)
-        details = json_loads(r->details, JSON_REJECT_DUPLICATES, NULL);
-    if (!details)
-        details = r->details && *r->details ? json_string(r->details) : json_object();
-    json_t *o = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "seq", (json_int_t)r->seq,
-                          "time_ms", (json_int_t)r->time_ms, "actor", r->actor, "org", r->org_id,
-                          "action", r->action, "target", r->target, "result", r->result, "source",
-                          r->source, "details", details);
+    json_t *o = am_audit_record_json(r); /* the same JSON as GET /api/v1/audit */
     if (!o)
         return -AM_ENOMEM;
     json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "appliance/ctl/ctl.h"
+#include "common/pod_state.h"
 
 static int kv_into(json_t *obj, const char *kv, const char *what) {
     const char *eq = strchr(kv, '=');
@@ -26,7 +27,7 @@ static int kv_into(json_t *obj, const char *kv, const char *what) {
 static void print_pod_row(json_t *p) {
     const char *state = json_string_value(json_object_get(p, "state"));
     char st[48];
-    if (strcmp(state, "exited") == 0)
+    if (strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0)
         snprintf(st, sizeof st, "exited(%d)", (int)json_integer_value(json_object_get(p, "exit_code")));
     else
         snprintf(st, sizeof st, "%s", state);
@@ -125,8 +126,7 @@ static int get_pod(am_ctl *c, const char *id, json_t **resp) {
 }
 
 static int ended(const char *state) {
-    return strcmp(state, "exited") == 0 || strcmp(state, "failed") == 0 ||
-           strcmp(state, "stopped") == 0;
+    return am_pod_state_name_final(state);
 }
 
 static int pod_wait(am_ctl *c, const char *id, int timeout_s) {
@@ -138,14 +138,14 @@ static int pod_wait(am_ctl *c, const char *id, int timeout_s) {
         const char *state = json_string_value(json_object_get(p, "state"));
         if (ended(state)) {
             const char *reason = json_string_value(json_object_get(p, "reason"));
-            if (strcmp(state, "exited") == 0)
+            if (strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0)
                 printf("%s exited(%d)\n", id, (int)json_integer_value(json_object_get(p, "exit_code")));
             else
                 printf("%s %s%s%s\n", id, state, reason && *reason ? ": " : "",
                        reason ? reason : "");
-            int rc = strcmp(state, "exited") == 0
+            int rc = strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0
                          ? (int)json_integer_value(json_object_get(p, "exit_code")) != 0
-                         : strcmp(state, "failed") == 0;
+                         : strcmp(state, am_pod_state_name(AM_POD_FAILED)) == 0;
             json_decref(p);
             return rc;
         }

@@ -6,7 +6,8 @@
  * `X-Airmesh-CSRF: 1`: a browser only sends a custom header from our own origin (no CORS is
  * ever granted), so a cross-site form or fetch cannot ride the cookie. The cookie is HttpOnly,
  * Secure and SameSite=Strict as well.
- * Every state change and every refused login is an audit event.
+ * Every state change goes through appliance/ops (which audits it, refusals included); handlers
+ * parse, call one am_ops_* function and render, and every error leaves through am_api_send_rc.
  * Threads: the http thread only. Memory: per-request data lives in req->pool; JSON documents
  * are freed by am_http_send_json.
  */
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "appliance/auth/auth.h"
+#include "appliance/ops/ops.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -95,12 +97,7 @@ void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *
                       const ProtobufCMessageDescriptor *d, const char *key, am_api_row_fn fn,
                       void *ud) {
     rows_ctx c = {fn, ud, json_array()};
-    am_txn *t = NULL;
-    int rc = am_store_begin(h->app->store, 0, &t);
-    if (rc == 0) {
-        rc = am_txn_list(t, db, org, d, rows_cb, &c);
-        am_txn_abort(t);
-    }
+    int rc = am_ops_list(h->app->ops, db, org, d, rows_cb, &c);
     if (rc) {
         json_decref(c.arr);
         am_log_error("api", "list failed", "key=%s error=\"%s\"", key, am_err_last());
@@ -110,12 +107,27 @@ void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *
     am_http_send_json(req, 200, json_pack("{s:o}", key, c.arr));
 }
 
-void am_api_audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, const char *action,
-                  const char *target, const char *result, const char *details) {
-    char actor[160], peer[64];
-    snprintf(actor, sizeof actor, "user:%s", who->user_id);
-    am_audit_event(h->app->audit, actor, who->org_id, action, target ? target : actor, result,
-                   am_http_peer(req, peer, sizeof peer), details);
+/* The one mapping from -AM_E* to an HTTP status and {"error": {code, message}}. 4xx answers
+ * carry the operation's message (written for the client); a 500 hides it and logs it. */
+int am_api_send_rc(h2o_req_t *req, int rc) {
+    static const struct {
+        int rc, status;
+        const char *code;
+    } map[] = {
+        {-AM_EINVAL, 400, "bad_request"},       {-AM_EAUTH, 401, "unauthenticated"},
+        {-AM_EPERM, 403, "forbidden"},          {-AM_ENOTFOUND, 404, "not_found"},
+        {-AM_EEXISTS, 409, "conflict"},         {-AM_ESTATE, 409, "conflict"},
+        {-AM_ELIMIT, 429, "too_many_requests"}, {-AM_EUNAVAIL, 503, "unavailable"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].rc == rc) {
+            am_http_send_error(req, map[i].status, map[i].code, am_err_last());
+            return 0;
+        }
+    am_log_error("api", "request failed", "path=%.*s error=\"%s\"", (int)req->path.len,
+                 req->path.base, am_err_last());
+    am_http_send_error(req, 500, "internal", "internal error (see the appliance log)");
+    return 0;
 }
 
 /* The bearer secret from Authorization or the session cookie, copied into buf. */
@@ -163,7 +175,7 @@ int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
                            "log in first (airmeshctl login, or the console)");
         return -1;
     }
-    if (am_auth_check(h->app->store, token, h->app->session_idle_ms, who) != 0) {
+    if (am_ops_authenticate(h->app->ops, token, who) != 0) {
         am_http_send_error(req, 401, "unauthenticated", "session expired or unknown: log in again");
         return -1;
     }
@@ -197,8 +209,10 @@ static int api_logout(am_http_handler *h, h2o_req_t *req, char **param) {
     char token[128];
     int from_cookie;
     find_token(req, token, sizeof token, &from_cookie);
-    am_auth_logout(h->app->store, token);
-    am_api_audit(h, req, &who, "auth.logout", NULL, "ok", NULL);
+    char peer[64];
+    int rc = am_ops_logout(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), token);
+    if (rc)
+        return am_api_send_rc(req, rc);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
                    H2O_STRLIT(COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));

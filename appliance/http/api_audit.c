@@ -167,18 +167,6 @@ typedef struct {
     uint64_t next; /* seq of the first event of the next page, 0 = none */
 } list_ctx;
 
-static json_t *event_json(const Airmesh__V1__AuditRecord *r) {
-    json_t *details = NULL;
-    if (r->details && *r->details)
-        details = json_loads(r->details, JSON_REJECT_DUPLICATES, NULL);
-    if (!details)
-        details = r->details && *r->details ? json_string(r->details) : json_object();
-    return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "seq", (json_int_t)r->seq, "time_ms",
-                     (json_int_t)r->time_ms, "actor", r->actor, "org", r->org_id, "action",
-                     r->action, "target", r->target, "result", r->result, "source", r->source,
-                     "details", details);
-}
-
 static int list_cb(void *ud, const Airmesh__V1__AuditRecord *r) {
     list_ctx *c = ud;
     if (r->seq < c->cursor)
@@ -192,7 +180,7 @@ static int list_cb(void *ud, const Airmesh__V1__AuditRecord *r) {
         c->next = r->seq;
         return 1; /* page full and there is more: stop */
     }
-    json_array_append_new(c->events, event_json(r));
+    json_array_append_new(c->events, am_audit_record_json(r));
     c->n++;
     return 0;
 }
@@ -203,7 +191,7 @@ int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
     if (am_api_require_auth(h, req, &who))
         return 0;
     list_ctx c = {.org = who.org_id,
-                  .see_system = who.role >= AIRMESH__V1__ROLE__ROLE_ADMIN,
+                  .see_system = am_auth_can(&who, AM_CAN_AUDIT_SYSTEM, NULL) == 0,
                   .limit = LIST_DEFAULT,
                   .cursor = 1};
     if (time_range(req, &c.since, &c.until))
@@ -259,7 +247,8 @@ typedef struct {
     am_work_job job; /* first: the pool's part */
     am_app *app;
     uint64_t since, until;
-    char org[129], actor[160], peer[64];
+    am_principal who;
+    char peer[64];
     /* results */
     int rc, too_large;
     char err[256];
@@ -270,10 +259,9 @@ typedef struct {
 static void export_run(am_work_job *job) {
     export_job *j = (export_job *)job;
     am_app *app = j->app;
-    char details[160];
     uint8_t *root = NULL;
     size_t root_len = 0;
-    const char *ca_pem_path = am_ca_path(app->ca, "ca.pem");
+    const char *ca_pem_path = am_ca_path(am_ops_ca(app->ops), "ca.pem");
     int fd = -1, rc = ca_pem_path ? am_read_file(ca_pem_path, 65536, &root, &root_len)
                                   : am_err_set(AM_ESTATE, "audit export: no CA certificate");
     char *root_pem = NULL;
@@ -282,21 +270,16 @@ static void export_run(am_work_job *job) {
     if (!rc) {
         memcpy(root_pem, root, root_len);
         root_pem[root_len] = '\0';
-        rc = am_audit_signer_ensure(app->audit, app->ca);
-    }
-    if (!rc) {
         fd = open(app->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (fd < 0)
             rc = am_err_set(AM_EIO, "audit export: temporary file in %s: %s", app->data_dir,
                             strerror(errno));
     }
-    /* Audit the export itself before it is made, so the file records who took it. */
-    snprintf(details, sizeof details, "{\"since_ms\":%llu,\"until_ms\":%llu}",
-             (unsigned long long)j->since, (unsigned long long)j->until);
-    am_audit_event(app->audit, j->actor, j->org, "audit.export", "audit", rc ? "error" : "ok",
-                   j->peer, details);
+    /* ops checks the role, audits the export before making it (so the file records who took
+     * it), makes sure the audit key exists and writes the export */
     if (!rc)
-        rc = am_audit_export(app->audit, root_pem, j->since, j->until, fd, &j->info);
+        rc = am_ops_audit_export(app->ops, &j->who, j->peer, root_pem, j->since, j->until, fd,
+                                 &j->info);
     free(root);
     free(root_pem);
     if (!rc && j->info.bytes > EXPORT_MAX)
@@ -336,8 +319,8 @@ static void export_done(am_work_job *job, h2o_req_t *req, int cancelled) {
                                "the export exceeds 256 MiB: narrow it with since/until");
         } else if (req && j->rc) {
             am_log_error("api", "audit export failed", "error=\"%s\"", j->err);
-            am_http_send_error(req, j->rc == -AM_ESTATE ? 409 : 500,
-                               j->rc == -AM_ESTATE ? "conflict" : "internal", j->err);
+            am_err_set(j->rc, "%s", j->err);
+            am_api_send_rc(req, j->rc);
         }
         free(j->body);
         free(j);
@@ -366,10 +349,12 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    if (who.role < AIRMESH__V1__ROLE__ROLE_OWNER) {
-        am_http_send_error(req, 403, "forbidden",
-                           "exporting the audit log needs the owner role (it spans every org)");
-        return 0;
+    if (am_auth_can(&who, AM_CAN_AUDIT_EXPORT, NULL) != 0) {
+        char peer[64];
+        /* the refusal is audited by ops */
+        return am_api_send_rc(req, am_ops_audit_export(h->app->ops, &who,
+                                                       am_http_peer(req, peer, sizeof peer), NULL,
+                                                       0, 0, -1, NULL));
     }
     uint64_t since, until;
     if (time_range(req, &since, &until))
@@ -382,8 +367,7 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param) {
     j->app = h->app;
     j->since = since;
     j->until = until;
-    snprintf(j->org, sizeof j->org, "%s", who.org_id);
-    snprintf(j->actor, sizeof j->actor, "user:%s", who.user_id);
+    j->who = who;
     am_http_peer(req, j->peer, sizeof j->peer);
     /* Sealing (fsync), maybe the audit key's generation and reading every segment in range run
      * on the I/O worker pool; the answer comes from export_done. */

@@ -3,16 +3,17 @@
  *
  * The handler checks the throttle (appliance/auth/throttle.h: per address and per
  * (org, user, address)), copies the request into a job and hands it to the worker pool
- * (appliance/work): am_auth_login (one argon2id verify, a dummy one for unknown names, and the
- * session write) runs on a worker, never on the event loop. The answer is sent when the result
- * comes back on the http thread. A refused login (throttled, pool full, wrong password) is
- * answered without revealing whether the name exists: the throttle counts names that do not
- * exist exactly like real ones. Every outcome is an audit event (auth.login ok / denied with
- * the reason).
+ * (appliance/work): am_ops_login (one argon2id verify, a dummy one for unknown names, the
+ * session write and its audit record) runs on a worker, never on the event loop. The answer is
+ * sent when the result comes back on the http thread. A refused login (throttled, pool full,
+ * wrong password) is answered without revealing whether the name exists: the throttle counts
+ * names that do not exist exactly like real ones. Every outcome is an audit event written by
+ * appliance/ops (auth.login ok / denied with the reason).
  *
- * A password change (am_api_password_start, called by api_users.c once it has checked who may
- * do it) runs the same way: the current-password check and the new hash on a worker, then the
- * audit event, the end of the user's sessions and WebSockets, and the answer on this thread.
+ * A password change (am_api_password_start) and a user or organization creation
+ * (am_api_create_start) run the same way: the whole operation (am_ops_*: role check, argon2id,
+ * store, audit) on a worker, then the end of the user's sessions' WebSockets and the answer on
+ * this thread.
  *
  * Statuses: 200 + token and cookie; 400 bad body; 401 unknown user or wrong password; 429 +
  * Retry-After when throttled; 503 + Retry-After when the pool's queue is full.
@@ -28,6 +29,7 @@
 #include "appliance/auth/auth.h"
 #include "appliance/auth/throttle.h"
 #include "appliance/http/internal.h"
+#include "appliance/ops/ops.h"
 #include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -66,12 +68,7 @@ void am_api_login_forget(const char *org, const char *user) {
 
 static void audit_denied(am_http_handler *h, const char *org, const char *user, const char *peer,
                          const char *reason) {
-    char target[300], details[64];
-    snprintf(target, sizeof target, "user:%s", user);
-    if (reason)
-        snprintf(details, sizeof details, "{\"reason\":\"%s\"}", reason);
-    am_audit_event(h->app->audit, target, org, "auth.login", target, "denied", peer,
-                   reason ? details : NULL);
+    am_ops_login_refused(h->app->ops, org, user, peer, reason);
 }
 
 static void send_retry(h2o_req_t *req, int status, unsigned retry_s, const char *code,
@@ -85,8 +82,9 @@ static void send_retry(h2o_req_t *req, int status, unsigned retry_s, const char 
 
 static void login_run(am_work_job *job) {
     login_job *j = (login_job *)job;
-    j->rc = am_auth_login(j->h->app->store, j->org, j->user, j->password, j->peer, j->ttl_ms,
-                          j->token, &j->expires, &j->who);
+    /* the slow half: one argon2id verify and the session write; login_done audits it */
+    j->rc = am_ops_login_begin(j->h->app->ops, j->org, j->user, j->password, j->peer, j->token,
+                               &j->expires, &j->who);
     if (j->rc)
         snprintf(j->err, sizeof j->err, "%s", am_err_last());
     am_wipe(j->password, sizeof j->password);
@@ -100,6 +98,14 @@ static void job_free(login_job *j) {
 static void login_done(am_work_job *job, h2o_req_t *req, int cancelled) {
     login_job *j = (login_job *)job;
     am_http_handler *h = j->h;
+    if (!cancelled) { /* ops audits the outcome (and undoes a session it cannot record) */
+        if (j->rc)
+            am_err_set(j->rc, "%s", j->err);
+        j->rc = am_ops_login_done(h->app->ops, j->org, j->user, j->peer, j->rc, j->token, &j->who,
+                                  req ? NULL : "client left before the answer");
+        if (j->rc)
+            snprintf(j->err, sizeof j->err, "%s", am_err_last());
+    }
     int ok = !cancelled && j->rc == 0;
     am_throttle *t = table();
     if (t)
@@ -111,24 +117,18 @@ static void login_done(am_work_job *job, h2o_req_t *req, int cancelled) {
         job_free(j);
         return;
     }
-    char target[300];
-    snprintf(target, sizeof target, "user:%s", j->user);
-    if (!ok) {
-        audit_denied(h, j->org, j->user, j->peer, NULL);
-        am_log_warn("auth", "login refused", "org=%s source=%s", j->org, j->peer);
-        if (j->rc != -AM_EAUTH)
-            am_log_error("auth", "login failed", "error=\"%s\"", j->err);
+    if (!ok) { /* (ops audited the refusal) */
         if (req) {
             if (j->rc == -AM_EAUTH)
                 am_http_send_error(req, 401, "unauthenticated", "unknown user or wrong password");
-            else
-                am_http_send_error(req, 500, "internal", "login failed (see the appliance log)");
+            else {
+                am_err_set(j->rc, "%s", j->err);
+                am_api_send_rc(req, j->rc);
+            }
         }
         job_free(j);
         return;
     }
-    am_audit_event(h->app->audit, target, j->who.org_id, "auth.login", target, "ok", j->peer,
-                   req ? NULL : "{\"note\":\"client left before the answer\"}");
     if (req) {
         char cookie[200];
         snprintf(cookie, sizeof cookie,
@@ -194,7 +194,7 @@ int am_api_login(am_http_handler *h, h2o_req_t *req, char **param) {
     snprintf(j->user, sizeof j->user, "%s", user);
     snprintf(j->peer, sizeof j->peer, "%s", peer);
     snprintf(j->password, sizeof j->password, "%s", password);
-    j->ttl_ms = h->app->session_ttl_ms;
+    j->ttl_ms = am_ops_session_ttl_ms(h->app->ops);
     json_decref(body);
     int rc = am_work_submit(h->app->work, req, &j->job, login_run, login_done);
     if (rc) {
@@ -214,57 +214,48 @@ int am_api_login(am_http_handler *h, h2o_req_t *req, char **param) {
 typedef struct {
     am_work_job job;
     am_http_handler *h;
-    char org[MAX_NAME + 1], name[MAX_NAME + 1], actor[160], peer[64];
+    am_principal who;
+    char name[MAX_NAME + 1], peer[64];
     char password[MAX_PASSWORD + 1], current[MAX_PASSWORD + 1];
-    int check_current;
+    int has_current;
     /* results */
-    int denied, rc;
+    int rc;
     char err[256];
 } password_job;
 
 static void password_run(am_work_job *job) {
     password_job *j = (password_job *)job;
-    if (j->check_current) { /* users prove who they are before changing their own password */
-        ProtobufCMessage *m = NULL;
-        am_store_get(j->h->app->store, AM_DB_USERS, j->org, j->name, &airmesh__v1__user__descriptor,
-                     &m);
-        j->denied =
-            !m || am_auth_verify_password(((Airmesh__V1__User *)m)->password_hash, j->current) != 0;
-        if (m)
-            protobuf_c_message_free_unpacked(m, NULL);
-    }
-    if (!j->denied) {
-        j->rc = am_users_set_password(j->h->app->store, j->org, j->name, j->password);
-        if (j->rc)
-            snprintf(j->err, sizeof j->err, "%s", am_err_last());
-    }
+    /* ops: who may (admin up to own role, or oneself with the current password), the hash, the
+     * store (ending the user's sessions) and the audit record */
+    j->rc = am_ops_user_set_password(j->h->app->ops, &j->who, j->peer, j->name, j->password,
+                                     j->has_current ? j->current : NULL);
+    if (j->rc)
+        snprintf(j->err, sizeof j->err, "%s", am_err_last());
     am_wipe(j->password, sizeof j->password);
     am_wipe(j->current, sizeof j->current);
 }
 
-static void password_done(am_work_job *job, h2o_req_t *req, int cancelled) {
-    password_job *j = (password_job *)job;
+static void password_busy(password_job *j) {
     char target[160];
     snprintf(target, sizeof target, "user:%.64s", j->name);
-    const char *result = cancelled ? "denied" : j->denied ? "denied" : j->rc ? "failed" : "ok";
-    am_audit_event(j->h->app->audit, j->actor, j->org, "user.password", target, result, j->peer,
-                   cancelled ? "{\"reason\":\"busy\"}" : NULL);
-    if (!cancelled && !j->denied && j->rc == 0) {
+    am_ops_refused(j->h->app->ops, &j->who, j->peer, "user.password", target, "busy");
+}
+
+static void password_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    password_job *j = (password_job *)job;
+    if (cancelled)
+        password_busy(j);
+    else if (j->rc == 0) {
         /* The new password ends the user's sessions, their live terminals and login locks. */
-        am_api_login_forget(j->org, j->name);
-        am_ws_close_user(j->org, j->name);
+        am_api_login_forget(j->who.org_id, j->name);
+        am_ws_close_user(j->who.org_id, j->name);
     }
     if (req) {
         if (cancelled)
             send_retry(req, 503, 1, "busy", "the appliance is shutting down: try again");
-        else if (j->denied)
-            am_http_send_error(req, 403, "forbidden", "current_password is wrong");
-        else if (j->rc == -AM_EINVAL || j->rc == -AM_ENOTFOUND)
-            am_http_send_error(req, j->rc == -AM_EINVAL ? 400 : 404,
-                               j->rc == -AM_EINVAL ? "bad_request" : "not_found", j->err);
         else if (j->rc) {
-            am_log_error("api", "request failed", "error=\"%s\"", j->err);
-            am_http_send_error(req, 500, "internal", "internal error (see the appliance log)");
+            am_err_set(j->rc, "%s", j->err);
+            am_api_send_rc(req, j->rc);
         } else
             am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     }
@@ -273,8 +264,7 @@ static void password_done(am_work_job *job, h2o_req_t *req, int cancelled) {
 }
 
 int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
-                          const char *name, const char *password, const char *current,
-                          int check_current) {
+                          const char *name, const char *password, const char *current) {
     if (!password || strlen(password) > MAX_PASSWORD || strlen(name) > MAX_NAME ||
         (current && strlen(current) > MAX_PASSWORD)) {
         am_http_send_error(req, 400, "bad_request", "password: 12 to 1024 characters");
@@ -286,19 +276,14 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
         return 0;
     }
     j->h = h;
-    snprintf(j->org, sizeof j->org, "%s", who->org_id);
+    j->who = *who;
     snprintf(j->name, sizeof j->name, "%s", name);
-    snprintf(j->actor, sizeof j->actor, "user:%s", who->user_id);
     am_http_peer(req, j->peer, sizeof j->peer);
     snprintf(j->password, sizeof j->password, "%s", password);
     snprintf(j->current, sizeof j->current, "%s", current ? current : "");
-    j->check_current = check_current;
-    j->denied = check_current && !current;
+    j->has_current = current != NULL;
     if (am_work_submit(h->app->work, req, &j->job, password_run, password_done) != 0) {
-        char target[160];
-        snprintf(target, sizeof target, "user:%.64s", j->name);
-        am_audit_event(h->app->audit, j->actor, j->org, "user.password", target, "denied", j->peer,
-                       "{\"reason\":\"busy\"}");
+        password_busy(j);
         am_wipe(j, sizeof *j);
         free(j);
         send_retry(req, 503, 1, "busy", "the appliance is busy: try again in a second");
@@ -311,9 +296,9 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
 typedef struct {
     am_work_job job;
     am_http_handler *h;
-    int org_create; /* 0: user in org; 1: org `org` with owner `name` */
-    int role;
-    char org[MAX_NAME + 1], name[MAX_NAME + 1], display[256], actor[160], caller_org[129];
+    am_principal who;
+    int org_create; /* 0: user in who's org; 1: org `org` with owner `name` */
+    char org[MAX_NAME + 1], name[MAX_NAME + 1], display[256], role[16];
     char peer[64];
     char password[MAX_PASSWORD + 1];
     int has_password;
@@ -326,10 +311,12 @@ typedef struct {
 static void create_run(am_work_job *job) {
     create_job *j = (create_job *)job;
     const char *pw = j->has_password ? j->password : NULL;
-    j->rc = j->org_create ? am_orgs_create(j->h->app->store, j->org, j->display, j->name, pw,
-                                           j->generated, sizeof j->generated)
-                          : am_users_create(j->h->app->store, j->org, j->name, j->role, pw,
-                                            j->generated, sizeof j->generated);
+    am_ops *o = j->h->app->ops;
+    /* ops: the role check, the hash, the store and the audit record */
+    j->rc = j->org_create ? am_ops_org_create(o, &j->who, j->peer, j->org, j->display, j->name, pw,
+                                              j->generated, sizeof j->generated)
+                          : am_ops_user_create(o, &j->who, j->peer, j->name, j->role, pw,
+                                               j->generated, sizeof j->generated);
     if (j->rc)
         snprintf(j->err, sizeof j->err, "%s", am_err_last());
     am_wipe(j->password, sizeof j->password);
@@ -337,39 +324,17 @@ static void create_run(am_work_job *job) {
 
 static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
     create_job *j = (create_job *)job;
-    if (!cancelled && j->rc == 0) {
-        char target[160], details[64];
-        if (j->org_create) {
-            snprintf(target, sizeof target, "org:%.64s", j->org);
-            am_audit_event(j->h->app->audit, j->actor, j->caller_org, "org.create", target, "ok",
-                           j->peer, NULL);
-        } else {
-            snprintf(target, sizeof target, "user:%.64s", j->name);
-            snprintf(details, sizeof details, "{\"role\":\"%s\"}", am_auth_role_name(j->role));
-            am_audit_event(j->h->app->audit, j->actor, j->caller_org, "user.create", target, "ok",
-                           j->peer, details);
-        }
-    }
     if (req) {
         if (cancelled) {
             send_retry(req, 503, 1, "busy", "the appliance is shutting down: try again");
         } else if (j->rc) {
-            int st = j->rc == -AM_EINVAL      ? 400
-                     : j->rc == -AM_ENOTFOUND ? 404
-                     : j->rc == -AM_EEXISTS   ? 409
-                                              : 500;
-            if (st == 500)
-                am_log_error("api", "request failed", "error=\"%s\"", j->err);
-            am_http_send_error(req, st,
-                               st == 400   ? "bad_request"
-                               : st == 404 ? "not_found"
-                               : st == 409 ? "conflict"
-                                           : "internal",
-                               st == 500 ? "internal error (see the appliance log)" : j->err);
+            am_err_set(j->rc, "%s", j->err);
+            am_api_send_rc(req, j->rc);
         } else {
-            json_t *out = j->org_create ? json_pack("{s:s,s:s}", "id", j->org, "owner", j->name)
-                                        : json_pack("{s:s,s:s,s:s}", "id", j->name, "org", j->org,
-                                                    "role", am_auth_role_name(j->role));
+            json_t *out = j->org_create
+                              ? json_pack("{s:s,s:s}", "id", j->org, "owner", j->name)
+                              : json_pack("{s:s,s:s,s:s}", "id", j->name, "org", j->who.org_id,
+                                          "role", am_auth_role_name(am_auth_role_parse(j->role)));
             if (j->generated[0])
                 json_object_set_new(out, j->org_create ? "owner_password" : "password",
                                     json_string(j->generated));
@@ -381,10 +346,11 @@ static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
 }
 
 int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who, int org_create,
-                        const char *org, const char *display, const char *name, int role,
-                        const char *password) {
+                        const char *org, const char *display, const char *name,
+                        const char *role_name, const char *password) {
     if (strlen(org) > MAX_NAME || strlen(name) > MAX_NAME ||
-        (password && strlen(password) > MAX_PASSWORD) || (display && strlen(display) > 255)) {
+        (password && strlen(password) > MAX_PASSWORD) || (display && strlen(display) > 255) ||
+        (role_name && strlen(role_name) > 15)) {
         am_http_send_error(req, 400, "bad_request",
                            "names up to 128, display name up to 255, password up to 1024 "
                            "characters");
@@ -396,13 +362,12 @@ int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *
         return 0;
     }
     j->h = h;
+    j->who = *who;
     j->org_create = org_create;
-    j->role = role;
     snprintf(j->org, sizeof j->org, "%s", org);
     snprintf(j->name, sizeof j->name, "%s", name);
     snprintf(j->display, sizeof j->display, "%s", display ? display : "");
-    snprintf(j->actor, sizeof j->actor, "user:%s", who->user_id);
-    snprintf(j->caller_org, sizeof j->caller_org, "%s", who->org_id);
+    snprintf(j->role, sizeof j->role, "%s", role_name ? role_name : "member");
     am_http_peer(req, j->peer, sizeof j->peer);
     j->has_password = password != NULL;
     snprintf(j->password, sizeof j->password, "%s", password ? password : "");

@@ -1,10 +1,11 @@
 /*
  * appliance/http/api_pods.c — REST endpoints for pods: create, list, show, stop, delete, and the
- * recording download. Members and above may create/stop/delete; viewers may read. Pods of
- * another org answer 404. Creation records the pod (appliance/pods) and hands it to its runner
- * over the live stream (appliance/rpc); a pod whose runner cannot be reached is marked failed.
- * That write and hand-off run on the I/O worker pool (appliance/work), not on the h2o thread: a
- * store commit's fsync can take hundreds of ms on a busy disk, which froze every terminal.
+ * recording download: parse, call appliance/ops, render. Members and above may
+ * create/stop/delete, viewers may read (appliance/auth/can.c). Pods of another org answer 404.
+ * ops records the pod and hands it to its runner through the runner link; a pod whose runner
+ * cannot be reached is marked failed (503). That create runs on the I/O worker pool
+ * (appliance/work), not on the h2o thread: a store commit's fsync can take hundreds of ms on a
+ * busy disk, which froze every terminal.
  * Threads: the http thread.
  */
 #include <limits.h>
@@ -15,18 +16,12 @@
 
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/http/internal.h"
-#include "appliance/pods/pods.h"
-#include "appliance/rpc/rpc.h"
 #include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
 #define MAX_ITEMS 256
-
-static int can_write(const am_principal *who) {
-    return who->role >= AIRMESH__V1__ROLE__ROLE_MEMBER;
-}
 
 static json_t *pod_json(const Airmesh__V1__Pod *p) {
     json_t *cmd = json_array(), *env = json_object();
@@ -48,7 +43,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
     json_object_set_new(lim, "workspace", json_integer((json_int_t)p->workspace_bytes));
-    if (strcmp(p->state, "exited") == 0)
+    if (strcmp(p->state, am_pod_state_name(AM_POD_EXITED)) == 0)
         json_object_set_new(o, "exit_code", json_integer(p->exit_code));
     json_object_set_new(o, "first_output_ms", json_integer((json_int_t)p->first_output_ms));
     return o;
@@ -98,35 +93,19 @@ typedef struct {
     json_t *body;
     am_pod_spec spec;
     const char *argv[MAX_ITEMS], *ek[MAX_ITEMS], *ev[MAX_ITEMS], *lk[32], *lv[32];
-    char org[129], actor[160], peer[64];
+    am_principal who;
+    char peer[64];
     /* results */
     Airmesh__V1__Pod *pod;
-    int rc, unreachable;
+    int rc;
     char err[256];
 } create_job;
 
 static void create_run(am_work_job *job) {
     create_job *j = (create_job *)job;
-    j->rc = am_pods_create(j->h->app, j->org, j->actor, j->peer, &j->spec, &j->pod);
-    if (j->rc) {
-        snprintf(j->err, sizeof j->err, "%s", am_err_last());
-        return;
-    }
-    Airmesh__V1__CreatePod cp;
-    Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-    int rc = am_pods_create_msg(j->pod, &cp);
-    if (rc == 0) {
-        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
-        msg.create_pod = &cp;
-        rc = am_rpc_send(j->h->app->rpc, j->pod->runner_id, &msg);
-        am_pods_create_msg_free(&cp);
-    }
-    if (rc) {
-        snprintf(j->err, sizeof j->err, "%s", am_err_last());
-        am_pods_set_state(j->h->app, j->org, j->pod->id, "failed",
-                          "its runner could not be reached");
-        j->unreachable = 1;
-    }
+    j->rc = am_ops_pod_create(j->h->app->ops, &j->who, j->peer, &j->spec, &j->pod);
+    if (j->rc)
+        snprintf(j->err, sizeof j->err, "%s", am_err_last()); /* (the worker's thread-local) */
 }
 
 static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
@@ -135,14 +114,8 @@ static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         am_http_send_error(req, 503, "busy", "the appliance is shutting down: try again");
     } else if (req && j->rc) {
-        int rc = j->rc;
-        int status = rc == -AM_EINVAL      ? 400
-                     : rc == -AM_ENOTFOUND ? 404
-                     : rc == -AM_ESTATE    ? 409
-                                           : 500;
-        am_http_send_error(req, status, status == 409 ? "no_runner" : "bad_request", j->err);
-    } else if (req && j->unreachable) {
-        am_http_send_error(req, 503, "runner_unreachable", j->err);
+        am_err_set(j->rc, "%s", j->err);
+        am_api_send_rc(req, j->rc);
     } else if (req) {
         am_http_send_json(req, 201, pod_json(j->pod));
     }
@@ -157,10 +130,6 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    if (!can_write(&who)) {
-        am_http_send_error(req, 403, "forbidden", "viewers cannot create pods");
-        return 0;
-    }
     json_t *body = am_api_parse_body(req);
     if (!body)
         return 0;
@@ -177,17 +146,6 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
                    "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
                    "\"keep_worktree\"?: bool}");
-    /* A host-network pod shares the runner host's network namespace: its loopback-only
-     * services and its abstract unix sockets (which no file permission guards). The org's
-     * admins decide that, not every member. */
-    if (network && strcmp(network, "host") == 0 && who.role < AIRMESH__V1__ROLE__ROLE_ADMIN) {
-        json_decref(body);
-        am_http_send_error(req, 403, "forbidden",
-                           "network \"host\": admins and owners only (the pod would share the "
-                           "runner host's network: its loopback services and abstract unix "
-                           "sockets)");
-        return 0;
-    }
     if (!json_is_array(command) || json_array_size(command) == 0 ||
         json_array_size(command) > MAX_ITEMS)
         return bad(req, body, "command: a non-empty array of strings");
@@ -252,7 +210,7 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .network = network,
                         .keep_worktree = keep};
     /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
-     * runner run on the I/O worker pool; the answer comes from create_done. */
+     * runner run on the I/O worker pool (am_ops_pod_create); the answer comes from create_done. */
     create_job *j = calloc(1, sizeof *j);
     if (!j) {
         json_decref(body);
@@ -272,8 +230,7 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
     j->spec.env_values = j->ev;
     j->spec.sel_keys = j->lk;
     j->spec.sel_values = j->lv;
-    snprintf(j->org, sizeof j->org, "%s", who.org_id);
-    snprintf(j->actor, sizeof j->actor, "user:%s", who.user_id);
+    j->who = who;
     am_http_peer(req, j->peer, sizeof j->peer);
     if (am_work_submit(h->app->io, req, &j->job, create_run, create_done) != 0) {
         json_decref(body);
@@ -294,8 +251,8 @@ int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    am_api_send_rows(h, req, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, "pods",
-                     pod_row, NULL);
+    am_api_send_rows(h, req, AM_DB_PODS, who.org_id, &airmesh__v1__pod__descriptor, "pods", pod_row,
+                     NULL);
     return 0;
 }
 
@@ -304,7 +261,8 @@ static Airmesh__V1__Pod *load(am_http_handler *h, h2o_req_t *req, char **param, 
     if (am_api_require_auth(h, req, who))
         return NULL;
     Airmesh__V1__Pod *p = NULL;
-    if (am_pods_get(h->app, who->org_id, param[0], &p) != 0) {
+    if (am_ops_get(h->app->ops, AM_DB_PODS, who->org_id, param[0], &airmesh__v1__pod__descriptor,
+                   (ProtobufCMessage **)&p) != 0) {
         am_http_send_error(req, 404, "not_found", "no such pod");
         return NULL;
     }
@@ -323,65 +281,24 @@ int am_api_pod_show(am_http_handler *h, h2o_req_t *req, char **param) {
 
 int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
-    Airmesh__V1__Pod *p = load(h, req, param, &who);
-    if (!p)
+    if (am_api_require_auth(h, req, &who))
         return 0;
-    if (!can_write(&who)) {
-        protobuf_c_message_free_unpacked(&p->base, NULL);
-        am_http_send_error(req, 403, "forbidden", "viewers cannot stop pods");
-        return 0;
-    }
-    char target[40];
-    snprintf(target, sizeof target, "pod:%s", p->id);
-    if (!am_pods_ended(p)) {
-        Airmesh__V1__StopPod sp = AIRMESH__V1__STOP_POD__INIT;
-        sp.pod_id = p->id;
-        sp.grace_ms = 5000;
-        Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-        msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_STOP_POD;
-        msg.stop_pod = &sp;
-        if (am_rpc_send(h->app->rpc, p->runner_id, &msg) != 0) {
-            if (strcmp(p->state, "pending") == 0)
-                am_pods_set_state(h->app, who.org_id, p->id, "stopped", "stopped before start");
-            else {
-                am_api_audit(h, req, &who, "pod.stop", target, "error",
-                             "{\"error\":\"runner offline\"}");
-                protobuf_c_message_free_unpacked(&p->base, NULL);
-                am_http_send_error(req, 503, "runner_unreachable",
-                                   "the pod's runner is offline; it is reconciled when the "
-                                   "runner reconnects");
-                return 0;
-            }
-        }
-    }
-    am_api_audit(h, req, &who, "pod.stop", target, "ok", NULL);
-    am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", p->id));
-    protobuf_c_message_free_unpacked(&p->base, NULL);
+    char peer[64];
+    int rc = am_ops_pod_stop(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0]);
+    if (rc)
+        return am_api_send_rc(req, rc);
+    am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", param[0]));
     return 0;
 }
 
 int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
-    Airmesh__V1__Pod *p = load(h, req, param, &who);
-    if (!p)
+    if (am_api_require_auth(h, req, &who))
         return 0;
-    protobuf_c_message_free_unpacked(&p->base, NULL);
-    if (!can_write(&who)) {
-        am_http_send_error(req, 403, "forbidden", "viewers cannot delete pods");
-        return 0;
-    }
-    int rc = am_pods_delete(h->app, who.org_id, param[0]);
-    if (rc == -AM_ESTATE) {
-        am_http_send_error(req, 409, "active", am_err_last());
-        return 0;
-    }
-    if (rc) {
-        am_http_send_error(req, 500, "internal", "could not delete the pod");
-        return 0;
-    }
-    char target[40];
-    snprintf(target, sizeof target, "pod:%s", param[0]);
-    am_api_audit(h, req, &who, "pod.delete", target, "ok", NULL);
+    char peer[64];
+    int rc = am_ops_pod_delete(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0]);
+    if (rc)
+        return am_api_send_rc(req, rc);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }
@@ -394,7 +311,7 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param) {
     int have = p->recording;
     protobuf_c_message_free_unpacked(&p->base, NULL);
     char path[PATH_MAX];
-    am_pods_recording_path(h->app, who.org_id, param[0], path, sizeof path);
+    am_ops_recording_path(h->app->ops, who.org_id, param[0], path, sizeof path);
     uint8_t *z = NULL;
     size_t zlen = 0;
     if (!have || am_read_file(path, 256u << 20, &z, &zlen) != 0) {

@@ -1,31 +1,20 @@
 /*
  * appliance/http/api_runners.c — REST endpoints for the runner fleet: enrollment tokens
- * (create, list, revoke) and runners (list, show, revoke). Admins and owners of the org may
- * change things; every member may list. Resources of another org answer 404, never 403.
- * Threads: the http thread. State changes go store → audit (→ hub for revocation).
+ * (create, list, revoke) and runners (list, show, revoke): parse, call appliance/ops, render.
+ * Admins and owners of the org may change things (appliance/auth/can.c), every member may
+ * list; refusals are audited by ops. Resources of another org answer 404, never 403.
+ * Threads: the http thread.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "airmesh/v1/store.pb-c.h"
-#include "appliance/config/config.h"
 #include "appliance/http/internal.h"
-#include "appliance/rpc/rpc.h"
-#include "appliance/runners/runners.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
 #define MAX_LABELS 32
-
-static int is_admin(const am_principal *who) {
-    return who->role >= AIRMESH__V1__ROLE__ROLE_ADMIN;
-}
-
-static int forbid(h2o_req_t *req) {
-    am_http_send_error(req, 403, "forbidden", "this needs the admin or owner role");
-    return 0;
-}
 
 static int valid_label(const char *k, const char *v) {
     size_t kl = strlen(k), vl = strlen(v);
@@ -58,19 +47,11 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
                            "expected {\"org\"?: string, \"ttl\"?: \"1h\", \"labels\"?: {k: v}}");
         return 0;
     }
-    if (strcmp(org, who.org_id) != 0) {
+    uint64_t ttl_ms = 0;
+    if (strcmp(org, who.org_id) == 0 && am_duration_parse(ttl, &ttl_ms) != 0) {
         json_decref(body);
-        am_http_send_error(req, 404, "not_found", "no such organization");
-        return 0;
-    }
-    if (!is_admin(&who)) {
-        json_decref(body);
-        return forbid(req);
-    }
-    uint64_t ttl_ms;
-    if (am_config_parse_duration(ttl, &ttl_ms) != 0 || ttl_ms > 30ull * 86400000) {
-        json_decref(body);
-        am_http_send_error(req, 400, "bad_request", "ttl: a duration like 15m, 1h or 7d (at most 30d)");
+        am_http_send_error(req, 400, "bad_request",
+                           "ttl: a duration like 15m, 1h or 7d (at most 30d)");
         return 0;
     }
     const char *keys[MAX_LABELS], *vals[MAX_LABELS];
@@ -87,27 +68,22 @@ int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param) {
         keys[l.n] = k;
         vals[l.n++] = json_string_value(v);
     }
-    char secret[AM_TOKEN_SECRET_LEN + 1], id[13], actor[160], details[64];
+    char secret[AM_TOKEN_SECRET_LEN + 1], id[13], peer[64];
     uint64_t expires;
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
-    if (am_runners_token_create(h->app->store, org, ttl_ms, actor, &l, secret, id, &expires)) {
-        am_log_error("api", "token create failed", "error=\"%s\"", am_err_last());
+    int rc = am_ops_runner_token_create(h->app->ops, &who, am_http_peer(req, peer, sizeof peer),
+                                        org, ttl_ms, &l, secret, id, &expires);
+    if (rc) {
         json_decref(body);
-        am_http_send_error(req, 500, "internal", "could not store the token");
-        return 0;
+        return am_api_send_rc(req, rc);
     }
-    snprintf(details, sizeof details, "{\"ttl_ms\":%llu}", (unsigned long long)ttl_ms);
-    char target[40];
-    snprintf(target, sizeof target, "token:%s", id);
-    am_api_audit(h, req, &who, "runner_token.create", target, "ok", details);
     const char *fp = am_ca_root_fingerprint(h->app->ca);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "airmesh-runner enroll --appliance %s --token %s --ca-sha256 %s",
              h->app->grpc_addr ? h->app->grpc_addr : "HOST:9443", secret, fp);
     am_http_send_json(req, 201,
                       json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:o}", "token", secret, "id", id, "org",
-                                org, "expires_ms", (json_int_t)expires, "ca_sha256", fp,
-                                "command", cmd, "labels", labels ? json_incref(labels) : json_object()));
+                                org, "expires_ms", (json_int_t)expires, "ca_sha256", fp, "command",
+                                cmd, "labels", labels ? json_incref(labels) : json_object()));
     memset(secret, 0, sizeof secret);
     memset(cmd, 0, sizeof cmd);
     json_decref(body);
@@ -127,8 +103,8 @@ static json_t *token_row(void *ud, const ProtobufCMessage *m) {
     const Airmesh__V1__EnrollToken *t = (const Airmesh__V1__EnrollToken *)m;
     if (strcmp(t->org_id, (const char *)ud) != 0)
         return NULL;
-    const char *state = t->revoked ? "revoked"
-                        : t->used  ? "used"
+    const char *state = t->revoked                     ? "revoked"
+                        : t->used                      ? "used"
                         : am_now_ms() >= t->expires_ms ? "expired"
                                                        : "active";
     return json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "id", t->id, "state", state, "created_ms",
@@ -152,39 +128,31 @@ int am_api_token_revoke(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    if (!am_runners_token_exists(h->app->store, who.org_id, param[0])) {
-        am_http_send_error(req, 404, "not_found", "no such token");
-        return 0;
-    }
-    if (!is_admin(&who))
-        return forbid(req);
-    int rc = am_runners_token_revoke(h->app->store, who.org_id, param[0]);
-    if (rc == -AM_ENOTFOUND) {
-        am_http_send_error(req, 404, "not_found", "no such token");
-        return 0;
-    }
-    if (rc) {
-        am_http_send_error(req, 500, "internal", "could not revoke the token");
-        return 0;
-    }
-    char target[40];
-    snprintf(target, sizeof target, "token:%.20s", param[0]);
-    am_api_audit(h, req, &who, "runner_token.revoke", target, "ok", NULL);
+    char peer[64];
+    int rc = am_ops_runner_token_revoke(h->app->ops, &who, am_http_peer(req, peer, sizeof peer),
+                                        param[0]);
+    if (rc)
+        return am_api_send_rc(req, rc);
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }
 
 static json_t *runner_json(am_app *app, const Airmesh__V1__Runner *r) {
     am_hub_runner_info info;
-    int online = !r->revoked && am_hub_runner_get(app->hub, r->id, &info);
-    json_t *o = json_pack(
-        "{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:i,s:s,s:b}", "id", r->id, "org", r->org_id,
-        "hostname", r->hostname, "version", r->version, "labels",
-        labels_json((void **)r->labels, r->n_labels), "cert_not_after_ms",
-        (json_int_t)r->cert_not_after_ms, "enrolled_ms", (json_int_t)r->enrolled_ms,
-        "last_heartbeat_ms", (json_int_t)(online ? info.last_heartbeat_ms : r->last_seen_ms),
-        "capacity", (int)r->capacity, "state",
-        r->revoked ? "revoked" : online ? "online" : "offline", "revoked", r->revoked);
+    /* Online once its Hello is applied: labels, capacity and version are then in the record. */
+    int online =
+        !r->revoked && am_hub_runner_get(am_ops_hub(app->ops), r->id, &info) && info.introduced;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:i,s:s,s:b}", "id", r->id, "org",
+                          r->org_id, "hostname", r->hostname, "version", r->version, "labels",
+                          labels_json((void **)r->labels, r->n_labels), "cert_not_after_ms",
+                          (json_int_t)r->cert_not_after_ms, "enrolled_ms",
+                          (json_int_t)r->enrolled_ms, "last_heartbeat_ms",
+                          (json_int_t)(online ? info.last_heartbeat_ms : r->last_seen_ms),
+                          "capacity", (int)r->capacity, "state",
+                          r->revoked ? "revoked"
+                          : online   ? "online"
+                                     : "offline",
+                          "revoked", r->revoked);
     char serial[17];
     snprintf(serial, sizeof serial, "%016llx", (unsigned long long)r->cert_serial);
     json_object_set_new(o, "cert_serial", json_string(serial));
@@ -206,8 +174,8 @@ int am_api_runner_list(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    am_api_send_rows(h, req, AM_DB_RUNNERS, who.org_id, &airmesh__v1__runner__descriptor,
-                     "runners", runner_row, h->app);
+    am_api_send_rows(h, req, AM_DB_RUNNERS, who.org_id, &airmesh__v1__runner__descriptor, "runners",
+                     runner_row, h->app);
     return 0;
 }
 
@@ -216,8 +184,8 @@ int am_api_runner_show(am_http_handler *h, h2o_req_t *req, char **param) {
     if (am_api_require_auth(h, req, &who))
         return 0;
     ProtobufCMessage *m = NULL;
-    if (am_store_get(h->app->store, AM_DB_RUNNERS, who.org_id, param[0],
-                     &airmesh__v1__runner__descriptor, &m) != 0) {
+    if (am_ops_get(h->app->ops, AM_DB_RUNNERS, who.org_id, param[0],
+                   &airmesh__v1__runner__descriptor, &m) != 0) {
         am_http_send_error(req, 404, "not_found", "no such runner");
         return 0;
     }
@@ -230,23 +198,11 @@ int am_api_runner_revoke(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    ProtobufCMessage *m = NULL;
-    if (am_store_get(h->app->store, AM_DB_RUNNERS, who.org_id, param[0],
-                     &airmesh__v1__runner__descriptor, &m) != 0) {
-        am_http_send_error(req, 404, "not_found", "no such runner");
-        return 0;
-    }
-    protobuf_c_message_free_unpacked(m, NULL);
-    if (!is_admin(&who))
-        return forbid(req);
-    char actor[160], peer[64];
-    snprintf(actor, sizeof actor, "user:%s", who.user_id);
-    if (!h->app->rpc ||
-        am_rpc_revoke(h->app->rpc, who.org_id, param[0], actor,
-                      am_http_peer(req, peer, sizeof peer)) != 0) {
-        am_http_send_error(req, 500, "internal", "could not revoke the runner");
-        return 0;
-    }
+    char peer[64];
+    int rc =
+        am_ops_runner_revoke(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0]);
+    if (rc)
+        return am_api_send_rc(req, rc);
     am_http_send_json(req, 200, json_pack("{s:b,s:s}", "ok", 1, "id", param[0]));
     return 0;
 }

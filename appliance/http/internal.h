@@ -9,6 +9,7 @@
 
 #include "appliance/app.h"
 #include "appliance/auth/auth.h"
+#include "appliance/ops/ops.h"
 
 typedef struct {
     h2o_handler_t super;
@@ -39,10 +40,9 @@ typedef json_t *(*am_api_row_fn)(void *ud, const ProtobufCMessage *m);
 void am_api_send_rows(am_http_handler *h, h2o_req_t *req, am_db db, const char *org,
                       const ProtobufCMessageDescriptor *d, const char *key, am_api_row_fn fn,
                       void *ud);
-/* Audit an action of the authenticated caller (actor "user:<id>", their org, the request's
- * source address). target NULL = the caller. */
-void am_api_audit(am_http_handler *h, h2o_req_t *req, const am_principal *who, const char *action,
-                  const char *target, const char *result, const char *details);
+/* The one mapping from an am_ops_* result (-AM_E*) to an HTTP status and JSON error (see
+ * api.c); sends it and returns 0, so a handler can `return am_api_send_rc(req, rc);`. */
+int am_api_send_rc(h2o_req_t *req, int rc);
 /* Authenticate the caller; on failure sends 401/403 and returns -1. */
 int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 
@@ -50,18 +50,18 @@ int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who);
 int am_api_login(am_http_handler *h, h2o_req_t *req, char **param);
 /* Clear every login lock on (org, user): an administrator set a new password. */
 void am_api_login_forget(const char *org, const char *user);
-/* Set name's password (in who's org) on the worker pool and answer the request from there;
- * check_current: verify `current` first (a user changing their own). The caller has checked
- * permissions. Always returns 0 (the response is sent, now or later). */
+/* Set name's password (in who's org) on the worker pool and answer the request from there
+ * (am_ops_user_set_password decides who may: an admin up to their own role, or the user with
+ * `current` below admin). Always returns 0 (the response is sent, now or later). */
 int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
-                          const char *name, const char *password, const char *current,
-                          int check_current);
-/* Create user `name` (role) in org, or (org_create) organization `org` with owner `name`, on the
- * worker pool (the password's hash; password NULL: a random one, returned once), then audit and
- * answer 201 from there. The caller has checked permissions. Always returns 0. */
+                          const char *name, const char *password, const char *current);
+/* Create user `name` (role_name, NULL = member) in who's org, or (org_create) organization `org`
+ * with owner `name`, on the worker pool (am_ops_user_create / am_ops_org_create: the role
+ * check, the password's hash (password NULL: a random one, returned once), the store, the
+ * audit), then answer 201 from there. Always returns 0. */
 int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
                         int org_create, const char *org, const char *display, const char *name,
-                        int role, const char *password);
+                        const char *role_name, const char *password);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);

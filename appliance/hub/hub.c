@@ -136,6 +136,14 @@ void am_hub_runner_heartbeat(am_hub *h, const char *runner_id) {
     pthread_mutex_unlock(&h->mu);
 }
 
+void am_hub_runner_introduced(am_hub *h, const char *runner_id) {
+    pthread_mutex_lock(&h->mu);
+    entry *e = find(h, runner_id);
+    if (e)
+        e->info.introduced = 1;
+    pthread_mutex_unlock(&h->mu);
+}
+
 int am_hub_runner_get(am_hub *h, const char *runner_id, am_hub_runner_info *info) {
     pthread_mutex_lock(&h->mu);
     entry *e = find(h, runner_id);

@@ -2,11 +2,11 @@
  * appliance/hub — airmeshd's in-memory live state: which runners are connected right now.
  *
  * The rpc thread registers a runner's live stream when it connects and removes it when the
- * stream ends; the http thread reads the table (runner list) and asks for a stream to be closed
- * (revocation). One mutex guards the table; critical sections are a few pointer moves.
- * The hub never owns a stream: `close_fn(stream, reason)` is the rpc module's callback, called
- * under the hub mutex so the stream cannot be freed concurrently (the rpc thread removes a stream
- * from the hub, under the same mutex, before freeing it).
+ * stream ends; the http thread reads the table (runner list) and appliance/ops asks for a
+ * stream to be closed (revocation, after its commit). One mutex guards the table; critical sections
+ * are a few pointer moves. The hub never owns a stream: `close_fn(stream, reason)` is the rpc
+ * module's callback, called under the hub mutex so the stream cannot be freed concurrently (the rpc
+ * thread removes a stream from the hub, under the same mutex, before freeing it).
  *
  * Pod terminals (the web terminal, ARCHITECTURE.md §9): the hub also keeps, per pod, a ring of
  * the most recent AM_HUB_RING_BYTES of terminal output, addressed by absolute byte offsets
@@ -34,6 +34,7 @@ typedef struct {
     uint64_t connected_ms;
     uint64_t last_heartbeat_ms;
     char peer[64];
+    int introduced; /* its Hello (capacity, labels, running pods) has been applied */
 } am_hub_runner_info;
 
 int am_hub_new(am_hub **out);
@@ -46,6 +47,8 @@ int am_hub_runner_online(am_hub *h, const char *runner_id, void *stream, am_hub_
 /* Remove the stream if it is still the registered one for runner_id. */
 void am_hub_runner_offline(am_hub *h, const char *runner_id, void *stream);
 void am_hub_runner_heartbeat(am_hub *h, const char *runner_id);
+/* The runner's Hello has been applied to its record: from now on it is reported online. */
+void am_hub_runner_introduced(am_hub *h, const char *runner_id);
 /* 1 and info filled when runner_id has a live stream, else 0. */
 int am_hub_runner_get(am_hub *h, const char *runner_id, am_hub_runner_info *info);
 /* Close the runner's live stream (revocation). Returns 1 if there was one. */

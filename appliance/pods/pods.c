@@ -1,5 +1,7 @@
 /*
- * appliance/pods/pods.c — pod records: validation, runner choice, state reports, recordings.
+ * appliance/pods/pods.c — pod records: validation, runner choice, state changes, recordings.
+ * Pure store + file logic: no hub, no audit (appliance/ops does both around these calls; its
+ * am_txn_hook appends the audit record inside the write transaction).
  */
 #include "appliance/pods/pods.h"
 
@@ -18,6 +20,10 @@
 #include "common/util.h"
 
 #define MAX_RECORDING (256u << 20)
+
+static int state_is_final(const char *s) {
+    return am_pod_state_name_final(s);
+}
 
 static int valid_text(const char *s, size_t max) {
     if (!s || !*s || strlen(s) > max)
@@ -42,7 +48,8 @@ static int valid_env_key(const char *k) {
 
 typedef struct {
     const am_pod_spec *spec;
-    am_app *app;
+    am_pods_online_fn online;
+    void *online_ud;
     char best[64];
     uint32_t best_load;
     int found_any;
@@ -80,7 +87,7 @@ static int choose_cb(void *ud, const char *id, const ProtobufCMessage *m) {
     (void)id;
     choose_ctx *c = ud;
     const Airmesh__V1__Runner *r = (const Airmesh__V1__Runner *)m;
-    if (r->revoked || !labels_match(r, c->spec) || !am_hub_runner_get(c->app->hub, r->id, NULL))
+    if (r->revoked || !labels_match(r, c->spec) || !c->online(c->online_ud, r->id))
         return 0;
     c->found_any = 1;
     load_ctx l = {r->id, 0};
@@ -95,28 +102,24 @@ static int choose_cb(void *ud, const char *id, const ProtobufCMessage *m) {
     return 0;
 }
 
-static int choose_runner(am_app *app, const char *org, const am_pod_spec *s, char *out,
-                         size_t cap) {
+static int choose_runner(am_txn *t, const char *org, const am_pod_spec *s, am_pods_online_fn online,
+                         void *ud, char *out, size_t cap) {
     if (s->runner_id && *s->runner_id) {
         ProtobufCMessage *m = NULL;
-        if (am_store_get(app->store, AM_DB_RUNNERS, org, s->runner_id,
-                         &airmesh__v1__runner__descriptor, &m) != 0)
+        if (am_txn_get(t, AM_DB_RUNNERS, org, s->runner_id, &airmesh__v1__runner__descriptor, &m) !=
+            0)
             return am_err_set(AM_ENOTFOUND, "no runner %s", s->runner_id);
         int revoked = ((Airmesh__V1__Runner *)m)->revoked;
         protobuf_c_message_free_unpacked(m, NULL);
         if (revoked)
             return am_err_set(AM_ESTATE, "runner %s is revoked", s->runner_id);
-        if (!am_hub_runner_get(app->hub, s->runner_id, NULL))
+        if (!online(ud, s->runner_id))
             return am_err_set(AM_ESTATE, "runner %s is offline", s->runner_id);
         snprintf(out, cap, "%s", s->runner_id);
         return 0;
     }
-    choose_ctx c = {.spec = s, .app = app, .org = org};
-    int rc = am_store_begin(app->store, 0, &c.t);
-    if (rc)
-        return rc;
-    rc = am_txn_list(c.t, AM_DB_RUNNERS, org, &airmesh__v1__runner__descriptor, choose_cb, &c);
-    am_txn_abort(c.t);
+    choose_ctx c = {.spec = s, .online = online, .online_ud = ud, .org = org, .t = t};
+    int rc = am_txn_list(t, AM_DB_RUNNERS, org, &airmesh__v1__runner__descriptor, choose_cb, &c);
     if (rc)
         return rc;
     if (!c.best[0])
@@ -128,8 +131,7 @@ static int choose_runner(am_app *app, const char *org, const am_pod_spec *s, cha
 
 /* ---- create ---- */
 
-int am_pods_create(am_app *app, const char *org, const char *actor, const char *source,
-                   const am_pod_spec *s, Airmesh__V1__Pod **out) {
+int am_pods_validate(const am_pod_spec *s) {
     if (!valid_text(s->repo, 1024))
         return am_err_set(AM_EINVAL, "repo: a non-empty URL or path is required");
     if (!valid_text(s->base_ref ? s->base_ref : "HEAD", 256))
@@ -162,28 +164,53 @@ int am_pods_create(am_app *app, const char *org, const char *actor, const char *
     if (s->pids && s->pids < 16)
         return am_err_set(AM_EINVAL, "limits.pids: at least 16");
 
-    char runner[64];
-    int rc = choose_runner(app, org, s, runner, sizeof runner);
+    return 0;
+}
+
+typedef struct {
+    const char *org;
+    const am_pod_spec *spec;
+    am_pods_online_fn online;
+    void *online_ud;
+    Airmesh__V1__Pod *p; /* runner_id filled in the transaction */
+    am_pod_new *n;
+    const am_txn_hook *hook;
+} create_ctx;
+
+static int create_txn(am_txn *t, void *ud) {
+    create_ctx *c = ud;
+    int rc = choose_runner(t, c->org, c->spec, c->online, c->online_ud, c->n->runner,
+                           sizeof c->n->runner);
     if (rc)
         return rc;
+    c->p->runner_id = c->n->runner;
+    rc = am_txn_put(t, AM_DB_PODS, c->org, c->p->id, &c->p->base);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
+}
 
+int am_pods_create(am_store *st, const char *org, const char *actor, const am_pod_spec *s,
+                   const am_pod_defaults *d, am_pods_online_fn online, void *online_ud,
+                   am_pod_new *n, const am_txn_hook *hook, Airmesh__V1__Pod **out) {
+    memset(n, 0, sizeof *n);
+    int rc = am_pods_validate(s);
+    if (rc)
+        return rc;
     uint8_t rnd[6];
     if ((rc = am_random(rnd, sizeof rnd)) != 0)
         return rc;
-    char id[AM_POD_ID_LEN + 1], branch[256];
-    memcpy(id, "p-", 2);
-    am_hex(rnd, sizeof rnd, id + 2);
-    snprintf(branch, sizeof branch, "%s", s->branch && *s->branch ? s->branch : "");
-    if (!branch[0])
-        snprintf(branch, sizeof branch, "airmesh/pod-%s", id);
+    memcpy(n->id, "p-", 2);
+    am_hex(rnd, sizeof rnd, n->id + 2);
+    snprintf(n->branch, sizeof n->branch, "%s", s->branch && *s->branch ? s->branch : "");
+    if (!n->branch[0])
+        snprintf(n->branch, sizeof n->branch, "airmesh/pod-%s", n->id);
+    const char *net = s->network && *s->network ? s->network : "none";
 
     Airmesh__V1__Pod p = AIRMESH__V1__POD__INIT;
-    p.id = id;
+    p.id = n->id;
     p.org_id = (char *)org;
-    p.runner_id = runner;
     p.repo = (char *)s->repo;
     p.base_ref = (char *)(s->base_ref && *s->base_ref ? s->base_ref : "HEAD");
-    p.branch = branch;
+    p.branch = n->branch;
     p.command = (char **)s->argv;
     p.n_command = s->argc;
     Airmesh__V1__Pod__EnvEntry *ents = s->n_env ? calloc(s->n_env, sizeof *ents) : NULL;
@@ -202,7 +229,6 @@ int am_pods_create(am_app *app, const char *org, const char *actor, const char *
     p.env = arr;
     p.n_env = s->n_env;
     /* The record says what the pod really gets: the request, else the configured default. */
-    const am_pod_defaults *d = &app->pod_defaults;
     p.memory_bytes = s->memory_bytes ? s->memory_bytes : d->memory_bytes;
     p.pids = s->pids ? s->pids : d->pids;
     p.cpu_millis = s->cpu_millis ? s->cpu_millis : d->cpu_millis;
@@ -211,29 +237,22 @@ int am_pods_create(am_app *app, const char *org, const char *actor, const char *
     p.workspace_bytes = s->workspace_bytes ? s->workspace_bytes : d->workspace_bytes;
     p.network = (char *)net;
     p.keep_worktree = s->keep_worktree;
-    p.state = "pending";
+    p.state = (char *)am_pod_state_name(AM_POD_PENDING);
     p.created_by = (char *)actor;
     p.created_ms = am_now_ms();
-    rc = am_store_put(app->store, AM_DB_PODS, org, id, &p.base);
+    create_ctx c = {org, s, online, online_ud, &p, n, hook};
+    rc = am_store_update(st, create_txn, &c);
     if (rc == 0) {
-        char target[40];
-        snprintf(target, sizeof target, "pod:%s", id);
-        json_t *cmd = json_array();
-        for (size_t i = 0; i < s->argc; i++)
-            json_array_append_new(cmd, json_string(s->argv[i]));
-        json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "runner", runner, "repo", s->repo,
-                              "base_ref", p.base_ref, "branch", branch, "command", cmd,
-                              "network", net);
-        char *details = d ? json_dumps(d, JSON_COMPACT) : NULL;
-        json_decref(d);
-        am_audit_event(app->audit, actor, org, "pod.create", target, "ok", source, details);
-        free(details);
         size_t len = protobuf_c_message_get_packed_size(&p.base);
-        uint8_t *buf = malloc(len);
-        protobuf_c_message_pack(&p.base, buf);
-        *out = (Airmesh__V1__Pod *)protobuf_c_message_unpack(&airmesh__v1__pod__descriptor, NULL,
-                                                             len, buf);
-        free(buf);
+        uint8_t *buf = malloc(len ? len : 1);
+        if (buf) {
+            protobuf_c_message_pack(&p.base, buf);
+            *out = (Airmesh__V1__Pod *)protobuf_c_message_unpack(&airmesh__v1__pod__descriptor,
+                                                                 NULL, len, buf);
+            free(buf);
+        }
+        if (!buf || !*out)
+            rc = am_err_set(AM_ENOMEM, "pods: out of memory");
     }
     free(ents);
     free(arr);
@@ -292,44 +311,38 @@ void am_pods_create_msg_free(Airmesh__V1__CreatePod *m) {
 }
 
 int am_pods_ended(const Airmesh__V1__Pod *p) {
-    return strcmp(p->state, "exited") == 0 || strcmp(p->state, "failed") == 0 ||
-           strcmp(p->state, "stopped") == 0;
+    return state_is_final(p->state);
 }
 
 /* ---- state updates ---- */
 
-typedef struct {
-    const char *id, *org, *runner, *state, *reason, *limits_note, *commit;
-    int exit_code, set_recording, set_first_output;
-    char old_state[32];
-    char runner_out[129]; /* the pod's runner, read in the transaction */
-} update_ctx;
-
 static int update_txn(am_txn *t, void *ud) {
-    update_ctx *c = ud;
+    am_pod_update *c = ud;
+    const am_txn_hook *hook = c->hook_;
     ProtobufCMessage *m = NULL;
+    c->changed = 0;
     int rc = am_txn_get(t, AM_DB_PODS, c->org, c->id, &airmesh__v1__pod__descriptor, &m);
     if (rc)
         return rc == -AM_ENOTFOUND ? am_err_set(AM_ENOTFOUND, "no pod %s", c->id) : rc;
     Airmesh__V1__Pod *p = (Airmesh__V1__Pod *)m;
     Airmesh__V1__Pod np = *p;
     snprintf(c->old_state, sizeof c->old_state, "%s", p->state);
-    snprintf(c->runner_out, sizeof c->runner_out, "%s", p->runner_id);
+    snprintf(c->pod_runner, sizeof c->pod_runner, "%s", p->runner_id);
     if (c->runner && strcmp(p->runner_id, c->runner) != 0) {
         protobuf_c_message_free_unpacked(m, NULL);
         return am_err_set(AM_EAUTH, "pod %s does not belong to runner %s", c->id, c->runner);
     }
     if (c->state) {
-        if (am_pods_ended(p)) { /* final states are final: no change, no event */
-            snprintf(c->old_state, sizeof c->old_state, "%s", c->state);
+        if (am_pods_ended(p) || strcmp(p->state, c->state) == 0) {
+            /* final states are final, a repeated state is no change: no write, no event */
             protobuf_c_message_free_unpacked(m, NULL);
             return 0;
         }
+        c->changed = 1;
         np.state = (char *)c->state;
-        if (strcmp(c->state, "running") == 0)
+        if (strcmp(c->state, am_pod_state_name(AM_POD_RUNNING)) == 0)
             np.started_ms = am_now_ms();
-        if (strcmp(c->state, "exited") == 0 || strcmp(c->state, "failed") == 0 ||
-            strcmp(c->state, "stopped") == 0)
+        if (state_is_final(c->state))
             np.ended_ms = am_now_ms();
         np.exit_code = c->exit_code;
         if (c->reason && *c->reason)
@@ -345,85 +358,32 @@ static int update_txn(am_txn *t, void *ud) {
         np.first_output_ms = am_now_ms();
     rc = am_txn_put(t, AM_DB_PODS, c->org, c->id, &np.base);
     protobuf_c_message_free_unpacked(m, NULL);
+    if (rc == 0 && c->changed)
+        rc = am_txn_hook_run(hook, t);
     return rc;
 }
 
-/* After a state change: the audit event, and for a final state the end of the live terminal
- * (viewers get `exit`; the runner sends the final status after all of the pod's output). */
-static void audit_state(am_app *app, const update_ctx *c, const char *actor) {
-    if (!c->state || strcmp(c->old_state, c->state) == 0)
-        return;
-    if (app->hub && (strcmp(c->state, "exited") == 0 || strcmp(c->state, "failed") == 0 ||
-                     strcmp(c->state, "stopped") == 0))
-        am_hub_pod_end(app->hub, c->org, c->runner_out, c->id, c->state, c->exit_code);
-    const char *action = strcmp(c->state, "running") == 0   ? "pod.start"
-                         : strcmp(c->state, "exited") == 0  ? "pod.exit"
-                         : strcmp(c->state, "failed") == 0  ? "pod.fail"
-                         : strcmp(c->state, "stopped") == 0 ? "pod.stopped"
-                                                            : NULL;
-    if (!action)
-        return;
-    char target[40], details[700];
-    snprintf(target, sizeof target, "pod:%s", c->id);
-    snprintf(details, sizeof details, "{\"state\":\"%s\",\"exit_code\":%d}", c->state,
-             c->exit_code);
-    if (c->reason && *c->reason) { /* e.g. the runner refused to take the pod's branch back */
-        json_t *d = json_pack("{s:s,s:i,s:s}", "state", c->state, "exit_code", c->exit_code,
-                              "reason", c->reason);
-        char *js = d ? json_dumps(d, JSON_COMPACT) : NULL;
-        if (js && strlen(js) < sizeof details)
-            snprintf(details, sizeof details, "%s", js);
-        free(js);
-        json_decref(d);
+int am_pods_update(am_store *s, am_pod_update *u, const am_txn_hook *hook) {
+    if (u->state) {
+        am_pod_state st;
+        int rc = am_pod_state_parse(u->state, &st);
+        if (rc)
+            return rc;
+        u->state = am_pod_state_name(st); /* a constant: valid for the whole call */
     }
-    am_audit_event(app->audit, actor, c->org, action, target,
-                   strcmp(c->state, "failed") == 0 ? "error" : "ok", "", details);
+    u->hook_ = hook;
+    return am_store_update(s, update_txn, u);
 }
 
-int am_pods_set_state(am_app *app, const char *org, const char *pod_id, const char *state,
-                      const char *reason) {
-    update_ctx c = {.id = pod_id, .org = org, .state = state, .reason = reason};
-    int rc = am_store_update(app->store, update_txn, &c);
-    if (rc == 0)
-        audit_state(app, &c, "system");
-    return rc;
-}
-
-int am_pods_on_status(am_app *app, const char *org, const char *runner_id,
-                      const Airmesh__V1__PodStatus *st) {
-    static const char *states[] = {"starting", "running", "exited", "failed", "stopped"};
-    int known = 0;
-    for (size_t i = 0; i < 5; i++)
-        known |= strcmp(st->state, states[i]) == 0;
-    if (!known)
-        return am_err_set(AM_EINVAL, "pod status: unknown state '%.32s'", st->state);
-    update_ctx c = {.id = st->pod_id, .org = org, .runner = runner_id, .state = st->state,
-                    .reason = st->reason, .limits_note = st->limits_note, .commit = st->commit,
-                    .exit_code = st->exit_code};
-    int rc = am_store_update(app->store, update_txn, &c);
-    if (rc == 0) {
-        char actor[80];
-        snprintf(actor, sizeof actor, "runner:%s", runner_id);
-        audit_state(app, &c, actor);
-    }
-    return rc;
-}
-
-void am_pods_recording_path(am_app *app, const char *org, const char *pod_id, char *out,
+void am_pods_recording_path(const char *data_dir, const char *org, const char *pod_id, char *out,
                             size_t cap) {
-    snprintf(out, cap, "%s/recordings/%s/%s.cast.zst", app->data_dir, org, pod_id);
+    snprintf(out, cap, "%s/recordings/%s/%s.cast.zst", data_dir, org, pod_id);
 }
 
-int am_pods_first_output(am_app *app, const char *org, const char *runner_id,
-                         const char *pod_id) {
-    update_ctx c = {.id = pod_id, .org = org, .runner = runner_id, .set_first_output = 1};
-    return am_store_update(app->store, update_txn, &c);
-}
-
-int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,
+int am_pods_on_recording(am_store *s, const char *data_dir, const char *org, const char *runner_id,
                          const Airmesh__V1__RecordingChunk *ch) {
     Airmesh__V1__Pod *p = NULL;
-    int rc = am_pods_get(app, org, ch->pod_id, &p);
+    int rc = am_pods_get(s, org, ch->pod_id, &p);
     if (rc)
         return rc;
     int mine = strcmp(p->runner_id, runner_id) == 0;
@@ -431,15 +391,18 @@ int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,
     if (!mine)
         return am_err_set(AM_EAUTH, "pod %s does not belong to runner %s", ch->pod_id, runner_id);
     char dir[PATH_MAX], path[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/recordings/%s", app->data_dir, org);
+    snprintf(dir, sizeof dir, "%s/recordings/%s", data_dir, org);
     if ((rc = am_mkdir_p(dir, 0700)) != 0)
         return rc;
-    am_pods_recording_path(app, org, ch->pod_id, path, sizeof path);
+    am_pods_recording_path(data_dir, org, ch->pod_id, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (ch->offset == 0 ? O_TRUNC : 0), 0600);
     if (fd < 0)
         return am_err_set(AM_EIO, "recording %s: %s", path, strerror(errno));
     struct stat stt;
-    fstat(fd, &stt);
+    if (fstat(fd, &stt) != 0) {
+        close(fd);
+        return am_err_set(AM_EIO, "recording %s: fstat: %s", path, strerror(errno));
+    }
     if ((uint64_t)stt.st_size != ch->offset || ch->offset + ch->data.len > MAX_RECORDING) {
         close(fd);
         return am_err_set(AM_EINVAL, "recording %s: chunk at %llu does not follow %lld bytes",
@@ -452,19 +415,20 @@ int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,
     if (w != (ssize_t)ch->data.len)
         return am_err_set(AM_EIO, "recording %s: short write", path);
     if (ch->last) {
-        update_ctx c = {.id = ch->pod_id, .org = org, .set_recording = 1};
-        rc = am_store_update(app->store, update_txn, &c);
+        am_pod_update u = {.id = ch->pod_id, .org = org, .set_recording = 1};
+        rc = am_pods_update(s, &u, NULL);
     }
     return rc;
 }
 
-int am_pods_get(am_app *app, const char *org, const char *pod_id, Airmesh__V1__Pod **out) {
-    return am_store_get(app->store, AM_DB_PODS, org, pod_id, &airmesh__v1__pod__descriptor,
+int am_pods_get(am_store *s, const char *org, const char *pod_id, Airmesh__V1__Pod **out) {
+    return am_store_get(s, AM_DB_PODS, org, pod_id, &airmesh__v1__pod__descriptor,
                         (ProtobufCMessage **)out);
 }
 
 typedef struct {
     const char *org, *id;
+    const am_txn_hook *hook;
 } del_ctx;
 
 static int del_txn(am_txn *t, void *ud) {
@@ -472,21 +436,63 @@ static int del_txn(am_txn *t, void *ud) {
     ProtobufCMessage *m = NULL;
     int rc = am_txn_get(t, AM_DB_PODS, c->org, c->id, &airmesh__v1__pod__descriptor, &m);
     if (rc)
-        return rc;
+        return rc == -AM_ENOTFOUND ? am_err_set(AM_ENOTFOUND, "no pod %s", c->id) : rc;
     int ended = am_pods_ended((Airmesh__V1__Pod *)m);
     protobuf_c_message_free_unpacked(m, NULL);
     if (!ended)
         return am_err_set(AM_ESTATE, "pod %s is still active: stop it first", c->id);
-    return am_txn_del(t, AM_DB_PODS, c->org, c->id);
+    rc = am_txn_del(t, AM_DB_PODS, c->org, c->id);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
 }
 
-int am_pods_delete(am_app *app, const char *org, const char *pod_id) {
-    del_ctx c = {org, pod_id};
-    int rc = am_store_update(app->store, del_txn, &c);
+int am_pods_delete(am_store *s, const char *data_dir, const char *org, const char *pod_id,
+                   const am_txn_hook *hook) {
+    del_ctx c = {org, pod_id, hook};
+    int rc = am_store_update(s, del_txn, &c);
     if (rc == 0) {
         char path[PATH_MAX];
-        am_pods_recording_path(app, org, pod_id, path, sizeof path);
+        am_pods_recording_path(data_dir, org, pod_id, path, sizeof path);
         unlink(path);
     }
+    return rc;
+}
+
+/* ---- reconciliation ---- */
+
+typedef struct {
+    const char *runner;
+    const char *const *running;
+    size_t n_running;
+    char (*lost)[AM_POD_ID_LEN + 1];
+    size_t cap, n;
+} lost_ctx;
+
+static int lost_cb(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    lost_ctx *c = ud;
+    const Airmesh__V1__Pod *p = (const Airmesh__V1__Pod *)m;
+    /* A pending pod created moments ago may still be on its way; an older one never arrived. */
+    if (strcmp(p->runner_id, c->runner) != 0 || am_pods_ended(p) || c->n == c->cap ||
+        (strcmp(p->state, am_pod_state_name(AM_POD_PENDING)) == 0 &&
+         p->created_ms + 10000 > am_now_ms()))
+        return 0;
+    for (size_t i = 0; i < c->n_running; i++)
+        if (strcmp(c->running[i], p->id) == 0)
+            return 0;
+    snprintf(c->lost[c->n++], AM_POD_ID_LEN + 1, "%s", p->id);
+    return 0;
+}
+
+int am_pods_lost(am_store *s, const char *org, const char *runner_id, const char *const *running,
+                 size_t n_running, char (*lost)[AM_POD_ID_LEN + 1], size_t cap, size_t *n) {
+    lost_ctx c = {runner_id, running, n_running, lost, cap, 0};
+    am_txn *t = NULL;
+    *n = 0;
+    int rc = am_store_begin(s, 0, &t);
+    if (rc)
+        return rc;
+    rc = am_txn_list(t, AM_DB_PODS, org, &airmesh__v1__pod__descriptor, lost_cb, &c);
+    am_txn_abort(t);
+    *n = c.n;
     return rc;
 }

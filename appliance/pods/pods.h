@@ -1,14 +1,15 @@
 /*
- * appliance/pods — pod records and their lifecycle on the appliance side.
+ * appliance/pods — pod records on the appliance side (AM_DB_PODS, key "org/<pod id>"), their
+ * states, runner choice and recordings. Called only by appliance/ops, which checks the caller's
+ * role, passes an am_txn_hook that appends the audit record inside the write transaction, talks
+ * to the runner and to the hub.
  *
- * A pod is created here (state "pending", runner chosen, audited) and then handed to its runner
- * by the caller (appliance/http sends CreatePod through appliance/rpc). From then on the runner
- * reports states through PodStatus (starting → running → exited(code) | failed(reason) |
- * stopped), which land here via am_pods_on_status: only the pod's own runner may report for it.
- * After a pod ends the runner uploads its zstd-compressed asciicast recording in chunks, stored
- * as DATA/recordings/<org>/<pod>.cast.zst.
- * Threads: any (each call is one LMDB transaction + an audit append). Callers free returned
- * records with protobuf_c_message_free_unpacked.
+ * A pod is created "pending" on a chosen online runner; from then on its runner reports states
+ * (starting → running → exited(code) | failed(reason) | stopped) and only the pod's own runner
+ * may report for it. After a pod ends the runner uploads its zstd-compressed asciicast recording
+ * in chunks, stored as DATA/recordings/<org>/<pod>.cast.zst.
+ * Threads: any (each call is one LMDB transaction). Callers free returned records with
+ * protobuf_c_message_free_unpacked.
  */
 #ifndef AM_APPLIANCE_PODS_H
 #define AM_APPLIANCE_PODS_H
@@ -18,57 +19,94 @@
 
 #include "airmesh/v1/runner.pb-c.h"
 #include "airmesh/v1/store.pb-c.h"
-#include "appliance/app.h"
+#include "appliance/store/store.h"
+#include "common/pod_state.h"
 
 #define AM_POD_ID_LEN 14 /* "p-" + 12 hex */
 
+/* Pod states: the one enum and its names are common/pod_state.h. */
+
 typedef struct {
-    const char *runner_id;                 /* or NULL: choose by labels */
+    const char *runner_id; /* or NULL: choose by labels */
     const char *const *sel_keys, *const *sel_values;
     size_t n_sel;
-    const char *repo, *base_ref, *branch;  /* branch NULL → "airmesh/pod-<id>" */
+    const char *repo, *base_ref, *branch; /* branch NULL → "airmesh/pod-<id>" */
     const char *const *argv;
     size_t argc;
     const char *const *env_keys, *const *env_values;
     size_t n_env;
-    uint64_t memory_bytes; /* 0 = app->pod_defaults, like every limit here */
+    uint64_t memory_bytes; /* 0 = the am_pod_defaults, like every limit here */
     uint32_t pids, cpu_millis;
     uint64_t tmp_bytes, shm_bytes, workspace_bytes;
-    const char *network;                   /* "none" (default) or "host" */
+    const char *network; /* "none" (default) or "host" */
     int keep_worktree;
 } am_pod_spec;
 
-/* Validate the spec, pick an online runner of org, record the pod as pending, audit
- * "pod.create". -AM_EINVAL (bad spec), -AM_ENOTFOUND (no such runner), -AM_ESTATE (no online
- * runner matches). *out: the new record (caller frees). */
-int am_pods_create(am_app *app, const char *org, const char *actor, const char *source,
-                   const am_pod_spec *spec, Airmesh__V1__Pod **out);
+/* Limits a pod gets when its create request leaves them out (config file pod_* keys). */
+typedef struct {
+    uint64_t memory_bytes, tmp_bytes, shm_bytes, workspace_bytes;
+    uint32_t cpu_millis, pids;
+} am_pod_defaults;
+
+/* 0 when the spec is acceptable, else -AM_EINVAL naming the field. */
+int am_pods_validate(const am_pod_spec *spec);
+
+/* 1 when runner_id has a live stream now (the hub knows; ops passes it in). */
+typedef int (*am_pods_online_fn)(void *ud, const char *runner_id);
+
+/* What am_pods_create decided, filled before its hook runs. */
+typedef struct {
+    char id[AM_POD_ID_LEN + 1];
+    char runner[129];
+    char branch[256];
+} am_pod_new;
+
+/* Validate the spec, pick an online runner of org (in the write transaction, so two creates
+ * cannot both take a runner's last slot) and record the pod as pending. -AM_EINVAL (bad spec),
+ * -AM_ENOTFOUND (no such runner), -AM_ESTATE (no online runner matches). *out: the new record
+ * (caller frees). */
+int am_pods_create(am_store *s, const char *org, const char *actor, const am_pod_spec *spec,
+                   const am_pod_defaults *defaults, am_pods_online_fn online, void *online_ud,
+                   am_pod_new *n, const am_txn_hook *hook, Airmesh__V1__Pod **out);
 
 /* Build the CreatePod message for a pod record (strings borrowed from pod; free with
  * am_pods_create_msg_free). */
 int am_pods_create_msg(const Airmesh__V1__Pod *pod, Airmesh__V1__CreatePod *msg);
 void am_pods_create_msg_free(Airmesh__V1__CreatePod *msg);
 
-/* Set a pod's state from the appliance side (e.g. "failed" when its runner is unreachable). */
-int am_pods_set_state(am_app *app, const char *org, const char *pod_id, const char *state,
-                      const char *reason);
+/* One change to a pod record. In: org, id, and what to change; runner non-NULL refuses
+ * (-AM_EAUTH) a pod of another runner. A final state never changes again and a repeated state
+ * is no change: then nothing is written, `changed` stays 0 and the hook does not run. Out:
+ * old_state, pod_runner, changed. */
+typedef struct {
+    const char *org, *id, *runner;
+    const char *state; /* NULL: no state change */
+    const char *reason, *limits_note, *commit;
+    int exit_code, set_recording, set_first_output;
+    char old_state[32];
+    char pod_runner[129];
+    int changed;
+    const am_txn_hook *hook_; /* private */
+} am_pod_update;
+int am_pods_update(am_store *s, am_pod_update *u, const am_txn_hook *hook);
 
-/* A PodStatus from runner_id (of org). Refuses reports for pods of other runners. */
-int am_pods_on_status(am_app *app, const char *org, const char *runner_id,
-                      const Airmesh__V1__PodStatus *st);
-/* The pod's first output reached the appliance: record the time once (pod start latency). */
-int am_pods_first_output(am_app *app, const char *org, const char *runner_id, const char *pod_id);
-/* A recording chunk from runner_id. */
-int am_pods_on_recording(am_app *app, const char *org, const char *runner_id,
+/* A recording chunk from runner_id (appends DATA/recordings/<org>/<pod>.cast.zst; the last
+ * one marks the record). */
+int am_pods_on_recording(am_store *s, const char *data_dir, const char *org, const char *runner_id,
                          const Airmesh__V1__RecordingChunk *c);
 
-int am_pods_get(am_app *app, const char *org, const char *pod_id, Airmesh__V1__Pod **out);
+int am_pods_get(am_store *s, const char *org, const char *pod_id, Airmesh__V1__Pod **out);
 /* 1 when the state is final (exited, failed, stopped). */
 int am_pods_ended(const Airmesh__V1__Pod *p);
 /* Remove an ended pod's record and recording. -AM_ESTATE when it is still active. */
-int am_pods_delete(am_app *app, const char *org, const char *pod_id);
+int am_pods_delete(am_store *s, const char *data_dir, const char *org, const char *pod_id,
+                   const am_txn_hook *hook);
 /* Path of the pod's recording file (it may not exist). */
-void am_pods_recording_path(am_app *app, const char *org, const char *pod_id, char *out,
+void am_pods_recording_path(const char *data_dir, const char *org, const char *pod_id, char *out,
                             size_t cap);
+/* Active pods of runner_id that are not in running[] (and not pending for under 10 s): the
+ * pods a reconnecting runner lost. Up to cap ids into lost. */
+int am_pods_lost(am_store *s, const char *org, const char *runner_id, const char *const *running,
+                 size_t n_running, char (*lost)[AM_POD_ID_LEN + 1], size_t cap, size_t *n);
 
 #endif

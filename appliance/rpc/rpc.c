@@ -1,18 +1,11 @@
 /*
  * appliance/rpc/rpc.c — the runner protocol on the gRPC C core: server setup, the rpc thread's
- * completion-queue loop, Enroll (unary) and Connect (bidi stream) state machines.
+ * completion-queue loop, and Enroll (unary). The Connect stream is stream.c.
  *
  * Every operation batch carries a `tag` naming its object and kind; the rpc thread is the only
- * one that touches call objects, except am_hub close callbacks, which only call the thread-safe
- * grpc_call_cancel_with_status under the hub mutex (a stream leaves the hub, under that mutex,
- * before it is freed). A stream object is freed when its close notification arrived and no batch
- * is outstanding (`pending` == 0). Only one SEND_MESSAGE is in flight per call; others queue.
- * Terminal output (TerminalOutput) is appended to the pod's ring in the hub, which wakes the
- * http thread for the web terminal; a final PodStatus (exited/stopped/failed) ends the pod's
- * terminal there after its last byte (same stream, in order).
+ * one that touches call objects, except am_hub close callbacks (stream.c). What a message means
+ * is appliance/ops' business: this module frames, identifies the peer, and hands over.
  */
-#include "appliance/rpc/rpc.h"
-
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -28,74 +21,15 @@
 
 #include "airmesh/v1/enroll.pb-c.h"
 #include "airmesh/v1/runner.pb-c.h"
-#include "appliance/pods/pods.h"
-#include "appliance/runners/runners.h"
+#include "appliance/rpc/internal.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
-#define METHOD_ENROLL "/airmesh.v1.EnrollService/Enroll"
-#define METHOD_CONNECT "/airmesh.v1.RunnerService/Connect"
-
-typedef enum {
-    T_NEW_ENROLL,
-    T_ENROLL_DONE,
-    T_NEW_CONNECT,
-    T_C_START,
-    T_C_RECV,
-    T_C_SEND,
-    T_C_CLOSE,
-    T_C_STATUS,
-    T_SHUTDOWN,
-    T_NEW_UNKNOWN,
-    T_UNKNOWN_DONE
-} tag_kind;
-
-typedef struct {
-    tag_kind kind;
-    void *obj;
-} tag;
-
-struct am_rpc {
-    am_app *app;
-    am_hub *hub;
-    am_rpc_opts o;
-    grpc_server *server;
-    grpc_completion_queue *cq;
-    void *m_enroll, *m_connect;
-    pthread_t thread;
-    int port;
-    int stopping;
-    int live_streams;
-    tag t_shutdown;
-};
-
 /* ---------- helpers ---------- */
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
-    size_t len = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(len);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-/* Unpack a received buffer; NULL when malformed. */
-static ProtobufCMessage *unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
-
-static void labels_from(void **entries, size_t n, const char **keys, const char **vals,
-                        size_t cap, am_labels *out) {
+void am_rpc_labels_from(void **entries, size_t n, const char **keys, const char **vals, size_t cap,
+                        am_labels *out) {
     size_t k = 0;
     for (size_t i = 0; i < n && k < cap; i++) {
         /* Map entries of every message share the key/value layout. */
@@ -111,62 +45,10 @@ static void labels_from(void **entries, size_t n, const char **keys, const char 
     out->n = k;
 }
 
-/* The verified client certificate's CN (runner id), O (org) and serial. */
-static int peer_identity(grpc_call *call, char *cn, size_t cn_cap, char *org, size_t org_cap,
-                         uint64_t *serial) {
-    grpc_auth_context *ac = grpc_call_auth_context(call);
-    int rc = -1;
-    if (!ac)
-        return -1;
-    if (!grpc_auth_context_peer_is_authenticated(ac))
-        goto out;
-    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, "x509_pem_cert");
-    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
-    if (!p)
-        goto out;
-    BIO *bio = BIO_new_mem_buf(p->value, (int)p->value_length);
-    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    if (!x)
-        goto out;
-    X509_NAME *subj = X509_get_subject_name(x);
-    const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
-    uint64_t v = 0;
-    if (X509_NAME_get_text_by_NID(subj, NID_commonName, cn, (int)cn_cap) > 0 &&
-        X509_NAME_get_text_by_NID(subj, NID_organizationName, org, (int)org_cap) > 0 &&
-        ASN1_INTEGER_get_uint64(&v, sn) == 1) {
-        *serial = v;
-        rc = 0;
-    }
-    X509_free(x);
-out:
-    grpc_auth_context_release(ac);
-    return rc;
-}
-
-static void peer_addr(grpc_call *call, char *buf, size_t cap) {
+void am_rpc_peer_addr(grpc_call *call, char *buf, size_t cap) {
     char *p = grpc_call_get_peer(call);
     snprintf(buf, cap, "%s", p ? p : "");
     gpr_free(p);
-}
-
-static void audit(am_rpc *r, const char *actor, const char *org, const char *action,
-                  const char *target, const char *result, const char *source,
-                  const char *details) {
-    am_audit_event(r->app->audit, actor, org, action, target, result, source, details);
-}
-
-/* JSON string-escape a short message for audit details. */
-static const char *json_msg(char *buf, size_t cap, const char *msg) {
-    size_t o = 0;
-    o += (size_t)snprintf(buf, cap, "{\"error\":\"");
-    for (const char *p = msg; *p && o + 8 < cap; p++) {
-        if (*p == '"' || *p == '\\')
-            buf[o++] = '\\';
-        buf[o++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-    }
-    snprintf(buf + o, cap - o, "\"}");
-    return buf;
 }
 
 /* ---------- Enroll (unary) ---------- */
@@ -183,7 +65,7 @@ typedef struct {
     grpc_slice details;
 } enroll_call;
 
-static void request_enroll(am_rpc *r) {
+void am_rpc_request_enroll(am_rpc *r) {
     enroll_call *e = calloc(1, sizeof *e);
     e->rpc = r;
     e->t_new = (tag){T_NEW_ENROLL, e};
@@ -207,12 +89,12 @@ static void enroll_free(enroll_call *e) {
 
 static void on_enroll(enroll_call *e) {
     am_rpc *r = e->rpc;
-    char peer[128], details[600];
-    peer_addr(e->call, peer, sizeof peer);
+    char peer[128];
+    am_rpc_peer_addr(e->call, peer, sizeof peer);
     grpc_status_code code = GRPC_STATUS_OK;
     char msg[512] = "";
     Airmesh__V1__EnrollRequest *req =
-        e->payload ? (Airmesh__V1__EnrollRequest *)unpack(
+        e->payload ? (Airmesh__V1__EnrollRequest *)am_grpc_unpack(
                          e->payload, &airmesh__v1__enroll_request__descriptor)
                    : NULL;
     if (!req) {
@@ -221,13 +103,12 @@ static void on_enroll(enroll_call *e) {
     } else {
         const char *keys[32], *vals[32];
         am_labels labels;
-        labels_from((void **)req->labels, req->n_labels, keys, vals, 32, &labels);
+        am_rpc_labels_from((void **)req->labels, req->n_labels, keys, vals, 32, &labels);
         am_enrolled en;
-        int rc = am_runners_enroll(r->app->store, r->app->ca, req->token, req->csr_der.data,
-                                   req->csr_der.len, req->hostname, req->version, &labels,
-                                   r->o.cert_days, &en);
+        int rc = am_ops_runner_enroll(r->app->ops, peer, req->token, req->csr_der.data,
+                                      req->csr_der.len, req->hostname, req->version, &labels, &en);
         if (rc) {
-            code = rc == -AM_EAUTH ? GRPC_STATUS_UNAUTHENTICATED
+            code = rc == -AM_EAUTH                         ? GRPC_STATUS_UNAUTHENTICATED
                    : rc == -AM_EINVAL || rc == -AM_ECRYPTO ? GRPC_STATUS_INVALID_ARGUMENT
                                                            : GRPC_STATUS_INTERNAL;
             snprintf(msg, sizeof msg, "%s", am_err_last());
@@ -241,25 +122,11 @@ static void on_enroll(enroll_call *e) {
             resp.ca_pem = ca_pem ? (char *)ca_pem : "";
             resp.org_id = en.org_id;
             resp.cert_not_after_ms = en.not_after_ms;
-            e->resp = pack(&resp.base);
+            e->resp = am_grpc_pack(&resp.base);
             free(ca_pem);
-            char target[64], actor[80];
-            snprintf(target, sizeof target, "runner:%s", en.runner_id);
-            snprintf(actor, sizeof actor, "runner:%s", en.runner_id);
-            snprintf(details, sizeof details,
-                     "{\"hostname\":\"%.100s\",\"serial\":\"%016llx\",\"version\":\"%.40s\"}",
-                     req->hostname, (unsigned long long)en.serial, req->version);
-            audit(r, actor, en.org_id, "runner.enroll", target, "ok", peer, details);
-            am_log_info("rpc", "runner enrolled", "runner=%s org=%s peer=%s", en.runner_id,
-                        en.org_id, peer);
             free(en.chain_pem);
         }
         protobuf_c_message_free_unpacked(&req->base, NULL);
-    }
-    if (code != GRPC_STATUS_OK) {
-        audit(r, "anonymous", "", "runner.enroll", "", "denied", peer,
-              json_msg(details, sizeof details, msg));
-        am_log_warn("rpc", "enrollment refused", "peer=%s reason=\"%s\"", peer, msg);
     }
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
@@ -277,387 +144,6 @@ static void on_enroll(enroll_call *e) {
     ops[n++].data.recv_close_on_server.cancelled = &e->cancelled;
     if (grpc_call_start_batch(e->call, ops, n, &e->t_done, NULL) != GRPC_CALL_OK)
         enroll_free(e);
-}
-
-/* ---------- Connect (stream) ---------- */
-
-typedef struct sendq {
-    grpc_byte_buffer *bb;
-    struct sendq *next;
-} sendq;
-
-typedef struct stream {
-    am_rpc *rpc;
-    tag t_new, t_start, t_recv, t_send, t_close, t_status;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array md;
-    grpc_byte_buffer *recv_buf;
-    grpc_byte_buffer *sending;
-    sendq *q_head, *q_tail;
-    int pending;       /* batches not yet completed */
-    int closed;        /* RECV_CLOSE_ON_SERVER completed */
-    int status_sent;
-    int online;        /* registered in the hub */
-    int cancelled;
-    size_t qlen;
-    pthread_mutex_t mu; /* recursive: guards the send queue, pending and status_sent, because
-                           other threads send through am_rpc_send (hub mutex held) */
-    grpc_slice details;
-    char runner_id[64], org[129], peer[128];
-} stream;
-
-#define SENDQ_MAX 4096
-
-static void request_connect(am_rpc *r) {
-    stream *s = calloc(1, sizeof *s);
-    s->rpc = r;
-    s->t_new = (tag){T_NEW_CONNECT, s};
-    s->t_start = (tag){T_C_START, s};
-    s->t_recv = (tag){T_C_RECV, s};
-    s->t_send = (tag){T_C_SEND, s};
-    s->t_close = (tag){T_C_CLOSE, s};
-    s->t_status = (tag){T_C_STATUS, s};
-    s->details = grpc_empty_slice();
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&s->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
-    grpc_metadata_array_init(&s->md);
-    grpc_server_request_registered_call(r->server, r->m_connect, &s->call, &s->deadline, &s->md,
-                                        NULL, r->cq, r->cq, &s->t_new);
-}
-
-static void stream_free(stream *s) {
-    while (s->q_head) {
-        sendq *n = s->q_head->next;
-        grpc_byte_buffer_destroy(s->q_head->bb);
-        free(s->q_head);
-        s->q_head = n;
-    }
-    if (s->sending)
-        grpc_byte_buffer_destroy(s->sending);
-    if (s->recv_buf)
-        grpc_byte_buffer_destroy(s->recv_buf);
-    grpc_metadata_array_destroy(&s->md);
-    grpc_slice_unref(s->details);
-    if (s->call)
-        grpc_call_unref(s->call);
-    s->rpc->live_streams--;
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-}
-
-static int start(stream *s, grpc_op *ops, size_t n, tag *t) {
-    pthread_mutex_lock(&s->mu);
-    int rc = grpc_call_start_batch(s->call, ops, n, t, NULL) == GRPC_CALL_OK ? 0 : -1;
-    if (rc == 0)
-        s->pending++;
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static void finish(stream *s, grpc_status_code code, const char *msg) {
-    pthread_mutex_lock(&s->mu);
-    if (s->status_sent) {
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    s->status_sent = 1;
-    grpc_slice_unref(s->details);
-    s->details = grpc_slice_from_copied_string(msg);
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    op.data.send_status_from_server.status = code;
-    op.data.send_status_from_server.status_details = &s->details;
-    start(s, &op, 1, &s->t_status);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Caller holds s->mu. */
-static void send_next(stream *s) {
-    if (s->sending || !s->q_head || s->status_sent)
-        return;
-    sendq *q = s->q_head;
-    s->qlen--;
-    s->q_head = q->next;
-    if (!s->q_head)
-        s->q_tail = NULL;
-    s->sending = q->bb;
-    free(q);
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = s->sending;
-    if (start(s, &op, 1, &s->t_send) != 0) {
-        grpc_byte_buffer_destroy(s->sending);
-        s->sending = NULL;
-    }
-}
-
-/* Any thread. -1 when the stream is ending or its queue is full. */
-static int send_msg(stream *s, Airmesh__V1__ApplianceMessage *m) {
-    m->time_ms = am_now_ms();
-    pthread_mutex_lock(&s->mu);
-    if (s->status_sent || s->qlen >= SENDQ_MAX) {
-        pthread_mutex_unlock(&s->mu);
-        return -1;
-    }
-    sendq *q = calloc(1, sizeof *q);
-    if (!q) {
-        pthread_mutex_unlock(&s->mu);
-        return -1;
-    }
-    q->bb = pack(&m->base);
-    if (s->q_tail)
-        s->q_tail->next = q;
-    else
-        s->q_head = q;
-    s->q_tail = q;
-    s->qlen++;
-    send_next(s);
-    pthread_mutex_unlock(&s->mu);
-    return 0;
-}
-
-static void post_recv(stream *s) {
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &s->recv_buf;
-    start(s, &op, 1, &s->t_recv);
-}
-
-/* Hub close callback: runs on any thread under the hub mutex. */
-static void hub_close(void *stream_ptr, const char *reason) {
-    stream *s = stream_ptr;
-    grpc_call_cancel_with_status(s->call, GRPC_STATUS_PERMISSION_DENIED, reason, NULL);
-}
-
-static void on_connect(stream *s) {
-    am_rpc *r = s->rpc;
-    r->live_streams++;
-    peer_addr(s->call, s->peer, sizeof s->peer);
-    uint64_t serial = 0;
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    start(s, ops, 1, &s->t_start);
-    ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[0].data.recv_close_on_server.cancelled = &s->cancelled;
-    start(s, ops, 1, &s->t_close);
-
-    char details[600];
-    if (peer_identity(s->call, s->runner_id, sizeof s->runner_id, s->org, sizeof s->org,
-                      &serial) != 0) {
-        audit(r, "anonymous", "", "runner.connect", "", "denied", s->peer,
-              "{\"error\":\"no verified client certificate\"}");
-        finish(s, GRPC_STATUS_UNAUTHENTICATED,
-               "a client certificate issued by this appliance is required: enroll first");
-        return;
-    }
-    char actor[80];
-    snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-    if (am_runners_check_cert(r->app->store, s->runner_id, s->org, serial) != 0) {
-        const char *why = am_err_last();
-        audit(r, actor, s->org, "runner.connect", actor, "denied", s->peer,
-              json_msg(details, sizeof details, why));
-        am_log_warn("rpc", "connection refused", "runner=%s peer=%s reason=\"%s\"", s->runner_id,
-                    s->peer, why);
-        finish(s, GRPC_STATUS_PERMISSION_DENIED, why);
-        return;
-    }
-    am_hub_runner_online(r->hub, s->runner_id, s, hub_close, s->peer);
-    s->online = 1;
-    audit(r, actor, s->org, "runner.connect", actor, "ok", s->peer, NULL);
-    am_log_info("rpc", "runner connected", "runner=%s peer=%s", s->runner_id, s->peer);
-    post_recv(s);
-}
-
-typedef struct {
-    const char *runner;
-    const Airmesh__V1__Hello *hello;
-    char lost[64][AM_POD_ID_LEN + 1];
-    size_t n;
-} reconcile_ctx;
-
-static int reconcile_cb(void *ud, const char *id, const ProtobufCMessage *m) {
-    (void)id;
-    reconcile_ctx *c = ud;
-    const Airmesh__V1__Pod *p = (const Airmesh__V1__Pod *)m;
-    /* A pending pod created moments ago may still be on its way; an older one never arrived. */
-    if (strcmp(p->runner_id, c->runner) != 0 || am_pods_ended(p) || c->n == 64 ||
-        (strcmp(p->state, "pending") == 0 && p->created_ms + 10000 > am_now_ms()))
-        return 0;
-    for (size_t i = 0; i < c->hello->n_running_pods; i++)
-        if (strcmp(c->hello->running_pods[i], p->id) == 0)
-            return 0;
-    snprintf(c->lost[c->n++], AM_POD_ID_LEN + 1, "%s", p->id);
-    return 0;
-}
-
-/* A (re)connecting runner lists the pods it still runs: any other active pod of this runner did
- * not survive a runner restart, and is marked failed so no pod stays "running" forever. */
-static void reconcile_pods(stream *s, const Airmesh__V1__Hello *h) {
-    reconcile_ctx c = {.runner = s->runner_id, .hello = h};
-    am_txn *t;
-    if (am_store_begin(s->rpc->app->store, 0, &t) != 0)
-        return;
-    am_txn_list(t, AM_DB_PODS, s->org, &airmesh__v1__pod__descriptor, reconcile_cb, &c);
-    am_txn_abort(t);
-    for (size_t i = 0; i < c.n; i++) /* (am_pods_set_state also ends live terminals) */
-        am_pods_set_state(s->rpc->app, s->org, c.lost[i], "failed",
-                          "the runner restarted and the pod did not survive");
-}
-
-/* Terminal bytes into the pod's ring in the hub (which wakes the http thread). The first
- * output of a pod the hub does not know yet is checked against the store: only the pod's own
- * runner (in its org) may write to its terminal. */
-static void on_output(stream *s, const Airmesh__V1__TerminalOutput *o) {
-    am_rpc *r = s->rpc;
-    int rc = am_hub_pod_output(r->hub, s->org, s->runner_id, o->pod_id, o->offset, o->data.data,
-                               o->data.len);
-    if (rc == -AM_ENOTFOUND) {
-        Airmesh__V1__Pod *p = NULL;
-        if (am_pods_get(r->app, s->org, o->pod_id, &p) != 0 ||
-            strcmp(p->runner_id, s->runner_id) != 0) {
-            if (p)
-                protobuf_c_message_free_unpacked(&p->base, NULL);
-            am_log_warn("rpc", "terminal output for a pod of another runner dropped",
-                        "runner=%s pod=%.20s", s->runner_id, o->pod_id);
-            return;
-        }
-        protobuf_c_message_free_unpacked(&p->base, NULL);
-        if (am_hub_pod_open(r->hub, s->org, s->runner_id, o->pod_id) == 0)
-            rc = am_hub_pod_output(r->hub, s->org, s->runner_id, o->pod_id, o->offset,
-                                   o->data.data, o->data.len);
-    }
-    if (rc)
-        am_log_debug("rpc", "terminal output dropped", "runner=%s pod=%.20s error=\"%s\"",
-                     s->runner_id, o->pod_id, am_err_last());
-}
-
-static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
-    am_rpc *r = s->rpc;
-    char actor[80];
-    snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-    switch (m->msg_case) {
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_HELLO: {
-        Airmesh__V1__Hello *h = m->hello;
-        const char *keys[32], *vals[32];
-        am_labels labels;
-        labels_from((void **)h->labels, h->n_labels, keys, vals, 32, &labels);
-        if (am_runners_hello(r->app->store, s->org, s->runner_id, h->hostname, h->version,
-                             &labels, h->capacity) != 0)
-            am_log_warn("rpc", "hello not recorded", "runner=%s error=\"%s\"", s->runner_id,
-                        am_err_last());
-        am_hub_runner_heartbeat(r->hub, s->runner_id);
-        reconcile_pods(s, h);
-        Airmesh__V1__HelloAck ack = AIRMESH__V1__HELLO_ACK__INIT;
-        ack.runner_id = s->runner_id;
-        ack.server_version = AM_VERSION;
-        ack.heartbeat_interval_ms = r->o.heartbeat_ms;
-        Airmesh__V1__ApplianceMessage out = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-        out.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_HELLO_ACK;
-        out.hello_ack = &ack;
-        send_msg(s, &out);
-        break;
-    }
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_HEARTBEAT:
-        am_hub_runner_heartbeat(r->hub, s->runner_id);
-        break;
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_POD_STATUS: {
-        const Airmesh__V1__PodStatus *st = m->pod_status;
-        /* A final state also ends the live terminal: viewers get `exit` after all output. */
-        if (am_pods_on_status(r->app, s->org, s->runner_id, st) != 0)
-            am_log_warn("rpc", "pod status refused", "runner=%s pod=%.20s error=\"%s\"",
-                        s->runner_id, st->pod_id, am_err_last());
-        break;
-    }
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_OUTPUT:
-        if (m->output->offset == 0)
-            am_pods_first_output(r->app, s->org, s->runner_id, m->output->pod_id);
-        on_output(s, m->output);
-        break;
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_RECORDING:
-        if (am_pods_on_recording(r->app, s->org, s->runner_id, m->recording) != 0)
-            am_log_warn("rpc", "recording chunk refused", "runner=%s pod=%.20s error=\"%s\"",
-                        s->runner_id, m->recording->pod_id, am_err_last());
-        break;
-    case AIRMESH__V1__RUNNER_MESSAGE__MSG_RENEW: {
-        am_enrolled en;
-        char details[600];
-        int rc = am_runners_renew(r->app->store, r->app->ca, s->org, s->runner_id,
-                                  m->renew->csr_der.data, m->renew->csr_der.len, r->o.cert_days,
-                                  &en);
-        if (rc) {
-            audit(r, actor, s->org, "runner.renew", actor, "denied", s->peer,
-                  json_msg(details, sizeof details, am_err_last()));
-            finish(s, GRPC_STATUS_INVALID_ARGUMENT, am_err_last());
-            return;
-        }
-        snprintf(details, sizeof details, "{\"serial\":\"%016llx\"}",
-                 (unsigned long long)en.serial);
-        audit(r, actor, s->org, "runner.renew", actor, "ok", s->peer, details);
-        Airmesh__V1__RenewResponse rr = AIRMESH__V1__RENEW_RESPONSE__INIT;
-        rr.cert_chain_pem = en.chain_pem;
-        rr.cert_not_after_ms = en.not_after_ms;
-        Airmesh__V1__ApplianceMessage out = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-        out.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RENEW;
-        out.renew = &rr;
-        send_msg(s, &out);
-        free(en.chain_pem);
-        break;
-    }
-    default:
-        break; /* pod and terminal messages arrive with their issues */
-    }
-}
-
-static void on_recv(stream *s, int ok) {
-    if (!ok || s->status_sent)
-        return;
-    if (!s->recv_buf) { /* the runner half-closed: a clean goodbye */
-        finish(s, GRPC_STATUS_OK, "");
-        return;
-    }
-    Airmesh__V1__RunnerMessage *m = (Airmesh__V1__RunnerMessage *)unpack(
-        s->recv_buf, &airmesh__v1__runner_message__descriptor);
-    grpc_byte_buffer_destroy(s->recv_buf);
-    s->recv_buf = NULL;
-    if (!m) {
-        char actor[80];
-        snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-        audit(s->rpc, actor, s->org, "runner.message", actor, "denied", s->peer,
-              "{\"error\":\"malformed RunnerMessage\"}");
-        am_log_warn("rpc", "malformed message", "runner=%s peer=%s", s->runner_id, s->peer);
-        finish(s, GRPC_STATUS_INVALID_ARGUMENT, "malformed RunnerMessage");
-        return;
-    }
-    on_message(s, m);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
-    if (!s->status_sent)
-        post_recv(s);
-}
-
-static void on_close(stream *s) {
-    am_rpc *r = s->rpc;
-    if (s->online) {
-        /* Leave the hub first: after this no other thread can reach the stream. */
-        am_hub_runner_offline(r->hub, s->runner_id, s);
-        s->online = 0;
-        am_runners_seen(r->app->store, s->org, s->runner_id, am_now_ms());
-        char actor[80];
-        snprintf(actor, sizeof actor, "runner:%s", s->runner_id);
-        audit(r, actor, s->org, "runner.disconnect", actor, "ok", s->peer, NULL);
-        am_log_info("rpc", "runner disconnected", "runner=%s", s->runner_id);
-    }
-    finish(s, GRPC_STATUS_CANCELLED, "stream closed");
-    pthread_mutex_lock(&s->mu);
-    s->closed = 1;
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---------- unknown methods: UNIMPLEMENTED at once ---------- */
@@ -729,7 +215,7 @@ static void *rpc_thread(void *arg) {
                 enroll_free(e);
                 break;
             }
-            request_enroll(r);
+            am_rpc_request_enroll(r);
             on_enroll(e);
             break;
         }
@@ -747,39 +233,11 @@ static void *rpc_thread(void *arg) {
         case T_UNKNOWN_DONE:
             unknown_free(t->obj);
             break;
-        case T_NEW_CONNECT: {
-            stream *s = t->obj;
-            if (!ev.success || r->stopping) {
-                r->live_streams++; /* balanced by stream_free */
-                stream_free(s);
-                break;
-            }
-            request_connect(r);
-            on_connect(s);
+        case T_NEW_CONNECT:
+            am_rpc_stream_started(r, t->obj, ev.success);
             break;
-        }
-        default: {
-            stream *s = t->obj;
-            pthread_mutex_lock(&s->mu);
-            s->pending--;
-            pthread_mutex_unlock(&s->mu);
-            if (t->kind == T_C_RECV)
-                on_recv(s, ev.success);
-            else if (t->kind == T_C_SEND) {
-                pthread_mutex_lock(&s->mu);
-                grpc_byte_buffer_destroy(s->sending);
-                s->sending = NULL;
-                if (ev.success)
-                    send_next(s);
-                pthread_mutex_unlock(&s->mu);
-            } else if (t->kind == T_C_CLOSE)
-                on_close(s);
-            pthread_mutex_lock(&s->mu);
-            int done = s->closed && s->pending == 0;
-            pthread_mutex_unlock(&s->mu);
-            if (done)
-                stream_free(s);
-        }
+        default:
+            am_rpc_stream_event(t->obj, t->kind, ev.success);
         }
         if (shutdown_seen && r->live_streams == 0) {
             grpc_completion_queue_shutdown(r->cq);
@@ -831,12 +289,10 @@ int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out) {
     args[0] = (grpc_arg){.type = GRPC_ARG_INTEGER,
                          .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                          .value.integer = (int)r->o.max_message};
-    args[1] = (grpc_arg){.type = GRPC_ARG_INTEGER,
-                         .key = GRPC_ARG_KEEPALIVE_TIME_MS,
-                         .value.integer = 10000};
-    args[2] = (grpc_arg){.type = GRPC_ARG_INTEGER,
-                         .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                         .value.integer = 5000};
+    args[1] = (grpc_arg){
+        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 10000};
+    args[2] = (grpc_arg){
+        .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 5000};
     args[3] = (grpc_arg){.type = GRPC_ARG_INTEGER,
                          .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                          .value.integer = 1000};
@@ -870,8 +326,8 @@ int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out) {
     }
     grpc_server_start(r->server);
     for (int i = 0; i < 4; i++) {
-        request_enroll(r);
-        request_connect(r);
+        am_rpc_request_enroll(r);
+        am_rpc_request_connect(r);
     }
     request_unknown(r);
     if (pthread_create(&r->thread, NULL, rpc_thread, r) != 0) {
@@ -882,40 +338,13 @@ int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out) {
     return 0;
 }
 
-typedef struct {
-    Airmesh__V1__ApplianceMessage *m;
-    int rc;
-} send_ctx;
-
-static void send_cb(void *stream_ptr, void *arg) {
-    send_ctx *c = arg;
-    c->rc = send_msg(stream_ptr, c->m);
-}
-
-int am_rpc_send(am_rpc *r, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
-    send_ctx c = {m, -1};
-    if (!am_hub_runner_with(r->hub, runner_id, send_cb, &c))
-        return am_err_set(AM_ESTATE, "runner %s is not connected", runner_id);
-    if (c.rc != 0)
-        return am_err_set(AM_EFULL, "runner %s: stream ending or send queue full", runner_id);
-    return 0;
-}
-
 int am_rpc_port(const am_rpc *r) {
     return r->port;
 }
 
-int am_rpc_revoke(am_rpc *r, const char *org, const char *runner_id, const char *actor,
-                  const char *source) {
-    char target[80];
-    snprintf(target, sizeof target, "runner:%s", runner_id);
-    int rc = am_runners_revoke(r->app->store, org, runner_id, "revoked by an administrator");
-    if (rc)
-        return rc;
-    audit(r, actor, org, "runner.revoke", target, "ok", source, NULL);
-    am_hub_runner_close(r->hub, runner_id, "runner revoked");
-    am_log_info("rpc", "runner revoked", "runner=%s", runner_id);
-    return 0;
+int am_rpc_link_send(void *rpc, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
+    return rpc ? am_rpc_send(rpc, runner_id, m)
+               : am_err_set(AM_EUNAVAIL, "runner %s is not connected", runner_id);
 }
 
 void am_rpc_stop(am_rpc *r) {

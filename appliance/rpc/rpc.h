@@ -8,8 +8,12 @@
  * serials are refused at the call. The server sends its chain leaf → issuing → root so a runner
  * holding only the root's fingerprint can find and pin the root.
  *
+ * What each message means (enrollment, connection checks, pod states, renewals, refusals) is
+ * decided in appliance/ops; this module does the framing and the peer identity (CN/O of the
+ * verified client certificate) and hands each message there. It implements the runner link
+ * ops uses to reach runners (am_rpc_link_send, injected by main.c).
  * Threads: am_rpc_start spawns the rpc thread, which drains the completion queue for every call.
- * am_rpc_revoke may be called from any thread (it goes through the hub). am_rpc_stop joins.
+ * am_rpc_send / am_rpc_link_send may be called from any thread. am_rpc_stop joins.
  */
 #ifndef AM_APPLIANCE_RPC_H
 #define AM_APPLIANCE_RPC_H
@@ -34,9 +38,8 @@ int am_rpc_port(const am_rpc *r);
 /* Queue a message on a connected runner's stream (any thread). -AM_ESTATE when the runner is
  * not connected, -AM_EFULL when its send queue is full. */
 int am_rpc_send(am_rpc *r, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
-/* Revoke a runner in the store and close its live stream at once. */
-int am_rpc_revoke(am_rpc *r, const char *org, const char *runner_id, const char *actor,
-                  const char *source);
+/* am_ops_send_fn over am_rpc_send (rpc may be NULL: nothing reachable). */
+int am_rpc_link_send(void *rpc, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
 void am_rpc_stop(am_rpc *r);
 
 #endif

@@ -3,6 +3,7 @@
  * See runners.h for the key layout. Certificates are issued before the write transaction
  * (issuing is pure CPU and the transaction callback must be re-runnable); if the transaction
  * then refuses (token burned meanwhile), the certificate is simply discarded, never recorded.
+ * Changes take an am_txn_hook (appliance/ops: the audit append) run last inside their transaction.
  */
 #include "appliance/runners/runners.h"
 
@@ -51,9 +52,21 @@ static void labels_free(void *arr, size_t n) {
     free(arr);
 }
 
+typedef struct {
+    const char *key;
+    const Airmesh__V1__EnrollToken *tok;
+    const am_txn_hook *hook;
+} tok_put_ctx;
+
+static int tok_put_txn(am_txn *t, void *ud) {
+    tok_put_ctx *c = ud;
+    int rc = am_txn_put(t, AM_DB_TOKENS, "", c->key, &c->tok->base);
+    return rc ? rc : am_txn_hook_run(c->hook, t);
+}
+
 int am_runners_token_create(am_store *s, const char *org, uint64_t ttl_ms, const char *created_by,
                             const am_labels *labels, char *secret_out, char *id_out,
-                            uint64_t *expires_ms) {
+                            uint64_t *expires_ms, const am_txn_hook *hook) {
     uint8_t raw[32], digest[32];
     char hex[65];
     int rc = am_random(raw, sizeof raw);
@@ -74,15 +87,17 @@ int am_runners_token_create(am_store *s, const char *org, uint64_t ttl_ms, const
     t.created_ms = am_now_ms();
     t.expires_ms = t.created_ms + ttl_ms;
     t.created_by = (char *)(created_by ? created_by : "");
+    memcpy(id_out, id, sizeof id); /* the hook names the token in its audit record */
     rc = labels_to_map(labels, &t.labels, &t.n_labels);
-    if (rc == 0)
-        rc = am_store_put(s, AM_DB_TOKENS, "", hex, &t.base);
+    if (rc == 0) {
+        tok_put_ctx c = {hex, &t, hook};
+        rc = am_store_update(s, tok_put_txn, &c);
+    }
     labels_free(t.labels, t.n_labels);
     if (rc) {
         am_wipe(secret_out, AM_TOKEN_SECRET_LEN + 1);
         return rc;
     }
-    memcpy(id_out, id, sizeof id);
     *expires_ms = t.expires_ms;
     return 0;
 }
@@ -90,6 +105,7 @@ int am_runners_token_create(am_store *s, const char *org, uint64_t ttl_ms, const
 typedef struct {
     const char *org, *token_id;
     int found;
+    const am_txn_hook *hook;
 } revoke_tok_ctx;
 
 typedef struct {
@@ -120,7 +136,9 @@ static int revoke_tok_txn(am_txn *t, void *ud) {
         return rc;
     if (it.rc)
         return it.rc;
-    return c->found ? 0 : am_err_set(AM_ENOTFOUND, "no token %s in org %s", c->token_id, c->org);
+    if (!c->found)
+        return am_err_set(AM_ENOTFOUND, "no token %s in org %s", c->token_id, c->org);
+    return am_txn_hook_run(c->hook, t);
 }
 
 typedef struct {
@@ -146,8 +164,9 @@ int am_runners_token_exists(am_store *s, const char *org, const char *token_id) 
     return c.found;
 }
 
-int am_runners_token_revoke(am_store *s, const char *org, const char *token_id) {
-    revoke_tok_ctx c = {org, token_id, 0};
+int am_runners_token_revoke(am_store *s, const char *org, const char *token_id,
+                            const am_txn_hook *hook) {
+    revoke_tok_ctx c = {org, token_id, 0, hook};
     return am_store_update(s, revoke_tok_txn, &c);
 }
 
@@ -159,6 +178,7 @@ typedef struct {
     am_enrolled *out;
     char org[129];
     int phase; /* 0: check only (read), 1: burn + record */
+    const am_txn_hook *hook;
 } enroll_ctx;
 
 static int enroll_txn(am_txn *t, void *ud) {
@@ -223,6 +243,10 @@ static int enroll_txn(am_txn *t, void *ud) {
                 free(ents);
                 free(arr);
             }
+            if (rc == 0) {
+                snprintf(c->out->org_id, sizeof c->out->org_id, "%s", c->org);
+                rc = am_txn_hook_run(c->hook, t);
+            }
         }
     }
     protobuf_c_message_free_unpacked(m, NULL);
@@ -253,7 +277,8 @@ static int issue(am_ca *ca, const char *org, const char *runner_id, const uint8_
 
 int am_runners_enroll(am_store *s, am_ca *ca, const char *token, const uint8_t *csr_der,
                       size_t csr_len, const char *hostname, const char *version,
-                      const am_labels *labels, uint32_t cert_days, am_enrolled *out) {
+                      const am_labels *labels, uint32_t cert_days, am_enrolled *out,
+                      const am_txn_hook *hook) {
     memset(out, 0, sizeof *out);
     if (!token || strncmp(token, "amt_", 4) != 0 || strlen(token) != AM_TOKEN_SECRET_LEN)
         return am_err_set(AM_EAUTH, "enrollment token is malformed (expected amt_ + 64 hex)");
@@ -286,6 +311,7 @@ int am_runners_enroll(am_store *s, am_ca *ca, const char *token, const uint8_t *
         return rc;
     /* 3. Burn the token and record the runner in one transaction (re-checks the token). */
     c.phase = 1;
+    c.hook = hook;
     rc = am_store_update(s, enroll_txn, &c);
     if (rc) {
         free(out->chain_pem);
@@ -336,6 +362,7 @@ typedef struct {
     const am_enrolled *renewed;
     const char *reason;
     int mode; /* 0 hello, 1 seen, 2 renew, 3 revoke */
+    const am_txn_hook *hook;
 } update_ctx;
 
 static int update_txn(am_txn *t, void *ud) {
@@ -402,6 +429,8 @@ static int update_txn(am_txn *t, void *ud) {
     }
     if (rc == 0)
         rc = am_txn_put(t, AM_DB_RUNNERS, c->org, c->id, &nr.base);
+    if (rc == 0)
+        rc = am_txn_hook_run(c->hook, t);
 out:
     free(ents);
     free(arr);
@@ -411,26 +440,35 @@ out:
 }
 
 int am_runners_hello(am_store *s, const char *org, const char *runner_id, const char *hostname,
-                     const char *version, const am_labels *labels, uint32_t capacity) {
-    update_ctx c = {.org = org, .id = runner_id, .hostname = hostname, .version = version,
-                    .labels = labels, .capacity = capacity, .mode = 0};
+                     const char *version, const am_labels *labels, uint32_t capacity,
+                     const am_txn_hook *hook) {
+    update_ctx c = {.org = org,
+                    .id = runner_id,
+                    .hostname = hostname,
+                    .version = version,
+                    .labels = labels,
+                    .capacity = capacity,
+                    .mode = 0,
+                    .hook = hook};
     return am_store_update(s, update_txn, &c);
 }
 
-int am_runners_seen(am_store *s, const char *org, const char *runner_id, uint64_t when_ms) {
-    update_ctx c = {.org = org, .id = runner_id, .seen_ms = when_ms, .mode = 1};
+int am_runners_seen(am_store *s, const char *org, const char *runner_id, uint64_t when_ms,
+                    const am_txn_hook *hook) {
+    update_ctx c = {.org = org, .id = runner_id, .seen_ms = when_ms, .mode = 1, .hook = hook};
     return am_store_update(s, update_txn, &c);
 }
 
 int am_runners_renew(am_store *s, am_ca *ca, const char *org, const char *runner_id,
-                     const uint8_t *csr_der, size_t csr_len, uint32_t cert_days, am_enrolled *out) {
+                     const uint8_t *csr_der, size_t csr_len, uint32_t cert_days, am_enrolled *out,
+                     const am_txn_hook *hook) {
     memset(out, 0, sizeof *out);
     snprintf(out->runner_id, sizeof out->runner_id, "%s", runner_id);
     snprintf(out->org_id, sizeof out->org_id, "%s", org);
     int rc = issue(ca, org, runner_id, csr_der, csr_len, cert_days, out);
     if (rc)
         return rc;
-    update_ctx c = {.org = org, .id = runner_id, .renewed = out, .mode = 2};
+    update_ctx c = {.org = org, .id = runner_id, .renewed = out, .mode = 2, .hook = hook};
     rc = am_store_update(s, update_txn, &c);
     if (rc) {
         free(out->chain_pem);
@@ -439,7 +477,8 @@ int am_runners_renew(am_store *s, am_ca *ca, const char *org, const char *runner
     return rc;
 }
 
-int am_runners_revoke(am_store *s, const char *org, const char *runner_id, const char *reason) {
-    update_ctx c = {.org = org, .id = runner_id, .reason = reason, .mode = 3};
+int am_runners_revoke(am_store *s, const char *org, const char *runner_id, const char *reason,
+                      const am_txn_hook *hook) {
+    update_ctx c = {.org = org, .id = runner_id, .reason = reason, .mode = 3, .hook = hook};
     return am_store_update(s, update_txn, &c);
 }

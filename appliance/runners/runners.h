@@ -1,7 +1,7 @@
 /*
  * appliance/runners — the fleet's durable state: enrollment tokens, runner records, revoked
- * certificate serials. Pure store logic (LMDB + the CA), no networking: appliance/rpc calls it
- * for Enroll/Connect/Renew, appliance/http for the REST API.
+ * certificate serials. Pure store logic (LMDB + the CA), no networking: appliance/ops calls it
+ * for the runner protocol (Enroll/Connect/Renew, handed over by appliance/rpc) and the REST API.
  *
  * Tokens: a secret "amt_" + 64 hex (256 random bits) shown once; the store keeps SHA-256 of it
  * (AM_DB_TOKENS, key "/<hash hex>", global because the runner does not know its org yet) and a
@@ -11,7 +11,8 @@
  * Runners: AM_DB_RUNNERS key "org/<runner id>"; the id ("r-" + 16 hex) is the client
  * certificate's CN and the certificate's O is the org. Revoked serials: AM_DB_REVOKED, key
  * "/<serial as 16 hex>", checked on every Connect.
- * Threads: any; each call is one or two LMDB transactions. Callers write the audit events.
+ * Threads: any; each call is one or two LMDB transactions. appliance/ops writes the audit events:
+ * changes take an am_txn_hook (may be NULL) that runs last inside their write transaction.
  */
 #ifndef AM_APPLIANCE_RUNNERS_H
 #define AM_APPLIANCE_RUNNERS_H
@@ -36,11 +37,12 @@ typedef struct {
  * id_out (>= 13 bytes) the public id. */
 int am_runners_token_create(am_store *s, const char *org, uint64_t ttl_ms, const char *created_by,
                             const am_labels *labels, char *secret_out, char *id_out,
-                            uint64_t *expires_ms);
+                            uint64_t *expires_ms, const am_txn_hook *hook);
 /* 1 when org has a token with this public id. */
 int am_runners_token_exists(am_store *s, const char *org, const char *token_id);
 /* Revoke an unused token by public id within org (-AM_ENOTFOUND when no such token in org). */
-int am_runners_token_revoke(am_store *s, const char *org, const char *token_id);
+int am_runners_token_revoke(am_store *s, const char *org, const char *token_id,
+                            const am_txn_hook *hook);
 
 typedef struct {
     char runner_id[AM_RUNNER_ID_LEN + 1];
@@ -51,11 +53,13 @@ typedef struct {
 } am_enrolled;
 
 /* Check the token, verify the CSR, issue a client certificate valid cert_days and record the
- * runner while burning the token. Errors (with precise messages): -AM_EAUTH for an unknown,
- * used, expired or revoked token; -AM_EINVAL for a bad CSR. */
+ * runner while burning the token (out->runner_id and org_id are set before the hook runs). Errors
+ * (with precise messages): -AM_EAUTH for an unknown, used, expired or revoked token; -AM_EINVAL for
+ * a bad CSR. */
 int am_runners_enroll(am_store *s, am_ca *ca, const char *token, const uint8_t *csr_der,
                       size_t csr_len, const char *hostname, const char *version,
-                      const am_labels *labels, uint32_t cert_days, am_enrolled *out);
+                      const am_labels *labels, uint32_t cert_days, am_enrolled *out,
+                      const am_txn_hook *hook);
 
 /* Accept a connecting certificate: the runner (CN) must exist in org (O), not be revoked, and
  * the serial must be its current one or an earlier one not revoked. -AM_EAUTH otherwise. */
@@ -63,15 +67,19 @@ int am_runners_check_cert(am_store *s, const char *runner_id, const char *org, u
 
 /* Record what a runner says about itself in Hello (hostname, version, labels, capacity). */
 int am_runners_hello(am_store *s, const char *org, const char *runner_id, const char *hostname,
-                     const char *version, const am_labels *labels, uint32_t capacity);
-int am_runners_seen(am_store *s, const char *org, const char *runner_id, uint64_t when_ms);
+                     const char *version, const am_labels *labels, uint32_t capacity,
+                     const am_txn_hook *hook);
+int am_runners_seen(am_store *s, const char *org, const char *runner_id, uint64_t when_ms,
+                    const am_txn_hook *hook);
 
 /* Issue a new certificate for a connected runner from its CSR; the old serial is kept in the
  * record's old_serials. */
 int am_runners_renew(am_store *s, am_ca *ca, const char *org, const char *runner_id,
-                     const uint8_t *csr_der, size_t csr_len, uint32_t cert_days, am_enrolled *out);
+                     const uint8_t *csr_der, size_t csr_len, uint32_t cert_days, am_enrolled *out,
+                     const am_txn_hook *hook);
 
 /* Revoke a runner: mark it, and add its current and earlier serials to the revoked list. */
-int am_runners_revoke(am_store *s, const char *org, const char *runner_id, const char *reason);
+int am_runners_revoke(am_store *s, const char *org, const char *runner_id, const char *reason,
+                      const am_txn_hook *hook);
 
 #endif

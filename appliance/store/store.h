@@ -107,6 +107,17 @@ int am_txn_list(am_txn *t, am_db db, const char *org, const ProtobufCMessageDesc
 typedef int (*am_store_update_fn)(am_txn *t, void *ud);
 int am_store_update(am_store *s, am_store_update_fn fn, void *ud);
 
+/* A step a domain module runs last inside its write transaction, on success only (appliance/ops
+ * appends the audit record there, so a failed append aborts the whole change). It runs again
+ * when am_store_update re-runs the transaction, so it must be re-runnable too. NULL = none. */
+typedef struct {
+    int (*fn)(am_txn *t, void *ud);
+    void *ud;
+} am_txn_hook;
+static inline int am_txn_hook_run(const am_txn_hook *h, am_txn *t) {
+    return h && h->fn ? h->fn(t, h->ud) : 0;
+}
+
 /* Single-record convenience wrappers: one write transaction (through am_store_update) or one read
  * transaction each. */
 int am_store_put(am_store *s, am_db db, const char *org, const char *id,

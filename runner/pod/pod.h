@@ -1,6 +1,9 @@
 /*
  * runner/pod — the runner's pods: worktree (runner/worktree) + sandbox on a PTY (runner/sandbox)
- * + scrollback ring + asciicast v2 recording (zstd), one thread per pod.
+ * + asciicast v2 recording (zstd), one thread per pod. The scrollback ring is the appliance's
+ * (appliance/hub); the runner streams output to it with byte offsets.
+ * Files: manager.c (the table, am_podmgr_*), lifecycle.c (one pod's thread), asciicast.c (the
+ * recording writer), internal.h (what they share).
  *
  * Lifecycle of one pod thread: report "starting" → create the worktree (fetching the mirror) →
  * spawn the sandbox with the worktree at /workspace → report "running" → pump PTY output to the
@@ -11,8 +14,9 @@
  * Messages go out through the emit callback, which must be thread-safe (the session queues
  * them on the live stream or drops them while disconnected; am_podmgr_resync re-sends every
  * pod's current state and any recording not yet uploaded after a reconnect).
- * Threads: every am_podmgr_* call may come from any thread (one mutex guards the pod table);
- * pod threads are joined by am_podmgr_free, which stops the pods still running.
+ * Threads: every am_podmgr_* call may come from any thread (one mutex guards the pod table).
+ * A pod that is over (thread done, final state taken by the appliance, recording uploaded) is
+ * joined and freed by the next create/list/resync; am_podmgr_free stops and joins the rest.
  */
 #ifndef AM_RUNNER_POD_H
 #define AM_RUNNER_POD_H
@@ -22,8 +26,6 @@
 
 #include "airmesh/v1/runner.pb-c.h"
 
-#define AM_POD_RING_BYTES (1u << 20)
-
 typedef struct am_podmgr am_podmgr;
 /* Deliver one message to the appliance; returns 0 if queued, -1 if it was dropped. */
 typedef int (*am_pod_emit_fn)(void *ud, Airmesh__V1__RunnerMessage *m);
@@ -32,7 +34,7 @@ typedef int (*am_pod_emit_fn)(void *ud, Airmesh__V1__RunnerMessage *m);
  * bytes; default and most 256 MiB, what the appliance accepts). Output beyond it is not
  * recorded; the recording ends with a line saying so. */
 void am_pod_set_recording_max(uint64_t bytes);
-#define AM_POD_RECORDING_MAX (256ull << 20)
+#define AM_POD_RECORDING_MAX (256ull << 20) /* = AM_CAST_MAX_DEFAULT */
 
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* Start a pod (returns at once; progress is reported through emit). */

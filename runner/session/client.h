@@ -9,15 +9,14 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "common/grpc_pb.h" /* am_grpc_pack / am_grpc_unpack */
+
 #define AM_METHOD_ENROLL "/airmesh.v1.EnrollService/Enroll"
 #define AM_METHOD_CONNECT "/airmesh.v1.RunnerService/Connect"
 
 /* A TLS channel to host:port trusting only ca_pem; with key/chain it presents a client cert. */
 grpc_channel *am_client_channel(const char *target, const char *ca_pem, const char *key_pem,
                                 const char *chain_pem);
-grpc_byte_buffer *am_client_pack(const ProtobufCMessage *m);
-/* NULL when the buffer does not hold a valid message. */
-ProtobufCMessage *am_client_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d);
 /* Status details as a NUL-terminated string into buf. */
 const char *am_client_details(grpc_slice details, char *buf, size_t cap);
 

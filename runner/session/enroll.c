@@ -245,7 +245,7 @@ int am_sess_enroll(const am_sess_enroll_opts *o, char *runner_id_out, size_t cap
     }
     req.labels = arr;
     req.n_labels = o->n_labels < 32 ? o->n_labels : 32;
-    req_bb = am_client_pack(&req.base);
+    req_bb = am_grpc_pack(&req.base);
 
     ch = am_client_channel(o->appliance, ca_pem, NULL, NULL);
     cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -283,7 +283,7 @@ int am_sess_enroll(const am_sess_enroll_opts *o, char *runner_id_out, size_t cap
                         msg[0] ? msg : "no reason given (is the address right?)");
         goto out;
     }
-    resp = (Airmesh__V1__EnrollResponse *)am_client_unpack(
+    resp = (Airmesh__V1__EnrollResponse *)am_grpc_unpack(
         resp_bb, &airmesh__v1__enroll_response__descriptor);
     if (!resp || !resp->cert_chain_pem[0]) {
         rc = am_err_set(AM_EIO, "enroll: malformed response from the appliance");

@@ -88,7 +88,7 @@ static int enqueue_locked(conn *c, Airmesh__V1__RunnerMessage *m) {
     if (c->qn == QCAP || c->status_done)
         return -1;
     m->time_ms = am_now_ms();
-    c->q[(c->qh + c->qn) % QCAP] = am_client_pack(&m->base);
+    c->q[(c->qh + c->qn) % QCAP] = am_grpc_pack(&m->base);
     c->qn++;
     pump(c);
     return 0;
@@ -339,7 +339,7 @@ static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
         } else if (t->kind == T_RECV) {
             if (!ev.success || !c.recv_buf)
                 continue; /* the stream is ending; the status follows */
-            Airmesh__V1__ApplianceMessage *m = (Airmesh__V1__ApplianceMessage *)am_client_unpack(
+            Airmesh__V1__ApplianceMessage *m = (Airmesh__V1__ApplianceMessage *)am_grpc_unpack(
                 c.recv_buf, &airmesh__v1__appliance_message__descriptor);
             grpc_byte_buffer_destroy(c.recv_buf);
             c.recv_buf = NULL;

@@ -395,6 +395,27 @@ class TerminalTest(unittest.TestCase):
         b.pump(lambda v: "exit" in v.types(), what="exit for a late viewer")
         self.assertTrue(bytes(b.data).replace(b"\r\n", b"\n").endswith(want[-100000:]))
 
+    def test_a_new_viewer_replays_a_full_ring(self):
+        # More output than the ring holds: a viewer arriving now (a browser reload) gets the
+        # whole ring, from ring_start to ring_end, and no `lagged`.
+        pid = self.pod("sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' y; echo; echo END; "
+                       "read x")
+        def all_out():
+            v = self.connect(pid)
+            v.ws.close()
+            return v.hello["ring_end"] >= 3000000 + len("\r\nEND\r\n")
+        wait_for(all_out, 120, what="all output in the ring")
+        v = self.connect(pid)
+        self.assertGreater(v.hello["ring_start"], 0, v.hello)  # the ring did wrap
+        self.assertEqual(v.start, v.hello["ring_start"])
+        want = v.hello["ring_end"] - v.start
+        self.assertGreaterEqual(want, 1 << 20, v.hello)  # a full ring to replay
+        v.pump(lambda v: len(v.data) >= want, 60, what="the whole ring")
+        self.assertNotIn("lagged", v.types())
+        self.assertTrue(bytes(v.data).endswith(b"END\r\n"), bytes(v.data[-64:]))
+        v.ws.close()
+        self.stop(pid)
+
     def test_slow_viewer_is_skipped_ahead_then_live_again(self):
         # Whether a viewer that does read keeps up with a fast pod depends on the machine's
         # load: that is measured by `make bench` (tests/bench/terminal_bench.py, fan-out at an

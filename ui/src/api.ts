@@ -175,6 +175,19 @@ export interface AuditEvent {
   details: unknown;
 }
 
+/** Pod states: the console's one list (the C one is am_pod_state in common/pod_state.h). */
+export const POD_STATE = {
+  pending: 'pending',
+  starting: 'starting',
+  running: 'running',
+  exited: 'exited',
+  failed: 'failed',
+  stopped: 'stopped',
+} as const;
+export type PodState = (typeof POD_STATE)[keyof typeof POD_STATE];
+
+const FINAL_STATES: readonly string[] = [POD_STATE.exited, POD_STATE.stopped, POD_STATE.failed];
+
 export function podEnded(state: string): boolean {
-  return state === 'exited' || state === 'stopped' || state === 'failed';
+  return FINAL_STATES.includes(state);
 }

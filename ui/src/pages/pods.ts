@@ -1,7 +1,7 @@
 // Pods: the list (newest first, refreshed every few seconds) with stop, delete, recording
 // download and a link to each pod's terminal; "New pod" opens the create form (runner or
 // labels, repo, base ref, branch, command from a preset or typed, env, limits, network).
-import { api, errorText, Pod, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
+import { api, errorText, Pod, POD_STATE, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
 import { ago, append, badge, clear, confirmDialog, dateTime, h, notice } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -218,8 +218,8 @@ export function podsPage(ctx: Ctx): () => void {
 }
 
 export function stateDetail(p: Pod): HTMLElement | null {
-  if (p.state === 'exited') return h('span', { class: 'muted small detail' }, `code ${p.exit_code ?? '?'}`);
-  if ((p.state === 'failed' || p.state === 'stopped') && p.reason) return h('div', { class: 'muted small detail', title: p.reason }, p.reason);
+  if (p.state === POD_STATE.exited) return h('span', { class: 'muted small detail' }, `code ${p.exit_code ?? '?'}`);
+  if ((p.state === POD_STATE.failed || p.state === POD_STATE.stopped) && p.reason) return h('div', { class: 'muted small detail', title: p.reason }, p.reason);
   return null;
 }
 

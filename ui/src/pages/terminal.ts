@@ -6,7 +6,7 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { api, ApiError, errorText, Pod, podEnded, ROLE_MEMBER } from '../api';
+import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_MEMBER } from '../api';
 import { prune as pruneCspStyles } from '../csp-styles';
 import { append, badge, clear, confirmDialog, h, notice } from '../dom';
 import type { Ctx } from '../main';
@@ -169,9 +169,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     exit(state, code) {
       ended = true;
       setPodState(state);
-      const text = state === 'exited' ? `The program exited with code ${code ?? '?'}.` : `The pod ${state === 'stopped' ? 'was stopped' : 'failed'}${code !== null ? ` (code ${code})` : ''}.`;
+      const text = state === POD_STATE.exited ? `The program exited with code ${code ?? '?'}.` : `The pod ${state === POD_STATE.stopped ? 'was stopped' : 'failed'}${code !== null ? ` (code ${code})` : ''}.`;
       notices.querySelector('[data-key="stopping"]')?.remove();
-      say(code === 0 || state === 'stopped' ? 'info' : 'warn', text, 'exit');
+      say(code === 0 || state === POD_STATE.stopped ? 'info' : 'warn', text, 'exit');
       // Hide the cursor: nothing reads input any more. (The reason is the notice above, not a
       // line in the terminal, which a saved screen would repeat at every visit.)
       term.options.cursorBlink = false;
@@ -341,7 +341,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
 }
 
 function isRunning(state: string): boolean {
-  return state === 'running';
+  return state === POD_STATE.running;
 }
 
 function fmtBytes(n: number): string {

@@ -1,0 +1,58 @@
+/*
+ * appliance/ops internals shared by its files (not a public header): the am_ops object and the
+ * one commit path (am_ops_act) every operation uses.
+ */
+#ifndef AM_APPLIANCE_OPS_INTERNAL_H
+#define AM_APPLIANCE_OPS_INTERNAL_H
+
+#include "appliance/ops/ops.h"
+
+struct am_ops {
+    am_ops_config c;
+    am_ops_send_fn send;
+    void *send_ctx;
+};
+
+/* One audit record on its way: filled by ops_act_init, appended by the hook inside the
+ * operation's transaction (once, however often the transaction re-runs), published after the
+ * commit by ops_act_done. */
+typedef struct {
+    am_ops *o;
+    char actor[160], org[130], action[64], target[200], result[16], source[130];
+    char details[1024];
+    int skip;     /* no record for this change (e.g. a "starting" pod state) */
+    int appended; /* the record is in the audit log */
+    uint64_t seq, time_ms;
+    am_txn_hook hook;
+} ops_act;
+
+/* actor: "user:<id>" / "runner:<id>" / "system"; details: JSON object text or NULL. */
+void ops_act_init(ops_act *a, am_ops *o, const char *actor, const char *org, const char *action,
+                  const char *target, const char *source);
+void ops_act_user(ops_act *a, am_ops *o, const am_principal *who, const char *action,
+                  const char *target, const char *source);
+/* printf into details (a JSON object text). */
+void ops_act_details(ops_act *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* details = {"error": msg} (escaped). */
+void ops_act_error_details(ops_act *a, const char *msg);
+/* Append now (an operation with no store change, or a refusal). 0 or the append's error. */
+int ops_act_append(ops_act *a);
+/* After the store call returned rc: on success publish; when the commit failed after the record
+ * was appended, append a second record (result "error") saying so. Returns rc. */
+int ops_act_done(ops_act *a, int rc);
+/* Record a refusal (result "denied") and return refusal_rc with its message kept. */
+int ops_deny(ops_act *a, int refusal_rc);
+/* Audit-only operation: append result "ok"/"error" and publish; the append's error fails it. */
+int ops_record(ops_act *a, const char *result);
+
+/* The role check of step 1: am_auth_can, and on refusal the denied record (ENOTFOUND is not
+ * audited: another org's resource must look like none). */
+int ops_check(ops_act *a, const am_principal *who, am_action action, const am_can_target *t);
+
+/* The runner link (-AM_EUNAVAIL when none is injected or the send fails). */
+int ops_send(am_ops *o, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
+
+/* A pod state change from ops (system or runner actor): update + audit + hub end. */
+int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *u);
+
+#endif

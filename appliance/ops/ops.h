@@ -1,0 +1,211 @@
+/*
+ * appliance/ops — the domain layer: every state change of airmeshd, written once
+ * (ARCHITECTURE.md §3). Each operation does, in this order:
+ *   1. the role check: am_auth_can(who, action, target), the one table in appliance/auth;
+ *      a refusal is an audit event ("denied") written here, and the operation returns -AM_EPERM;
+ *   2. the LMDB write transaction (through appliance/auth, runners or pods);
+ *   3. the audit append, INSIDE that transaction (an am_txn_hook): if the append fails (full
+ *      disk: the audit writer's failure is sticky) the transaction aborts, the store is
+ *      unchanged and the operation fails with the append's error;
+ *   4. the publish: the record goes to the hub's live events (the console's Activity page), and
+ *      what runners must hear goes out through the runner link.
+ * Transports (appliance/http, appliance/rpc) parse, call one am_ops_* function, and render the
+ * result; they never open store transactions or write audit records themselves (a test greps
+ * for it). Reads that need no decision (lists, show) go through am_ops_get/am_ops_list.
+ *
+ * Runners are reached through the narrow am_ops_runner_link that appliance/rpc implements and
+ * main.c injects (am_ops_set_runner_link): ops never includes rpc, so http → ops → (link) → rpc
+ * has no cycle.
+ *
+ * Errors: 0 or -AM_E* with am_err_last() saying what, ready for the client (am_api_send_rc maps
+ * codes to HTTP): -AM_EINVAL bad input, -AM_EAUTH not authenticated, -AM_EPERM role refused,
+ * -AM_ENOTFOUND no such thing in the caller's org (never "forbidden": existence must not leak),
+ * -AM_EEXISTS / -AM_ESTATE conflict, -AM_ELIMIT locked out, -AM_EUNAVAIL runner unreachable,
+ * anything else internal.
+ * Threads: every function may be called from any thread (the store serialises writers, the
+ * audit log and hub are thread-safe). Ownership: am_ops_new/am_ops_free; ops borrows everything
+ * in its config. Records returned through out-parameters belong to the caller
+ * (protobuf_c_message_free_unpacked).
+ */
+#ifndef AM_APPLIANCE_OPS_H
+#define AM_APPLIANCE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "airmesh/v1/runner.pb-c.h"
+#include "airmesh/v1/store.pb-c.h"
+#include "appliance/audit/audit.h"
+#include "appliance/auth/auth.h"
+#include "appliance/hub/hub.h"
+#include "appliance/pods/pods.h"
+#include "appliance/runners/runners.h"
+#include "appliance/store/store.h"
+#include "pki/pki.h"
+
+typedef struct am_ops am_ops;
+
+/* The runner link: queue one message on a connected runner's stream. 0, or -AM_E* (not
+ * connected, queue full). Implemented by appliance/rpc (am_rpc_send). */
+typedef int (*am_ops_send_fn)(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
+/* Where audit records go. NULL = am_audit_append on config.audit; tests pass a writer that can
+ * fail like a full disk. */
+typedef int (*am_ops_audit_fn)(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq);
+
+typedef struct {
+    am_store *store;
+    am_audit *audit;
+    am_hub *hub;
+    am_ca *ca;                /* enrollment and renewal (may be NULL in tests without runners) */
+    const char *data_dir;     /* recordings live under it */
+    uint64_t session_ttl_ms;  /* login session lifetime */
+    uint64_t session_idle_ms; /* idle timeout */
+    uint32_t cert_days;       /* runner certificate lifetime (default 7) */
+    am_pod_defaults pod_defaults; /* limits a create request leaves out (config pod_* keys) */
+    am_ops_audit_fn audit_fn;     /* NULL = the audit log */
+    void *audit_ctx;
+} am_ops_config;
+
+int am_ops_new(const am_ops_config *c, am_ops **out);
+void am_ops_free(am_ops *o);
+/* Inject the runner link (main.c, once rpc runs; NULL fn = no runners reachable). */
+void am_ops_set_runner_link(am_ops *o, am_ops_send_fn fn, void *ctx);
+
+/* A connected runner as its client certificate names it (never a message field). */
+typedef struct {
+    const char *runner_id;
+    const char *org;
+    const char *source; /* peer address */
+} am_ops_peer;
+
+/* ---- reads (no decision, no audit) ---- */
+
+/* Resolve a bearer secret (am_auth_check with the configured idle timeout). */
+int am_ops_authenticate(am_ops *o, const char *token, am_principal *who);
+/* One record of org ("" = global) from db, or -AM_ENOTFOUND. */
+int am_ops_get(am_ops *o, am_db db, const char *org, const char *id,
+               const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/* Every record of org in db, in key order (am_txn_list's contract). */
+int am_ops_list(am_ops *o, am_db db, const char *org, const ProtobufCMessageDescriptor *d,
+                am_store_list_fn fn, void *ud);
+/* Path of a pod's stored recording. */
+void am_ops_recording_path(am_ops *o, const char *org, const char *pod_id, char *out, size_t cap);
+am_hub *am_ops_hub(am_ops *o);
+am_ca *am_ops_ca(am_ops *o);
+uint64_t am_ops_session_ttl_ms(am_ops *o);
+
+/* ---- sessions ---- */
+
+/* Log in (audits auth.login ok/denied). -AM_EAUTH wrong user/password/disabled (one message),
+ * -AM_ELIMIT locked out ("try again in N s"). */
+int am_ops_login(am_ops *o, const char *org, const char *user, const char *password,
+                 const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1], uint64_t *expires_ms,
+                 am_principal *who);
+/* am_ops_login in two halves, for a caller that runs the slow one (one argon2id verify and
+ * the session write) on a worker pool: begin returns the login's result; done, called with it
+ * (on any thread, e.g. back on the http thread), audits the outcome (note: details
+ * {"note": note}, e.g. that the client left before the answer) and, when a success cannot be
+ * audited, ends the new session again and fails. done returns the operation's result. */
+int am_ops_login_begin(am_ops *o, const char *org, const char *user, const char *password,
+                       const char *source, char token_out[AM_AUTH_TOKEN_LEN + 1],
+                       uint64_t *expires_ms, am_principal *who);
+int am_ops_login_done(am_ops *o, const char *org, const char *user, const char *source, int rc,
+                      char token_out[AM_AUTH_TOKEN_LEN + 1], const am_principal *who,
+                      const char *note);
+int am_ops_logout(am_ops *o, const am_principal *who, const char *source, const char *token);
+/* A login refused before any password was checked (throttled, the worker pool busy): audited
+ * auth.login denied with {"reason": reason}. Returns -AM_ELIMIT. */
+int am_ops_login_refused(am_ops *o, const char *org, const char *user, const char *source,
+                         const char *reason);
+/* Any other request refused before its operation ran (e.g. reason "busy": no worker free):
+ * audited `action` denied with {"reason": reason}. Returns -AM_EUNAVAIL. */
+int am_ops_refused(am_ops *o, const am_principal *who, const char *source, const char *action,
+                   const char *target, const char *reason);
+
+/* ---- organizations, users, teams, API tokens ---- */
+
+int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, const char *id,
+                      const char *name, const char *owner, const char *password, char *pw_out,
+                      size_t pw_cap);
+/* role_name NULL = member. pw_out (>= 32 bytes) gets a random password when password is NULL. */
+int am_ops_user_create(am_ops *o, const am_principal *who, const char *source, const char *name,
+                       const char *role_name, const char *password, char *pw_out, size_t pw_cap);
+int am_ops_user_set_disabled(am_ops *o, const am_principal *who, const char *source,
+                             const char *name, int disabled);
+int am_ops_user_delete(am_ops *o, const am_principal *who, const char *source, const char *name);
+int am_ops_user_set_role(am_ops *o, const am_principal *who, const char *source, const char *name,
+                         const char *role_name);
+/* Own password: current is required below the admin role. Others': admin, up to own role. */
+int am_ops_user_set_password(am_ops *o, const am_principal *who, const char *source,
+                             const char *name, const char *password, const char *current);
+int am_ops_user_revoke_sessions(am_ops *o, const am_principal *who, const char *source,
+                                const char *name, size_t *n);
+int am_ops_team_change(am_ops *o, const am_principal *who, const char *source, const char *team,
+                       const char *user, am_team_op op);
+/* role_name NULL = the caller's role; ttl NULL = 30d (at most 366d). */
+int am_ops_api_token_create(am_ops *o, const am_principal *who, const char *source,
+                            const char *name, const char *role_name, const char *ttl,
+                            char token_out[AM_AUTH_TOKEN_LEN + 1], char id_out[13],
+                            uint64_t *expires_ms, int *role_out);
+/* Admins revoke any token of their org, others only their own (else -AM_ENOTFOUND). */
+int am_ops_api_token_revoke(am_ops *o, const am_principal *who, const char *source, const char *id);
+
+/* ---- the runner fleet ---- */
+
+/* org NULL = the caller's (another org: -AM_ENOTFOUND); ttl_ms at most 30 days. */
+int am_ops_runner_token_create(am_ops *o, const am_principal *who, const char *source,
+                               const char *org, uint64_t ttl_ms, const am_labels *labels,
+                               char secret_out[AM_TOKEN_SECRET_LEN + 1], char id_out[13],
+                               uint64_t *expires_ms);
+int am_ops_runner_token_revoke(am_ops *o, const am_principal *who, const char *source,
+                               const char *id);
+/* Revoke in the store, audit, then close its live stream at once. */
+int am_ops_runner_revoke(am_ops *o, const am_principal *who, const char *source,
+                         const char *runner_id);
+
+/* The runner protocol (appliance/rpc hands each message here). */
+int am_ops_runner_enroll(am_ops *o, const char *source, const char *token, const uint8_t *csr_der,
+                         size_t csr_len, const char *hostname, const char *version,
+                         const am_labels *labels, am_enrolled *out);
+/* A Connect call: peer->runner_id NULL when there was no verified client certificate. 0 when the
+ * runner may stay connected (audited runner.connect ok), else -AM_EAUTH (audited denied). */
+int am_ops_runner_connect(am_ops *o, const am_ops_peer *peer, uint64_t serial);
+/* Hello: record what the runner says, mark its pods that did not survive as failed. */
+int am_ops_runner_hello(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__Hello *h);
+int am_ops_runner_disconnect(am_ops *o, const am_ops_peer *peer);
+int am_ops_runner_renew(am_ops *o, const am_ops_peer *peer, const uint8_t *csr_der, size_t csr_len,
+                        am_enrolled *out);
+/* A message the runner should not have sent (malformed): audited denied. */
+int am_ops_runner_refused(am_ops *o, const am_ops_peer *peer, const char *why);
+
+/* ---- pods ---- */
+
+/* Record the pod, hand CreatePod to its runner; an unreachable runner marks it failed
+ * (-AM_EUNAVAIL). *out: the record as created (caller frees), also on -AM_EUNAVAIL (NULL
+ * otherwise). */
+int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
+                      const am_pod_spec *spec, Airmesh__V1__Pod **out);
+/* StopPod to its runner (a pending pod of an offline runner is marked stopped). -AM_EUNAVAIL
+ * when the runner is offline and the pod already started. */
+int am_ops_pod_stop(am_ops *o, const am_principal *who, const char *source, const char *pod_id);
+int am_ops_pod_delete(am_ops *o, const am_principal *who, const char *source, const char *pod_id);
+/* The web terminal's input control (take = 1 / release = 0): audited. */
+int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *source,
+                            const char *pod_id, int take);
+/* Keystrokes or a resize for the pod's runner (needs the input role). */
+int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
+                         Airmesh__V1__ApplianceMessage *m);
+/* From runners: a PodStatus, terminal output (into the hub's ring), a recording chunk. */
+int am_ops_pod_status(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__PodStatus *st);
+int am_ops_pod_output(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__TerminalOutput *out);
+int am_ops_pod_recording(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__RecordingChunk *c);
+
+/* ---- the audit log ---- */
+
+/* Owners: audit "audit.export" first (so the file records who took it), then write the export
+ * of [since, until) to fd (the caller's). */
+int am_ops_audit_export(am_ops *o, const am_principal *who, const char *source,
+                        const char *root_pem, uint64_t since_ms, uint64_t until_ms, int fd,
+                        am_audit_export_info *info);
+
+#endif
