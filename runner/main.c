@@ -45,7 +45,7 @@ static void usage(FILE *out) {
             "      against the pinned SHA-256 fingerprint, and trade the one-time token for a\n"
             "      client certificate. Get the exact command from `airmeshctl token create`.\n"
             "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
-            "      [--fetch-back-max SIZE]\n"
+            "      [--fetch-back-max SIZE] [--recording-max SIZE]\n"
             "      [--uid-range BASE:COUNT] [--agents-dir DIR]\n"
             "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
             "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
@@ -66,6 +66,8 @@ static void usage(FILE *out) {
             "  --fetch-back-max SIZE  largest pack a pod's branch may bring back into the\n"
             "                    mirror when the pod ends (e.g. 64M, 1G; default 256M); a\n"
             "                    larger one is refused and the pod's status says so\n"
+            "  --recording-max SIZE  largest recording of a pod kept on this host (zstd; at\n"
+            "                    most and by default 256M); output beyond it is not recorded\n"
             "  --help, --version\n");
 }
 
@@ -113,6 +115,7 @@ int main(int argc, char **argv) {
                                          {"renew-after", required_argument, 0, 'r'},
                                          {"log-level", required_argument, 0, 'L'},
                                          {"fetch-back-max", required_argument, 0, 'F'},
+                                         {"recording-max", required_argument, 0, 'R'},
                                          {"uid-range", required_argument, 0, 'u'},
                                          {"agents-dir", required_argument, 0, 'A'},
                                          {"help", no_argument, 0, 'h'},
@@ -190,6 +193,15 @@ int main(int argc, char **argv) {
                 return 2;
             }
             am_wt_set_fetch_back_max(max);
+            break;
+        }
+        case 'R': {
+            uint64_t max = 0;
+            if (parse_size(optarg, &max) != 0 || max < (1u << 20) || max > AM_POD_RECORDING_MAX) {
+                fprintf(stderr, "airmesh-runner: --recording-max: a size from 1M to 256M\n");
+                return 2;
+            }
+            am_pod_set_recording_max(max);
             break;
         }
         case 'h':

@@ -36,6 +36,11 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
      "only the appliance administrator creates organizations"},
     {AM_CAN_ORG_LIMITS, "set the org's pod limit defaults and maxima", ADMIN, 0, 0,
      "setting the organization's pod limits needs the admin or owner role"},
+    /* Such a pod shares the runner host's network namespace: its loopback-only services and
+     * its abstract unix sockets, which no file permission guards. */
+    {AM_CAN_HOST_NET, "create pods with network host", ADMIN, 0, 0,
+     "network \"host\": admins and owners only (the pod would share the runner host's "
+     "network: its loopback services and abstract unix sockets)"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

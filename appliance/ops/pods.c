@@ -119,6 +119,8 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
     ops_act a;
     ops_act_user(&a, o, who, "pod.create", "pod:", source);
     int rc = ops_check(&a, who, AM_CAN_POD_WRITE, NULL);
+    if (rc == 0 && spec->network && strcmp(spec->network, "host") == 0)
+        rc = ops_check(&a, who, AM_CAN_HOST_NET, NULL);
     if (rc)
         return rc;
     am_pod_new n;

@@ -25,7 +25,18 @@ struct am_cast {
     uint8_t carry[4]; /* the start of a UTF-8 sequence the last call ended in */
     size_t carry_len;
     int failed;
+    uint64_t written; /* compressed bytes in the file */
+    int full;         /* reached g_max: nothing more is recorded */
 };
+
+/* Largest recording on the runner's disk (compressed). The output is the agent's: without a
+ * bound, `cat /dev/urandom | base64` fills the runner's disk through DATA/recordings. The
+ * default is what the appliance accepts (a larger upload is refused there). */
+static uint64_t g_max = AM_CAST_MAX_DEFAULT;
+
+void am_cast_set_max(uint64_t bytes) {
+    g_max = bytes;
+}
 
 static void put(am_cast *c, const char *s, size_t len) {
     ZSTD_inBuffer in = {s, len, 0};
@@ -35,10 +46,13 @@ static void put(am_cast *c, const char *s, size_t len) {
         size_t r = ZSTD_compressStream2(c->zs, &ob, &in, ZSTD_e_continue);
         if (ZSTD_isError(r) || fwrite(out, 1, ob.pos, c->f) != ob.pos)
             c->failed = 1;
+        c->written += ob.pos;
     }
 }
 
-/* One JSON value as a line. */
+/* One JSON value as a line. An event that, with what zstd may still buffer (a block, 128 KiB),
+ * could take the file past g_max is replaced by a last event saying the recording stops here
+ * (the pod, its ring and the live terminal are not affected). */
 static void put_json(am_cast *c, json_t *v) {
     char *s = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(v);
@@ -46,7 +60,25 @@ static void put_json(am_cast *c, json_t *v) {
         c->failed = 1;
         return;
     }
-    put(c, s, strlen(s));
+    size_t len = strlen(s);
+    if (c->written + len + 1 + (256u << 10) > g_max) {
+        free(s);
+        char note[160];
+        snprintf(note, sizeof note,
+                 "\r\n[airmesh: recording stopped at the runner's limit of %llu bytes "
+                 "(--recording-max)]\r\n",
+                 (unsigned long long)g_max);
+        c->full = 1;
+        json_t *nv = json_pack("[f,s,s]", (double)(am_mono_ns() - c->start_ns) / 1e9, "o", note);
+        s = nv ? json_dumps(nv, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+        json_decref(nv);
+        if (!s) {
+            c->failed = 1;
+            return;
+        }
+        len = strlen(s);
+    }
+    put(c, s, len);
     put(c, "\n", 1);
     free(s);
 }
@@ -102,7 +134,7 @@ static int utf8_len(const uint8_t *s, size_t avail) {
 }
 
 void am_cast_output(am_cast *c, const uint8_t *data, size_t len) {
-    if (c->failed)
+    if (c->failed || c->full)
         return;
     size_t total = c->carry_len + len;
     uint8_t *in = malloc(total ? total : 1);

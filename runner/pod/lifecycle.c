@@ -104,7 +104,7 @@ void am_pod_upload_recording(pod *p) {
         return;
     uint8_t *data = NULL;
     size_t len = 0;
-    if (am_read_file(p->rec_path, 256u << 20, &data, &len) != 0)
+    if (am_read_file(p->rec_path, AM_POD_RECORDING_MAX, &data, &len) != 0)
         return;
     int ok = 1;
     for (size_t off = 0; ok && (off < len || off == 0); off += UPLOAD_CHUNK) {

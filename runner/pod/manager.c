@@ -73,6 +73,10 @@ static void reap(am_podmgr *m) {
     m->n = k;
 }
 
+void am_pod_set_recording_max(uint64_t bytes) {
+    am_cast_set_max(bytes);
+}
+
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out) {
     am_podmgr *m = calloc(1, sizeof *m);
     if (!m)

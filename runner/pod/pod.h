@@ -46,6 +46,11 @@ typedef struct {
 } am_pod_agent;
 /* The agent CLIs found (detected once, on the first call; the array is process-owned). */
 size_t am_pod_agents(const am_pod_agent **out);
+/* Once at startup, before pods: the largest recording kept on the runner's disk (compressed
+ * bytes; default and most 256 MiB, what the appliance accepts). Output beyond it is not
+ * recorded; the recording ends with a line saying so. */
+void am_pod_set_recording_max(uint64_t bytes);
+#define AM_POD_RECORDING_MAX (256ull << 20) /* = AM_CAST_MAX_DEFAULT */
 
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* Start a pod (returns at once; progress is reported through emit). */

@@ -477,9 +477,12 @@ int sbx_seccomp_build(struct sock_fprog *out) {
         if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
                                    SCMP_A0(SCMP_CMP_EQ, k_personality[i]))) < 0)
             return fail(ctx, rc, "personality rule");
-    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                               SCMP_A0(SCMP_CMP_NE, AF_VSOCK))) < 0)
-        return fail(ctx, rc, "socket rule");
+    /* socket(family, ...): every family but AF_VSOCK. The kernel takes family as an int, so
+     * (like ioctl's request) only its low 32 bits may count: a 64-bit "!= AF_VSOCK" let
+     * socket(AF_VSOCK | 1 << 32, ...) through. */
+    static const uint32_t k_denied_families[] = {AF_VSOCK};
+    if ((rc = allow_arg_except(ctx, SCMP_SYS(socket), 0, k_denied_families, 1)) < 0)
+        return fail(ctx, rc, "socket rules");
     /* ioctl: everything but TIOCSTI and TIOCLINUX. */
     static const uint32_t k_denied_ioctls[] = {TIOCSTI, TIOCLINUX};
     if ((rc = allow_arg_except(ctx, SCMP_SYS(ioctl), 1, k_denied_ioctls, 2)) < 0)

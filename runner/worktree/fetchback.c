@@ -27,12 +27,14 @@
  *
  *   runner (wt_rx_*): reads the header (at most 256 bytes), refuses a ref name other than
  *   refs/heads/<the branch recorded at create> or a value that is not 40 lowercase hex; streams
- *   the pack into libgit2's indexer (every object inflated and hashed, deltas resolved, its
- *   `verify` option on, the mirror's odb for bases) in a staging dir DATA/mirrors/<h>.in-<pod>,
+ *   the pack into libgit2's indexer (every object inflated and hashed as it streams, deltas
+ *   resolved, the mirror's odb for bases) in a staging dir DATA/mirrors/<h>.in-<pod>,
  *   never more than am_wt_set_fetch_back_max bytes (default 256 MiB: the helper is killed and the
  *   fetch-back refused beyond); then walks every object reachable from the tip that the mirror
  *   does not have, requiring each to be in the new pack (so the tip is a commit and fully
- *   connected: objects already in the mirror are taken as connected, the mirror's invariant);
+ *   connected: objects already in the mirror are taken as connected, the mirror's invariant;
+ *   blobs are only looked up by header, never read; commits, trees and tags over 64 MiB are
+ *   refused: the runner never holds an agent's object whole);
  *   only then, under the mirror lock, renames the pack and its index into the mirror and moves
  *   refs/heads/<branch> from the value it had before (compare-and-swap). Any refusal leaves the
  *   mirror as it was (the staging dir is deleted) and is returned as
@@ -44,10 +46,10 @@
  * its write end once the helper's pid namespace is gone, so EOF means "all of it was read" (a
  * FIFO without writers reads as EOF, and the helper opens it a little after it starts).
  *
- * Limits: helper wall time 120 s (killed after) and memory 2 GiB (cgroup where available, and
- * RLIMIT_AS); pack size as above (it bounds the disk used). Objects the pack inflates are not
- * size-capped by libgit2 (a delta can expand), and the walk's memory grows with the number of
- * objects in the pack.
+ * Limits: helper wall time 120 s (killed after), memory 2 GiB (cgroup where available, and
+ * RLIMIT_AS) and one core (cpu cgroup quota; the pod's own cpu limit is not the helper's); pack
+ * size as above (it bounds the disk used). Objects the pack inflates are not size-capped by libgit2
+ * (a delta can expand), and the walk's memory grows with the number of objects in the pack.
  *
  * Ownership: wt_rx owns its indexer, staging dir and libgit2 objects (wt_rx_free). Threads: one
  * wt_rx per thread; the helper sandbox is spawned and reaped by the calling thread (PDEATHSIG).
@@ -73,6 +75,7 @@
 #define FB_HEADER_MAX 256
 #define FB_HELPER_TIMEOUT_MS 120000
 #define FB_HELPER_MEMORY (2ull << 30)
+#define FB_HELPER_CPU_MILLIS 1000u /* the agent's config steers git: pack.threads=0 = every CPU */
 #define FB_MAGIC "airmesh-fetchback 1 "
 #define FB_CHUNK (64u << 10)
 
@@ -218,7 +221,10 @@ static int rx_pack(wt_rx *rx, const uint8_t *p, size_t n) {
     if (!rx->idx) {
         git_indexer_options io;
         git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
-        io.verify = 1;
+        /* No `verify`: it keeps every object's whole inflated data in memory (a blob of 64 GiB
+         * of zeros is a few MiB of pack), and check_connected does its connectivity check
+         * reading only the objects that link (commits, trees, tags), after their headers. */
+        io.verify = 0;
         if (git_indexer_new(&rx->idx, rx->staging, 0444, rx->odb, &io) < 0) {
             const git_error *e = git_error_last();
             return rx_refuse(rx, AM_EIO, "indexer: %s", e && e->message ? e->message : "?");
@@ -304,10 +310,19 @@ static int push(oidstack *st, const git_oid *id) {
     return 0;
 }
 
+/* Trees, commits and tags bigger than this are refused (they are read whole; a real tree of
+ * 100k entries is ~4 MiB). Blobs are never read: they link to nothing. */
+#define FB_MAX_LINKING_OBJECT (64u << 20)
+
 static int check_connected(wt_rx *rx, git_repository *packrepo) {
     oidset set = {0};
     oidstack st = {0};
+    git_odb *pk = NULL;
     int rc = 0;
+    if (packrepo && git_repository_odb(&pk, packrepo) < 0) {
+        rc = wt_git_fail(AM_EIO, "fetch-back: odb of", "the pack");
+        goto out;
+    }
     size_t in_pack = (size_t)rx->stats.total_objects + rx->stats.indexed_objects + 1;
     set.cap = 2 * in_pack + 16;
     set.slots = calloc(set.cap, sizeof *set.slots);
@@ -328,7 +343,31 @@ static int check_connected(wt_rx *rx, git_repository *packrepo) {
         git_object *obj = NULL;
         char hex[GIT_OID_HEXSZ + 1];
         git_oid_tostr(hex, sizeof hex, &id);
-        if (!packrepo || git_object_lookup(&obj, packrepo, &id, GIT_OBJECT_ANY) < 0) {
+        /* Type and size from the header first: an agent's 64 GiB blob of zeros is a few MiB of
+         * pack, and reading it whole here would have made the runner allocate all of it. */
+        size_t osize = 0;
+        git_object_t otype = GIT_OBJECT_INVALID;
+        if (pk && git_odb_read_header(&osize, &otype, pk, &id) == 0 && otype == GIT_OBJECT_BLOB) {
+            if (git_oid_equal(&id, &rx->tip)) {
+                rc = rx_refuse(rx, AM_EINVAL, "ref value %s is a blob, not a commit", hex);
+                break;
+            }
+            continue;
+        }
+        git_error_clear();
+        if (otype != GIT_OBJECT_INVALID && osize > FB_MAX_LINKING_OBJECT) {
+            rc = rx_refuse(rx, AM_EFULL, "%s %s is larger than %u MiB",
+                           git_object_type2string(otype), hex, FB_MAX_LINKING_OBJECT >> 20);
+            break;
+        }
+        if (otype != GIT_OBJECT_INVALID &&
+            git_object_lookup(&obj, packrepo, &id, GIT_OBJECT_ANY) < 0) {
+            const git_error *e = git_error_last();
+            rc = rx_refuse(rx, AM_ECORRUPT, "%s %s does not parse: %s",
+                           git_object_type2string(otype), hex, e && e->message ? e->message : "?");
+            break;
+        }
+        if (otype == GIT_OBJECT_INVALID) {
             git_error_clear();
             rc = rx_refuse(rx, AM_ECORRUPT,
                            git_oid_equal(&id, &rx->tip)
@@ -366,6 +405,7 @@ static int check_connected(wt_rx *rx, git_repository *packrepo) {
         git_object_free(obj);
     }
 out:
+    git_odb_free(pk);
     free(set.slots);
     free(set.used);
     free(st.v);
@@ -596,6 +636,7 @@ int wt_fetch_back(const wt_fb_paths *f, const char *pod_id) {
                      .ro_binds = ro,
                      .network_none = 1,
                      .memory_bytes = FB_HELPER_MEMORY, /* the agent's config steers git */
+                     .cpu_millis = FB_HELPER_CPU_MILLIS,
                      .cols = 200,
                      .rows = 24,
                      .hostname = host,

@@ -3,7 +3,8 @@
  *
  * Create (each step's failure is reported as "worktree: <step> <what>: <why>"):
  *   1. validate pod id ([A-Za-z0-9-], 1..64), URL, base_ref, branch (git_branch_name_is_valid);
- *      every path below is built from DATA + hashes/ids, so none can escape DATA
+ *      every path below is built from DATA + hashes/ids, so none can escape DATA; a local URL
+ *      inside DATA is refused (the runner would open a pod's git dir as a repository)
  *   2. flock the mirror; open or create it; fetch (ms_fetch)
  *   3. resolve base_ref to a commit; refuse an existing branch or pod
  *   4. claim the pod: mkdir DATA/pods/<pod> (O_EXCL-like)
@@ -295,6 +296,61 @@ static void rollback(const wt_paths *p, const char *branch, int made_branch) {
     wt_unlock(fd);
 }
 
+/* 1 if `path` (lexically, made absolute) lies in `dir` or is `dir`. */
+static int lexically_under(const char *path, const char *dir) {
+    char abs[PATH_MAX * 2], *parts[PATH_MAX / 2];
+    size_t n = 0, dl = strlen(dir);
+    if (path[0] == '/')
+        snprintf(abs, sizeof abs, "%s", path);
+    else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return 0;
+        snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+    }
+    for (char *save = NULL, *c = strtok_r(abs, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0)
+            continue;
+        if (strcmp(c, "..") == 0) {
+            n -= n > 0;
+            continue;
+        }
+        if (n < sizeof parts / sizeof parts[0])
+            parts[n++] = c;
+    }
+    char norm[PATH_MAX * 2] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < sizeof norm - 2; i++)
+        o += (size_t)snprintf(norm + o, sizeof norm - o, "/%s", parts[i]);
+    if (!o)
+        snprintf(norm, sizeof norm, "/");
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    return strncmp(norm, dir, dl) == 0 && (norm[dl] == '\0' || norm[dl] == '/');
+}
+
+/* A local upstream (a path or file:// URL) inside the runner's data dir is refused: its mirrors
+ * and, above all, the pods' git dirs (agent-written) would be opened by the runner's libgit2 as
+ * a repository, following their commondir, alternates, symlinked refs and config includes with
+ * the runner's privileges. Checked on the path as given (lexically) and as resolved. */
+static int refuse_data_dir_upstream(const char *data_dir, const char *url) {
+    const char *path = url;
+    if (strncmp(url, "file://", 7) == 0)
+        path = url + 7;
+    else if (strstr(url, "://"))
+        return 0; /* https, ssh, git: not a local path */
+    char data_real[PATH_MAX], real[PATH_MAX];
+    if (!realpath(data_dir, data_real))
+        snprintf(data_real, sizeof data_real, "%s", data_dir);
+    if (lexically_under(path, data_real) || lexically_under(path, data_dir) ||
+        (realpath(path, real) && lexically_under(real, data_real)))
+        return am_err_set(AM_EINVAL,
+                          "worktree: repo %s is inside the runner's data dir (its mirrors and the "
+                          "pods' git dirs are never a pod's upstream)",
+                          url);
+    return 0;
+}
+
 int am_wt_create(const char *data_dir, const char *repo_url, const char *base_ref,
                  const char *branch, const char *pod_id, am_wt_info *out) {
     unsigned long long t0 = wt_now_ns();
@@ -321,6 +377,8 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         return am_err_set(AM_EINVAL, "worktree: invalid branch name '%s'", br);
     if (access(p.pod, F_OK) == 0)
         return am_err_set(AM_EEXISTS, "worktree: pod %s already exists", pod_id);
+    if ((rc = refuse_data_dir_upstream(data_dir, repo_url)) < 0)
+        return rc;
 
     /* 2. lock, open/create, fetch */
     if ((lockfd = wt_lock(p.lock)) < 0)

@@ -408,6 +408,13 @@ static void test_socket_families(void **state) {
     expect("socket", AF_UNIX, 0, ACT_ALLOW);
     expect("socket", AF_NETLINK, 0, ACT_ALLOW);
     expect("socket", AF_VSOCK, 0, ACT_EPERM);
+    /* The kernel takes family as an int: high bits must not dodge the rule. */
+    expect("socket", 0x100000000ull | AF_VSOCK, 0, ACT_EPERM);
+    expect("socket", 0xffffffff00000000ull | AF_VSOCK, 0, ACT_EPERM);
+    expect("socket", 0x100000000ull | AF_INET, 0, ACT_ALLOW);
+    for (uint64_t fam = 0; fam <= 64; fam++)
+        if (eval_name("socket", fam, 0) != (fam == AF_VSOCK ? ACT_EPERM : ACT_ALLOW))
+            fail_msg("socket family %llu", (unsigned long long)fam);
 }
 
 static void test_other_abis_are_killed(void **state) {
