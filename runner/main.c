@@ -272,7 +272,10 @@ int main(int argc, char **argv) {
         else
             am_log_info("session", "stopped", NULL);
     }
-    grpc_shutdown();
+    /* Blocking: gRPC's own threads (which hold OpenSSL per-thread state from the stream's TLS)
+     * are gone before exit runs OpenSSL's cleanup; the asynchronous grpc_shutdown let one of them
+     * outlive it now and then, and LeakSanitizer saw its error state as a leak. */
+    grpc_shutdown_blocking();
     am_pki_thread_done();
     return rc;
 }

@@ -5,6 +5,7 @@
  * the appliance, which keeps the scrollback ring; the runner keeps none.
  */
 #include <dirent.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -355,6 +356,7 @@ void *am_pod_main(void *arg) {
         set_state(p, "exited", reason[0] ? reason : NULL);
 done:
     meta_remove(m, cp->pod_id);
+    OPENSSL_thread_stop(); /* the mirror hash (EVP) left per-thread state: free it now */
     pthread_mutex_lock(&p->mu);
     p->done = 1;
     pthread_mutex_unlock(&p->mu);
