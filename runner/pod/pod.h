@@ -48,6 +48,9 @@ typedef struct {
 size_t am_pod_agents(const am_pod_agent **out);
 
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
+/* The runner's id, named in the reasons a user reads ("repository X: no such directory on runner
+ * r-..."). Call right after am_podmgr_new, before any pod is created. */
+void am_podmgr_set_runner_id(am_podmgr *m, const char *runner_id);
 /* Start a pod (returns at once; progress is reported through emit). */
 int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp);
 int am_podmgr_stop(am_podmgr *m, const char *pod_id, uint32_t grace_ms);
