@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -204,33 +205,43 @@ static int try_ref(git_repository *repo, const char *name, git_oid *out) {
     return 1;
 }
 
-/* "base ref 'mian' not found in /srv/git/app.git (branches: main, dev)": the upstream's
- * branches (refs/remotes/origin/<name>, sorted as libgit2 lists them, the first few) so that a
- * typo is obvious, and "(no branches: the repository is empty)" when there are none. */
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "base ref 'mian' not found in /srv/git/app.git (branches: dev, main)": the upstream's branches
+ * (refs/remotes/origin/<name>), sorted, the first few, so that a typo is obvious; "(no branches:
+ * the repository is empty)" when there are none. */
 static int not_found(git_repository *repo, const char *url, const char *base_ref) {
-    char list[384] = "";
-    size_t used = 0;
-    int n = 0, more = 0;
+    enum { MAX_LISTED = 12 };
+    char *names[MAX_LISTED], list[400] = "";
+    size_t n = 0, used = 0;
+    int more = 0;
     git_reference_iterator *it = NULL;
     git_reference *ref = NULL;
     if (git_reference_iterator_glob_new(&it, repo, "refs/remotes/origin/*") == 0) {
         while (git_reference_next(&ref, it) == 0) {
             const char *name = git_reference_name(ref) + strlen("refs/remotes/origin/");
-            size_t l = strlen(name);
-            if (strcmp(name, "HEAD") == 0) {
-                /* not a branch */
-            } else if (used + l + 8 < sizeof list) {
-                used +=
-                    (size_t)snprintf(list + used, sizeof list - used, "%s%s", n ? ", " : "", name);
-                n++;
-            } else {
-                more = 1;
+            if (strcmp(name, "HEAD") != 0) {
+                if (n < MAX_LISTED && (names[n] = strdup(name)))
+                    n++;
+                else
+                    more = 1;
             }
             git_reference_free(ref);
         }
         git_reference_iterator_free(it);
     }
     git_error_clear();
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (used + strlen(names[i]) + 8 < sizeof list)
+            used +=
+                (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+        else
+            more = 1;
+        free(names[i]);
+    }
     if (n == 0)
         return am_err_set(AM_ENOTFOUND,
                           "base ref '%s' not found in %s (no branches: the repository is empty)",
