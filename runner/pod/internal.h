@@ -40,6 +40,7 @@ typedef struct pod {
 
 struct am_podmgr {
     char data_dir[PATH_MAX - 256]; /* room for "/recordings/<pod>.cast.zst" */
+    char runner_id[128];           /* for the user's messages ("... on runner r-..."), or "" */
     am_pod_emit_fn emit;
     void *ud;
     pthread_mutex_t mu;

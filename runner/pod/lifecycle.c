@@ -210,6 +210,26 @@ void am_pod_cleanup_leftovers(am_podmgr *m) {
         closedir(d);
 }
 
+/* Before any mirror is made for it: a local repository path (or file://) that is not there is
+ * the commonest typo, and libgit2 would call it an "unsupported URL protocol". The other repo and
+ * base ref mistakes are worded by runner/worktree (fetch and resolve failures). */
+static int check_repo(const am_podmgr *m, const char *url) {
+    const char *path = strncmp(url, "file://", 7) == 0 ? url + 7 : url[0] == '/' ? url : NULL;
+    struct stat st;
+    if (!path || stat(path, &st) == 0)
+        return 0;
+    int e = errno;
+    char where[160] = "this runner";
+    if (m->runner_id[0])
+        snprintf(where, sizeof where, "runner %s", m->runner_id);
+    if (e == ENOENT || e == ENOTDIR)
+        return am_err_set(AM_ENOTFOUND,
+                          "repository %s: no such directory on %s; give the path of a git "
+                          "repository on that runner",
+                          url, where);
+    return am_err_set(AM_EIO, "repository %s: cannot be read on %s: %s", url, where, strerror(e));
+}
+
 void *am_pod_main(void *arg) {
     pod *p = arg;
     am_podmgr *m = p->mgr;
@@ -223,6 +243,10 @@ void *am_pod_main(void *arg) {
     am_wt_set_quota(LIMIT(workspace_bytes, AM_SBX_DEFAULT_WORKSPACE));
     if (am_sbx_idmap_unusable()[0]) { /* refused, with the reason (never run as host root) */
         set_state(p, "failed", am_sbx_idmap_unusable());
+        goto done;
+    }
+    if (check_repo(m, cp->repo) != 0) {
+        set_state(p, "failed", am_err_last());
         goto done;
     }
     am_wt_info wt;

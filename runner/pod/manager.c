@@ -77,6 +77,10 @@ void am_pod_set_recording_max(uint64_t bytes) {
     am_cast_set_max(bytes);
 }
 
+void am_podmgr_set_runner_id(am_podmgr *m, const char *runner_id) {
+    snprintf(m->runner_id, sizeof m->runner_id, "%s", runner_id ? runner_id : "");
+}
+
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out) {
     am_podmgr *m = calloc(1, sizeof *m);
     if (!m)

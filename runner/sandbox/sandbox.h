@@ -10,7 +10,9 @@
  * must outlive the pod (if that thread exits, the kernel kills the pod).
  *
  * The exact sequence (runner/sandbox/setup.c follows it line by line; every failure is reported
- * to the caller as "sandbox: <step>: <strerror(errno)>" through a CLOEXEC pipe):
+ * to the caller as "sandbox: <step>: <strerror(errno)>" through a CLOEXEC pipe, except the exec
+ * of the command, which reads "command 'x' not found in the pod's PATH (<PATH>); ...",
+ * "command 'x' not found in the pod (...)" or "command 'x' is not executable in the pod ..."):
  *
  *   parent: build env, seccomp BPF, PTY pair, pipes, cgroup dirs (v2 if delegated, else v1 when
  *           writable, else "not applied"); clone(NEWUSER|NEWPID|NEWNS|NEWIPC|NEWUTS[|NEWNET])

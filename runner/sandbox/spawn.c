@@ -90,8 +90,38 @@ static char **build_env(const char *const *env, int as_agent, int has_home) {
 /* ---- parent-side steps ------------------------------------------------------------------------
  */
 
+/* The exec of the command failed: say so in the user's terms, from the pod's own view (the
+ * PATH execvp searched inside the sandbox, the errno it got there), instead of "execvp x: No
+ * such file or directory". Other errnos keep the step and strerror. */
+static int exec_fail(const char *argv0, char *const *envp, int err) {
+    const char *path = "";
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (strncmp(envp[i], "PATH=", 5) == 0) {
+            path = envp[i] + 5;
+            break;
+        }
+    int slash = strchr(argv0, '/') != NULL;
+    if (err == ENOENT && !slash)
+        return am_err_set(AM_ENOTFOUND,
+                          "command '%s' not found in the pod's PATH (%s); install it on the "
+                          "runner or give its full path",
+                          argv0, path);
+    if (err == ENOENT)
+        return am_err_set(AM_ENOTFOUND,
+                          "command '%s' not found in the pod (no such file, or its #! "
+                          "interpreter is missing)",
+                          argv0);
+    if (err == EACCES)
+        return am_err_set(AM_EINVAL,
+                          "command '%s' is not executable in the pod (permission denied); "
+                          "make it executable (chmod +x) or run it through its interpreter",
+                          argv0);
+    return am_err_set(AM_EIO, "command '%s' could not be started in the pod: %s", argv0,
+                      strerror(err));
+}
+
 /* Read the child's report pipe until EOF (exec happened) or a sbx_report (a step failed). */
-static int await_exec(int report_rd) {
+static int await_exec(int report_rd, const char *argv0, char *const *envp) {
     sbx_report r;
     size_t got = 0;
     uint64_t deadline = am_mono_ns() / 1000000 + SBX_SETUP_TIMEOUT_MS;
@@ -120,6 +150,8 @@ static int await_exec(int report_rd) {
         got += (size_t)n;
         if (got == sizeof r) {
             r.what[sizeof r.what - 1] = '\0';
+            if (strncmp(r.what, "execvp ", 7) == 0)
+                return exec_fail(argv0, envp, r.err);
             return am_err_set(AM_EIO, "sandbox: %s: %s", r.what, strerror(r.err));
         }
     }
@@ -239,7 +271,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         rc = am_err_set(AM_EIO, "sandbox: write go byte: %s", strerror(errno));
         goto fail;
     }
-    if ((rc = await_exec(rep[0])) < 0)
+    if ((rc = await_exec(rep[0], o->argv[0], envp)) < 0)
         goto fail;
     close(go[1]);
     close(rep[0]);

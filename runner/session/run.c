@@ -412,6 +412,7 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
         am_identity_free(&id);
         return AM_SESS_FATAL;
     }
+    am_podmgr_set_runner_id(ss.pods, id.runner_id);
     int result = AM_SESS_STOPPED;
     am_log_info("session", "starting", "runner=%s appliance=%s", id.runner_id, id.appliance);
     while (!*stop) {

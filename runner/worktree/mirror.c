@@ -22,6 +22,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -101,6 +103,33 @@ static int ensure_origin(git_repository *repo, const char *path, const char *url
     return rc;
 }
 
+/* A failed fetch, in words a user can act on, with libgit2's own text kept in parentheses at
+ * the end ("unsupported URL protocol" alone is what libgit2 says for a path that does not
+ * exist). A local path (or file://) is looked at to say which of the usual mistakes it is. */
+static int fetch_fail(const char *url) {
+    const git_error *e = git_error_last();
+    char why[512];
+    snprintf(why, sizeof why, "%s", e && e->message ? e->message : "unknown libgit2 error");
+    const char *path = strncmp(url, "file://", 7) == 0 ? url + 7 : url[0] == '/' ? url : NULL;
+    if (!path)
+        return am_err_set(AM_EIO,
+                          "repository %s: fetch failed; check the URL and that this runner can "
+                          "reach it (%s)",
+                          url, why);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return am_err_set(AM_ENOTFOUND,
+                          "repository %s: %s on this runner; give the path of a git repository "
+                          "on the runner (%s)",
+                          url, errno == ENOENT ? "no such directory" : strerror(errno), why);
+    if (!S_ISDIR(st.st_mode))
+        return am_err_set(AM_EINVAL, "repository %s: not a directory (%s)", url, why);
+    return am_err_set(AM_EINVAL,
+                      "repository %s: not a git repository the runner can read; give the path "
+                      "of a git repository (bare or not) (%s)",
+                      url, why);
+}
+
 int wt_mirror_open(const char *path, git_repository **out) {
     *out = NULL;
     if (git_repository_open_bare(out, path) < 0)
@@ -141,7 +170,7 @@ int wt_mirror_open_fetch(const char *path, const char *url, git_repository **out
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE; /* tags come from the explicit refspec */
     fo.update_fetchhead = 0;
     if (git_remote_fetch(remote, &refspecs, &fo, "airmesh: fetch") < 0) {
-        rc = wt_git_fail(AM_EIO, "fetch", url);
+        rc = fetch_fail(url);
         goto out;
     }
     *out = repo;
@@ -174,6 +203,51 @@ static int try_ref(git_repository *repo, const char *name, git_oid *out) {
     git_oid_cpy(out, git_object_id(obj));
     git_object_free(obj);
     return 1;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "base ref 'mian' not found in /srv/git/app.git (branches: dev, main)": the upstream's branches
+ * (refs/remotes/origin/<name>), sorted, the first few, so that a typo is obvious; "(no branches:
+ * the repository is empty)" when there are none. */
+static int not_found(git_repository *repo, const char *url, const char *base_ref) {
+    enum { MAX_LISTED = 12 };
+    char *names[MAX_LISTED], list[400] = "";
+    size_t n = 0, used = 0;
+    int more = 0;
+    git_reference_iterator *it = NULL;
+    git_reference *ref = NULL;
+    if (git_reference_iterator_glob_new(&it, repo, "refs/remotes/origin/*") == 0) {
+        while (git_reference_next(&ref, it) == 0) {
+            const char *name = git_reference_name(ref) + strlen("refs/remotes/origin/");
+            if (strcmp(name, "HEAD") != 0) {
+                if (n < MAX_LISTED && (names[n] = strdup(name)))
+                    n++;
+                else
+                    more = 1;
+            }
+            git_reference_free(ref);
+        }
+        git_reference_iterator_free(it);
+    }
+    git_error_clear();
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (used + strlen(names[i]) + 8 < sizeof list)
+            used +=
+                (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+        else
+            more = 1;
+        free(names[i]);
+    }
+    if (n == 0)
+        return am_err_set(AM_ENOTFOUND,
+                          "base ref '%s' not found in %s (no branches: the repository is empty)",
+                          base_ref, url);
+    return am_err_set(AM_ENOTFOUND, "base ref '%s' not found in %s (branches: %s%s)", base_ref, url,
+                      list, more ? ", ..." : "");
 }
 
 int wt_resolve(git_repository *repo, const char *url, const char *base_ref, git_oid *out) {
@@ -227,7 +301,7 @@ int wt_resolve(git_repository *repo, const char *url, const char *base_ref, git_
         }
     }
     git_error_clear();
-    return am_err_set(AM_ENOTFOUND, "worktree: base_ref '%s' not found in %s", base_ref, url);
+    return not_found(repo, url, base_ref);
 done:
     if (rc < 0)
         return wt_git_fail(AM_EIO, "resolve base_ref", base_ref);

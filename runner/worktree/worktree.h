@@ -81,7 +81,10 @@
  * am_wt_create/am_wt_remove may run concurrently from any threads or processes for different pods
  * (same or different repos): the per-mirror flock serialises fetch/branch/fetch-back, shared
  * checkouts are published by rename. Calls for the same pod id must not overlap.
- * Errors: 0 or -AM_E*, with am_err_last() naming the step: "worktree: fetch <url>: <message>".
+ * Errors: 0 or -AM_E*, with am_err_last() naming the step ("worktree: <step> <what>: <message>"),
+ * except the two a user causes, which say what is wrong in the user's terms with libgit2's text in
+ * parentheses: "repository <url>: no such directory on this runner; ... (<libgit2>)" (or "not a
+ * git repository ...", "fetch failed; ...") and "base ref 'x' not found in <url> (branches: a, b)".
  * Ownership: nothing is returned that needs freeing; am_wt_info is the caller's.
  */
 #ifndef AM_RUNNER_WORKTREE_H
@@ -122,7 +125,8 @@ void am_wt_set_mode(int mode);
 /* Fetch the mirror of repo_url (creating it on first use), resolve base_ref, create `branch`
  * (NULL or "" = "airmesh/pod-<pod_id>") at that commit and a worktree for pod_id on it.
  * Fails with -AM_EEXISTS if the branch or the pod already exists, -AM_ENOTFOUND if base_ref does
- * not resolve ("worktree: base_ref 'x' not found in <url>"), -AM_EINVAL for bad names. */
+ * not resolve ("base ref 'x' not found in <url> (branches: main, dev)"), -AM_EINVAL for bad names.
+ */
 int am_wt_create(const char *data_dir, const char *repo_url, const char *base_ref,
                  const char *branch, const char *pod_id, am_wt_info *out);
 

@@ -30,7 +30,7 @@ PROBE = os.path.abspath(os.environ["PROBE"]) if os.environ.get("PROBE") else Non
 BAD_NETWORK = 'airmeshctl: HTTP 400: network: "none" or "host"'
 NO_RUNNER = "airmeshctl: HTTP 409: no online runner matches the labels"
 BAD_ENV = "airmeshctl: HTTP 400: env: invalid variable name '1BAD'"
-NO_BRANCH = r"^worktree: base_ref 'no-such-branch' not found in \S+/repo$"
+NO_BRANCH = r"^base ref 'no-such-branch' not found in \S+/repo \(branches: main\)$"
 NO_PROGRAM = ("failed", None)  # the reason names the exec failure (checked below)
 
 
@@ -232,7 +232,8 @@ class PodsTest(unittest.TestCase):
         info, _ = self.wait(pod["id"])
         self.assertEqual((info["state"], info.get("exit_code")), NO_PROGRAM, info)
         self.assertEqual(info["reason"],
-                         "sandbox: execvp /no/such/program: No such file or directory")
+                         "command '/no/such/program' not found in the pod (no such file, or "
+                         "its #! interpreter is missing)")
 
     def test_runner_crash_leaves_no_orphans_and_state_is_reconciled(self):
         pod = self.create("--", "sh", "-c", "echo up; exec sleep 777")

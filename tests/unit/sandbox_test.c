@@ -463,9 +463,9 @@ static void test_setup_failure_names_the_step(void **state) {
                         "sandbox: stat /nonexistent/airmesh-ws: No such file or directory");
     const char *bad[] = {"/no/such/command", NULL};
     o = opts_for(f, bad, NULL);
-    assert_int_equal(am_sbx_spawn(&o, &s), -AM_EIO);
-    assert_string_equal(am_err_last(),
-                        "sandbox: execvp /no/such/command: No such file or directory");
+    assert_int_equal(am_sbx_spawn(&o, &s), -AM_ENOTFOUND);
+    assert_string_equal(am_err_last(), "command '/no/such/command' not found in the pod (no such "
+                                       "file, or its #! interpreter is missing)");
 }
 
 static void test_ro_binds_are_visible_and_read_only(void **state) {

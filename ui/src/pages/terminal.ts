@@ -455,13 +455,16 @@ function span(s: number): string {
 export function failHelp(reason: string): string {
   const r = reason || 'no reason was given';
   const hints: [RegExp, string][] = [
+    // The runner's own checks at create already say what to do (or list the branches).
+    [/^(repository \S+: |command ')/, ''],
+    [/^base ref '.*\(branches: /, 'Pick one of the branches listed, a tag or a commit id.'],
     [/unsupported URL protocol|not found|does not exist|No such file/i, 'Check that the repository path or URL exists on the runner.'],
     [/ref|revspec|reference/i, 'Check the base ref: a branch, tag or commit that exists in the repository.'],
     [/exec|command|ENOENT|permission/i, 'Check that the program is installed on the runner and on its PATH.'],
     [/runner restarted|runner.*(gone|lost|offline)/i, 'The runner went away while the pod ran; start the pod again.'],
   ];
   const hint = hints.find(([re]) => re.test(r));
-  return r[0].toUpperCase() + r.slice(1) + (r.endsWith('.') ? '' : '.') + (hint ? ' ' + hint[1] : '');
+  return r[0].toUpperCase() + r.slice(1) + (r.endsWith('.') ? '' : '.') + (hint && hint[1] ? ' ' + hint[1] : '');
 }
 
 /** 536870912 → "512 MiB", 1610612736 → "1.5 GiB". */
