@@ -203,7 +203,8 @@ int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *sour
  * take-over is allowed (ws_terminal.c's rules); the input role is checked here. */
 int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *source,
                               const char *pod_id, const char *from_user, const char *why);
-/* Keystrokes or a resize for the pod's runner (needs the input role). */
+/* Keystrokes or a resize for the pod's runner (needs the input role, and on a pod another user
+ * started and did not share AM_CAN_POD_OTHERS; not audited one by one). */
 int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
                          Airmesh__V1__ApplianceMessage *m);
 /* From runners: a PodStatus, terminal output (into the hub's ring), a recording chunk. */

@@ -315,10 +315,25 @@ int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *so
 
 int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
                          Airmesh__V1__ApplianceMessage *m) {
-    /* Keystrokes are not audited one by one (taking control is); the role is still checked. */
+    /* Keystrokes are not audited one by one (taking control is); the role is still checked,
+     * and so is the pod's owner or sharing (a share withdrawn while another member types). */
     int rc = am_auth_can(who, AM_CAN_TERMINAL_INPUT, NULL);
     if (rc)
         return rc;
+    const char *pod_id = NULL;
+    if (m->msg_case == AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT && m->input)
+        pod_id = m->input->pod_id;
+    else if (m->msg_case == AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RESIZE && m->resize)
+        pod_id = m->resize->pod_id;
+    if (pod_id) {
+        Airmesh__V1__Pod *p = NULL;
+        if ((rc = load_pod(o, who->org_id, pod_id, &p)) != 0)
+            return rc;
+        int mine = pod_is_own(who, p) || p->shared;
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+        if (!mine && (rc = am_auth_can(who, AM_CAN_POD_OTHERS, NULL)) != 0)
+            return rc;
+    }
     return ops_send(o, runner_id, m);
 }
 
