@@ -314,11 +314,25 @@ class OwnControlTest(unittest.TestCase):
         self.assertIs(self.show(pid)["shared"], True)
         b = self.terminal(pid, "ben")
         self.assertEqual(b.take(), "control")
-        b.send_json({"type": "release"})
-        # An admin withdraws the share: ben is refused again.
+        b.send(2, b"echo ty''ped\r")
+        b.pump(lambda w: b"typed" in w.data, what="ben's echo while shared")
+        # An admin withdraws the share while ben holds control: his keystrokes stop at once.
         code, doc = api(self.d, "POST", f"/api/v1/pods/{pid}/share", self.admin,
                         {"shared": False})
         self.assertEqual(code, 200, doc)
+        n = len(b.msgs)
+        b.send(2, b"echo le''aked\r")
+        b.pump(lambda w: any(m["type"] == "error" and "not shared" in m["message"]
+                             for m in w.msgs[n:]), what="ben's input refused")
+        m = self.terminal(pid, "admin")
+        self.assertEqual(m.take(), "control")
+        m.send(2, b"echo MAR''KER\r")
+        m.pump(lambda w: b"MARKER" in w.data, what="admin's echo")
+        self.assertNotIn(b"leaked", bytes(m.data), "refused input must not reach the pod")
+        m.send_json({"type": "release"})
+        m.pump(lambda w: w.msgs[-1]["type"] == "control" and w.msgs[-1]["holder"] is None,
+               what="released")
+        m.close()
         self.assertIn("not shared", b.take())
         self.assertEqual(self.stop(pid, "ben")[0], 403)
         self.assertEqual(self.stop(pid, "ann")[0], 202)
