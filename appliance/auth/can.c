@@ -24,6 +24,11 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
      "viewers cannot create, stop or delete pods"},
     {AM_CAN_TERMINAL_INPUT, "type into a pod's terminal", MEMBER, 0, 0,
      "your role may watch but not type (member or above may)"},
+    {AM_CAN_POD_OTHERS,
+     "take control of, type into, stop and share pods others started and did not share", ADMIN, 0,
+     0,
+     "this pod belongs to another user and is not shared: only its owner or an admin may take "
+     "control of, type into or stop it (the owner can share it)"},
     {AM_CAN_FLEET, "enrollment tokens, revoke runners", ADMIN, 0, 0,
      "this needs the admin or owner role"},
     {AM_CAN_MANAGE_USERS, "manage users and teams (up to their own role)", ADMIN, 0, 1,

@@ -19,6 +19,7 @@ typedef enum {
     AM_CAN_SELF,           /* change one's own password, manage one's own API tokens */
     AM_CAN_POD_WRITE,      /* create, stop and delete pods */
     AM_CAN_TERMINAL_INPUT, /* take input control of a pod's terminal and type */
+    AM_CAN_POD_OTHERS,     /* the above on a pod another user started and did not share */
     AM_CAN_FLEET,          /* enrollment tokens, revoke runners */
     AM_CAN_MANAGE_USERS,   /* users, teams, others' API tokens (never above one's own role) */
     AM_CAN_AUDIT_SYSTEM,   /* see system audit events (org "") */

@@ -128,6 +128,7 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         {"keep-worktree", no_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
         {"tmp", required_argument, 0, 'T'},     {"shm", required_argument, 0, 'S'},
         {"workspace", required_argument, 0, 'W'},
+        {"shared", no_argument, 0, 'H'},
         {0, 0, 0, 0}};
     json_t *body = json_object(), *labels = json_object(), *env = json_object(),
            *limits = json_object();
@@ -141,6 +142,7 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         case 'R': json_object_set_new(body, "runner", json_string(optarg)); break;
         case 'n': json_object_set_new(body, "network", json_string(optarg)); break;
         case 'k': json_object_set_new(body, "keep_worktree", json_true()); break;
+        case 'H': json_object_set_new(body, "shared", json_true()); break;
         case 'j': as_json = 1; break;
         case 'm':
         case 'T':
@@ -359,6 +361,20 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
         json_decref(resp);
         return 0;
     }
+    if (strcmp(sub, "share") == 0 &&
+        (argc == 3 || (argc == 4 && strcmp(argv[3], "--off") == 0))) {
+        /* issue 14: let other members take control of and stop it (--off: only you and admins) */
+        int on = argc == 3;
+        snprintf(path, sizeof path, "/api/v1/pods/%s/share", argv[2]);
+        json_t *b = json_pack("{s:b}", "shared", on);
+        long st = am_ctl_api(c, "POST", path, b, &resp);
+        json_decref(b);
+        if (st != 200)
+            return am_ctl_report(st, resp);
+        printf("%s %s\n", argv[2], on ? "shared" : "not shared");
+        json_decref(resp);
+        return 0;
+    }
     if (strcmp(sub, "recording") == 0 && argc == 5 && strcmp(argv[3], "-o") == 0) {
         snprintf(path, sizeof path, "/api/v1/pods/%s/recording", argv[2]);
         return am_ctl_download(c, path, argv[4]);
@@ -366,6 +382,6 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
     fprintf(stderr,
             "airmeshctl pod: expected create --repo URL [options] -- CMD..., list [--json], "
             "show ID [--json], logs ID [--follow], attach ID, wait ID [--timeout S], stop ID, "
-            "rm ID, recording ID -o FILE (see airmeshctl help pod)\n");
+            "rm ID, share ID [--off], recording ID -o FILE (see airmeshctl help pod)\n");
     return 2;
 }

@@ -300,6 +300,7 @@ static const route routes[] = {
     {"GET", "/api/v1/pods/:", am_api_pod_show},
     {"DELETE", "/api/v1/pods/:", am_api_pod_delete},
     {"POST", "/api/v1/pods/:/stop", am_api_pod_stop},
+    {"POST", "/api/v1/pods/:/share", am_api_pod_share},
     {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
     {"GET", "/api/v1/pods/:/terminal", am_api_pod_terminal},
     {"GET", "/api/v1/events", am_api_events},

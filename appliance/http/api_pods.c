@@ -39,6 +39,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         p->reason, "limits_note", p->limits_note, "created_by", p->created_by, "created_ms",
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
+    json_object_set_new(o, "shared", json_boolean(p->shared));
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
@@ -135,17 +136,17 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
         return 0;
     const char *runner = NULL, *repo = NULL, *base_ref = NULL, *branch = NULL, *network = NULL;
     json_t *labels = NULL, *command = NULL, *env = NULL, *limits = NULL;
-    int keep = 0;
+    int keep = 0, shared = 0;
     json_error_t jerr;
-    if (json_unpack_ex(body, &jerr, 0, "{s?s,s?o,s:s,s?s,s?s,s:o,s?o,s?o,s?s,s?b}", "runner",
+    if (json_unpack_ex(body, &jerr, 0, "{s?s,s?o,s:s,s?s,s?s,s:o,s?o,s?o,s?s,s?b,s?b}", "runner",
                        &runner, "labels", &labels, "repo", &repo, "base_ref", &base_ref, "branch",
                        &branch, "command", &command, "env", &env, "limits", &limits, "network",
-                       &network, "keep_worktree", &keep) != 0)
+                       &network, "keep_worktree", &keep, "shared", &shared) != 0)
         return bad(req, body,
                    "expected {\"repo\": string, \"command\": [string, ...], \"runner\"?, "
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
                    "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
-                   "\"keep_worktree\"?: bool}");
+                   "\"keep_worktree\"?: bool, \"shared\"?: bool}");
     if (!json_is_array(command) || json_array_size(command) == 0 ||
         json_array_size(command) > MAX_ITEMS)
         return bad(req, body, "command: a non-empty array of strings");
@@ -208,7 +209,8 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .shm_bytes = shm,
                         .workspace_bytes = workspace,
                         .network = network,
-                        .keep_worktree = keep};
+                        .keep_worktree = keep,
+                        .shared = shared};
     /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
      * runner run on the I/O worker pool (am_ops_pod_create); the answer comes from create_done. */
     create_job *j = calloc(1, sizeof *j);
@@ -288,6 +290,29 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param) {
     if (rc)
         return am_api_send_rc(req, rc);
     am_http_send_json(req, 202, json_pack("{s:b,s:s}", "ok", 1, "id", param[0]));
+    return 0;
+}
+
+/* POST /api/v1/pods/{id}/share {"shared": bool}: its starter or an admin (issue 14). */
+int am_api_pod_share(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    json_t *body = am_api_parse_body(req);
+    if (!body)
+        return 0;
+    int shared = 0;
+    json_error_t jerr;
+    if (json_unpack_ex(body, &jerr, JSON_STRICT, "{s:b}", "shared", &shared) != 0)
+        return bad(req, body, "expected {\"shared\": bool}");
+    json_decref(body);
+    char peer[64];
+    int rc =
+        am_ops_pod_share(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0], shared);
+    if (rc)
+        return am_api_send_rc(req, rc);
+    am_http_send_json(req, 200,
+                      json_pack("{s:b,s:s,s:b}", "ok", 1, "id", param[0], "shared", shared));
     return 0;
 }
 

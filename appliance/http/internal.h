@@ -101,6 +101,7 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_list(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_show(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_pod_share(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 /* GET/PUT /api/v1/orgs/{id}/pod-limits: the org's pod limit defaults and maxima (api_pods.c). */

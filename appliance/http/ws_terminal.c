@@ -124,7 +124,10 @@ void am_ws_room_leave(viewer *v) {
 /* ---------- frames in ---------- */
 
 static void send_runner(viewer *v, Airmesh__V1__ApplianceMessage *m) {
-    if (am_ops_terminal_send(am_ws.app->ops, &v->who, v->room->runner, m) != 0)
+    int rc = am_ops_terminal_send(am_ws.app->ops, &v->who, v->room->runner, m);
+    if (rc == -AM_EPERM) /* e.g. issue 14: the pod is no longer shared */
+        am_ws_queue_error(v, am_err_last());
+    else if (rc != 0)
         am_ws_queue_error(v, "the pod's runner is not reachable");
 }
 

@@ -195,6 +195,12 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
  * when the runner is offline and the pod already started. */
 int am_ops_pod_stop(am_ops *o, const am_principal *who, const char *source, const char *pod_id);
 int am_ops_pod_delete(am_ops *o, const am_principal *who, const char *source, const char *pod_id);
+/* Share a pod (or stop sharing): its starter or an admin/owner; audited pod.share with
+ * {"shared": bool}. A member may take control of, type into and stop a pod another user
+ * started only when it is shared (AM_CAN_POD_OTHERS otherwise): am_ops_pod_stop and the
+ * terminal's take refuse with -AM_EPERM and a denied record. */
+int am_ops_pod_share(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
+                     int shared);
 /* The web terminal's input control (take = 1 / release = 0): audited. */
 int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *source,
                             const char *pod_id, int take);
@@ -203,7 +209,8 @@ int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *sour
  * take-over is allowed (ws_terminal.c's rules); the input role is checked here. */
 int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *source,
                               const char *pod_id, const char *from_user, const char *why);
-/* Keystrokes or a resize for the pod's runner (needs the input role). */
+/* Keystrokes or a resize for the pod's runner (needs the input role, and on a pod another user
+ * started and did not share AM_CAN_POD_OTHERS; not audited one by one). */
 int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
                          Airmesh__V1__ApplianceMessage *m);
 /* From runners: a PodStatus, terminal output (into the hub's ring), a recording chunk. */

@@ -1,11 +1,11 @@
 /*
  * appliance/ops/pods.c — the state changes of pods: create (record, then CreatePod to the
  * runner; an unreachable runner marks it failed), stop, delete, the web terminal's input
- * control and keystrokes, and what runners report (states, output, recordings). Members and
- * above change pods and type; viewers watch. Another org's pod is -AM_ENOTFOUND.
- * Publish step: a final state ends the pod's live terminal in the hub (viewers get `exit` after
- * its last byte), messages for the runner go out through the runner link.
- * Threads: any.
+ * control and keystrokes, sharing (issue 14: members act only on their own pods unless
+ * shared; admins and owners on any), and what runners report (states, output, recordings). Members
+ * and above change pods and type; viewers watch. Another org's pod is -AM_ENOTFOUND. Publish step:
+ * a final state ends the pod's live terminal in the hub (viewers get `exit` after its last byte),
+ * messages for the runner go out through the runner link. Threads: any.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -27,6 +27,22 @@ static int load_pod(am_ops *o, const char *org, const char *id, Airmesh__V1__Pod
     if (!id || am_pods_get(o->c.store, org, id, p) != 0)
         return am_err_set(AM_ENOTFOUND, "no such pod");
     return 0;
+}
+
+/* 1 when who started p (created_by "user:<id>"). */
+static int pod_is_own(const am_principal *who, const Airmesh__V1__Pod *p) {
+    const char *by = p->created_by ? p->created_by : "";
+    return strcmp(strncmp(by, "user:", 5) == 0 ? by + 5 : by, who->user_id) == 0;
+}
+
+/* Issue 14: taking control of, typing into and stopping a pod another user started, and not
+ * shared, needs AM_CAN_POD_OTHERS (admins and owners); its starter always may. A refusal is a
+ * denied record (ops_check). with_shared = 0: sharing does not count (changing the flag). */
+static int pod_owner_check(ops_act *a, const am_principal *who, const Airmesh__V1__Pod *p,
+                           int with_shared) {
+    if (pod_is_own(who, p) || (with_shared && p->shared))
+        return 0;
+    return ops_check(a, who, AM_CAN_POD_OTHERS, NULL);
 }
 
 /* ---- state changes (shared by runners' reports and the appliance's own decisions) ---- */
@@ -169,7 +185,8 @@ int am_ops_pod_stop(am_ops *o, const am_principal *who, const char *source, cons
     pod_target(target, sizeof target, p->id);
     ops_act a;
     ops_act_user(&a, o, who, "pod.stop", target, source);
-    if ((rc = ops_check(&a, who, AM_CAN_POD_WRITE, NULL)) != 0)
+    if ((rc = ops_check(&a, who, AM_CAN_POD_WRITE, NULL)) != 0 ||
+        (rc = pod_owner_check(&a, who, p, 1)) != 0)
         goto out;
     if (am_pods_ended(p)) { /* nothing to stop: still an answered, audited request */
         rc = ops_record(&a, "ok");
@@ -230,7 +247,45 @@ int am_ops_pod_delete(am_ops *o, const am_principal *who, const char *source, co
     return ops_act_done(&a, rc);
 }
 
+int am_ops_pod_share(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
+                     int shared) {
+    Airmesh__V1__Pod *p = NULL;
+    int rc = load_pod(o, who->org_id, pod_id, &p);
+    if (rc)
+        return rc;
+    char target[48];
+    pod_target(target, sizeof target, p->id);
+    ops_act a;
+    ops_act_user(&a, o, who, "pod.share", target, source);
+    ops_act_details(&a, "{\"shared\":%s}", shared ? "true" : "false");
+    if ((rc = ops_check(&a, who, AM_CAN_POD_WRITE, NULL)) != 0 ||
+        (rc = pod_owner_check(&a, who, p, 0)) != 0)
+        goto out;
+    am_pod_update u = {.org = who->org_id, .id = p->id, .set_shared = 1, .shared = !!shared};
+    rc = am_pods_update(o->c.store, &u, &a.hook);
+    if (rc == 0 && !u.changed) /* already so: still an answered, audited request */
+        rc = ops_record(&a, "ok");
+    else
+        rc = ops_act_done(&a, rc);
+out:
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return rc;
+}
+
 /* ---- the web terminal ---- */
+
+/* The input checks of taking control: the role, then (issue 14) the pod's owner or sharing. */
+static int take_check(ops_act *a, am_ops *o, const am_principal *who, const char *pod_id) {
+    int rc = ops_check(a, who, AM_CAN_TERMINAL_INPUT, NULL);
+    if (rc)
+        return rc;
+    Airmesh__V1__Pod *p = NULL;
+    if ((rc = load_pod(o, who->org_id, pod_id, &p)) != 0)
+        return rc;
+    rc = pod_owner_check(a, who, p, 1);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return rc;
+}
 
 int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *source,
                             const char *pod_id, int take) {
@@ -239,7 +294,7 @@ int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *sour
     ops_act a;
     ops_act_user(&a, o, who, take ? "pod.terminal.take" : "pod.terminal.release", target, source);
     if (take) {
-        int rc = ops_check(&a, who, AM_CAN_TERMINAL_INPUT, NULL);
+        int rc = take_check(&a, o, who, pod_id);
         if (rc)
             return rc;
     }
@@ -252,7 +307,7 @@ int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *so
     pod_target(target, sizeof target, pod_id);
     ops_act a;
     ops_act_user(&a, o, who, "pod.terminal.take", target, source);
-    int rc = ops_check(&a, who, AM_CAN_TERMINAL_INPUT, NULL);
+    int rc = take_check(&a, o, who, pod_id);
     if (rc)
         return rc;
     /* from_user is a user id (a-z 0-9 . _ -) and why one of two words: no escaping needed */
@@ -262,10 +317,25 @@ int am_ops_terminal_take_over(am_ops *o, const am_principal *who, const char *so
 
 int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_id,
                          Airmesh__V1__ApplianceMessage *m) {
-    /* Keystrokes are not audited one by one (taking control is); the role is still checked. */
+    /* Keystrokes are not audited one by one (taking control is); the role is still checked,
+     * and so is the pod's owner or sharing (a share withdrawn while another member types). */
     int rc = am_auth_can(who, AM_CAN_TERMINAL_INPUT, NULL);
     if (rc)
         return rc;
+    const char *pod_id = NULL;
+    if (m->msg_case == AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT && m->input)
+        pod_id = m->input->pod_id;
+    else if (m->msg_case == AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RESIZE && m->resize)
+        pod_id = m->resize->pod_id;
+    if (pod_id) {
+        Airmesh__V1__Pod *p = NULL;
+        if ((rc = load_pod(o, who->org_id, pod_id, &p)) != 0)
+            return rc;
+        int mine = pod_is_own(who, p) || p->shared;
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+        if (!mine && (rc = am_auth_can(who, AM_CAN_POD_OTHERS, NULL)) != 0)
+            return rc;
+    }
     return ops_send(o, runner_id, m);
 }
 

@@ -246,6 +246,7 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     p.n_env = s->n_env;
     p.network = (char *)net;
     p.keep_worktree = s->keep_worktree;
+    p.shared = s->shared;
     p.state = (char *)am_pod_state_name(AM_POD_PENDING);
     p.created_by = (char *)actor;
     p.created_ms = am_now_ms();
@@ -360,6 +361,11 @@ static int update_txn(am_txn *t, void *ud) {
             np.limits_note = (char *)c->limits_note;
         if (c->commit && *c->commit)
             np.commit = (char *)c->commit;
+    }
+    if (c->set_shared) {
+        if (!np.shared != !c->shared)
+            c->changed = 1;
+        np.shared = c->shared ? 1 : 0;
     }
     if (c->set_recording)
         np.recording = 1;

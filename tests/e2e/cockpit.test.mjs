@@ -7,6 +7,8 @@
 //     last line; the pod page says what the pod is (program, repo, branch, base, limits, owner);
 //   - a shown-once password / enrollment command survives a second click of "Add …"; a double
 //     click on "Create team" creates one team; a bad name is explained before submitting;
+//   - a member on an admin's unshared pod gets Take control / Stop disabled with the reason;
+//     the admin's Share toggle opens it to her (issue 14, whose pod);
 //   - the same user in a second tab is told "(you, other tab)"; keyboard shortcuts; the audit
 //     page lists newest first with expandable details, linked targets and part-of-text filters;
 //   - every page at 1366×768 and 390×844, light and dark: nothing sticks out sideways (checked by
@@ -386,7 +388,25 @@ step('a member and an admin: whose pod it is, who may take control over from who
     await p.waitForSelector('#pods-none');
     await p.goto(`${s.url}/#/pods/${s.pods.run}`);
     await p.waitForSelector('#term-status.conn-live');
+    // Admin's pod, not shared (issue 14): zoe watches; take control and stop are disabled with
+    // the reason, and only its starter or an admin is offered Share.
+    await p.waitForFunction(() => /has not shared it/.test(document.querySelector('#control-btn')?.title || ''));
+    assert.ok(await p.isDisabled('#control-btn'), 'no take for a member on an unshared pod of another');
+    assert.ok(await p.isDisabled('#stop-pod'), 'no stop for a member on an unshared pod of another');
+    assert.match(await p.getAttribute('#stop-pod', 'title'), /admin started this pod and has not shared it/);
+    assert.ok(await p.isHidden('#share-pod'), 'only its starter or an admin shares it');
+    // The admin shares it from the pod page; then zoe may take control and stop it.
+    const sh = await newPage(s.ctx);
+    await sh.goto(`${s.url}/#/pods/${s.pods.run}`);
+    await waitText(sh, '#share-pod', 'Share');
+    await sh.click('#share-pod');
+    await waitText(sh, '#share-pod', 'Shared');
+    await sh.close();
+    assert.equal((await podState(s.pods.run)).shared, true);
+    await p.reload();
+    await p.waitForSelector('#term-status.conn-live');
     await p.waitForSelector('#control-btn:not([disabled])');
+    assert.ok(!(await p.isDisabled('#stop-pod')), 'a shared pod may be stopped by a member');
     await p.click('#control-btn');
     await waitText(p, 'dialog.confirm', "Take control of admin's pod?");
     await p.click('dialog.confirm button:text("Cancel")');

@@ -334,6 +334,9 @@ class TerminalTest(unittest.TestCase):
         code, doc = api(self.d, "POST", "/api/v1/login",
                         body={"user": "mia", "password": "mia-password-12"})
         mia = doc["token"]
+        # Issue 14: a member takes control only of their own or shared pods; this pod is admin's.
+        self.assertEqual(api(self.d, "POST", f"/api/v1/pods/{pid}/share", self.admin,
+                             {"shared": True})[0], 200)
         v = self.connect(pid, token=mia)
         self.take(v)
         self.assertEqual(api(self.d, "POST", "/api/v1/users/mia/disable", self.admin, {})[0], 200)

@@ -119,6 +119,7 @@ static void put_pod(env *e, const char *id, const char *state, uint64_t created_
     p.branch = "b";
     p.state = (char *)state;
     p.created_ms = created_ms;
+    p.created_by = "user:member"; /* issue 14: "member" acts on its own pods */
     put(e, AM_DB_PODS, ORG, id, &p.base);
 }
 
@@ -422,6 +423,19 @@ static void check_stopped(env *e) {
 static int op_pod_delete(env *e, const am_principal *who) {
     return am_ops_pod_delete(e->ops, who, "src", "p-000000000002");
 }
+static int op_pod_share(env *e, const am_principal *who) {
+    return am_ops_pod_share(e->ops, who, "src", "p-000000000001", 1);
+}
+static int pod_shared(env *e, const char *id) {
+    Airmesh__V1__Pod *p = NULL;
+    assert_int_equal(am_pods_get(e->store, ORG, id, &p), 0);
+    int s = p->shared;
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return s;
+}
+static void check_pod_shared(env *e) {
+    assert_true(pod_shared(e, "p-000000000001"));
+}
 static int op_terminal_take(env *e, const am_principal *who) {
     return am_ops_terminal_control(e->ops, who, "src", "p-000000000001", 1);
 }
@@ -532,6 +546,7 @@ static const op_case k_cases[] = {
     {"pod stop (pending, runner offline)", "pod.stop", 2, 0, NULL, NULL,
      op_pod_stop_offline_pending, check_stopped, prep_offline},
     {"pod delete", "pod.delete", 2, 0, NULL, NULL, op_pod_delete, NULL, NULL},
+    {"pod share", "pod.share", 2, 0, NULL, NULL, op_pod_share, check_pod_shared, NULL},
     {"terminal take", "pod.terminal.take", 2, 0, NULL, NULL, op_terminal_take, NULL, NULL},
     {"terminal release", "pod.terminal.release", 1, 0, NULL, NULL, op_terminal_release, NULL, NULL},
     {"org limits set", "org.limits", 3, 0, NULL, NULL, op_org_limits, check_org_limits, NULL},
@@ -867,6 +882,93 @@ static void test_keystrokes_need_the_input_role(void **state) {
     env_free(e);
 }
 
+/* Issue 14: a member may take control of, type into, stop and share only the pods they started
+ * unless shared (then all but sharing); admins and owners any; every refusal is audited. */
+static void expect_denied(env *e, int rc, const char *action) {
+    assert_int_equal(rc, -AM_EPERM);
+    assert_non_null(strstr(am_err_last(), "not shared"));
+    assert_int_equal(e->nrec, 1);
+    assert_string_equal(e->recs[0].action, action);
+    assert_string_equal(e->recs[0].result, "denied");
+    assert_string_equal(e->recs[0].actor, "user:mia");
+    e->nrec = 0;
+}
+
+static void test_members_act_on_others_pods_only_when_shared(void **state) {
+    (void)state;
+    env *e = env_new();
+    put_user(e, "mia", 2);
+    am_principal mia = as("mia", 2), member = as("member", 2), admin = as("admin", 3),
+                 owner = as("owner", 4);
+    const char *pod = "p-000000000001"; /* running, started by "member", not shared */
+    Airmesh__V1__TerminalInput in = AIRMESH__V1__TERMINAL_INPUT__INIT;
+    in.pod_id = (char *)pod;
+    Airmesh__V1__ApplianceMessage m = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+    m.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT;
+    m.input = &in;
+
+    /* Positive control: the starter may (the op reaches the runner). */
+    assert_int_equal(am_ops_terminal_send(e->ops, &member, RUNNER, &m), 0);
+    assert_int_equal(e->sent, 1);
+    e->sent = 0;
+
+    /* Another member: refused, audited, nothing sent, nothing changed. */
+    size_t len0, len1;
+    char *before = snapshot(e, &len0);
+    expect_denied(e, am_ops_pod_stop(e->ops, &mia, "src", pod), "pod.stop");
+    expect_denied(e, am_ops_terminal_control(e->ops, &mia, "src", pod, 1), "pod.terminal.take");
+    expect_denied(e, am_ops_terminal_take_over(e->ops, &mia, "src", pod, "member", "idle"),
+                  "pod.terminal.take");
+    expect_denied(e, am_ops_pod_share(e->ops, &mia, "src", pod, 1), "pod.share");
+    assert_int_equal(am_ops_terminal_send(e->ops, &mia, RUNNER, &m), -AM_EPERM);
+    assert_int_equal(e->sent, 0);
+    char *after = snapshot(e, &len1);
+    assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
+    free(before);
+    free(after);
+
+    /* Admins and owners may, on any pod of the org. */
+    assert_int_equal(am_ops_terminal_control(e->ops, &admin, "src", pod, 1), 0);
+    assert_int_equal(am_ops_terminal_send(e->ops, &owner, RUNNER, &m), 0);
+    assert_int_equal(am_ops_pod_stop(e->ops, &owner, "src", pod), 0);
+    assert_int_equal(e->sent, 2);
+    e->sent = 0;
+    e->nrec = 0;
+
+    /* Its starter shares it: audited pod.share ok with the flag; then mia may, but not unshare. */
+    assert_int_equal(am_ops_pod_share(e->ops, &member, "src", pod, 1), 0);
+    assert_int_equal(e->nrec, 1);
+    assert_string_equal(e->recs[0].action, "pod.share");
+    assert_string_equal(e->recs[0].result, "ok");
+    assert_true(pod_shared(e, pod));
+    e->nrec = 0;
+    assert_int_equal(am_ops_terminal_control(e->ops, &mia, "src", pod, 1), 0);
+    assert_int_equal(am_ops_terminal_send(e->ops, &mia, RUNNER, &m), 0);
+    assert_int_equal(am_ops_pod_stop(e->ops, &mia, "src", pod), 0);
+    assert_int_equal(e->sent, 2);
+    e->nrec = 0;
+    expect_denied(e, am_ops_pod_share(e->ops, &mia, "src", pod, 0), "pod.share");
+    assert_true(pod_shared(e, pod));
+
+    /* An admin withdraws the share (audited even when repeated); mia is refused again. */
+    assert_int_equal(am_ops_pod_share(e->ops, &admin, "src", pod, 0), 0);
+    assert_int_equal(am_ops_pod_share(e->ops, &admin, "src", pod, 0), 0);
+    assert_int_equal(e->nrec, 2);
+    assert_false(pod_shared(e, pod));
+    e->nrec = 0;
+    expect_denied(e, am_ops_terminal_control(e->ops, &mia, "src", pod, 1), "pod.terminal.take");
+
+    /* Viewing is no decision: a viewer still reads the pod; a viewer cannot share. */
+    am_principal viewer = as("viewer", 1);
+    assert_int_equal(am_ops_pod_share(e->ops, &viewer, "src", pod, 1), -AM_EPERM);
+    assert_string_equal(e->recs[0].result, "denied");
+    ProtobufCMessage *pm = NULL;
+    assert_int_equal(am_ops_get(e->ops, AM_DB_PODS, ORG, pod, &airmesh__v1__pod__descriptor, &pm),
+                     0);
+    protobuf_c_message_free_unpacked(pm, NULL);
+    env_free(e);
+}
+
 /* ---- a real full disk under the real audit writer ---- */
 
 /* The audit directory on a 256 KiB tmpfs, filled up: the writer's next write fails with ENOSPC,
@@ -1045,6 +1147,7 @@ int main(void) {
         cmocka_unit_test(test_terminal_output_and_recordings_only_from_the_pods_runner),
         cmocka_unit_test(test_keystrokes_need_the_input_role),
         cmocka_unit_test(test_org_limits_apply_at_pod_create),
+        cmocka_unit_test(test_members_act_on_others_pods_only_when_shared),
         cmocka_unit_test(test_a_full_audit_disk_fails_operations_and_changes_nothing),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -114,6 +114,15 @@ export const can = {
   createOrgs: (w: Who) => !!w.superuser,
 };
 
+/** Issue 14 (the appliance decides, this only explains): a member takes control of, types into
+ *  and stops only the pods they started, unless shared; admins and owners any pod. */
+export const podStarter = (p: Pod) => (p.created_by || '').replace(/^user:/, '');
+export const podOwnedBy = (w: Who, p: Pod) => podStarter(p) === w.user;
+export const podLocked = (w: Who, p: Pod) => w.role >= ROLE_MEMBER && w.role < ROLE_ADMIN && !p.shared && !podOwnedBy(w, p);
+export const podLockedWhy = (p: Pod) => `${podStarter(p) || 'Another user'} started this pod and has not shared it: only they or an admin may take control of or stop it.`;
+/** Who may change a pod's sharing: its starter, admins and owners. */
+export const canShare = (w: Who, p: Pod) => w.role >= ROLE_ADMIN || (w.role >= ROLE_MEMBER && podOwnedBy(w, p));
+
 export interface User {
   id: string;
   org: string;
@@ -181,6 +190,8 @@ export interface Pod {
   ended_ms: number;
   commit: string;
   recording: boolean;
+  /** Other members may take control of and stop it (issue 14). */
+  shared?: boolean;
   exit_code?: number;
 }
 

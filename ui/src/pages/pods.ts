@@ -4,7 +4,7 @@
 // then the list (newest first) with filters (text, state, owner, runner, repository, "My pods"),
 // stop, delete, recording and a link to each pod's page; "New pod" opens the create form
 // (runner or labels, repo, base ref, branch, command from a preset or typed, env, limits, network).
-import { api, errorText, Pod, POD_STATE, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
+import { api, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
 import { ago, append, badge, clear, confirmDialog, dateTime, exitWords, h, notice, trunc } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -260,7 +260,9 @@ export function podsPage(ctx: Ctx): () => void {
           h('a', { href: '#/pods/' + p.id, class: 'btn btn-small' }, podEnded(p.state) ? 'Output' : 'Terminal'),
           p.recording ? h('a', { href: '#/pods/' + p.id + '?play=1', class: 'btn btn-small', title: 'Play the recording in the browser' }, 'Play') : null,
           p.recording ? h('button', { type: 'button', class: 'btn btn-small', title: 'Download the recording (asciicast)', onclick: () => void downloadRecording(p.id, (m) => say('error', m)) }, 'Download') : null,
-          canWrite && !podEnded(p.state) ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void stop(p) }, 'Stop') : null,
+          canWrite && !podEnded(p.state) ? (podLocked(ctx.who, p)
+            ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', disabled: true, title: podLockedWhy(p), 'aria-label': 'Stop (not allowed: ' + podLockedWhy(p) + ')' }, 'Stop')
+            : h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void stop(p) }, 'Stop')) : null,
           canWrite && podEnded(p.state) ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void remove(p) }, 'Delete') : null))))),
     ]);
   }

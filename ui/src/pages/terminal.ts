@@ -9,7 +9,7 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { api, ApiError, errorText, Pod, POD_STATE, podEnded, ROLE_ADMIN, ROLE_MEMBER, Runner } from '../api';
+import { api, ApiError, canShare, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner } from '../api';
 import { prune as pruneCspStyles } from '../csp-styles';
 import { append, badge, clear, confirmDialog, dateTime, exitWords, h, notice } from '../dom';
 import type { Ctx } from '../main';
@@ -52,6 +52,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   const controlText = h('span', { class: 'control-text', id: 'control-holder' });
   const controlBtn = h('button', { type: 'button', class: 'btn', id: 'control-btn', disabled: true }, 'Take control');
   const stopBtn = h('button', { type: 'button', class: 'btn btn-danger-outline', id: 'stop-pod', hidden: true }, 'Stop pod');
+  const shareBtn = h('button', { type: 'button', class: 'btn', id: 'share-pod', hidden: true, 'aria-pressed': 'false' }, 'Share');
   const recBtn = h('button', { type: 'button', class: 'btn', id: 'download-recording', hidden: true }, 'Download recording');
   const playBtn = h('button', { type: 'button', class: 'btn', id: 'play-recording', hidden: true }, 'Play recording');
   const factsBtn = h('button', { type: 'button', class: 'btn', id: 'pod-facts-toggle', 'aria-controls': 'pod-facts' }, 'Details');
@@ -64,7 +65,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   append(ctx.main, [
     h('div', { class: 'term-head' },
       h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, meta),
-      h('div', { class: 'term-actions' }, status, controlText, controlBtn, playBtn, recBtn, factsBtn, stopBtn)),
+      h('div', { class: 'term-actions' }, status, controlText, controlBtn, playBtn, recBtn, factsBtn, shareBtn, stopBtn)),
     banner,
     notices,
     playerBox,
@@ -243,13 +244,15 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       // The appliance's rules: members and above type; control is taken from another user by an
       // admin or owner or the pod's owner, never from your own other tab while it is active
       // (release it there; after control_idle anyone may take it).
-      const allowed = !!hello && hello.can_input && canWrite;
+      const locked = !!pod && podLocked(ctx.who, pod);
+      const allowed = !!hello && hello.can_input && canWrite && !locked;
       const held = holder !== null;
       const mayTakeOver = ctx.who.role >= ROLE_ADMIN || (!!pod && whoName(pod.created_by) === ctx.who.user);
       const blocked = meElsewhere() || (held && !mayTakeOver);
       controlBtn.textContent = held && !blocked && allowed ? `Take control from ${holderUser || 'them'}` : 'Take control';
       controlBtn.disabled = !live || !allowed || blocked;
-      controlBtn.title = !allowed ? 'Your role can watch pods but not type into them.'
+      controlBtn.title = locked ? podLockedWhy(pod!)
+        : !allowed ? 'Your role can watch pods but not type into them.'
         : meElsewhere() ? 'You have control in another tab or window: release it there first.'
         : held && !mayTakeOver ? `${holderUser || 'Someone'} has control: they release it (the pod's owner or an admin may take it over).`
         : held ? `${holderUser || 'Someone'} has control; taking it over is recorded in the audit log.`
@@ -301,6 +304,15 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     }
     ended = ended || podEnded(state);
     stopBtn.hidden = ended || !canWrite;
+    const locked = !!pod && podLocked(ctx.who, pod);
+    stopBtn.disabled = locked;
+    stopBtn.title = locked ? podLockedWhy(pod!) : '';
+    // The pod's starter (or an admin) shares it: other members may then take control and stop it.
+    shareBtn.hidden = ended || !pod || !canShare(ctx.who, pod);
+    shareBtn.textContent = pod && pod.shared ? 'Shared ✓' : 'Share';
+    shareBtn.setAttribute('aria-pressed', pod && pod.shared ? 'true' : 'false');
+    shareBtn.title = pod && pod.shared ? 'Other members may take control of and stop this pod. Click to stop sharing.'
+      : 'Only you and admins may take control of or stop this pod. Click to let other members too.';
     recBtn.hidden = !(pod && pod.recording);
     playBtn.hidden = recBtn.hidden;
     if (pod && pod.state === 'failed') {
@@ -347,6 +359,20 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       say('info', 'Stopping the pod…', 'stopping');
     } catch (e) {
       say('error', errorText(e));
+    }
+  });
+  shareBtn.addEventListener('click', async () => {
+    if (!pod) return;
+    const on = !pod.shared;
+    shareBtn.disabled = true;
+    try {
+      await api('POST', `/pods/${id}/share`, { shared: on });
+      say('ok', on ? 'Shared: other members may take control of and stop this pod.' : 'No longer shared: only you and admins may take control of or stop it.', 'share');
+      await refreshPod();
+    } catch (e) {
+      say('error', errorText(e), 'share');
+    } finally {
+      shareBtn.disabled = false;
     }
   });
   recBtn.addEventListener('click', () => void downloadRecording(id, (m) => say('error', m)));
