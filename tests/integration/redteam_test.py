@@ -93,6 +93,10 @@ def git(repo, *args):
                           text=True).stdout.strip()
 
 
+# Pods run their command (and the fetch-back helper) as the agent, uid 1000 in the pod: host uid
+# 100000 + 1000 with the default range.
+AGENT_HOST_UID = 101000
+
 class RedTeamTest(unittest.TestCase):
     runner_args = ("--recording-max", "2M")
 
@@ -176,8 +180,9 @@ class RedTeamTest(unittest.TestCase):
         rc, err = map(int, host.stdout.split())
         self.assertTrue(rc >= 0 or err == 97, host.stdout)
         r = self.probe("--env", "AM_ABS=airmesh-redteam-abs")
-        # Positive controls: the probe ran as pod root, saw its own /proc and the PTY.
-        self.assertTrue(r["uid"].startswith("OK (0, '         0     100000      65536"), r)
+        # Positive controls: the probe ran as the pod's agent user (uid 1000 in the pod's map),
+        # saw its own /proc and the PTY.
+        self.assertTrue(r["uid"].startswith("OK (1000, '         0     100000      65536"), r)
         self.assertEqual(r["pids"], "[1, 2]")  # its init and itself, nothing of the host
         self.assertTrue(r["TIOCGETD"].startswith("OK"), r)
         self.assertTrue(r["tty_open"].startswith("OK"), r)
@@ -322,7 +327,7 @@ class RedTeamTest(unittest.TestCase):
     # ---- held: one pod's processes do not use up another pod's process limit -------------------
 
     def test_a_pod_full_of_processes_leaves_other_pods_their_own_limit(self):
-        # Pod root is the same host uid (100000) in every pod, and RLIMIT_NPROC counts per
+        # The agent is the same host uid (101000) in every pod, and RLIMIT_NPROC counts per
         # user: without per-user-namespace accounting, a pod holding 500 processes would leave
         # every other pod unable to fork.
         r = self.ctl("pod", "create", "--json", "--repo", self.repo, "--pids", "1000", "--",
@@ -340,9 +345,9 @@ class RedTeamTest(unittest.TestCase):
                         comm = f.read().strip()
                 except OSError:
                     continue
-                n += st.st_uid == 100000 and comm == "sleep"
+                n += st.st_uid == AGENT_HOST_UID and comm == "sleep"
             return n >= 600
-        wait_for(holding, 60, what="600 processes of pod root's host uid")  # positive control
+        wait_for(holding, 60, what="600 processes of the agent's host uid")  # positive control
         info, out = self.run_pod("--", "sh", "-c",
                                  "for i in $(seq 100); do sleep 1 & done; wait; echo FORKED-100")
         self.assertEqual((info["state"], info.get("exit_code")), ("exited", 0), out)
@@ -437,7 +442,7 @@ class RedTeamTest(unittest.TestCase):
                 except OSError:
                     continue
                 if len(cmd) > 1 and cmd[0].endswith(b"git") and cmd[1] == b"pack-objects" and \
-                        os.stat("/proc/" + p).st_uid == 100000:
+                        os.stat("/proc/" + p).st_uid == AGENT_HOST_UID:
                     found["pid"], found["cgroup"] = int(p), cg
                     return True
             return False
