@@ -9,6 +9,8 @@
  * Stop (SIGINT/SIGTERM): stop accepting, finish in-flight requests, audit "server.stop", flush
  * the audit log, close LMDB, exit 0. Every startup failure is one `level=error` line naming the
  * problem, and exit status 1.
+ * Functions, in the order main calls them: load_settings (flags + config file), start (the
+ * start order above), announce (bootstrap admin, server.start, signals, banner), serve, stop_all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,7 +96,21 @@ static int prepare_data_dir(const char *dir, int *lock_fd) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+/* What flags and the config file say, and what the daemon holds while it runs (main owns it). */
+typedef struct {
+    am_config cfg;
+    long cert_days;
+    long work_n[2]; /* --workers, --work-queue */
+    char grpc_addr[300];
+    am_app app;
+    am_rpc *rpc;
+    am_http *http;
+    int lock_fd;
+} airmeshd;
+
+/* Flags, then the config file they name, checked. -1 to go on, else main's exit status
+ * (0 after --help/--version, 2 for a bad command line, 1 for a bad config). */
+static int load_settings(airmeshd *d, int argc, char **argv) {
     enum {
         O_DATA = 1,
         O_LISTEN,
@@ -144,170 +160,167 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    am_config cfg;
-    if (am_config_defaults(&cfg) != 0)
+    if (am_config_defaults(&d->cfg) != 0)
         return fail("config");
-    if (flag[O_CONFIG] && am_config_load_file(&cfg, flag[O_CONFIG]) != 0) {
+    if (flag[O_CONFIG] && am_config_load_file(&d->cfg, flag[O_CONFIG]) != 0) {
         fail("bad config file");
-        am_config_free(&cfg);
+        am_config_free(&d->cfg);
         return 1;
     }
-    if ((flag[O_DATA] && am_config_set(&cfg.data, flag[O_DATA])) ||
-        (flag[O_LISTEN] && am_config_set(&cfg.listen, flag[O_LISTEN])) ||
-        (flag[O_GRPC] && am_config_set(&cfg.grpc_listen, flag[O_GRPC])) ||
-        (flag[O_UI] && am_config_set(&cfg.ui, flag[O_UI])) ||
-        (flag[O_LOG] && am_config_set(&cfg.log_level, flag[O_LOG]))) {
-        am_config_free(&cfg);
+    if ((flag[O_DATA] && am_config_set(&d->cfg.data, flag[O_DATA])) ||
+        (flag[O_LISTEN] && am_config_set(&d->cfg.listen, flag[O_LISTEN])) ||
+        (flag[O_GRPC] && am_config_set(&d->cfg.grpc_listen, flag[O_GRPC])) ||
+        (flag[O_UI] && am_config_set(&d->cfg.ui, flag[O_UI])) ||
+        (flag[O_LOG] && am_config_set(&d->cfg.log_level, flag[O_LOG]))) {
+        am_config_free(&d->cfg);
         return fail("config");
     }
     am_log_level lvl;
-    if (am_log_parse_level(cfg.log_level, &lvl) != 0) {
-        am_config_free(&cfg);
+    if (am_log_parse_level(d->cfg.log_level, &lvl) != 0) {
+        am_config_free(&d->cfg);
         return fail("bad log level");
     }
     am_log_set_level(lvl);
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (am_http_parse_listen(cfg.listen, &ss, &sl) != 0) {
-        am_config_free(&cfg);
+    if (am_http_parse_listen(d->cfg.listen, &ss, &sl) != 0) {
+        am_config_free(&d->cfg);
         return fail("bad --listen");
     }
 
-    long cert_days = 7;
+    d->cert_days = 7;
     if (flag[O_CERTDAYS]) {
         char *end;
-        cert_days = strtol(flag[O_CERTDAYS], &end, 10);
-        if (*end || cert_days < 1 || cert_days > 365) {
+        d->cert_days = strtol(flag[O_CERTDAYS], &end, 10);
+        if (*end || d->cert_days < 1 || d->cert_days > 365) {
             am_err_set(AM_EINVAL, "--runner-cert-days %s: expected 1..365", flag[O_CERTDAYS]);
-            am_config_free(&cfg);
+            am_config_free(&d->cfg);
             return fail("bad flag");
         }
     }
     /* --workers (default: half the CPUs, at least 1, so hashing never takes every core from
-     * the event loop, the rpc thread and the pods), --work-queue */
+     * the event loop, the d->rpc thread and the pods), --work-queue */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    long work_n[2] = {ncpu >= 4 ? ncpu / 2 : 1, 64};
+    d->work_n[0] = ncpu >= 4 ? ncpu / 2 : 1;
+    d->work_n[1] = 64;
     for (int i = 0; i < 2; i++) {
         const char *v = flag[i ? O_WORKQ : O_WORKERS];
         if (!v)
             continue;
         char *end;
-        work_n[i] = strtol(v, &end, 10);
-        if (*end || work_n[i] < 1 || work_n[i] > (i ? 100000 : 64)) {
+        d->work_n[i] = strtol(v, &end, 10);
+        if (*end || d->work_n[i] < 1 || d->work_n[i] > (i ? 100000 : 64)) {
             am_err_set(AM_EINVAL, "--%s %s: expected 1..%d", i ? "work-queue" : "workers", v,
                        i ? 100000 : 64);
-            am_config_free(&cfg);
+            am_config_free(&d->cfg);
             return fail("bad flag");
         }
     }
-    char grpc_addr[300];
-    if (strncmp(cfg.grpc_listen, "0.0.0.0:", 8) == 0 || strncmp(cfg.grpc_listen, "[::]:", 5) == 0) {
+    if (strncmp(d->cfg.grpc_listen, "0.0.0.0:", 8) == 0 ||
+        strncmp(d->cfg.grpc_listen, "[::]:", 5) == 0) {
         char hn[256] = "localhost";
         gethostname(hn, sizeof hn - 1);
-        snprintf(grpc_addr, sizeof grpc_addr, "%s:%s", hn, strrchr(cfg.grpc_listen, ':') + 1);
+        snprintf(d->grpc_addr, sizeof d->grpc_addr, "%s:%s", hn,
+                 strrchr(d->cfg.grpc_listen, ':') + 1);
     } else {
-        snprintf(grpc_addr, sizeof grpc_addr, "%s", cfg.grpc_listen);
+        snprintf(d->grpc_addr, sizeof d->grpc_addr, "%s", d->cfg.grpc_listen);
     }
+    return -1;
+}
 
-    int status = 1, lock_fd = -1;
-    am_app app = {.data_dir = cfg.data,
-                  .session_ttl_ms = cfg.session_ttl_ms,
-                  .session_idle_ms = cfg.session_idle_ms,
-                  .control_idle_ms = cfg.control_idle_ms,
-                  .grpc_addr = grpc_addr};
-    am_rpc *rpc = NULL;
-    grpc_init();
-    am_http *http = NULL;
+/* Everything in start order (see the top of this file). 0, or 1 with the failure logged; what
+ * was opened is closed by stop_all either way. */
+static int start(airmeshd *d) {
     char path[PATH_MAX];
     int created;
-
-    if (prepare_data_dir(cfg.data, &lock_fd) != 0) {
-        fail("data dir");
-        goto out;
+    d->app = (am_app){.data_dir = d->cfg.data,
+                      .session_ttl_ms = d->cfg.session_ttl_ms,
+                      .session_idle_ms = d->cfg.session_idle_ms,
+                      .control_idle_ms = d->cfg.control_idle_ms,
+                      .grpc_addr = d->grpc_addr};
+    if (prepare_data_dir(d->cfg.data, &d->lock_fd) != 0) {
+        return fail("data dir");
     }
-    if (am_store_open(cfg.data, &app.store, &created) != 0) {
-        fail("cannot open the store");
-        goto out;
+    if (am_store_open(d->cfg.data, &d->app.store, &created) != 0) {
+        return fail("cannot open the store");
     }
-    snprintf(path, sizeof path, "%s/pki", cfg.data);
-    am_ca_opts ca_opts = {(const char *const *)cfg.hostnames, cfg.n_hostnames,
-                          (const char *const *)cfg.ips, cfg.n_ips};
-    if (am_ca_open(path, &ca_opts, &app.ca, &created) != 0) {
-        fail("cannot open the CA");
-        goto out;
+    snprintf(path, sizeof path, "%s/pki", d->cfg.data);
+    am_ca_opts ca_opts = {(const char *const *)d->cfg.hostnames, d->cfg.n_hostnames,
+                          (const char *const *)d->cfg.ips, d->cfg.n_ips};
+    if (am_ca_open(path, &ca_opts, &d->app.ca, &created) != 0) {
+        return fail("cannot open the CA");
     }
     if (created)
         am_log_info("pki", "created a new CA", "dir=%s fingerprint=%s", path,
-                    am_ca_root_fingerprint(app.ca));
-    snprintf(path, sizeof path, "%s/audit", cfg.data);
-    if (am_audit_open(path, NULL, &app.audit) != 0) {
-        fail("cannot open the audit log");
-        goto out;
+                    am_ca_root_fingerprint(d->app.ca));
+    snprintf(path, sizeof path, "%s/audit", d->cfg.data);
+    if (am_audit_open(path, NULL, &d->app.audit) != 0) {
+        return fail("cannot open the audit log");
     }
     /* The audit key (certified by our CA) seals every segment; created on first start. */
-    if (am_audit_signer_ensure(app.audit, app.ca) != 0) {
-        fail("cannot set up the audit signing key");
-        goto out;
+    if (am_audit_signer_ensure(d->app.audit, d->app.ca) != 0) {
+        return fail("cannot set up the audit signing key");
     }
-    am_work_opts wopts = {.threads = (unsigned)work_n[0], .queue = (unsigned)work_n[1], .nice = 10};
+    am_work_opts wopts = {
+        .threads = (unsigned)d->work_n[0], .queue = (unsigned)d->work_n[1], .nice = 10};
     am_work_opts iopts = {.threads = 1, .queue = 256, .nice = 0}; /* LMDB has one writer */
-    if (am_work_new(&wopts, &app.work) != 0 || am_work_new(&iopts, &app.io) != 0) {
-        fail("cannot start the worker pool");
-        goto out;
+    if (am_work_new(&wopts, &d->app.work) != 0 || am_work_new(&iopts, &d->app.io) != 0) {
+        return fail("cannot start the worker pool");
     }
-    am_http_opts hopts = {.listen = cfg.listen,
-                          .ui_dir = cfg.ui,
-                          .cert_pem = am_ca_path(app.ca, "server.pem"),
-                          .key_pem = am_ca_path(app.ca, "server.key"),
+    am_http_opts hopts = {.listen = d->cfg.listen,
+                          .ui_dir = d->cfg.ui,
+                          .cert_pem = am_ca_path(d->app.ca, "server.pem"),
+                          .key_pem = am_ca_path(d->app.ca, "server.key"),
                           .max_body = 1 << 20};
-    if (am_http_open(&app, &hopts, &http) != 0) {
-        fail("cannot start HTTPS");
-        goto out;
+    if (am_http_open(&d->app, &hopts, &d->http) != 0) {
+        return fail("cannot start HTTPS");
     }
 
-    if (am_hub_new(&app.hub) != 0) {
-        fail("hub");
-        goto out;
+    if (am_hub_new(&d->app.hub) != 0) {
+        return fail("hub");
     }
-    /* The domain layer every transport calls; runners are reached through the link rpc
-     * implements, injected below once rpc runs. */
-    am_ops_config ocfg = {.store = app.store,
-                          .audit = app.audit,
-                          .hub = app.hub,
-                          .ca = app.ca,
-                          .data_dir = cfg.data,
-                          .session_ttl_ms = cfg.session_ttl_ms,
-                          .session_idle_ms = cfg.session_idle_ms,
-                          .cert_days = (uint32_t)cert_days,
-                          .pod_defaults = {.memory_bytes = cfg.pod_memory,
-                                           .tmp_bytes = cfg.pod_tmp,
-                                           .shm_bytes = cfg.pod_shm,
-                                           .workspace_bytes = cfg.pod_workspace,
-                                           .cpu_millis = cfg.pod_cpu_millis,
-                                           .pids = cfg.pod_pids}};
-    if (am_ops_new(&ocfg, &app.ops) != 0) {
-        fail("ops");
-        goto out;
+    /* The domain layer every transport calls; runners are reached through the link d->rpc
+     * implements, injected below once d->rpc runs. */
+    am_ops_config ocfg = {.store = d->app.store,
+                          .audit = d->app.audit,
+                          .hub = d->app.hub,
+                          .ca = d->app.ca,
+                          .data_dir = d->cfg.data,
+                          .session_ttl_ms = d->cfg.session_ttl_ms,
+                          .session_idle_ms = d->cfg.session_idle_ms,
+                          .cert_days = (uint32_t)d->cert_days,
+                          .pod_defaults = {.memory_bytes = d->cfg.pod_memory,
+                                           .tmp_bytes = d->cfg.pod_tmp,
+                                           .shm_bytes = d->cfg.pod_shm,
+                                           .workspace_bytes = d->cfg.pod_workspace,
+                                           .cpu_millis = d->cfg.pod_cpu_millis,
+                                           .pids = d->cfg.pod_pids}};
+    if (am_ops_new(&ocfg, &d->app.ops) != 0) {
+        return fail("ops");
     }
-    am_rpc_opts ropts = {.listen = cfg.grpc_listen, .cert_days = (uint32_t)cert_days};
-    if (am_rpc_start(&app, app.hub, &ropts, &rpc) != 0) {
-        fail("cannot start the runner protocol");
-        goto out;
+    am_rpc_opts ropts = {.listen = d->cfg.grpc_listen, .cert_days = (uint32_t)d->cert_days};
+    if (am_rpc_start(&d->app, d->app.hub, &ropts, &d->rpc) != 0) {
+        return fail("cannot start the runner protocol");
     }
-    app.rpc = rpc;
-    am_ops_set_runner_link(app.ops, am_rpc_link_send, rpc);
+    d->app.rpc = d->rpc;
+    am_ops_set_runner_link(d->app.ops, am_rpc_link_send, d->rpc);
 
+    return 0;
+}
+
+/* The bootstrap admin (first start), "server.start", signals, and the banner on stdout. */
+static int announce(airmeshd *d) {
+    int created;
     char password[64] = "";
-    if (am_auth_bootstrap(app.store, password, sizeof password, &created) != 0) {
-        fail("cannot create the bootstrap admin");
-        goto out;
+    if (am_auth_bootstrap(d->app.store, password, sizeof password, &created) != 0) {
+        return fail("cannot create the bootstrap admin");
     }
     if (created)
-        am_audit_event(app.audit, "system", AM_AUTH_DEFAULT_ORG, "user.bootstrap",
+        am_audit_event(d->app.audit, "system", AM_AUTH_DEFAULT_ORG, "user.bootstrap",
                        "user:" AM_AUTH_BOOTSTRAP_USER, "ok", "", "{\"role\":\"owner\"}");
-    am_audit_event(app.audit, "system", "", "server.start", "airmeshd", "ok", "",
+    am_audit_event(d->app.audit, "system", "", "server.start", "airmeshd", "ok", "",
                    "{\"version\":\"" AM_VERSION "\"}");
-    am_audit_flush(app.audit);
+    am_audit_flush(d->app.audit);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -317,11 +330,11 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     am_log_info("main", "airmeshd started", "version=%s listen=%s grpc_listen=%s data=%s",
-                AM_VERSION, cfg.listen, cfg.grpc_listen, cfg.data);
-    const char *host = cfg.listen;
+                AM_VERSION, d->cfg.listen, d->cfg.grpc_listen, d->cfg.data);
+    const char *host = d->cfg.listen;
     char url[300];
     if (strncmp(host, "0.0.0.0:", 8) == 0 || strncmp(host, "[::]:", 5) == 0)
-        snprintf(url, sizeof url, "https://localhost:%d/", am_http_port(http));
+        snprintf(url, sizeof url, "https://localhost:%d/", am_http_port(d->http));
     else
         snprintf(url, sizeof url, "https://%s/", host);
     printf("airmesh %s is running\n"
@@ -329,8 +342,8 @@ int main(int argc, char **argv) {
            "  CA fingerprint: %s (SHA-256)\n"
            "  CA certificate: %s\n"
            "  runners dial:   %s\n",
-           AM_VERSION, url, am_ca_root_fingerprint(app.ca), am_ca_path(app.ca, "ca.pem"),
-           grpc_addr);
+           AM_VERSION, url, am_ca_root_fingerprint(d->app.ca), am_ca_path(d->app.ca, "ca.pem"),
+           d->grpc_addr);
     if (created)
         printf("  log in as admin with the password below; it is shown only this once.\n"
                "admin password: %s\n",
@@ -338,33 +351,49 @@ int main(int argc, char **argv) {
     fflush(stdout);
     am_wipe(password, sizeof password);
 
-    am_http_run(http, &stop_flag, 10000);
-    am_log_info("main", "stopping", NULL);
-    am_audit_event(app.audit, "system", "", "server.stop", "airmeshd", "ok", "", NULL);
-    status = 0;
-out:
-    am_http_close(http);
-    am_work_free(app.work);
-    am_work_free(app.io);
-    if (app.ops)
-        am_ops_set_runner_link(app.ops, NULL, NULL);
-    app.rpc = NULL;
-    am_rpc_stop(rpc);
-    am_ops_free(app.ops);
-    am_hub_free(app.hub);
-    if (app.audit) {
-        am_audit_flush(app.audit);
-        am_audit_close(app.audit);
+    return 0;
+}
+
+/* Close what start opened, in reverse order (each step skips what was never opened). */
+static void stop_all(airmeshd *d) {
+    am_http_close(d->http);
+    am_work_free(d->app.work);
+    am_work_free(d->app.io);
+    if (d->app.ops)
+        am_ops_set_runner_link(d->app.ops, NULL, NULL);
+    d->app.rpc = NULL;
+    am_rpc_stop(d->rpc);
+    am_ops_free(d->app.ops);
+    am_hub_free(d->app.hub);
+    if (d->app.audit) {
+        am_audit_flush(d->app.audit);
+        am_audit_close(d->app.audit);
     }
-    if (app.ca)
-        am_ca_close(app.ca);
-    if (app.store)
-        am_store_close(app.store);
-    if (lock_fd >= 0)
-        close(lock_fd);
+    if (d->app.ca)
+        am_ca_close(d->app.ca);
+    if (d->app.store)
+        am_store_close(d->app.store);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
+    d->lock_fd = -1;
+}
+
+int main(int argc, char **argv) {
+    static airmeshd d = {.lock_fd = -1}; /* static: its buffers are large for a stack frame */
+    int rc = load_settings(&d, argc, argv);
+    if (rc >= 0)
+        return rc;
+    grpc_init();
+    int status = start(&d) || announce(&d);
+    if (status == 0) {
+        am_http_run(d.http, &stop_flag, 10000);
+        am_log_info("main", "stopping", NULL);
+        am_audit_event(d.app.audit, "system", "", "server.stop", "airmeshd", "ok", "", NULL);
+    }
+    stop_all(&d);
     if (status == 0)
         am_log_info("main", "stopped cleanly", NULL);
-    am_config_free(&cfg);
+    am_config_free(&d.cfg);
     grpc_shutdown();
     am_pki_thread_done();
     return status;
