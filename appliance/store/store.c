@@ -37,7 +37,7 @@ static const char *const k_db_names[AM_DB__COUNT] = {
     [AM_DB_USERS] = "users",       [AM_DB_SESSIONS] = "sessions", [AM_DB_RUNNERS] = "runners",
     [AM_DB_TOKENS] = "tokens",     [AM_DB_REVOKED] = "revoked",   [AM_DB_PODS] = "pods",
     [AM_DB_TICKETS] = "tickets",   [AM_DB_CHANNELS] = "channels", [AM_DB_MESSAGES] = "messages",
-    [AM_DB_BINDINGS] = "bindings",
+    [AM_DB_BINDINGS] = "bindings", [AM_DB_MODELS] = "models",     [AM_DB_USAGE] = "usage",
 };
 
 const char *am_store__db_name(am_db db) {

@@ -53,6 +53,8 @@ typedef enum {
     AM_DB_CHANNELS,
     AM_DB_MESSAGES,
     AM_DB_BINDINGS,
+    AM_DB_MODELS, /* ModelEndpoint, "org/<name>" */
+    AM_DB_USAGE,  /* ModelUsage, "org/<scope>" */
     AM_DB__COUNT
 } am_db;
 
