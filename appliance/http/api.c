@@ -303,6 +303,8 @@ static const route routes[] = {
     {"POST", "/api/v1/pods/:/share", am_api_pod_share},
     {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
     {"GET", "/api/v1/pods/:/terminal", am_api_pod_terminal},
+    {"POST", "/api/v1/pods/:/prompt", am_api_pod_prompt},
+    {"GET", "/api/v1/agents", am_api_agent_list},
     {"GET", "/api/v1/events", am_api_events},
 };
 

@@ -40,6 +40,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
     json_object_set_new(o, "shared", json_boolean(p->shared));
+    json_object_set_new(o, "agent", json_string(p->agent ? p->agent : ""));
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
@@ -138,17 +139,24 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
     json_t *labels = NULL, *command = NULL, *env = NULL, *limits = NULL;
     int keep = 0, shared = 0;
     json_error_t jerr;
-    if (json_unpack_ex(body, &jerr, 0, "{s?s,s?o,s:s,s?s,s?s,s:o,s?o,s?o,s?s,s?b,s?b}", "runner",
+    if (json_unpack_ex(body, &jerr, 0, "{s?s,s?o,s:s,s?s,s?s,s?o,s?o,s?o,s?s,s?b,s?b}", "runner",
                        &runner, "labels", &labels, "repo", &repo, "base_ref", &base_ref, "branch",
                        &branch, "command", &command, "env", &env, "limits", &limits, "network",
                        &network, "keep_worktree", &keep, "shared", &shared) != 0)
         return bad(req, body,
-                   "expected {\"repo\": string, \"command\": [string, ...], \"runner\"?, "
+                   "expected {\"repo\": string, \"command\": [string, ...] (or \"agent\"), "
+                   "\"agent\"?, \"prompt\"?, \"runner\"?, "
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
                    "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
                    "\"keep_worktree\"?: bool, \"shared\"?: bool}");
-    if (!json_is_array(command) || json_array_size(command) == 0 ||
-        json_array_size(command) > MAX_ITEMS)
+    /* The agent catalog: a preset name and an initial prompt; the command is then optional. */
+    json_t *agent = json_object_get(body, "agent"), *prompt = json_object_get(body, "prompt");
+    if ((agent && !json_is_string(agent)) || (prompt && !json_is_string(prompt)))
+        return bad(req, body, "agent, prompt: strings");
+    if (!command && !(agent && json_string_length(agent)))
+        return bad(req, body, "command: required unless an agent is given");
+    if (command && (!json_is_array(command) || json_array_size(command) == 0 ||
+                    json_array_size(command) > MAX_ITEMS))
         return bad(req, body, "command: a non-empty array of strings");
     if ((labels && (!json_is_object(labels) || json_object_size(labels) > 32)) ||
         (env && (!json_is_object(env) || json_object_size(env) > MAX_ITEMS)) ||
@@ -210,7 +218,9 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .workspace_bytes = workspace,
                         .network = network,
                         .keep_worktree = keep,
-                        .shared = shared};
+                        .shared = shared,
+                        .agent = json_string_value(agent),
+                        .prompt = json_string_value(prompt)};
     /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
      * runner run on the I/O worker pool (am_ops_pod_create); the answer comes from create_done. */
     create_job *j = calloc(1, sizeof *j);

@@ -112,6 +112,9 @@ int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param);
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count
  * of open viewers, stop_end (close the rest, unregister). */
 int am_api_pod_terminal(am_http_handler *h, h2o_req_t *req, char **param);
+/* GET /api/v1/agents and POST /api/v1/pods/{id}/prompt (api_agents.c). */
+int am_api_agent_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_pod_prompt(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_events(am_http_handler *h, h2o_req_t *req, char **param);
 void am_ws_start(am_app *app, h2o_loop_t *loop);
 void am_ws_stop_begin(void);

@@ -129,7 +129,8 @@ int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, co
                       size_t pw_cap);
 /* An org's pod limit policy (appliance/pods/limits.c). org NULL = the caller's; another org is
  * -AM_ENOTFOUND. get: any role of the org. set: admin or owner (AM_CAN_ORG_LIMITS); replaces the
- * policy whole, audited "org.limits" with the new policy; bad values -AM_EINVAL, nothing changed. */
+ * policy whole, audited "org.limits" with the new policy; bad values -AM_EINVAL, nothing changed.
+ */
 int am_ops_org_limits_get(am_ops *o, const am_principal *who, const char *org, am_org_limits *out);
 int am_ops_org_limits_set(am_ops *o, const am_principal *who, const char *source, const char *org,
                           const am_org_limits *l);
@@ -201,6 +202,16 @@ int am_ops_pod_delete(am_ops *o, const am_principal *who, const char *source, co
  * terminal's take refuse with -AM_EPERM and a denied record. */
 int am_ops_pod_share(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
                      int shared);
+/* Type a prompt into a running pod's terminal (appliance/ops/prompt.c): control characters
+ * other than tab and newline removed, then a bracketed paste and Enter (am_agents_prompt_bytes).
+ * holder: the user id holding the web terminal's input control now, or NULL. Allowed: the
+ * holder, or an admin/owner (AM_CAN_POD_OTHERS); when nobody holds control, also the pod's
+ * starter. Audited pod.prompt with {"length": N} (never the text); a refusal is a denied record.
+ * -AM_EINVAL bad text (empty, > 64 KiB), -AM_ESTATE the pod is not running, -AM_EPERM,
+ * -AM_ENOTFOUND, -AM_EUNAVAIL its runner is unreachable. *sent: the text's bytes after
+ * stripping. */
+int am_ops_pod_prompt(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
+                      const char *holder, const char *text, size_t len, size_t *sent);
 /* The web terminal's input control (take = 1 / release = 0): audited. */
 int am_ops_terminal_control(am_ops *o, const am_principal *who, const char *source,
                             const char *pod_id, int take);

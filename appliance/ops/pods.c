@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/agents/catalog.h"
 #include "appliance/ops/internal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -104,6 +105,8 @@ typedef struct {
     ops_act *a;
     const am_pod_new *n;
     const am_pod_spec *spec;
+    size_t argc_audit; /* the command's words before the prompt (the prompt is never audited) */
+    size_t prompt_len; /* bytes of the initial prompt, 0 = none */
 } create_hook_ctx;
 
 /* Inside the creating transaction, once the runner is chosen: the record names it. */
@@ -112,13 +115,17 @@ static int create_hook(am_txn *t, void *ud) {
     ops_act *a = c->a;
     pod_target(a->target, sizeof a->target, c->n->id);
     json_t *cmd = json_array();
-    for (size_t i = 0; i < c->spec->argc; i++)
+    for (size_t i = 0; i < c->argc_audit; i++)
         json_array_append_new(cmd, json_string(c->spec->argv[i]));
     const char *net = c->spec->network && *c->spec->network ? c->spec->network : "none";
     const char *base = c->spec->base_ref && *c->spec->base_ref ? c->spec->base_ref : "HEAD";
     json_t *d =
         json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "runner", c->n->runner, "repo", c->spec->repo,
                   "base_ref", base, "branch", c->n->branch, "command", cmd, "network", net);
+    if (d && c->spec->agent && *c->spec->agent) {
+        json_object_set_new(d, "agent", json_string(c->spec->agent));
+        json_object_set_new(d, "prompt_length", json_integer((json_int_t)c->prompt_len));
+    }
     char *s = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     if (!s)
@@ -129,35 +136,124 @@ static int create_hook(am_txn *t, void *ud) {
     return a->hook.fn(t, a);
 }
 
+/* A pod create with an agent preset and/or a prompt, expanded into a plain spec: the preset's
+ * command (unless one is given) with the prompt as its argument, its env under the request's
+ * (a key the request sets wins), and the prompt's terminal bytes when it is to be typed. */
+#define AGENT_ENV_MAX 16
+typedef struct {
+    am_pod_spec s;
+    const am_agent_preset *preset;
+    const char *argv[256], *ek[256 + AGENT_ENV_MAX], *ev[256 + AGENT_ENV_MAX];
+    size_t argc_audit, prompt_len;
+    uint8_t *typed; /* CreatePod.initial_input (malloc'd) */
+    size_t typed_len;
+} agent_spec;
+
+static int agent_expand(const am_pod_spec *in, agent_spec *x) {
+    memset(x, 0, sizeof *x);
+    x->s = *in;
+    x->argc_audit = in->argc;
+    const char *prompt = in->prompt && *in->prompt ? in->prompt : NULL;
+    int has_agent = in->agent && *in->agent;
+    if (!has_agent && !prompt)
+        return 0;
+    if (has_agent && !(x->preset = am_agents_find(in->agent)))
+        return am_err_set(AM_EINVAL, "agent: no preset '%.32s' (the catalog has %s)", in->agent,
+                          am_agents_names());
+    if (prompt && strlen(prompt) > AM_AGENT_PROMPT_MAX)
+        return am_err_set(AM_EINVAL, "prompt: at most %u bytes", AM_AGENT_PROMPT_MAX);
+    x->prompt_len = prompt ? strlen(prompt) : 0;
+    int typed = prompt != NULL;
+    if (x->preset && in->argc == 0) {
+        size_t argc;
+        int rc = am_agents_command(x->preset, NULL, x->argv, 256, &argc);
+        x->argc_audit = argc;
+        if (rc == 0)
+            rc = am_agents_command(x->preset, prompt, x->argv, 256, &argc);
+        if (rc)
+            return rc;
+        x->s.argv = x->argv;
+        x->s.argc = argc;
+        typed = prompt && x->preset->prompt == AM_AGENT_PROMPT_TYPED;
+    }
+    if (typed) {
+        size_t clean;
+        int rc = am_agents_prompt_bytes(prompt, strlen(prompt), &x->typed, &x->typed_len, &clean);
+        if (rc)
+            return am_err_set(rc, "prompt: %s", am_err_last());
+    }
+    if (x->preset) {
+        size_t ne = 0;
+        for (const am_agent_kv *kv = x->preset->env; kv->key && ne < AGENT_ENV_MAX; kv++) {
+            int overridden = 0;
+            for (size_t i = 0; i < in->n_env && !overridden; i++)
+                overridden = strcmp(in->env_keys[i], kv->key) == 0;
+            if (!overridden) {
+                x->ek[ne] = kv->key;
+                x->ev[ne++] = kv->value;
+            }
+        }
+        for (size_t i = 0; i < in->n_env && ne < 256 + AGENT_ENV_MAX; i++) {
+            x->ek[ne] = in->env_keys[i];
+            x->ev[ne++] = in->env_values[i];
+        }
+        x->s.env_keys = x->ek;
+        x->s.env_values = x->ev;
+        x->s.n_env = ne;
+    }
+    return 0;
+}
+
 int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
-                      const am_pod_spec *spec, Airmesh__V1__Pod **out) {
+                      const am_pod_spec *spec_in, Airmesh__V1__Pod **out) {
     *out = NULL;
     ops_act a;
     ops_act_user(&a, o, who, "pod.create", "pod:", source);
     int rc = ops_check(&a, who, AM_CAN_POD_WRITE, NULL);
-    if (rc == 0 && spec->network && strcmp(spec->network, "host") == 0)
+    if (rc == 0 && spec_in->network && strcmp(spec_in->network, "host") == 0)
         rc = ops_check(&a, who, AM_CAN_HOST_NET, NULL);
     if (rc)
         return rc;
+    agent_spec *x = calloc(1, sizeof *x);
+    if (!x)
+        return am_err_set(AM_ENOMEM, "ops: out of memory");
+    if ((rc = agent_expand(spec_in, x)) != 0) {
+        free(x->typed);
+        free(x);
+        return rc;
+    }
+    const am_pod_spec *spec = &x->s;
     am_pod_new n;
-    create_hook_ctx hc = {&a, &n, spec};
+    create_hook_ctx hc = {&a, &n, spec, x->argc_audit, x->prompt_len};
     am_txn_hook h = {create_hook, &hc};
     Airmesh__V1__Pod *pod = NULL;
     rc = am_pods_create(o->c.store, who->org_id, a.actor, spec, &o->c.pod_defaults, runner_online,
                         o, &n, &h, &pod);
     rc = ops_act_done(&a, rc);
-    if (rc)
+    if (rc) {
+        free(x->typed);
+        free(x);
         return rc;
+    }
     /* Publish: hand it to its runner. */
     Airmesh__V1__CreatePod cp;
     Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
     rc = am_pods_create_msg(pod, &cp);
     if (rc == 0) {
+        /* The agent's HOME files last: they may depend on the env the message carries. */
+        if (x->preset)
+            rc = am_agents_home_files(x->preset, &cp);
+        cp.initial_input.data = x->typed;
+        cp.initial_input.len = x->typed_len;
         msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
         msg.create_pod = &cp;
-        rc = ops_send(o, pod->runner_id, &msg);
+        if (rc == 0)
+            rc = ops_send(o, pod->runner_id, &msg);
+        am_agents_home_files_free(&cp);
         am_pods_create_msg_free(&cp);
     }
+    free(x->typed);
+    free(x);
     *out = pod;
     if (rc) {
         char why[400];

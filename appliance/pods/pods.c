@@ -53,6 +53,7 @@ typedef struct {
     char best[64];
     uint32_t best_load;
     int found_any;
+    int lacks_agent; /* online matching runners skipped because they lack spec->agent */
     const char *org;
     am_txn *t;
 } choose_ctx;
@@ -83,12 +84,26 @@ static int labels_match(const Airmesh__V1__Runner *r, const am_pod_spec *s) {
     return 1;
 }
 
+/* 1 when the runner reported the agent CLI in its last Hello (or no agent is asked for). */
+static int has_agent(const Airmesh__V1__Runner *r, const char *agent) {
+    if (!agent || !*agent)
+        return 1;
+    for (size_t i = 0; i < r->n_agents; i++)
+        if (r->agents[i]->name && strcmp(r->agents[i]->name, agent) == 0)
+            return 1;
+    return 0;
+}
+
 static int choose_cb(void *ud, const char *id, const ProtobufCMessage *m) {
     (void)id;
     choose_ctx *c = ud;
     const Airmesh__V1__Runner *r = (const Airmesh__V1__Runner *)m;
     if (r->revoked || !labels_match(r, c->spec) || !c->online(c->online_ud, r->id))
         return 0;
+    if (!has_agent(r, c->spec->agent)) {
+        c->lacks_agent = 1;
+        return 0;
+    }
     c->found_any = 1;
     load_ctx l = {r->id, 0};
     am_txn_list(c->t, AM_DB_PODS, c->org, &airmesh__v1__pod__descriptor, load_cb, &l);
@@ -110,11 +125,18 @@ static int choose_runner(am_txn *t, const char *org, const am_pod_spec *s, am_po
             0)
             return am_err_set(AM_ENOTFOUND, "no runner %s", s->runner_id);
         int revoked = ((Airmesh__V1__Runner *)m)->revoked;
+        int agent_ok = has_agent((Airmesh__V1__Runner *)m, s->agent);
         protobuf_c_message_free_unpacked(m, NULL);
         if (revoked)
             return am_err_set(AM_ESTATE, "runner %s is revoked", s->runner_id);
         if (!online(ud, s->runner_id))
             return am_err_set(AM_ESTATE, "runner %s is offline", s->runner_id);
+        if (!agent_ok)
+            return am_err_set(AM_EINVAL,
+                              "agent %s: runner %s does not have it (install the CLI in its "
+                              "--agents-dir and restart it; GET /api/v1/agents lists who has "
+                              "what)",
+                              s->agent, s->runner_id);
         snprintf(out, cap, "%s", s->runner_id);
         return 0;
     }
@@ -122,6 +144,11 @@ static int choose_runner(am_txn *t, const char *org, const am_pod_spec *s, am_po
     int rc = am_txn_list(t, AM_DB_RUNNERS, org, &airmesh__v1__runner__descriptor, choose_cb, &c);
     if (rc)
         return rc;
+    if (!c.best[0] && !c.found_any && c.lacks_agent)
+        return am_err_set(AM_EINVAL,
+                          "agent %s: no online runner that matches has it (GET /api/v1/agents "
+                          "lists who has what)",
+                          s->agent);
     if (!c.best[0])
         return am_err_set(AM_ESTATE, c.found_any ? "every matching runner is at capacity"
                                                  : "no online runner matches the labels");
@@ -247,6 +274,7 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     p.network = (char *)net;
     p.keep_worktree = s->keep_worktree;
     p.shared = s->shared;
+    p.agent = (char *)(s->agent ? s->agent : "");
     p.state = (char *)am_pod_state_name(AM_POD_PENDING);
     p.created_by = (char *)actor;
     p.created_ms = am_now_ms();
@@ -279,6 +307,7 @@ int am_pods_create_msg(const Airmesh__V1__Pod *p, Airmesh__V1__CreatePod *m) {
     m->n_command = p->n_command;
     m->network = p->network;
     m->keep_worktree = p->keep_worktree;
+    m->agent = p->agent;
     m->cols = 80;
     m->rows = 24;
     m->limits = calloc(1, sizeof *m->limits);

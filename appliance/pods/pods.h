@@ -41,6 +41,12 @@ typedef struct {
     const char *network; /* "none" (default) or "host" */
     int keep_worktree;
     int shared; /* other members may take control of and stop it (issue 14) */
+    /* Agent catalog (appliance/agents): a preset name or NULL; only runners that report the
+     * CLI are chosen (-AM_EINVAL naming it when the runner asked for lacks it). */
+    const char *agent;
+    /* The initial prompt (appliance/ops): the preset's argument, or typed once the command is
+     * ready (a preset that takes none, or an explicit command). Not stored by appliance/pods. */
+    const char *prompt;
 } am_pod_spec;
 
 /* Limits a pod gets when its create request leaves them out (config file pod_* keys). */

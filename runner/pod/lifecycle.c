@@ -5,10 +5,10 @@
  * the appliance, which keeps the scrollback ring; the runner keeps none.
  */
 #include <dirent.h>
-#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "runner/pod/homefiles.h"
 #include "runner/pod/internal.h"
 #include "runner/worktree/worktree.h"
 
@@ -258,6 +259,16 @@ void *am_pod_main(void *arg) {
     snprintf(p->worktree, sizeof p->worktree, "%s", wt.path);
     snprintf(p->commit, sizeof p->commit, "%s", wt.commit);
     pthread_mutex_unlock(&p->mu);
+    /* The agent preset's config files, in HOME before the command starts (homefiles.h: every
+     * path checked here again, never a link followed). */
+    if (cp->n_home_files &&
+        am_pod_home_files_write(wt.home, cp->home_files, cp->n_home_files) != 0) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", am_err_last());
+        set_state(p, "failed", why);
+        am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree);
+        goto done;
+    }
 
     const char **env = calloc(cp->n_env + 2, sizeof *env);
     char **env_store = calloc(cp->n_env + 1, sizeof *env_store);
@@ -325,11 +336,25 @@ void *am_pod_main(void *arg) {
     int fd = am_sbx_pty_fd(sbx), exited = 0, code = 0, sig = 0, stopping = stop_early;
     if (stop_early)
         am_sbx_stop(sbx, (int)p->stop_grace_ms);
+    /* CreatePod.initial_input (an agent's initial prompt it takes no argument for): typed once
+     * the command looks ready — it has printed something and then been quiet for 1.5 s — or 30 s
+     * after start at the latest. */
+    uint64_t t_run = am_mono_ns() / 1000000, t_out = 0;
+    int typed = cp->initial_input.len == 0;
     while (!exited) {
         struct pollfd pf[2] = {{fd, POLLIN, 0}, {p->wake_fd, POLLIN, 0}};
         poll(pf, 2, 200);
-        if (pf[0].revents & POLLIN)
+        if (pf[0].revents & POLLIN) {
             pump_output(p, fd);
+            t_out = am_mono_ns() / 1000000;
+        }
+        uint64_t now_ms = am_mono_ns() / 1000000;
+        if (!typed && ((t_out && now_ms - t_out >= 1500) || now_ms - t_run >= 30000)) {
+            typed = 1;
+            if (am_podmgr_input(m, cp->pod_id, cp->initial_input.data, cp->initial_input.len) != 0)
+                am_log_warn("pod", "initial prompt not typed", "pod=%s error=\"%s\"", cp->pod_id,
+                            am_err_last());
+        }
         if (pf[1].revents & POLLIN) {
             uint64_t v;
             ssize_t r = read(p->wake_fd, &v, sizeof v);

@@ -1,0 +1,302 @@
+/*
+ * appliance/agents/catalog.c — the built-in agent presets (see catalog.h) and the two things
+ * built from them per pod: the prompt's terminal bytes and the HOME config files.
+ *
+ * Where the flags come from (each CLI's own docs; what could not be checked here is marked
+ * "assumed" in the README's catalog table):
+ *   claude    `claude --dangerously-skip-permissions [prompt]`: interactive, prompt positional;
+ *             refuses the flag as uid 0 (pods run it as `agent`). ~/.claude.json marks the
+ *             first-run wizard, the /workspace trust dialog and the bypass-mode warning as done
+ *             and approves the pod's key (its last 20 characters, as Claude Code stores it);
+ *             ~/.claude/settings.json holds the hooks that report the agent's state through
+ *             `airmesh-notify` (Notification = waiting, Stop = idle, UserPromptSubmit = working).
+ *   codex     `codex --dangerously-bypass-approvals-and-sandbox [prompt]` (its own sandbox needs
+ *             namespaces a pod does not give it; the pod is the sandbox); ~/.codex/config.toml
+ *             names the gateway as its model provider (Responses API, key from OPENAI_API_KEY),
+ *             trusts /workspace and calls airmesh-notify when a turn ends.
+ *   gemini    `gemini --yolo --prompt-interactive PROMPT`; speaks Google's Gemini API, which the
+ *             gateway does not serve (OpenAI and Anthropic only).
+ *   aider     `aider --yes-always ...`: its --message runs one prompt and exits, so the prompt
+ *             is typed once it is ready; OPENAI_API_BASE (common/egress.h) is its gateway.
+ *   opencode  `opencode --prompt PROMPT` (the TUI); ~/.config/opencode/opencode.json points its
+ *             openai and anthropic providers at the gateway and allows edits and commands.
+ *   goose     `goose run --interactive --text PROMPT` (then interactive), `goose session`
+ *             without one; GOOSE_PROVIDER=openai with OPENAI_HOST at the gateway.
+ * The model a CLI asks for is the user's choice (ANTHROPIC_MODEL, AIDER_MODEL, GOOSE_MODEL, ...
+ * in the pod's env): the gateway routes it to the org's endpoint that serves it.
+ */
+#include "appliance/agents/catalog.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/egress.h"
+#include "common/err.h"
+
+#define GW AM_EGRESS_GATEWAY_URL
+
+/* ---- the presets ---- */
+
+static const char *const claude_argv[] = {"claude", "--dangerously-skip-permissions", NULL};
+static const am_agent_kv claude_env[] = {{"DISABLE_AUTOUPDATER", "1"},
+                                         {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"},
+                                         {"DISABLE_ERROR_REPORTING", "1"},
+                                         {"DISABLE_TELEMETRY", "1"},
+                                         {NULL, NULL}};
+static const am_agent_file claude_files[] = {
+    {".claude/settings.json",
+     "{\n"
+     "  \"permissions\": {\"defaultMode\": \"bypassPermissions\"},\n"
+     "  \"hooks\": {\n"
+     "    \"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"airmesh-notify "
+     "waiting\"}]}],\n"
+     "    \"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"airmesh-notify "
+     "idle\"}]}],\n"
+     "    \"UserPromptSubmit\": [{\"hooks\": [{\"type\": \"command\", \"command\": "
+     "\"airmesh-notify working\"}]}]\n"
+     "  }\n"
+     "}\n"},
+    {".claude.json", NULL}, /* built per pod: the approved key */
+    {NULL, NULL}};
+
+static const char *const codex_argv[] = {"codex", "--dangerously-bypass-approvals-and-sandbox",
+                                         NULL};
+static const am_agent_kv codex_env[] = {{"CODEX_HOME", "/home/agent/.codex"}, {NULL, NULL}};
+static const am_agent_file codex_files[] = {
+    {".codex/config.toml", "# airmesh: the in-pod model gateway is the model provider\n"
+                           "model_provider = \"airmesh\"\n"
+                           "approval_policy = \"never\"\n"
+                           "sandbox_mode = \"danger-full-access\"\n"
+                           "check_for_update_on_startup = false\n"
+                           "notify = [\"airmesh-notify\", \"idle\"]\n"
+                           "\n"
+                           "[model_providers.airmesh]\n"
+                           "name = \"airmesh model gateway\"\n"
+                           "base_url = \"" GW "/v1\"\n"
+                           "env_key = \"OPENAI_API_KEY\"\n"
+                           "wire_api = \"responses\"\n"
+                           "\n"
+                           "[projects.\"/workspace\"]\n"
+                           "trust_level = \"trusted\"\n"},
+    {NULL, NULL}};
+
+static const char *const gemini_argv[] = {"gemini", "--yolo", NULL};
+static const am_agent_kv gemini_env[] = {{"GEMINI_CLI_NO_RELAUNCH", "true"}, {NULL, NULL}};
+static const am_agent_file gemini_files[] = {
+    {".gemini/settings.json",
+     "{\n"
+     "  \"general\": {\"disableAutoUpdate\": true, \"disableUpdateNag\": true},\n"
+     "  \"privacy\": {\"usageStatisticsEnabled\": false},\n"
+     "  \"security\": {\"auth\": {\"selectedType\": \"gemini-api-key\"}}\n"
+     "}\n"},
+    {NULL, NULL}};
+
+static const char *const aider_argv[] = {"aider",
+                                         "--yes-always",
+                                         "--no-check-update",
+                                         "--no-show-release-notes",
+                                         "--analytics-disable",
+                                         "--no-gitignore",
+                                         NULL};
+static const am_agent_kv aider_env[] = {{"AIDER_CHECK_UPDATE", "false"}, {NULL, NULL}};
+static const am_agent_file no_files[] = {{NULL, NULL}};
+
+static const char *const opencode_argv[] = {"opencode", NULL};
+static const am_agent_kv opencode_env[] = {{"OPENCODE_DISABLE_AUTOUPDATE", "true"}, {NULL, NULL}};
+static const am_agent_file opencode_files[] = {
+    {".config/opencode/opencode.json",
+     "{\n"
+     "  \"$schema\": \"https://opencode.ai/config.json\",\n"
+     "  \"autoupdate\": false,\n"
+     "  \"share\": \"disabled\",\n"
+     "  \"permission\": {\"edit\": \"allow\", \"bash\": \"allow\", \"webfetch\": \"deny\"},\n"
+     "  \"provider\": {\n"
+     "    \"openai\": {\"options\": {\"baseURL\": \"" GW "/v1\"}},\n"
+     "    \"anthropic\": {\"options\": {\"baseURL\": \"" GW "/v1\"}}\n"
+     "  }\n"
+     "}\n"},
+    {NULL, NULL}};
+
+static const char *const goose_argv[] = {"goose", "run", "--interactive", NULL};
+static const char *const goose_bare[] = {"goose", "session", NULL};
+static const am_agent_kv goose_env[] = {{"GOOSE_PROVIDER", "openai"},
+                                        {"OPENAI_HOST", GW},
+                                        {"OPENAI_BASE_PATH", "v1/chat/completions"},
+                                        {"GOOSE_MODE", "auto"},
+                                        {"GOOSE_DISABLE_KEYRING", "1"},
+                                        {NULL, NULL}};
+
+static const am_agent_preset k_presets[] = {
+    {"claude", "Claude Code", claude_argv, NULL, NULL, AM_AGENT_PROMPT_ARG, claude_env,
+     claude_files,
+     "Anthropic Messages through the gateway; set ANTHROPIC_MODEL (and "
+     "ANTHROPIC_SMALL_FAST_MODEL) to a model your endpoint serves"},
+    {"codex", "Codex CLI", codex_argv, NULL, NULL, AM_AGENT_PROMPT_ARG, codex_env, codex_files,
+     "OpenAI Responses API through the gateway; its default model unless an explicit "
+     "command passes -m MODEL"},
+    {"gemini", "Gemini CLI", gemini_argv, NULL, "--prompt-interactive", AM_AGENT_PROMPT_ARG,
+     gemini_env, gemini_files,
+     "speaks Google's Gemini API only, which the gateway does not serve: needs a "
+     "Gemini-compatible endpoint reachable with network allow or host"},
+    {"aider", "Aider", aider_argv, NULL, NULL, AM_AGENT_PROMPT_TYPED, aider_env, no_files,
+     "OpenAI-compatible through OPENAI_API_BASE; set AIDER_MODEL=openai/<model>; the prompt is "
+     "typed once aider is ready"},
+    {"opencode", "opencode", opencode_argv, NULL, "--prompt", AM_AGENT_PROMPT_ARG, opencode_env,
+     opencode_files, "openai and anthropic providers pointed at the gateway"},
+    {"goose", "goose", goose_argv, goose_bare, "--text", AM_AGENT_PROMPT_ARG, goose_env, no_files,
+     "OpenAI-compatible through OPENAI_HOST; set GOOSE_MODEL to a model your endpoint serves"},
+};
+#define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
+
+size_t am_agents_list(const am_agent_preset **out) {
+    *out = k_presets;
+    return N_PRESETS;
+}
+
+const am_agent_preset *am_agents_find(const char *name) {
+    for (size_t i = 0; name && i < N_PRESETS; i++)
+        if (strcmp(k_presets[i].name, name) == 0)
+            return &k_presets[i];
+    return NULL;
+}
+
+const char *am_agents_names(void) {
+    return "claude, codex, gemini, aider, opencode, goose";
+}
+
+int am_agents_command(const am_agent_preset *p, const char *prompt, const char **argv, size_t cap,
+                      size_t *argc) {
+    int with = prompt && *prompt && p->prompt == AM_AGENT_PROMPT_ARG;
+    const char *const *src = !with && p->argv_bare ? p->argv_bare : p->argv;
+    size_t n = 0;
+    for (; src[n]; n++) {
+        if (n >= cap)
+            return am_err_set(AM_EINVAL, "agent %s: command too long", p->name);
+        argv[n] = src[n];
+    }
+    if (with) {
+        if (n + 2 > cap)
+            return am_err_set(AM_EINVAL, "agent %s: command too long", p->name);
+        if (p->prompt_flag)
+            argv[n++] = p->prompt_flag;
+        argv[n++] = prompt;
+    }
+    *argc = n;
+    return 0;
+}
+
+/* ---- prompts ---- */
+
+int am_agents_prompt_bytes(const char *text, size_t len, uint8_t **out, size_t *out_len,
+                           size_t *clean_len) {
+    static const char open[] = "\x1b[200~", close[] = "\x1b[201~\r";
+    *out = NULL;
+    *out_len = *clean_len = 0;
+    if (len > AM_AGENT_PROMPT_MAX)
+        return am_err_set(AM_EINVAL, "text: at most %u bytes (this one has %zu)",
+                          AM_AGENT_PROMPT_MAX, len);
+    uint8_t *b = malloc(sizeof open - 1 + len + sizeof close - 1);
+    if (!b)
+        return am_err_set(AM_ENOMEM, "prompt: out of memory");
+    size_t o = sizeof open - 1;
+    memcpy(b, open, o);
+    const uint8_t *s = (const uint8_t *)text;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s[i];
+        if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
+            continue; /* C0 (ESC among them: no way out of the paste) and DEL */
+        if (c == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) {
+            i++; /* U+0080..U+009F: C1 controls (CSI, OSC, ...) in UTF-8 */
+            continue;
+        }
+        b[o++] = c;
+    }
+    size_t clean = o - (sizeof open - 1);
+    int blank = 1;
+    for (size_t i = sizeof open - 1; i < o && blank; i++)
+        blank = b[i] == ' ' || b[i] == '\t' || b[i] == '\n';
+    if (blank) {
+        free(b);
+        return am_err_set(AM_EINVAL, "text: empty (after removing control characters)");
+    }
+    memcpy(b + o, close, sizeof close - 1);
+    o += sizeof close - 1;
+    *out = b;
+    *out_len = o;
+    *clean_len = clean;
+    return 0;
+}
+
+/* ---- HOME files ---- */
+
+static const char *msg_env(const Airmesh__V1__CreatePod *m, const char *key) {
+    for (size_t i = 0; i < m->n_env; i++)
+        if (m->env[i]->key && strcmp(m->env[i]->key, key) == 0)
+            return m->env[i]->value;
+    return NULL;
+}
+
+/* ~/.claude.json: the first-run wizard, the trust dialog for /workspace and the bypass-mode
+ * warning done; the pod's key approved (Claude Code keeps the last 20 characters of approved
+ * keys and asks about any other key in ANTHROPIC_API_KEY). */
+static char *claude_json(const Airmesh__V1__CreatePod *m) {
+    const char *key = msg_env(m, "ANTHROPIC_API_KEY");
+    json_t *approved = json_array();
+    if (key && *key) {
+        size_t n = strlen(key);
+        json_array_append_new(approved, json_string(n > 20 ? key + n - 20 : key));
+    }
+    json_t *j = json_pack(
+        "{s:b,s:b,s:b,s:s,s:{s:o,s:[]},s:{s:{s:b,s:b,s:[]}}}", "hasCompletedOnboarding", 1,
+        "bypassPermissionsModeAccepted", 1, "autoUpdates", 0, "installMethod", "unknown",
+        "customApiKeyResponses", "approved", approved, "rejected", "projects", "/workspace",
+        "hasTrustDialogAccepted", 1, "hasCompletedProjectOnboarding", 1, "allowedTools");
+    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    return s;
+}
+
+void am_agents_home_files_free(Airmesh__V1__CreatePod *m) {
+    for (size_t i = 0; i < m->n_home_files; i++) {
+        if (m->home_files[i]) {
+            free(m->home_files[i]->value.data);
+            free(m->home_files[i]);
+        }
+    }
+    free(m->home_files);
+    m->home_files = NULL;
+    m->n_home_files = 0;
+}
+
+int am_agents_home_files(const am_agent_preset *p, Airmesh__V1__CreatePod *m) {
+    size_t n = 0;
+    while (p->files[n].path)
+        n++;
+    m->home_files = NULL;
+    m->n_home_files = 0;
+    if (n == 0)
+        return 0;
+    m->home_files = calloc(n, sizeof *m->home_files);
+    if (!m->home_files)
+        return am_err_set(AM_ENOMEM, "agents: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char *content = p->files[i].content ? strdup(p->files[i].content)
+                        : strcmp(p->files[i].path, ".claude.json") == 0 ? claude_json(m)
+                                                                        : NULL;
+        Airmesh__V1__CreatePod__HomeFilesEntry *e = calloc(1, sizeof *e);
+        if (!content || !e) {
+            free(content);
+            free(e);
+            am_agents_home_files_free(m);
+            return am_err_set(AM_ENOMEM, "agents: out of memory");
+        }
+        airmesh__v1__create_pod__home_files_entry__init(e);
+        e->key = (char *)p->files[i].path;
+        e->value.data = (uint8_t *)content;
+        e->value.len = strlen(content);
+        m->home_files[m->n_home_files++] = e;
+    }
+    return 0;
+}
