@@ -599,8 +599,10 @@ static void usage(FILE *out) {
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
             "             [--network none|host] [--keep-worktree] [--shared] [--json]\n"
-            "             -- COMMAND [ARGS...]\n"
+            "             [--agent NAME [--prompt TEXT]] [-- COMMAND [ARGS...]]\n"
             "                                start an agent in a sandboxed pod on its own branch\n"
+            "  pod prompt ID TEXT|-          type a prompt into a running pod (Enter included)\n"
+            "  agent list [--json]           the agent catalog and which runners have each CLI\n"
             "  pod list [--json], pod show ID [--json]\n"
             "                                pods of your org and their state\n"
             "  pod share ID [--off]          let other members take control of and stop it\n"
@@ -708,8 +710,12 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "pod") == 0 && sub_argc > 1 &&
              (strcmp(sub_argv[1], "logs") == 0 || strcmp(sub_argv[1], "attach") == 0))
         rc = am_ctl_pod_terminal(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "pod") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "prompt") == 0)
+        rc = am_ctl_pod_prompt(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "pod") == 0)
         rc = am_ctl_pod(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "agent") == 0)
+        rc = am_ctl_agent(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "org") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "team") == 0 ||
              strcmp(cmd, "api-token") == 0)
         rc = am_ctl_tenancy(&c, sub_argc, sub_argv);

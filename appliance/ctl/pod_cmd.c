@@ -129,6 +129,7 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         {"tmp", required_argument, 0, 'T'},     {"shm", required_argument, 0, 'S'},
         {"workspace", required_argument, 0, 'W'},
         {"shared", no_argument, 0, 'H'},
+        {"agent", required_argument, 0, 'a'},   {"prompt", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     json_t *body = json_object(), *labels = json_object(), *env = json_object(),
            *limits = json_object();
@@ -143,6 +144,8 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         case 'n': json_object_set_new(body, "network", json_string(optarg)); break;
         case 'k': json_object_set_new(body, "keep_worktree", json_true()); break;
         case 'H': json_object_set_new(body, "shared", json_true()); break;
+        case 'a': json_object_set_new(body, "agent", json_string(optarg)); break;
+        case 'P': json_object_set_new(body, "prompt", json_string(optarg)); break;
         case 'j': as_json = 1; break;
         case 'm':
         case 'T':
@@ -180,15 +183,18 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
             goto out;
         }
     }
-    if (!json_object_get(body, "repo") || optind >= argc) {
-        fprintf(stderr, "airmeshctl pod create: --repo URL and a command (after --) are "
-                        "required\n");
+    int agent = json_object_get(body, "agent") != NULL;
+    if (!json_object_get(body, "repo") || (optind >= argc && !agent)) {
+        fprintf(stderr, "airmeshctl pod create: --repo URL and a command (after --) or "
+                        "--agent NAME are required\n");
         goto out;
     }
-    json_t *cmd = json_array();
-    for (int i = optind; i < argc; i++)
-        json_array_append_new(cmd, json_string(argv[i]));
-    json_object_set_new(body, "command", cmd);
+    if (optind < argc) {
+        json_t *cmd = json_array();
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(cmd, json_string(argv[i]));
+        json_object_set_new(body, "command", cmd);
+    }
     json_object_set(body, "labels", labels);
     json_object_set(body, "env", env);
     json_object_set(body, "limits", limits);
@@ -226,6 +232,9 @@ static void show_pod(json_t *p) {
     printf("%-12s %s\n", "ID", json_string_value(json_object_get(p, "id")));
     printf("%-12s %s%s%s\n", "State", st, reason && *reason ? ": " : "", reason ? reason : "");
     printf("%-12s %s\n", "Command", cmd);
+    const char *agent = json_string_value(json_object_get(p, "agent"));
+    if (agent && *agent)
+        printf("%-12s %s\n", "Agent", agent);
     printf("%-12s %s\n", "Repository", json_string_value(json_object_get(p, "repo")));
     const char *base = json_string_value(json_object_get(p, "base_ref"));
     printf("%-12s %s\n", "Base", base && *base ? base : "(the default branch)");
