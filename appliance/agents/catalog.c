@@ -9,7 +9,9 @@
  *             first-run wizard, the /workspace trust dialog and the bypass-mode warning as done
  *             and approves the pod's key (its last 20 characters, as Claude Code stores it);
  *             ~/.claude/settings.json holds the hooks that report the agent's state through
- *             `airmesh-notify` (Notification = waiting, Stop = idle, UserPromptSubmit = working).
+ *             `airmesh-notify` (Notification = waiting, Stop = idle, UserPromptSubmit = working)
+ *             and disables auto mode (2.1.x offers it in a dialog after the first turn, which
+ *             would swallow the next prompt). Checked against Claude Code 2.1.332 on a PTY.
  *   codex     `codex --dangerously-bypass-approvals-and-sandbox [prompt]` (its own sandbox needs
  *             namespaces a pod does not give it; the pod is the sandbox); ~/.codex/config.toml
  *             names the gateway as its model provider (Responses API, key from OPENAI_API_KEY),
@@ -49,6 +51,7 @@ static const am_agent_file claude_files[] = {
     {".claude/settings.json",
      "{\n"
      "  \"permissions\": {\"defaultMode\": \"bypassPermissions\"},\n"
+     "  \"disableAutoMode\": \"disable\",\n"
      "  \"hooks\": {\n"
      "    \"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"airmesh-notify "
      "waiting\"}]}],\n"
