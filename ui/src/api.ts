@@ -169,6 +169,18 @@ export interface Runner {
   revoked: boolean;
 }
 
+/** One preset of the agent catalog (GET /api/v1/agents) and the online runners that have it. */
+export interface Agent {
+  name: string;
+  title: string;
+  command: string[];
+  prompt: 'argument' | 'typed';
+  env: Record<string, string>;
+  home_files: string[];
+  notes: string;
+  runners: { id: string; hostname: string; version: string; path: string }[];
+}
+
 export interface Pod {
   id: string;
   org: string;
@@ -192,6 +204,8 @@ export interface Pod {
   recording: boolean;
   /** Other members may take control of and stop it (issue 14). */
   shared?: boolean;
+  /** The agent catalog preset it was started from ("" = a plain command). */
+  agent?: string;
   exit_code?: number;
 }
 

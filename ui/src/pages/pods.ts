@@ -3,8 +3,10 @@
 // /api/v1/events (any pod or runner event refreshes it; polled every few seconds as well);
 // then the list (newest first) with filters (text, state, owner, runner, repository, "My pods"),
 // stop, delete, recording and a link to each pod's page; "New pod" opens the create form
-// (runner or labels, repo, base ref, branch, command from a preset or typed, env, limits, network).
-import { api, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
+// (runner or labels, repo, base ref, branch, the program: a shell, an agent of the catalog that
+// the chosen runner has (GET /api/v1/agents) with its initial prompt, or a typed command; env,
+// limits, network).
+import { Agent, api, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
 import { ago, append, badge, clear, confirmDialog, dateTime, exitWords, h, notice, trunc } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -37,11 +39,20 @@ export function podsPage(ctx: Ctx): () => void {
   let allPods: Pod[] = [];
   const newBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'new-pod' }, 'New pod');
   let runners: Runner[] = [];
+  let agents: Agent[] = [];
+  let onAgents: (() => void) | null = null; // the open form's refill of its Program list
   let stopped = false;
 
   newBtn.addEventListener('click', () => {
     formPanel.hidden = !formPanel.hidden;
-    if (!formPanel.hidden) renderForm();
+    if (!formPanel.hidden) {
+      renderForm();
+      // The catalog: which agents the runners have (the Program list follows the runner chosen).
+      api<{ agents: Agent[] }>('GET', '/agents').then((a) => {
+        agents = a.agents;
+        onAgents?.();
+      }).catch(() => {});
+    }
   });
   append(ctx.main, [
     h('div', { class: 'toolbar' },
@@ -80,15 +91,45 @@ export function podsPage(ctx: Ctx): () => void {
     const repo = h('input', { id: 'pod-repo', placeholder: 'https://git.example.lan/team/app.git or /srv/git/app', required: true, autocomplete: 'off' });
     const baseRef = h('input', { id: 'pod-base-ref', placeholder: 'HEAD (the default branch)', autocomplete: 'off' });
     const branch = h('input', { id: 'pod-branch', placeholder: 'airmesh/pod-<id>', autocomplete: 'off' });
-    const preset = h('select', { id: 'pod-preset' },
-      PRESETS.map((p) => h('option', { value: p.id }, p.label)), h('option', { value: 'custom' }, 'Other command…'));
+    const preset = h('select', { id: 'pod-preset' });
+    const prompt = h('textarea', { id: 'pod-prompt', rows: 3, placeholder: 'Fix the failing test in src/parse.c and commit the fix.', spellcheck: 'false' });
+    const promptField = field('Prompt', prompt, 'The agent\'s first task (optional).');
+    promptField.hidden = true;
+    promptField.classList.add('span-all');
+    // Shell, then the catalog's agents (offered when the chosen runner, or any online one, has
+    // the CLI), then a typed command.
+    const fillPrograms = () => {
+      const cur = preset.value || 'shell';
+      clear(preset);
+      preset.appendChild(h('option', { value: 'shell' }, PRESETS[0].label));
+      for (const a of agents) {
+        const on = a.runners.filter((r) => !runner.value || r.id === runner.value);
+        const version = on.length === 1 && on[0].version ? ' ' + on[0].version : '';
+        preset.appendChild(h('option', { value: 'agent:' + a.name, disabled: on.length === 0, 'data-agent': a.name },
+          on.length ? a.title + version : `${a.title} (not on ${runner.value ? 'this runner' : 'any online runner'})`));
+      }
+      preset.appendChild(h('option', { value: 'custom' }, 'Other command…'));
+      const keep = Array.from(preset.options).find((o) => o.value === cur && !o.disabled);
+      preset.value = keep ? cur : 'shell';
+      syncProgram();
+    };
+    const syncProgram = () => {
+      const a = agents.find((x) => 'agent:' + x.name === preset.value);
+      promptField.hidden = !a;
+      const hint = promptField.querySelector('.hint');
+      if (a && hint) hint.textContent = (a.prompt === 'argument' ? 'Given to the agent as its first task.' : 'Typed into the agent once it is ready.') + (a.notes ? ' ' + a.notes + '.' : '');
+    };
     const custom = h('input', { id: 'pod-command', placeholder: 'python3 -m http.server 8000', autocomplete: 'off' });
     const customField = field('Command', custom, 'Split into words like a shell would; quote words with spaces.');
     customField.hidden = true;
     preset.addEventListener('change', () => {
       customField.hidden = preset.value !== 'custom';
+      syncProgram();
       if (!customField.hidden) custom.focus();
     });
+    runner.addEventListener('change', fillPrograms);
+    onAgents = fillPrograms;
+    fillPrograms();
     const env = h('textarea', { id: 'pod-env', rows: 3, placeholder: 'OPENAI_API_BASE=http://llm.lan:8000/v1', spellcheck: 'false' });
     const memory = h('input', { id: 'pod-memory', placeholder: '2G', autocomplete: 'off' });
     const pids = h('input', { id: 'pod-pids', type: 'number', min: '0', placeholder: '512' });
@@ -104,6 +145,7 @@ export function podsPage(ctx: Ctx): () => void {
       field('Repository', repo, 'A git URL (https://, ssh://, file://) or an absolute path the runner can reach.'),
       field('Program', preset),
       customField,
+      promptField,
       field('Base ref', baseRef, 'Branch, tag or commit to start from.'),
       field('Branch', branch, 'The new branch the pod works on.'),
       field('Runner', runner),
@@ -135,6 +177,9 @@ export function podsPage(ctx: Ctx): () => void {
         if (typeof words === 'string') return fail(words, custom);
         if (words.length === 0) return fail('Enter the command to run.', custom);
         body.command = words;
+      } else if (preset.value.startsWith('agent:')) {
+        body.agent = preset.value.slice(6);
+        if (prompt.value.trim()) body.prompt = prompt.value;
       } else {
         body.command = PRESETS.find((p) => p.id === preset.value)!.command;
       }

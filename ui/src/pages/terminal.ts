@@ -5,7 +5,10 @@
 // saved screen the appliance replays its whole ring (offset 0).
 // Beside the terminal: what the pod is (program, repository, branch, base, limits, network,
 // runner, owner, runtime); a failed pod shows its reason in a red banner; an ended pod with a
-// recording plays it in the browser (asciinema-player, see player.ts).
+// recording plays it in the browser (asciinema-player, see player.ts). Below the terminal, a
+// prompt box sends text to the running program as one bracketed paste and Enter
+// (POST /api/v1/pods/{id}/prompt: the input holder, the pod's starter when nobody holds control,
+// or an admin; the appliance decides and says why not).
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
@@ -62,6 +65,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   const playerBox = h('section', { class: 'player-panel', id: 'player-panel', hidden: true, 'aria-label': 'Recording' });
   const termBox = h('div', { class: 'term-box', id: 'terminal' });
   const typeHint = h('div', { class: 'type-hint', hidden: true }, 'Take control to type into this terminal.');
+  const promptText = h('textarea', { id: 'prompt-text', rows: 2, placeholder: 'Send a prompt to the agent (Ctrl+Enter sends)', spellcheck: 'false', 'aria-label': 'Prompt' });
+  const promptBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'prompt-send' }, 'Send prompt');
+  const promptBox = h('form', { class: 'prompt-box', id: 'prompt-box', hidden: true, 'aria-label': 'Send a prompt' }, promptText, promptBtn);
   append(ctx.main, [
     h('div', { class: 'term-head' },
       h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, meta),
@@ -69,7 +75,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     banner,
     notices,
     playerBox,
-    h('div', { class: 'pod-layout' }, h('div', { class: 'term-wrap' }, termBox, typeHint), facts),
+    h('div', { class: 'pod-layout' }, h('div', { class: 'term-col' }, h('div', { class: 'term-wrap' }, termBox, typeHint), promptBox), facts),
   ]);
   factsBtn.addEventListener('click', () => facts.classList.toggle('pod-facts-open'));
   ctx.main.classList.add('main-terminal');
@@ -293,6 +299,32 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   });
   ro.observe(termBox);
 
+  // --- prompts --------------------------------------------------------------------------------
+  const sendPrompt = async () => {
+    const text = promptText.value;
+    if (!text.trim()) return;
+    promptBtn.disabled = true;
+    try {
+      const r = await api<{ length: number }>('POST', `/pods/${encodeURIComponent(id)}/prompt`, { text });
+      promptText.value = '';
+      say('ok', `Prompt sent (${r.length} bytes).`, 'prompt');
+    } catch (e) {
+      say('error', errorText(e), 'prompt');
+    } finally {
+      promptBtn.disabled = false;
+    }
+  };
+  promptBox.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void sendPrompt();
+  });
+  promptText.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      void sendPrompt();
+    }
+  });
+
   // --- the pod record -------------------------------------------------------------------------
   function setPodState(state: string): void {
     if (pod) pod.state = state;
@@ -304,6 +336,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     }
     ended = ended || podEnded(state);
     stopBtn.hidden = ended || !canWrite;
+    promptBox.hidden = ended || !canWrite || !pod || pod.state !== POD_STATE.running;
     const locked = !!pod && podLocked(ctx.who, pod);
     stopBtn.disabled = locked;
     stopBtn.title = locked ? podLockedWhy(pod!) : '';
