@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "appliance/agents/catalog.h"
 #include "appliance/app.h"
 #include "appliance/auth/auth.h"
 #include "appliance/config/config.h"
@@ -174,6 +175,11 @@ static int load_settings(airmeshd *d, int argc, char **argv) {
         (flag[O_LOG] && am_config_set(&d->cfg.log_level, flag[O_LOG]))) {
         am_config_free(&d->cfg);
         return fail("config");
+    }
+    if (d->cfg.agents_file && am_agents_load_file(d->cfg.agents_file) != 0) {
+        fail("bad agents file"); /* the catalog's presets (appliance/agents) */
+        am_config_free(&d->cfg);
+        return 1;
     }
     am_log_level lvl;
     if (am_log_parse_level(d->cfg.log_level, &lvl) != 0) {

@@ -28,6 +28,7 @@
  * in the pod's env): the gateway routes it to the org's endpoint that serves it.
  */
 #include "appliance/agents/catalog.h"
+#include "appliance/agents/internal.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -153,16 +154,83 @@ static const am_agent_preset k_presets[] = {
 };
 #define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
 
+/* The live table: the built-ins, changed by an agents_file at startup (agents_file.c), and what
+ * such a file allocated (freed by am_agents_reset). */
+static am_agent_preset g_table[N_PRESETS];
+static int g_ready;
+static void **g_owned;
+static size_t g_n_owned, g_cap_owned;
+
+static am_agent_preset *table(void) {
+    if (!g_ready) {
+        memcpy(g_table, k_presets, sizeof g_table);
+        g_ready = 1;
+    }
+    return g_table;
+}
+
+int am_agents_own(void *p) {
+    if (g_n_owned == g_cap_owned) {
+        size_t cap = g_cap_owned ? g_cap_owned * 2 : 64;
+        void **n = realloc(g_owned, cap * sizeof *n);
+        if (!n)
+            return am_err_set(AM_ENOMEM, "agents: out of memory");
+        g_owned = n;
+        g_cap_owned = cap;
+    }
+    g_owned[g_n_owned++] = p;
+    return 0;
+}
+
+void am_agents_reset(void) {
+    for (size_t i = 0; i < g_n_owned; i++)
+        free(g_owned[i]);
+    free(g_owned);
+    g_owned = NULL;
+    g_n_owned = g_cap_owned = 0;
+    g_ready = 0;
+}
+
+am_agent_preset *am_agents_mutable(const char *name) {
+    am_agent_preset *t = table();
+    for (size_t i = 0; name && i < N_PRESETS; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    return NULL;
+}
+
 size_t am_agents_list(const am_agent_preset **out) {
-    *out = k_presets;
+    *out = table();
     return N_PRESETS;
 }
 
 const am_agent_preset *am_agents_find(const char *name) {
-    for (size_t i = 0; name && i < N_PRESETS; i++)
-        if (strcmp(k_presets[i].name, name) == 0)
-            return &k_presets[i];
-    return NULL;
+    return am_agents_mutable(name);
+}
+
+/* The runner's rules (runner/pod/homefiles.c, which checks again): relative, no ".", ".." or
+ * empty parts, no control characters, at most 8 levels and 255 bytes. */
+int am_agents_home_path_check(const char *p) {
+    size_t len = p ? strlen(p) : 0;
+    if (len == 0 || len > 255 || p[0] == '/' || p[len - 1] == '/')
+        return am_err_set(AM_EINVAL, "home file '%.64s': a relative path of 1 to 255 bytes",
+                          p ? p : "");
+    int depth = 0;
+    for (const char *c = p; *c;) {
+        const char *e = strchr(c, '/');
+        size_t n = e ? (size_t)(e - c) : strlen(c);
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return am_err_set(AM_EINVAL,
+                              "home file '%.64s': empty, \".\" and \"..\" parts are refused", p);
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+                return am_err_set(AM_EINVAL, "home file '%.64s': control characters are refused",
+                                  p);
+        if (++depth > 8)
+            return am_err_set(AM_EINVAL, "home file '%.64s': more than 8 levels", p);
+        c = e ? e + 1 : c + n;
+    }
+    return 0;
 }
 
 const char *am_agents_names(void) {

@@ -49,6 +49,13 @@ typedef struct {
     const char *notes;          /* what a user must know (model choice, limits) */
 } am_agent_preset;
 
+/* Once at startup, before other threads read the catalog (the config's agents_file; see
+ * agents_file.c for the format): change the built-in presets. All or nothing: -AM_EINVAL naming
+ * the file, line and field (the built-ins stay), -AM_EIO when it cannot be read. */
+int am_agents_load_file(const char *path);
+/* Back to the built-ins, freeing what a file loaded (tests). */
+void am_agents_reset(void);
+
 /* Every preset, in display order. */
 size_t am_agents_list(const am_agent_preset **out);
 /* The preset called name, or NULL. */

@@ -46,6 +46,7 @@ void am_config_free(am_config *c) {
     free(c->grpc_listen);
     free(c->ui);
     free(c->log_level);
+    free(c->agents_file);
     for (size_t i = 0; i < c->n_hostnames; i++)
         free(c->hostnames[i]);
     for (size_t i = 0; i < c->n_ips; i++)
@@ -67,6 +68,8 @@ static int apply(am_config *c, const char *path, int line, const char *key, cons
         slot = &c->ui;
     else if (strcmp(key, "log_level") == 0)
         slot = &c->log_level;
+    else if (strcmp(key, "agents_file") == 0)
+        slot = &c->agents_file;
     if (slot) {
         if (is_seq || !*val)
             return am_err_set(AM_EINVAL, "config %s line %d: %s must be a non-empty string", path,

@@ -20,6 +20,8 @@
  *   pod_workspace: 1G
  *   control_idle: 15m               # a terminal's input-control holder idle this long loses
  *                                   # it to the next viewer who takes it
+ *   agents_file: /etc/airmesh/agents.yaml  # changes to the agent catalog's presets
+ *                                   # (appliance/agents/agents_file.c); none by default
  * Unknown keys, wrong types and bad values are errors naming the key and line.
  * Ownership: am_config owns every string it holds; am_config_free releases them.
  */
@@ -46,6 +48,7 @@ typedef struct {
     uint64_t pod_memory, pod_tmp, pod_shm, pod_workspace; /* bytes */
     uint32_t pod_cpu_millis, pod_pids;
     uint64_t control_idle_ms;
+    char *agents_file; /* NULL: the built-in presets only */
 } am_config;
 
 /* Fill with the checkout defaults (./var/airmesh, 127.0.0.1:8443, 127.0.0.1:9443, ui/static). */

@@ -14,7 +14,9 @@ terminal, then exit. Against it:
     the agent and the prompt's length, never its text;
   - codex's preset writes ~/.codex/config.toml pointing at the in-pod gateway;
   - an explicit command overrides the preset's, an explicit env variable the preset's;
-  - an agent the chosen runner does not report, or none does, or no such preset: 400, no pod.
+  - an agent the chosen runner does not report, or none does, or no such preset: 400, no pod;
+  - the config's agents_file changes a preset (GET /api/v1/agents shows it); a bad one (a HOME
+    path the runner would refuse) stops airmeshd's start, naming the line.
 The runner's own refusal of bad HOME paths (traversal, absolute, planted links) is
 tests/unit/homefiles_test.c: the appliance only ever sends its presets' paths, so no request
 here can carry one.
@@ -305,6 +307,33 @@ class CatalogTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("agent goose: no online runner", r.stderr)
         self.assertEqual(self.pod_count(), before + 1)
+
+    def test_the_config_agents_file_changes_a_preset_and_a_bad_one_stops_the_start(self):
+        cfg = os.path.join(self.tmp, "airmeshd.yaml")
+        agents = os.path.join(self.tmp, "agents.yaml")
+        with open(cfg, "w") as f:
+            f.write("agents_file: %s\n" % agents)
+        # A bad file (a HOME path the runner would refuse): airmeshd does not start, says where.
+        with open(agents, "w") as f:
+            f.write("agents:\n  claude:\n    home_files:\n      ../escape: x\n")
+        bad = Daemon(os.path.join(self.tmp, "bad"), extra=("--config", cfg))
+        self.assertEqual(bad.wait(timeout=30), 1)
+        self.assertIn("bad agents file", bad.stderr)
+        self.assertIn("line 4: home file '../escape'", bad.stderr)
+        # A good one: the catalog shows the change.
+        with open(agents, "w") as f:
+            f.write("agents:\n  claude:\n    title: Claude (site)\n"
+                    "    command: [claude, --dangerously-skip-permissions, --model, qwen]\n")
+        d = Daemon(os.path.join(self.tmp, "good"), extra=("--config", cfg)).wait_ready()
+        try:
+            tok = token_login(d, "admin", d.read_password())
+            code, doc = api(d, "GET", "/api/v1/agents", tok)
+            self.assertEqual(code, 200, doc)
+            claude = {a["name"]: a for a in doc["agents"]}["claude"]
+            self.assertEqual(claude["title"], "Claude (site)")
+            self.assertEqual(claude["command"][-2:], ["--model", "qwen"])
+        finally:
+            d.stop()
 
     @unittest.skipUnless(HAVE_REAL, "no Claude Code install in %s: run `make agents` "
                                     "(scripts/agents.sh)" % REAL)

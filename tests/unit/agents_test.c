@@ -2,7 +2,9 @@
  * tests/unit/agents_test.c — unit tests for appliance/agents (cmocka): the catalog's presets
  * build the commands the README promises, the prompt becomes exactly one bracketed paste plus
  * Enter with control characters (C0, DEL, C1 in UTF-8) removed, and the Claude Code preset's
- * ~/.claude.json approves the last 20 characters of the key the pod is given.
+ * ~/.claude.json approves the last 20 characters of the key the pod is given; the config's
+ * agents_file changes presets, and a bad one (unknown agent or field, a HOME path the runner would
+ * refuse, a wrong type) is refused naming the line, leaving the built-ins as they were.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +14,10 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "appliance/agents/catalog.h"
 #include "common/err.h"
@@ -107,12 +111,97 @@ static void test_claude_json_approves_the_pods_key_and_marks_onboarding_done(voi
     am_agents_home_files_free(&m);
 }
 
+static const char *write_yaml(const char *text) {
+    static char path[256];
+    const char *tmp = getenv("TEST_TMPDIR");
+    snprintf(path, sizeof path, "%s/agents-%d.yaml", tmp ? tmp : "/tmp", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_an_agents_file_changes_presets_and_reset_restores_them(void **st) {
+    (void)st;
+    const char *path =
+        write_yaml("agents:\n"
+                   "  claude:\n"
+                   "    title: Claude (site build)\n"
+                   "    command: [claude, --dangerously-skip-permissions, --model, qwen]\n"
+                   "    prompt: typed\n"
+                   "    env: {ANTHROPIC_MODEL: qwen}\n"
+                   "    home_files:\n"
+                   "      .claude/settings.json: |\n"
+                   "        {\"model\": \"qwen\"}\n");
+    assert_int_equal(am_agents_load_file(path), 0);
+    const am_agent_preset *p = am_agents_find("claude");
+    assert_string_equal(p->title, "Claude (site build)");
+    assert_int_equal(p->prompt, AM_AGENT_PROMPT_TYPED);
+    const char *argv[32];
+    size_t n;
+    assert_int_equal(am_agents_command(p, "not an argument now", argv, 32, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(argv[3], "qwen");
+    assert_string_equal(p->env[0].key, "ANTHROPIC_MODEL");
+    assert_null(p->env[1].key);
+    Airmesh__V1__CreatePod m = AIRMESH__V1__CREATE_POD__INIT;
+    assert_int_equal(am_agents_home_files(p, &m), 0);
+    assert_int_equal(m.n_home_files, 1);
+    assert_string_equal((const char *)m.home_files[0]->value.data, "{\"model\": \"qwen\"}\n");
+    am_agents_home_files_free(&m);
+    assert_string_equal(am_agents_find("codex")->title, "Codex CLI"); /* untouched */
+    am_agents_reset();
+    assert_string_equal(am_agents_find("claude")->title, "Claude Code");
+    assert_int_equal(am_agents_find("claude")->prompt, AM_AGENT_PROMPT_ARG);
+    unlink(path);
+}
+
+static void test_a_bad_agents_file_is_refused_naming_the_line_and_changes_nothing(void **st) {
+    (void)st;
+    static const struct {
+        const char *yaml, *says;
+    } bad[] = {
+        {"agents:\n  cursor:\n    title: x\n", "line 2: 'cursor' is not an agent of the catalog"},
+        {"agents:\n  claude:\n    colour: red\n", "line 3: unknown field 'colour'"},
+        {"agents:\n  claude:\n    home_files:\n      ../../etc/cron.d/x: boom\n",
+         "line 4: home file '../../etc/cron.d/x'"},
+        {"agents:\n  claude:\n    home_files: {/etc/passwd: x}\n",
+         "line 3: home file '/etc/passwd'"},
+        {"agents:\n  claude:\n    prompt: sometimes\n", "line 3: prompt: argument or typed"},
+        {"agents:\n  claude:\n    command: []\n", "line 3: a command has 1 to 32 words"},
+        {"agents:\n  claude:\n    env: {1BAD: x}\n", "line 3: env: a variable name"},
+        {"things: {}\n", "line 1: the only top-level key is 'agents'"},
+        {"agents: [claude]\n", "agents: a mapping"},
+        {"agents:\n  claude: {title: [x]\n", "agents file"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* the first mapping of each bad file is valid: a half-applied file would show */
+        char text[512];
+        snprintf(text, sizeof text, "%s", bad[i].yaml);
+        const char *path = write_yaml(text);
+        int rc = am_agents_load_file(path);
+        if (rc != -AM_EINVAL || !strstr(am_err_last(), bad[i].says))
+            fail_msg("file %zu: rc %d, message \"%s\", expected \"%s\"", i, rc, am_err_last(),
+                     bad[i].says);
+        assert_string_equal(am_agents_find("claude")->title, "Claude Code");
+        unlink(path);
+    }
+    const char *path = write_yaml("agents:\n  codex: {title: Changed}\n  claude:\n    nope: 1\n");
+    assert_int_equal(am_agents_load_file(path), -AM_EINVAL);
+    assert_string_equal(am_agents_find("codex")->title, "Codex CLI"); /* all or nothing */
+    unlink(path);
+    assert_int_equal(am_agents_load_file("/nonexistent/agents.yaml"), -AM_EIO);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_named_cli_has_a_preset),
         cmocka_unit_test(test_commands_carry_the_prompt_as_argument_or_leave_it_to_be_typed),
         cmocka_unit_test(test_prompt_bytes_are_one_bracketed_paste_and_enter_without_controls),
         cmocka_unit_test(test_claude_json_approves_the_pods_key_and_marks_onboarding_done),
+        cmocka_unit_test(test_an_agents_file_changes_presets_and_reset_restores_them),
+        cmocka_unit_test(test_a_bad_agents_file_is_refused_naming_the_line_and_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
