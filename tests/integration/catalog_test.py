@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import harness
@@ -348,6 +349,7 @@ class CatalogTest(unittest.TestCase):
                        ANTHROPIC_MODEL="test-model", ANTHROPIC_SMALL_FAST_MODEL="test-model")
             for k, v in env.items():
                 args += ["--env", "%s=%s" % (k, v)]
+            t0 = time.monotonic()
             pod = self.create(*args)
             pid = pod["id"]
             # The interactive CLI took its prompt argument: Write, Bash (commit), then "Done".
@@ -355,12 +357,15 @@ class CatalogTest(unittest.TestCase):
             self.assertTrue(any(e.get("rule") == 2 for e in es),
                             ([e.get("rule") for e in es], self.recording_now(pid)))
             # A second prompt through the API is the model's next user turn.
+            t1 = time.monotonic()
             wait_for(lambda: api(self.d, "POST", f"/api/v1/pods/{pid}/prompt", self.admin,
                                  {"text": "second prompt: say it is done"})[0] == 200, 30,
                      what="prompt accepted")
             es = srv.wait_entries(lambda es: any(e.get("rule") == 3 for e in es), timeout=120)
             self.assertTrue(any(e.get("rule") == 3 for e in es),
                             ([e.get("rule") for e in es], self.recording_now(pid)))
+            print("claude preset: %.1f s from create to the first task done, %.1f s from the "
+                  "second prompt to its answer" % (t1 - t0, time.monotonic() - t1), file=sys.stderr)
             self.ctl("pod", "stop", pid)
             self.ctl("pod", "wait", pid, "--timeout", "60")
             out = self.recording(pid)
