@@ -40,6 +40,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
     json_object_set_new(o, "shared", json_boolean(p->shared));
+    json_object_set_new(o, "display_name", json_string(p->display_name ? p->display_name : ""));
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
@@ -146,7 +147,12 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                    "expected {\"repo\": string, \"command\": [string, ...], \"runner\"?, "
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
                    "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
-                   "\"keep_worktree\"?: bool, \"shared\"?: bool}");
+                   "\"keep_worktree\"?: bool, \"shared\"?: bool, \"display_name\"?}");
+    const char *display_name = NULL;
+    if (am_api_display_name_arg(req, body, &display_name) != 0) {
+        json_decref(body);
+        return 0;
+    }
     if (!json_is_array(command) || json_array_size(command) == 0 ||
         json_array_size(command) > MAX_ITEMS)
         return bad(req, body, "command: a non-empty array of strings");
@@ -210,7 +216,8 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .workspace_bytes = workspace,
                         .network = network,
                         .keep_worktree = keep,
-                        .shared = shared};
+                        .shared = shared,
+                        .display_name = display_name};
     /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
      * runner run on the I/O worker pool (am_ops_pod_create); the answer comes from create_done. */
     create_job *j = calloc(1, sizeof *j);

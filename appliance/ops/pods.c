@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "appliance/ops/internal.h"
+#include "common/display_name.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -119,6 +120,8 @@ static int create_hook(am_txn *t, void *ud) {
     json_t *d =
         json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "runner", c->n->runner, "repo", c->spec->repo,
                   "base_ref", base, "branch", c->n->branch, "command", cmd, "network", net);
+    if (d && c->spec->display_name && *c->spec->display_name)
+        json_object_set_new(d, "display_name", json_string(c->spec->display_name));
     char *s = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     if (!s)
@@ -139,6 +142,16 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
         rc = ops_check(&a, who, AM_CAN_HOST_NET, NULL);
     if (rc)
         return rc;
+    /* The display name (optional) is checked here, once; the record gets the trimmed text. */
+    char dn[AM_DISPLAY_NAME_BUF] = "";
+    am_pod_spec named = *spec;
+    if (spec->display_name) {
+        if ((rc = am_display_name_check(spec->display_name, strlen(spec->display_name), dn,
+                                        sizeof dn)) != 0)
+            return rc;
+        named.display_name = dn;
+    }
+    spec = &named;
     am_pod_new n;
     create_hook_ctx hc = {&a, &n, spec};
     am_txn_hook h = {create_hook, &hc};

@@ -40,7 +40,8 @@ typedef struct {
     uint64_t tmp_bytes, shm_bytes, workspace_bytes;
     const char *network; /* "none" (default) or "host" */
     int keep_worktree;
-    int shared; /* other members may take control of and stop it (issue 14) */
+    int shared;               /* other members may take control of and stop it (issue 14) */
+    const char *display_name; /* NULL/"" = none; checked by the caller (common/display_name.h) */
 } am_pod_spec;
 
 /* Limits a pod gets when its create request leaves them out (config file pod_* keys). */
@@ -107,7 +108,8 @@ typedef struct {
     const char *state; /* NULL: no state change */
     const char *reason, *limits_note, *commit;
     int exit_code, set_recording, set_first_output;
-    int set_shared, shared; /* set_shared: write `shared` (a change when it differs) */
+    int set_shared, shared;   /* set_shared: write `shared` (a change when it differs) */
+    const char *display_name; /* non-NULL: write it ("" = none; a change when it differs) */
     char old_state[32];
     char pod_runner[129];
     int changed;
