@@ -131,6 +131,8 @@ export interface User {
   created_ms: number;
   superuser: boolean;
   locked_until_ms: number;
+  /** Unicode name shown instead of the id ("" = none: show the id). */
+  display_name?: string;
 }
 
 export interface Team {
@@ -138,12 +140,14 @@ export interface Team {
   name: string;
   members: string[];
   created_ms: number;
+  display_name?: string;
 }
 
 export interface Org {
   id: string;
   name: string;
   created_ms: number;
+  display_name?: string;
 }
 
 export interface ApiToken {
@@ -193,6 +197,8 @@ export interface Pod {
   /** Other members may take control of and stop it (issue 14). */
   shared?: boolean;
   exit_code?: number;
+  /** Optional unicode name (issue 14; "" = none). */
+  display_name?: string;
 }
 
 export interface AuditEvent {
