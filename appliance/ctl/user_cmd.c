@@ -297,7 +297,7 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             return org_limits(c, argc, argv);
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/orgs", "orgs",
-                        (const char *[]){"id", "display_name", "name", NULL});
+                        (const char *[]){"id", "name", "display_name", NULL});
         if (strcmp(sub, "rename") == 0) {
             snprintf(path, sizeof path, "/api/v1/orgs/%s", arg ? arg : "");
             return am_ctl_rename(c, "org", path, arg, argc, argv, 3);
@@ -318,7 +318,7 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     } else if (strcmp(what, "user") == 0) {
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/users", "users",
-                        (const char *[]){"id", "display_name", "role", "disabled", NULL});
+                        (const char *[]){"id", "role", "disabled", "display_name", NULL});
         if (strcmp(sub, "rename") == 0) {
             snprintf(path, sizeof path, "/api/v1/users/%s", arg ? arg : "");
             return am_ctl_rename(c, "user", path, arg, argc, argv, 3);
@@ -371,7 +371,7 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     } else if (strcmp(what, "team") == 0) {
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/teams", "teams",
-                        (const char *[]){"id", "display_name", "members", NULL});
+                        (const char *[]){"id", "members", "display_name", NULL});
         if (strcmp(sub, "rename") == 0) {
             snprintf(path, sizeof path, "/api/v1/teams/%s", arg ? arg : "");
             return am_ctl_rename(c, "team", path, arg, argc, argv, 3);

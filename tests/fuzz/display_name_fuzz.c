@@ -18,7 +18,7 @@ const char *const fuzz_seeds[] = {"Zo\xc3\xab",
                                   "a\x07"
                                   "b",
                                   NULL};
-const size_t fuzz_seed_lens[] = {4, 11, 10, 7, 3, 0};
+const size_t fuzz_seed_lens[] = {4, 12, 10, 7, 3, 0};
 
 void fuzz_reached(int accepted) __attribute__((weak));
 

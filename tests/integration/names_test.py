@@ -250,20 +250,21 @@ class NamesTest(harness.AdminRunnerTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual({o["id"]: o for o in self.get("/api/v1/orgs")["orgs"]}["default"][
             "display_name"], "Ärger GmbH")
-        # user list: a DISPLAY NAME column, and the next column starts at one display column on
-        # every line, wide characters or not.
+        # user list and team list: a DISPLAY NAME column (the last: never padded, so the
+        # columns before it keep their place), starting at one display column on every line.
         c("user", "rename", "ann", "日本語 Ann")
         r = c("user", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
-        self.assertEqual(lines[0].split(), ["ID", "DISPLAY", "NAME", "ROLE", "DISABLED"])
-        self.assertTrue(any("Zoë Ünal" in l for l in lines), r.stdout)
-        col = width(lines[0][:lines[0].index("ROLE")])
-        for l in lines[1:]:
-            role_at = max(l.find(" " + role + " ") for role in ("viewer", "member", "owner")) + 1
-            self.assertEqual(width(l[:role_at]), col, r.stdout)
+        self.assertEqual(lines[0].split(), ["ID", "ROLE", "DISABLED", "DISPLAY", "NAME"])
+        col = width(lines[0][:lines[0].index("DISPLAY NAME")])
+        for l, name in (("zed", "Zoë Ünal"), ("ann", "日本語 Ann"), ("admin", "-")):
+            row = next(x for x in lines if x.startswith(l + " "))
+            self.assertTrue(row.endswith(name), r.stdout)
+            self.assertEqual(width(row[:row.rindex(name)]), col, r.stdout)
         r = c("team", "list")
-        self.assertIn(EQUIPE + " 2", r.stdout)
+        row = next(x for x in r.stdout.splitlines() if x.startswith("eq "))
+        self.assertTrue(row.endswith(EQUIPE + " 2"), r.stdout)
         # Pods: --display-name at create, a NAME column in pod list, rename by the starter.
         r = ctl(self.d, "pod", "create", "--json", "--repo", self.repo, "--display-name",
                 "Équipe 🚀 pod", "--", "sleep", "300", home=self.homes["ann"])
