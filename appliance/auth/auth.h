@@ -70,10 +70,12 @@ int am_auth_valid_name(const char *s);
 
 /* Every call below is one write transaction; hook (may be NULL) runs last inside it. */
 
-/* Create user `name` in org with role (password NULL: a random one is written to pw_out, >= 32
- * bytes). -AM_EEXISTS when the name is taken, -AM_EINVAL for a bad name/role/password. */
-int am_users_create(am_store *s, const char *org, const char *name, int role, const char *password,
-                    char *pw_out, size_t pw_cap, const am_txn_hook *hook);
+/* Create user `name` in org with role and display_name (NULL = none; checked by the caller with
+ * am_display_name_check) (password NULL: a random one is written to pw_out, >= 32 bytes).
+ * -AM_EEXISTS when the name is taken, -AM_EINVAL for a bad name/role/password. */
+int am_users_create(am_store *s, const char *org, const char *name, int role,
+                    const char *display_name, const char *password, char *pw_out, size_t pw_cap,
+                    const am_txn_hook *hook);
 /* Disabling also ends the user's login sessions (same transaction). */
 int am_users_set_disabled(am_store *s, const char *org, const char *name, int disabled,
                           const am_txn_hook *hook);
@@ -90,9 +92,18 @@ int am_users_delete(am_store *s, const char *org, const char *name, const am_txn
  * runs, so its audit record can say it). */
 int am_auth_revoke_user_sessions(am_store *s, const char *org, const char *name, int api_tokens_too,
                                  size_t *n, const am_txn_hook *hook);
-/* Create an org and its first owner (password NULL: random, into pw_out). */
-int am_orgs_create(am_store *s, const char *org, const char *display, const char *owner,
-                   const char *password, char *pw_out, size_t pw_cap, const am_txn_hook *hook);
+/* Create an org (Org.name = display, Org.display_name = display_name, NULL = none) and its first
+ * owner (password NULL: random, into pw_out). */
+int am_orgs_create(am_store *s, const char *org, const char *display, const char *display_name,
+                   const char *owner, const char *password, char *pw_out, size_t pw_cap,
+                   const am_txn_hook *hook);
+
+/* Set the display name of a user, team (db AM_DB_USERS / AM_DB_TEAMS, in org) or org
+ * (AM_DB_ORGS, id = the org) to display ("" = none: the id is shown), already checked with
+ * am_display_name_check. -AM_ENOTFOUND when there is no such record. The same name again is no
+ * change: nothing is written, *changed (may be NULL) is 0 and the hook does not run. */
+int am_auth_set_display(am_store *s, am_db db, const char *org, const char *id, const char *display,
+                        int *changed, const am_txn_hook *hook);
 
 /* ---- teams (teams.c) ---- */
 
@@ -100,6 +111,9 @@ typedef enum { AM_TEAM_CREATE, AM_TEAM_ADD, AM_TEAM_REMOVE, AM_TEAM_DELETE } am_
 /* Create/delete team, or add/remove user (ADD: the user must exist in org). -AM_EEXISTS,
  * -AM_ENOTFOUND ("no team", "no user", "not in team"), -AM_EINVAL for a bad name. */
 int am_teams_change(am_store *s, const char *org, const char *team, const char *user, am_team_op op,
+                    const am_txn_hook *hook);
+/* AM_TEAM_CREATE with a display name (NULL = none; checked by the caller). */
+int am_teams_create(am_store *s, const char *org, const char *team, const char *display_name,
                     const am_txn_hook *hook);
 
 /* ---- API tokens (users.c) ---- */

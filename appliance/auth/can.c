@@ -46,6 +46,8 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     {AM_CAN_HOST_NET, "create pods with network host", ADMIN, 0, 0,
      "network \"host\": admins and owners only (the pod would share the runner host's "
      "network: its loopback services and abstract unix sockets)"},
+    {AM_CAN_ORG_RENAME, "rename the organization (its display name)", ADMIN, 0, 0,
+     "renaming the organization needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

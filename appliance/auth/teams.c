@@ -15,7 +15,7 @@
 #define MAX_MEMBERS 512
 
 typedef struct {
-    const char *org, *team, *user;
+    const char *org, *team, *user, *display_name;
     am_team_op op;
     const am_txn_hook *hook;
 } team_ctx;
@@ -34,6 +34,7 @@ static int team_txn(am_txn *t, void *ud) {
         nt.org_id = (char *)c->org;
         nt.name = (char *)c->team;
         nt.created_ms = am_now_ms();
+        nt.display_name = (char *)(c->display_name ? c->display_name : "");
         rc = am_txn_put(t, AM_DB_TEAMS, c->org, c->team, &nt.base);
         return rc ? rc : am_txn_hook_run(c->hook, t);
     }
@@ -83,6 +84,14 @@ int am_teams_change(am_store *s, const char *org, const char *team, const char *
         return am_err_set(AM_EINVAL, "team: 1-64 of a-z 0-9 . _ -");
     if ((op == AM_TEAM_ADD || op == AM_TEAM_REMOVE) && !am_auth_valid_name(user))
         return am_err_set(AM_EINVAL, "user: 1-64 of a-z 0-9 . _ -");
-    team_ctx c = {org, team, user ? user : "", op, hook};
+    team_ctx c = {org, team, user ? user : "", NULL, op, hook};
+    return am_store_update(s, team_txn, &c);
+}
+
+int am_teams_create(am_store *s, const char *org, const char *team, const char *display_name,
+                    const am_txn_hook *hook) {
+    if (!am_auth_valid_name(team))
+        return am_err_set(AM_EINVAL, "team: 1-64 of a-z 0-9 . _ -");
+    team_ctx c = {org, team, "", display_name, AM_TEAM_CREATE, hook};
     return am_store_update(s, team_txn, &c);
 }

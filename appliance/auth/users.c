@@ -65,7 +65,7 @@ static int make_hash(const char *password, char *pw_out, size_t pw_cap, char *ha
 }
 
 typedef struct {
-    const char *org, *name, *hash, *display;
+    const char *org, *name, *hash, *display, *display_name;
     int role, superuser, create_org;
     const am_txn_hook *hook;
 } create_ctx;
@@ -81,6 +81,7 @@ static int create_txn(am_txn *t, void *ud) {
         Airmesh__V1__Org o = AIRMESH__V1__ORG__INIT;
         o.id = (char *)c->org;
         o.name = (char *)(c->display && *c->display ? c->display : c->org);
+        o.display_name = (char *)(c->display_name ? c->display_name : "");
         o.created_ms = am_now_ms();
         int rc = am_txn_put(t, AM_DB_ORGS, "", c->org, &o.base);
         if (rc)
@@ -103,12 +104,15 @@ static int create_txn(am_txn *t, void *ud) {
     u.role = c->role;
     u.superuser = c->superuser;
     u.created_ms = am_now_ms();
+    if (!c->create_org)
+        u.display_name = (char *)(c->display_name ? c->display_name : "");
     int rc = am_txn_put(t, AM_DB_USERS, c->org, c->name, &u.base);
     return rc ? rc : am_txn_hook_run(c->hook, t);
 }
 
-int am_users_create(am_store *s, const char *org, const char *name, int role, const char *password,
-                    char *pw_out, size_t pw_cap, const am_txn_hook *hook) {
+int am_users_create(am_store *s, const char *org, const char *name, int role,
+                    const char *display_name, const char *password, char *pw_out, size_t pw_cap,
+                    const am_txn_hook *hook) {
     if (!am_auth_valid_name(name))
         return am_err_set(AM_EINVAL, "name: 1-64 of a-z 0-9 . _ - (starting with a letter or digit)");
     if (role < 1 || role > 4)
@@ -117,12 +121,18 @@ int am_users_create(am_store *s, const char *org, const char *name, int role, co
     int rc = make_hash(password, pw_out, pw_cap, hash, sizeof hash);
     if (rc)
         return rc;
-    create_ctx c = {.org = org, .name = name, .hash = hash, .role = role, .hook = hook};
+    create_ctx c = {.org = org,
+                    .name = name,
+                    .hash = hash,
+                    .display_name = display_name,
+                    .role = role,
+                    .hook = hook};
     return am_store_update(s, create_txn, &c);
 }
 
-int am_orgs_create(am_store *s, const char *org, const char *display, const char *owner,
-                   const char *password, char *pw_out, size_t pw_cap, const am_txn_hook *hook) {
+int am_orgs_create(am_store *s, const char *org, const char *display, const char *display_name,
+                   const char *owner, const char *password, char *pw_out, size_t pw_cap,
+                   const am_txn_hook *hook) {
     if (!am_auth_valid_name(org))
         return am_err_set(AM_EINVAL, "org id: 1-64 of a-z 0-9 . _ -");
     if (!am_auth_valid_name(owner))
@@ -135,6 +145,7 @@ int am_orgs_create(am_store *s, const char *org, const char *display, const char
                     .name = owner,
                     .hash = hash,
                     .display = display,
+                    .display_name = display_name,
                     .role = AIRMESH__V1__ROLE__ROLE_OWNER,
                     .create_org = 1,
                     .hook = hook};
@@ -353,4 +364,59 @@ int am_auth_api_token_revoke(am_store *s, const char *org, const char *id, const
                              const am_txn_hook *hook) {
     tok_revoke_ctx c = {org, id, only_user, 0, hook};
     return am_store_update(s, tok_revoke_txn, &c);
+}
+
+/* ---- display names (users, teams, orgs) ---- */
+
+typedef struct {
+    am_db db;
+    const char *org, *id, *display;
+    char old[260];
+    int changed;
+    const am_txn_hook *hook;
+} display_ctx;
+
+static int display_txn(am_txn *t, void *ud) {
+    display_ctx *c = ud;
+    const ProtobufCMessageDescriptor *d = c->db == AM_DB_USERS   ? &airmesh__v1__user__descriptor
+                                          : c->db == AM_DB_TEAMS ? &airmesh__v1__team__descriptor
+                                                                 : &airmesh__v1__org__descriptor;
+    const char *key_org = c->db == AM_DB_ORGS ? "" : c->org;
+    const char *what = c->db == AM_DB_USERS   ? "user"
+                       : c->db == AM_DB_TEAMS ? "team"
+                                              : "organization";
+    ProtobufCMessage *m = NULL;
+    c->changed = 0;
+    int rc = am_txn_get(t, c->db, key_org, c->id, d, &m);
+    if (rc)
+        return rc == -AM_ENOTFOUND ? am_err_set(AM_ENOTFOUND, "no %s %s", what, c->id) : rc;
+    char **field = c->db == AM_DB_USERS   ? &((Airmesh__V1__User *)m)->display_name
+                   : c->db == AM_DB_TEAMS ? &((Airmesh__V1__Team *)m)->display_name
+                                          : &((Airmesh__V1__Org *)m)->display_name;
+    snprintf(c->old, sizeof c->old, "%s", *field ? *field : "");
+    if (strcmp(c->old, c->display) == 0) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return 0;
+    }
+    char *keep = *field;
+    *field = (char *)c->display;
+    rc = am_txn_put(t, c->db, key_org, c->id, m);
+    *field = keep; /* the unpacked message frees its own string */
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (rc)
+        return rc;
+    c->changed = 1;
+    return am_txn_hook_run(c->hook, t);
+}
+
+int am_auth_set_display(am_store *s, am_db db, const char *org, const char *id, const char *display,
+                        int *changed, const am_txn_hook *hook) {
+    if (db != AM_DB_USERS && db != AM_DB_TEAMS && db != AM_DB_ORGS)
+        return am_err_set(AM_EINVAL, "auth: display names are for users, teams and orgs");
+    display_ctx c = {
+        .db = db, .org = org, .id = id, .display = display ? display : "", .hook = hook};
+    int rc = am_store_update(s, display_txn, &c);
+    if (changed)
+        *changed = rc == 0 && c.changed;
+    return rc;
 }

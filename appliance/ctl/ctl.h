@@ -45,6 +45,13 @@ void am_ctl_table_add(am_ctl_table *t, const char *const *row);
 void am_ctl_table_print(const am_ctl_table *t, FILE *out);
 void am_ctl_table_free(am_ctl_table *t);
 size_t am_ctl_display_width(const char *s);
+/* Display names (user_cmd.c): check text with the appliance's rule (common/display_name.h)
+ * into out (AM_DISPLAY_NAME_BUF); on a refusal print "airmeshctl CMD: why" and return -1. */
+int am_ctl_display_name_arg(const char *cmd, const char *text, char *out, size_t cap);
+/* `WHAT rename ID "TEXT" | --clear` (argv[first...]): PATCH path {"display_name"}; prints the
+ * result. Returns the exit status. */
+int am_ctl_rename(am_ctl *c, const char *what, const char *path, const char *id, int argc,
+                  char **argv, int first);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
 

@@ -8,6 +8,11 @@
 #include "appliance/ctl/audit_cmd.h"
 #include "appliance/ctl/ctl.h"
 
+#define DISPLAY_NAMES                                                                                \
+    "DISPLAY NAMES: any unicode text (\"Équipe 🚀\", \"Zoë\"), 1-64 characters, no control or\n" \
+    "  bidirectional-override characters, spaces at the ends trimmed; ids stay as they are.\n"       \
+    "  --clear removes it (the id is shown again).\n"
+
 static const struct {
     const char *name, *text;
 } HELP[] = {
@@ -41,25 +46,31 @@ static const struct {
      "                      [--label K=V ...] [--env K=V ...] [--memory SIZE] [--pids N]\n"
      "                      [--cpu CORES] [--tmp SIZE] [--shm SIZE] [--workspace SIZE]\n"
      "                      [--network none|host] [--keep-worktree] [--shared] [--json]\n"
-     "                      [--agent NAME [--prompt TEXT]] [-- COMMAND [ARGS...]]\n"
+     "                      [--display-name TEXT] [--agent NAME [--prompt TEXT]]\n"
+     "                      [-- COMMAND [ARGS...]]\n"
      "    Start COMMAND in a sandboxed pod on its own branch. --agent NAME: a preset of the\n"
      "    agent catalog (airmeshctl agent list): its command (an explicit COMMAND overrides\n"
      "    it), env and HOME config files, on a runner that has the CLI; --prompt TEXT: the\n"
-     "    initial prompt (the CLI's argument, or typed once it is ready). Sizes (--memory, --tmp, "
-     "--shm,\n"
-     "    --workspace): 512M, 2G (K, M, G, T, optionally iB); --pids: a whole number of\n"
+     "    initial prompt (the CLI's argument, or typed once it is ready). Sizes (--memory, --tmp,\n"
+     "    --shm, --workspace): 512M, 2G (K, M, G, T, optionally iB); --pids: a whole number of\n"
      "    processes; --cpu: cores, e.g. 1.5. Left out: the appliance's pod_* defaults. A bad\n"
      "    value is refused before anything is sent. --shared: see pod share.\n"
+     "    --display-name: a name people read instead of the id (see pod rename).\n"
      "airmeshctl pod prompt ID TEXT\n"
      "    Type TEXT into the running pod as one bracketed paste, then Enter (TEXT - reads\n"
      "    stdin, at most 64 KiB; control characters other than tab and newline removed).\n"
      "    Allowed: the input-control holder or an admin/owner; with nobody holding control,\n"
      "    the pod's starter too. Audited as pod.prompt (its length, never the text).\n"
+     "airmeshctl pod rename ID \"TEXT\" | pod rename ID --clear\n"
+     "    Set the pod's display name: any unicode text (\"Fix login 🚀\"), 1-64 characters,\n"
+     "    no control or bidirectional-override characters, spaces at the ends trimmed;\n"
+     "    --clear: none (the id is shown). The pod's starter or an admin may.\n"
      "airmeshctl pod share ID [--off]\n"
      "    Let other members take control of, type into and stop the pod (--off: only you,\n"
      "    admins and owners again). The pod's starter or an admin may change it.\n"
      "airmeshctl pod list [--json]\n"
-     "    Pods of your org: id, state, owner, runner, branch and the whole command.\n"
+     "    Pods of your org: id, display name, state, owner, runner, branch and the whole\n"
+     "    command.\n"
      "airmeshctl pod show ID [--json]\n"
      "    One pod, one fact per line, times in your local time zone. JSON with --json, or\n"
      "    when stdout is not a terminal (scripts keep working).\n"
@@ -79,24 +90,32 @@ static const struct {
               "  how it takes its prompt, its command, and the online runners that have the CLI\n"
               "  with its version. Use one with pod create --agent NAME.\n"},
     {"org", "airmeshctl org list\n"
-            "airmeshctl org create ID --owner NAME [--name TEXT] [--password-file FILE]\n"
+            "airmeshctl org create ID --owner NAME [--name TEXT] [--display-name TEXT]\n"
+            "                      [--password-file FILE]\n"
             "  Organizations (create: the appliance administrator only). Without\n"
             "  --password-file the owner gets a random password, printed once.\n"
+            "airmeshctl org rename ORG \"TEXT\" | org rename ORG --clear\n"
+            "  The org's display name (admins and owners of that org; see DISPLAY NAMES).\n"
             "airmeshctl org limits [ORG] [--default-LIMIT V ...] [--max-LIMIT V ...]\n"
             "  The org's pod limits (LIMIT: memory cpu pids tmp shm workspace; sizes like 2G,\n"
             "  cpu in cores). Without flags: show them. With flags (admin or owner): change\n"
             "  those, keep the rest; V 0 or none removes one. A pod create that leaves a limit\n"
-            "  out gets the org default, else the appliance's; one above the max is refused.\n"},
+            "  out gets the org default, else the appliance's; one above the max is "
+            "refused.\n" DISPLAY_NAMES},
     {"user", "airmeshctl user list\n"
              "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
+             "                        [--display-name TEXT]\n"
+             "airmeshctl user rename NAME \"TEXT\" | user rename NAME --clear\n"
              "airmeshctl user disable|enable|rm|revoke-sessions NAME\n"
              "airmeshctl user role NAME ROLE\n"
              "airmeshctl user passwd NAME --password-file F [--current-password-file F]\n"
              "  Users of your org (admins manage users up to their own role). Names: 1-64 of\n"
-             "  a-z 0-9 . _ -, starting with a letter or digit.\n"},
-    {"team", "airmeshctl team list | team create NAME | team add TEAM USER |\n"
-             "airmeshctl team remove TEAM USER | team rm TEAM\n"
-             "  Teams of users in your org (admins).\n"},
+             "  a-z 0-9 . _ -, starting with a letter or digit. rename sets the display name\n"
+             "  (admins; see DISPLAY NAMES).\n" DISPLAY_NAMES},
+    {"team", "airmeshctl team list | team create NAME [--display-name TEXT] |\n"
+             "airmeshctl team add TEAM USER | team remove TEAM USER | team rm TEAM |\n"
+             "airmeshctl team rename TEAM \"TEXT\" | team rename TEAM --clear\n"
+             "  Teams of users in your org (admins).\n" DISPLAY_NAMES},
     {"api-token", "airmeshctl api-token list\n"
                   "airmeshctl api-token create [--name N] [--role R] [--ttl 30d]\n"
                   "airmeshctl api-token revoke ID\n"

@@ -1,6 +1,6 @@
 /*
- * appliance/ctl/pod_cmd.c — `airmeshctl pod …`: create, list, show, wait, stop, rm, recording
- * (logs and attach are attach_cmd.c). A thin client of /api/v1/pods; shares ctl.c's request
+ * appliance/ctl/pod_cmd.c — `airmeshctl pod …`: create, list, show, wait, stop, rm, share,
+ * rename, recording (logs and attach are attach_cmd.c). A thin client of /api/v1/pods; shares ctl.c's request
  * helpers through ctl.h. Flags are checked before anything is sent: a limit that is not a
  * number is refused here (exit 2), not sent as 0.
  */
@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "appliance/ctl/ctl.h"
+#include "appliance/ctl/wire.h"
+#include "common/display_name.h"
 #include "common/pod_state.h"
 
 static int kv_into(json_t *obj, const char *kv, const char *what) {
@@ -66,7 +68,9 @@ static void add_pod_row(am_ctl_table *t, json_t *p) {
     state_text(p, st, sizeof st);
     command_text(json_object_get(p, "command"), cmd, sizeof cmd);
     am_ctl_table_add(t,
-                     (const char *[]){json_string_value(json_object_get(p, "id")), st, owner_of(p),
+                     (const char *[]){json_string_value(json_object_get(p, "id")),
+                                      json_string_value(json_object_get(p, "display_name")), st,
+                                      owner_of(p),
                                       json_string_value(json_object_get(p, "runner")),
                                       json_string_value(json_object_get(p, "branch")), cmd});
 }
@@ -130,6 +134,7 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         {"workspace", required_argument, 0, 'W'},
         {"shared", no_argument, 0, 'H'},
         {"agent", required_argument, 0, 'a'},   {"prompt", required_argument, 0, 'P'},
+        {"display-name", required_argument, 0, 'N'},
         {0, 0, 0, 0}};
     json_t *body = json_object(), *labels = json_object(), *env = json_object(),
            *limits = json_object();
@@ -147,6 +152,13 @@ static int pod_create(am_ctl *c, int argc, char **argv) {
         case 'a': json_object_set_new(body, "agent", json_string(optarg)); break;
         case 'P': json_object_set_new(body, "prompt", json_string(optarg)); break;
         case 'j': as_json = 1; break;
+        case 'N': {
+            char dn[AM_DISPLAY_NAME_BUF];
+            if (am_ctl_display_name_arg("pod create", optarg, dn, sizeof dn) != 0)
+                goto out;
+            json_object_set_new(body, "display_name", json_string(dn));
+            break;
+        }
         case 'm':
         case 'T':
         case 'S':
@@ -230,6 +242,12 @@ static void show_pod(json_t *p) {
     command_text(json_object_get(p, "command"), cmd, sizeof cmd);
     const char *reason = json_string_value(json_object_get(p, "reason"));
     printf("%-12s %s\n", "ID", json_string_value(json_object_get(p, "id")));
+    const char *dn = json_string_value(json_object_get(p, "display_name"));
+    if (dn && *dn) {
+        char *shown = am_ctl_clean_text(dn);
+        printf("%-12s %s\n", "Name", shown ? shown : "");
+        free(shown);
+    }
     printf("%-12s %s%s%s\n", "State", st, reason && *reason ? ": " : "", reason ? reason : "");
     printf("%-12s %s\n", "Command", cmd);
     const char *agent = json_string_value(json_object_get(p, "agent"));
@@ -330,8 +348,9 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
             printf("\n");
         } else {
             am_ctl_table t;
-            am_ctl_table_init(
-                &t, 6, (const char *[]){"ID", "STATE", "OWNER", "RUNNER", "BRANCH", "COMMAND"});
+            am_ctl_table_init(&t, 7,
+                              (const char *[]){"ID", "NAME", "STATE", "OWNER", "RUNNER", "BRANCH",
+                                               "COMMAND"});
             size_t i;
             json_t *p;
             json_array_foreach(json_object_get(resp, "pods"), i, p) add_pod_row(&t, p);
@@ -384,6 +403,11 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
         json_decref(resp);
         return 0;
     }
+    if (strcmp(sub, "rename") == 0) {
+        const char *id = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
+        snprintf(path, sizeof path, "/api/v1/pods/%s", id ? id : "");
+        return am_ctl_rename(c, "pod", path, id, argc, argv, 3);
+    }
     if (strcmp(sub, "recording") == 0 && argc == 5 && strcmp(argv[3], "-o") == 0) {
         snprintf(path, sizeof path, "/api/v1/pods/%s/recording", argv[2]);
         return am_ctl_download(c, path, argv[4]);
@@ -391,6 +415,7 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv) {
     fprintf(stderr,
             "airmeshctl pod: expected create --repo URL [options] -- CMD..., list [--json], "
             "show ID [--json], logs ID [--follow], attach ID, wait ID [--timeout S], stop ID, "
-            "rm ID, share ID [--off], recording ID -o FILE (see airmeshctl help pod)\n");
+            "rm ID, share ID [--off], rename ID \"NAME\" | --clear, recording ID -o FILE (see "
+            "airmeshctl help pod)\n");
     return 2;
 }

@@ -19,6 +19,7 @@
 
 #include "appliance/auth/auth.h"
 #include "appliance/ops/ops.h"
+#include "common/display_name.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -66,8 +67,14 @@ json_t *am_api_parse_body(h2o_req_t *req) {
                              JSON_REJECT_DUPLICATES, &jerr);
     if (!doc || !json_is_object(doc)) {
         char msg[300];
+        size_t bad_at = 0;
         if (doc)
             snprintf(msg, sizeof msg, "request body must be a JSON object");
+        else if (am_utf8_check(req->entity.base, req->entity.len, &bad_at) != 0)
+            snprintf(msg, sizeof msg,
+                     "request body is not valid UTF-8 (byte 0x%02x at offset %zu): JSON text, "
+                     "display names included, must be UTF-8",
+                     (unsigned char)req->entity.base[bad_at], bad_at);
         else
             snprintf(msg, sizeof msg, "request body is not valid JSON: %s (line %d, column %d)",
                      jerr.text, jerr.line, jerr.column);
@@ -306,6 +313,12 @@ static const route routes[] = {
     {"POST", "/api/v1/pods/:/prompt", am_api_pod_prompt},
     {"GET", "/api/v1/agents", am_api_agent_list},
     {"GET", "/api/v1/events", am_api_events},
+    /* display names (api_names.c) */
+    {"PATCH", "/api/v1/users/:", am_api_user_patch},
+    {"PATCH", "/api/v1/teams/:", am_api_team_patch},
+    {"GET", "/api/v1/teams/:", am_api_team_show},
+    {"PATCH", "/api/v1/orgs/:", am_api_org_patch},
+    {"PATCH", "/api/v1/pods/:", am_api_pod_patch},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

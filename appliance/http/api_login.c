@@ -299,6 +299,8 @@ typedef struct {
     am_principal who;
     int org_create; /* 0: user in who's org; 1: org `org` with owner `name` */
     char org[MAX_NAME + 1], name[MAX_NAME + 1], display[256], role[16];
+    char display_name[1024]; /* checked by ops (common/display_name.h) */
+    int has_display_name;
     char peer[64];
     char password[MAX_PASSWORD + 1];
     int has_password;
@@ -313,9 +315,10 @@ static void create_run(am_work_job *job) {
     const char *pw = j->has_password ? j->password : NULL;
     am_ops *o = j->h->app->ops;
     /* ops: the role check, the hash, the store and the audit record */
-    j->rc = j->org_create ? am_ops_org_create(o, &j->who, j->peer, j->org, j->display, j->name, pw,
-                                              j->generated, sizeof j->generated)
-                          : am_ops_user_create(o, &j->who, j->peer, j->name, j->role, pw,
+    const char *dn = j->has_display_name ? j->display_name : NULL;
+    j->rc = j->org_create ? am_ops_org_create(o, &j->who, j->peer, j->org, j->display, dn, j->name,
+                                              pw, j->generated, sizeof j->generated)
+                          : am_ops_user_create(o, &j->who, j->peer, j->name, j->role, dn, pw,
                                                j->generated, sizeof j->generated);
     if (j->rc)
         snprintf(j->err, sizeof j->err, "%s", am_err_last());
@@ -335,6 +338,9 @@ static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
                               ? json_pack("{s:s,s:s}", "id", j->org, "owner", j->name)
                               : json_pack("{s:s,s:s,s:s}", "id", j->name, "org", j->who.org_id,
                                           "role", am_auth_role_name(am_auth_role_parse(j->role)));
+            am_api_add_display_name(out, j->org_create ? AM_DB_ORGS : AM_DB_USERS, j->h,
+                                    j->org_create ? "" : j->who.org_id,
+                                    j->org_create ? j->org : j->name);
             if (j->generated[0])
                 json_object_set_new(out, j->org_create ? "owner_password" : "password",
                                     json_string(j->generated));
@@ -347,13 +353,18 @@ static void create_done(am_work_job *job, h2o_req_t *req, int cancelled) {
 
 int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who, int org_create,
                         const char *org, const char *display, const char *name,
-                        const char *role_name, const char *password) {
+                        const char *role_name, const char *display_name, const char *password) {
     if (strlen(org) > MAX_NAME || strlen(name) > MAX_NAME ||
         (password && strlen(password) > MAX_PASSWORD) || (display && strlen(display) > 255) ||
         (role_name && strlen(role_name) > 15)) {
         am_http_send_error(req, 400, "bad_request",
                            "names up to 128, display name up to 255, password up to 1024 "
                            "characters");
+        return 0;
+    }
+    if (display_name && strlen(display_name) > 1000) {
+        am_http_send_error(req, 400, "bad_request",
+                           "display_name: at most 64 characters (this one is over 1000 bytes)");
         return 0;
     }
     create_job *j = calloc(1, sizeof *j);
@@ -368,6 +379,8 @@ int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *
     snprintf(j->name, sizeof j->name, "%s", name);
     snprintf(j->display, sizeof j->display, "%s", display ? display : "");
     snprintf(j->role, sizeof j->role, "%s", role_name ? role_name : "member");
+    j->has_display_name = display_name != NULL;
+    snprintf(j->display_name, sizeof j->display_name, "%s", display_name ? display_name : "");
     am_http_peer(req, j->peer, sizeof j->peer);
     j->has_password = password != NULL;
     snprintf(j->password, sizeof j->password, "%s", password ? password : "");

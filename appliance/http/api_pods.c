@@ -41,6 +41,7 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
     json_object_set_new(o, "shared", json_boolean(p->shared));
     json_object_set_new(o, "agent", json_string(p->agent ? p->agent : ""));
+    json_object_set_new(o, "display_name", json_string(p->display_name ? p->display_name : ""));
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
@@ -148,7 +149,12 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                    "\"agent\"?, \"prompt\"?, \"runner\"?, "
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
                    "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
-                   "\"keep_worktree\"?: bool, \"shared\"?: bool}");
+                   "\"keep_worktree\"?: bool, \"shared\"?: bool, \"display_name\"?}");
+    const char *display_name = NULL;
+    if (am_api_display_name_arg(req, body, &display_name) != 0) {
+        json_decref(body);
+        return 0;
+    }
     /* The agent catalog: a preset name and an initial prompt; the command is then optional. */
     json_t *agent = json_object_get(body, "agent"), *prompt = json_object_get(body, "prompt");
     if ((agent && !json_is_string(agent)) || (prompt && !json_is_string(prompt)))
@@ -220,7 +226,8 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                         .keep_worktree = keep,
                         .shared = shared,
                         .agent = json_string_value(agent),
-                        .prompt = json_string_value(prompt)};
+                        .prompt = json_string_value(prompt),
+                        .display_name = display_name};
     /* The store write (an fsync, up to hundreds of ms on a busy disk) and the hand-off to the
      * runner run on the I/O worker pool (am_ops_pod_create); the answer comes from create_done. */
     create_job *j = calloc(1, sizeof *j);

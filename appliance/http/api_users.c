@@ -19,10 +19,11 @@ static const char *peer_of(h2o_req_t *req, char *buf, size_t cap) {
 }
 
 static json_t *user_json(const Airmesh__V1__User *u) {
-    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:b,s:I}", "id", u->id, "org", u->org_id, "role",
+    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:b,s:I,s:s}", "id", u->id, "org", u->org_id, "role",
                      am_auth_role_name(u->role), "disabled", u->disabled, "created_ms",
                      (json_int_t)u->created_ms, "superuser", u->superuser, "locked_until_ms",
-                     (json_int_t)u->locked_until_ms);
+                     (json_int_t)u->locked_until_ms, "display_name",
+                     u->display_name ? u->display_name : "");
 }
 
 /* Load a user of the caller's org (404 otherwise). */
@@ -44,8 +45,9 @@ static json_t *org_row(void *ud, const ProtobufCMessage *m) {
     const Airmesh__V1__Org *o = (const Airmesh__V1__Org *)m;
     if (!who->superuser && strcmp(o->id, who->org_id) != 0)
         return NULL;
-    return json_pack("{s:s,s:s,s:I}", "id", o->id, "name", o->name, "created_ms",
-                     (json_int_t)o->created_ms);
+    return json_pack("{s:s,s:s,s:I,s:s}", "id", o->id, "name", o->name, "created_ms",
+                     (json_int_t)o->created_ms, "display_name",
+                     o->display_name ? o->display_name : "");
 }
 
 int am_api_org_list(am_http_handler *h, h2o_req_t *req, char **param) {
@@ -65,17 +67,22 @@ int am_api_org_create(am_http_handler *h, h2o_req_t *req, char **param) {
     json_t *body = am_api_parse_body(req);
     if (!body)
         return 0;
-    const char *id = NULL, *name = NULL, *owner = NULL, *password = NULL;
+    const char *id = NULL, *name = NULL, *owner = NULL, *password = NULL, *dn = NULL;
     if (json_unpack(body, "{s:s,s?s,s:s,s?s}", "id", &id, "name", &name, "owner", &owner,
                     "password", &password) != 0) {
         json_decref(body);
         am_http_send_error(req, 400, "bad_request",
-                           "expected {\"id\", \"name\"?, \"owner\", \"password\"?}");
+                           "expected {\"id\", \"name\"?, \"display_name\"?, \"owner\", "
+                           "\"password\"?}");
+        return 0;
+    }
+    if (am_api_display_name_arg(req, body, &dn) != 0) {
+        json_decref(body);
         return 0;
     }
     /* The owner's password hash (argon2id) is made on the worker pool (api_login.c); the role
      * check, the store and the audit record are ops', there. */
-    am_api_create_start(h, req, &who, 1, id, name, owner, NULL, password);
+    am_api_create_start(h, req, &who, 1, id, name, owner, NULL, dn, password);
     json_decref(body);
     return 0;
 }
@@ -117,18 +124,22 @@ int am_api_user_create(am_http_handler *h, h2o_req_t *req, char **param) {
     json_t *body = am_api_parse_body(req);
     if (!body)
         return 0;
-    const char *name = NULL, *role_s = "member", *password = NULL;
+    const char *name = NULL, *role_s = "member", *password = NULL, *dn = NULL;
     if (json_unpack(body, "{s:s,s?s,s?s}", "name", &name, "role", &role_s, "password", &password) !=
         0) {
         json_decref(body);
         am_http_send_error(req, 400, "bad_request",
                            "expected {\"name\", \"role\"?: viewer|member|admin|owner, "
-                           "\"password\"?}");
+                           "\"display_name\"?, \"password\"?}");
+        return 0;
+    }
+    if (am_api_display_name_arg(req, body, &dn) != 0) {
+        json_decref(body);
         return 0;
     }
     /* The password hash (argon2id) is made on the worker pool (api_login.c); the role check,
      * the store and the audit record are ops', there. */
-    am_api_create_start(h, req, &who, 0, who.org_id, NULL, name, role_s, password);
+    am_api_create_start(h, req, &who, 0, who.org_id, NULL, name, role_s, dn, password);
     json_decref(body);
     return 0;
 }
@@ -212,8 +223,9 @@ static json_t *team_json(const Airmesh__V1__Team *t) {
     json_t *m = json_array();
     for (size_t i = 0; i < t->n_members; i++)
         json_array_append_new(m, json_string(t->members[i]));
-    return json_pack("{s:s,s:s,s:o,s:I}", "id", t->id, "name", t->name, "members", m, "created_ms",
-                     (json_int_t)t->created_ms);
+    return json_pack("{s:s,s:s,s:o,s:I,s:s}", "id", t->id, "name", t->name, "members", m,
+                     "created_ms", (json_int_t)t->created_ms, "display_name",
+                     t->display_name ? t->display_name : "");
 }
 
 static json_t *team_row(void *ud, const ProtobufCMessage *m) {
@@ -231,11 +243,26 @@ int am_api_team_list(am_http_handler *h, h2o_req_t *req, char **param) {
     return 0;
 }
 
+int am_api_team_show(am_http_handler *h, h2o_req_t *req, char **param) {
+    am_principal who;
+    if (am_api_require_auth(h, req, &who))
+        return 0;
+    ProtobufCMessage *m = NULL;
+    if (am_ops_get(h->app->ops, AM_DB_TEAMS, who.org_id, param[0], &airmesh__v1__team__descriptor,
+                   &m) != 0) {
+        am_http_send_error(req, 404, "not_found", "no such team");
+        return 0;
+    }
+    am_http_send_json(req, 200, team_json((const Airmesh__V1__Team *)m));
+    protobuf_c_message_free_unpacked(m, NULL);
+    return 0;
+}
+
 static int team_change(am_http_handler *h, h2o_req_t *req, const char *team, am_team_op op) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
         return 0;
-    const char *user = NULL, *name = team;
+    const char *user = NULL, *name = team, *dn = NULL;
     json_t *body = NULL;
     if (op != AM_TEAM_CREATE) { /* another org's team, or none: 404 before any other answer */
         ProtobufCMessage *m = NULL;
@@ -255,16 +282,26 @@ static int team_change(am_http_handler *h, h2o_req_t *req, const char *team, am_
             !am_auth_valid_name(create ? name : user)) {
             json_decref(body);
             am_http_send_error(req, 400, "bad_request",
-                               create ? "expected {\"name\"} (a-z 0-9 . _ -)"
-                                      : "expected {\"user\"}");
+                               create
+                                   ? "expected {\"name\", \"display_name\"?} (name: a-z 0-9 . _ -)"
+                                   : "expected {\"user\"}");
+            return 0;
+        }
+        if (create && am_api_display_name_arg(req, body, &dn) != 0) {
+            json_decref(body);
             return 0;
         }
     }
     char peer[64];
-    int rc = am_ops_team_change(h->app->ops, &who, peer_of(req, peer, sizeof peer), name, user, op);
-    if (rc == 0)
-        am_http_send_json(req, op == AM_TEAM_CREATE ? 201 : 200,
-                          json_pack("{s:b,s:s}", "ok", 1, "team", name));
+    const char *src = peer_of(req, peer, sizeof peer);
+    int rc = op == AM_TEAM_CREATE ? am_ops_team_create(h->app->ops, &who, src, name, dn)
+                                  : am_ops_team_change(h->app->ops, &who, src, name, user, op);
+    if (rc == 0) {
+        json_t *out = json_pack("{s:b,s:s}", "ok", 1, "team", name);
+        if (op == AM_TEAM_CREATE)
+            am_api_add_display_name(out, AM_DB_TEAMS, h, who.org_id, name);
+        am_http_send_json(req, op == AM_TEAM_CREATE ? 201 : 200, out);
+    }
     json_decref(body); /* name and user point into it */
     return rc ? am_api_send_rc(req, rc) : 0;
 }

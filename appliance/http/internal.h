@@ -61,7 +61,22 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
  * audit), then answer 201 from there. Always returns 0. */
 int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
                         int org_create, const char *org, const char *display, const char *name,
-                        const char *role_name, const char *password);
+                        const char *role_name, const char *display_name, const char *password);
+
+/* Display names (api_names.c). The "display_name" member of a user, team, org or pod answer
+ * ("" when none: show the id). */
+void am_api_add_display_name(json_t *out, am_db db, am_http_handler *h, const char *org,
+                             const char *id);
+/* PATCH /api/v1/{users,teams,orgs,pods}/:id with {"display_name": string | null}. */
+int am_api_user_patch(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_team_patch(am_http_handler *h, h2o_req_t *req, char **param);
+/* GET /api/v1/teams/:id (api_users.c): one team of the caller's org. */
+int am_api_team_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_org_patch(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_pod_patch(am_http_handler *h, h2o_req_t *req, char **param);
+/* The "display_name" member of a create body: 0 and *out (NULL when absent) or a 400 sent and
+ * -1 (not a string). */
+int am_api_display_name_arg(h2o_req_t *req, json_t *body, const char **out);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
 int am_api_token_create(am_http_handler *h, h2o_req_t *req, char **param);

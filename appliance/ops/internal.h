@@ -49,6 +49,11 @@ int ops_record(ops_act *a, const char *result);
  * audited: another org's resource must look like none). */
 int ops_check(ops_act *a, const am_principal *who, am_action action, const am_can_target *t);
 
+/* A display name given to a create (names.c): NULL = none (0, nothing written). Otherwise
+ * checked (am_display_name_check) into out, and the record's details become
+ * {"role": role (when non-NULL), "display_name": out}. -AM_EINVAL with the rule's message. */
+int ops_display_name(ops_act *a, const char *in, char *out, size_t cap, const char *role);
+
 /* The runner link (-AM_EUNAVAIL when none is injected or the send fails). */
 int ops_send(am_ops *o, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
 

@@ -124,9 +124,11 @@ int am_ops_refused(am_ops *o, const am_principal *who, const char *source, const
 
 /* ---- organizations, users, teams, API tokens ---- */
 
+/* display_name (here and in the user, team and pod creates): NULL = none, else checked with
+ * am_display_name_check (common/display_name.h; -AM_EINVAL naming the rule, nothing created). */
 int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, const char *id,
-                      const char *name, const char *owner, const char *password, char *pw_out,
-                      size_t pw_cap);
+                      const char *name, const char *display_name, const char *owner,
+                      const char *password, char *pw_out, size_t pw_cap);
 /* An org's pod limit policy (appliance/pods/limits.c). org NULL = the caller's; another org is
  * -AM_ENOTFOUND. get: any role of the org. set: admin or owner (AM_CAN_ORG_LIMITS); replaces the
  * policy whole, audited "org.limits" with the new policy; bad values -AM_EINVAL, nothing changed.
@@ -136,7 +138,8 @@ int am_ops_org_limits_set(am_ops *o, const am_principal *who, const char *source
                           const am_org_limits *l);
 /* role_name NULL = member. pw_out (>= 32 bytes) gets a random password when password is NULL. */
 int am_ops_user_create(am_ops *o, const am_principal *who, const char *source, const char *name,
-                       const char *role_name, const char *password, char *pw_out, size_t pw_cap);
+                       const char *role_name, const char *display_name, const char *password,
+                       char *pw_out, size_t pw_cap);
 int am_ops_user_set_disabled(am_ops *o, const am_principal *who, const char *source,
                              const char *name, int disabled);
 int am_ops_user_delete(am_ops *o, const am_principal *who, const char *source, const char *name);
@@ -149,6 +152,21 @@ int am_ops_user_revoke_sessions(am_ops *o, const am_principal *who, const char *
                                 const char *name, size_t *n);
 int am_ops_team_change(am_ops *o, const am_principal *who, const char *source, const char *team,
                        const char *user, am_team_op op);
+/* AM_TEAM_CREATE with a display name. */
+int am_ops_team_create(am_ops *o, const am_principal *who, const char *source, const char *team,
+                       const char *display_name);
+
+/* Display names (issue 14; names.c): set (display_name non-NULL, checked with
+ * am_display_name_check) or clear (NULL: the id is shown again) the display name of a user,
+ * team or pod of the caller's org, or of the caller's org itself (id NULL or the org's id;
+ * another org: -AM_ENOTFOUND). Who may: users and teams AM_CAN_MANAGE_USERS (a user's role no
+ * higher than the caller's), the org AM_CAN_ORG_RENAME, a pod its starter or AM_CAN_POD_OTHERS
+ * (and AM_CAN_POD_WRITE). Audited "user.display_name" / "team.display_name" /
+ * "org.display_name" / "pod.display_name" with {"display_name": the new name or null}, also
+ * when it is unchanged; bad input -AM_EINVAL and nothing changes. */
+typedef enum { AM_NAMED_USER, AM_NAMED_TEAM, AM_NAMED_ORG, AM_NAMED_POD } am_named_kind;
+int am_ops_display_name_set(am_ops *o, const am_principal *who, const char *source,
+                            am_named_kind kind, const char *id, const char *display_name);
 /* role_name NULL = the caller's role; ttl NULL = 30d (at most 366d). */
 int am_ops_api_token_create(am_ops *o, const am_principal *who, const char *source,
                             const char *name, const char *role_name, const char *ttl,

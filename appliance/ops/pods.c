@@ -14,6 +14,7 @@
 
 #include "appliance/agents/catalog.h"
 #include "appliance/ops/internal.h"
+#include "common/display_name.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -126,6 +127,8 @@ static int create_hook(am_txn *t, void *ud) {
         json_object_set_new(d, "agent", json_string(c->spec->agent));
         json_object_set_new(d, "prompt_length", json_integer((json_int_t)c->prompt_len));
     }
+    if (d && c->spec->display_name && *c->spec->display_name)
+        json_object_set_new(d, "display_name", json_string(c->spec->display_name));
     char *s = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     if (!s)
@@ -214,10 +217,19 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
         rc = ops_check(&a, who, AM_CAN_HOST_NET, NULL);
     if (rc)
         return rc;
+    /* The display name (optional) is checked here, once; the record gets the trimmed text. */
+    char dn[AM_DISPLAY_NAME_BUF] = "";
+    am_pod_spec named = *spec_in;
+    if (spec_in->display_name) {
+        if ((rc = am_display_name_check(spec_in->display_name, strlen(spec_in->display_name), dn,
+                                        sizeof dn)) != 0)
+            return rc;
+        named.display_name = dn;
+    }
     agent_spec *x = calloc(1, sizeof *x);
     if (!x)
         return am_err_set(AM_ENOMEM, "ops: out of memory");
-    if ((rc = agent_expand(spec_in, x)) != 0) {
+    if ((rc = agent_expand(&named, x)) != 0) {
         free(x->typed);
         free(x);
         return rc;

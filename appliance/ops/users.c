@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "appliance/ops/internal.h"
+#include "common/display_name.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -107,8 +108,8 @@ int am_ops_logout(am_ops *o, const am_principal *who, const char *source, const 
 /* ---- organizations ---- */
 
 int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, const char *id,
-                      const char *name, const char *owner, const char *password, char *pw_out,
-                      size_t pw_cap) {
+                      const char *name, const char *display_name, const char *owner,
+                      const char *password, char *pw_out, size_t pw_cap) {
     char target[160];
     snprintf(target, sizeof target, "org:%.64s", id ? id : "");
     ops_act a;
@@ -116,7 +117,11 @@ int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, co
     int rc = ops_check(&a, who, AM_CAN_ORG_CREATE, NULL);
     if (rc)
         return rc;
-    rc = am_orgs_create(o->c.store, id, name, owner, password, pw_out, pw_cap, &a.hook);
+    char dn[AM_DISPLAY_NAME_BUF];
+    if ((rc = ops_display_name(&a, display_name, dn, sizeof dn, NULL)) != 0)
+        return rc;
+    rc = am_orgs_create(o->c.store, id, name, display_name ? dn : NULL, owner, password, pw_out,
+                        pw_cap, &a.hook);
     return ops_act_done(&a, rc);
 }
 
@@ -183,7 +188,8 @@ static void user_target(char *buf, size_t cap, const char *name) {
 }
 
 int am_ops_user_create(am_ops *o, const am_principal *who, const char *source, const char *name,
-                       const char *role_name, const char *password, char *pw_out, size_t pw_cap) {
+                       const char *role_name, const char *display_name, const char *password,
+                       char *pw_out, size_t pw_cap) {
     char target[160];
     user_target(target, sizeof target, name);
     int role = am_auth_role_parse(role_name ? role_name : "member");
@@ -195,8 +201,11 @@ int am_ops_user_create(am_ops *o, const am_principal *who, const char *source, c
     int rc = ops_check(&a, who, AM_CAN_MANAGE_USERS, &t);
     if (rc)
         return rc;
-    ops_act_details(&a, "{\"role\":\"%s\"}", am_auth_role_name(role));
-    rc = am_users_create(o->c.store, who->org_id, name, role, password, pw_out, pw_cap, &a.hook);
+    char dn[AM_DISPLAY_NAME_BUF];
+    if ((rc = ops_display_name(&a, display_name, dn, sizeof dn, am_auth_role_name(role))) != 0)
+        return rc;
+    rc = am_users_create(o->c.store, who->org_id, name, role, display_name ? dn : NULL, password,
+                         pw_out, pw_cap, &a.hook);
     return ops_act_done(&a, rc);
 }
 
@@ -314,8 +323,8 @@ int am_ops_user_revoke_sessions(am_ops *o, const am_principal *who, const char *
 
 /* ---- teams ---- */
 
-int am_ops_team_change(am_ops *o, const am_principal *who, const char *source, const char *team,
-                       const char *user, am_team_op op) {
+static int team_change(am_ops *o, const am_principal *who, const char *source, const char *team,
+                       const char *user, am_team_op op, const char *display_name) {
     static const char *actions[] = {"team.create", "team.member_add", "team.member_remove",
                                     "team.delete"};
     if (op != AM_TEAM_CREATE) { /* another org's team, or none: 404 before any other answer */
@@ -334,8 +343,25 @@ int am_ops_team_change(am_ops *o, const am_principal *who, const char *source, c
         return rc;
     if (user && (op == AM_TEAM_ADD || op == AM_TEAM_REMOVE))
         ops_act_details(&a, "{\"user\":\"%.64s\"}", user);
-    rc = am_teams_change(o->c.store, who->org_id, team, user, op, &a.hook);
+    if (op == AM_TEAM_CREATE) {
+        char dn[AM_DISPLAY_NAME_BUF];
+        if ((rc = ops_display_name(&a, display_name, dn, sizeof dn, NULL)) != 0)
+            return rc;
+        rc = am_teams_create(o->c.store, who->org_id, team, display_name ? dn : NULL, &a.hook);
+    } else {
+        rc = am_teams_change(o->c.store, who->org_id, team, user, op, &a.hook);
+    }
     return ops_act_done(&a, rc);
+}
+
+int am_ops_team_change(am_ops *o, const am_principal *who, const char *source, const char *team,
+                       const char *user, am_team_op op) {
+    return team_change(o, who, source, team, user, op, NULL);
+}
+
+int am_ops_team_create(am_ops *o, const am_principal *who, const char *source, const char *team,
+                       const char *display_name) {
+    return team_change(o, who, source, team, NULL, AM_TEAM_CREATE, display_name);
 }
 
 /* ---- API tokens ---- */

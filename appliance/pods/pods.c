@@ -275,6 +275,7 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     p.keep_worktree = s->keep_worktree;
     p.shared = s->shared;
     p.agent = (char *)(s->agent ? s->agent : "");
+    p.display_name = (char *)(s->display_name ? s->display_name : "");
     p.state = (char *)am_pod_state_name(AM_POD_PENDING);
     p.created_by = (char *)actor;
     p.created_ms = am_now_ms();
@@ -395,6 +396,11 @@ static int update_txn(am_txn *t, void *ud) {
         if (!np.shared != !c->shared)
             c->changed = 1;
         np.shared = c->shared ? 1 : 0;
+    }
+    if (c->display_name) {
+        if (strcmp(np.display_name ? np.display_name : "", c->display_name) != 0)
+            c->changed = 1;
+        np.display_name = (char *)c->display_name;
     }
     if (c->set_recording)
         np.recording = 1;

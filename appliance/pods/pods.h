@@ -47,6 +47,7 @@ typedef struct {
     /* The initial prompt (appliance/ops): the preset's argument, or typed once the command is
      * ready (a preset that takes none, or an explicit command). Not stored by appliance/pods. */
     const char *prompt;
+    const char *display_name; /* NULL/"" = none; checked by the caller (common/display_name.h) */
 } am_pod_spec;
 
 /* Limits a pod gets when its create request leaves them out (config file pod_* keys). */
@@ -113,7 +114,8 @@ typedef struct {
     const char *state; /* NULL: no state change */
     const char *reason, *limits_note, *commit;
     int exit_code, set_recording, set_first_output;
-    int set_shared, shared; /* set_shared: write `shared` (a change when it differs) */
+    int set_shared, shared;   /* set_shared: write `shared` (a change when it differs) */
+    const char *display_name; /* non-NULL: write it ("" = none; a change when it differs) */
     char old_state[32];
     char pod_runner[129];
     int changed;

@@ -18,7 +18,6 @@ made from tests/agents/package-lock.json, outside the repo):
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 import unittest
 
 import harness
-from harness import Daemon, ctl, login, wait_for
+from harness import gitdir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(os.environ["MODEL_SERVER"])))
 import server as model_server  # noqa: E402  tests/model_server/server.py
@@ -76,33 +75,20 @@ SCRIPT = {
 }
 
 
-def gitdir(d, *args):
-    return subprocess.run(["git", "--git-dir", d, *args], capture_output=True, text=True,
-                          timeout=30)
-
-
-class AgentTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.guarded_setup(cls, cls._setup)
+class AgentTest(harness.AdminRunnerTest):
+    rtmp_prefix = "airmesh-agent-test-"
 
     @classmethod
-    def _setup(cls):
-        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
-        cls.home = login(cls.d, cls.d.read_password())
-        r = ctl(cls.d, "token", "create", home=cls.home)
-        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
-        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-agent-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
+    def runner_argv(cls):
         # Without the install the runner still starts (test (a) needs only a dir): the Claude
         # test skips with the reason.
         adir = AGENTS if HAVE_AGENTS else os.path.join(cls.rtmp, "no-agents")
         os.makedirs(os.path.join(adir, "bin"), exist_ok=True)
         cls.adir = os.path.realpath(adir)
-        cls.runner = harness.Runner(cls.rdata, "--agents-dir", cls.adir)
+        return ("--agents-dir", cls.adir)
+
+    @classmethod
+    def prepare(cls):
         cls.repo = os.path.join(cls.tmp, "repo")
         os.makedirs(cls.repo)
         subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
@@ -113,19 +99,11 @@ class AgentTest(unittest.TestCase):
         subprocess.run(["git", "-C", cls.repo, "add", "README"], check=True)
         subprocess.run(["git", "-C", cls.repo, "-c", "user.email=t@x", "-c", "user.name=t",
                         "commit", "-qm", "readme"], check=True)
-        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
-                 what="runner online")
 
     @classmethod
     def tearDownClass(cls):
-        cls.runner.stop()
-        cls.d.stop()
-        shutil.rmtree(cls.rtmp, ignore_errors=True)
+        super().tearDownClass()
         shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    @classmethod
-    def ctl(cls, *args):
-        return ctl(cls.d, *args, home=cls.home)
 
     def create(self, *args):
         r = self.ctl("pod", "create", "--json", "--repo", self.repo, *args)

@@ -5,24 +5,12 @@ and nothing changes, while reads keep working and the daemon stays up and stops 
 Positive control first: the same request succeeds while there is room.
 Run under Bazel or by hand: audit_full_test.py AIRMESHD AIRMESHCTL UI_DIR (as root: it mounts).
 """
-import json
 import os
 import subprocess
 import tempfile
 import unittest
 
-import harness
-from harness import Daemon, curl
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    return code, (json.loads(text) if text.strip().startswith("{") else text)
+from harness import Daemon, api, curl
 
 
 class AuditFullTest(unittest.TestCase):

@@ -284,7 +284,8 @@ class CliTest(unittest.TestCase):
         r = self.ctl("pod", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
-        self.assertEqual(lines[0].split(), ["ID", "STATE", "OWNER", "RUNNER", "BRANCH", "COMMAND"])
+        self.assertEqual(lines[0].split(),
+                         ["ID", "NAME", "STATE", "OWNER", "RUNNER", "BRANCH", "COMMAND"])
         row = next(l for l in lines if l.startswith(pid))
         self.assertIn("sh -c 'echo hi; exec sleep 120'", row, "the whole command")
         self.assertIn(" admin ", row, "the owner")

@@ -16,14 +16,12 @@ the attack fails.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import harness
-from harness import Daemon, ctl, login, wait_for
+from harness import make_repo
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -43,53 +41,14 @@ IO_URING_SNIPPET = (
 )
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
-                           "-c", "user.name=test", *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-class ContainmentTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.guarded_setup(cls, cls._setup)
+class ContainmentTest(harness.AdminRunnerTest):
+    # Kept worktrees stay mounted by design: tearDownClass takes them (and their quota tmpfs)
+    # down.
+    rtmp_prefix = "airmesh-containment-test-"
 
     @classmethod
-    def _setup(cls):
-        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
-        cls.home = login(cls.d, cls.d.read_password())
-        r = ctl(cls.d, "token", "create", home=cls.home)
-        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
-        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-containment-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
-        cls.runner = harness.Runner(cls.rdata)
-        cls.repo = os.path.join(cls.tmp, "repo")
-        os.makedirs(cls.repo)
-        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
-        with open(os.path.join(cls.repo, "README"), "w") as f:
-            f.write("containment\n")
-        git(cls.repo, "add", "-A")
-        git(cls.repo, "commit", "-qm", "base")
-        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
-                 what="runner online")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.runner.stop()
-        cls.d.stop()
-        # Kept worktrees stay mounted by design: take them (and their quota tmpfs) down.
-        for line in reversed(harness.read("/proc/self/mounts").splitlines()):
-            target = line.split()[1]
-            if target.startswith(cls.rtmp):
-                subprocess.run(["umount", "-l", target])
-        shutil.rmtree(cls.rtmp, ignore_errors=True)
-
-    @classmethod
-    def ctl(cls, *args):
-        return ctl(cls.d, *args, home=cls.home)
+    def prepare(cls):
+        cls.repo = make_repo(os.path.join(cls.tmp, "repo"), {"README": "containment\n"})
 
     def run_pod(self, *args, timeout=120):
         r = self.ctl("pod", "create", "--json", "--repo", self.repo, *args)

@@ -22,53 +22,27 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import unittest
 
 import harness
-from harness import Daemon, ctl, curl, login, wait_for
-
-
-def git(repo, *args, check=True):
-    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
-                           "-c", "user.name=test", *args], check=check, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def gitdir(d, *args, timeout=30):
-    return subprocess.run(["git", "--git-dir", d, *args], capture_output=True, text=True,
-                          timeout=timeout)
+from harness import curl, git, gitdir, wait_for
 
 
 COMMIT = "git -c user.email=p@x -c user.name=pod commit -qm"
 
 
-class FetchBackTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.guarded_setup(cls, cls._setup)
+class FetchBackTest(harness.AdminRunnerTest):
+    rtmp_prefix = "airmesh-fetchback-test-"
+    runner_args = ("--fetch-back-max", "1M")
 
     @classmethod
-    def _setup(cls):
-        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
-        cls.home = login(cls.d, cls.d.read_password())
-        r = ctl(cls.d, "token", "create", home=cls.home)
-        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
-        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-fetchback-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
-        cls.runner = harness.Runner(cls.rdata, "--fetch-back-max", "1M")
+    def prepare(cls):
         # Two repositories: A (the pods' own) and B (the one an attacker on A wants).
         cls.repo = cls.make_repo("repo-a", "a")
         cls.other = cls.make_repo("repo-b", "b")
         cls.base = git(cls.repo, "rev-parse", "HEAD")
-        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
-                 what="runner online")
+        harness.wait_runner_online(cls.d, home=cls.home)
         # B's mirror on this runner, holding a commit only B has.
         p = cls.create_pod(cls.other, "--", "sh", "-c",
                            f"echo 'B secret' > secret.txt && git add secret.txt && "
@@ -83,30 +57,9 @@ class FetchBackTest(unittest.TestCase):
 
     @classmethod
     def make_repo(cls, name, tag):
-        repo = os.path.join(cls.tmp, name)
-        os.makedirs(os.path.join(repo, "src"))
-        subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
-        for i in range(10):
-            with open(os.path.join(repo, "src", f"{tag}{i}.txt"), "w") as f:
-                f.write(f"{tag} file {i}\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-qm", "base " + tag)
-        return repo
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.runner.stop()
-        cls.d.stop()
-        # Pods made with --keep-worktree stay mounted for review: unmount them here.
-        for line in harness.read("/proc/self/mounts").splitlines():
-            target = line.split()[1]
-            if target.startswith(cls.rtmp):
-                subprocess.run(["umount", "-l", target])
-        shutil.rmtree(cls.rtmp, ignore_errors=True)
-
-    @classmethod
-    def ctl(cls, *args):
-        return ctl(cls.d, *args, home=cls.home)
+        return harness.make_repo(os.path.join(cls.tmp, name),
+                                 {f"src/{tag}{i}.txt": f"{tag} file {i}\n" for i in range(10)},
+                                 "base " + tag)
 
     @classmethod
     def create_pod(cls, repo, *args):

@@ -13,6 +13,11 @@ What the harness checks by itself, for every test that uses it (nothing to call)
   on stderr raise.
 - the results go to Bazel's $XML_OUTPUT_FILE as JUnit XML, one <testcase> per test method,
   skips with their reason, so scripts/test.sh counts test cases, not targets.
+
+What the tests share instead of copying: api() and token_login() for the REST API, git(),
+gitdir() and make_repo() for repositories, enroll_runner() / wait_runner_online() for a runner,
+and AdminRunnerTest, the base of the classes that need an airmeshd with the admin logged in
+through airmeshctl and one online runner.
 """
 import json
 import os
@@ -336,6 +341,162 @@ def read(path, mode="r"):
         return f.read()
 
 
+# ---- the REST API, git and a runner: the pieces most test classes set up the same way ----
+
+def api(d, method, path, token=None, body=None):
+    """One REST call through curl, as a client would make it: (status, document). The document
+    is the parsed JSON body, {} for an empty body, {"raw": text} for a body that is not JSON."""
+    args = ["-X", method]
+    if token:
+        args += ["-H", "Authorization: Bearer " + token]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    code, _, _, text = curl(d, path, *args)
+    try:
+        return code, json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return code, {"raw": text}
+
+
+def token_login(d, user, password, org="default"):
+    """POST /api/v1/login as user of org; returns the session token (raises unless 200)."""
+    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
+                                                     "org": org})
+    assert code == 200, (code, doc)
+    return doc["token"]
+
+
+def git(repo, *args, check=True):
+    """git -C repo ARGS with a fixed committer; returns stdout, stripped."""
+    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
+                           "-c", "user.name=test", *args], check=check, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def gitdir(d, *args, timeout=30):
+    """git --git-dir d ARGS (a bare mirror); returns the CompletedProcess."""
+    return subprocess.run(["git", "--git-dir", d, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def make_repo(path, files=None, message="base"):
+    """A git repository at path on branch main with files ({relative path: text}) in one
+    commit; returns path."""
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
+    for name, text in (files or {}).items():
+        full = os.path.join(path, name)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", message)
+    return path
+
+
+def cli_runner_token(d, home):
+    """`airmeshctl token create` as the user logged in at home: (token, CA fingerprint)."""
+    r = ctl(d, "token", "create", home=home)
+    token = re.search(r"token:\s+(amt_\w+)", r.stdout)
+    fp = re.search(r"CA fingerprint: (\w+)", r.stdout)
+    if not token or not fp:
+        raise AssertionError("token create printed no token: %s %s" % (r.stdout, r.stderr))
+    return token.group(1), fp.group(1)
+
+
+def banner_fingerprint(d):
+    """The CA fingerprint airmeshd printed in its banner."""
+    return re.search(r"CA fingerprint: (\w+)", "\n".join(d.banner)).group(1)
+
+
+def enroll_runner(cls, prefix, token, fp, *runner_args):
+    """Enroll one runner with token against cls.d and start it: its data lives in a fresh dir
+    in /tmp (not below Bazel's TEST_TMPDIR, which is under /root: a pod sees the paths it
+    binds, and the probes check that /root is not visible). Sets cls.rtmp, cls.rdata and
+    cls.runner; returns the Runner."""
+    cls.rtmp = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    cls.rdata = os.path.join(cls.rtmp, "runner")
+    Runner.enroll(cls.d, token, fp, cls.rdata)
+    cls.runner = Runner(cls.rdata, *runner_args)
+    return cls.runner
+
+
+def wait_runner_online(d, home=None, token=None, timeout=30):
+    """Wait until a runner of the caller's org is online (airmeshctl with home, or the REST
+    API with token)."""
+    if home is not None:
+        wait_for(lambda: '"online"' in ctl(d, "runner", "list", "--json", home=home).stdout,
+                 timeout, what="runner online")
+    else:
+        wait_for(lambda: any(r.get("state") == "online" for r in
+                             api(d, "GET", "/api/v1/runners", token)[1].get("runners", [])),
+                 timeout, what="runner online")
+
+
+def unmount_below(prefix):
+    """Lazily unmount every mount below prefix, deepest first (kept worktrees stay mounted by
+    design)."""
+    for line in reversed(read("/proc/self/mounts").splitlines()):
+        target = line.split()[1]
+        if target.startswith(prefix):
+            subprocess.run(["umount", "-l", target])
+
+
+class AdminRunnerTest(unittest.TestCase):
+    """Base of the test classes that need one airmeshd with the bootstrap admin logged in
+    through airmeshctl (cls.home) and one enrolled, online runner (cls.runner, data in
+    cls.rdata below cls.rtmp). A subclass sets rtmp_prefix and runner_args, and may override
+    prepare() to add what it needs (a repository, users) once the runner is started; the
+    runner is online before the first test runs. tearDownClass stops both (exit 0 and no
+    sanitizer report, or it raises), unmounts what is left below cls.rtmp and removes it; with
+    expect_no_mounts it first asserts that the runner left no mount behind."""
+
+    rtmp_prefix = "airmesh-test-"
+    runner_args = ()
+    daemon_extra = ()
+    expect_no_mounts = False
+
+    @classmethod
+    def setUpClass(cls):
+        guarded_setup(cls, cls._setup)
+
+    @classmethod
+    def _setup(cls):
+        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.d = Daemon(os.path.join(cls.tmp, "airmesh"), extra=cls.daemon_extra).wait_ready()
+        cls.home = login(cls.d, cls.d.read_password())
+        token, fp = cli_runner_token(cls.d, cls.home)
+        enroll_runner(cls, cls.rtmp_prefix, token, fp, *cls.runner_argv())
+        cls.prepare()
+        wait_runner_online(cls.d, home=cls.home)
+
+    @classmethod
+    def runner_argv(cls):
+        """The runner's extra arguments (called once, before it starts)."""
+        return cls.runner_args
+
+    @classmethod
+    def prepare(cls):
+        """What the subclass adds once the runner is started (before it is waited for)."""
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.runner.stop(timeout=30)
+        finally:
+            cls.d.stop()
+        if cls.expect_no_mounts:
+            # The runner removed every worktree (and unmounted every overlay) on its way out.
+            assert cls.rtmp not in read("/proc/self/mounts"), "overlay mounts left behind"
+        unmount_below(cls.rtmp)
+        import shutil
+        shutil.rmtree(cls.rtmp, ignore_errors=True)
+
+    @classmethod
+    def ctl(cls, *args, **kw):
+        return ctl(cls.d, *args, home=kw.pop("home", cls.home), **kw)
+
+
 def emergency_cleanup(cls):
     """After a failed class setup (tearDownClass does not run then): stop whatever the setup
     started — runner, airmeshd — and unmount/remove the runner's temp dir, so a failing test
@@ -356,10 +517,7 @@ def emergency_cleanup(cls):
         d.stop(check=False)
     rtmp = getattr(cls, "rtmp", None)
     if rtmp:
-        for line in read("/proc/self/mounts").splitlines():
-            target = line.split()[1]
-            if target.startswith(rtmp):
-                subprocess.run(["umount", "-l", target])
+        unmount_below(rtmp)
         import shutil
         shutil.rmtree(rtmp, ignore_errors=True)
 

@@ -16,30 +16,10 @@ import unittest
 import urllib.parse
 
 import harness
-from harness import Daemon, Runner, ctl, curl, login, wait_for
+from harness import Daemon, api, ctl, login, token_login, wait_for
 
 G = 1 << 30
 M = 1 << 20
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    try:
-        return code, json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return code, {"raw": text}
-
-
-def token_login(d, user, password, org="default"):
-    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
-                                                     "org": org})
-    assert code == 200, (code, doc)
-    return doc["token"]
 
 
 LIMITS = "/api/v1/orgs/default/pod-limits"
@@ -59,10 +39,7 @@ class OrgLimitsTest(unittest.TestCase):
         d, a = cls.d, cls.admin
         code, tok = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
         assert code == 201, tok
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-orglimits-test-", dir="/tmp")
-        rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(d, tok["token"], tok["ca_sha256"], rdata)
-        cls.runner = Runner(rdata)
+        harness.enroll_runner(cls, "airmesh-orglimits-test-", tok["token"], tok["ca_sha256"])
         cls.runner_id = cls.runner.runner_id()
         wait_for(lambda: api(d, "GET", "/api/v1/runners/" + cls.runner_id, a)[1].get("state") ==
                  "online", 30, what="runner online")

@@ -12,38 +12,17 @@ The WebSocket client is the minimal one of terminal_test.py (RFC 6455 over ssl +
 import base64
 import json
 import os
-import re
 import select
 import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import tempfile
 import time
 import unittest
 
 import harness
-from harness import Daemon, Runner, ctl, curl, wait_for
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    try:
-        return code, json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return code, {"raw": text}
-
-
-def token_login(d, user, password):
-    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password})
-    assert code == 200, (code, doc)
-    return doc["token"]
+from harness import Daemon, api, ctl, token_login, wait_for
 
 
 class WS:
@@ -147,11 +126,6 @@ class WS:
             pass
 
 
-def git(repo, *args):
-    subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com", "-c", "user.name=test",
-                    *args], check=True, capture_output=True)
-
-
 class OwnControlTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -164,22 +138,10 @@ class OwnControlTest(unittest.TestCase):
         cls.admin = token_login(cls.d, "admin", cls.d.read_password())
         code, tok = api(cls.d, "POST", "/api/v1/runner-tokens", cls.admin, {})
         assert code in (200, 201), tok
-        fp = re.search(r"CA fingerprint: (\w+)", "\n".join(cls.d.banner)).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-own-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(cls.d, tok["token"], fp, cls.rdata)
-        cls.runner = Runner(cls.rdata, "--capacity", "8")
-        cls.repo = os.path.join(cls.tmp, "repo")
-        os.makedirs(cls.repo)
-        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
-        with open(os.path.join(cls.repo, "README"), "w") as f:
-            f.write("ownctl test\n")
-        git(cls.repo, "add", "-A")
-        git(cls.repo, "commit", "-qm", "base")
-        wait_for(lambda: any(r.get("state") == "online" for r in
-                             api(cls.d, "GET", "/api/v1/runners", cls.admin)[1].get("runners",
-                                                                                     [])),
-                 30, what="runner online")
+        harness.enroll_runner(cls, "airmesh-own-test-", tok["token"],
+                              harness.banner_fingerprint(cls.d), "--capacity", "8")
+        cls.repo = harness.make_repo(os.path.join(cls.tmp, "repo"), {"README": "ownctl test\n"})
+        harness.wait_runner_online(cls.d, token=cls.admin)
         cls.tok, cls.home = {}, {}
         for name in ("ann", "ben"):
             pw = name + "-password-123"

@@ -12,16 +12,12 @@ import glob
 import hashlib
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, Runner, ctl, login, wait_for
+from harness import Runner, git, wait_for
 
 PROBE = os.path.abspath(os.environ["PROBE"]) if os.environ.get("PROBE") else None
 
@@ -34,32 +30,15 @@ NO_BRANCH = r"^base ref 'no-such-branch' not found in \S+/repo \(branches: main\
 NO_PROGRAM = ("failed", None)  # the reason names the exec failure (checked below)
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
-                           "-c", "user.name=test", *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-class PodsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.guarded_setup(cls, cls._setup)
+class PodsTest(harness.AdminRunnerTest):
+    # The runner's data dir lives in /tmp, not under Bazel's TEST_TMPDIR (which is below
+    # /root): the pod sees the path of the mirror it must bind, and the probe checks that
+    # /root is not visible at all (harness.enroll_runner).
+    rtmp_prefix = "airmesh-pods-test-"
+    expect_no_mounts = True
 
     @classmethod
-    def _setup(cls):
-        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
-        cls.home = login(cls.d, cls.d.read_password())
-        r = ctl(cls.d, "token", "create", home=cls.home)
-        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
-        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
-        # The runner's data dir lives in /tmp, not under Bazel's TEST_TMPDIR (which is below
-        # /root): the pod sees the path of the mirror it must bind, and the probe checks that
-        # /root is not visible at all.
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-pods-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(cls.d, token, fp, cls.rdata)
-        cls.runner = cls.start_runner()
+    def prepare(cls):
         # A repo with a few files and the probe binary.
         cls.repo = os.path.join(cls.tmp, "repo")
         os.makedirs(os.path.join(cls.repo, "src"))
@@ -72,28 +51,11 @@ class PodsTest(unittest.TestCase):
         git(cls.repo, "add", "-A")
         git(cls.repo, "commit", "-qm", "base")
         cls.base = git(cls.repo, "rev-parse", "HEAD")
-        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
-                 what="runner online")
 
     @classmethod
     def start_runner(cls):
-        return Runner(cls.rdata)
-
-    @classmethod
-    def tearDownClass(cls):
-        # Both stop with exit 0 and no sanitizer report, or this raises (harness).
-        try:
-            cls.runner.stop(timeout=30)
-        finally:
-            cls.d.stop()
-        # The runner removed every worktree (and unmounted every overlay) on its way out.
-        mounts = harness.read("/proc/self/mounts")
-        assert cls.rtmp not in mounts, "overlay mounts left behind"
-        shutil.rmtree(cls.rtmp)
-
-    @classmethod
-    def ctl(cls, *args):
-        return ctl(cls.d, *args, home=cls.home)
+        """A new runner on the same data dir (after the crash test kills the first)."""
+        return Runner(cls.rdata, *cls.runner_argv())
 
     def create(self, *args, expect_ok=True):
         r = self.ctl("pod", "create", "--json", "--repo", self.repo, *args)

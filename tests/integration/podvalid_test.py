@@ -11,42 +11,22 @@ repository, the runner and the command checks let a correct pod through).
 """
 import json
 import os
-import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
 import harness
-from harness import Daemon, Runner, ctl, login, wait_for
+from harness import git
 
 POD_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"  # sandbox default
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
-                           "-c", "user.name=test", *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-class PodValidationTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.guarded_setup(cls, cls._setup)
+class PodValidationTest(harness.AdminRunnerTest):
+    # The runner's data dir in /tmp, as in pods_test (the pod binds paths below it).
+    rtmp_prefix = "airmesh-podvalid-test-"
+    expect_no_mounts = True
 
     @classmethod
-    def _setup(cls):
-        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
-        cls.home = login(cls.d, cls.d.read_password())
-        r = ctl(cls.d, "token", "create", home=cls.home)
-        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
-        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
-        # The runner's data dir in /tmp, as in pods_test (the pod binds paths below it).
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-podvalid-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(cls.d, token, fp, cls.rdata)
-        cls.runner = Runner(cls.rdata)
+    def prepare(cls):
         # A repo with branches main and dev, a script that is executable and one that is not.
         cls.repo = os.path.join(cls.tmp, "app.git")
         subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
@@ -60,22 +40,7 @@ class PodValidationTest(unittest.TestCase):
         git(cls.repo, "branch", "dev")
         cls.not_git = os.path.join(cls.tmp, "plain-dir")
         os.makedirs(cls.not_git)
-        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
-                 what="runner online")
         cls.runner_id = cls.runner.runner_id()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.runner.stop(timeout=30)
-        finally:
-            cls.d.stop()
-        assert cls.rtmp not in harness.read("/proc/self/mounts"), "overlay mounts left behind"
-        shutil.rmtree(cls.rtmp)
-
-    @classmethod
-    def ctl(cls, *args):
-        return ctl(cls.d, *args, home=cls.home)
 
     def run_pod(self, *args, repo=None):
         """Create a pod (accepted: the checks are the runner's), wait for its end, return it."""

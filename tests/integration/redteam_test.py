@@ -5,7 +5,6 @@ airmesh-runner. Each attack first proves it reached what it attacks, then that i
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import tempfile
 import unittest
 
 import harness
-from harness import Daemon, ctl, login, wait_for
+from harness import git, wait_for
 
 PROBE = r"""
 import ctypes, os, socket, fcntl, errno, sys, glob
@@ -87,58 +86,17 @@ r("gitdir", lambda: os.popen("git rev-parse --absolute-git-dir").read())
 """
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
-                           "-c", "user.name=test", *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 # Pods run their command (and the fetch-back helper) as the agent, uid 1000 in the pod: host uid
 # 100000 + 1000 with the default range.
 AGENT_HOST_UID = 101000
 
-class RedTeamTest(unittest.TestCase):
+class RedTeamTest(harness.AdminRunnerTest):
+    rtmp_prefix = "airmesh-redteam-test-"
     runner_args = ("--recording-max", "2M")
 
     @classmethod
-    def setUpClass(cls):
-        harness.guarded_setup(cls, cls._setup)
-
-    @classmethod
-    def _setup(cls):
-        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-        cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
-        cls.home = login(cls.d, cls.d.read_password())
-        r = ctl(cls.d, "token", "create", home=cls.home)
-        token = re.search(r"token:\s+(amt_\w+)", r.stdout).group(1)
-        fp = re.search(r"CA fingerprint: (\w+)", r.stdout).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-redteam-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        harness.Runner.enroll(cls.d, token, fp, cls.rdata)
-        cls.runner = harness.Runner(cls.rdata, *cls.runner_args)
-        cls.repo = os.path.join(cls.tmp, "repo")
-        os.makedirs(cls.repo)
-        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
-        with open(os.path.join(cls.repo, "probe.py"), "w") as f:
-            f.write(PROBE)
-        git(cls.repo, "add", "-A")
-        git(cls.repo, "commit", "-qm", "base")
-        wait_for(lambda: '"online"' in cls.ctl("runner", "list", "--json").stdout, 30,
-                 what="runner online")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.runner.stop()
-        cls.d.stop()
-        for line in reversed(harness.read("/proc/self/mounts").splitlines()):
-            target = line.split()[1]
-            if target.startswith(cls.rtmp):
-                subprocess.run(["umount", "-l", target])
-        shutil.rmtree(cls.rtmp, ignore_errors=True)
-
-    @classmethod
-    def ctl(cls, *args):
-        return ctl(cls.d, *args, home=cls.home)
+    def prepare(cls):
+        cls.repo = harness.make_repo(os.path.join(cls.tmp, "repo"), {"probe.py": PROBE})
 
     def run_pod(self, *args, timeout=120):
         r = self.ctl("pod", "create", "--json", "--repo", self.repo, *args)
@@ -296,11 +254,7 @@ class RedTeamTest(unittest.TestCase):
     # ---- hole 4: any member could put a pod on the runner host's network ------------------------
 
     def api(self, method, path, token, body=None):
-        args = ["-X", method, "-H", "Authorization: Bearer " + token]
-        if body is not None:
-            args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-        code, _, _, text = harness.curl(self.d, path, *args)
-        return code, json.loads(text) if text.strip() else {}
+        return harness.api(self.d, method, path, token, body)
 
     def test_only_admins_may_put_a_pod_on_the_host_network(self):
         srv = socket.socket(socket.AF_UNIX)

@@ -10,34 +10,12 @@ revoked, roles cannot be raised above one's own, and refusals are audit events.
 """
 import json
 import os
-import re
-import signal
 import subprocess
 import tempfile
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, Runner, ctl, curl, login, wait_for
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    try:
-        return code, json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return code, {"raw": text}
-
-
-def token_login(d, user, password, org="default"):
-    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
-                                                     "org": org})
-    assert code == 200, (code, doc)
-    return doc["token"]
+from harness import Daemon, Runner, api, ctl, curl, login, token_login, wait_for
 
 
 class TenancyTest(unittest.TestCase):
@@ -56,10 +34,7 @@ class TenancyTest(unittest.TestCase):
         code, tok = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
         cls.token_id = tok["id"]
         code, tok2 = api(d, "POST", "/api/v1/runner-tokens", a, {"ttl": "10m"})
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-tenancy-test-", dir="/tmp")
-        rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(d, tok2["token"], tok2["ca_sha256"], rdata)
-        cls.runner = Runner(rdata)
+        harness.enroll_runner(cls, "airmesh-tenancy-test-", tok2["token"], tok2["ca_sha256"])
         cls.runner_id = cls.runner.runner_id()
         # A second runner, enrolled but never started: the target of the revoke probes (the
         # owner's positive control revokes it for real).

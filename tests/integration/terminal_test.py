@@ -17,40 +17,18 @@ audit events socket (/api/v1/events): events of the caller's org only, same auth
 import base64
 import json
 import os
-import re
 import select
 import shutil
 import signal
 import socket
 import ssl
 import struct
-import subprocess
 import tempfile
 import time
 import unittest
 
 import harness
-from harness import AIRMESH_RUNNER, Daemon, Runner, curl, wait_for
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    try:
-        return code, json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return code, {"raw": text}
-
-
-def token_login(d, user, password, org="default"):
-    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
-                                                     "org": org})
-    assert code == 200, (code, doc)
-    return doc["token"]
+from harness import Daemon, api, curl, token_login, wait_for
 
 
 class WS:
@@ -177,12 +155,6 @@ class Viewer:
         return [m for m in self.msgs if m["type"] == t][-1]
 
 
-def git(repo, *args):
-    return subprocess.run(["git", "-C", repo, "-c", "user.email=t@example.com",
-                           "-c", "user.name=test", *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 class TerminalTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -195,23 +167,11 @@ class TerminalTest(unittest.TestCase):
         cls.admin = token_login(cls.d, "admin", cls.d.read_password())
         code, tok = api(cls.d, "POST", "/api/v1/runner-tokens", cls.admin, {})
         assert code in (200, 201), tok
-        fp = re.search(r"CA fingerprint: (\w+)", "\n".join(cls.d.banner)).group(1)
         # Runner data in /tmp (pods bind paths below it; see pods_test.py).
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-term-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(cls.d, tok["token"], fp, cls.rdata)
-        cls.runner = Runner(cls.rdata, "--capacity", "16")
-        cls.repo = os.path.join(cls.tmp, "repo")
-        os.makedirs(cls.repo)
-        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
-        with open(os.path.join(cls.repo, "README"), "w") as f:
-            f.write("terminal test\n")
-        git(cls.repo, "add", "-A")
-        git(cls.repo, "commit", "-qm", "base")
-        wait_for(lambda: any(r.get("state") == "online" for r in
-                             api(cls.d, "GET", "/api/v1/runners", cls.admin)[1].get("runners",
-                                                                                     [])),
-                 30, what="runner online")
+        harness.enroll_runner(cls, "airmesh-term-test-", tok["token"],
+                              harness.banner_fingerprint(cls.d), "--capacity", "16")
+        cls.repo = harness.make_repo(os.path.join(cls.tmp, "repo"), {"README": "terminal test\n"})
+        harness.wait_runner_online(cls.d, token=cls.admin)
         # A viewer-role user in this org, and a second org with its own owner.
         assert api(cls.d, "POST", "/api/v1/users", cls.admin,
                    {"name": "vic", "role": "viewer", "password": "vic-password-123"})[0] == 201

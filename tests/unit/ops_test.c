@@ -313,11 +313,12 @@ static int op_logout(env *e, const am_principal *who) {
 }
 static int op_org_create(env *e, const am_principal *who) {
     char pw[32];
-    return am_ops_org_create(e->ops, who, "src", "globex", "Globex", "boss", NULL, pw, sizeof pw);
+    return am_ops_org_create(e->ops, who, "src", "globex", "Globex", NULL, "boss", NULL, pw,
+                             sizeof pw);
 }
 static int op_user_create(env *e, const am_principal *who) {
     char pw[32];
-    return am_ops_user_create(e->ops, who, "src", "newbie", "viewer", NULL, pw, sizeof pw);
+    return am_ops_user_create(e->ops, who, "src", "newbie", "viewer", NULL, NULL, pw, sizeof pw);
 }
 static int op_user_disable(env *e, const am_principal *who) {
     return am_ops_user_set_disabled(e->ops, who, "src", "target", 1);
@@ -992,7 +993,7 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
     char pw[32];
     /* positive control: with space left the real log takes the record */
     assert_int_equal(
-        am_ops_user_create(e->ops, &admin, "s", "before", "viewer", NULL, pw, sizeof pw), 0);
+        am_ops_user_create(e->ops, &admin, "s", "before", "viewer", NULL, NULL, pw, sizeof pw), 0);
     assert_int_equal(am_audit_flush(log), 0);
     char filler[160];
     snprintf(filler, sizeof filler, "%s/filler", mnt);
@@ -1018,7 +1019,7 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
     assert_int_equal(flushed, -AM_EIO);
     size_t len0, len1;
     char *before = snapshot(e, &len0);
-    int rc = am_ops_user_create(e->ops, &admin, "s", "after", "viewer", NULL, pw, sizeof pw);
+    int rc = am_ops_user_create(e->ops, &admin, "s", "after", "viewer", NULL, NULL, pw, sizeof pw);
     assert_int_equal(rc, -AM_EIO);
     assert_non_null(strstr(am_err_last(), "nothing was changed"));
     assert_int_not_equal(am_ops_runner_revoke(e->ops, &admin, "s", RUNNER), 0);

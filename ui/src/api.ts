@@ -131,6 +131,8 @@ export interface User {
   created_ms: number;
   superuser: boolean;
   locked_until_ms: number;
+  /** Unicode name shown instead of the id ("" = none: show the id). */
+  display_name?: string;
 }
 
 export interface Team {
@@ -138,12 +140,14 @@ export interface Team {
   name: string;
   members: string[];
   created_ms: number;
+  display_name?: string;
 }
 
 export interface Org {
   id: string;
   name: string;
   created_ms: number;
+  display_name?: string;
 }
 
 export interface ApiToken {
@@ -207,6 +211,8 @@ export interface Pod {
   /** The agent catalog preset it was started from ("" = a plain command). */
   agent?: string;
   exit_code?: number;
+  /** Optional unicode name (issue 14; "" = none). */
+  display_name?: string;
 }
 
 export interface AuditEvent {

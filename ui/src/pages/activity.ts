@@ -4,6 +4,7 @@
 import { api, AuditEvent, errorText } from '../api';
 import { append, badge, clear, dateTime, h, notice, sourceAddr, targetLink } from '../dom';
 import type { Ctx } from '../main';
+import { actorEl, actorText, loadPeople } from '../names';
 
 const KEEP = 50;
 const PAGE = 1000;
@@ -21,6 +22,7 @@ export function activityPage(ctx: Ctx): () => void {
     messages, list,
   ]);
   let events: AuditEvent[] = [];
+  void loadPeople(true).then(() => { if (!stopped) render(); });
   let next = 1; // the seq to ask for next
   let stopped = false;
   let timer: ReturnType<typeof setInterval> | null = null;
@@ -36,7 +38,7 @@ export function activityPage(ctx: Ctx): () => void {
   function render(): void {
     clear(list);
     const q = filter.value.trim().toLowerCase();
-    const shown = q ? events.filter((e) => [e.actor, e.action, e.target, e.result, e.source, detailsText(e.details)].join(' ').toLowerCase().includes(q)) : events;
+    const shown = q ? events.filter((e) => [e.actor, actorText(e.actor), e.action, e.target, e.result, e.source, detailsText(e.details)].join(' ').toLowerCase().includes(q)) : events;
     if (shown.length === 0) {
       list.appendChild(h('div', { class: 'empty' }, h('h2', null, q ? 'Nothing matches' : 'No events yet'),
         h('p', null, q ? 'No recent event mentions that text.' : 'Logins, runner enrollments and pods show up here as they happen.')));
@@ -46,7 +48,7 @@ export function activityPage(ctx: Ctx): () => void {
       h('thead', null, h('tr', null, ['Time', 'Actor', 'Action', 'Target', 'Result', 'Source'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, shown.map((e) => h('tr', null,
         h('td', { class: 'small nowrap', title: dateTime(e.time_ms) }, shortTime(e.time_ms)),
-        h('td', { class: 'small', title: e.actor }, e.actor || '—'),
+        h('td', { class: 'small actor' }, actorEl(e.actor)),
         h('td', { class: 'mono small' }, e.action),
         h('td', { class: 'small ellipsis' }, targetLink(e.target)),
         h('td', null, badge(e.result, e.result === 'ok' ? 'ok' : e.result === 'denied' ? 'denied' : 'error'), details(e)),

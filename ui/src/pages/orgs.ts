@@ -5,6 +5,7 @@ import { api, can, errorText, nameProblem, Org } from '../api';
 import { ago, append, clear, dateTime, emptyState, h, keepSecret, notice, secretBox } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
+import { displayNameProblem, named, renameButton } from '../names';
 
 export function orgsPage(ctx: Ctx): () => void {
   ctx.title('Organizations');
@@ -40,6 +41,7 @@ export function orgsPage(ctx: Ctx): () => void {
     delete addPanel.dataset.secret;
     const id = h('input', { id: 'org-id', autocomplete: 'off', spellcheck: 'false', placeholder: 'research' });
     const name = h('input', { id: 'org-name', autocomplete: 'off', placeholder: 'Research lab' });
+    const display = h('input', { id: 'org-display-name', autocomplete: 'off', placeholder: 'Laboratoire Ärø 🔬' });
     const owner = h('input', { id: 'org-owner', autocomplete: 'off', spellcheck: 'false', placeholder: 'alice' });
     const password = h('input', { id: 'org-password', type: 'password', autocomplete: 'new-password' });
     const err = h('div', { class: 'form-error', role: 'alert' });
@@ -48,6 +50,7 @@ export function orgsPage(ctx: Ctx): () => void {
       h('h2', null, 'New organization'),
       field('ID', id, 'Short and permanent: users type it when they log in.'),
       field('Name', name, 'Optional: a readable name.'),
+      field('Display name', display, 'Optional: what people see, any language, up to 64 characters.'),
       field('Owner', owner, 'The first user of the organization, with the owner role.'),
       field('Owner\'s password', password, 'Optional, at least 12 characters. Leave it empty for a random one, shown once.'),
       err,
@@ -64,10 +67,14 @@ export function orgsPage(ctx: Ctx): () => void {
       if (badId) return fail('ID: ' + badId, id);
       const badOwner = nameProblem(owner.value.trim());
       if (badOwner) return fail('Owner: ' + badOwner, owner);
+      const dn = display.value.trim();
+      const badDn = dn ? displayNameProblem(dn) : null;
+      if (badDn) return fail('Display name: ' + badDn, display);
       if (password.value && password.value.length < 12) return fail('A password needs at least 12 characters (or leave it empty).', password);
       const body: Record<string, string> = { id: id.value.trim(), owner: owner.value.trim() };
       if (name.value.trim()) body.name = name.value.trim();
       if (password.value) body.password = password.value;
+      if (dn) body.display_name = dn;
       submit.disabled = true;
       try {
         const r = await api<{ id: string; owner: string; owner_password?: string }>('POST', '/orgs', body);
@@ -105,11 +112,18 @@ export function orgsPage(ctx: Ctx): () => void {
       }
       r.orgs.sort((a, b) => a.id.localeCompare(b.id));
       list.appendChild(h('table', { class: 'table', id: 'orgs-table' },
-        h('thead', null, h('tr', null, ['ID', 'Name', 'Created'].map((x) => h('th', { scope: 'col' }, x)))),
-        h('tbody', null, r.orgs.map((o) => h('tr', { 'data-org': o.id },
-          h('td', { class: 'strong mono' }, o.id, o.id === ctx.who.org ? h('span', { class: 'chip chip-you' }, 'yours') : null),
+        h('thead', null, h('tr', null, ['Organization', 'Name', 'Created'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', null, r.orgs.map((o) => {
+          const shownName = named(o.display_name, o.id, 'strong w-name');
+          return h('tr', { 'data-org': o.id },
+          h('td', { class: 'cell-name' },
+            h('div', { class: 'name-line' }, shownName, o.id === ctx.who.org ? h('span', { class: 'chip chip-you' }, 'yours') : null,
+              // Renaming is for the org's own admins and owners: yours, here.
+              o.id === ctx.who.org ? renameButton(shownName, 'organization', o.display_name || '', '/orgs/' + encodeURIComponent(o.id), () => void refresh()) : null),
+            o.display_name ? h('div', { class: 'muted small mono' }, o.id) : null),
           h('td', null, o.name || '—'),
-          h('td', { class: 'small', title: dateTime(o.created_ms) }, ago(o.created_ms)))))));
+          h('td', { class: 'small', title: dateTime(o.created_ms) }, ago(o.created_ms)));
+        }))));
     } catch (e) {
       if (!stopped) {
         clear(messages);

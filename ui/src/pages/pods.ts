@@ -6,7 +6,8 @@
 // (runner or labels, repo, base ref, branch, the program: a shell, an agent of the catalog that
 // the chosen runner has (GET /api/v1/agents) with its initial prompt, or a typed command; env,
 // limits, network).
-import { Agent, api, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
+import { Agent, api, canShare, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner, toError } from '../api';
+import { actorEl, actorText, displayNameProblem, editing, loadPeople, named, renameButton } from '../names';
 import { ago, append, badge, clear, confirmDialog, dateTime, exitWords, h, notice, trunc } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
@@ -88,6 +89,7 @@ export function podsPage(ctx: Ctx): () => void {
     const runner = h('select', { id: 'pod-runner' }, h('option', { value: '' }, 'Any online runner'),
       runners.map((r) => h('option', { value: r.id, disabled: r.state !== 'online' }, `${r.hostname} (${r.state})`)));
     const labels = h('input', { id: 'pod-labels', placeholder: 'gpu=a100', autocomplete: 'off' });
+    const display = h('input', { id: 'pod-display-name', placeholder: 'Fix the login page 🔑', autocomplete: 'off' });
     const repo = h('input', { id: 'pod-repo', placeholder: 'https://git.example.lan/team/app.git or /srv/git/app', required: true, autocomplete: 'off' });
     const baseRef = h('input', { id: 'pod-base-ref', placeholder: 'HEAD (the default branch)', autocomplete: 'off' });
     const branch = h('input', { id: 'pod-branch', placeholder: 'airmesh/pod-<id>', autocomplete: 'off' });
@@ -142,6 +144,7 @@ export function podsPage(ctx: Ctx): () => void {
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start pod');
     const form = h('form', { class: 'form-grid', id: 'pod-form', novalidate: true },
       h('h2', { class: 'span-all' }, 'New pod'),
+      field('Name', display, 'Optional: what people see instead of the pod id (any language, up to 64 characters).'),
       field('Repository', repo, 'A git URL (https://, ssh://, file://) or an absolute path the runner can reach.'),
       field('Program', preset),
       customField,
@@ -172,6 +175,10 @@ export function podsPage(ctx: Ctx): () => void {
       const badBranch = refProblem(branch.value.trim());
       if (badBranch) return fail('The branch ' + badBranch, branch);
       body.repo = repo.value.trim();
+      const dn = display.value.trim();
+      const badDn = dn ? displayNameProblem(dn) : null;
+      if (badDn) return fail('Name: ' + badDn, display);
+      if (dn) body.display_name = dn;
       if (preset.value === 'custom') {
         const words = splitWords(custom.value);
         if (typeof words === 'string') return fail(words, custom);
@@ -225,8 +232,8 @@ export function podsPage(ctx: Ctx): () => void {
 
   async function stop(p: Pod): Promise<void> {
     const owner = who(p.created_by);
-    const whose = owner !== ctx.who.user && owner !== '—' ? ` It was started by ${owner}, not you.` : '';
-    const ok = await confirmDialog(`Stop pod ${p.id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds. Its branch and recording are kept.' + whose, 'Stop pod');
+    const whose = owner !== ctx.who.user && owner !== '—' ? ` It was started by ${actorText(p.created_by)}, not you.` : '';
+    const ok = await confirmDialog(`Stop pod ${p.display_name || p.id}?`, 'The program gets SIGTERM, then SIGKILL after 5 seconds. Its branch and recording are kept.' + whose, 'Stop pod');
     if (!ok) return;
     try {
       await api('POST', `/pods/${p.id}/stop`);
@@ -264,7 +271,7 @@ export function podsPage(ctx: Ctx): () => void {
     allPods = pods;
     const uniq = (xs: string[]) => Array.from(new Set(xs.filter(Boolean))).sort();
     options(selState, 'Any state', uniq(pods.map((p) => p.state)).map((v) => [v, v]));
-    options(selOwner, 'Anyone', uniq(pods.map((p) => p.created_by)).map((v) => [v, who(v)]));
+    options(selOwner, 'Anyone', uniq(pods.map((p) => p.created_by)).map((v) => [v, actorText(v)]));
     options(selRunner, 'Any runner', uniq(pods.map((p) => p.runner)).map((v) => [v, host(v)]));
     options(selRepo, 'Any repository', uniq(pods.map((p) => p.repo)).map((v) => [v, v.length > 40 ? '…' + v.slice(-39) : v]));
     filterBar.hidden = pods.length === 0;
@@ -287,7 +294,7 @@ export function podsPage(ctx: Ctx): () => void {
     const shown = pods.filter((p) => (!f.mine || p.created_by === me || p.created_by === ctx.who.user)
       && (!f.state || p.state === f.state) && (!f.owner || p.created_by === f.owner)
       && (!f.runner || p.runner === f.runner) && (!f.repo || p.repo === f.repo)
-      && (!f.text || [p.id, p.branch, p.repo, p.command.join(' '), p.created_by, host(p.runner), p.state, p.reason].join(' ').toLowerCase().includes(f.text)));
+      && (!f.text || [p.id, p.display_name || '', p.branch, p.repo, p.command.join(' '), p.created_by, actorText(p.created_by), host(p.runner), p.state, p.reason].join(' ').toLowerCase().includes(f.text)));
     shown.sort((a, b) => b.created_ms - a.created_ms);
     if (shown.length === 0) {
       append(list, [h('p', { class: 'muted', id: 'pods-none' }, `None of the ${pods.length} pods matches these filters.`)]);
@@ -295,11 +302,13 @@ export function podsPage(ctx: Ctx): () => void {
     }
     append(list, [h('table', { class: 'table', id: 'pods-table' },
       h('thead', null, h('tr', null, ['Pod', 'State', 'Program', 'Owner', 'Started', ''].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', null, shown.map((p) => h('tr', { 'data-pod': p.id },
-        h('td', { class: 'cell-name' }, h('a', { href: '#/pods/' + p.id, class: 'strong mono' }, p.id), trunc(p.branch, 'muted small mono w-name', 'div')),
+      h('tbody', null, shown.map((p) => { const shownName = named(p.display_name, p.id, 'strong w-name pod-dn' + (p.display_name ? '' : ' mono'), 'a', { href: '#/pods/' + p.id }); return h('tr', { 'data-pod': p.id },
+        h('td', { class: 'cell-name' }, shownName,
+          p.display_name ? h('div', { class: 'muted small mono' }, p.id) : null,
+          trunc(p.branch, 'muted small mono w-name', 'div')),
         h('td', null, badge(p.state), stateDetail(p)),
         h('td', { class: 'small' }, trunc(p.command.join(' '), 'mono w-prog cmd-text', 'div'), trunc(p.repo, 'muted w-prog repo-text', 'div')),
-        h('td', { class: 'small owner-cell' }, trunc(who(p.created_by), 'w-owner owner-text', 'div'), trunc(host(p.runner), 'muted w-owner runner-text', 'div')),
+        h('td', { class: 'small owner-cell' }, actorEl(p.created_by, 'w-owner owner-text', 'div'), trunc(host(p.runner), 'muted w-owner runner-text', 'div')),
         h('td', { class: 'small nowrap', title: dateTime(p.started_ms || p.created_ms) }, ago(p.started_ms || p.created_ms)),
         h('td', { class: 'row-actions row-actions-wrap' },
           h('a', { href: '#/pods/' + p.id, class: 'btn btn-small' }, podEnded(p.state) ? 'Output' : 'Terminal'),
@@ -308,7 +317,11 @@ export function podsPage(ctx: Ctx): () => void {
           canWrite && !podEnded(p.state) ? (podLocked(ctx.who, p)
             ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', disabled: true, title: podLockedWhy(p), 'aria-label': 'Stop (not allowed: ' + podLockedWhy(p) + ')' }, 'Stop')
             : h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void stop(p) }, 'Stop')) : null,
-          canWrite && podEnded(p.state) ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void remove(p) }, 'Delete') : null))))),
+          canShare(ctx.who, p) ? renameButton(shownName, 'pod', p.display_name || '', '/pods/' + encodeURIComponent(p.id), (n) => {
+            say('ok', n ? `Pod ${p.id} is now called ${n}.` : `Pod ${p.id} is shown by its id again.`);
+            void refresh();
+          }) : null,
+          canWrite && podEnded(p.state) ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => void remove(p) }, 'Delete') : null)); }))),
     ]);
   }
 
@@ -345,18 +358,19 @@ export function podsPage(ctx: Ctx): () => void {
         h('div', { class: 'muted small', id: 'ov-slots', 'data-used': String(used), 'data-capacity': String(capacity) }, capacity ? `${used} of ${capacity} pod slots in use` : `${used} pods on them`)),
       h('div', { class: 'ov-card', id: 'ov-failures' }, h('h2', null, 'Recent failures'),
         failures.length === 0 ? h('p', { class: 'muted small' }, 'None.') : h('ul', { class: 'ov-list' }, failures.map((p) => h('li', { 'data-pod': p.id },
-          h('a', { href: '#/pods/' + p.id, class: 'mono' }, p.id), trunc(failWords(p), 'muted'))))),
+          named(p.display_name, p.id, p.display_name ? '' : 'mono', 'a', { href: '#/pods/' + p.id }), trunc(failWords(p), 'muted'))))),
       h('div', { class: 'ov-card', id: 'ov-who' }, h('h2', null, 'Who is running what'),
         byOwner.size === 0 ? h('p', { class: 'muted small' }, 'Nobody right now.') : h('ul', { class: 'ov-list' }, Array.from(byOwner.entries()).sort().map(([owner, ps]) => h('li', { 'data-owner': owner },
-          h('span', { class: 'strong' }, who(owner)),
-          trunc(ps.map((p) => `${commandLabel(p.command)} on ${repoName(p.repo)}`).join(', '), 'muted'))))),
+          actorEl(owner, 'strong ov-owner'),
+          trunc(ps.map((p) => p.display_name || `${commandLabel(p.command)} on ${repoName(p.repo)}`).join(', '), 'muted'))))),
     ]);
   }
 
   async function refresh(): Promise<void> {
     try {
-      const [r, p] = await Promise.all([api<{ runners: Runner[] }>('GET', '/runners'), api<{ pods: Pod[] }>('GET', '/pods')]);
-      if (stopped) return;
+      const [r, p] = await Promise.all([api<{ runners: Runner[] }>('GET', '/runners'), api<{ pods: Pod[] }>('GET', '/pods'), loadPeople(loads === 0)]);
+      // An open rename keeps its row: the next refresh (3 s) redraws.
+      if (stopped || editing()) return;
       runners = r.runners;
       renderList(p.pods);
       overview.dataset.loaded = String(++loads);

@@ -4,6 +4,7 @@ import { api, can, errorText, nameProblem, Team, User } from '../api';
 import { ago, append, clear, confirmDialog, dateTime, emptyState, h, notice } from '../dom';
 import type { Ctx } from '../main';
 import { field } from './login';
+import { displayNameProblem, editing, named, renameButton } from '../names';
 
 export function teamsPage(ctx: Ctx): () => void {
   ctx.title('Teams');
@@ -20,6 +21,7 @@ export function teamsPage(ctx: Ctx): () => void {
   const name = h('input', { id: 'team-name', autocomplete: 'off', spellcheck: 'false', placeholder: 'backend', maxlength: '64' });
   const err = h('div', { class: 'form-error', role: 'alert' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', id: 'create-team' }, 'Create team');
+  const display = h('input', { id: 'team-display-name', autocomplete: 'off', placeholder: 'Équipe backend 🚀' });
   const nameField = field('New team', name, 'Lowercase letters, digits and . _ -');
   const hint = nameField.querySelector('.hint') as HTMLElement;
   name.addEventListener('input', () => {
@@ -29,6 +31,7 @@ export function teamsPage(ctx: Ctx): () => void {
   });
   const create = h('form', { class: 'panel inline-form', id: 'team-form', novalidate: true, 'aria-label': 'New team' },
     nameField,
+    field('Display name', display, 'Optional: any language, up to 64 characters'),
     h('div', { class: 'field field-button' }, submit),
     err);
   let creating = false;
@@ -49,13 +52,21 @@ export function teamsPage(ctx: Ctx): () => void {
       name.focus();
       return;
     }
+    const dn = display.value.trim();
+    const badDn = dn ? displayNameProblem(dn) : null;
+    if (badDn) {
+      err.textContent = 'Display name: ' + badDn;
+      display.focus();
+      return;
+    }
     creating = true;
     submit.disabled = true;
     submit.textContent = 'Creating…';
     try {
-      await api('POST', '/teams', { name: n });
-      say('ok', `Team ${n} is created. Add its members below.`);
+      await api('POST', '/teams', dn ? { name: n, display_name: dn } : { name: n });
+      say('ok', `Team ${dn || n} is created. Add its members below.`);
       name.value = '';
+      display.value = '';
       await refresh();
       (document.querySelector(`tr[data-team="${CSS.escape(n)}"] select`) as HTMLElement | null)?.focus();
     } catch (e2) {
@@ -90,11 +101,12 @@ export function teamsPage(ctx: Ctx): () => void {
         admin ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => name.focus() }, 'Create a team') : null));
       return;
     }
-    teams.sort((a, b) => a.name.localeCompare(b.name));
+    teams.sort((a, b) => (a.display_name || a.id).localeCompare(b.display_name || b.id));
+    const person = (id: string) => users.find((u) => u.id === id)?.display_name || '';
     const rows = teams.map((t) => {
       const members = t.members.slice().sort();
       const chips = members.length
-        ? h('span', { class: 'chips' }, members.map((m) => h('span', { class: 'chip member', 'data-member': m }, m,
+        ? h('span', { class: 'chips' }, members.map((m) => h('span', { class: 'chip member', 'data-member': m }, named(person(m), m, 'chip-name'),
           admin ? h('button', { type: 'button', class: 'chip-remove', 'aria-label': `Remove ${m} from ${t.name}`, title: `Remove ${m}`,
             onclick: () => void change('Removing ' + m, () => api('POST', `/teams/${encodeURIComponent(t.id)}/members/remove`, { user: m }), `${m} left team ${t.name}.`) }, '×') : null)))
         : h('span', { class: 'muted' }, 'No members');
@@ -103,7 +115,7 @@ export function teamsPage(ctx: Ctx): () => void {
         const candidates = users.map((u) => u.id).filter((u) => !members.includes(u)).sort();
         const sel = h('select', { class: 'select-small', 'aria-label': `User to add to ${t.name}` },
           h('option', { value: '' }, candidates.length ? 'Add a member…' : 'Everyone is a member'),
-          candidates.map((u) => h('option', { value: u }, u)));
+          candidates.map((u) => h('option', { value: u }, person(u) ? `${person(u)} (${u})` : u)));
         sel.disabled = candidates.length === 0;
         const btn = h('button', { type: 'button', class: 'btn btn-small', disabled: true }, 'Add');
         sel.addEventListener('change', () => { btn.disabled = !sel.value; });
@@ -113,8 +125,15 @@ export function teamsPage(ctx: Ctx): () => void {
         });
         add = h('span', { class: 'add-member' }, sel, btn);
       }
+      const shownName = named(t.display_name, t.id, 'strong w-name');
       return h('tr', { 'data-team': t.id },
-        h('td', { class: 'strong' }, t.name),
+        h('td', { class: 'cell-name' },
+          h('div', { class: 'name-line' }, shownName,
+            admin ? renameButton(shownName, 'team', t.display_name || '', '/teams/' + encodeURIComponent(t.id), (n) => {
+              say('ok', n ? `Team ${t.id} is now shown as ${n}.` : `Team ${t.id} is shown by its id again.`);
+              void refresh();
+            }) : null),
+          t.display_name ? h('div', { class: 'muted small mono' }, t.id) : null),
         h('td', null, chips),
         h('td', { class: 'small', title: dateTime(t.created_ms) }, ago(t.created_ms)),
         h('td', { class: 'row-actions' }, add,
@@ -131,8 +150,8 @@ export function teamsPage(ctx: Ctx): () => void {
 
   async function refresh(): Promise<void> {
     try {
-      const [t, u] = await Promise.all([api<{ teams: Team[] }>('GET', '/teams'), admin ? api<{ users: User[] }>('GET', '/users') : Promise.resolve({ users: [] })]);
-      if (stopped) return;
+      const [t, u] = await Promise.all([api<{ teams: Team[] }>('GET', '/teams'), api<{ users: User[] }>('GET', '/users')]);
+      if (stopped || editing()) return;
       users = u.users;
       render(t.teams);
     } catch (e) {

@@ -17,6 +17,7 @@ import { prune as pruneCspStyles } from '../csp-styles';
 import { append, badge, clear, confirmDialog, dateTime, exitWords, h, notice } from '../dom';
 import type { Ctx } from '../main';
 import { commandLabel, downloadRecording, stateDetail, who as whoName } from './pods';
+import { actorText, editing, loadPeople, named, renameButton } from '../names';
 import { openPlayer } from './player';
 import { Hello, TermConnection } from '../term/connection';
 
@@ -51,6 +52,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   // --- layout ---------------------------------------------------------------------------------
   const stateBox = h('span', { class: 'pod-state' });
   const meta = h('div', { class: 'pod-meta' });
+  const nameBox = h('div', { class: 'name-line pod-name-line' });
   const status = h('span', { class: 'conn', id: 'term-status', role: 'status' });
   const controlText = h('span', { class: 'control-text', id: 'control-holder' });
   const controlBtn = h('button', { type: 'button', class: 'btn', id: 'control-btn', disabled: true }, 'Take control');
@@ -70,7 +72,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   const promptBox = h('form', { class: 'prompt-box', id: 'prompt-box', hidden: true, 'aria-label': 'Send a prompt' }, promptText, promptBtn);
   append(ctx.main, [
     h('div', { class: 'term-head' },
-      h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, meta),
+      h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, nameBox, meta),
       h('div', { class: 'term-actions' }, status, controlText, controlBtn, playBtn, recBtn, factsBtn, shareBtn, stopBtn)),
     banner,
     notices,
@@ -371,7 +373,18 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       return;
     }
     if (disposed) return;
+    await loadPeople();
+    if (disposed || !pod) return;
     renderFacts(pod);
+    // The page says what the pod is: its display name (renamed in place by its starter or an
+    // admin), the id on hover and in Details. An open rename is left alone by the poll.
+    if (!editing()) {
+      ctx.title(pod.display_name || 'Pod ' + id);
+      (document.querySelector('.page-title') as HTMLElement | null)?.setAttribute('title', pod.display_name ? `${pod.display_name} (${id})` : id);
+      const shownName = named(pod.display_name, id, 'strong pod-dn' + (pod.display_name ? '' : ' mono'), 'span', { id: 'pod-name' });
+      clear(nameBox);
+      append(nameBox, [shownName, canShare(ctx.who, pod) ? renameButton(shownName, 'pod', pod.display_name || '', '/pods/' + encodeURIComponent(id), () => void refreshPod()) : null]);
+    }
     clear(meta);
     append(meta, [
       h('span', { class: 'mono', title: pod.command.join(' ') }, commandLabel(pod.command)),
@@ -440,6 +453,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     const runtime = p.started_ms && end ? span((end - p.started_ms) / 1000) + (p.ended_ms ? '' : ' so far') : '—';
     const row = (k: string, v: string | Node, id?: string) => [h('dt', null, k), h('dd', id ? { id } : null, v)];
     append(facts, [h('dl', { class: 'facts' },
+      row('Pod', h('span', { class: 'mono' }, p.id), 'fact-id'),
+      p.display_name ? row('Name', h('span', { class: 'dn-full' }, p.display_name), 'fact-name') : null,
       row('Program', h('span', { class: 'mono' }, p.command.join(' ')), 'fact-command'),
       row('Repository', p.repo, 'fact-repo'),
       row('Branch', h('span', { class: 'mono' }, p.branch), 'fact-branch'),
@@ -447,7 +462,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       row('Limits', limits + (p.limits_note ? ` (${p.limits_note})` : ''), 'fact-limits'),
       row('Network', p.network === 'host' ? "host (the runner's network)" : 'none (loopback only)', 'fact-network'),
       row('Runner', runnerName || p.runner || '—', 'fact-runner'),
-      row('Owner', whoName(p.created_by), 'fact-owner'),
+      row('Owner', h('span', { title: whoName(p.created_by) }, actorText(p.created_by)), 'fact-owner'),
       row('Created', dateTime(p.created_ms), 'fact-created'),
       row('Runtime', runtime, 'fact-runtime'),
       p.commit ? row('Commit', h('span', { class: 'mono' }, p.commit.slice(0, 12)), 'fact-commit') : null,

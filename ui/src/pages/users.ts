@@ -4,6 +4,7 @@
 // viewers see only themselves: their own password and tokens are under My account.
 import { api, ApiToken, can, errorText, nameProblem, ROLE_NAMES, roleNumber, User } from '../api';
 import { ago, append, badge, clear, confirmDialog, dateTime, emptyState, h, keepSecret, notice, secretBox, until } from '../dom';
+import { displayNameProblem, loadPeople, named, renameButton } from '../names';
 import type { Ctx } from '../main';
 import { field } from './login';
 
@@ -25,7 +26,28 @@ export function usersPage(ctx: Ctx): () => void {
     addPanel.hidden = !addPanel.hidden;
     if (!addPanel.hidden) renderAdd();
   });
+  // The org's display name, renamed in place by admins and owners (AM_CAN_ORG_RENAME).
+  const orgName = named('', me.org, 'strong org-dn');
+  const orgLine = h('p', { class: 'org-line' }, 'Organization ', orgName);
+  if (admin) orgLine.appendChild(renameButton(orgName, 'organization', '', '/orgs/' + encodeURIComponent(me.org), () => void loadOrg()));
+  async function loadOrg(): Promise<void> {
+    try {
+      const r = await api<{ orgs: { id: string; display_name?: string }[] }>('GET', '/orgs');
+      const o = r.orgs.find((x) => x.id === me.org);
+      if (o && !orgName.hidden) {
+        orgName.textContent = o.display_name || o.id;
+        orgName.title = o.display_name ? `${o.display_name} (${o.id})` : o.id;
+        const b = orgLine.querySelector('.rename-btn') as HTMLButtonElement | null;
+        if (b) {
+          const fresh = renameButton(orgName, 'organization', o.display_name || '', '/orgs/' + encodeURIComponent(me.org), () => void loadOrg());
+          b.replaceWith(fresh);
+        }
+      }
+    } catch { /* the id stays */ }
+  }
+  void loadOrg();
   append(ctx.main, [
+    orgLine,
     h('div', { class: 'toolbar' },
       h('p', { class: 'muted' }, admin
         ? `The users of organization ${me.org}. You can manage users whose role is no higher than yours (${ROLE_NAMES[me.role]}).`
@@ -51,6 +73,7 @@ export function usersPage(ctx: Ctx): () => void {
     clear(addPanel);
     delete addPanel.dataset.secret;
     const name = h('input', { id: 'user-name', autocomplete: 'off', spellcheck: 'false', required: true });
+    const display = h('input', { id: 'user-display-name', autocomplete: 'off', placeholder: 'Zoë Martin' });
     const role = roleSelect('user-role', 2, me.role);
     const password = h('input', { id: 'user-password', type: 'password', autocomplete: 'new-password' });
     const err = h('div', { class: 'form-error', role: 'alert' });
@@ -66,6 +89,7 @@ export function usersPage(ctx: Ctx): () => void {
     const form = h('form', { class: 'form-grid', id: 'user-form', novalidate: true },
       h('h2', null, 'Add a user'),
       nameField,
+      field('Display name', display, 'Optional: how people see them, any language (up to 64 characters).'),
       field('Role', role, roleHint(me.role)),
       field('Password', password, 'Optional, at least 12 characters. Leave it empty for a random password, shown once.'),
       err,
@@ -87,6 +111,13 @@ export function usersPage(ctx: Ctx): () => void {
         name.focus();
         return;
       }
+      const dn = display.value.trim();
+      const badDn = dn ? displayNameProblem(dn) : null;
+      if (badDn) {
+        err.textContent = 'Display name: ' + badDn;
+        display.focus();
+        return;
+      }
       if (password.value && password.value.length < 12) {
         err.textContent = 'A password needs at least 12 characters (or leave it empty for a random one).';
         password.focus();
@@ -96,6 +127,7 @@ export function usersPage(ctx: Ctx): () => void {
       try {
         const body: Record<string, string> = { name: n, role: role.value };
         if (password.value) body.password = password.value;
+        if (dn) body.display_name = dn;
         const r = await api<{ id: string; role: string; password?: string }>('POST', '/users', body);
         showCreated(r);
         void refresh();
@@ -195,10 +227,16 @@ export function usersPage(ctx: Ctx): () => void {
       } else {
         roleCell = h('span', { class: 'role role-' + u.role }, u.role);
       }
+      const shownName = named(u.display_name, u.id, 'strong w-user');
       return h('tr', { 'data-user': u.id },
-        h('td', null,
-          h('span', { class: 'strong' }, u.id),
-          self ? h('span', { class: 'chip chip-you' }, 'you') : null,
+        h('td', { class: 'cell-name' },
+          h('div', { class: 'name-line' }, shownName,
+            self ? h('span', { class: 'chip chip-you' }, 'you') : null,
+            manage ? renameButton(shownName, 'user', u.display_name || '', '/users/' + encodeURIComponent(u.id), (n) => {
+              say('ok', n ? `${u.id} is now shown as ${n}.` : `${u.id} is shown by its id again.`);
+              void loadPeople(true);
+            }) : null),
+          u.display_name ? h('div', { class: 'muted small mono' }, u.id) : null,
           u.superuser ? h('div', { class: 'muted small' }, 'appliance administrator') : null),
         h('td', null, roleCell),
         h('td', null, stateBadge(u)),
