@@ -281,11 +281,12 @@ int am_ctl_model(am_ctl *c, int argc, char **argv) {
         snprintf(path, sizeof path, "/api/v1/models/%s%s", esc,
                  strcmp(sub, "test") == 0 ? "/test" : "");
         json_t *resp = NULL;
-        if (strcmp(sub, "show") == 0)
-            return show(am_ctl_api(c, "GET", path, NULL, &resp), 200, resp, json, NULL);
-        if (strcmp(sub, "test") == 0)
-            return show(am_ctl_api(c, "POST", path, NULL, &resp), 200, resp, json, NULL);
-        long st = am_ctl_api(c, "DELETE", path, NULL, &resp);
+        long st;
+        if (strcmp(sub, "show") == 0 || strcmp(sub, "test") == 0) {
+            st = am_ctl_api(c, strcmp(sub, "show") == 0 ? "GET" : "POST", path, NULL, &resp);
+            return show(st, 200, resp, json, NULL);
+        }
+        st = am_ctl_api(c, "DELETE", path, NULL, &resp);
         if (st != 200)
             return am_ctl_report(st, resp);
         json_decref(resp);
