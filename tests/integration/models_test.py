@@ -34,8 +34,10 @@ KEY = "sk-openai-real-4f1c9a7e2b"
 KEY2 = "sk-ant-real-8d2e6b0c31"
 
 SCRIPT = {
-    "models": ["good-model", "texty-model"],
+    "models": ["good-model", "texty-model", "broken-model"],
     "rules": [
+        {"when": {"model": "broken-model", "tool_offered": "get_time"},
+         "reply": {"tool_call": {"name": "get_time"}, "raw_arguments": "{\"timezone\": \"UT"}},
         {"when": {"model": "good-model", "tool_offered": "get_time", "tool_result": False},
          "reply": {"tool_call": {"name": "get_time", "arguments": {"timezone": "UTC"}}}},
         {"when": {"model": "good-model", "tool_result": True},
@@ -109,7 +111,7 @@ class ModelsTest(unittest.TestCase):
     def add_openai(self, name="local"):
         code, ep = api(self.d, "POST", "/api/v1/models", self.admin,
                        {"name": name, "api": "openai", "url": self.srv.url + "/v1/", "key": KEY,
-                        "models": ["good-model", "texty-model"]})
+                        "models": ["good-model", "texty-model", "broken-model"]})
         self.assertEqual(code, 201, ep)
         return ep
 
@@ -124,7 +126,7 @@ class ModelsTest(unittest.TestCase):
         self.assertNotIn("key", ep)
         t = ep["last_test"]
         self.assertTrue(t["reachable"], t)
-        self.assertEqual(t["models_listed"], ["good-model", "texty-model"])
+        self.assertEqual(t["models_listed"], ["good-model", "texty-model", "broken-model"])
         c = checks(ep)
         self.assertTrue(c["good-model"]["completion"], c)
         self.assertTrue(c["good-model"]["tool_call"], c)
@@ -133,6 +135,9 @@ class ModelsTest(unittest.TestCase):
         self.assertFalse(c["texty-model"]["tool_call"], c)
         self.assertIn("answered with text instead of calling get_time",
                       c["texty-model"]["error"])
+        self.assertTrue(c["broken-model"]["completion"], c)
+        self.assertFalse(c["broken-model"]["tool_call"], c)
+        self.assertIn("arguments of get_time are not a JSON object", c["broken-model"]["error"])
         # What reached the server: the API's own paths, the real key, the tool round trip.
         new = self.srv.entries()[n0:]
         paths = [(e["method"], e["path"]) for e in new]
@@ -168,14 +173,16 @@ class ModelsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         out = r.stdout
         self.assertIn("model endpoint claude added", out)
-        self.assertIn("reachable; models listed: good-model, texty-model", out)
+        self.assertIn("reachable; models listed: good-model, texty-model, broken-model", out)
         for col in ("MODEL", "COMPLETION", "TOOL CALLS", "LATENCY", "ERROR"):
             self.assertIn(col, out)
         rows = {line.split()[0]: line for line in out.splitlines()
-                if line.startswith(("good-model", "texty-model"))}
+                if line.startswith(("good-model", "texty-model", "broken-model"))}
         self.assertEqual(rows["good-model"].split()[1:3], ["yes", "yes"], out)
         self.assertEqual(rows["texty-model"].split()[1:3], ["yes", "no"], out)
         self.assertIn("instead of calling get_time", rows["texty-model"])
+        self.assertEqual(rows["broken-model"].split()[1:3], ["yes", "no"], out)
+        self.assertIn("input is not a JSON object", rows["broken-model"])
         new = self.srv.entries()[n0:]
         self.assertIn(("GET", "/v1/models"), [(e["method"], e["path"]) for e in new])
         msgs = [e for e in new if e["path"] == "/v1/messages"]
@@ -191,7 +198,7 @@ class ModelsTest(unittest.TestCase):
         r = self.ctl("model", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("claude", r.stdout)
-        self.assertIn("completion 2/2, tools 1/2", r.stdout)
+        self.assertIn("completion 3/3, tools 1/3", r.stdout)
         code, before = api(self.d, "GET", "/api/v1/models/claude", self.admin)
         n1 = len(self.srv.entries())
         r = self.ctl("model", "test", "claude")

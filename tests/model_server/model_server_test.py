@@ -23,6 +23,10 @@ SCRIPT = {
     "models": ["test-model", "other-model"],
     "rules": [
         {"when": {"contains": "quota please"}, "reply": {"status": 429, "error": "daily quota"}},
+        {"when": {"contains": "break the call"},
+         "reply": {"tool_call": {"name": "write_file"}, "raw_arguments": "{\"path\": \"a.t"}},
+        {"when": {"contains": "no tools here", "tool_offered": "write_file"},
+         "reply": {"text": "I would rather just answer."}},
         {"when": {"contains": "hold it"}, "reply": {"text": "first and last", "hold": True,
                                                     "chunks": 3}},
         {"when": {"contains": "write the file", "tool_offered": "write_file",
@@ -138,6 +142,33 @@ class ModelServerTest(unittest.TestCase):
         _, _, body = self.curl("/v1/chat/completions", {"model": "test-model", "tools": tools,
                                                         "messages": msgs})
         self.assertEqual(json.loads(body)["choices"][0]["message"]["content"], "done")
+
+    def test_a_model_can_be_scripted_to_fail_tool_calls(self):
+        """What a model endpoint's self-test must tell apart: text instead of a tool call, and
+        a call whose arguments are not JSON (Chat and Messages)."""
+        tools = [{"type": "function", "function": {"name": "write_file",
+                                                   "parameters": {"type": "object"}}}]
+        _, _, body = self.curl("/v1/chat/completions", {
+            "model": "test-model", "tools": tools,
+            "messages": [{"role": "user", "content": "no tools here please"}]})
+        msg = json.loads(body)["choices"][0]["message"]
+        self.assertNotIn("tool_calls", msg)
+        self.assertEqual(msg["content"], "I would rather just answer.")
+        _, _, body = self.curl("/v1/chat/completions", {
+            "model": "test-model", "tools": tools,
+            "messages": [{"role": "user", "content": "break the call"}]})
+        call = json.loads(body)["choices"][0]["message"]["tool_calls"][0]
+        self.assertEqual(call["function"]["name"], "write_file")
+        self.assertEqual(call["function"]["arguments"], '{"path": "a.t')
+        with self.assertRaises(ValueError):
+            json.loads(call["function"]["arguments"])
+        _, _, body = self.curl("/v1/messages", {
+            "model": "test-model", "max_tokens": 10,
+            "tools": [{"name": "write_file", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "break the call"}]},
+            headers=["anthropic-version: 2023-06-01"])
+        blk = [b for b in json.loads(body)["content"] if b["type"] == "tool_use"][0]
+        self.assertEqual(blk["input"], '{"path": "a.t')
 
     # ---- OpenAI Responses -------------------------------------------------------------------
 

@@ -29,6 +29,9 @@ What to answer comes from a JSON script (--script FILE):
       "times": 1,                       # use this rule at most N times (default unlimited)
       "reply": {"text": "done",         # assistant text, and/or
                 "tool_call": {"name": "Write", "arguments": {"file_path": "x"}},
+                "raw_arguments": "{not json",  # send these arguments verbatim instead (a
+                                        # model that emits a malformed tool call; Messages:
+                                        # the tool_use input is this string, not an object)
                 "usage": {"input_tokens": 11, "output_tokens": 7},  # default: an estimate
                 "chunks": 4,            # split the text/arguments into N stream pieces
                 "hold": true,           # stream all but the last piece, then wait for
@@ -307,7 +310,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         text = reply.get("text", "")
         call = reply.get("tool_call")
-        args = json.dumps(call.get("arguments", {})) if call else ""
+        if call and isinstance(reply.get("raw_arguments"), str):
+            args = reply["raw_arguments"]
+            call = dict(call, arguments=args)
+        else:
+            args = json.dumps(call.get("arguments", {})) if call else ""
         inp, out = _usage(reply, len(raw), text + args)
         entry["usage"] = {"input_tokens": inp, "output_tokens": out}
         model = body.get("model", "test-model")
