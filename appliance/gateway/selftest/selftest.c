@@ -238,8 +238,8 @@ static json_t *tool_def(int anthropic) {
 }
 
 static json_t *request(ctx *c, const char *model, json_t *messages, int with_tool) {
-    json_t *b = json_pack("{s:s,s:o,s:i}", "model", model, "messages", messages,
-                          "max_tokens", with_tool ? 256 : 16);
+    json_t *b = json_pack("{s:s,s:o,s:i}", "model", model, "messages", messages, "max_tokens",
+                          with_tool ? 256 : 16);
     if (with_tool)
         json_object_set_new(b, "tools", json_pack("[o]", tool_def(c->anthropic)));
     if (!c->anthropic)
@@ -275,6 +275,14 @@ static const char *answer_text(ctx *c, json_t *resp, json_t **msg_out) {
     return t ? t : "";
 }
 
+static void judge_completion(ctx *c, check *k, json_t *resp) {
+    if (!answer_text(c, resp, NULL))
+        snprintf(k->error, sizeof k->error, "completion: HTTP 200 but not a %s answer",
+                 c->anthropic ? "Messages" : "Chat Completions");
+    else
+        k->completion = 1;
+}
+
 static void completion(ctx *c, check *k) {
     json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", "Say OK.");
     json_t *b = request(c, k->model, msgs, 0), *resp = NULL;
@@ -283,11 +291,8 @@ static void completion(ctx *c, check *k) {
     json_decref(b);
     if (st != 200 || !resp)
         snprintf(k->error, sizeof k->error, "completion: %s", err);
-    else if (!answer_text(c, resp, NULL))
-        snprintf(k->error, sizeof k->error, "completion: HTTP 200 but not a %s answer",
-                 c->anthropic ? "Messages" : "Chat Completions");
     else
-        k->completion = 1;
+        judge_completion(c, k, resp);
     json_decref(resp);
 }
 
@@ -370,6 +375,17 @@ static int find_call(ctx *c, check *k, json_t *resp, const char **id, json_t **c
     return -1;
 }
 
+/* After the tool's result: 1 when the model answered with text, else 0 with the reason. */
+static int judge_final(ctx *c, check *k, json_t *resp) {
+    const char *text = answer_text(c, resp, NULL);
+    if (!text || !text[0]) {
+        snprintf(k->error, sizeof k->error,
+                 "tool result: the model gave no text answer after the get_time result");
+        return 0;
+    }
+    return 1;
+}
+
 static void tool_round_trip(ctx *c, check *k) {
     json_t *user = json_pack("{s:s,s:s}", "role", "user", "content", TOOL_PROMPT);
     json_t *b = request(c, k->model, json_pack("[O]", user), 1), *resp = NULL, *resp2 = NULL;
@@ -402,18 +418,37 @@ static void tool_round_trip(ctx *c, check *k) {
         snprintf(k->error, sizeof k->error, "tool result: %s", err);
         goto out;
     }
-    const char *text = answer_text(c, resp2, NULL);
-    if (!text || !text[0]) {
-        snprintf(k->error, sizeof k->error,
-                 "tool result: the model gave no text answer after the get_time result");
-        goto out;
-    }
-    k->tool_call = 1;
+    k->tool_call = judge_final(c, k, resp2);
 out:
     json_decref(b);
     json_decref(user);
     json_decref(resp);
     json_decref(resp2);
+}
+
+int am_gw_selftest_judge(int anthropic, int step, const char *body, size_t len, char *why,
+                         size_t cap) {
+    ctx c = {.anthropic = anthropic};
+    check k;
+    memset(&k, 0, sizeof k);
+    json_t *resp = json_loadb(body, len, 0, NULL);
+    int ok = 0;
+    if (!resp) {
+        snprintf(k.error, sizeof k.error, "not JSON");
+    } else if (step == 0) {
+        judge_completion(&c, &k, resp);
+        ok = k.completion;
+    } else if (step == 1) {
+        const char *id = NULL;
+        json_t *call_v = NULL;
+        ok = find_call(&c, &k, resp, &id, &call_v) == 0;
+    } else {
+        ok = judge_final(&c, &k, resp);
+    }
+    json_decref(resp);
+    if (why && cap)
+        snprintf(why, cap, "%s", k.error);
+    return ok;
 }
 
 /* ---- the result as a message ---- */

@@ -44,4 +44,12 @@ typedef struct {
 int am_gw_selftest_run(void *ctx, const Airmesh__V1__ModelEndpoint *e,
                        Airmesh__V1__ModelSelfTest **out);
 
+/* One answer judged the way the self-test judges it, without a server (tests and the fuzz
+ * harness): step 0 a completion, 1 the answer to the tool request (a well-formed get_time
+ * call), 2 the answer after the tool's result (text). Returns 1 when it passes, else 0 with
+ * the reason in why (cap bytes, NUL-terminated). body: an answer of the API (anthropic != 0:
+ * Messages, else Chat Completions), any bytes. */
+int am_gw_selftest_judge(int anthropic, int step, const char *body, size_t len, char *why,
+                         size_t cap);
+
 #endif
