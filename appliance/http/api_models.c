@@ -254,6 +254,8 @@ int am_api_model_create(am_http_handler *h, h2o_req_t *req, char **param) {
         if (!(j->models[j->n_models++] = strdup(json_string_value(m))))
             oom = 1;
     }
+    if (key)
+        am_wipe((char *)key, strlen(key)); /* jansson's copy of the key (the job has its own) */
     json_decref(body);
     if (bad || oom) {
         job_free(j);

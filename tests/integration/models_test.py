@@ -11,6 +11,8 @@ local model that cannot call tools). Proven here, at the level a user touches it
     shows it: reachable, models listed, completion per model, tool_call true for good-model and
     false for texty-model with the reason; `model test` re-runs it;
   - an unreachable URL is still saved, with reachable false and a clear error;
+  - an https model server signed by an own CA is reachable with that CA as ca_pem, and not
+    with the system's CAs or with another CA (the appliance's own), each saying why;
   - a member lists (without the key) but cannot add, test or remove (403, audited as denied,
     nothing changed);
   - bad input is 400 naming the field, and nothing is stored;
@@ -20,6 +22,7 @@ local model that cannot call tools). Proven here, at the level a user touches it
 """
 import json
 import os
+import subprocess
 import tempfile
 import unittest
 
@@ -67,6 +70,24 @@ def token_login(d, user, password):
     code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password})
     assert code == 200, (code, doc)
     return doc["token"]
+
+
+def make_tls(dirpath):
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl CLI): (ca, cert, key)."""
+    def run(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=dirpath)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=lan model CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+        "srv.key", "-out", "srv.csr", "-subj", "/CN=model.lan")
+    with open(os.path.join(dirpath, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return tuple(os.path.join(dirpath, n) for n in ("ca.pem", "srv.pem", "srv.key"))
 
 
 def checks(ep):
@@ -225,6 +246,35 @@ class ModelsTest(unittest.TestCase):
         self.assertIn("NOT reachable: cannot reach", r.stdout)
         r = self.ctl("model", "list")
         self.assertIn("unreachable", r.stdout)
+
+    def test_3b_https_with_an_own_ca_needs_that_ca(self):
+        tdir = os.path.join(self.tmp, "tls")
+        os.makedirs(tdir, exist_ok=True)
+        ca, cert, key = make_tls(tdir)
+        srv = model_server.start(SCRIPT, os.path.join(self.tmp, "model-tls"), tls=(cert, key))
+        try:
+            self.assertTrue(srv.url.startswith("https://127.0.0.1:"))
+            with open(ca) as f:
+                ca_pem = f.read()
+            with open(self.d.ca) as f:
+                other_ca = f.read()
+            code, ep = api(self.d, "POST", "/api/v1/models", self.admin,
+                           {"name": "tls-own-ca", "api": "openai", "url": srv.url + "/v1",
+                            "key": KEY, "ca_pem": ca_pem, "models": ["good-model"]})
+            self.assertEqual(code, 201, ep)
+            self.assertTrue(ep["has_ca"])
+            self.assertNotIn("ca_pem", ep)
+            self.assertTrue(ep["last_test"]["reachable"], ep["last_test"])
+            self.assertTrue(checks(ep)["good-model"]["tool_call"], ep)
+            for name, body in (("tls-system-ca", {}), ("tls-wrong-ca", {"ca_pem": other_ca})):
+                code, ep = api(self.d, "POST", "/api/v1/models", self.admin,
+                               dict({"name": name, "api": "openai", "url": srv.url + "/v1",
+                                     "key": KEY}, **body))
+                self.assertEqual(code, 201, ep)
+                self.assertFalse(ep["last_test"]["reachable"], (name, ep))
+                self.assertIn("certificate", ep["last_test"]["error"].lower(), (name, ep))
+        finally:
+            srv.stop()
 
     # ---- who may ----
 

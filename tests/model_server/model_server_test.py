@@ -170,6 +170,28 @@ class ModelServerTest(unittest.TestCase):
         blk = [b for b in json.loads(body)["content"] if b["type"] == "tool_use"][0]
         self.assertEqual(blk["input"], '{"path": "a.t')
 
+    def test_https_with_a_certificate_of_its_own(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        def run(*a):
+            subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "k.pem", "-out", "c.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1")
+        srv = server.start(SCRIPT, os.path.join(d, "srv"), tls=(os.path.join(d, "c.pem"),
+                                                                 os.path.join(d, "k.pem")))
+        try:
+            self.assertTrue(srv.url.startswith("https://"))
+            r = subprocess.run(["curl", "-sS", "--cacert", os.path.join(d, "c.pem"),
+                                srv.url + "/v1/models"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["data"][0]["id"], "test-model")
+            r = subprocess.run(["curl", "-sS", srv.url + "/v1/models"], capture_output=True,
+                               text=True, timeout=30)  # the system's CAs do not know it
+            self.assertNotEqual(r.returncode, 0)
+        finally:
+            srv.stop()
+
     # ---- OpenAI Responses -------------------------------------------------------------------
 
     def test_responses_stream_event_sequence_and_usage(self):

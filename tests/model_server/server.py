@@ -44,6 +44,7 @@ or text), rule (index or null), reply usage, stream flag, and when the stream's 
 pieces were written ("first_sent", "last_sent", monotonic seconds).
 
 Run: server.py --script S.json --log L.jsonl [--port 0] [--port-file F] [--host 127.0.0.1]
+     [--tls-cert CERT.pem --tls-key KEY.pem]  (HTTPS, for a model server behind an own CA)
 (--port 0 picks a free port; its number goes to --port-file once listening). Stdlib only.
 Outside the product: tests start it, the appliance never does.
 """
@@ -554,9 +555,9 @@ class Running:
                 self.proc.wait()
 
 
-def start(script, workdir, host="127.0.0.1", timeout=30):
+def start(script, workdir, host="127.0.0.1", timeout=30, tls=None):
     """Start this server as a subprocess with `script` (a dict) in workdir; returns Running
-    once it listens."""
+    once it listens. tls: (cert PEM path, key PEM path) to serve HTTPS."""
     import subprocess
     os.makedirs(workdir, exist_ok=True)
     sp, lp, pf = (os.path.join(workdir, n) for n in ("script.json", "requests.jsonl", "port"))
@@ -567,7 +568,8 @@ def start(script, workdir, host="127.0.0.1", timeout=30):
             os.unlink(p)
     with open(lp + ".stderr", "w") as err:
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--script", sp,
-                                 "--log", lp, "--host", host, "--port-file", pf],
+                                 "--log", lp, "--host", host, "--port-file", pf,
+                                 *(["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else [])],
                                 stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + timeout
     while not os.path.exists(pf):
@@ -578,7 +580,7 @@ def start(script, workdir, host="127.0.0.1", timeout=30):
         time.sleep(0.05)
     with open(pf) as f:
         port = int(f.read())
-    return Running(proc, "http://%s:%d" % (host, port), lp)
+    return Running(proc, "%s://%s:%d" % ("https" if tls else "http", host, port), lp)
 
 
 def main():
@@ -588,19 +590,27 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    ap.add_argument("--tls-key", help="the certificate's PEM private key")
     a = ap.parse_args()
     with open(a.script) as f:
         script = json.load(f)
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
     srv.daemon_threads = True
     srv.state = State(script, a.log)
+    if a.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     port = srv.server_address[1]
     if a.port_file:
         tmp = a.port_file + ".tmp"
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.rename(tmp, a.port_file)
-    print("test model server on http://%s:%d" % (a.host, port), flush=True)
+    print("test model server on %s://%s:%d" % ("https" if a.tls_cert else "http", a.host, port),
+          flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
