@@ -371,6 +371,18 @@ class ModelsTest(unittest.TestCase):
         self.assertTrue([e for e in doc["events"] if e["target"] == "model:gone" and
                          e["result"] == "ok"], doc)
 
+    def test_7_model_help_names_every_flag(self):
+        a, b = self.ctl("help", "model"), self.ctl("model", "--help")
+        self.assertEqual((a.returncode, b.returncode), (0, 0))
+        self.assertEqual(a.stdout, b.stdout)
+        for flag in ("--api openai|anthropic", "--url URL", "--key-file", "--ca FILE",
+                     "--models m1,m2", "model list", "model test NAME", "model rm NAME"):
+            self.assertIn(flag, a.stdout)
+        self.assertIn("model add NAME", self.ctl("help").stdout)
+        r = self.ctl("model", "add", "x")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--api openai|anthropic --url URL", r.stderr)
+
     # ---- the key stays inside ----
 
     def test_9_the_key_is_in_no_answer_no_audit_record_and_no_log(self):
