@@ -13,6 +13,8 @@ local model that cannot call tools). Proven here, at the level a user touches it
   - an unreachable URL is still saved, with reachable false and a clear error;
   - an https model server signed by an own CA is reachable with that CA as ca_pem, and not
     with the system's CAs or with another CA (the appliance's own), each saying why;
+  - an Anthropic server that lists no models (404) is fine; an openai URL without /v1 gets a
+    hint that the base includes /v1;
   - a member lists (without the key) but cannot add, test or remove (403, audited as denied,
     nothing changed);
   - bad input is 400 naming the field, and nothing is stored;
@@ -275,6 +277,37 @@ class ModelsTest(unittest.TestCase):
                 self.assertIn("certificate", ep["last_test"]["error"].lower(), (name, ep))
         finally:
             srv.stop()
+
+    def test_3c_listing_404_is_fine_for_anthropic_and_a_hint_for_openai(self):
+        srv = model_server.start(dict(SCRIPT, list_models=False),
+                                 os.path.join(self.tmp, "model-nolist"))
+        try:
+            code, ep = api(self.d, "POST", "/api/v1/models", self.admin,
+                           {"name": "nolist", "api": "anthropic", "url": srv.url,
+                            "models": ["good-model"]})
+            self.assertEqual(code, 201, ep)
+            t = ep["last_test"]
+            self.assertTrue(t["reachable"], t)
+            self.assertEqual((t["error"], t["models_listed"]), ("", []))
+            self.assertTrue(checks(ep)["good-model"]["tool_call"], ep)
+            # Without --models there is nothing to test, and the result says so.
+            code, ep = api(self.d, "POST", "/api/v1/models", self.admin,
+                           {"name": "nolist-any", "api": "anthropic", "url": srv.url})
+            self.assertEqual(code, 201, ep)
+            self.assertIn("no model to test", ep["last_test"]["error"])
+        finally:
+            srv.stop()
+        # An openai URL without /v1: the listing's 404 says what the URL should be.
+        code, ep = api(self.d, "POST", "/api/v1/models", self.admin,
+                       {"name": "no-v1", "api": "openai", "url": self.srv.url,
+                        "models": ["good-model"]})
+        self.assertEqual(code, 201, ep)
+        t = ep["last_test"]
+        self.assertTrue(t["reachable"])
+        self.assertIn("listing models: HTTP 404", t["error"])
+        self.assertIn("the base including /v1", t["error"])
+        self.assertFalse(checks(ep)["good-model"]["completion"])
+        self.assertIn("completion: HTTP 404", checks(ep)["good-model"]["error"])
 
     # ---- who may ----
 

@@ -170,6 +170,23 @@ class ModelServerTest(unittest.TestCase):
         blk = [b for b in json.loads(body)["content"] if b["type"] == "tool_use"][0]
         self.assertEqual(blk["input"], '{"path": "a.t')
 
+    def test_a_server_that_lists_no_models(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        srv = server.start(dict(SCRIPT, list_models=False), d)
+        try:
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                srv.url + "/v1/models"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.stdout, "404")
+            r = subprocess.run(["curl", "-sS", "-H", "content-type: application/json",
+                                "--data", json.dumps({"model": "m", "messages": [
+                                    {"role": "user", "content": "say hello"}]}),
+                                srv.url + "/v1/chat/completions"], capture_output=True,
+                               text=True, timeout=30)
+            self.assertIn("Hello from the test model", r.stdout)  # it still answers
+        finally:
+            srv.stop()
+
     def test_https_with_a_certificate_of_its_own(self):
         d = tempfile.mkdtemp(dir=self.tmp)
         def run(*a):

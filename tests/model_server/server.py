@@ -18,6 +18,7 @@ Speaks just enough of the real wire formats for agent CLIs and the official SDKs
 What to answer comes from a JSON script (--script FILE):
 
   {"models": ["test-model"],            # listed by GET /v1/models (default ["test-model"])
+   "list_models": false,                # GET /v1/models answers 404 (a server that lists none)
    "chunk_delay_ms": 0,                 # pause between streamed chunks (default 0)
    "rules": [                           # the first rule whose "when" matches answers
      {"when": {"api": "messages",       # chat | responses | messages (any if absent)
@@ -252,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         st.log({"n": st.next_n(), "time": time.time(), "method": "GET", "path": self.path,
                 "api": "models", "headers": hdrs, "body": None, "rule": None})
-        if path != "/v1/models":
+        if path != "/v1/models" or st.script.get("list_models") is False:
             self._send_json(404, {"error": {"message": "no route " + path, "type": "not_found"}})
             return
         models = st.script.get("models", ["test-model"])
