@@ -386,17 +386,25 @@ int am_ops_model_add(am_ops *o, const am_principal *who, const char *source, con
 
 typedef struct {
     const char *org, *name;
-    const am_txn_hook *hook;
+    ops_act *a;
 } rm_ctx;
 
 static int rm_txn(am_txn *t, void *ud) {
     rm_ctx *c = ud;
+    ProtobufCMessage *m = NULL;
+    if (am_txn_get(t, AM_DB_MODELS, c->org, c->name, &airmesh__v1__model_endpoint__descriptor,
+                   &m) == 0) { /* what went, for the record (never the key) */
+        const Airmesh__V1__ModelEndpoint *e = (const Airmesh__V1__ModelEndpoint *)m;
+        set_details(c->a, json_pack("{s:s,s:s,s:b}", "api", e->api, "url", e->url, "has_key",
+                                    e->key.len > 0));
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
     int rc = am_txn_del(t, AM_DB_MODELS, c->org, c->name);
     if (rc == -AM_ENOTFOUND)
         return am_err_set(AM_ENOTFOUND, "no model endpoint named %s", c->name);
     if (rc)
         return rc;
-    return am_txn_hook_run(c->hook, t);
+    return am_txn_hook_run(&c->a->hook, t);
 }
 
 int am_ops_model_rm(am_ops *o, const am_principal *who, const char *source, const char *name) {
@@ -409,7 +417,7 @@ int am_ops_model_rm(am_ops *o, const am_principal *who, const char *source, cons
         return rc;
     if (!name || !am_auth_valid_name(name))
         return am_err_set(AM_ENOTFOUND, "no model endpoint named %.64s", name ? name : "");
-    rm_ctx c = {who->org_id, name, &a.hook};
+    rm_ctx c = {who->org_id, name, &a};
     return ops_act_done(&a, am_store_update(o->c.store, rm_txn, &c));
 }
 

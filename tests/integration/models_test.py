@@ -401,8 +401,9 @@ class ModelsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("HTTP 404", r.stderr)
         code, doc = api(self.d, "GET", "/api/v1/audit?action=model.rm", self.admin)
-        self.assertTrue([e for e in doc["events"] if e["target"] == "model:gone" and
-                         e["result"] == "ok"], doc)
+        rec = [e for e in doc["events"] if e["target"] == "model:gone" and e["result"] == "ok"]
+        self.assertEqual(len(rec), 1, doc)
+        self.assertTrue(rec[0]["details"]["has_key"], rec)
 
     def test_7_model_help_names_every_flag(self):
         a, b = self.ctl("help", "model"), self.ctl("model", "--help")

@@ -296,6 +296,8 @@ static void test_test_and_rm(void **state) {
     assert_int_equal(am_ops_model_test(e->ops, &admin, "src", "nope", NULL, NULL), -AM_ENOTFOUND);
     assert_int_equal(am_ops_model_rm(e->ops, &admin, "src", "x"), 0);
     assert_string_equal(e->recs[e->nrec - 1].action, "model.rm");
+    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"has_key\":false"));
+    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"api\":\"openai\""));
     assert_null(stored(e, "x"));
     size_t before = e->nrec;
     assert_int_equal(am_ops_model_rm(e->ops, &admin, "src", "x"), -AM_ENOTFOUND);
