@@ -48,6 +48,9 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
      "network: its loopback services and abstract unix sockets)"},
     {AM_CAN_ORG_RENAME, "rename the organization (its display name)", ADMIN, 0, 0,
      "renaming the organization needs the admin or owner role"},
+    /* An endpoint holds a real API key the appliance uses on the org's behalf. */
+    {AM_CAN_MODELS, "add, test and remove model endpoints", ADMIN, 0, 0,
+     "adding, testing and removing model endpoints needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

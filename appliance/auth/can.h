@@ -28,6 +28,7 @@ typedef enum {
     AM_CAN_ORG_LIMITS,     /* set the org's pod limit defaults and maxima */
     AM_CAN_HOST_NET,       /* create a pod with network "host" (the runner host's network) */
     AM_CAN_ORG_RENAME,     /* change the org's display name */
+    AM_CAN_MODELS,         /* add, test and remove the org's model endpoints */
     AM_CAN__COUNT
 } am_action;
 

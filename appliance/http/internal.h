@@ -123,6 +123,13 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_limits_get(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param);
 
+/* Model endpoints (api_models.c): add and test run on app->models. */
+int am_api_model_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_delete(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_test(am_http_handler *h, h2o_req_t *req, char **param);
+
 /* WebSockets (ws_terminal.c): the terminal and events upgrades, and their life on the http thread:
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count
  * of open viewers, stop_end (close the rest, unregister). */

@@ -23,6 +23,10 @@ SCRIPT = {
     "models": ["test-model", "other-model"],
     "rules": [
         {"when": {"contains": "quota please"}, "reply": {"status": 429, "error": "daily quota"}},
+        {"when": {"contains": "break the call"},
+         "reply": {"tool_call": {"name": "write_file"}, "raw_arguments": "{\"path\": \"a.t"}},
+        {"when": {"contains": "no tools here", "tool_offered": "write_file"},
+         "reply": {"text": "I would rather just answer."}},
         {"when": {"contains": "hold it"}, "reply": {"text": "first and last", "hold": True,
                                                     "chunks": 3}},
         {"when": {"contains": "write the file", "tool_offered": "write_file",
@@ -138,6 +142,72 @@ class ModelServerTest(unittest.TestCase):
         _, _, body = self.curl("/v1/chat/completions", {"model": "test-model", "tools": tools,
                                                         "messages": msgs})
         self.assertEqual(json.loads(body)["choices"][0]["message"]["content"], "done")
+
+    def test_a_model_can_be_scripted_to_fail_tool_calls(self):
+        """What a model endpoint's self-test must tell apart: text instead of a tool call, and
+        a call whose arguments are not JSON (Chat and Messages)."""
+        tools = [{"type": "function", "function": {"name": "write_file",
+                                                   "parameters": {"type": "object"}}}]
+        _, _, body = self.curl("/v1/chat/completions", {
+            "model": "test-model", "tools": tools,
+            "messages": [{"role": "user", "content": "no tools here please"}]})
+        msg = json.loads(body)["choices"][0]["message"]
+        self.assertNotIn("tool_calls", msg)
+        self.assertEqual(msg["content"], "I would rather just answer.")
+        _, _, body = self.curl("/v1/chat/completions", {
+            "model": "test-model", "tools": tools,
+            "messages": [{"role": "user", "content": "break the call"}]})
+        call = json.loads(body)["choices"][0]["message"]["tool_calls"][0]
+        self.assertEqual(call["function"]["name"], "write_file")
+        self.assertEqual(call["function"]["arguments"], '{"path": "a.t')
+        with self.assertRaises(ValueError):
+            json.loads(call["function"]["arguments"])
+        _, _, body = self.curl("/v1/messages", {
+            "model": "test-model", "max_tokens": 10,
+            "tools": [{"name": "write_file", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "break the call"}]},
+            headers=["anthropic-version: 2023-06-01"])
+        blk = [b for b in json.loads(body)["content"] if b["type"] == "tool_use"][0]
+        self.assertEqual(blk["input"], '{"path": "a.t')
+
+    def test_a_server_that_lists_no_models(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        srv = server.start(dict(SCRIPT, list_models=False), d)
+        try:
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                srv.url + "/v1/models"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.stdout, "404")
+            r = subprocess.run(["curl", "-sS", "-H", "content-type: application/json",
+                                "--data", json.dumps({"model": "m", "messages": [
+                                    {"role": "user", "content": "say hello"}]}),
+                                srv.url + "/v1/chat/completions"], capture_output=True,
+                               text=True, timeout=30)
+            self.assertIn("Hello from the test model", r.stdout)  # it still answers
+        finally:
+            srv.stop()
+
+    def test_https_with_a_certificate_of_its_own(self):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        def run(*a):
+            subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "k.pem", "-out", "c.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1")
+        srv = server.start(SCRIPT, os.path.join(d, "srv"), tls=(os.path.join(d, "c.pem"),
+                                                                 os.path.join(d, "k.pem")))
+        try:
+            self.assertTrue(srv.url.startswith("https://"))
+            r = subprocess.run(["curl", "-sS", "--cacert", os.path.join(d, "c.pem"),
+                                srv.url + "/v1/models"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["data"][0]["id"], "test-model")
+            r = subprocess.run(["curl", "-sS", srv.url + "/v1/models"], capture_output=True,
+                               text=True, timeout=30)  # the system's CAs do not know it
+            self.assertNotEqual(r.returncode, 0)
+        finally:
+            srv.stop()
 
     # ---- OpenAI Responses -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ Speaks just enough of the real wire formats for agent CLIs and the official SDKs
 What to answer comes from a JSON script (--script FILE):
 
   {"models": ["test-model"],            # listed by GET /v1/models (default ["test-model"])
+   "list_models": false,                # GET /v1/models answers 404 (a server that lists none)
    "chunk_delay_ms": 0,                 # pause between streamed chunks (default 0)
    "rules": [                           # the first rule whose "when" matches answers
      {"when": {"api": "messages",       # chat | responses | messages (any if absent)
@@ -29,6 +30,9 @@ What to answer comes from a JSON script (--script FILE):
       "times": 1,                       # use this rule at most N times (default unlimited)
       "reply": {"text": "done",         # assistant text, and/or
                 "tool_call": {"name": "Write", "arguments": {"file_path": "x"}},
+                "raw_arguments": "{not json",  # send these arguments verbatim instead (a
+                                        # model that emits a malformed tool call; Messages:
+                                        # the tool_use input is this string, not an object)
                 "usage": {"input_tokens": 11, "output_tokens": 7},  # default: an estimate
                 "chunks": 4,            # split the text/arguments into N stream pieces
                 "hold": true,           # stream all but the last piece, then wait for
@@ -41,6 +45,7 @@ or text), rule (index or null), reply usage, stream flag, and when the stream's 
 pieces were written ("first_sent", "last_sent", monotonic seconds).
 
 Run: server.py --script S.json --log L.jsonl [--port 0] [--port-file F] [--host 127.0.0.1]
+     [--tls-cert CERT.pem --tls-key KEY.pem]  (HTTPS, for a model server behind an own CA)
 (--port 0 picks a free port; its number goes to --port-file once listening). Stdlib only.
 Outside the product: tests start it, the appliance never does.
 """
@@ -248,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         st.log({"n": st.next_n(), "time": time.time(), "method": "GET", "path": self.path,
                 "api": "models", "headers": hdrs, "body": None, "rule": None})
-        if path != "/v1/models":
+        if path != "/v1/models" or st.script.get("list_models") is False:
             self._send_json(404, {"error": {"message": "no route " + path, "type": "not_found"}})
             return
         models = st.script.get("models", ["test-model"])
@@ -307,7 +312,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         text = reply.get("text", "")
         call = reply.get("tool_call")
-        args = json.dumps(call.get("arguments", {})) if call else ""
+        if call and isinstance(reply.get("raw_arguments"), str):
+            args = reply["raw_arguments"]
+            call = dict(call, arguments=args)
+        else:
+            args = json.dumps(call.get("arguments", {})) if call else ""
         inp, out = _usage(reply, len(raw), text + args)
         entry["usage"] = {"input_tokens": inp, "output_tokens": out}
         model = body.get("model", "test-model")
@@ -520,7 +529,9 @@ class Running:
         if not os.path.exists(self.log_path):
             return []
         with open(self.log_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            text = f.read()
+        # Only whole lines: the server may be half-way through appending the last one.
+        return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
 
     def wait_entries(self, pred, timeout=30):
         """The log's entries once pred(entries) holds (a request is logged just after its
@@ -547,9 +558,9 @@ class Running:
                 self.proc.wait()
 
 
-def start(script, workdir, host="127.0.0.1", timeout=30):
+def start(script, workdir, host="127.0.0.1", timeout=30, tls=None):
     """Start this server as a subprocess with `script` (a dict) in workdir; returns Running
-    once it listens."""
+    once it listens. tls: (cert PEM path, key PEM path) to serve HTTPS."""
     import subprocess
     os.makedirs(workdir, exist_ok=True)
     sp, lp, pf = (os.path.join(workdir, n) for n in ("script.json", "requests.jsonl", "port"))
@@ -560,7 +571,8 @@ def start(script, workdir, host="127.0.0.1", timeout=30):
             os.unlink(p)
     with open(lp + ".stderr", "w") as err:
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--script", sp,
-                                 "--log", lp, "--host", host, "--port-file", pf],
+                                 "--log", lp, "--host", host, "--port-file", pf,
+                                 *(["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else [])],
                                 stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + timeout
     while not os.path.exists(pf):
@@ -571,7 +583,7 @@ def start(script, workdir, host="127.0.0.1", timeout=30):
         time.sleep(0.05)
     with open(pf) as f:
         port = int(f.read())
-    return Running(proc, "http://%s:%d" % (host, port), lp)
+    return Running(proc, "%s://%s:%d" % ("https" if tls else "http", host, port), lp)
 
 
 def main():
@@ -581,19 +593,27 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    ap.add_argument("--tls-key", help="the certificate's PEM private key")
     a = ap.parse_args()
     with open(a.script) as f:
         script = json.load(f)
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
     srv.daemon_threads = True
     srv.state = State(script, a.log)
+    if a.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     port = srv.server_address[1]
     if a.port_file:
         tmp = a.port_file + ".tmp"
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.rename(tmp, a.port_file)
-    print("test model server on http://%s:%d" % (a.host, port), flush=True)
+    print("test model server on %s://%s:%d" % ("https" if a.tls_cert else "http", a.host, port),
+          flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 // The console's shell: who is logged in, the navigation and a hash router (#/pods,
-// #/pods/ID, #/runners, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
+// #/pods/ID, #/runners, #/models, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
 // Also here, for every page: the theme (the system's, or the toggle's choice saved in
 // localStorage), the menu button of narrow screens, keyboard shortcuts (/ search, g p pods, …,
 // ? help) and the column labels stacked tables show on phones (data-label on each cell).
@@ -18,6 +18,7 @@ import { usersPage } from './pages/users';
 import { accountPage } from './pages/account';
 import { teamsPage } from './pages/teams';
 import { orgsPage } from './pages/orgs';
+import { modelsPage } from './pages/models';
 
 installCspStyles();
 
@@ -35,6 +36,7 @@ type Page = (ctx: Ctx, param: string) => Cleanup | void;
 const NAV: { hash: string; label: string; show?: (w: Who) => boolean }[] = [
   { hash: '#/pods', label: 'Pods' },
   { hash: '#/runners', label: 'Runners' },
+  { hash: '#/models', label: 'Models' },
   { hash: '#/activity', label: 'Activity' },
   { hash: '#/audit', label: 'Audit log' },
   { hash: '#/teams', label: 'Teams' },
@@ -62,6 +64,8 @@ function route(hash: string): [Page, string] {
   switch (path) {
     case '/runners':
       return [runnersPage, ''];
+    case '/models':
+      return [modelsPage, ''];
     case '/activity':
       return [activityPage, ''];
     case '/audit':
