@@ -40,6 +40,9 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
     json_object_set_new(o, "shared", json_boolean(p->shared));
+    /* working | waiting | idle, "" unknown; what the agent does only while the pod runs */
+    json_object_set_new(o, "agent_state", json_string(am_pods_ended(p) ? "" : p->agent_state));
+    json_object_set_new(o, "agent_state_ms", json_integer((json_int_t)p->agent_state_ms));
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
