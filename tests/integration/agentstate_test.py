@@ -300,11 +300,10 @@ class AgentStateTest(unittest.TestCase):
                          ["message"], "Build finished")
         t.send(2, b"ok\r")
         self.wait_agent(pid, "idle", what="idle once quiet")
+        ev.wait(lambda e: len(e.states(pid)) >= 5, what="five changes on the events stream")
         got = [(e["details"]["state"], e["details"]["source"]) for e in ev.states(pid)]
-        self.assertEqual(got[:4], [("waiting", "notify"), ("working", "output"),
-                                   ("waiting", "osc9"), ("working", "output")])
-        ev.wait(lambda e: len(e.states(pid)) >= 5)
-        self.assertEqual(ev.states(pid)[4]["details"]["state"], "idle")
+        self.assertEqual(got, [("waiting", "notify"), ("working", "output"),
+                               ("waiting", "osc9"), ("working", "output"), ("idle", "quiet")])
         t.close()
         ev.ws.close()
         self.stop(pid)
@@ -319,10 +318,13 @@ class AgentStateTest(unittest.TestCase):
             f"airmesh-notify waiting 'pod={victim}'; "
             f"printf '\\033]777;notify;airmesh;working;x;pod_id={victim}\\007'; "
             f"printf '\\033]777;notify;{victim};waiting\\007'; exec sleep 600"))
-        self.wait_agent(forger, "working")  # positive control: its own state changed
+        # Positive control: the forger's own state followed each of its sequences.
+        wait_for(lambda: len(self.audit(forger)) >= 3, 60, what="the forger's three changes")
         rec = self.audit(forger)
-        self.assertGreaterEqual(len(rec), 2)
-        self.assertEqual(rec[0]["details"]["message"], "pod=" + victim)
+        self.assertEqual([(e["details"]["state"], e["details"]["message"]) for e in rec[:3]],
+                         [("waiting", "pod=" + victim), ("working", "x;pod_id=" + victim),
+                          ("waiting", victim + ": waiting")])
+        self.assertEqual(self.get(forger)["agent_state"], "waiting")
         v1 = self.get(victim)
         self.assertEqual(v1["agent_state"], "idle")
         self.assertEqual(v1["agent_state_ms"], v0["agent_state_ms"])
