@@ -193,6 +193,9 @@ export interface Pod {
   /** Other members may take control of and stop it (issue 14). */
   shared?: boolean;
   exit_code?: number;
+  /** What its agent does while it runs: working | waiting | idle, '' unknown (agentstate.ts). */
+  agent_state?: string;
+  agent_state_ms?: number;
 }
 
 export interface AuditEvent {
