@@ -132,8 +132,10 @@ step('a waiting pod: badge in the list, the overview and its page; a toast while
   await waitText(p, '#toasts', `${s.pods.a} is waiting for input: need a review`);
   assert.deepEqual(await p.evaluate(() => window.__notes), [], 'no browser notification while off');
   assert.equal((await call('GET', '/pods/' + s.pods.a)).agent_state, 'waiting');
+  await p.screenshot({ path: join(ARTIFACTS, 'states-pods.png') });
   await p.goto(`${s.url}/#/pods/${s.pods.a}`);
   await waitText(p, '.pod-state .badge-agent', 'waiting for input');
+  await p.screenshot({ path: join(ARTIFACTS, 'states-pod.png') });
 });
 
 step('notifications on (permission granted): the next waiting pod is a browser Notification', async () => {
