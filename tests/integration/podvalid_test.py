@@ -20,7 +20,8 @@ import unittest
 import harness
 from harness import Daemon, Runner, ctl, login, wait_for
 
-POD_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"  # sandbox default
+POD_PATH = ("/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"  # sandbox default
+            ":/opt/airmesh/bin")  # + airmesh-notify (agent states)
 
 
 def git(repo, *args):
