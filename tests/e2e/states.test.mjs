@@ -50,7 +50,7 @@ async function until(what, fn, timeout = 60000) {
 
 /** A pod that says it waits (for a review), then sleeps; its id once it runs. */
 async function waitingPod(message) {
-  const p = await call('POST', '/pods', { repo: s.repo, command: ['sh', '-c', `echo ready; airmesh-notify waiting '${message}'; exec sleep 600`] });
+  const p = await call('POST', '/pods', { repo: s.repo, command: ['sh', '-c', `echo ready; airmesh-notify waiting '${message}'; exec sleep 3600`] });
   return p.id;
 }
 

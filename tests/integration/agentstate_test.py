@@ -253,7 +253,7 @@ class AgentStateTest(unittest.TestCase):
             "airmesh-notify waiting 'need a review'; "
             "printf '\\033]9;Build finished\\007'; "
             "i=0; while [ $i -lt 8 ]; do echo \"working on step $i of the task\"; "
-            "i=$((i+1)); done; exec sleep 600"))
+            "i=$((i+1)); done; exec sleep 3600"))
         ev.wait(lambda e: len(e.states(pid)) >= 4, what="four agent states")
         got = [(e["details"]["state"], e["details"]["source"], e["details"]["message"])
                for e in ev.states(pid)]
@@ -288,7 +288,7 @@ class AgentStateTest(unittest.TestCase):
         pid = self.pod(sh(
             "airmesh-notify waiting 'need a review'; read a; "
             "printf '\\033]9;Build finished\\007'; read b; "
-            "echo done; exec sleep 600"))
+            "echo done; exec sleep 3600"))
         # Waiting until the user answers (however long that takes: "waiting" is never quiet).
         self.wait_agent(pid, "waiting")
         t = self.terminal(pid)
@@ -309,7 +309,7 @@ class AgentStateTest(unittest.TestCase):
         self.stop(pid)
 
     def test_a_pod_cannot_set_another_pods_state(self):
-        victim = self.pod(sh("airmesh-notify idle 'victim at rest'; exec sleep 600"))
+        victim = self.pod(sh("airmesh-notify idle 'victim at rest'; exec sleep 3600"))
         v0 = self.wait_agent(victim, "idle")
         # The forger names the victim every way a sequence could: in the message, as an extra
         # field, as the notification's title. The AgentState it causes names the PTY it came
@@ -317,7 +317,7 @@ class AgentStateTest(unittest.TestCase):
         forger = self.pod(sh(
             f"airmesh-notify waiting 'pod={victim}'; "
             f"printf '\\033]777;notify;airmesh;working;x;pod_id={victim}\\007'; "
-            f"printf '\\033]777;notify;{victim};waiting\\007'; exec sleep 600"))
+            f"printf '\\033]777;notify;{victim};waiting\\007'; exec sleep 3600"))
         # Positive control: the forger's own state followed each of its sequences.
         wait_for(lambda: len(self.audit(forger)) >= 3, 60, what="the forger's three changes")
         rec = self.audit(forger)
