@@ -45,8 +45,8 @@ build: deps ui
 	@$(BAZEL) build -c opt //...
 	@mkdir -p bin
 	@install -m 0755 bazel-bin/appliance/airmeshd bazel-bin/appliance/airmeshctl bin/
-	@install -m 0755 bazel-bin/runner/airmesh-runner bin/
-	@echo "built: bin/airmeshd bin/airmesh-runner bin/airmeshctl"
+	@install -m 0755 bazel-bin/runner/airmesh-runner bazel-bin/runner/airmesh-notify bin/
+	@echo "built: bin/airmeshd bin/airmesh-runner bin/airmesh-notify bin/airmeshctl"
 
 run: build
 	@scripts/run.sh $(DATA)

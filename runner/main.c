@@ -47,6 +47,7 @@ static void usage(FILE *out) {
             "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
             "      [--fetch-back-max SIZE] [--recording-max SIZE]\n"
             "      [--uid-range BASE:COUNT] [--agents-dir DIR]\n"
+            "      [--notify-bin PATH] [--quiet-after DURATION]\n"
             "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
             "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
             "      Exits 0 on SIGINT/SIGTERM and 3 when the appliance revoked this runner.\n"
@@ -56,6 +57,11 @@ static void usage(FILE *out) {
             "      --agents-dir DIR  agent CLIs for the pods (e.g. DIR/bin/claude): bound\n"
             "                    read-only into every pod at the same path, DIR/bin first on\n"
             "                    the pods' PATH (scripts/agents.sh makes one)\n"
+            "      --notify-bin PATH  the airmesh-notify bound read-only into every pod at\n"
+            "                    /opt/airmesh/bin/airmesh-notify (default: the one next to\n"
+            "                    this executable)\n"
+            "      --quiet-after DURATION  a working pod with no output for this long is\n"
+            "                    shown idle (default 30s; e.g. 2s, 5m)\n"
             "  status [--data DIR]\n"
             "      Show the runner id, org, appliance and certificate expiry.\n"
             "\n"
@@ -118,6 +124,8 @@ int main(int argc, char **argv) {
                                          {"recording-max", required_argument, 0, 'R'},
                                          {"uid-range", required_argument, 0, 'u'},
                                          {"agents-dir", required_argument, 0, 'A'},
+                                         {"notify-bin", required_argument, 0, 'N'},
+                                         {"quiet-after", required_argument, 0, 'Q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
@@ -152,6 +160,21 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'N':
+            if (am_pod_set_notify_bin(optarg) != 0) {
+                fprintf(stderr, "airmesh-runner: --notify-bin: %s\n", am_err_last());
+                return 2;
+            }
+            break;
+        case 'Q': {
+            uint64_t ms = 0;
+            if (am_duration_parse(optarg, &ms) != 0 || ms == 0) {
+                fprintf(stderr, "airmesh-runner: --quiet-after: a duration like 30s or 5m\n");
+                return 2;
+            }
+            am_pod_set_quiet_after(ms);
+            break;
+        }
         case 'c':
             capacity = strtol(optarg, NULL, 10);
             if (capacity < 1 || capacity > 1000) {
@@ -258,6 +281,7 @@ int main(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        am_pod_find_notify_bin(); /* unless --notify-bin gave it */
         am_sess_run_opts ro = {.data_dir = data,
                                .capacity = (uint32_t)capacity,
                                .renew_after_ms = renew_after,

@@ -54,8 +54,12 @@ static void state_text(json_t *p, char *st, size_t cap) {
     const char *state = json_string_value(json_object_get(p, "state"));
     if (state && strcmp(state, am_pod_state_name(AM_POD_EXITED)) == 0)
         snprintf(st, cap, "exited(%d)", (int)json_integer_value(json_object_get(p, "exit_code")));
-    else
-        snprintf(st, cap, "%s", state ? state : "?");
+    else {
+        /* "running · waiting": what the agent does, while the pod runs */
+        const char *as = json_string_value(json_object_get(p, "agent_state"));
+        snprintf(st, cap, "%s%s%s", state ? state : "?", as && *as ? " \xc2\xb7 " : "",
+                 as && *as ? as : "");
+    }
 }
 
 static const char *owner_of(json_t *p) {

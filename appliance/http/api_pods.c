@@ -42,6 +42,9 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
     json_object_set_new(o, "shared", json_boolean(p->shared));
     json_object_set_new(o, "agent", json_string(p->agent ? p->agent : ""));
     json_object_set_new(o, "display_name", json_string(p->display_name ? p->display_name : ""));
+    /* working | waiting | idle, "" unknown; what the agent does only while the pod runs */
+    json_object_set_new(o, "agent_state", json_string(am_pods_ended(p) ? "" : p->agent_state));
+    json_object_set_new(o, "agent_state_ms", json_integer((json_int_t)p->agent_state_ms));
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));

@@ -246,6 +246,10 @@ int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_
 int am_ops_pod_status(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__PodStatus *st);
 int am_ops_pod_output(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__TerminalOutput *out);
 int am_ops_pod_recording(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__RecordingChunk *c);
+/* From runners: what a pod's agent is doing (appliance/ops/agentstate.c). -AM_EINVAL bad
+ * state/source/message, -AM_EAUTH a pod of another runner, -AM_ENOTFOUND no such pod; an ended
+ * pod or a repeated state: 0, no change. Audited and published as pod.agent_state. */
+int am_ops_pod_agent_state(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__AgentState *as);
 
 /* ---- model endpoints (ops/models.c) ---- */
 

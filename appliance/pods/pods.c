@@ -402,6 +402,12 @@ static int update_txn(am_txn *t, void *ud) {
             c->changed = 1;
         np.display_name = (char *)c->display_name;
     }
+    if (c->agent_state && !am_pods_ended(p) &&
+        (c->agent_renotify || strcmp(p->agent_state, c->agent_state) != 0)) {
+        c->changed = 1;
+        np.agent_state = (char *)c->agent_state;
+        np.agent_state_ms = am_now_ms();
+    }
     if (c->set_recording)
         np.recording = 1;
     if (c->set_first_output && !np.first_output_ms)

@@ -116,6 +116,11 @@ typedef struct {
     int exit_code, set_recording, set_first_output;
     int set_shared, shared;   /* set_shared: write `shared` (a change when it differs) */
     const char *display_name; /* non-NULL: write it ("" = none; a change when it differs) */
+    /* agent_state: write Pod.agent_state (+ agent_state_ms = now) of a pod that has not ended
+     * (an ended pod: no change); a change when it differs, or always with agent_renotify (a
+     * new notification in the same state). The caller validates the value. */
+    const char *agent_state;
+    int agent_renotify;
     char old_state[32];
     char pod_runner[129];
     int changed;

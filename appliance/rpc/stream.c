@@ -299,6 +299,11 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
             am_log_warn("rpc", "recording chunk refused", "runner=%s pod=%.20s error=\"%s\"",
                         s->runner_id, m->recording->pod_id, am_err_last());
         break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_AGENT_STATE:
+        if (am_ops_pod_agent_state(o, &p, m->agent_state) != 0)
+            am_log_warn("rpc", "agent state refused", "runner=%s pod=%.20s error=\"%s\"",
+                        s->runner_id, m->agent_state->pod_id, am_err_last());
+        break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_RENEW: {
         am_enrolled en;
         if (am_ops_runner_renew(o, &p, m->renew->csr_der.data, m->renew->csr_der.len, &en) != 0) {

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "runner/pod/agentstate.h"
 #include "runner/pod/asciicast.h"
 #include "runner/pod/pod.h"
 #include "runner/sandbox/sandbox.h"
@@ -36,6 +37,11 @@ typedef struct pod {
     am_cast *rec;           /* open while the pod runs */
     int have_recording;
     char rec_path[PATH_MAX];
+    /* agent state (agentstate_pod.c): the scanner is the pod thread's; under mu: input seen
+     * since the thread last looked, and the last change (re-sent by resync) */
+    am_agentstate as;
+    int agent_input;
+    char agent_state[16], agent_source[16], agent_msg[AM_AGENTSTATE_MSG_MAX + 1];
 } pod;
 
 struct am_podmgr {
@@ -60,5 +66,15 @@ int am_pod_state_final(const char *state);
 
 /* manager.c: "PATH=<agents dir>/bin:..." for pods whose env sets no PATH, or NULL. */
 const char *pod_agents_path_env(void);
+
+/* agentstate_pod.c: the PATH of pods whose env sets none (the agents dir's bin first,
+ * AM_POD_NOTIFY_DIR last), or NULL for the sandbox's default. */
+const char *pod_default_path_env(void);
+/* The pod thread: start the scanner (before the first output), feed it, tick it (poll loop). */
+void am_pod_agent_start(pod *p);
+void am_pod_agent_output(pod *p, const uint8_t *data, size_t len);
+void am_pod_agent_tick(pod *p);
+/* After a reconnect: re-send the last change of a running pod. */
+void am_pod_agent_resend(pod *p);
 
 #endif

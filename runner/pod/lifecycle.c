@@ -153,6 +153,7 @@ static void pump_output(pod *p, int fd) {
         if (p->rec)
             am_cast_output(p->rec, buf, n);
         emit_output(p, buf, n);
+        am_pod_agent_output(p, buf, n); /* agent state (agentstate_pod.c) */
         p->out_offset += n;
         if (n < sizeof buf)
             return;
@@ -281,8 +282,8 @@ void *am_pod_main(void *arg) {
         env[i] = env_store[i];
         has_path |= strcmp(cp->env[i]->key, "PATH") == 0;
     }
-    if (env && pod_agents_path_env() && !has_path)
-        env[cp->n_env] = pod_agents_path_env(); /* the agent CLIs first (--agents-dir) */
+    if (env && pod_default_path_env() && !has_path)
+        env[cp->n_env] = pod_default_path_env(); /* agent CLIs first, airmesh-notify last */
     const char **argv = calloc(cp->n_command + 1, sizeof *argv);
     for (size_t i = 0; argv && i < cp->n_command; i++)
         argv[i] = cp->command[i];
@@ -292,7 +293,9 @@ void *am_pod_main(void *arg) {
     const char *ro[] = {wt.mirror[0] ? wt.mirror : NULL, NULL, NULL};
     if (am_pod_agents_dir()[0])
         ro[ro[0] ? 1 : 0] = am_pod_agents_dir(); /* the agent CLIs, read-only (--agents-dir) */
+    const char *notify[] = {am_pod_notify_bin(), AM_POD_NOTIFY_PATH, NULL};
     am_sbx_opts o = {.argv = argv,
+                     .ro_binds_to = notify[0][0] ? notify : NULL, /* airmesh-notify */
                      .env = env,
                      .workspace = wt.path,
                      .ro_binds = ro[0] ? ro : NULL,
@@ -334,6 +337,7 @@ void *am_pod_main(void *arg) {
     set_state(p, "running", NULL);
 
     int fd = am_sbx_pty_fd(sbx), exited = 0, code = 0, sig = 0, stopping = stop_early;
+    am_pod_agent_start(p);
     if (stop_early)
         am_sbx_stop(sbx, (int)p->stop_grace_ms);
     /* CreatePod.initial_input (an agent's initial prompt it takes no argument for): typed once
@@ -355,6 +359,7 @@ void *am_pod_main(void *arg) {
                 am_log_warn("pod", "initial prompt not typed", "pod=%s error=\"%s\"", cp->pod_id,
                             am_err_last());
         }
+        am_pod_agent_tick(p); /* the quiet fallback */
         if (pf[1].revents & POLLIN) {
             uint64_t v;
             ssize_t r = read(p->wake_fd, &v, sizeof v);

@@ -202,6 +202,7 @@ int am_podmgr_input(am_podmgr *m, const char *pod_id, const uint8_t *data, size_
                     usleep(1000);
             }
             rc = off == len ? 0 : am_err_set(AM_EIO, "pod %s: input not fully written", pod_id);
+            p->agent_input = 1; /* for the agent-state scanner (agentstate_pod.c) */
         }
         pthread_mutex_unlock(&p->mu);
     }
@@ -249,6 +250,7 @@ void am_podmgr_resync(am_podmgr *m) {
         if (upload) /* before the state, as at the pod's end */
             am_pod_upload_recording(p);
         am_pod_emit_status(p);
+        am_pod_agent_resend(p);
     }
     reap(m);
     pthread_mutex_unlock(&m->mu);

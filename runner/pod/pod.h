@@ -3,7 +3,8 @@
  * + asciicast v2 recording (zstd), one thread per pod. The scrollback ring is the appliance's
  * (appliance/hub); the runner streams output to it with byte offsets.
  * Files: manager.c (the table, am_podmgr_*), lifecycle.c (one pod's thread), asciicast.c (the
- * recording writer), internal.h (what they share).
+ * recording writer), agentstate.c (the agent-state scanner) + agentstate_pod.c (its wiring and
+ * airmesh-notify's bind), internal.h (what they share).
  *
  * Lifecycle of one pod thread: report "starting" → create the worktree (fetching the mirror) →
  * spawn the sandbox with the worktree at /workspace → report "running" → pump PTY output to the
@@ -51,6 +52,19 @@ size_t am_pod_agents(const am_pod_agent **out);
  * recorded; the recording ends with a line saying so. */
 void am_pod_set_recording_max(uint64_t bytes);
 #define AM_POD_RECORDING_MAX (256ull << 20) /* = AM_CAST_MAX_DEFAULT */
+
+/* Agent states (runner/pod/agentstate.h, agentstate_pod.c). Once at startup, before pods:
+ * how long a working pod may be quiet before it is "idle" (0 = 30 s). */
+void am_pod_set_quiet_after(uint64_t ms);
+/* airmesh-notify, bound read-only into every pod at AM_POD_NOTIFY_PATH (AM_POD_NOTIFY_DIR last
+ * on the PATH of pods whose env sets none). set: -AM_EINVAL unless an absolute path of an
+ * executable file. find: next to the runner's own executable unless set (a warning if none).
+ * am_pod_notify_bin: the host path, "" if none. */
+#define AM_POD_NOTIFY_DIR "/opt/airmesh/bin"
+#define AM_POD_NOTIFY_PATH AM_POD_NOTIFY_DIR "/airmesh-notify"
+int am_pod_set_notify_bin(const char *path);
+void am_pod_find_notify_bin(void);
+const char *am_pod_notify_bin(void);
 
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* The runner's id, named in the reasons a user reads ("repository X: no such directory on runner

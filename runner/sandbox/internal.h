@@ -20,6 +20,7 @@ typedef struct {
     const char *workspace; /* absolute host path */
     const char *const *ro_binds;
     const char *const *rw_binds;
+    const char *const *ro_binds_to; /* pairs: host path, pod path */
     const char *hostname;
     const char *home; /* host dir for /home/agent, or NULL */
     int as_agent;     /* drop to AM_SBX_AGENT_UID/GID before capset(0) */

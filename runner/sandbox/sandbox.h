@@ -27,8 +27,8 @@
  *   init:   tmpfs /newroot; read-only recursive nosuid/nodev binds of /usr, /bin, /sbin, /lib,
  *           /lib64 (symlinks recreated as symlinks), selected /etc files, a minimal /etc/passwd
  *           and /etc/group of the pod's own (root, agent, nobody; the host's names stay out),
- *           the caller's ro_binds and rw_binds (through /proc/self/fd of the O_PATH fds), the
- *           caller's home dir read-write at /home/agent;
+ *           the caller's ro_binds, ro_binds_to and rw_binds (through /proc/self/fd of the
+ *           O_PATH fds), the caller's home dir read-write at /home/agent;
  *           workspace read-write at /workspace; tmpfs /tmp (1777, size-limited); /dev = small
  *           tmpfs with null, zero, full, random, urandom, tty bound from the host, the PTY slave
  *           as /dev/console, a new devpts instance, ptmx symlink, /dev/shm (size-limited), then
@@ -119,6 +119,9 @@ typedef struct {
                          after setup (needs am_sbx_idmap_current()->agent_uid); 0: pod root */
     const char *home; /* host dir bound read-write at /home/agent (HOME of an agent command;
                          owned by the agent's host ids); NULL: no home, HOME defaults to /tmp */
+    /* pairs: host path, pod path, ..., NULL: bound read-only at the pod path (e.g.
+     * airmesh-notify at /opt/airmesh/bin/airmesh-notify); may be NULL */
+    const char *const *ro_binds_to;
 } am_sbx_opts;
 
 typedef struct am_sbx am_sbx;

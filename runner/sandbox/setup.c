@@ -449,6 +449,9 @@ void sbx_child_main(const sbx_plan *p) {
         open_caller_bind(&binds[nb++], *b, *b, BIND_RO);
     for (const char *const *b = p->rw_binds; b && *b && nb < SBX_MAX_CALLER_BINDS - 2; b++)
         open_caller_bind(&binds[nb++], *b, *b, BIND_RW);
+    for (const char *const *b = p->ro_binds_to; b && b[0] && b[1] && nb < SBX_MAX_CALLER_BINDS - 2;
+         b += 2)
+        open_caller_bind(&binds[nb++], b[0], b[1], BIND_RO);
     open_caller_bind(&binds[nb++], p->workspace, "/workspace", BIND_RW);
     if (p->home)
         open_caller_bind(&binds[nb++], p->home, AM_SBX_AGENT_HOME, BIND_RW);

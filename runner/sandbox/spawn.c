@@ -230,6 +230,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     plan.workspace = ws;
     plan.ro_binds = o->ro_binds;
     plan.rw_binds = o->rw_binds;
+    plan.ro_binds_to = o->ro_binds_to;
     plan.hostname = o->hostname;
     plan.home = o->home;
     plan.as_agent = o->as_agent;

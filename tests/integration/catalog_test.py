@@ -42,7 +42,7 @@ import harness
 from harness import Daemon, Runner, ctl, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ownctl_test import api, git, token_login  # noqa: E402
+from harness import api, git, token_login  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(os.environ["MODEL_SERVER"])))
 import server as model_server  # noqa: E402

@@ -17,7 +17,8 @@ import unittest
 import harness
 from harness import git
 
-POD_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"  # sandbox default
+POD_PATH = ("/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"  # sandbox default
+            ":/opt/airmesh/bin")  # + airmesh-notify (agent states)
 
 
 class PodValidationTest(harness.AdminRunnerTest):

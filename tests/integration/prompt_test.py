@@ -27,7 +27,8 @@ import harness
 from harness import Daemon, Runner, ctl, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ownctl_test import WS, api, git, token_login  # noqa: E402  the same small clients
+from harness import api, git, token_login  # noqa: E402
+from ownctl_test import WS  # noqa: E402  the same small WebSocket client
 
 # The reader: raw mode, then one "PASTE:<hex>:END" line per paste received.
 READER = r"""

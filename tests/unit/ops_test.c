@@ -510,6 +510,15 @@ static int op_pod_status(env *e, const am_principal *who) {
     st.exit_code = 3;
     return am_ops_pod_status(e->ops, &k_peer, &st);
 }
+static int op_agent_state(env *e, const am_principal *who) {
+    (void)who;
+    Airmesh__V1__AgentState as = AIRMESH__V1__AGENT_STATE__INIT;
+    as.pod_id = "p-000000000001";
+    as.state = "waiting";
+    as.source = "notify";
+    as.message = "need a review";
+    return am_ops_pod_agent_state(e->ops, &k_peer, &as);
+}
 static int op_refused_message(env *e, const am_principal *who) {
     (void)who;
     return am_ops_runner_refused(e->ops, &k_peer, "malformed RunnerMessage");
@@ -557,6 +566,7 @@ static const op_case k_cases[] = {
     {"runner renew", "runner.renew", 0, 0, NULL, NULL, op_renew, NULL, NULL},
     {"runner hello", "runner.hello", 0, 0, NULL, NULL, op_hello, NULL, prep_no_lost_pod},
     {"pod status", "pod.exit", 0, 0, NULL, NULL, op_pod_status, NULL, NULL},
+    {"pod agent state", "pod.agent_state", 0, 0, NULL, NULL, op_agent_state, NULL, NULL},
     {"runner message refused", "runner.message", 0, 0, "denied", NULL, op_refused_message, NULL,
      NULL},
 };
@@ -1034,6 +1044,75 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
     env_free(e);
 }
 
+/* Issue 12: an agent state is the pod's own runner's, well formed, stored, audited once per
+ * change; an ended pod's is over. */
+static const char *agent_state_of(env *e, const char *id, uint64_t *ms) {
+    static char st[16];
+    Airmesh__V1__Pod *p = NULL;
+    assert_int_equal(am_pods_get(e->store, ORG, id, &p), 0);
+    snprintf(st, sizeof st, "%s", p->agent_state);
+    if (ms)
+        *ms = p->agent_state_ms;
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    return st;
+}
+
+static void test_agent_state_only_from_the_pods_runner_well_formed_once_per_change(void **state) {
+    (void)state;
+    env *e = env_new();
+    am_ops_peer other = {"r-00000000000000ff", ORG, "y"};
+    Airmesh__V1__AgentState as = AIRMESH__V1__AGENT_STATE__INIT;
+    as.pod_id = "p-000000000001";
+    as.state = "waiting";
+    as.source = "notify";
+    as.message = "need a review";
+    /* Refused, nothing stored or audited: another runner's pod, bad values. */
+    assert_int_equal(am_ops_pod_agent_state(e->ops, &other, &as), -AM_EAUTH);
+    const char *bad_states[] = {"exited", "", "WAITING"};
+    for (size_t i = 0; i < 3; i++) {
+        as.state = (char *)bad_states[i];
+        assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), -AM_EINVAL);
+    }
+    as.state = "waiting";
+    as.source = "pod";
+    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), -AM_EINVAL);
+    as.source = "notify";
+    char long_msg[202];
+    memset(long_msg, 'm', 201);
+    long_msg[201] = '\0';
+    const char *bad_msgs[] = {"esc\033[2J", "bell\007", "c1\xc2\x9b", "bad\xff", long_msg};
+    for (size_t i = 0; i < 5; i++) {
+        as.message = (char *)bad_msgs[i];
+        assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), -AM_EINVAL);
+    }
+    assert_int_equal(e->nrec, 0);
+    assert_string_equal(agent_state_of(e, "p-000000000001", NULL), "");
+    /* Positive control: the pod's runner, well formed: stored and audited once. */
+    as.message = "need a review \xc3\xa9";
+    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
+    uint64_t ms = 0;
+    assert_string_equal(agent_state_of(e, "p-000000000001", &ms), "waiting");
+    assert_true(ms > 0);
+    assert_int_equal(e->nrec, 1);
+    assert_string_equal(e->recs[0].action, "pod.agent_state");
+    assert_string_equal(e->recs[0].actor, "runner:" RUNNER);
+    /* The same state from a title or quiet is no news; a new notification is. */
+    as.source = "title";
+    as.message = "a title";
+    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
+    assert_int_equal(e->nrec, 1);
+    as.source = "osc9";
+    as.message = "another question";
+    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
+    assert_int_equal(e->nrec, 2);
+    /* An ended pod: no change, no record. */
+    as.pod_id = "p-000000000002";
+    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
+    assert_int_equal(e->nrec, 2);
+    assert_string_equal(agent_state_of(e, "p-000000000002", NULL), "");
+    env_free(e);
+}
+
 static int setup_all(void **state) {
     (void)state;
     assert_int_equal(am_auth_hash_password(PASSWORD, g_hash, sizeof g_hash), 0);
@@ -1147,6 +1226,7 @@ int main(void) {
         cmocka_unit_test(test_audit_export_is_for_owners_and_audited_before_it_is_made),
         cmocka_unit_test(test_terminal_output_and_recordings_only_from_the_pods_runner),
         cmocka_unit_test(test_keystrokes_need_the_input_role),
+        cmocka_unit_test(test_agent_state_only_from_the_pods_runner_well_formed_once_per_change),
         cmocka_unit_test(test_org_limits_apply_at_pod_create),
         cmocka_unit_test(test_members_act_on_others_pods_only_when_shared),
         cmocka_unit_test(test_a_full_audit_disk_fails_operations_and_changes_nothing),

@@ -213,6 +213,9 @@ export interface Pod {
   exit_code?: number;
   /** Optional unicode name (issue 14; "" = none). */
   display_name?: string;
+  /** What its agent does while it runs: working | waiting | idle, '' unknown (agentstate.ts). */
+  agent_state?: string;
+  agent_state_ms?: number;
 }
 
 export interface AuditEvent {

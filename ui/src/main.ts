@@ -7,6 +7,7 @@
 // a cleanup function (timers, sockets) that runs when the user navigates away.
 import { api, errorText, ROLE_NAMES, setUnauthenticatedHandler, Who } from './api';
 import { install as installCspStyles } from './csp-styles';
+import { notifyButton, watchAgentStates } from './agentstate';
 import { append, clear, h } from './dom';
 import { loginPage } from './pages/login';
 import { runnersPage } from './pages/runners';
@@ -48,9 +49,11 @@ const root = document.getElementById('app') as HTMLElement;
 let who: Who | null = null;
 let cleanup: Cleanup | void;
 let renderSeq = 0;
+let unwatch: (() => void) | null = null; // the agent-state watcher (agentstate.ts) while logged in
 
 setUnauthenticatedHandler(() => {
   who = null;
+  unwatch?.(); unwatch = null;
   if (!location.hash.startsWith('#/login')) {
     const back = location.hash && location.hash !== '#/login' ? location.hash : '';
     location.hash = '#/login' + (back ? '?next=' + encodeURIComponent(back) : '');
@@ -125,6 +128,7 @@ async function render(): Promise<void> {
     }
     if (seq !== renderSeq) return;
   }
+  if (!unwatch) unwatch = watchAgentStates();
   const [page, param] = route(location.hash);
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   const heading = h('h1', { class: 'page-title' });
@@ -153,6 +157,7 @@ function shellNav(w: Who): HTMLElement {
       /* the session may already be gone */
     }
     who = null;
+    unwatch?.(); unwatch = null;
     location.hash = '#/login';
   };
   const menu = h('button', { type: 'button', class: 'nav-toggle', id: 'nav-toggle', 'aria-expanded': 'false', 'aria-controls': 'nav-links' }, 'Menu');
@@ -166,7 +171,8 @@ function shellNav(w: Who): HTMLElement {
       h('div', { class: 'nav-user-actions' },
         h('a', { href: '#/account', id: 'nav-account', class: 'btn btn-small' + (current === '#/account' ? ' active' : ''), 'aria-current': current === '#/account' ? 'page' : null }, 'My account'),
         h('button', { type: 'button', class: 'btn btn-small', onclick: logout }, 'Log out'),
-        themeButton())));
+        themeButton(),
+        notifyButton())));
   menu.addEventListener('click', () => {
     const open = !nav.classList.contains('open');
     nav.classList.toggle('open', open);

@@ -12,6 +12,7 @@ import { ago, append, badge, clear, confirmDialog, dateTime, exitWords, h, notic
 import type { Ctx } from '../main';
 import { field } from './login';
 import { parsePairs } from './runners';
+import { agentBadge, AGENT_WORDS } from '../agentstate';
 
 export const PRESETS: { id: string; label: string; command: string[] }[] = [
   // bash when the runner has it, sh otherwise.
@@ -306,7 +307,7 @@ export function podsPage(ctx: Ctx): () => void {
         h('td', { class: 'cell-name' }, shownName,
           p.display_name ? h('div', { class: 'muted small mono' }, p.id) : null,
           trunc(p.branch, 'muted small mono w-name', 'div')),
-        h('td', null, badge(p.state), stateDetail(p)),
+        h('td', null, badge(p.state), ' ', agentBadge(p.agent_state), stateDetail(p)),
         h('td', { class: 'small' }, trunc(p.command.join(' '), 'mono w-prog cmd-text', 'div'), trunc(p.repo, 'muted w-prog repo-text', 'div')),
         h('td', { class: 'small owner-cell' }, actorEl(p.created_by, 'w-owner owner-text', 'div'), trunc(host(p.runner), 'muted w-owner runner-text', 'div')),
         h('td', { class: 'small nowrap', title: dateTime(p.started_ms || p.created_ms) }, ago(p.started_ms || p.created_ms)),
@@ -341,6 +342,9 @@ export function podsPage(ctx: Ctx): () => void {
       ['exited', count((p) => p.state === 'exited')],
       ['stopped', count((p) => p.state === 'stopped')],
     ];
+    // What the running pods' agents do (waiting for input first: those need someone).
+    const agents = pods.filter((p) => p.state === 'running' && p.agent_state && AGENT_WORDS[p.agent_state])
+      .sort((a, b) => Number(b.agent_state === 'waiting') - Number(a.agent_state === 'waiting') || (b.agent_state_ms || 0) - (a.agent_state_ms || 0));
     const live = runners.filter((r) => !r.revoked);
     const online = live.filter((r) => r.state === 'online');
     const capacity = online.reduce((n, r) => n + (r.capacity || 0), 0);
@@ -352,7 +356,9 @@ export function podsPage(ctx: Ctx): () => void {
     append(overview, [
       h('div', { class: 'ov-card', id: 'ov-states' }, h('h2', null, 'Pods'),
         h('div', { class: 'ov-states' }, states.map(([st, n]) => h('button', { type: 'button', class: 'link ov-state', 'data-state': st, 'data-count': String(n), title: `Show ${st} pods`, onclick: () => { selState.value = st === 'starting' ? '' : st; refilter(); } },
-          h('span', { class: 'ov-n' }, String(n)), h('span', { class: 'muted' }, st))))),
+          h('span', { class: 'ov-n' }, String(n)), h('span', { class: 'muted' }, st)))),
+        agents.length === 0 ? null : h('ul', { class: 'ov-list', id: 'ov-agents' }, agents.slice(0, 6).map((p) => h('li', { 'data-pod': p.id },
+          h('a', { href: '#/pods/' + p.id, class: 'mono' }, p.id), ' ', agentBadge(p.agent_state))))),
       h('div', { class: 'ov-card', id: 'ov-runners' }, h('h2', null, 'Runners'),
         h('div', { class: 'ov-big', id: 'ov-runners-online', 'data-online': String(online.length), 'data-total': String(live.length) }, `${online.length} of ${live.length} online`),
         h('div', { class: 'muted small', id: 'ov-slots', 'data-used': String(used), 'data-capacity': String(capacity) }, capacity ? `${used} of ${capacity} pod slots in use` : `${used} pods on them`)),

@@ -20,6 +20,7 @@ import { commandLabel, downloadRecording, stateDetail, who as whoName } from './
 import { actorText, editing, loadPeople, named, renameButton } from '../names';
 import { openPlayer } from './player';
 import { Hello, TermConnection } from '../term/connection';
+import { agentBadge, AgentStateEvent } from '../agentstate';
 
 const SAVE_KEY = (pod: string) => 'airmesh.term.' + pod;
 const SAVE_SCROLLBACK = 1000; // lines kept in the saved screen
@@ -47,6 +48,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   let holder: string | number | null = null;
   let holderUser: string | null = null;
   let ended = false;
+  let agentMsg = ''; // the last agent-state message heard live (the badge's tooltip)
   let disposed = false;
 
   // --- layout ---------------------------------------------------------------------------------
@@ -332,6 +334,8 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     if (pod) pod.state = state;
     clear(stateBox);
     stateBox.appendChild(badge(state));
+    const ab = pod && !podEnded(state) ? agentBadge(pod.agent_state, agentMsg) : null;
+    if (ab) stateBox.append(' ', ab);
     if (pod) {
       const d = stateDetail(pod);
       if (d) stateBox.appendChild(d);
@@ -491,12 +495,22 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   }, 3000);
   const onHide = () => save();
   window.addEventListener('pagehide', onHide);
+  // The agent's state, live from the shell's events watcher (agentstate.ts).
+  const onAgent = (ev: Event) => {
+    const e = (ev as CustomEvent<AgentStateEvent>).detail;
+    if (!pod || e.pod !== id) return;
+    pod.agent_state = e.state;
+    agentMsg = e.message;
+    setPodState(pod.state);
+  };
+  window.addEventListener('airmesh:agent-state', onAgent);
 
   return () => {
     save();
     disposed = true;
     clearInterval(poll);
     window.removeEventListener('pagehide', onHide);
+    window.removeEventListener('airmesh:agent-state', onAgent);
     conn.close();
     ro.disconnect();
     if (saveTimer) clearTimeout(saveTimer);
