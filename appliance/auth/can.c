@@ -46,6 +46,9 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     {AM_CAN_HOST_NET, "create pods with network host", ADMIN, 0, 0,
      "network \"host\": admins and owners only (the pod would share the runner host's "
      "network: its loopback services and abstract unix sockets)"},
+    /* What pods with network "allow" may reach through their runner's CONNECT proxy. */
+    {AM_CAN_EGRESS_ALLOW, "set the org's egress allow list", ADMIN, 0, 0,
+     "setting the organization's egress allow list needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

@@ -40,7 +40,8 @@ static const struct {
      "airmeshctl pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
      "                      [--label K=V ...] [--env K=V ...] [--memory SIZE] [--pids N]\n"
      "                      [--cpu CORES] [--tmp SIZE] [--shm SIZE] [--workspace SIZE]\n"
-     "                      [--network none|host] [--keep-worktree] [--shared] [--json]\n"
+     "                      [--network none|models|allow|host] [--keep-worktree] [--shared] "
+     "[--json]\n"
      "                      -- COMMAND [ARGS...]\n"
      "    Start COMMAND in a sandboxed pod on its own branch. Sizes (--memory, --tmp, --shm,\n"
      "    --workspace): 512M, 2G (K, M, G, T, optionally iB); --pids: a whole number of\n"
@@ -73,7 +74,11 @@ static const struct {
             "  The org's pod limits (LIMIT: memory cpu pids tmp shm workspace; sizes like 2G,\n"
             "  cpu in cores). Without flags: show them. With flags (admin or owner): change\n"
             "  those, keep the rest; V 0 or none removes one. A pod create that leaves a limit\n"
-            "  out gets the org default, else the appliance's; one above the max is refused.\n"},
+            "  out gets the org default, else the appliance's; one above the max is refused.\n"
+            "airmeshctl org egress-allow ORG [HOST:PORT ...] [--clear]\n"
+            "  The on-prem host:ports pods with network allow may reach through their CONNECT\n"
+            "  proxy (at most 64). Without entries: show the list. With entries (admin or\n"
+            "  owner): replace it; --clear empties it. Applies to pods created afterwards.\n"},
     {"user", "airmeshctl user list\n"
              "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
              "airmeshctl user disable|enable|rm|revoke-sessions NAME\n"
