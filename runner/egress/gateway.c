@@ -416,6 +416,21 @@ static int relay_answer(eg_conn *c, eg_req *q, const am_h1_req *r, int *keep) {
     }
 }
 
+/* After an error answer: stop sending, then read and drop what the client still sends (a
+ * while, a bounded amount), so closing with unread bytes does not reset the connection before
+ * the client read our answer. */
+static void linger_close(eg_conn *c) {
+    shutdown(c->fd, SHUT_WR);
+    static _Thread_local char sink[16384];
+    size_t dropped = 0;
+    while (dropped < (64u << 20) && eg_wait(c->pod, c->fd, 2000) == 1) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n <= 0)
+            break;
+        dropped += (size_t)n;
+    }
+}
+
 void eg_gateway_serve(eg_conn *c) {
     am_egress_pod *p = c->pod;
     char *in = malloc(IN_CAP);
@@ -432,6 +447,7 @@ void eg_gateway_serve(eg_conn *c) {
             break;
         if (n < 0) {
             send_error(c->fd, status, error_code(status), why);
+            linger_close(c);
             break;
         }
         if (r.target[0] != '/') {
@@ -439,14 +455,17 @@ void eg_gateway_serve(eg_conn *c) {
                        "the model gateway takes origin-form paths (POST /v1/...); it is not a "
                        "proxy");
             free(head);
+            linger_close(c);
             break;
         }
         uint8_t *body = NULL;
         size_t blen = 0;
         int brc = read_body(c, &r, in, &have, &body, &blen, &status, &why);
         if (brc != 0) {
-            if (brc == -1)
+            if (brc == -1) {
                 send_error(c->fd, status, error_code(status), why);
+                linger_close(c);
+            }
             free(body);
             free(head);
             break;
