@@ -121,13 +121,24 @@ static const char *error_code(int status) {
     }
 }
 
+/* Reserve (n > 0) or give back (n < 0) body bytes of the pod's budget. 0, or -1 when over. */
+static int budget(am_egress_pod *p, long long n) {
+    pthread_mutex_lock(&p->mu);
+    int ok = n <= 0 || p->body_bytes + (size_t)n <= EG_POD_BODY_BUDGET;
+    if (ok)
+        p->body_bytes = (size_t)((long long)p->body_bytes + n);
+    pthread_mutex_unlock(&p->mu);
+    return ok ? 0 : -1;
+}
+
 /* Read the body into *body (malloc'd, *blen bytes); in[0..*have) holds what followed the head.
  * 0, -1 with *status and *why, -2 (client gone or pod stopping). */
 static int read_body(eg_conn *c, const am_h1_req *r, char *in, size_t *have, uint8_t **body,
-                     size_t *blen, int *status, const char **why) {
+                     size_t *blen, size_t *reserved, int *status, const char **why) {
     am_egress_pod *p = c->pod;
     *body = NULL;
     *blen = 0;
+    *reserved = 0;
     if (!r->chunked && !r->has_length)
         return 0;
     if (r->has_length && r->length > AM_EGRESS_MAX_BODY) {
@@ -138,6 +149,12 @@ static int read_body(eg_conn *c, const am_h1_req *r, char *in, size_t *have, uin
     int continued = 0;
     if (r->has_length) {
         size_t want = (size_t)r->length;
+        if (budget(p, (long long)want) != 0) {
+            *status = 503;
+            *why = "too many large requests from this pod at once";
+            return -1;
+        }
+        *reserved = want;
         *body = malloc(want ? want : 1);
         if (!*body) {
             *status = 503;
@@ -177,6 +194,12 @@ static int read_body(eg_conn *c, const am_h1_req *r, char *in, size_t *have, uin
     am_h1_chunked ch;
     memset(&ch, 0, sizeof ch);
     size_t cap = 64u << 10;
+    if (budget(p, (long long)cap) != 0) {
+        *status = 503;
+        *why = "too many large requests from this pod at once";
+        return -1;
+    }
+    *reserved = cap;
     *body = malloc(cap);
     if (!*body) {
         *status = 503;
@@ -201,6 +224,12 @@ static int read_body(eg_conn *c, const am_h1_req *r, char *in, size_t *have, uin
                 return -1;
             }
             size_t nc = cap * 2 > AM_EGRESS_MAX_BODY ? AM_EGRESS_MAX_BODY : cap * 2;
+            if (budget(p, (long long)(nc - cap)) != 0) {
+                *status = 503;
+                *why = "too many large requests from this pod at once";
+                return -1;
+            }
+            *reserved += nc - cap;
             uint8_t *nb = realloc(*body, nc);
             if (!nb) {
                 *status = 503;
@@ -459,14 +488,15 @@ void eg_gateway_serve(eg_conn *c) {
             break;
         }
         uint8_t *body = NULL;
-        size_t blen = 0;
-        int brc = read_body(c, &r, in, &have, &body, &blen, &status, &why);
+        size_t blen = 0, reserved = 0;
+        int brc = read_body(c, &r, in, &have, &body, &blen, &reserved, &status, &why);
         if (brc != 0) {
+            free(body);
+            budget(p, -(long long)reserved);
             if (brc == -1) {
                 send_error(c->fd, status, error_code(status), why);
                 linger_close(c);
             }
-            free(body);
             free(head);
             break;
         }
@@ -481,10 +511,13 @@ void eg_gateway_serve(eg_conn *c) {
         } else {
             free(body);
             body = NULL;
+            budget(p, -(long long)reserved);
+            reserved = 0;
             verdict = relay_answer(c, q, &r, &keep);
         }
         eg_req_free(p->e, q);
         free(body);
+        budget(p, -(long long)reserved);
         free(head);
         if (verdict != ANS_DONE)
             break;

@@ -32,7 +32,10 @@ typedef struct eg_req {
     int link_down, overflow;
 } eg_req;
 
-#define EG_QUEUE_MAX (64u << 20) /* response bytes queued for one slow pod client at most */
+#define EG_QUEUE_MAX (16u << 20) /* response bytes queued for one slow pod client at most */
+/* Request body bytes one pod may have buffered at once, over all its connections (a hostile
+ * pod opening many connections with 32 MiB bodies must not exhaust the runner's memory). */
+#define EG_POD_BODY_BUDGET (96u << 20)
 
 struct am_egress {
     am_egress_emit_fn emit;
@@ -66,9 +69,10 @@ struct am_egress_pod {
     eg_conn *conns;
     size_t n_conns;
     int stopping;
+    size_t body_bytes; /* under mu: request body bytes buffered now (EG_POD_BODY_BUDGET) */
 };
 
-#define EG_MAX_CONNS 128 /* per pod and listener kind together */
+#define EG_MAX_CONNS 64 /* per pod, both listeners together */
 
 /* egress.c */
 /* Wait until fd is readable (1), timeout_ms passed (0) or the pod stops (-1). */

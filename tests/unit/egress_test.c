@@ -438,6 +438,45 @@ static void test_oversized_and_junk_requests_never_reach_the_stream(void **state
     assert_int_equal(n, 0);
 }
 
+static void test_a_pod_cannot_buffer_unbounded_bodies(void **state) {
+    fixture *x = *state;
+    /* Four 30 MiB bodies on the way: three fit the pod's budget (96 MiB) and wait for their
+     * bytes, the fourth (whichever comes last) is answered 503 at once; once one is given back
+     * (its client left) a new one fits again. */
+    const char *h = "POST /v1/x HTTP/1.1\r\nHost: h\r\nContent-Length: 31457280\r\n\r\nabc";
+    struct pollfd pf[4];
+    for (int i = 0; i < 4; i++) {
+        pf[i] = (struct pollfd){dial(x), POLLIN, 0};
+        send_all(pf[i].fd, h, strlen(h));
+    }
+    assert_true(poll(pf, 4, 10000) >= 1);
+    int refused = -1, n_ready = 0;
+    for (int i = 0; i < 4; i++)
+        if (pf[i].revents) {
+            refused = i;
+            n_ready++;
+        }
+    assert_int_equal(n_ready, 1);
+    char buf[4096];
+    size_t have = 0;
+    read_until(pf[refused].fd, "\r\n\r\n", buf, sizeof buf, &have);
+    assert_true(strncmp(buf, "HTTP/1.1 503 ", 13) == 0);
+    assert_non_null(strstr(buf, "too many large requests"));
+    close(pf[refused].fd);
+    close(pf[(refused + 1) % 4].fd); /* gives its 30 MiB back */
+    int freed = 0;
+    for (int tries = 0; tries < 100 && !freed; tries++) {
+        int fd = dial(x);
+        send_all(fd, h, strlen(h));
+        struct pollfd one = {fd, POLLIN, 0};
+        freed = poll(&one, 1, 100) == 0; /* no 503: it waits for its body */
+        close(fd);
+    }
+    assert_true(freed);
+    close(pf[(refused + 2) % 4].fd);
+    close(pf[(refused + 3) % 4].fd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parser_accepts_a_plain_request),
@@ -452,6 +491,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_no_answer_is_a_502_after_the_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_and_junk_requests_never_reach_the_stream,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_pod_cannot_buffer_unbounded_bodies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
