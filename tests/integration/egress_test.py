@@ -16,7 +16,10 @@
 - the pod's virtual key is in its environment and not in GET /api/v1/pods/{id}, the stored
   record (only its SHA-256 is) or the audit log;
 - the org's allow list: admins set it (REST and airmeshctl), a member cannot (403, audited),
-  bad lists are 400 and change nothing.
+  bad lists are 400 and change nothing;
+- seen from the host: the sockets listening on 127.0.0.1:4000/3128 in a running pod's netns are
+  fds of the runner and of no process of the pod (its init included), and they are closed when
+  the pod ends.
 """
 import hashlib
 import json
@@ -385,6 +388,87 @@ class EgressTest(unittest.TestCase):
         refused = [e for e in ev if e["details"].get("port") == self.d.port][0]
         self.assertIn("not on this organization's egress allow list",
                       refused["details"]["reason"])
+
+    def test_5_only_the_runner_holds_the_pods_listeners(self):
+        # A running allow pod, looked at from the host (as root): the sockets listening on
+        # 127.0.0.1:4000 and :3128 of its netns are fds of the runner, of no pod process.
+        mark = "egress-test-%d" % os.getpid()
+        code, pod = api(self.d, "POST", "/api/v1/pods", self.admin, {
+            "repo": self.repo, "network": "allow", "env": {"MARK": mark},
+            "command": ["python3", "-c", "import time; time.sleep(300)"]})
+        self.assertEqual(code, 201, pod)
+        try:
+            procs = wait_for(lambda: self.pod_processes(mark), 60, what="the pod's processes")
+            netns = os.readlink("/proc/%d/ns/net" % procs[0])
+            self.assertNotEqual(netns, os.readlink("/proc/%d/ns/net" % self.runner.pid))
+            listening = {}
+            with open("/proc/%d/net/tcp" % procs[0]) as f:
+                for line in f.readlines()[1:]:
+                    col = line.split()
+                    if col[3] == "0A":  # LISTEN
+                        listening[col[1]] = col[9]
+            self.assertEqual(sorted(listening), ["0100007F:0C38", "0100007F:0FA0"])  # 3128, 4000
+            inodes = {"socket:[%s]" % i for i in listening.values()}
+            runner_fds = self.fd_links(self.runner.pid)
+            self.assertTrue(inodes <= runner_fds, "control: the runner holds both listeners")
+            for p in procs:
+                self.assertFalse(inodes & self.fd_links(p), "pod process %d holds one" % p)
+            self.assertIn(1, [self.nspid(p) for p in procs], "the pod's init was looked at")
+        finally:
+            api(self.d, "POST", "/api/v1/pods/%s/stop" % pod["id"], self.admin)
+        wait_for(lambda: api(self.d, "GET", "/api/v1/pods/" + pod["id"], self.admin)[1].get(
+            "state") == "stopped", 60, what="pod stopped")
+        # The pod is gone: so are its listeners in the runner.
+        wait_for(lambda: not (inodes & self.fd_links(self.runner.pid)), 30,
+                 what="the runner closed the pod's listeners")
+
+    @staticmethod
+    def fd_links(pid):
+        out = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                out.add(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+            except OSError:
+                pass
+        return out
+
+    @staticmethod
+    def nspid(pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+        return -1
+
+    def pod_processes(self, mark):
+        """The processes of the pod whose command has MARK=mark: its netns's descendants of
+        the runner (init included), or [] while it is not running yet."""
+        def kids(pid):
+            res = []
+            try:
+                for t in os.listdir("/proc/%d/task" % pid):
+                    with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                        res += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+            return res
+        every, stack = [], kids(self.runner.pid)
+        while stack:
+            p = stack.pop()
+            every.append(p)
+            stack += kids(p)
+        netns = None
+        for p in every:
+            try:
+                with open("/proc/%d/environ" % p, "rb") as f:
+                    if ("MARK=" + mark).encode() in f.read().split(b"\0"):
+                        netns = os.readlink("/proc/%d/ns/net" % p)
+            except OSError:
+                pass
+        if not netns:
+            return []
+        return sorted(p for p in every if os.path.exists("/proc/%d" % p) and
+                      os.readlink("/proc/%d/ns/net" % p) == netns)
 
     # ---- the org's allow list --------------------------------------------------------------
 
