@@ -335,6 +335,7 @@ static void accept_loop(am_egress_pod *p, int lfd, int kind) {
         }
         c->pod = p;
         c->fd = fd;
+        c->up_fd = -1;
         c->kind = kind;
         c->next = p->conns;
         if (p->conns)
@@ -442,8 +443,11 @@ void am_egress_pod_stop(am_egress_pod *p) {
     if (p->proxy_fd >= 0)
         close(p->proxy_fd);
     pthread_mutex_lock(&p->mu);
-    for (eg_conn *c = p->conns; c; c = c->next)
+    for (eg_conn *c = p->conns; c; c = c->next) {
         shutdown(c->fd, SHUT_RDWR); /* unblocks a thread in a blocking write */
+        if (c->up_fd >= 0)
+            shutdown(c->up_fd, SHUT_RDWR);
+    }
     while (p->n_conns)
         pthread_cond_wait(&p->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);

@@ -51,7 +51,9 @@ enum { EG_GATEWAY = 1, EG_PROXY = 2 };
 typedef struct eg_conn {
     struct eg_conn *next, *prev;
     am_egress_pod *pod;
-    int fd; /* the pod's client (accepted in the pod's netns) */
+    int fd;    /* the pod's client (accepted in the pod's netns) */
+    int up_fd; /* under the pod's mu: the proxy's upstream socket, or -1 (a stop shuts it
+                  down too, so a relay blocked writing to a host that does not read ends) */
     int kind;
 } eg_conn;
 

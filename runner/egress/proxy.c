@@ -53,8 +53,9 @@ static int allowed(const am_egress_pod *p, const char *target) {
     return 0;
 }
 
-/* Connect to host:port from the runner's netns within the timeout. fd or -1 (why set). */
-static int dial(const char *host, uint16_t port, char *why, size_t cap) {
+/* Connect to host:port from the runner's netns within the timeout (or until the pod stops).
+ * fd or -1 (why set). */
+static int dial(am_egress_pod *p, const char *host, uint16_t port, char *why, size_t cap) {
     char ps[8];
     snprintf(ps, sizeof ps, "%u", port);
     struct addrinfo hints, *res = NULL;
@@ -78,13 +79,15 @@ static int dial(const char *host, uint16_t port, char *why, size_t cap) {
             close(s);
             continue;
         }
-        struct pollfd pf = {s, POLLOUT, 0};
-        int pr = poll(&pf, 1, CONNECT_TIMEOUT_MS);
+        struct pollfd pf[2] = {{s, POLLOUT, 0}, {p->stop_rd, POLLIN, 0}};
+        int pr = poll(pf, 2, CONNECT_TIMEOUT_MS);
         int soerr = 0;
         socklen_t sl = sizeof soerr;
-        if (pr <= 0) {
-            err = pr == 0 ? ETIMEDOUT : errno;
+        if (pr <= 0 || pf[1].revents) {
+            err = pr == 0 ? ETIMEDOUT : pr < 0 ? errno : ECANCELED;
             close(s);
+            if (pf[1].revents)
+                break; /* the pod is stopping */
             continue;
         }
         if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
@@ -179,14 +182,22 @@ void eg_proxy_serve(eg_conn *c) {
         refuse(c, 403, host, port, reason);
         goto out;
     }
-    int up = dial(host, port, reason, sizeof reason);
+    int up = dial(p, host, port, reason, sizeof reason);
     if (up < 0) {
         refuse(c, 502, host, port, reason);
         goto out;
     }
+    pthread_mutex_lock(&p->mu);
+    c->up_fd = up;
+    if (p->stopping)
+        shutdown(up, SHUT_RDWR);
+    pthread_mutex_unlock(&p->mu);
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     uint64_t t0 = am_mono_ns(), bytes_up = 0, bytes_down = 0;
     if (eg_write_all(c->fd, ok, sizeof ok - 1) != 0) {
+        pthread_mutex_lock(&p->mu);
+        c->up_fd = -1;
+        pthread_mutex_unlock(&p->mu);
         close(up);
         goto out;
     }
@@ -195,6 +206,9 @@ void eg_proxy_serve(eg_conn *c) {
     if (have && eg_write_all(up, in, have) == 0)
         bytes_up += have;
     relay(p, c->fd, up, &bytes_up, &bytes_down);
+    pthread_mutex_lock(&p->mu);
+    c->up_fd = -1;
+    pthread_mutex_unlock(&p->mu);
     close(up);
     eg_event(p, "close", host, port, "", bytes_up, bytes_down, (am_mono_ns() - t0) / 1000000);
 out:

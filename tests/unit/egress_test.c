@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -153,6 +154,8 @@ typedef struct {
     pthread_cond_t cv;
     Airmesh__V1__GatewayRequest *q[256];
     size_t n;
+    Airmesh__V1__EgressEvent *ev[64];
+    size_t n_ev;
     int fail; /* emit answers -1 (the stream is down) */
 } fake_stream;
 
@@ -165,6 +168,14 @@ static int fake_emit(void *ud, Airmesh__V1__RunnerMessage *m) {
         uint8_t *buf = malloc(len ? len : 1);
         protobuf_c_message_pack(&m->gateway_request->base, buf);
         f->q[f->n++] = airmesh__v1__gateway_request__unpack(NULL, len, buf);
+        free(buf);
+        pthread_cond_broadcast(&f->cv);
+    }
+    if (!fail && m->msg_case == AIRMESH__V1__RUNNER_MESSAGE__MSG_EGRESS && f->n_ev < 64) {
+        size_t len = protobuf_c_message_get_packed_size(&m->egress->base);
+        uint8_t *buf = malloc(len ? len : 1);
+        protobuf_c_message_pack(&m->egress->base, buf);
+        f->ev[f->n_ev++] = airmesh__v1__egress_event__unpack(NULL, len, buf);
         free(buf);
         pthread_cond_broadcast(&f->cv);
     }
@@ -193,6 +204,7 @@ typedef struct {
     am_egress *e;
     am_egress_pod *pod;
     int port;
+    int up_fd, up_port; /* proxy fixture: an upstream listener on loopback */
 } fixture;
 
 static int setup(void **state) {
@@ -219,6 +231,10 @@ static int teardown(void **state) {
     am_egress_free(x->e);
     for (size_t i = 0; i < x->f.n; i++)
         protobuf_c_message_free_unpacked(&x->f.q[i]->base, NULL);
+    for (size_t i = 0; i < x->f.n_ev; i++)
+        protobuf_c_message_free_unpacked(&x->f.ev[i]->base, NULL);
+    if (x->up_fd > 0)
+        close(x->up_fd);
     free(x);
     return 0;
 }
@@ -477,6 +493,142 @@ static void test_a_pod_cannot_buffer_unbounded_bodies(void **state) {
     close(pf[(refused + 3) % 4].fd);
 }
 
+/* ---- the CONNECT proxy ---- */
+
+static int listen_any(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 16) ||
+        getsockname(fd, (struct sockaddr *)&a, &al))
+        return -1;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int setup_proxy(void **state) {
+    fixture *x = calloc(1, sizeof *x);
+    pthread_mutex_init(&x->f.mu, NULL);
+    pthread_cond_init(&x->f.cv, NULL);
+    int lfd = listen_any(&x->port);
+    x->up_fd = listen_any(&x->up_port);
+    if (lfd < 0 || x->up_fd < 0)
+        return -1;
+    char allowed[64];
+    snprintf(allowed, sizeof allowed, "127.0.0.1:%d", x->up_port);
+    char *allow[] = {allowed, "git.lan:443"};
+    if (am_egress_new(fake_emit, &x->f, &x->e) ||
+        am_egress_pod_start(x->e, "p-test", -1, lfd, allow, 2, &x->pod))
+        return -1;
+    *state = x;
+    return 0;
+}
+
+/* The i-th EgressEvent (waits up to 10 s). */
+static Airmesh__V1__EgressEvent *nth_event(fake_stream *f, size_t i) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&f->mu);
+    while (f->n_ev <= i)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT)
+            break;
+    Airmesh__V1__EgressEvent *ev = f->n_ev > i ? f->ev[i] : NULL;
+    pthread_mutex_unlock(&f->mu);
+    if (!ev)
+        fail_msg("no EgressEvent #%zu within 10 s", i);
+    return ev;
+}
+
+static void test_proxy_connects_only_to_the_allow_list(void **state) {
+    fixture *x = *state;
+    char req[256], buf[4096];
+    size_t have = 0;
+    /* Allowed: 200, the bytes sent right behind the head arrive upstream, then both ways. */
+    int fd = dial(x);
+    int n = snprintf(req, sizeof req, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\nhello",
+                     x->up_port);
+    send_all(fd, req, (size_t)n);
+    int up = accept(x->up_fd, NULL, NULL);
+    assert_true(up >= 0);
+    read_until(fd, "\r\n\r\n", buf, sizeof buf, &have);
+    assert_string_equal(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
+    char got[16] = "";
+    size_t gl = 0;
+    read_until(up, "hello", got, sizeof got, &gl);
+    send_all(up, "world!", 6);
+    have = 0;
+    read_until(fd, "world!", buf, sizeof buf, &have);
+    Airmesh__V1__EgressEvent *ev = nth_event(&x->f, 0);
+    assert_string_equal(ev->kind, "connect");
+    assert_string_equal(ev->host, "127.0.0.1");
+    assert_int_equal(ev->port, x->up_port);
+    close(fd);
+    close(up);
+    ev = nth_event(&x->f, 1);
+    assert_string_equal(ev->kind, "close");
+    assert_int_equal(ev->bytes_up, 5);
+    assert_int_equal(ev->bytes_down, 6);
+    /* Not listed (the same host, another port), another method, junk: refused, each an event. */
+    static const struct {
+        const char *req, *status, *reason;
+    } refused[] = {
+        {"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 403 ",
+         "127.0.0.1:1 is not on this organization's egress allow list"},
+        {"GET http://git.lan:443/ HTTP/1.1\r\nHost: git.lan\r\n\r\n", "HTTP/1.1 403 ",
+         "only CONNECT host:port is served here"},
+        {"CONNECT git.lan HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 ", "bad CONNECT target"},
+        {"\x16\x03\x01\x02", "HTTP/1.1 400 ", "bad request: "},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        fd = dial(x);
+        send_all(fd, refused[i].req, strlen(refused[i].req));
+        have = 0;
+        read_until(fd, "\n", buf, sizeof buf, &have);
+        if (strncmp(buf, refused[i].status, strlen(refused[i].status)) != 0)
+            fail_msg("case %zu: %s", i, buf);
+        close(fd);
+        ev = nth_event(&x->f, 2 + i);
+        assert_string_equal(ev->kind, "refused");
+        if (!strstr(ev->reason, refused[i].reason))
+            fail_msg("case %zu: reason '%s'", i, ev->reason);
+    }
+}
+
+static void test_pod_stop_ends_a_relay_to_a_host_that_does_not_read(void **state) {
+    fixture *x = *state;
+    int fd = dial(x);
+    char req[128], buf[256];
+    int n =
+        snprintf(req, sizeof req, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n", x->up_port);
+    send_all(fd, req, (size_t)n);
+    int up = accept(x->up_fd, NULL, NULL); /* accepted, never read */
+    size_t have = 0;
+    read_until(fd, "\r\n\r\n", buf, sizeof buf, &have);
+    /* Fill both socket buffers until the relay blocks writing upstream. */
+    static char junk[1u << 16];
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    size_t sent = 0;
+    for (int idle = 0; idle < 20;) {
+        ssize_t w = send(fd, junk, sizeof junk, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            idle = 0;
+        } else {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            idle += poll(&pf, 1, 50) == 0;
+        }
+    }
+    assert_true(sent > (1u << 16));
+    /* The stop must not hang on that relay (teardown joins everything). */
+    am_egress_pod_stop(x->pod);
+    x->pod = NULL;
+    Airmesh__V1__EgressEvent *ev = nth_event(&x->f, 1);
+    assert_string_equal(ev->kind, "close");
+    close(fd);
+    close(up);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parser_accepts_a_plain_request),
@@ -492,6 +644,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_oversized_and_junk_requests_never_reach_the_stream,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pod_cannot_buffer_unbounded_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_connects_only_to_the_allow_list, setup_proxy,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pod_stop_ends_a_relay_to_a_host_that_does_not_read,
+                                        setup_proxy, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
