@@ -333,7 +333,8 @@ static int header_ok(const Airmesh__V1__HttpHeader *h) {
     return 1;
 }
 
-/* Status line and headers. framing: 1 chunked, 0 close-delimited (HTTP/1.0), -1 no body. */
+/* Status line and headers. framing: 1 chunked, 0 close-delimited (HTTP/1.0), -1 no body
+ * (HEAD, 1xx, 204, 304: no framing header, the status says there is none). */
 static int write_head(int fd, const Airmesh__V1__GatewayResponse *m, int framing, int keep) {
     size_t cap = 1024, len = 0;
     for (size_t i = 0; i < m->n_headers; i++)
@@ -351,9 +352,7 @@ static int write_head(int fd, const Airmesh__V1__GatewayResponse *m, int framing
         len += (size_t)snprintf(b + len, cap - len, "%s: %s\r\n", h->name, h->value);
     }
     len += (size_t)snprintf(b + len, cap - len, "%s%s\r\n",
-                            framing == 1    ? "Transfer-Encoding: chunked\r\n"
-                            : framing == -1 ? "Content-Length: 0\r\n"
-                                            : "",
+                            framing == 1 ? "Transfer-Encoding: chunked\r\n" : "",
                             keep ? "" : "Connection: close\r\n");
     int rc = len < cap ? eg_write_all(fd, b, len) : -1;
     free(b);
