@@ -45,7 +45,7 @@ static const struct {
      "airmeshctl pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
      "                      [--label K=V ...] [--env K=V ...] [--memory SIZE] [--pids N]\n"
      "                      [--cpu CORES] [--tmp SIZE] [--shm SIZE] [--workspace SIZE]\n"
-     "                      [--network none|host] [--keep-worktree] [--shared] [--json]\n"
+     "                      [--network none|models|allow|host] [--keep-worktree] [--shared] [--json]\n"
      "                      [--display-name TEXT] [--agent NAME [--prompt TEXT]]\n"
      "                      [-- COMMAND [ARGS...]]\n"
      "    Start COMMAND in a sandboxed pod on its own branch. --agent NAME: a preset of the\n"
@@ -101,7 +101,11 @@ static const struct {
             "  cpu in cores). Without flags: show them. With flags (admin or owner): change\n"
             "  those, keep the rest; V 0 or none removes one. A pod create that leaves a limit\n"
             "  out gets the org default, else the appliance's; one above the max is "
-            "refused.\n" DISPLAY_NAMES},
+            "refused.\n"
+            "airmeshctl org egress-allow ORG [HOST:PORT ...] [--clear]\n"
+            "  The on-prem host:ports pods with network allow may reach through their CONNECT\n"
+            "  proxy (at most 64). Without entries: show the list. With entries (admin or\n"
+            "  owner): replace it; --clear empties it. Applies to pods created afterwards.\n" DISPLAY_NAMES},
     {"user", "airmeshctl user list\n"
              "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
              "                        [--display-name TEXT]\n"

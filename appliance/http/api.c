@@ -285,6 +285,8 @@ static const route routes[] = {
     {"POST", "/api/v1/orgs", am_api_org_create},
     {"GET", "/api/v1/orgs/:/pod-limits", am_api_org_limits_get},
     {"PUT", "/api/v1/orgs/:/pod-limits", am_api_org_limits_put},
+    {"GET", "/api/v1/orgs/:/egress-allow", am_api_org_egress_get},
+    {"PUT", "/api/v1/orgs/:/egress-allow", am_api_org_egress_put},
     {"GET", "/api/v1/users", am_api_user_list},
     {"POST", "/api/v1/users", am_api_user_create},
     {"GET", "/api/v1/users/:", am_api_user_show},

@@ -45,6 +45,10 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
     /* working | waiting | idle, "" unknown; what the agent does only while the pod runs */
     json_object_set_new(o, "agent_state", json_string(am_pods_ended(p) ? "" : p->agent_state));
     json_object_set_new(o, "agent_state_ms", json_integer((json_int_t)p->agent_state_ms));
+    json_t *allow = json_array(); /* what its CONNECT proxy may reach (network "allow") */
+    for (size_t i = 0; i < p->n_egress_allow; i++)
+        json_array_append_new(allow, json_string(p->egress_allow[i]));
+    json_object_set_new(o, "egress_allow", allow);
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
@@ -151,7 +155,8 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
                    "expected {\"repo\": string, \"command\": [string, ...] (or \"agent\"), "
                    "\"agent\"?, \"prompt\"?, \"runner\"?, "
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
-                   "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
+                   "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: "
+                   "\"none\"|\"models\"|\"allow\"|\"host\", "
                    "\"keep_worktree\"?: bool, \"shared\"?: bool, \"display_name\"?}");
     const char *display_name = NULL;
     if (am_api_display_name_arg(req, body, &display_name) != 0) {

@@ -122,6 +122,9 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 /* GET/PUT /api/v1/orgs/{id}/pod-limits: the org's pod limit defaults and maxima (api_pods.c). */
 int am_api_org_limits_get(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param);
+/* GET/PUT /api/v1/orgs/{id}/egress-allow: the org's egress allow list (api_egress.c). */
+int am_api_org_egress_get(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_org_egress_put(am_http_handler *h, h2o_req_t *req, char **param);
 
 /* Model endpoints (api_models.c): add and test run on app->models. */
 int am_api_model_list(am_http_handler *h, h2o_req_t *req, char **param);

@@ -258,6 +258,37 @@ static am_ops_peer stream_peer(const stream *s) {
     return (am_ops_peer){s->runner_id, s->org, s->peer};
 }
 
+/* STUB (egress branch, until the model gateway lands: the gateway branch replaces this):
+ * answer each pod gateway request with 503 and a JSON error, so a pod's client gets a clear
+ * answer that came over the stream. Only the first message of a request (it has a method) is
+ * answered; body continuations and cancels are dropped. */
+static void gateway_stub(stream *s, const Airmesh__V1__GatewayRequest *g) {
+    if (!g || g->cancel || !g->method || !*g->method)
+        return;
+    am_log_info("rpc", "gateway request answered 503 (no model gateway yet)",
+                "runner=%s pod=%.20s request=%llu method=%.16s path=%.200s", s->runner_id,
+                g->pod_id, (unsigned long long)g->request_id, g->method, g->path);
+    static char body[] = "{\"error\":{\"code\":\"gateway_unavailable\",\"message\":\"the model "
+                         "gateway is not available\"}}\n";
+    Airmesh__V1__HttpHeader ct = AIRMESH__V1__HTTP_HEADER__INIT;
+    ct.name = "Content-Type";
+    ct.value = "application/json";
+    Airmesh__V1__HttpHeader *hs[] = {&ct};
+    Airmesh__V1__GatewayResponse r = AIRMESH__V1__GATEWAY_RESPONSE__INIT;
+    r.pod_id = g->pod_id;
+    r.request_id = g->request_id;
+    r.status = 503;
+    r.headers = hs;
+    r.n_headers = 1;
+    r.data.data = (uint8_t *)body;
+    r.data.len = sizeof body - 1;
+    r.last = 1;
+    Airmesh__V1__ApplianceMessage out = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+    out.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_GATEWAY_RESPONSE;
+    out.gateway_response = &r;
+    send_msg(s, &out);
+}
+
 /* Framing is ours; what each message means is appliance/ops'. */
 static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
     am_rpc *r = s->rpc;
@@ -320,6 +351,14 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
         free(en.chain_pem);
         break;
     }
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_EGRESS:
+        if (am_ops_pod_egress(o, &p, m->egress) != 0)
+            am_log_warn("rpc", "egress event refused", "runner=%s pod=%.20s error=\"%s\"",
+                        s->runner_id, m->egress->pod_id, am_err_last());
+        break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_GATEWAY_REQUEST:
+        gateway_stub(s, m->gateway_request);
+        break;
     default:
         break; /* pod and terminal messages arrive with their issues */
     }

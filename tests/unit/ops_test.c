@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "airmesh/v1/runner.pb-c.h"
 #include "airmesh/v1/store.pb-c.h"
@@ -55,6 +56,8 @@ typedef struct {
     int link_up;
     size_t sent;
     int last_case;
+    uint8_t *last_create; /* the last CreatePod sent, packed */
+    size_t last_create_len;
     int stream; /* the fake live stream the hub holds for RUNNER */
     char token[AM_AUTH_TOKEN_LEN + 1];
     char secret[AM_TOKEN_SECRET_LEN + 1], token_id[13];
@@ -85,6 +88,12 @@ static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMes
         return am_err_set(AM_ESTATE, "runner %s is not connected", runner_id);
     e->sent++;
     e->last_case = m->msg_case;
+    if (m->msg_case == AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD) {
+        free(e->last_create);
+        e->last_create_len = protobuf_c_message_get_packed_size(&m->create_pod->base);
+        e->last_create = malloc(e->last_create_len + 1);
+        protobuf_c_message_pack(&m->create_pod->base, e->last_create);
+    }
     return 0;
 }
 
@@ -193,6 +202,7 @@ static void env_free(env *e) {
     am_hub_free(e->hub);
     am_store_close(e->store);
     free(e->csr);
+    free(e->last_create);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
     assert_int_equal(system(cmd), 0);
@@ -460,7 +470,42 @@ static void check_org_limits(env *e) {
     assert_int_equal(l.def.cpu_millis, 0);
 }
 
+static int op_egress_allow(env *e, const am_principal *who) {
+    const char *allow[] = {"git.lan:443", "10.0.0.5:3142"};
+    return am_ops_org_egress_allow_set(e->ops, who, "src", NULL, allow, 2);
+}
+static void check_egress_allow(env *e) {
+    char **l = NULL;
+    size_t n = 0;
+    am_principal v = as("viewer", 1);
+    assert_int_equal(am_ops_org_egress_allow_get(e->ops, &v, ORG, &l, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0], "git.lan:443");
+    assert_string_equal(l[1], "10.0.0.5:3142");
+    am_pods_egress_allow_free(l, n);
+}
+
 static const am_ops_peer k_peer = {RUNNER, ORG, "10.0.0.2:5000"};
+
+static int op_pod_egress(env *e, const char *kind) {
+    Airmesh__V1__EgressEvent ev = AIRMESH__V1__EGRESS_EVENT__INIT;
+    ev.pod_id = "p-000000000001";
+    ev.kind = (char *)kind;
+    ev.host = "git.lan";
+    ev.port = 443;
+    ev.reason = strcmp(kind, "refused") == 0 ? "git.lan:443 is not on the list" : "";
+    ev.bytes_up = 10;
+    return am_ops_pod_egress(e->ops, &k_peer, &ev);
+}
+static int op_pod_egress_close(env *e, const am_principal *who) {
+    (void)who;
+    return op_pod_egress(e, "close");
+}
+static int op_pod_egress_refused(env *e, const am_principal *who) {
+    (void)who;
+    int rc = op_pod_egress(e, "refused");
+    return rc ? rc : -AM_EPERM; /* the case table's "the op is a refusal" */
+}
 
 static int op_enroll(env *e, const am_principal *who) {
     (void)who;
@@ -560,6 +605,10 @@ static const op_case k_cases[] = {
     {"terminal take", "pod.terminal.take", 2, 0, NULL, NULL, op_terminal_take, NULL, NULL},
     {"terminal release", "pod.terminal.release", 1, 0, NULL, NULL, op_terminal_release, NULL, NULL},
     {"org limits set", "org.limits", 3, 0, NULL, NULL, op_org_limits, check_org_limits, NULL},
+    {"org egress allow set", "org.egress_allow", 3, 0, NULL, NULL, op_egress_allow,
+     check_egress_allow, NULL},
+    {"pod egress (close)", "pod.egress", 0, 0, NULL, NULL, op_pod_egress_close, NULL, NULL},
+    {"pod egress (refused)", "pod.egress", 0, 0, "denied", NULL, op_pod_egress_refused, NULL, NULL},
     {"runner enroll", "runner.enroll", 0, 0, NULL, NULL, op_enroll, NULL, NULL},
     {"runner connect", "runner.connect", 0, 0, NULL, NULL, op_connect, NULL, NULL},
     {"runner disconnect", "runner.disconnect", 0, 0, NULL, NULL, op_disconnect, NULL, NULL},
@@ -703,6 +752,171 @@ static void test_runner_refusals_are_audited(void **state) {
     assert_int_equal(am_pods_get(e->store, ORG, "p-000000000001", &p), 0);
     assert_string_equal(p->state, "running");
     protobuf_c_message_free_unpacked(&p->base, NULL);
+    env_free(e);
+}
+
+/* ---- per-pod egress (issue 12) ---- */
+
+static const char *env_of(const Airmesh__V1__CreatePod *cp, const char *key) {
+    const char *v = NULL;
+    for (size_t i = 0; i < cp->n_env; i++)
+        if (strcmp(cp->env[i]->key, key) == 0) {
+            if (v)
+                fail_msg("%s is twice in the CreatePod env", key);
+            v = cp->env[i]->value;
+        }
+    return v;
+}
+
+/* Create a pod (network NULL = the default) and return the record and what the runner got. */
+static Airmesh__V1__CreatePod *create_egress_pod(env *e, const char *network,
+                                                 Airmesh__V1__Pod **rec) {
+    const char *argv[] = {"bash"};
+    const char *ek[] = {"OPENAI_API_KEY", "KEEP"}, *ev[] = {"sk-user-set", "me"};
+    am_pod_spec s = {.repo = "/srv/git/app.git",
+                     .argv = argv,
+                     .argc = 1,
+                     .env_keys = ek,
+                     .env_values = ev,
+                     .n_env = 2,
+                     .network = network};
+    am_principal admin = as("admin", 3);
+    Airmesh__V1__Pod *p = NULL;
+    assert_int_equal(am_ops_pod_create(e->ops, &admin, "src", &s, &p), 0);
+    assert_int_equal(am_pods_get(e->store, ORG, p->id, rec), 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    assert_non_null(e->last_create);
+    return airmesh__v1__create_pod__unpack(NULL, e->last_create_len, e->last_create);
+}
+
+static void test_pod_virtual_key_goes_only_to_the_runner(void **state) {
+    (void)state;
+    env *e = env_new();
+    Airmesh__V1__Runner r = AIRMESH__V1__RUNNER__INIT; /* room for the pods made here */
+    r.id = RUNNER;
+    r.org_id = ORG;
+    r.hostname = "h";
+    r.version = "v";
+    r.capacity = 16;
+    r.cert_serial = e->serial;
+    put(e, AM_DB_RUNNERS, ORG, RUNNER, &r.base);
+    const char *allow[] = {"git.lan:443"};
+    am_principal admin = as("admin", 3);
+    assert_int_equal(am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, allow, 1), 0);
+    /* No model endpoint in the org: the default is none, no key, no gateway env. */
+    Airmesh__V1__Pod *rec = NULL;
+    Airmesh__V1__CreatePod *cp = create_egress_pod(e, NULL, &rec);
+    assert_string_equal(rec->network, "none");
+    assert_string_equal(cp->network, "none");
+    assert_int_equal(rec->gateway_key_sha256.len, 0);
+    assert_string_equal(env_of(cp, "OPENAI_API_KEY"), "sk-user-set");
+    assert_null(env_of(cp, "OPENAI_BASE_URL"));
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    protobuf_c_message_free_unpacked(&rec->base, NULL);
+    /* With one: the default is models. */
+    Airmesh__V1__ModelEndpoint me = AIRMESH__V1__MODEL_ENDPOINT__INIT;
+    me.name = "local";
+    me.org_id = ORG;
+    me.api = "openai";
+    me.url = "http://vllm.lan:8000/v1";
+    put(e, AM_DB_MODELS, ORG, "local", &me.base);
+    for (int k = 0; k < 2; k++) {
+        cp = create_egress_pod(e, k ? "allow" : NULL, &rec);
+        assert_string_equal(rec->network, k ? "allow" : "models");
+        const char *key = env_of(cp, "OPENAI_API_KEY");
+        assert_non_null(key);
+        assert_int_equal(strlen(key), 68);
+        assert_memory_equal(key, "amk_", 4);
+        assert_int_equal(strspn(key + 4, "0123456789abcdef"), 64);
+        assert_string_equal(env_of(cp, "ANTHROPIC_API_KEY"), key);
+        assert_string_equal(env_of(cp, "AIRMESH_MODEL_KEY"), key);
+        assert_string_equal(env_of(cp, "OPENAI_BASE_URL"), "http://127.0.0.1:4000/v1");
+        assert_string_equal(env_of(cp, "ANTHROPIC_BASE_URL"), "http://127.0.0.1:4000");
+        assert_string_equal(env_of(cp, "KEEP"), "me");
+        /* The record: the key's SHA-256, the user's env as given, never the key. */
+        uint8_t d[32];
+        unsigned dl = 0;
+        assert_int_equal(EVP_Digest(key, strlen(key), d, &dl, EVP_sha256(), NULL), 1);
+        assert_int_equal(rec->gateway_key_sha256.len, 32);
+        assert_memory_equal(rec->gateway_key_sha256.data, d, 32);
+        for (size_t i = 0; i < rec->n_env; i++)
+            assert_null(strstr(rec->env[i]->value, key + 4));
+        size_t len = protobuf_c_message_get_packed_size(&rec->base);
+        uint8_t *packed = malloc(len);
+        protobuf_c_message_pack(&rec->base, packed);
+        for (size_t i = 0; i + 64 <= len; i++)
+            assert_false(memcmp(packed + i, key + 4, 64) == 0);
+        free(packed);
+        /* allow: the proxy variables and the org's list; models: neither. */
+        assert_true(!env_of(cp, "HTTPS_PROXY") == !k);
+        assert_int_equal(cp->n_egress_allow, k ? 1 : 0);
+        assert_int_equal(rec->n_egress_allow, k ? 1 : 0);
+        if (k) {
+            assert_string_equal(cp->egress_allow[0], "git.lan:443");
+            assert_string_equal(env_of(cp, "HTTPS_PROXY"), "http://127.0.0.1:3128");
+            assert_string_equal(env_of(cp, "NO_PROXY"), "127.0.0.1,localhost");
+        }
+        protobuf_c_message_free_unpacked(&cp->base, NULL);
+        protobuf_c_message_free_unpacked(&rec->base, NULL);
+    }
+    /* Two pods never share a key. */
+    cp = create_egress_pod(e, "models", &rec);
+    char k1[69];
+    snprintf(k1, sizeof k1, "%s", env_of(cp, "OPENAI_API_KEY"));
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    protobuf_c_message_free_unpacked(&rec->base, NULL);
+    cp = create_egress_pod(e, "models", &rec);
+    assert_string_not_equal(env_of(cp, "OPENAI_API_KEY"), k1);
+    protobuf_c_message_free_unpacked(&cp->base, NULL);
+    protobuf_c_message_free_unpacked(&rec->base, NULL);
+    env_free(e);
+}
+
+static void test_egress_rules(void **state) {
+    (void)state;
+    env *e = env_new();
+    am_principal admin = as("admin", 3), member = as("member", 2);
+    /* Bad lists are refused before anything is written or audited. */
+    const char *bad[][2] = {{"git.lan", NULL},    {"git.lan:0", NULL}, {"git.lan:65536", NULL},
+                            {"a b:1", NULL},      {":80", NULL},       {"x:80", "X:80"},
+                            {"[zz::1]:80", NULL}, {"x:080", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n = bad[i][1] ? 2 : 1;
+        if (am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, bad[i], n) != -AM_EINVAL)
+            fail_msg("case %zu (%s) was accepted", i, bad[i][0]);
+    }
+    assert_int_equal(e->nrec, 0);
+    const char *many[65];
+    char names[65][24];
+    for (int i = 0; i < 65; i++) {
+        snprintf(names[i], sizeof names[i], "h%d.lan:1", i);
+        many[i] = names[i];
+    }
+    assert_int_equal(am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, many, 65),
+                     -AM_EINVAL);
+    assert_int_equal(am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, many, 64), 0);
+    /* Another org's list does not exist for this caller. */
+    char **l = NULL;
+    size_t n = 0;
+    assert_int_equal(am_ops_org_egress_allow_get(e->ops, &member, "globex", &l, &n), -AM_ENOTFOUND);
+    /* A pod network this appliance does not know is refused. */
+    const char *argv[] = {"bash"};
+    am_pod_spec s = {.repo = "/r", .argv = argv, .argc = 1, .network = "internet"};
+    Airmesh__V1__Pod *p = NULL;
+    assert_int_equal(am_ops_pod_create(e->ops, &member, "src", &s, &p), -AM_EINVAL);
+    /* An egress event for a pod of another runner (or an unknown kind) records nothing. */
+    size_t before = e->nrec;
+    am_ops_peer other = {"r-00000000000000ff", ORG, "y"};
+    Airmesh__V1__EgressEvent ev = AIRMESH__V1__EGRESS_EVENT__INIT;
+    ev.pod_id = "p-000000000001";
+    ev.kind = "connect";
+    assert_int_equal(am_ops_pod_egress(e->ops, &other, &ev), -AM_EAUTH);
+    ev.kind = "teleport";
+    assert_int_equal(am_ops_pod_egress(e->ops, &k_peer, &ev), -AM_EINVAL);
+    ev.kind = "connect";
+    ev.pod_id = "p-00000000dead";
+    assert_int_equal(am_ops_pod_egress(e->ops, &k_peer, &ev), -AM_EAUTH);
+    assert_int_equal(e->nrec, before);
     env_free(e);
 }
 
@@ -1219,6 +1433,8 @@ int main(void) {
         cmocka_unit_test(test_lower_role_is_refused_audited_and_changes_nothing),
         cmocka_unit_test(test_audit_failure_fails_the_operation_and_leaves_the_store_unchanged),
         cmocka_unit_test(test_runner_refusals_are_audited),
+        cmocka_unit_test(test_pod_virtual_key_goes_only_to_the_runner),
+        cmocka_unit_test(test_egress_rules),
         cmocka_unit_test(test_refused_logins_are_audited),
         cmocka_unit_test(test_another_orgs_things_are_not_found_and_not_audited),
         cmocka_unit_test(test_pod_create_with_unreachable_runner_marks_it_failed),

@@ -195,7 +195,10 @@ export interface Pod {
   command: string[];
   env: Record<string, string>;
   limits: { memory: number; pids: number; cpu_millis: number };
+  /** Egress policy: none | models | allow | host (README "Egress policies"). */
   network: string;
+  /** With network allow: the host:ports its CONNECT proxy may reach. */
+  egress_allow?: string[];
   keep_worktree: boolean;
   state: string;
   reason: string;

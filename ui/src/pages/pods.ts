@@ -138,8 +138,11 @@ export function podsPage(ctx: Ctx): () => void {
     const pids = h('input', { id: 'pod-pids', type: 'number', min: '0', placeholder: '512' });
     const cpu = h('input', { id: 'pod-cpu', type: 'number', min: '0', step: '0.25', placeholder: '2' });
     const network = h('select', { id: 'pod-network' },
+      h('option', { value: '' }, "The org's default (models if it has a model endpoint, else none)"),
       h('option', { value: 'none' }, 'None (loopback only)'),
-      h('option', { value: 'host' }, "Host (the runner's network)"));
+      h('option', { value: 'models' }, 'Models (the model gateway only)'),
+      h('option', { value: 'allow' }, "Allow (the gateway + the org's allowed host:ports)"),
+      h('option', { value: 'host' }, "Host (the runner's network; admins only)"));
     const keep = h('input', { id: 'pod-keep', type: 'checkbox' });
     const err = h('div', { class: 'form-error span-all', role: 'alert' });
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start pod');
@@ -212,7 +215,7 @@ export function podsPage(ctx: Ctx): () => void {
       if (pids.value) limits.pids = Math.floor(Number(pids.value));
       if (cpu.value) limits.cpu = Number(cpu.value);
       if (Object.keys(limits).length) body.limits = limits;
-      body.network = network.value;
+      if (network.value) body.network = network.value;
       if (keep.checked) body.keep_worktree = true;
       submit.disabled = true;
       submit.textContent = 'Starting…';

@@ -9,10 +9,13 @@
 // prompt box sends text to the running program as one bracketed paste and Enter
 // (POST /api/v1/pods/{id}/prompt: the input holder, the pod's starter when nobody holds control,
 // or an admin; the appliance decides and says why not).
+// The egress policy is a
+// fact (host in red); the pod's egress decisions (pod.egress audit events: connect, close,
+// refused) are listed below the facts, live over /api/v1/events.
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
-import { api, ApiError, canShare, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner } from '../api';
+import { api, ApiError, AuditEvent, canShare, errorText, Pod, POD_STATE, podEnded, podLocked, podLockedWhy, ROLE_ADMIN, ROLE_MEMBER, Runner } from '../api';
 import { prune as pruneCspStyles } from '../csp-styles';
 import { append, badge, clear, confirmDialog, dateTime, exitWords, h, notice } from '../dom';
 import type { Ctx } from '../main';
@@ -464,15 +467,48 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       row('Branch', h('span', { class: 'mono' }, p.branch), 'fact-branch'),
       row('Base', p.base_ref || 'default branch', 'fact-base'),
       row('Limits', limits + (p.limits_note ? ` (${p.limits_note})` : ''), 'fact-limits'),
-      row('Network', p.network === 'host' ? "host (the runner's network)" : 'none (loopback only)', 'fact-network'),
+      row('Network', networkWords(p), 'fact-network'),
       row('Runner', runnerName || p.runner || '—', 'fact-runner'),
       row('Owner', h('span', { title: whoName(p.created_by) }, actorText(p.created_by)), 'fact-owner'),
       row('Created', dateTime(p.created_ms), 'fact-created'),
       row('Runtime', runtime, 'fact-runtime'),
       p.commit ? row('Commit', h('span', { class: 'mono' }, p.commit.slice(0, 12)), 'fact-commit') : null,
       p.state === 'exited' ? row('Exit', exitWords(p.exit_code), 'fact-exit') : null,
-    )]);
+    ), egressBox]);
   }
+
+  // --- egress decisions (network allow): the audit log's pod.egress events, then live ---------
+  const egressList = h('ul', { class: 'egress-list', id: 'pod-egress-list' });
+  const egressBox = h('section', { class: 'pod-egress', id: 'pod-egress', hidden: true, 'aria-label': 'Egress' },
+    h('h3', null, 'Egress'), egressList);
+  const egressSeen = new Set<number>();
+  const addEgress = (e: AuditEvent) => {
+    if (egressSeen.has(e.seq) || e.actor !== 'pod:' + id || e.action !== 'pod.egress') return;
+    egressSeen.add(e.seq);
+    egressBox.hidden = false;
+    const d = (e.details || {}) as Record<string, unknown>;
+    const hp = d.host ? `${d.host}:${d.port}` : '';
+    const what = d.kind === 'close'
+      ? `${hp} closed: ${fmtBytes(Number(d.bytes_up) || 0)} up, ${fmtBytes(Number(d.bytes_down) || 0)} down, ${span((Number(d.duration_ms) || 0) / 1000)}`
+      : d.kind === 'connect' ? `${hp} connected` : `${hp ? hp + ' ' : ''}refused: ${String(d.reason || '')}`;
+    const li = h('li', { class: 'egress-' + String(d.kind || 'event'), 'data-seq': String(e.seq) },
+      h('time', null, new Date(e.time_ms).toLocaleTimeString()), ' ', what);
+    // Newest first; keep the last 50.
+    const after = Array.from(egressList.children).find((c) => Number((c as HTMLElement).dataset.seq) < e.seq);
+    egressList.insertBefore(li, after || null);
+    while (egressList.children.length > 50) egressList.lastElementChild?.remove();
+  };
+  void api<{ events: AuditEvent[] }>('GET', `/audit?action=pod.egress&actor=${encodeURIComponent('pod:' + id)}&limit=200`)
+    .then((r) => { if (!disposed) r.events.forEach(addEgress); })
+    .catch(() => { /* the list stays empty; live events still arrive */ });
+  let egressWs: WebSocket | null = null;
+  try {
+    egressWs = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/v1/events`);
+    egressWs.onmessage = (m) => {
+      if (typeof m.data !== 'string' || !m.data.includes('pod.egress')) return;
+      try { addEgress(JSON.parse(m.data) as AuditEvent); } catch { /* not an event */ }
+    };
+  } catch { /* no live list */ }
 
   void refreshPod().then(() => {
     if (!disposed && pod) {
@@ -512,6 +548,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     window.removeEventListener('pagehide', onHide);
     window.removeEventListener('airmesh:agent-state', onAgent);
     conn.close();
+    egressWs?.close();
     ro.disconnect();
     if (saveTimer) clearTimeout(saveTimer);
     if (resizeTimer) clearTimeout(resizeTimer);
@@ -520,6 +557,22 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     pruneCspStyles();
     ctx.main.classList.remove('main-terminal');
   };
+}
+
+/** The egress policy in words; host (the runner's whole network) in red. */
+function networkWords(p: Pod): string | Node {
+  switch (p.network) {
+    case 'host':
+      return h('span', { class: 'net-host' }, "host (the runner's network)");
+    case 'models':
+      return 'models (the model gateway only)';
+    case 'allow': {
+      const a = p.egress_allow || [];
+      return `allow (the model gateway and ${a.length ? a.join(', ') : 'no host:port yet'})`;
+    }
+    default:
+      return 'none (loopback only)';
+  }
 }
 
 function isRunning(state: string): boolean {

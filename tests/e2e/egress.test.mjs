@@ -1,0 +1,156 @@
+// End-to-end test of a pod's egress on its console page (issue 12), against a real airmeshd, a
+// real runner and a TCP echo server on the host's loopback (an allowed on-prem host), in
+// Debian's Chromium:
+//   - a pod with network host shows its policy in red; one with allow names its host:ports;
+//   - the allow pod's egress decisions (the connect and close to the allowed echo server, the
+//     refusals of an unlisted port) are listed on its page, and a refusal made while the page is
+//     open appears without a reload (live over /api/v1/events; the page does not poll them).
+//
+//   node --test tests/e2e/egress.test.mjs   (after `make ui` and a Bazel build of the binaries)
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, stepper } from './harness.mjs';
+
+const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
+const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-egress-'));
+const s = { daemon: null, runner: null, browser: null, page: null, url: '', pods: {}, echo: null };
+const problems = [];
+const step = stepper();
+
+async function call(method, path, body) {
+  const r = await s.page.request.fetch(s.url + '/api/v1' + path, {
+    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+async function until(what, fn, timeout = 60000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+// In the pod: one CONNECT to the allowed echo server (relays "ping"), then a refused CONNECT
+// to an unlisted port every second, until the test stops the pod.
+const PROXY_LOOP = `
+import os, socket, time
+def connect(target, payload=b""):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=30)
+    s.sendall(("CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n" % (target, target)).encode())
+    got = b""
+    while b"\\r\\n\\r\\n" not in got:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    if payload and b" 200 " in got.split(b"\\r\\n")[0]:
+        s.sendall(payload)
+        s.recv(4096)
+    s.close()
+connect(os.environ["ALLOWED"], b"ping")
+while True:
+    connect(os.environ["UNLISTED"])
+    time.sleep(1)
+`;
+
+before(async () => {
+  for (const f of [AIRMESHD, RUNNER, join(UI_DIR, 'index.html'), CHROMIUM]) {
+    assert.ok(existsSync(f), `${f} is missing (build the binaries and run make ui first)`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  Object.assign(s, await startDaemon(tmp));
+  s.repo = join(tmp, 'repo');
+  mkdirSync(s.repo);
+  execFileSync('git', ['init', '-q', '-b', 'main', s.repo]);
+  execFileSync('git', ['-C', s.repo, '-c', 'user.email=e@x', '-c', 'user.name=e', 'commit', '-q', '--allow-empty', '-m', 'base']);
+  s.echo = createServer((c) => c.pipe(c));
+  await new Promise((r) => s.echo.listen(0, '127.0.0.1', r));
+  s.browser = await launchChromium();
+  const ctx = await s.browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1366, height: 768 } });
+  ctx.setDefaultTimeout(T);
+  s.page = await ctx.newPage();
+  s.page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+});
+
+after(async () => {
+  for (const id of Object.values(s.pods)) await call('POST', `/pods/${id}/stop`).catch(() => {});
+  await s.browser?.close().catch(() => {});
+  s.echo?.close();
+  for (const p of [s.runner, s.daemon]) {
+    if (p && p.exitCode === null) {
+      p.kill('SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+    }
+  }
+  for (const f of ['airmeshd.log', 'runner.log']) {
+    try { writeFileSync(join(ARTIFACTS, 'egress-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+step('setup: admin logs in, a runner enrolls, the org allows the echo server', async () => {
+  const p = s.page;
+  await p.goto(s.url + '/');
+  await p.fill('#login-user', 'admin');
+  await p.fill('#login-password', s.password);
+  await p.press('#login-password', 'Enter');
+  await p.waitForSelector('.shell .page-title');
+  const t = await call('POST', '/runner-tokens', { ttl: '1h' });
+  execFileSync(RUNNER, [...t.command.split(/\s+/).slice(1), '--data', join(tmp, 'runner')], { stdio: 'pipe' });
+  const log = openSync(join(tmp, 'runner.log'), 'a');
+  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
+  await until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+  s.allowed = `127.0.0.1:${s.echo.address().port}`;
+  await call('PUT', '/orgs/default/egress-allow', { allow: [s.allowed] });
+});
+
+step('a host-network pod shows its policy in red', async () => {
+  s.pods.host = (await call('POST', '/pods', { repo: s.repo, command: ['sleep', '300'], network: 'host' })).id;
+  const p = s.page;
+  await p.goto(`${s.url}/#/pods/${s.pods.host}`);
+  await p.waitForSelector('#fact-network .net-host');
+  assert.equal(await p.textContent('#fact-network'), "host (the runner's network)");
+  const color = await p.$eval('#fact-network .net-host', (el) => getComputedStyle(el).color);
+  const plain = await p.$eval('#fact-repo', (el) => getComputedStyle(el).color);
+  assert.notEqual(color, plain, 'host stands out from the other facts');
+  const [r, g, b] = color.match(/\d+/g).map(Number);
+  assert.ok(r > 150 && r > 2 * g && r > 2 * b, 'red: ' + color);
+});
+
+step('an allow pod lists its egress decisions, live', async () => {
+  const unlisted = `127.0.0.1:${s.echo.address().port === 65535 ? 1 : s.echo.address().port + 1}`;
+  const pod = await call('POST', '/pods', {
+    repo: s.repo, command: ['python3', '-c', PROXY_LOOP], network: 'allow',
+    env: { ALLOWED: s.allowed, UNLISTED: unlisted },
+  });
+  s.pods.allow = pod.id;
+  const p = s.page;
+  await p.goto(`${s.url}/#/pods/${pod.id}`);
+  await p.waitForSelector('#fact-network');
+  await until('the policy', async () => (await p.textContent('#fact-network')).includes(s.allowed));
+  assert.equal(await p.textContent('#fact-network'), `allow (the model gateway and ${s.allowed})`);
+  await p.waitForSelector('#pod-egress-list li.egress-connect');
+  await p.waitForSelector('#pod-egress-list li.egress-close');
+  assert.match(await p.textContent('#pod-egress-list li.egress-connect'), new RegExp(`${s.allowed} connected`));
+  assert.match(await p.textContent('#pod-egress-list li.egress-close'), /closed: 4 bytes up, 4 bytes down/);
+  await p.waitForSelector('#pod-egress-list li.egress-refused');
+  assert.match(await p.textContent('#pod-egress-list li.egress-refused'), /not on this organization's egress allow list/);
+  // Live: refusals made after the page loaded its list arrive while it stays open.
+  const n = await p.locator('#pod-egress-list li.egress-refused').count();
+  await p.waitForFunction((k) => document.querySelectorAll('#pod-egress-list li.egress-refused').length >= k + 2, n, { timeout: 20000 });
+  const { events } = await call('GET', `/audit?action=pod.egress&actor=pod:${pod.id}&limit=1000`);
+  assert.ok(events.some((e) => e.result === 'denied' && e.details.port === Number(unlisted.split(':')[1])), 'audited as denied');
+  assert.deepEqual(problems, []);
+});
