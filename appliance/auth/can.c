@@ -46,6 +46,8 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     {AM_CAN_HOST_NET, "create pods with network host", ADMIN, 0, 0,
      "network \"host\": admins and owners only (the pod would share the runner host's "
      "network: its loopback services and abstract unix sockets)"},
+    {AM_CAN_MODEL_QUOTA, "set the org's model token quota", ADMIN, 0, 0,
+     "setting the organization's model token quota needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {
