@@ -28,6 +28,7 @@
 #include "appliance/app.h"
 #include "appliance/auth/auth.h"
 #include "appliance/config/config.h"
+#include "appliance/gateway/selftest/selftest.h"
 #include "appliance/gateway/gateway.h"
 #include "appliance/http/http.h"
 #include "appliance/hub/hub.h"
@@ -265,7 +266,11 @@ static int start(airmeshd *d) {
     am_work_opts wopts = {
         .threads = (unsigned)d->work_n[0], .queue = (unsigned)d->work_n[1], .nice = 10};
     am_work_opts iopts = {.threads = 1, .queue = 256, .nice = 0}; /* LMDB has one writer */
-    if (am_work_new(&wopts, &d->app.work) != 0 || am_work_new(&iopts, &d->app.io) != 0) {
+    /* model endpoint self-tests wait on the network, so they get their own threads: a slow
+     * model server never holds up a login */
+    am_work_opts mopts = {.threads = 2, .queue = 16, .nice = 0};
+    if (am_work_new(&wopts, &d->app.work) != 0 || am_work_new(&iopts, &d->app.io) != 0 ||
+        am_work_new(&mopts, &d->app.models) != 0) {
         return fail("cannot start the worker pool");
     }
     am_http_opts hopts = {.listen = d->cfg.listen,
@@ -311,6 +316,7 @@ static int start(airmeshd *d) {
     }
     d->app.rpc = d->rpc;
     am_ops_set_runner_link(d->app.ops, am_rpc_link_send, d->rpc);
+    am_ops_set_model_tester(d->app.ops, am_gw_selftest_run, NULL);
     am_gw_set_link(d->app.gw, am_rpc_link_send, am_rpc_queued, d->rpc);
 
     return 0;
@@ -368,6 +374,7 @@ static void stop_all(airmeshd *d) {
     am_http_close(d->http);
     am_work_free(d->app.work);
     am_work_free(d->app.io);
+    am_work_free(d->app.models);
     if (d->app.ops)
         am_ops_set_runner_link(d->app.ops, NULL, NULL);
     d->app.rpc = NULL;

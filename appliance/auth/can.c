@@ -46,6 +46,9 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     {AM_CAN_HOST_NET, "create pods with network host", ADMIN, 0, 0,
      "network \"host\": admins and owners only (the pod would share the runner host's "
      "network: its loopback services and abstract unix sockets)"},
+    /* An endpoint holds a real API key the appliance uses on the org's behalf. */
+    {AM_CAN_MODELS, "add, test and remove model endpoints", ADMIN, 0, 0,
+     "adding, testing and removing model endpoints needs the admin or owner role"},
     {AM_CAN_MODEL_QUOTA, "set the org's model token quota", ADMIN, 0, 0,
      "setting the organization's model token quota needs the admin or owner role"},
 };

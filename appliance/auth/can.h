@@ -27,6 +27,7 @@ typedef enum {
     AM_CAN_ORG_CREATE,     /* create organizations (the appliance administrator) */
     AM_CAN_ORG_LIMITS,     /* set the org's pod limit defaults and maxima */
     AM_CAN_HOST_NET,       /* create a pod with network "host" (the runner host's network) */
+    AM_CAN_MODELS,         /* add, test and remove the org's model endpoints */
     AM_CAN_MODEL_QUOTA,    /* set the org's model gateway quota (tokens per day) */
     AM_CAN__COUNT
 } am_action;

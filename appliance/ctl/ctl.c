@@ -595,6 +595,10 @@ static void usage(FILE *out) {
             "  runner list [--json]          runners: state, heartbeat, version, labels, expiry\n"
             "  runner show ID                one runner as JSON\n"
             "  runner revoke ID              revoke a runner: its live stream closes at once\n"
+            "  model add NAME --api openai|anthropic --url URL [--key-file F] [--ca F]\n"
+            "            [--models m1,m2]     add a model endpoint (admins); prints its self-test\n"
+            "  model list | show NAME | test NAME | rm NAME\n"
+            "                                the org's model endpoints; test re-runs the self-test"
             "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
@@ -713,6 +717,8 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "org") == 0 || strcmp(cmd, "user") == 0 || strcmp(cmd, "team") == 0 ||
              strcmp(cmd, "api-token") == 0)
         rc = am_ctl_tenancy(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "model") == 0)
+        rc = am_ctl_model(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

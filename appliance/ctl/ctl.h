@@ -42,6 +42,8 @@ void am_ctl_table_add(am_ctl_table *t, const char *const *row);
 void am_ctl_table_print(const am_ctl_table *t, FILE *out);
 void am_ctl_table_free(am_ctl_table *t);
 size_t am_ctl_display_width(const char *s);
+/* model add|list|show|test|rm (model_cmd.c; argv[0] is "model"). */
+int am_ctl_model(am_ctl *c, int argc, char **argv);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
 

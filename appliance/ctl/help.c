@@ -88,6 +88,25 @@ static const struct {
                   "airmeshctl api-token create [--name N] [--role R] [--ttl 30d]\n"
                   "airmeshctl api-token revoke ID\n"
                   "  Tokens for automation (AIRMESH_TOKEN); printed once at create.\n"},
+    {"model",
+     "airmeshctl model add NAME --api openai|anthropic --url URL [--key-file FILE]\n"
+     "                     [--ca FILE] [--models m1,m2] [--json]\n"
+     "    Add a model endpoint of your org (admins and owners): an on-prem server speaking\n"
+     "    the OpenAI or the Anthropic API. NAME: 1-64 of a-z 0-9 . _ -. --url: the base URL\n"
+     "    as OPENAI_BASE_URL takes it (with /v1, e.g. http://vllm.lan:8000/v1) for openai,\n"
+     "    as ANTHROPIC_BASE_URL takes it (without /v1) for anthropic; no user:password, query\n"
+     "    or fragment. --key-file: the real API key (at most 4 KiB; a trailing newline is\n"
+     "    dropped); it stays on the appliance and is never shown again. --ca: a PEM CA\n"
+     "    certificate to trust for an https URL. --models: the models served there (without:\n"
+     "    whatever the server lists). Runs the self-test and prints it; the endpoint is\n"
+     "    saved even when the test fails.\n"
+     "airmeshctl model list [--json] | model show NAME [--json]\n"
+     "    The org's endpoints (any role): api, URL, key set or not, models, last self-test.\n"
+     "airmeshctl model test NAME [--json]\n"
+     "    Re-run the self-test (admins): reachable, models listed, per model a tiny\n"
+     "    completion and a tool-call round trip (get_time), with latency and errors.\n"
+     "airmeshctl model rm NAME\n"
+     "    Remove an endpoint (admins).\n"},
     {"audit", AM_CTL_AUDIT_USAGE},
     {"help", "airmeshctl help [COMMAND]\n  The overview, or one command's arguments and flags.\n"},
 };

@@ -196,8 +196,9 @@ int am_api_require_auth(am_http_handler *h, h2o_req_t *req, am_principal *who) {
 static int api_version(am_http_handler *h, h2o_req_t *req, char **param) {
     (void)param;
     (void)h;
-    am_http_send_json(req, 200, json_pack("{s:s,s:s,s:s}", "name", "airmesh", "version",
-                                          AM_VERSION, "api", "v1"));
+    am_http_send_json(
+        req, 200,
+        json_pack("{s:s,s:s,s:s}", "name", "airmesh", "version", AM_VERSION, "api", "v1"));
     return 0;
 }
 
@@ -213,8 +214,9 @@ static int api_logout(am_http_handler *h, h2o_req_t *req, char **param) {
     int rc = am_ops_logout(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), token);
     if (rc)
         return am_api_send_rc(req, rc);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
-                   H2O_STRLIT(COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
+    h2o_add_header(
+        &req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
+        H2O_STRLIT(COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
     am_http_send_json(req, 200, json_pack("{s:b}", "ok", 1));
     return 0;
 }
@@ -304,6 +306,11 @@ static const route routes[] = {
     {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
     {"GET", "/api/v1/pods/:/terminal", am_api_pod_terminal},
     {"GET", "/api/v1/events", am_api_events},
+    {"GET", "/api/v1/models", am_api_model_list},
+    {"POST", "/api/v1/models", am_api_model_create},
+    {"GET", "/api/v1/models/:", am_api_model_show},
+    {"DELETE", "/api/v1/models/:", am_api_model_delete},
+    {"POST", "/api/v1/models/:/test", am_api_model_test},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

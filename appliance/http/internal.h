@@ -59,8 +59,8 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
  * with owner `name`, on the worker pool (am_ops_user_create / am_ops_org_create: the role
  * check, the password's hash (password NULL: a random one, returned once), the store, the
  * audit), then answer 201 from there. Always returns 0. */
-int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
-                        int org_create, const char *org, const char *display, const char *name,
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who, int org_create,
+                        const char *org, const char *display, const char *name,
                         const char *role_name, const char *password);
 
 /* Runner fleet endpoints (api_runners.c); param[] holds the path's ":" segments. */
@@ -107,6 +107,13 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 /* GET/PUT /api/v1/orgs/{id}/pod-limits: the org's pod limit defaults and maxima (api_pods.c). */
 int am_api_org_limits_get(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param);
+
+/* Model endpoints (api_models.c): add and test run on app->models. */
+int am_api_model_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_delete(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_test(am_http_handler *h, h2o_req_t *req, char **param);
 
 /* WebSockets (ws_terminal.c): the terminal and events upgrades, and their life on the http thread:
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count

@@ -58,12 +58,15 @@ static h2o_headers_command_t api_headers[8];
 
 static void init_header_commands(void) {
     h2o_headers_command_t common[] = {
-        {H2O_HEADERS_CMD_SET, (h2o_iovec_t *)H2O_TOKEN_STRICT_TRANSPORT_SECURITY,
+        {H2O_HEADERS_CMD_SET,
+         (h2o_iovec_t *)H2O_TOKEN_STRICT_TRANSPORT_SECURITY,
          {H2O_STRLIT("max-age=31536000")}},
-        {H2O_HEADERS_CMD_SET, &hdr_csp_name,
-         {H2O_STRLIT("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-                     "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-                     "form-action 'self'; frame-ancestors 'none'")}},
+        {H2O_HEADERS_CMD_SET,
+         &hdr_csp_name,
+         {H2O_STRLIT(
+             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+             "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+             "form-action 'self'; frame-ancestors 'none'")}},
         {H2O_HEADERS_CMD_SET, &hdr_xcto_name, {H2O_STRLIT("nosniff")}},
         {H2O_HEADERS_CMD_SET, &hdr_xfo_name, {H2O_STRLIT("DENY")}},
         {H2O_HEADERS_CMD_SET, &hdr_ref_name, {H2O_STRLIT("no-referrer")}},
@@ -75,9 +78,8 @@ static void init_header_commands(void) {
                                                   {H2O_STRLIT("no-cache")}};
     security_headers[n + 1] = (h2o_headers_command_t){H2O_HEADERS_CMD_NULL, NULL, {NULL, 0}};
     memcpy(api_headers, common, sizeof common);
-    api_headers[n] = (h2o_headers_command_t){H2O_HEADERS_CMD_SET,
-                                             (h2o_iovec_t *)H2O_TOKEN_CACHE_CONTROL,
-                                             {H2O_STRLIT("no-store")}};
+    api_headers[n] = (h2o_headers_command_t){
+        H2O_HEADERS_CMD_SET, (h2o_iovec_t *)H2O_TOKEN_CACHE_CONTROL, {H2O_STRLIT("no-store")}};
     api_headers[n + 1] = (h2o_headers_command_t){H2O_HEADERS_CMD_NULL, NULL, {NULL, 0}};
 }
 
@@ -303,10 +305,14 @@ static int connections_open(am_http *h) {
 
 /* h2o_context_dispose asserts that no timer is armed: wait for them to drain. */
 static int timers_pending(am_http *h) {
-    h2o_timeout_t *t[] = {&h->ctx.zero_timeout,         &h->ctx.one_sec_timeout,
-                          &h->ctx.hundred_ms_timeout,   &h->ctx.handshake_timeout,
-                          &h->ctx.http1.req_timeout,    &h->ctx.http2.idle_timeout,
-                          &h->ctx.http2.graceful_shutdown_timeout, &h->ctx.proxy.io_timeout};
+    h2o_timeout_t *t[] = {&h->ctx.zero_timeout,
+                          &h->ctx.one_sec_timeout,
+                          &h->ctx.hundred_ms_timeout,
+                          &h->ctx.handshake_timeout,
+                          &h->ctx.http1.req_timeout,
+                          &h->ctx.http2.idle_timeout,
+                          &h->ctx.http2.graceful_shutdown_timeout,
+                          &h->ctx.proxy.io_timeout};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!h2o_linklist_is_empty(&t[i]->_entries))
             return 1;
@@ -320,6 +326,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
         am_work_attach(h->app->work, h->loop); /* slow jobs' completions */
     if (h->app->io)
         am_work_attach(h->app->io, h->loop);
+    if (h->app->models)
+        am_work_attach(h->app->models, h->loop);
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
     /* Stop accepting; finish what is in flight. */
@@ -339,6 +347,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
         am_work_detach(h->app->work); /* jobs still queued get 503 (their requests may be gone) */
     if (h->app->io)
         am_work_detach(h->app->io);
+    if (h->app->models)
+        am_work_detach(h->app->models); /* a running self-test ends within its budget */
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);

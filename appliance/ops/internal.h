@@ -11,6 +11,8 @@ struct am_ops {
     am_ops_config c;
     am_ops_send_fn send;
     void *send_ctx;
+    am_ops_model_test_fn model_test; /* the endpoint self-test (ops/models.c) */
+    void *model_test_ctx;
 };
 
 /* One audit record on its way: filled by ops_act_init, appended by the hook inside the

@@ -220,6 +220,61 @@ int am_ops_pod_status(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__Pod
 int am_ops_pod_output(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__TerminalOutput *out);
 int am_ops_pod_recording(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__RecordingChunk *c);
 
+/* ---- model endpoints (ops/models.c) ---- */
+
+/* What an admin gives to add an endpoint; am_ops_model_add validates every field (-AM_EINVAL
+ * with the field's rule, nothing stored). */
+typedef struct {
+    const char *name;   /* 1-64 of [a-z0-9._-], starting with a letter or digit */
+    const char *api;    /* "openai" | "anthropic" */
+    const char *url;    /* http(s)://host[:port][/path]; no userinfo, query or fragment; at most
+                         * 512 bytes; trailing '/' dropped. An openai base includes /v1
+                         * (as OPENAI_BASE_URL takes it), an anthropic one does not
+                         * (as ANTHROPIC_BASE_URL): README "Model endpoints" */
+    const char *key;    /* the real API key; NULL or "" = none; at most 4 KiB, printable ASCII */
+    const char *ca_pem; /* PEM certificate(s) to trust for an https url; NULL or "" = system's */
+    const char *const *models; /* served models (at most 64, each 1-128 printable ASCII bytes
+                                * without spaces, no duplicates); none = whatever is listed */
+    size_t n_models;
+} am_model_spec;
+
+/* The self-test (appliance/gateway/selftest, injected by main.c): run the checks against e,
+ * with its real key and CA, and return the result in *out: a message built with one malloc per
+ * field (as protobuf-c's unpack with the default allocator builds them), so
+ * protobuf_c_message_free_unpacked(*out, NULL) frees it. A failed check is a result, not an
+ * error: the return value is 0 unless no result could be made (out of memory). Slow (network):
+ * ops calls it on the caller's thread, outside any transaction. */
+typedef int (*am_ops_model_test_fn)(void *ctx, const Airmesh__V1__ModelEndpoint *e,
+                                    Airmesh__V1__ModelSelfTest **out);
+/* Inject the self-test (NULL fn: results say "self-test not available"). */
+void am_ops_set_model_tester(am_ops *o, am_ops_model_test_fn fn, void *ctx);
+
+/* Records handed out by these calls are redacted: key is always empty (the real key never
+ * leaves ops except to the self-test and the gateway, which read the store); *has_key (may be
+ * NULL) says whether one is set. */
+
+/* Add (admin or owner: AM_CAN_MODELS): validate, refuse an existing name (-AM_EEXISTS), run the
+ * self-test, then store the endpoint with it as last_test, even when the test failed (the
+ * result says why). Audited "model.add" (target "model:<name>", details: api, url, models,
+ * has_key, has_ca and the test's summary; never the key). *out: the stored record. */
+int am_ops_model_add(am_ops *o, const am_principal *who, const char *source, const am_model_spec *s,
+                     Airmesh__V1__ModelEndpoint **out, int *has_key);
+/* Remove (AM_CAN_MODELS); audited "model.rm". -AM_ENOTFOUND when there is none. */
+int am_ops_model_rm(am_ops *o, const am_principal *who, const char *source, const char *name);
+/* Re-run the self-test (AM_CAN_MODELS) and store it as last_test; audited "model.test" with
+ * the summary. -AM_ENOTFOUND when there is none (or it was removed meanwhile). */
+int am_ops_model_test(am_ops *o, const am_principal *who, const char *source, const char *name,
+                      Airmesh__V1__ModelEndpoint **out, int *has_key);
+/* Any role of the org (AM_CAN_READ). */
+int am_ops_model_get(am_ops *o, const am_principal *who, const char *name,
+                     Airmesh__V1__ModelEndpoint **out, int *has_key);
+/* Called per endpoint of who's org in name order with a redacted record (valid during the
+ * call); return 0 to go on (am_txn_list's contract otherwise). */
+typedef int (*am_ops_model_fn)(void *ud, const Airmesh__V1__ModelEndpoint *e, int has_key);
+int am_ops_model_list(am_ops *o, const am_principal *who, am_ops_model_fn fn, void *ud);
+/* The field rules alone (no store, no audit): 0 or -AM_EINVAL naming the field. */
+int am_ops_model_validate(const am_model_spec *s);
+
 /* ---- the audit log ---- */
 
 /* Owners: audit "audit.export" first (so the file records who took it), then write the export
