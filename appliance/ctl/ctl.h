@@ -46,5 +46,8 @@ size_t am_ctl_display_width(const char *s);
 int am_ctl_model(am_ctl *c, int argc, char **argv);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
+/* usage_cmd.c: `usage`, `org quota` */
+int am_ctl_usage(am_ctl *c, int argc, char **argv);
+int am_ctl_org_quota(am_ctl *c, int argc, char **argv);
 
 #endif

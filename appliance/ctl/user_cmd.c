@@ -229,6 +229,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     if (strcmp(what, "org") == 0) {
         if (strcmp(sub, "limits") == 0)
             return org_limits(c, argc, argv);
+        if (strcmp(sub, "quota") == 0)
+            return am_ctl_org_quota(c, argc, argv);
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/orgs", "orgs", (const char *[]){"id", "name", NULL});
         if (strcmp(sub, "create") == 0 && arg && opt(argc, argv, "--owner")) {
