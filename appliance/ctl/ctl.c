@@ -602,7 +602,7 @@ static void usage(FILE *out) {
             "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
-            "             [--network none|host] [--keep-worktree] [--shared] [--json]\n"
+            "             [--network none|models|allow|host] [--keep-worktree] [--shared] [--json]\n"
             "             -- COMMAND [ARGS...]\n"
             "                                start an agent in a sandboxed pod on its own branch\n"
             "  pod list [--json], pod show ID [--json]\n"

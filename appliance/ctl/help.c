@@ -40,7 +40,8 @@ static const struct {
      "airmeshctl pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
      "                      [--label K=V ...] [--env K=V ...] [--memory SIZE] [--pids N]\n"
      "                      [--cpu CORES] [--tmp SIZE] [--shm SIZE] [--workspace SIZE]\n"
-     "                      [--network none|host] [--keep-worktree] [--shared] [--json]\n"
+     "                      [--network none|models|allow|host] [--keep-worktree] [--shared] "
+     "[--json]\n"
      "                      -- COMMAND [ARGS...]\n"
      "    Start COMMAND in a sandboxed pod on its own branch. Sizes (--memory, --tmp, --shm,\n"
      "    --workspace): 512M, 2G (K, M, G, T, optionally iB); --pids: a whole number of\n"
@@ -77,7 +78,11 @@ static const struct {
             "airmeshctl org quota [ORG] [--tokens-per-day N]\n"
             "  The org's model gateway quota: tokens (in + out) per UTC day, and today's use.\n"
             "  With --tokens-per-day (admin or owner): set it; 0 = no quota. Over it, pods'\n"
-            "  model requests get 429 in the API's own error format until 00:00 UTC.\n"},
+            "  model requests get 429 in the API's own error format until 00:00 UTC.\n"
+            "airmeshctl org egress-allow ORG [HOST:PORT ...] [--clear]\n"
+            "  The on-prem host:ports pods with network allow may reach through their CONNECT\n"
+            "  proxy (at most 64). Without entries: show the list. With entries (admin or\n"
+            "  owner): replace it; --clear empties it. Applies to pods created afterwards.\n"},
     {"user", "airmeshctl user list\n"
              "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
              "airmeshctl user disable|enable|rm|revoke-sessions NAME\n"

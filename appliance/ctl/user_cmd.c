@@ -219,6 +219,57 @@ static int org_limits(am_ctl *c, int argc, char **argv) {
     return 0;
 }
 
+/* `org egress-allow ORG [HOST:PORT ... | --clear]`: without entries show the list; with
+ * entries replace it whole (admin or owner); --clear empties it. */
+static int org_egress_allow(am_ctl *c, int argc, char **argv) {
+    if (argc < 3 || argv[2][0] == '-') {
+        fprintf(stderr, "airmeshctl org egress-allow: expected ORG [HOST:PORT ... | --clear] "
+                        "(see airmeshctl help org)\n");
+        return 2;
+    }
+    const char *org = argv[2];
+    char path[400];
+    snprintf(path, sizeof path, "/api/v1/orgs/%s/egress-allow", org);
+    int clear = 0;
+    json_t *list = json_array();
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--clear") == 0)
+            clear = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "airmeshctl org egress-allow: unknown flag '%s'\n", argv[i]);
+            json_decref(list);
+            return 2;
+        } else
+            json_array_append_new(list, json_string(argv[i]));
+    }
+    if (clear && json_array_size(list)) {
+        fprintf(stderr, "airmeshctl org egress-allow: --clear or entries, not both\n");
+        json_decref(list);
+        return 2;
+    }
+    json_t *resp = NULL;
+    long st;
+    int change = clear || json_array_size(list);
+    if (change) {
+        json_t *body = json_pack("{s:o}", "allow", list);
+        st = am_ctl_api(c, "PUT", path, body, &resp);
+        json_decref(body);
+    } else {
+        json_decref(list);
+        st = am_ctl_api(c, "GET", path, NULL, &resp);
+    }
+    if (st != 200)
+        return am_ctl_report(st, resp);
+    json_t *a = json_object_get(resp, "allow");
+    printf("egress allow list of org %s%s: %zu entr%s\n", org, change ? " (changed)" : "",
+           json_array_size(a), json_array_size(a) == 1 ? "y" : "ies");
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) printf("  %s\n", json_string_value(v));
+    json_decref(resp);
+    return 0;
+}
+
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     const char *what = argv[0], *sub = argc > 1 ? argv[1] : "";
     const char *arg = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
@@ -231,6 +282,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             return org_limits(c, argc, argv);
         if (strcmp(sub, "quota") == 0)
             return am_ctl_org_quota(c, argc, argv);
+        if (strcmp(sub, "egress-allow") == 0)
+            return org_egress_allow(c, argc, argv);
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/orgs", "orgs", (const char *[]){"id", "name", NULL});
         if (strcmp(sub, "create") == 0 && arg && opt(argc, argv, "--owner")) {

@@ -281,6 +281,8 @@ static const route routes[] = {
     {"GET", "/api/v1/orgs/:/model-quota", am_api_model_quota_get},
     {"PUT", "/api/v1/orgs/:/model-quota", am_api_model_quota_put},
     {"GET", "/api/v1/usage", am_api_usage},
+    {"GET", "/api/v1/orgs/:/egress-allow", am_api_org_egress_get},
+    {"PUT", "/api/v1/orgs/:/egress-allow", am_api_org_egress_put},
     {"GET", "/api/v1/users", am_api_user_list},
     {"POST", "/api/v1/users", am_api_user_create},
     {"GET", "/api/v1/users/:", am_api_user_show},

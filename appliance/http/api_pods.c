@@ -40,6 +40,10 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
         (json_int_t)p->created_ms, "started_ms", (json_int_t)p->started_ms, "ended_ms",
         (json_int_t)p->ended_ms, "commit", p->commit, "recording", p->recording);
     json_object_set_new(o, "shared", json_boolean(p->shared));
+    json_t *allow = json_array(); /* what its CONNECT proxy may reach (network "allow") */
+    for (size_t i = 0; i < p->n_egress_allow; i++)
+        json_array_append_new(allow, json_string(p->egress_allow[i]));
+    json_object_set_new(o, "egress_allow", allow);
     json_t *lim = json_object_get(o, "limits");
     json_object_set_new(lim, "tmp", json_integer((json_int_t)p->tmp_bytes));
     json_object_set_new(lim, "shm", json_integer((json_int_t)p->shm_bytes));
@@ -145,7 +149,8 @@ int am_api_pod_create(am_http_handler *h, h2o_req_t *req, char **param) {
         return bad(req, body,
                    "expected {\"repo\": string, \"command\": [string, ...], \"runner\"?, "
                    "\"labels\"?: {}, \"base_ref\"?, \"branch\"?, \"env\"?: {}, \"limits\"?: "
-                   "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: \"none\"|\"host\", "
+                   "{\"memory\", \"pids\", \"cpu\"}, \"network\"?: "
+                   "\"none\"|\"models\"|\"allow\"|\"host\", "
                    "\"keep_worktree\"?: bool, \"shared\"?: bool}");
     if (!json_is_array(command) || json_array_size(command) == 0 ||
         json_array_size(command) > MAX_ITEMS)

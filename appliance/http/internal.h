@@ -120,6 +120,9 @@ int am_api_model_create(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_model_show(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_model_delete(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_model_test(am_http_handler *h, h2o_req_t *req, char **param);
+/* GET/PUT /api/v1/orgs/{id}/egress-allow: the org's egress allow list (api_egress.c). */
+int am_api_org_egress_get(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_org_egress_put(am_http_handler *h, h2o_req_t *req, char **param);
 
 /* WebSockets (ws_terminal.c): the terminal and events upgrades, and their life on the http thread:
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count

@@ -135,6 +135,15 @@ int am_ops_org_create(am_ops *o, const am_principal *who, const char *source, co
 int am_ops_org_limits_get(am_ops *o, const am_principal *who, const char *org, am_org_limits *out);
 int am_ops_org_limits_set(am_ops *o, const am_principal *who, const char *source, const char *org,
                           const am_org_limits *l);
+/* An org's egress allow list (appliance/pods/egress.c): "host:port"s pods with network
+ * "allow" may reach. org NULL = the caller's; another org is -AM_ENOTFOUND. get: any role of the
+ * org (*out: free with am_pods_egress_allow_free). set: admin or owner (AM_CAN_EGRESS_ALLOW);
+ * replaces the list whole (n = 0 clears it), audited "org.egress_allow" with the new list; bad
+ * entries -AM_EINVAL, nothing changed. */
+int am_ops_org_egress_allow_get(am_ops *o, const am_principal *who, const char *org, char ***out,
+                                size_t *n);
+int am_ops_org_egress_allow_set(am_ops *o, const am_principal *who, const char *source,
+                                const char *org, const char *const *allow, size_t n);
 /* role_name NULL = member. pw_out (>= 32 bytes) gets a random password when password is NULL. */
 int am_ops_user_create(am_ops *o, const am_principal *who, const char *source, const char *name,
                        const char *role_name, const char *password, char *pw_out, size_t pw_cap);
@@ -219,6 +228,11 @@ int am_ops_terminal_send(am_ops *o, const am_principal *who, const char *runner_
 int am_ops_pod_status(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__PodStatus *st);
 int am_ops_pod_output(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__TerminalOutput *out);
 int am_ops_pod_recording(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__RecordingChunk *c);
+/* From runners: an egress decision of a pod's proxy (EgressEvent). Only the pod's own runner
+ * may report (-AM_EAUTH otherwise, logged, nothing recorded). Audited "pod.egress", actor
+ * "pod:<id>", result ok (connect, close) or denied (refused), details kind/host/port/reason/
+ * bytes/duration; published to the org's event stream. */
+int am_ops_pod_egress(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__EgressEvent *ev);
 
 /* ---- model endpoints (ops/models.c) ---- */
 

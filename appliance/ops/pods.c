@@ -114,7 +114,7 @@ static int create_hook(am_txn *t, void *ud) {
     json_t *cmd = json_array();
     for (size_t i = 0; i < c->spec->argc; i++)
         json_array_append_new(cmd, json_string(c->spec->argv[i]));
-    const char *net = c->spec->network && *c->spec->network ? c->spec->network : "none";
+    const char *net = c->n->network[0] ? c->n->network : "none"; /* as decided */
     const char *base = c->spec->base_ref && *c->spec->base_ref ? c->spec->base_ref : "HEAD";
     json_t *d =
         json_pack("{s:s,s:s,s:s,s:s,s:o,s:s}", "runner", c->n->runner, "repo", c->spec->repo,
@@ -151,13 +151,16 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
     /* Publish: hand it to its runner. */
     Airmesh__V1__CreatePod cp;
     Airmesh__V1__ApplianceMessage msg = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-    rc = am_pods_create_msg(pod, &cp);
+    /* The virtual model key (network models/allow) goes into this message's env only: never
+     * into the record, the audit log or an API answer. */
+    rc = am_pods_create_msg(pod, n.gateway_key, &cp);
     if (rc == 0) {
         msg.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD;
         msg.create_pod = &cp;
         rc = ops_send(o, pod->runner_id, &msg);
         am_pods_create_msg_free(&cp);
     }
+    am_wipe(n.gateway_key, sizeof n.gateway_key);
     *out = pod;
     if (rc) {
         char why[400];

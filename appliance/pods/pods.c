@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,8 +150,9 @@ int am_pods_validate(const am_pod_spec *s) {
         if (!valid_env_key(s->env_keys[i]) || strlen(s->env_values[i]) > 65536)
             return am_err_set(AM_EINVAL, "env: invalid variable name '%.64s'", s->env_keys[i]);
     const char *net = s->network && *s->network ? s->network : "none";
-    if (strcmp(net, "none") != 0 && strcmp(net, "host") != 0)
-        return am_err_set(AM_EINVAL, "network: \"none\" or \"host\"");
+    if (strcmp(net, "none") != 0 && strcmp(net, "models") != 0 && strcmp(net, "allow") != 0 &&
+        strcmp(net, "host") != 0)
+        return am_err_set(AM_EINVAL, "network: \"none\", \"models\", \"allow\" or \"host\"");
     if (s->pids > 65536 || s->cpu_millis > 256000)
         return am_err_set(AM_EINVAL, "limits: out of range");
     /* Sizes a pod cannot start or work with (0 = the default). */
@@ -176,7 +178,49 @@ typedef struct {
     Airmesh__V1__Pod *p; /* runner_id and limits filled in the transaction */
     am_pod_new *n;
     const am_txn_hook *hook;
+    ProtobufCMessage *org_rec; /* the org record read in the transaction (its allow list) */
+    uint8_t key_sha256[32];
 } create_ctx;
+
+static int any_record(void *ud, const char *id, const ProtobufCMessage *m) {
+    (void)id;
+    (void)m;
+    *(int *)ud = 1;
+    return 1; /* stop at the first */
+}
+
+/* The egress policy: the request's, else "models" when the org has a model endpoint (the
+ * gateway is useful), else "none". With models/allow the record keeps the key's hash; with
+ * allow the org's allow list as it is now. */
+static int decide_network(am_txn *t, create_ctx *c) {
+    const char *net = c->spec->network && *c->spec->network ? c->spec->network : NULL;
+    if (!net) {
+        int any = 0;
+        int rc = am_txn_list(t, AM_DB_MODELS, c->org, &airmesh__v1__model_endpoint__descriptor,
+                             any_record, &any);
+        if (rc)
+            return rc;
+        net = any ? "models" : "none";
+    }
+    snprintf(c->n->network, sizeof c->n->network, "%s", net);
+    c->p->network = c->n->network;
+    int gw = strcmp(net, "models") == 0 || strcmp(net, "allow") == 0;
+    c->p->gateway_key_sha256.data = gw ? c->key_sha256 : NULL;
+    c->p->gateway_key_sha256.len = gw ? sizeof c->key_sha256 : 0;
+    c->p->egress_allow = NULL;
+    c->p->n_egress_allow = 0;
+    if (c->org_rec) {
+        protobuf_c_message_free_unpacked(c->org_rec, NULL);
+        c->org_rec = NULL;
+    }
+    if (strcmp(net, "allow") == 0 &&
+        am_txn_get(t, AM_DB_ORGS, "", c->org, &airmesh__v1__org__descriptor, &c->org_rec) == 0) {
+        const Airmesh__V1__Org *o = (const Airmesh__V1__Org *)c->org_rec;
+        c->p->egress_allow = o->egress_allow;
+        c->p->n_egress_allow = o->n_egress_allow;
+    }
+    return 0;
+}
 
 static int create_txn(am_txn *t, void *ud) {
     create_ctx *c = ud;
@@ -195,6 +239,8 @@ static int create_txn(am_txn *t, void *ud) {
     c->p->tmp_bytes = eff.tmp_bytes;
     c->p->shm_bytes = eff.shm_bytes;
     c->p->workspace_bytes = eff.workspace_bytes;
+    if ((rc = decide_network(t, c)) != 0)
+        return rc;
     rc = choose_runner(t, c->org, c->spec, c->online, c->online_ud, c->n->runner,
                        sizeof c->n->runner);
     if (rc)
@@ -219,7 +265,14 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     snprintf(n->branch, sizeof n->branch, "%s", s->branch && *s->branch ? s->branch : "");
     if (!n->branch[0])
         snprintf(n->branch, sizeof n->branch, "airmesh/pod-%s", n->id);
-    const char *net = s->network && *s->network ? s->network : "none";
+    /* The virtual model key, made before the transaction decides whether the pod gets one
+     * (decide_network); only its SHA-256 is stored. */
+    uint8_t kr[32];
+    if ((rc = am_random(kr, sizeof kr)) != 0)
+        return rc;
+    memcpy(n->gateway_key, AM_EGRESS_KEY_PREFIX, 4);
+    am_hex(kr, sizeof kr, n->gateway_key + 4);
+    am_wipe(kr, sizeof kr);
 
     Airmesh__V1__Pod p = AIRMESH__V1__POD__INIT;
     p.id = n->id;
@@ -244,13 +297,21 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     }
     p.env = arr;
     p.n_env = s->n_env;
-    p.network = (char *)net;
+    p.network = (char *)"none"; /* decided in the transaction */
     p.keep_worktree = s->keep_worktree;
     p.shared = s->shared;
     p.state = (char *)am_pod_state_name(AM_POD_PENDING);
     p.created_by = (char *)actor;
     p.created_ms = am_now_ms();
-    create_ctx c = {org, s, d, online, online_ud, &p, n, hook};
+    create_ctx c = {org, s, d, online, online_ud, &p, n, hook, NULL, {0}};
+    unsigned int dl = 0;
+    if (EVP_Digest(n->gateway_key, AM_EGRESS_KEY_LEN, c.key_sha256, &dl, EVP_sha256(), NULL) != 1 ||
+        dl != sizeof c.key_sha256) {
+        am_wipe(n->gateway_key, sizeof n->gateway_key);
+        free(ents);
+        free(arr);
+        return am_err_set(AM_ECRYPTO, "pods: SHA-256 of the gateway key failed");
+    }
     rc = am_store_update(st, create_txn, &c);
     if (rc == 0) {
         size_t len = protobuf_c_message_get_packed_size(&p.base);
@@ -264,12 +325,41 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
         if (!buf || !*out)
             rc = am_err_set(AM_ENOMEM, "pods: out of memory");
     }
+    if (c.org_rec)
+        protobuf_c_message_free_unpacked(c.org_rec, NULL);
+    if (rc || !p.gateway_key_sha256.len)
+        am_wipe(n->gateway_key, sizeof n->gateway_key); /* no key for this pod */
     free(ents);
     free(arr);
     return rc;
 }
 
-int am_pods_create_msg(const Airmesh__V1__Pod *p, Airmesh__V1__CreatePod *m) {
+/* The env a pod with network models/allow gets (common/egress.h), key and URLs filled in. */
+static const char *const k_gw_env[][2] = {{"OPENAI_BASE_URL", AM_EGRESS_GATEWAY_URL "/v1"},
+                                          {"OPENAI_API_BASE", AM_EGRESS_GATEWAY_URL "/v1"},
+                                          {"OPENAI_API_KEY", NULL},
+                                          {"ANTHROPIC_BASE_URL", AM_EGRESS_GATEWAY_URL},
+                                          {"ANTHROPIC_API_KEY", NULL},
+                                          {"AIRMESH_GATEWAY_URL", AM_EGRESS_GATEWAY_URL},
+                                          {"AIRMESH_MODEL_KEY", NULL}};
+static const char *const k_proxy_env[][2] = {
+    {"HTTPS_PROXY", AM_EGRESS_PROXY_URL}, {"HTTP_PROXY", AM_EGRESS_PROXY_URL},
+    {"https_proxy", AM_EGRESS_PROXY_URL}, {"http_proxy", AM_EGRESS_PROXY_URL},
+    {"NO_PROXY", "127.0.0.1,localhost"},  {"no_proxy", "127.0.0.1,localhost"}};
+#define N_GW_ENV (sizeof k_gw_env / sizeof k_gw_env[0])
+#define N_PROXY_ENV (sizeof k_proxy_env / sizeof k_proxy_env[0])
+
+static int egress_env_key(const char *k, int proxy) {
+    for (size_t i = 0; i < N_GW_ENV; i++)
+        if (strcmp(k, k_gw_env[i][0]) == 0)
+            return 1;
+    for (size_t i = 0; proxy && i < N_PROXY_ENV; i++)
+        if (strcmp(k, k_proxy_env[i][0]) == 0)
+            return 1;
+    return 0;
+}
+
+int am_pods_create_msg(const Airmesh__V1__Pod *p, const char *key, Airmesh__V1__CreatePod *m) {
     airmesh__v1__create_pod__init(m);
     m->pod_id = p->id;
     m->repo = p->repo;
@@ -281,6 +371,12 @@ int am_pods_create_msg(const Airmesh__V1__Pod *p, Airmesh__V1__CreatePod *m) {
     m->keep_worktree = p->keep_worktree;
     m->cols = 80;
     m->rows = 24;
+    int gw = key && *key;
+    int proxy = gw && strcmp(p->network, "allow") == 0;
+    if (proxy) {
+        m->egress_allow = p->egress_allow;
+        m->n_egress_allow = p->n_egress_allow;
+    }
     m->limits = calloc(1, sizeof *m->limits);
     if (!m->limits)
         return am_err_set(AM_ENOMEM, "pods: out of memory");
@@ -291,23 +387,44 @@ int am_pods_create_msg(const Airmesh__V1__Pod *p, Airmesh__V1__CreatePod *m) {
     m->limits->tmp_bytes = p->tmp_bytes;
     m->limits->shm_bytes = p->shm_bytes;
     m->limits->workspace_bytes = p->workspace_bytes;
-    if (p->n_env) {
-        Airmesh__V1__CreatePod__EnvEntry *ents = calloc(p->n_env, sizeof *ents);
-        Airmesh__V1__CreatePod__EnvEntry **arr = calloc(p->n_env, sizeof *arr);
+    size_t cap = p->n_env + (gw ? N_GW_ENV : 0) + (proxy ? N_PROXY_ENV : 0);
+    if (cap) {
+        Airmesh__V1__CreatePod__EnvEntry *ents = calloc(cap, sizeof *ents);
+        Airmesh__V1__CreatePod__EnvEntry **arr = calloc(cap, sizeof *arr);
         if (!ents || !arr) {
             free(ents);
             free(arr);
             free(m->limits);
             return am_err_set(AM_ENOMEM, "pods: out of memory");
         }
-        for (size_t i = 0; i < p->n_env; i++) {
-            airmesh__v1__create_pod__env_entry__init(&ents[i]);
-            ents[i].key = p->env[i]->key;
-            ents[i].value = p->env[i]->value;
-            arr[i] = &ents[i];
+        size_t k = 0;
+        for (size_t i = 0; gw && i < N_GW_ENV; i++, k++) {
+            airmesh__v1__create_pod__env_entry__init(&ents[k]);
+            ents[k].key = (char *)k_gw_env[i][0];
+            ents[k].value = (char *)(k_gw_env[i][1] ? k_gw_env[i][1] : key);
         }
+        for (size_t i = 0; proxy && i < N_PROXY_ENV; i++, k++) {
+            airmesh__v1__create_pod__env_entry__init(&ents[k]);
+            ents[k].key = (char *)k_proxy_env[i][0];
+            ents[k].value = (char *)k_proxy_env[i][1];
+        }
+        for (size_t i = 0; i < p->n_env; i++) {
+            if (gw && egress_env_key(p->env[i]->key, proxy))
+                continue; /* the gateway's key and URLs win over the user's */
+            airmesh__v1__create_pod__env_entry__init(&ents[k]);
+            ents[k].key = p->env[i]->key;
+            ents[k].value = p->env[i]->value;
+            k++;
+        }
+        for (size_t i = 0; i < k; i++)
+            arr[i] = &ents[i];
         m->env = arr;
-        m->n_env = p->n_env;
+        m->n_env = k;
+        if (!k) {
+            free(ents);
+            free(arr);
+            m->env = NULL;
+        }
     }
     return 0;
 }

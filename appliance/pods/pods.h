@@ -20,6 +20,7 @@
 #include "airmesh/v1/runner.pb-c.h"
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/store/store.h"
+#include "common/egress.h"
 #include "common/pod_state.h"
 
 #define AM_POD_ID_LEN 14 /* "p-" + 12 hex */
@@ -38,7 +39,8 @@ typedef struct {
     uint64_t memory_bytes; /* 0 = the am_pod_defaults, like every limit here */
     uint32_t pids, cpu_millis;
     uint64_t tmp_bytes, shm_bytes, workspace_bytes;
-    const char *network; /* "none" (default) or "host" */
+    const char *network; /* "none" | "models" | "allow" | "host" (common/egress.h); NULL or ""
+                            = "models" when the org has a model endpoint, else "none" */
     int keep_worktree;
     int shared; /* other members may take control of and stop it (issue 14) */
 } am_pod_spec;
@@ -83,7 +85,24 @@ typedef struct {
     char id[AM_POD_ID_LEN + 1];
     char runner[129];
     char branch[256];
+    char network[16]; /* the policy the pod got (the default decided in the transaction) */
+    /* network models/allow: the pod's virtual model key ("amk_" + 64 hex, CSPRNG); only its
+     * SHA-256 is in the record. It goes into the CreatePod env only (am_pods_create_msg);
+     * wipe it (am_wipe) once sent. "" otherwise. */
+    char gateway_key[AM_EGRESS_KEY_LEN + 1];
 } am_pod_new;
+
+/* An org's egress allow list (Org.egress_allow; appliance/pods/egress.c): "host:port" entries
+ * pods with network "allow" may reach through their CONNECT proxy. validate: each entry a
+ * host name or IP (IPv6 in brackets) and a port 1-65535, at most AM_EGRESS_ALLOW_MAX, no
+ * duplicates; -AM_EINVAL naming the entry. set replaces the list whole (hosts lower-cased);
+ * get returns a malloc'd array of malloc'd strings (am_pods_egress_allow_free). */
+#define AM_EGRESS_ALLOW_MAX 64
+int am_pods_egress_allow_validate(const char *const *allow, size_t n);
+int am_pods_egress_allow_get(am_store *s, const char *org, char ***out, size_t *n);
+void am_pods_egress_allow_free(char **list, size_t n);
+int am_pods_egress_allow_set(am_store *s, const char *org, const char *const *allow, size_t n,
+                             const am_txn_hook *hook);
 
 /* Validate the spec, pick an online runner of org (in the write transaction, so two creates
  * cannot both take a runner's last slot) and record the pod as pending. -AM_EINVAL (bad spec),
@@ -93,9 +112,12 @@ int am_pods_create(am_store *s, const char *org, const char *actor, const am_pod
                    const am_pod_defaults *defaults, am_pods_online_fn online, void *online_ud,
                    am_pod_new *n, const am_txn_hook *hook, Airmesh__V1__Pod **out);
 
-/* Build the CreatePod message for a pod record (strings borrowed from pod; free with
- * am_pods_create_msg_free). */
-int am_pods_create_msg(const Airmesh__V1__Pod *pod, Airmesh__V1__CreatePod *msg);
+/* Build the CreatePod message for a pod record (strings borrowed from pod and gateway_key;
+ * free with am_pods_create_msg_free). gateway_key (network models/allow, else NULL or ""): the
+ * pod's virtual key and base URLs go into the env (common/egress.h), over any the user set;
+ * with network allow also the proxy variables and pod->egress_allow. */
+int am_pods_create_msg(const Airmesh__V1__Pod *pod, const char *gateway_key,
+                       Airmesh__V1__CreatePod *msg);
 void am_pods_create_msg_free(Airmesh__V1__CreatePod *msg);
 
 /* One change to a pod record. In: org, id, and what to change; runner non-NULL refuses

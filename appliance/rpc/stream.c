@@ -326,6 +326,11 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
         free(en.chain_pem);
         break;
     }
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_EGRESS:
+        if (am_ops_pod_egress(o, &p, m->egress) != 0)
+            am_log_warn("rpc", "egress event refused", "runner=%s pod=%.20s error=\"%s\"",
+                        s->runner_id, m->egress->pod_id, am_err_last());
+        break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_GATEWAY_REQUEST:
         /* A pod's model request: the gateway thread decides and answers (never here). */
         if (r->app->gw)

@@ -43,6 +43,7 @@ struct am_podmgr {
     char runner_id[128];           /* for the user's messages ("... on runner r-..."), or "" */
     am_pod_emit_fn emit;
     void *ud;
+    struct am_egress *egress; /* serves the listeners of pods with network models/allow */
     pthread_mutex_t mu;
     pod **pods;
     size_t n, cap;

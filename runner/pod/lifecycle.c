@@ -5,10 +5,10 @@
  * the appliance, which keeps the scrollback ring; the runner keeps none.
  */
 #include <dirent.h>
-#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "runner/egress/egress.h"
 #include "runner/pod/internal.h"
 #include "runner/worktree/worktree.h"
 
@@ -230,12 +231,32 @@ static int check_repo(const am_podmgr *m, const char *url) {
     return am_err_set(AM_EIO, "repository %s: cannot be read on %s: %s", url, where, strerror(e));
 }
 
+/* The egress policy (common/egress.h) as sandbox listeners: 0 none, 1 gateway, 2 + proxy;
+ * -1 for a policy this runner does not know (refused, never run with more than asked). */
+static int egress_listeners(const char *net) {
+    if (!net || !*net || strcmp(net, "none") == 0 || strcmp(net, "host") == 0)
+        return 0;
+    if (strcmp(net, "models") == 0)
+        return 1;
+    if (strcmp(net, "allow") == 0)
+        return 2;
+    return -1;
+}
+
 void *am_pod_main(void *arg) {
     pod *p = arg;
     am_podmgr *m = p->mgr;
     const Airmesh__V1__CreatePod *cp = p->cp;
+    am_egress_pod *egp = NULL;
     meta_write(m, cp);
     set_state(p, "starting", NULL);
+    int listeners = egress_listeners(cp->network);
+    if (listeners < 0 || (listeners > 0 && !m->egress)) {
+        char why[160];
+        snprintf(why, sizeof why, "network \"%.32s\" is not supported by this runner", cp->network);
+        set_state(p, "failed", why);
+        goto done;
+    }
 
     /* Limits: what CreatePod says, the defaults where it says 0 (sandbox.h). */
     const Airmesh__V1__PodLimits *lim = cp->limits;
@@ -287,6 +308,7 @@ void *am_pod_main(void *arg) {
                      .ro_binds = ro[0] ? ro : NULL,
                      .rw_binds = wt.gitdir[0] ? rw : NULL,
                      .network_none = !cp->network || strcmp(cp->network, "host") != 0,
+                     .egress_listeners = listeners,
                      .memory_bytes = LIMIT(memory_bytes, AM_SBX_DEFAULT_MEMORY),
                      .pids_max = LIMIT(pids, AM_SBX_DEFAULT_PIDS),
                      .cpu_millis = LIMIT(cpu_millis, AM_SBX_DEFAULT_CPU_MILLIS),
@@ -313,6 +335,19 @@ void *am_pod_main(void *arg) {
         set_state(p, "failed", am_err_last());
         am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree);
         goto done;
+    }
+    if (listeners > 0) {
+        int gw = -1, px = -1;
+        am_sbx_take_listeners(sbx, &gw, &px);
+        if (am_egress_pod_start(m->egress, cp->pod_id, gw, px, cp->egress_allow,
+                                listeners > 1 ? cp->n_egress_allow : 0, &egp) != 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", am_err_last());
+            am_sbx_free(sbx);
+            set_state(p, "failed", why);
+            am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree);
+            goto done;
+        }
     }
     pthread_mutex_lock(&p->mu);
     p->sbx = sbx;
@@ -352,6 +387,8 @@ void *am_pod_main(void *arg) {
             exited = 1;
         }
     }
+    am_egress_pod_stop(egp); /* the pod is gone: its listeners and connections too */
+    egp = NULL;
     rec_close(p);
     char why[192];
     snprintf(why, sizeof why, "%s", am_sbx_end_reason(sbx)); /* e.g. the memory limit */

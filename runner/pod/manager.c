@@ -77,6 +77,10 @@ void am_pod_set_recording_max(uint64_t bytes) {
     am_cast_set_max(bytes);
 }
 
+void am_podmgr_set_egress(am_podmgr *m, struct am_egress *e) {
+    m->egress = e;
+}
+
 void am_podmgr_set_runner_id(am_podmgr *m, const char *runner_id) {
     snprintf(m->runner_id, sizeof m->runner_id, "%s", runner_id ? runner_id : "");
 }

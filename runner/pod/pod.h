@@ -53,6 +53,10 @@ void am_pod_set_recording_max(uint64_t bytes);
 #define AM_POD_RECORDING_MAX (256ull << 20) /* = AM_CAST_MAX_DEFAULT */
 
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
+/* The egress registry (runner/egress) that serves the listeners of pods with network
+ * "models" / "allow". Call right after am_podmgr_new; without it such pods fail to start. */
+struct am_egress;
+void am_podmgr_set_egress(am_podmgr *m, struct am_egress *e);
 /* The runner's id, named in the reasons a user reads ("repository X: no such directory on runner
  * r-..."). Call right after am_podmgr_new, before any pod is created. */
 void am_podmgr_set_runner_id(am_podmgr *m, const char *runner_id);

@@ -33,6 +33,8 @@ typedef struct {
     int slave_fd;              /* PTY slave: becomes 0, 1, 2 */
     int report_fd;             /* write end of the report pipe (CLOEXEC): becomes 3 */
     int go_fd;                 /* read end of the "go" pipe */
+    int egress_fd;             /* child end of the listener socketpair (becomes 4), or -1 */
+    int egress_proxy;          /* 1: also the CONNECT proxy listener (network "allow") */
 } sbx_plan;
 
 /* What the child writes to the report pipe when a step fails (one write, < PIPE_BUF). */
@@ -42,6 +44,7 @@ typedef struct {
 } sbx_report;
 
 #define SBX_REPORT_FD 3
+#define SBX_EGRESS_FD 4 /* the listener socketpair, while setup runs */
 
 /* idmap.c: write the pod's uid/gid maps (directly as root, else newuidmap/newgidmap). */
 int sbx_idmap_write(pid_t pid);

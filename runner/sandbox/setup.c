@@ -19,6 +19,7 @@
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -33,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/egress.h"
 #include "runner/sandbox/internal.h"
 #include "runner/sandbox/sandbox.h"
 
@@ -301,10 +303,12 @@ static void write_identity_files(void) {
     write_small_file("/newroot/etc/group", k_group);
 }
 
-/* Keep exactly: 0,1,2 = PTY slave, 3 = report pipe; close everything else the parent had. */
+/* Keep exactly: 0,1,2 = PTY slave, 3 = report pipe, 4 = the listener socketpair (egress
+ * only); close everything else the parent had. */
 static void arrange_fds(const sbx_plan *p) {
     int slave = fcntl(p->slave_fd, F_DUPFD_CLOEXEC, 10);
     int report = fcntl(p->report_fd, F_DUPFD_CLOEXEC, 10);
+    int egress = p->egress_fd >= 0 ? fcntl(p->egress_fd, F_DUPFD_CLOEXEC, 10) : -1;
     if (slave < 0 || report < 0)
         _exit(125); /* cannot even report */
     if (dup2(report, SBX_REPORT_FD) != SBX_REPORT_FD)
@@ -314,7 +318,12 @@ static void arrange_fds(const sbx_plan *p) {
     for (int fd = 0; fd < 3; fd++)
         if (dup2(slave, fd) != fd)
             die("dup2 pty slave");
-    if (close_range(SBX_REPORT_FD + 1, ~0U, 0) != 0)
+    if (p->egress_fd >= 0) {
+        if (egress < 0 || dup2(egress, SBX_EGRESS_FD) != SBX_EGRESS_FD ||
+            fcntl(SBX_EGRESS_FD, F_SETFD, FD_CLOEXEC) != 0)
+            die("dup2 listener socketpair");
+    }
+    if (close_range(p->egress_fd >= 0 ? SBX_EGRESS_FD + 1 : SBX_REPORT_FD + 1, ~0U, 0) != 0)
         die("close_range");
 }
 
@@ -331,6 +340,60 @@ static void bring_lo_up(void) {
     if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
         die("SIOCSIFFLAGS lo up");
     close(s);
+}
+
+/* One listening TCP socket on 127.0.0.1:port of the pod's netns (lo is up). */
+static int listen_on(uint16_t port, const char *step) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die2("socket", step);
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+        die2("setsockopt SO_REUSEADDR", step);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        die2("bind", step);
+    if (listen(fd, 128) != 0)
+        die2("listen", step);
+    return fd;
+}
+
+/* The egress listeners (network models / allow): made here, inside the pod's netns, and
+ * handed to the runner over fd 4 (SCM_RIGHTS). The pod keeps no copy: its processes can
+ * connect to them but never accept() on them. */
+static void hand_over_listeners(const sbx_plan *p) {
+    int fds[2];
+    int n = 0;
+    fds[n++] = listen_on(AM_EGRESS_GATEWAY_PORT, "gateway listener 127.0.0.1:4000");
+    if (p->egress_proxy)
+        fds[n++] = listen_on(AM_EGRESS_PROXY_PORT, "proxy listener 127.0.0.1:3128");
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 2)];
+    } u;
+    memset(&u, 0, sizeof u);
+    char byte = (char)n;
+    struct iovec iov = {&byte, 1};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    if (sendmsg(SBX_EGRESS_FD, &mh, MSG_NOSIGNAL) != 1)
+        die("send the egress listeners to the runner");
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(SBX_EGRESS_FD);
 }
 
 static void set_rlimit(int res, rlim_t v, const char *name) {
@@ -557,6 +620,8 @@ void sbx_child_main(const sbx_plan *p) {
     /* 12. Network and hostname. */
     if (p->network_none)
         bring_lo_up();
+    if (p->network_none && p->egress_fd >= 0)
+        hand_over_listeners(p);
     const char *hn = p->hostname ? p->hostname : "pod";
     if (sethostname(hn, strlen(hn)) != 0)
         die2("sethostname", hn);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ struct am_sbx {
     int master;
     int reaped;
     int status;
+    int gw_fd, proxy_fd; /* egress listeners from the pod's netns, until taken */
     uint64_t memory_bytes;
     char end_reason[160];
     sbx_cgroup cg;
@@ -157,6 +159,50 @@ static int await_exec(int report_rd, const char *argv0, char *const *envp) {
     }
 }
 
+/* The listeners the child sent over the socketpair before it exec'd (so the message is there
+ * once await_exec saw EOF). */
+static int receive_listeners(am_sbx *s, int fd, int want) {
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 2)];
+    } u;
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof u.buf;
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n != 1)
+        return am_err_set(AM_EIO, "sandbox: receive the egress listeners: %s",
+                          n < 0 ? strerror(errno) : "nothing was sent");
+    int fds[2] = {-1, -1};
+    size_t got = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds, CMSG_DATA(c), (got > 2 ? 2 : got) * sizeof(int));
+        }
+    if ((int)got != want || (mh.msg_flags & MSG_CTRUNC)) {
+        for (size_t i = 0; i < 2; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return am_err_set(AM_EIO, "sandbox: receive the egress listeners: got %zu of %d", got,
+                          want);
+    }
+    s->gw_fd = fds[0];
+    s->proxy_fd = want > 1 ? fds[1] : -1;
+    return 0;
+}
+
+void am_sbx_take_listeners(am_sbx *s, int *gateway_fd, int *proxy_fd) {
+    *gateway_fd = s->gw_fd;
+    *proxy_fd = s->proxy_fd;
+    s->gw_fd = s->proxy_fd = -1;
+}
+
 /* ---- public API ------------------------------------------------------------------------------ */
 
 int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
@@ -164,7 +210,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     if (!o || !o->argv || !o->argv[0] || !o->workspace || !o->workspace[0])
         return am_err_set(AM_EINVAL, "sandbox: argv and workspace are required");
     int rc = 0;
-    int go[2] = {-1, -1}, rep[2] = {-1, -1}, slave = -1;
+    int go[2] = {-1, -1}, rep[2] = {-1, -1}, eg[2] = {-1, -1}, slave = -1;
     char ws[4096], pty_name[128];
     char **envp = NULL;
     sbx_plan plan;
@@ -175,6 +221,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     s->pid = -1;
     s->pidfd = -1;
     s->master = -1;
+    s->gw_fd = s->proxy_fd = -1;
 
     /* Absolute workspace path (existence is checked by the child, which names the step). */
     if (o->workspace[0] == '/') {
@@ -207,6 +254,15 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         goto fail;
     if (pipe2(go, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0) {
         rc = am_err_set(AM_EIO, "sandbox: pipe2: %s", strerror(errno));
+        goto fail;
+    }
+    if (o->egress_listeners && !o->network_none) {
+        rc = am_err_set(AM_EINVAL, "sandbox: egress listeners need the pod's own network");
+        goto fail;
+    }
+    if (o->egress_listeners && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, eg) != 0) {
+        rc =
+            am_err_set(AM_EIO, "sandbox: socketpair for the egress listeners: %s", strerror(errno));
         goto fail;
     }
     sbx_cgroup_create(&s->cg, o->memory_bytes, o->pids_max ? o->pids_max : 512, o->cpu_millis);
@@ -242,6 +298,8 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     plan.slave_fd = slave;
     plan.report_fd = rep[1];
     plan.go_fd = go[0];
+    plan.egress_fd = eg[1];
+    plan.egress_proxy = o->egress_listeners > 1;
 
     long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
     if (o->network_none)
@@ -259,6 +317,9 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     close(rep[1]);
     close(slave);
     go[0] = rep[1] = slave = -1;
+    if (eg[1] >= 0)
+        close(eg[1]);
+    eg[1] = -1;
     s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (s->pidfd < 0) {
         rc = am_err_set(AM_EIO, "sandbox: pidfd_open: %s", strerror(errno));
@@ -273,6 +334,10 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     }
     if ((rc = await_exec(rep[0], o->argv[0], envp)) < 0)
         goto fail;
+    if (eg[0] >= 0 && (rc = receive_listeners(s, eg[0], o->egress_listeners > 1 ? 2 : 1)) < 0)
+        goto fail;
+    if (eg[0] >= 0)
+        close(eg[0]);
     close(go[1]);
     close(rep[0]);
     free(envp);
@@ -290,6 +355,9 @@ fail:
         close(rep[1]);
     if (slave >= 0)
         close(slave);
+    for (int i = 0; i < 2; i++)
+        if (eg[i] >= 0)
+            close(eg[i]);
     free(envp);
     am_sbx_free(s); /* kills and reaps the child if there is one; keeps the error message */
     return rc;
@@ -390,5 +458,9 @@ void am_sbx_free(am_sbx *s) {
         close(s->pidfd);
     if (s->master >= 0)
         close(s->master);
+    if (s->gw_fd >= 0)
+        close(s->gw_fd);
+    if (s->proxy_fd >= 0)
+        close(s->proxy_fd);
     free(s);
 }

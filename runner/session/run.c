@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pki/pki.h"
+#include "runner/egress/egress.h"
 #include "runner/pod/pod.h"
 #include <pthread.h>
 #include "runner/session/client.h"
@@ -58,6 +59,7 @@ struct sess {
     pthread_mutex_t mu; /* guards conn and the conn's send queue */
     conn *conn;         /* the live connection, NULL between connections */
     am_podmgr *pods;
+    am_egress *egress; /* the pods' gateway requests wait here for their answers */
 };
 
 static uint64_t renew_due(const am_sess_run_opts *o, const am_identity *id, uint64_t loaded_ms) {
@@ -261,6 +263,10 @@ static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
     case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT:
         am_podmgr_input(c->ss->pods, m->input->pod_id, m->input->data.data, m->input->data.len);
         break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_GATEWAY_RESPONSE:
+        /* Queued for the pod connection waiting for it (never blocks this thread). */
+        am_egress_on_response(c->ss->egress, m->gateway_response);
+        break;
     case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RESIZE:
         am_podmgr_resize(c->ss->pods, m->resize->pod_id, (uint16_t)m->resize->cols,
                          (uint16_t)m->resize->rows);
@@ -365,6 +371,7 @@ static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
     pthread_mutex_lock(&ss->mu);
     ss->conn = NULL; /* pod threads stop sending through this connection */
     pthread_mutex_unlock(&ss->mu);
+    am_egress_link_down(ss->egress); /* their answers will not come on this stream: 502 */
     am_client_details(details, msg, cap);
     *acked = c.acked;
     *loaded_ms = c.loaded_ms;
@@ -408,10 +415,13 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
     unsigned attempt = 0;
     sess ss = {0};
     pthread_mutex_init(&ss.mu, NULL);
-    if (am_podmgr_new(o->data_dir, sess_emit, &ss, &ss.pods) != 0) {
+    if (am_egress_new(sess_emit, &ss, &ss.egress) != 0 ||
+        am_podmgr_new(o->data_dir, sess_emit, &ss, &ss.pods) != 0) {
+        am_egress_free(ss.egress);
         am_identity_free(&id);
         return AM_SESS_FATAL;
     }
+    am_podmgr_set_egress(ss.pods, ss.egress);
     am_podmgr_set_runner_id(ss.pods, id.runner_id);
     int result = AM_SESS_STOPPED;
     am_log_info("session", "starting", "runner=%s appliance=%s", id.runner_id, id.appliance);
@@ -443,6 +453,7 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
             usleep(100000);
     }
     am_podmgr_free(ss.pods); /* stops what still runs: pods do not outlive their runner */
+    am_egress_free(ss.egress);
     pthread_mutex_destroy(&ss.mu);
     am_identity_free(&id);
     return result;
