@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "appliance/gateway/core.h"
 #include "appliance/work/work.h"
@@ -89,7 +90,10 @@ struct am_gw {
     am_gw_send_fn send;
     am_gw_queued_fn queued;
     void *link_ctx;
+    int batch_busy; /* atomic: a metering batch is on the io pool */
     /* gateway thread only */
+    struct meter_rec *pend_head, *pend_tail;
+    size_t n_pend;
     gw_req *reqs;
     size_t n_reqs;
     size_t active_pub; /* atomic copy of n_reqs for am_gw_active */
@@ -261,35 +265,99 @@ static void answer_error(gw_req *r, int status, const char *msg) {
 
 /* ---------- recording (io pool) ---------- */
 
-typedef struct {
-    am_work_job job; /* first */
-    am_ops *ops;
+/* What finished meanwhile is recorded in batches: one io job (one transaction, one fsync) for
+ * up to BATCH_MAX requests, one job at a time; the next batch goes when it is done. */
+#define BATCH_MAX 256
+#define PENDING_MAX 4096 /* beyond: record on this thread (back-pressure on the gateway) */
+
+typedef struct meter_rec {
+    struct meter_rec *next;
     am_ops_gw_done d;
     char org[130], pod[AM_STORE_ID_MAX + 1], user[AM_STORE_ID_MAX + 1], source[130];
     char endpoint[130], model[MODEL_MAX + 1], path[PATH_MAX_LEN + 1], result[16], reason[300];
-} meter_job;
+} meter_rec;
 
-static void meter_run(am_work_job *job) {
-    meter_job *m = (meter_job *)job;
-    if (am_ops_gateway_record(m->ops, &m->d) != 0)
-        am_log_warn("gateway", "usage not recorded", "pod=%s error=\"%s\"", m->pod, am_err_last());
+typedef struct {
+    am_work_job job; /* first */
+    am_gw *g;
+    meter_rec *recs;
+    size_t n;
+} meter_batch;
+
+static void record_list(am_ops *ops, meter_rec *list, size_t n) {
+    am_ops_gw_done *d = calloc(n ? n : 1, sizeof *d);
+    size_t k = 0;
+    for (meter_rec *m = list; d && m && k < n; m = m->next)
+        d[k++] = m->d;
+    if (!d || am_ops_gateway_record_many(ops, d, k) != 0)
+        am_log_warn("gateway", "usage not recorded", "requests=%zu error=\"%s\"", n,
+                    d ? am_err_last() : "out of memory");
+    free(d);
 }
 
-static void meter_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+static void free_list(meter_rec *m) {
+    while (m) {
+        meter_rec *next = m->next;
+        free(m);
+        m = next;
+    }
+}
+
+static void batch_run(am_work_job *job) {
+    meter_batch *b = (meter_batch *)job;
+    record_list(b->g->o.ops, b->recs, b->n);
+    __atomic_store_n(&b->g->batch_busy, 0, __ATOMIC_SEQ_CST);
+    curl_multi_wakeup(b->g->multi); /* the next batch may go */
+}
+
+static void batch_done(am_work_job *job, h2o_req_t *req, int cancelled) {
     (void)req;
+    meter_batch *b = (meter_batch *)job;
     if (cancelled) /* the pool stopped before it ran: record it here, late but kept */
-        meter_run(job);
-    free(job);
+        batch_run(job);
+    free_list(b->recs);
+    free(b);
+}
+
+/* Hand what is pending to the io pool (or record it here: sync, no pool, or the pool full). */
+static void flush(am_gw *g, int sync) {
+    while (g->pend_head) {
+        if (!sync && g->o.io && __atomic_load_n(&g->batch_busy, __ATOMIC_SEQ_CST))
+            return; /* batch_run wakes us when it is done */
+        meter_rec *head = g->pend_head, *m = head;
+        size_t n = 1;
+        while (m->next && n < BATCH_MAX) {
+            m = m->next;
+            n++;
+        }
+        g->pend_head = m->next;
+        if (!g->pend_head)
+            g->pend_tail = NULL;
+        g->n_pend -= n;
+        m->next = NULL;
+        meter_batch *b = !sync && g->o.io ? calloc(1, sizeof *b) : NULL;
+        if (b) {
+            b->g = g;
+            b->recs = head;
+            b->n = n;
+            __atomic_store_n(&g->batch_busy, 1, __ATOMIC_SEQ_CST);
+            if (am_work_submit(g->o.io, NULL, &b->job, batch_run, batch_done) == 0)
+                return;
+            __atomic_store_n(&g->batch_busy, 0, __ATOMIC_SEQ_CST);
+            free(b);
+        }
+        record_list(g->o.ops, head, n);
+        free_list(head);
+    }
 }
 
 static void record(gw_req *r, const char *result, int status, const char *reason) {
     am_gw *g = r->g;
-    meter_job *m = calloc(1, sizeof *m);
+    meter_rec *m = calloc(1, sizeof *m);
     if (!m) {
         am_log_error("gateway", "usage not recorded: out of memory", "pod=%s", r->pod);
         return;
     }
-    m->ops = g->o.ops;
     snprintf(m->org, sizeof m->org, "%s", r->grant.org[0] ? r->grant.org : r->org);
     snprintf(m->pod, sizeof m->pod, "%s", r->pod);
     snprintf(m->user, sizeof m->user, "%s", r->grant.user);
@@ -317,10 +385,15 @@ static void record(gw_req *r, const char *result, int status, const char *reason
                             .stream = r->stream,
                             .result = m->result,
                             .reason = m->reason[0] ? m->reason : NULL};
-    if (!g->o.io || am_work_submit(g->o.io, NULL, &m->job, meter_run, meter_done) != 0) {
-        meter_run(&m->job); /* no pool (tests), or it is full or stopping: here, now */
-        free(m);
-    }
+    if (g->pend_tail)
+        g->pend_tail->next = m;
+    else
+        g->pend_head = m;
+    g->pend_tail = m;
+    g->n_pend++;
+    /* Without a pool (tests), or too much waiting: now, on this thread. */
+    if (!g->o.io || g->n_pend > PENDING_MAX)
+        flush(g, 1);
 }
 
 /* ---------- request objects ---------- */
@@ -975,6 +1048,7 @@ static void *gw_main(void *arg) {
             if (r)
                 finished(r, msg->data.result);
         }
+        flush(g, 0);
         curl_multi_poll(g->multi, NULL, 0, any_paused(g) ? 10 : 1000, NULL);
     }
     while (g->reqs) {
@@ -987,6 +1061,10 @@ static void *gw_main(void *arg) {
         record(r, "error", r->headers_sent ? r->status : 503, "the appliance stopped");
         req_end(r);
     }
+    /* The batch in flight first (order), then the rest here. */
+    for (int i = 0; i < 10000 && __atomic_load_n(&g->batch_busy, __ATOMIC_SEQ_CST); i++)
+        usleep(1000);
+    flush(g, 1);
     return NULL;
 }
 

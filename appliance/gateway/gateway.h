@@ -13,8 +13,9 @@
  * /v1/models is answered here from the org's endpoints (OpenAI's list format, Anthropic's when
  * the request has anthropic-version). Refusals answer in the API's own error format
  * (core.h). Usage is read from the answer (core.h's parser; streaming chat requests get
- * stream_options.include_usage=true), and each request ends in am_ops_gateway_record on the io
- * worker pool (usage counters + one model.request audit record).
+ * stream_options.include_usage=true), and each request ends in a usage record + one
+ * model.request audit record, written on the io worker pool in batches (what finished while the
+ * previous batch was written goes in one transaction: one fsync for many requests).
  *
  * Back-pressure: while the runner's send queue holds more than queue_bytes, the transfer is
  * paused (curl stops reading the model server's socket) and resumed when it drains. Timeouts:

@@ -167,37 +167,41 @@ void am_ops_gateway_grant_free(am_ops_gw_grant *g) {
 typedef struct {
     const am_ops_gw_done *d;
     ops_act *a;
+    size_t n;
 } record_ctx;
 
 static int record_txn(am_txn *t, void *ud) {
     record_ctx *c = ud;
-    const am_ops_gw_done *d = c->d;
-    char day[11];
-    am_gw_day(d->start_ms ? d->start_ms : am_now_ms(), day);
-    int denied = d->result && strcmp(d->result, "denied") == 0;
-    int error = d->result && strcmp(d->result, "error") == 0;
-    am_gw_counts n = {.requests = denied ? 0 : 1,
-                      .tokens_in = d->tokens_in,
-                      .tokens_out = d->tokens_out,
-                      .errors = error ? 1 : 0,
-                      .refused = denied ? 1 : 0};
-    int rc = am_gw_meter_add(t, d->org, day, d->pod_known ? d->pod_id : NULL,
-                             d->pod_known ? d->user_id : NULL, &n, am_now_ms());
-    if (rc)
-        return rc;
-    return c->a->hook.fn(t, c->a);
+    for (size_t i = 0; i < c->n; i++) {
+        const am_ops_gw_done *d = &c->d[i];
+        char day[11];
+        am_gw_day(d->start_ms ? d->start_ms : am_now_ms(), day);
+        int denied = d->result && strcmp(d->result, "denied") == 0;
+        int error = d->result && strcmp(d->result, "error") == 0;
+        am_gw_counts n = {.requests = denied ? 0 : 1,
+                          .tokens_in = d->tokens_in,
+                          .tokens_out = d->tokens_out,
+                          .errors = error ? 1 : 0,
+                          .refused = denied ? 1 : 0};
+        int rc = am_gw_meter_add(t, d->org, day, d->pod_known ? d->pod_id : NULL,
+                                 d->pod_known ? d->user_id : NULL, &n, am_now_ms());
+        if (rc == 0)
+            rc = c->a[i].hook.fn(t, &c->a[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
-int am_ops_gateway_record(am_ops *o, const am_ops_gw_done *d) {
+static void record_act(am_ops *o, const am_ops_gw_done *d, ops_act *a) {
     char actor[160], target[200];
     snprintf(actor, sizeof actor, "pod:%.64s", d->pod_id ? d->pod_id : "");
     if (d->endpoint && *d->endpoint)
         snprintf(target, sizeof target, "endpoint:%.120s", d->endpoint);
     else
         snprintf(target, sizeof target, "gateway");
-    ops_act a;
-    ops_act_init(&a, o, actor, d->org, "model.request", target, d->source);
-    snprintf(a.result, sizeof a.result, "%s", d->result ? d->result : "ok");
+    ops_act_init(a, o, actor, d->org, "model.request", target, d->source);
+    snprintf(a->result, sizeof a->result, "%s", d->result ? d->result : "ok");
     json_t *j =
         json_pack("{s:s,s:s,s:s,s:I,s:I,s:i,s:I,s:b}", "endpoint", d->endpoint ? d->endpoint : "",
                   "model", d->model ? d->model : "", "path", d->path ? d->path : "", "tokens_in",
@@ -207,11 +211,33 @@ int am_ops_gateway_record(am_ops *o, const am_ops_gw_done *d) {
         json_object_set_new(j, "reason", json_string(d->reason));
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    snprintf(a.details, sizeof a.details, "%s",
-             s && strlen(s) < sizeof a.details ? s : "{\"truncated\":true}");
+    snprintf(a->details, sizeof a->details, "%s",
+             s && strlen(s) < sizeof a->details ? s : "{\"truncated\":true}");
     free(s);
-    record_ctx c = {d, &a};
-    return ops_act_done(&a, am_store_update(o->c.store, record_txn, &c));
+}
+
+int am_ops_gateway_record_many(am_ops *o, const am_ops_gw_done *d, size_t n) {
+    if (n == 0)
+        return 0;
+    ops_act *a = calloc(n, sizeof *a);
+    if (!a)
+        return am_err_set(AM_ENOMEM, "ops: out of memory");
+    for (size_t i = 0; i < n; i++)
+        record_act(o, &d[i], &a[i]);
+    record_ctx c = {d, a, n};
+    int rc = am_store_update(o->c.store, record_txn, &c);
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = ops_act_done(&a[i], rc);
+        if (r && !first)
+            first = r;
+    }
+    free(a);
+    return first;
+}
+
+int am_ops_gateway_record(am_ops *o, const am_ops_gw_done *d) {
+    return am_ops_gateway_record_many(o, d, 1);
 }
 
 /* ---- the org's token quota ---- */

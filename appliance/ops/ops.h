@@ -341,6 +341,8 @@ typedef struct {
  * details endpoint, model, path, tokens_in, tokens_out, status, duration_ms, stream, reason),
  * in one transaction. Slow (fsync): the gateway runs it on the io worker pool. */
 int am_ops_gateway_record(am_ops *o, const am_ops_gw_done *d);
+/* n of them in one transaction (one fsync): the gateway batches what finished meanwhile. */
+int am_ops_gateway_record_many(am_ops *o, const am_ops_gw_done *d, size_t n);
 
 /* The org's model token quota (Org.model_tokens_per_day; 0 = none) and today's usage. org NULL
  * = the caller's; another org -AM_ENOTFOUND. get: any role; set: admin or owner
