@@ -1171,9 +1171,14 @@ void am_gw_runner_gone(am_gw *g, const char *runner_id) {
     it->gone = 1;
     snprintf(it->runner, sizeof it->runner, "%s", runner_id ? runner_id : "");
     pthread_mutex_lock(&g->mu);
-    push(g, it);
+    int stopping = g->stopping; /* stopped: its requests already ended */
+    if (!stopping)
+        push(g, it);
     pthread_mutex_unlock(&g->mu);
-    curl_multi_wakeup(g->multi);
+    if (stopping)
+        free(it);
+    else
+        curl_multi_wakeup(g->multi);
 }
 
 size_t am_gw_active(am_gw *g) {
@@ -1189,9 +1194,11 @@ void am_gw_stop(am_gw *g) {
     curl_multi_wakeup(g->multi);
     pthread_join(g->thread, NULL);
     g->started = 0;
-    /* Items that arrived after the last take. */
+    /* Items that arrived after the last take (none come later: stopping refuses them). */
+    pthread_mutex_lock(&g->mu);
     item *it = g->in_head;
     g->in_head = g->in_tail = NULL;
+    pthread_mutex_unlock(&g->mu);
     while (it) {
         item *next = it->next;
         free(it->packed);
