@@ -27,7 +27,7 @@ PROBE = os.path.abspath(os.environ["PROBE"]) if os.environ.get("PROBE") else Non
 
 
 # What the refused requests must answer, exactly (stderr of airmeshctl, a pod's end).
-BAD_NETWORK = 'airmeshctl: HTTP 400: network: "none" or "host"'
+BAD_NETWORK = 'airmeshctl: HTTP 400: network: "none", "models", "allow" or "host"'
 NO_RUNNER = "airmeshctl: HTTP 409: no online runner matches the labels"
 BAD_ENV = "airmeshctl: HTTP 400: env: invalid variable name '1BAD'"
 NO_BRANCH = r"^base ref 'no-such-branch' not found in \S+/repo \(branches: main\)$"
