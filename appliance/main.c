@@ -30,6 +30,7 @@
 #include "appliance/auth/auth.h"
 #include "appliance/config/config.h"
 #include "appliance/gateway/selftest/selftest.h"
+#include "appliance/gateway/gateway.h"
 #include "appliance/http/http.h"
 #include "appliance/hub/hub.h"
 #include "appliance/ops/ops.h"
@@ -309,6 +310,12 @@ static int start(airmeshd *d) {
     if (am_ops_new(&ocfg, &d->app.ops) != 0) {
         return fail("ops");
     }
+    /* The model gateway's thread (before rpc, which hands it GatewayRequests; it reaches
+     * runners through the same link, injected below). */
+    am_gw_opts gopts = {.ops = d->app.ops, .io = d->app.io};
+    if (am_gw_start(&gopts, &d->app.gw) != 0) {
+        return fail("cannot start the model gateway");
+    }
     am_rpc_opts ropts = {.listen = d->cfg.grpc_listen, .cert_days = (uint32_t)d->cert_days};
     if (am_rpc_start(&d->app, d->app.hub, &ropts, &d->rpc) != 0) {
         return fail("cannot start the runner protocol");
@@ -316,6 +323,7 @@ static int start(airmeshd *d) {
     d->app.rpc = d->rpc;
     am_ops_set_runner_link(d->app.ops, am_rpc_link_send, d->rpc);
     am_ops_set_model_tester(d->app.ops, am_gw_selftest_run, NULL);
+    am_gw_set_link(d->app.gw, am_rpc_link_send, am_rpc_queued, d->rpc);
 
     return 0;
 }
@@ -368,6 +376,7 @@ static int announce(airmeshd *d) {
 
 /* Close what start opened, in reverse order (each step skips what was never opened). */
 static void stop_all(airmeshd *d) {
+    am_gw_stop(d->app.gw); /* requests in progress end and are recorded (io pool still up) */
     am_http_close(d->http);
     am_work_free(d->app.work);
     am_work_free(d->app.io);
@@ -376,6 +385,8 @@ static void stop_all(airmeshd *d) {
         am_ops_set_runner_link(d->app.ops, NULL, NULL);
     d->app.rpc = NULL;
     am_rpc_stop(d->rpc);
+    am_gw_free(d->app.gw);
+    d->app.gw = NULL;
     am_ops_free(d->app.ops);
     am_hub_free(d->app.hub);
     if (d->app.audit) {

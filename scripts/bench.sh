@@ -7,6 +7,8 @@
 # driver with no cc_binary of its own.
 # tests/bench/pods_bench.py drives a real airmeshd + airmesh-runner (pod start vs bwrap + git worktree).
 # tests/bench/stall_bench.py: a 10 ms ticker pod's largest frame gap, quiet vs a login/pod flood.
+# tests/bench/gateway_bench.py: the model gateway (a pod -> runner -> airmeshd -> test model
+# server) against calling the same server directly: latency, requests/s, stream first byte.
 # Binaries are taken from the -c opt output tree (`bazel info -c opt bazel-bin`), not from the
 # bazel-bin symlink, which points at whatever configuration was built last.
 set -uo pipefail
@@ -48,6 +50,11 @@ rm -rf "$tmp"
 echo "== tests/bench/stall_bench.py" | tee -a "$out"
 tmp=$(mktemp -d)
 /usr/bin/python3 tests/bench/stall_bench.py --airmeshd "$bindir/appliance/airmeshd" \
+  --runner "$bindir/runner/airmesh-runner" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
+rm -rf "$tmp"
+echo "== tests/bench/gateway_bench.py" | tee -a "$out"
+tmp=$(mktemp -d)
+/usr/bin/python3 tests/bench/gateway_bench.py --airmeshd "$bindir/appliance/airmeshd" \
   --runner "$bindir/runner/airmesh-runner" --ui ui/static "$tmp" 2>&1 | tee -a "$out" || rc=1
 rm -rf "$tmp"
 exit $rc

@@ -54,6 +54,8 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     /* What pods with network "allow" may reach through their runner's CONNECT proxy. */
     {AM_CAN_EGRESS_ALLOW, "set the org's egress allow list", ADMIN, 0, 0,
      "setting the organization's egress allow list needs the admin or owner role"},
+    {AM_CAN_MODEL_QUOTA, "set the org's model token quota", ADMIN, 0, 0,
+     "setting the organization's model token quota needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

@@ -30,6 +30,7 @@ typedef enum {
     AM_CAN_ORG_RENAME,     /* change the org's display name */
     AM_CAN_MODELS,         /* add, test and remove the org's model endpoints */
     AM_CAN_EGRESS_ALLOW,   /* set the org's egress allow list (pods with network "allow") */
+    AM_CAN_MODEL_QUOTA,    /* set the org's model gateway quota (tokens per day) */
     AM_CAN__COUNT
 } am_action;
 

@@ -598,7 +598,7 @@ static void usage(FILE *out) {
             "  model add NAME --api openai|anthropic --url URL [--key-file F] [--ca F]\n"
             "            [--models m1,m2]     add a model endpoint (admins); prints its self-test\n"
             "  model list | show NAME | test NAME | rm NAME\n"
-            "                                the org's model endpoints; test re-runs the self-test"
+            "                                the org's model endpoints; test re-runs the self-test\n"
             "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
@@ -617,6 +617,8 @@ static void usage(FILE *out) {
             "  pod recording ID -o FILE      download the pod's asciicast recording (.cast)\n"
             "  org list | org create ID --owner NAME [--name TEXT] [--password-file F]\n"
             "                                organizations (create: the appliance admin only)\n"
+            "  org quota [ORG] [--tokens-per-day N]  the org's model token quota per day\n"
+            "  usage [--json]                model gateway tokens: org today, users, pods\n"
             "  user list | user create NAME [--role viewer|member|admin|owner]\n"
             "       [--password-file F] | user disable|enable|rm|revoke-sessions NAME |\n"
             "       user role NAME ROLE | user passwd NAME --password-file F\n"
@@ -725,6 +727,8 @@ int main(int argc, char **argv) {
         rc = am_ctl_tenancy(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "model") == 0)
         rc = am_ctl_model(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "usage") == 0)
+        rc = am_ctl_usage(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

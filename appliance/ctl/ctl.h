@@ -56,5 +56,8 @@ int am_ctl_rename(am_ctl *c, const char *what, const char *path, const char *id,
 int am_ctl_model(am_ctl *c, int argc, char **argv);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
+/* usage_cmd.c: `usage`, `org quota` */
+int am_ctl_usage(am_ctl *c, int argc, char **argv);
+int am_ctl_org_quota(am_ctl *c, int argc, char **argv);
 
 #endif

@@ -102,6 +102,10 @@ static const struct {
             "  those, keep the rest; V 0 or none removes one. A pod create that leaves a limit\n"
             "  out gets the org default, else the appliance's; one above the max is "
             "refused.\n"
+            "airmeshctl org quota [ORG] [--tokens-per-day N]\n"
+            "  The org's model gateway quota: tokens (in + out) per UTC day, and today's use.\n"
+            "  With --tokens-per-day (admin or owner): set it; 0 = no quota. Over it, pods'\n"
+            "  model requests get 429 in the API's own error format until 00:00 UTC.\n"
             "airmeshctl org egress-allow ORG [HOST:PORT ...] [--clear]\n"
             "  The on-prem host:ports pods with network allow may reach through their CONNECT\n"
             "  proxy (at most 64). Without entries: show the list. With entries (admin or\n"
@@ -143,6 +147,10 @@ static const struct {
      "    completion and a tool-call round trip (get_time), with latency and errors.\n"
      "airmeshctl model rm NAME\n"
      "    Remove an endpoint (admins).\n"},
+    {"usage", "airmeshctl usage [--json]\n"
+              "    Model gateway usage of your org (any role): requests, tokens in and out,\n"
+              "    errors and refusals today (UTC), per user today and per pod, as the model\n"
+              "    servers reported them.\n"},
     {"audit", AM_CTL_AUDIT_USAGE},
     {"help", "airmeshctl help [COMMAND]\n  The overview, or one command's arguments and flags.\n"},
 };

@@ -346,6 +346,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     if (strcmp(what, "org") == 0) {
         if (strcmp(sub, "limits") == 0)
             return org_limits(c, argc, argv);
+        if (strcmp(sub, "quota") == 0)
+            return am_ctl_org_quota(c, argc, argv);
         if (strcmp(sub, "egress-allow") == 0)
             return org_egress_allow(c, argc, argv);
         if (strcmp(sub, "list") == 0)

@@ -301,7 +301,9 @@ int am_api_pod_show(am_http_handler *h, h2o_req_t *req, char **param) {
     Airmesh__V1__Pod *p = load(h, req, param, &who);
     if (!p)
         return 0;
-    am_http_send_json(req, 200, pod_json(p));
+    json_t *doc = pod_json(p);
+    json_object_set_new(doc, "usage", am_api_pod_usage(h, who.org_id, p->id)); /* model tokens */
+    am_http_send_json(req, 200, doc);
     protobuf_c_message_free_unpacked(&p->base, NULL);
     return 0;
 }

@@ -122,9 +122,12 @@ int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
 /* GET/PUT /api/v1/orgs/{id}/pod-limits: the org's pod limit defaults and maxima (api_pods.c). */
 int am_api_org_limits_get(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param);
-/* GET/PUT /api/v1/orgs/{id}/egress-allow: the org's egress allow list (api_egress.c). */
-int am_api_org_egress_get(am_http_handler *h, h2o_req_t *req, char **param);
-int am_api_org_egress_put(am_http_handler *h, h2o_req_t *req, char **param);
+/* api_usage.c: the model gateway's usage and the org's token quota */
+int am_api_usage(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_quota_get(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_model_quota_put(am_http_handler *h, h2o_req_t *req, char **param);
+/* {"requests", "tokens_in", "tokens_out", "tokens", "errors", "refused"} of one pod */
+json_t *am_api_pod_usage(am_http_handler *h, const char *org, const char *pod_id);
 
 /* Model endpoints (api_models.c): add and test run on app->models. */
 int am_api_model_list(am_http_handler *h, h2o_req_t *req, char **param);
@@ -132,6 +135,9 @@ int am_api_model_create(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_model_show(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_model_delete(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_model_test(am_http_handler *h, h2o_req_t *req, char **param);
+/* GET/PUT /api/v1/orgs/{id}/egress-allow: the org's egress allow list (api_egress.c). */
+int am_api_org_egress_get(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_org_egress_put(am_http_handler *h, h2o_req_t *req, char **param);
 
 /* WebSockets (ws_terminal.c): the terminal and events upgrades, and their life on the http thread:
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count

@@ -37,6 +37,7 @@
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/audit/audit.h"
 #include "appliance/auth/auth.h"
+#include "appliance/gateway/core.h"
 #include "appliance/hub/hub.h"
 #include "appliance/pods/pods.h"
 #include "appliance/runners/runners.h"
@@ -327,5 +328,60 @@ int am_ops_pod_egress(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__Egr
 int am_ops_audit_export(am_ops *o, const am_principal *who, const char *source,
                         const char *root_pem, uint64_t since_ms, uint64_t until_ms, int fd,
                         am_audit_export_info *info);
+
+/* ---- the model gateway (issue 12; appliance/gateway's thread and the io pool call these) ---- */
+
+/* What a pod's request asks for. model NULL = a listing (GET /v1/models: no endpoint chosen). */
+typedef struct {
+    const char *pod_id;
+    const char *key; /* the virtual key it sent (Authorization: Bearer or x-api-key), "" = none */
+    const char *api; /* "openai" | "anthropic": what its path speaks */
+    const char *model;
+} am_ops_gw_ask;
+
+typedef struct {
+    char org[AM_STORE_ID_MAX + 1];
+    char pod[AM_STORE_ID_MAX + 1];
+    char user[AM_STORE_ID_MAX + 1];       /* who started the pod (user id) */
+    Airmesh__V1__ModelEndpoint *endpoint; /* with its real key; am_ops_gateway_grant_free */
+} am_ops_gw_grant;
+
+/* May the pod's request go upstream? The pod must be in the sending runner's org and be that
+ * runner's (else -AM_EPERM), the key must hash to its gateway_key_sha256 (-AM_EAUTH), it must be
+ * starting or running with network models or allow (-AM_EPERM), the org under its token quota
+ * today (-AM_ELIMIT), and an org endpoint of ask->api must serve ask->model (-AM_ENOTFOUND; an
+ * endpoint listing the model wins over one with no list). out->org/pod/user are filled as soon
+ * as the pod is known (also on the later refusals). Reads only: the caller records the outcome
+ * with am_ops_gateway_record. */
+int am_ops_gateway_admit(am_ops *o, const am_ops_peer *peer, const am_ops_gw_ask *ask,
+                         am_ops_gw_grant *out);
+void am_ops_gateway_grant_free(am_ops_gw_grant *g);
+
+/* A finished (or refused) gateway request. */
+typedef struct {
+    const char *org, *pod_id, *user_id, *source;
+    int pod_known; /* the pod is the org's: count it on the pod and user counters too */
+    const char *endpoint, *model, *path;
+    uint64_t tokens_in, tokens_out, duration_ms, start_ms;
+    uint32_t status;
+    int stream;
+    const char *result; /* "ok" | "denied" (policy, quota: counted refused) | "error" */
+    const char *reason; /* why it was refused or failed, or NULL */
+} am_ops_gw_done;
+
+/* The usage counters (core.h's scopes) and one audit record model.request (actor pod:<id>,
+ * details endpoint, model, path, tokens_in, tokens_out, status, duration_ms, stream, reason),
+ * in one transaction. Slow (fsync): the gateway runs it on the io worker pool. */
+int am_ops_gateway_record(am_ops *o, const am_ops_gw_done *d);
+/* n of them in one transaction (one fsync): the gateway batches what finished meanwhile. */
+int am_ops_gateway_record_many(am_ops *o, const am_ops_gw_done *d, size_t n);
+
+/* The org's model token quota (Org.model_tokens_per_day; 0 = none) and today's usage. org NULL
+ * = the caller's; another org -AM_ENOTFOUND. get: any role; set: admin or owner
+ * (AM_CAN_MODEL_QUOTA), audited org.model_quota {"tokens_per_day"}. */
+int am_ops_model_quota_get(am_ops *o, const am_principal *who, const char *org,
+                           uint64_t *tokens_per_day, am_gw_counts *today);
+int am_ops_model_quota_set(am_ops *o, const am_principal *who, const char *source, const char *org,
+                           uint64_t tokens_per_day);
 
 #endif

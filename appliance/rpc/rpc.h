@@ -20,17 +20,17 @@
 
 #include <stdint.h>
 
-#include "appliance/app.h"
 #include "airmesh/v1/runner.pb-c.h"
+#include "appliance/app.h"
 #include "appliance/hub/hub.h"
 
 typedef struct am_rpc am_rpc;
 
 typedef struct {
-    const char *listen;        /* "127.0.0.1:9443" */
-    uint32_t cert_days;        /* runner certificate lifetime, default 7 */
-    uint32_t heartbeat_ms;     /* told to runners in HelloAck, default 5000 */
-    uint32_t max_message;      /* max receive size, default 4 MiB */
+    const char *listen;    /* "127.0.0.1:9443" */
+    uint32_t cert_days;    /* runner certificate lifetime, default 7 */
+    uint32_t heartbeat_ms; /* told to runners in HelloAck, default 5000 */
+    uint32_t max_message;  /* max receive size, default 4 MiB */
 } am_rpc_opts;
 
 int am_rpc_start(am_app *app, am_hub *hub, const am_rpc_opts *o, am_rpc **out);
@@ -38,6 +38,9 @@ int am_rpc_port(const am_rpc *r);
 /* Queue a message on a connected runner's stream (any thread). -AM_ESTATE when the runner is
  * not connected, -AM_EFULL when its send queue is full. */
 int am_rpc_send(am_rpc *r, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
+/* Bytes and messages waiting in a connected runner's send queue (am_gw_queued_fn; rpc is the
+ * am_rpc). -AM_ESTATE when it is not connected. Any thread. */
+int am_rpc_queued(void *rpc, const char *runner_id, size_t *bytes, size_t *msgs);
 /* am_ops_send_fn over am_rpc_send (rpc may be NULL: nothing reachable). */
 int am_rpc_link_send(void *rpc, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
 void am_rpc_stop(am_rpc *r);

@@ -10,7 +10,10 @@
  * is outstanding (`pending` == 0). Only one SEND_MESSAGE is in flight per call; others queue.
  * Terminal output (TerminalOutput) is appended to the pod's ring in the hub, which wakes the
  * http thread for the web terminal; a final PodStatus (exited/stopped/failed) ends the pod's
- * terminal there after its last byte (same stream, in order).
+ * terminal there after its last byte (same stream, in order). A GatewayRequest goes to the
+ * model gateway's thread (appliance/gateway, am_gw_submit copies it); its answers come back
+ * through am_rpc_send, and am_rpc_queued tells the gateway how full the stream's queue is
+ * (bytes queued or in flight), so it pauses a transfer instead of growing the queue.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -27,6 +30,7 @@
 
 #include "airmesh/v1/enroll.pb-c.h"
 #include "airmesh/v1/runner.pb-c.h"
+#include "appliance/gateway/gateway.h"
 #include "appliance/rpc/internal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -69,6 +73,7 @@ out:
 
 typedef struct sendq {
     grpc_byte_buffer *bb;
+    size_t len;
     struct sendq *next;
 } sendq;
 
@@ -80,9 +85,11 @@ typedef struct stream {
     grpc_metadata_array md;
     grpc_byte_buffer *recv_buf;
     grpc_byte_buffer *sending;
+    size_t sending_len;
     sendq *q_head, *q_tail;
-    int pending; /* batches not yet completed */
-    int closed;  /* RECV_CLOSE_ON_SERVER completed */
+    size_t q_bytes; /* queued + in flight: the model gateway's back-pressure reads it */
+    int pending;    /* batches not yet completed */
+    int closed;     /* RECV_CLOSE_ON_SERVER completed */
     int status_sent;
     int online; /* registered in the hub */
     int cancelled;
@@ -172,6 +179,7 @@ static void send_next(stream *s) {
     if (!s->q_head)
         s->q_tail = NULL;
     s->sending = q->bb;
+    s->sending_len = q->len;
     free(q);
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -180,6 +188,7 @@ static void send_next(stream *s) {
     if (start(s, &op, 1, &s->t_send) != 0) {
         grpc_byte_buffer_destroy(s->sending);
         s->sending = NULL;
+        s->q_bytes -= s->sending_len;
     }
 }
 
@@ -197,6 +206,8 @@ static int send_msg(stream *s, Airmesh__V1__ApplianceMessage *m) {
         return -1;
     }
     q->bb = am_grpc_pack(&m->base);
+    q->len = q->bb ? grpc_byte_buffer_length(q->bb) : 0;
+    s->q_bytes += q->len;
     if (s->q_tail)
         s->q_tail->next = q;
     else
@@ -256,37 +267,6 @@ static void on_connect(stream *s) {
 /* The runner the stream's certificate names: what every message is attributed to. */
 static am_ops_peer stream_peer(const stream *s) {
     return (am_ops_peer){s->runner_id, s->org, s->peer};
-}
-
-/* STUB (egress branch, until the model gateway lands: the gateway branch replaces this):
- * answer each pod gateway request with 503 and a JSON error, so a pod's client gets a clear
- * answer that came over the stream. Only the first message of a request (it has a method) is
- * answered; body continuations and cancels are dropped. */
-static void gateway_stub(stream *s, const Airmesh__V1__GatewayRequest *g) {
-    if (!g || g->cancel || !g->method || !*g->method)
-        return;
-    am_log_info("rpc", "gateway request answered 503 (no model gateway yet)",
-                "runner=%s pod=%.20s request=%llu method=%.16s path=%.200s", s->runner_id,
-                g->pod_id, (unsigned long long)g->request_id, g->method, g->path);
-    static char body[] = "{\"error\":{\"code\":\"gateway_unavailable\",\"message\":\"the model "
-                         "gateway is not available\"}}\n";
-    Airmesh__V1__HttpHeader ct = AIRMESH__V1__HTTP_HEADER__INIT;
-    ct.name = "Content-Type";
-    ct.value = "application/json";
-    Airmesh__V1__HttpHeader *hs[] = {&ct};
-    Airmesh__V1__GatewayResponse r = AIRMESH__V1__GATEWAY_RESPONSE__INIT;
-    r.pod_id = g->pod_id;
-    r.request_id = g->request_id;
-    r.status = 503;
-    r.headers = hs;
-    r.n_headers = 1;
-    r.data.data = (uint8_t *)body;
-    r.data.len = sizeof body - 1;
-    r.last = 1;
-    Airmesh__V1__ApplianceMessage out = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-    out.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_GATEWAY_RESPONSE;
-    out.gateway_response = &r;
-    send_msg(s, &out);
 }
 
 /* Framing is ours; what each message means is appliance/ops'. */
@@ -357,7 +337,9 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
                         s->runner_id, m->egress->pod_id, am_err_last());
         break;
     case AIRMESH__V1__RUNNER_MESSAGE__MSG_GATEWAY_REQUEST:
-        gateway_stub(s, m->gateway_request);
+        /* A pod's model request: the gateway thread decides and answers (never here). */
+        if (r->app->gw)
+            am_gw_submit(r->app->gw, &p, m->gateway_request);
         break;
     default:
         break; /* pod and terminal messages arrive with their issues */
@@ -393,6 +375,8 @@ static void on_close(stream *s) {
         /* Leave the hub first: after this no other thread can reach the stream. */
         am_hub_runner_offline(r->hub, s->runner_id, s);
         s->online = 0;
+        if (r->app->gw) /* its pods' model requests stop */
+            am_gw_runner_gone(r->app->gw, s->runner_id);
         am_ops_peer p = stream_peer(s);
         am_ops_runner_disconnect(r->app->ops, &p);
     }
@@ -426,6 +410,8 @@ void am_rpc_stream_event(void *obj, tag_kind kind, int success) {
         pthread_mutex_lock(&s->mu);
         grpc_byte_buffer_destroy(s->sending);
         s->sending = NULL;
+        s->q_bytes -= s->sending_len;
+        s->sending_len = 0;
         if (success)
             send_next(s);
         pthread_mutex_unlock(&s->mu);
@@ -454,5 +440,28 @@ int am_rpc_send(am_rpc *r, const char *runner_id, Airmesh__V1__ApplianceMessage 
         return am_err_set(AM_ESTATE, "runner %s is not connected", runner_id);
     if (c.rc != 0)
         return am_err_set(AM_EFULL, "runner %s: stream ending or send queue full", runner_id);
+    return 0;
+}
+
+typedef struct {
+    size_t bytes, msgs;
+} queued_ctx;
+
+static void queued_cb(void *stream_ptr, void *arg) {
+    stream *s = stream_ptr;
+    queued_ctx *c = arg;
+    pthread_mutex_lock(&s->mu);
+    c->bytes = s->q_bytes;
+    c->msgs = s->qlen;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int am_rpc_queued(void *rpc, const char *runner_id, size_t *bytes, size_t *msgs) {
+    am_rpc *r = rpc;
+    queued_ctx c = {0, 0};
+    if (!r || !am_hub_runner_with(r->hub, runner_id, queued_cb, &c))
+        return am_err_set(AM_ESTATE, "runner %s is not connected", runner_id);
+    *bytes = c.bytes;
+    *msgs = c.msgs;
     return 0;
 }

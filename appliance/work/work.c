@@ -38,7 +38,7 @@ struct am_work {
     h2o_loop_t *loop;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
-    size_t inflight;
+    size_t inflight; /* atomic: jobs with req NULL may be submitted from any thread */
 };
 
 static void *worker(void *arg) {
@@ -103,7 +103,7 @@ static void guard_dispose(void *p) {
 }
 
 static void deliver(am_work *w, am_work_job *job) {
-    w->inflight--;
+    __atomic_sub_fetch(&w->inflight, 1, __ATOMIC_SEQ_CST);
     h2o_req_t *req = job->_req;
     if (job->_guard) {
         job->_guard->job = NULL; /* the request outlives the job: its dispose is a no-op now */
@@ -158,14 +158,14 @@ int am_work_submit(am_work *w, h2o_req_t *req, am_work_job *job, am_work_run_fn 
         w->head = job;
     w->tail = job;
     w->waiting++;
-    w->inflight++;
+    __atomic_add_fetch(&w->inflight, 1, __ATOMIC_SEQ_CST);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
 
 size_t am_work_inflight(const am_work *w) {
-    return w ? w->inflight : 0;
+    return w ? __atomic_load_n(&w->inflight, __ATOMIC_SEQ_CST) : 0;
 }
 
 static void join_all(am_work *w) {
@@ -196,10 +196,10 @@ void am_work_detach(am_work *w) {
     }
     /* Completions already posted: let the loop deliver them (bounded). */
     uint64_t deadline = am_mono_ns() + 5000000000u;
-    while (w->inflight > 0 && am_mono_ns() < deadline)
+    while (am_work_inflight(w) > 0 && am_mono_ns() < deadline)
         h2o_evloop_run(w->loop, 10);
-    if (w->inflight > 0)
-        am_log_warn("work", "completions not delivered at stop", "jobs=%zu", w->inflight);
+    if (am_work_inflight(w) > 0)
+        am_log_warn("work", "completions not delivered at stop", "jobs=%zu", am_work_inflight(w));
     else {
         h2o_multithread_unregister_receiver(w->queue, &w->receiver);
         h2o_multithread_destroy_queue(w->queue);

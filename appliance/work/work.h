@@ -19,10 +19,11 @@
  * into it everything `run` needs; nothing in it may point into req->pool. After a successful
  * submit the pool holds the job until `done` has run; `done` frees it. A failed submit leaves the
  * job with the caller.
- * Threads: am_work_new/free from main (before/after the http thread runs); am_work_attach,
- * am_work_submit and am_work_detach on the http thread only; `run` on a worker thread (it may use
- * the store and the audit log, which are thread-safe, and must not touch h2o or the request);
- * `done` on the http thread.
+ * Threads: am_work_new/free from main (before/after the http thread runs); am_work_attach
+ * and am_work_detach on the http thread only; am_work_submit on the http thread, or on any
+ * thread with req NULL (the model gateway's metering: nothing to guard, `done` only frees); `run`
+ * on a worker thread (it may use the store and the audit log, which are thread-safe, and must not
+ * touch h2o or the request); `done` on the http thread.
  */
 #ifndef AM_APPLIANCE_WORK_H
 #define AM_APPLIANCE_WORK_H

@@ -7,11 +7,14 @@ made from tests/agents/package-lock.json, outside the repo):
       writable, in the pod's own /etc/passwd), owns /workspace and its git dir, sees the agents
       dir read-only and first on its PATH, and a commit it makes comes back on the pod's branch;
   (b) Claude Code (`claude -p ... --dangerously-skip-permissions`, which it refuses as uid 0)
-      runs in a pod on --network host against the scripted test model server
-      (tests/model_server) on 127.0.0.1: the script has it write a file with its Write tool and
+      runs in a pod with network models (only lo and the model gateway) against the scripted
+      test model server (tests/model_server), which an admin added as an anthropic endpoint
+      with a real key: the pod's ANTHROPIC_BASE_URL/ANTHROPIC_API_KEY (the gateway and its
+      virtual key) are all it needs; the script has it write a file with its Write tool and
       commit it with its Bash tool; the file is on the pod's branch in the runner's mirror
-      afterwards, and the model server's log shows the streamed Messages requests with the key
-      the pod was given. (The gateway that replaces --network host comes next.)
+      afterwards, the model server's log shows the streamed Messages requests with the real key
+      (never the virtual one), and each request is a model.request audit event of the pod with
+      the tokens the server reported.
   (c) the runner reports the agent CLIs it found, with versions, in Hello: GET /api/v1/runners
       lists claude 2.1.332 at its path in the agents dir.
 """
@@ -48,6 +51,7 @@ HAVE_AGENTS = os.path.exists(os.path.join(AGENTS, ".complete"))
 GIT_ID = ["--env", "GIT_AUTHOR_NAME=agent", "--env", "GIT_AUTHOR_EMAIL=agent@pod.invalid",
           "--env", "GIT_COMMITTER_NAME=agent", "--env", "GIT_COMMITTER_EMAIL=agent@pod.invalid"]
 FILE_TEXT = "hello from an agent in a pod\n"
+REAL_KEY = "sk-ant-real-" + os.urandom(8).hex()  # the endpoint's key: only on the appliance
 PROMPT = "Create the file hello.txt in the current directory, then commit it."
 
 # What the "model" answers: the main loop offers tools (Write, Bash, ...); anything else (side
@@ -121,6 +125,12 @@ class AgentTest(harness.AdminRunnerTest):
         lines = harness.read(out).splitlines()
         return "".join(json.loads(l)[2] for l in lines[1:] if json.loads(l)[1] == "o")
 
+    def audit(self, action):
+        token = harness.token_login(self.d, "admin", self.d.read_password())
+        _, _, _, text = harness.curl(self.d, "/api/v1/audit?limit=1000&action=" + action, "-H",
+                                     "Authorization: Bearer " + token)
+        return json.loads(text)["events"]
+
     def mirror(self):
         return os.path.join(self.rdata, "mirrors",
                             hashlib.sha256(self.repo.encode()).hexdigest()[:16] + ".git")
@@ -180,11 +190,18 @@ class AgentTest(harness.AdminRunnerTest):
             self.assertNotEqual(root.returncode, 0)
             self.assertIn("cannot be used with root", root.stdout + root.stderr)
             self.assertEqual(srv.entries(), [])
+            # An admin adds the model server as the org's anthropic endpoint (its real key
+            # stays on the appliance); the pod reaches it only through the gateway.
+            kf = os.path.join(self.tmp, "claude.key")
+            with open(kf, "w") as f:
+                f.write(REAL_KEY + "\n")
+            r = self.ctl("model", "add", "claude-ep", "--api", "anthropic", "--url", srv.url,
+                         "--key-file", kf, "--models", "test-model")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            n_selftest = len(srv.entries())
             t0 = time.monotonic()
             pod = self.create(
-                "--network", "host", *GIT_ID,
-                "--env", "ANTHROPIC_BASE_URL=" + srv.url,
-                "--env", "ANTHROPIC_API_KEY=sk-ant-test-pod-key",
+                "--network", "models", *GIT_ID,
                 "--env", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
                 "--env", "DISABLE_AUTOUPDATER=1",
                 "--env", "ANTHROPIC_MODEL=test-model",
@@ -195,7 +212,7 @@ class AgentTest(harness.AdminRunnerTest):
             info = self.wait(pod["id"], timeout=240)
             took = time.monotonic() - t0
             out = self.recording(pod["id"])
-            reqs = [e for e in srv.entries() if e["path"].startswith("/v1/messages")]
+            reqs = [e for e in srv.entries()[n_selftest:] if e["path"].startswith("/v1/messages")]
             print("claude pod: %.1f s from create to exit; model requests: %s" %
                   (took, [(e["path"], e["rule"], e.get("stream")) for e in srv.entries()]),
                   file=sys.stderr)
@@ -203,12 +220,13 @@ class AgentTest(harness.AdminRunnerTest):
             self.assertIn("uid=1000", out)
             self.assertIn("CLAUDE-EXIT=0", out)
             self.assertNotIn("root/sudo privileges", out)  # its refusal as uid 0
-            # The model server saw the CLI's Messages calls, streamed, with the pod's key; the
-            # tool round trip happened (Write result in, then Bash result in).
+            # The model server saw the CLI's Messages calls, streamed, with the endpoint's real
+            # key and never the pod's virtual one; the tool round trip happened (Write result
+            # in, then Bash result in).
             self.assertTrue(reqs, out)
-            self.assertTrue(all(e["headers"].get("x-api-key") == "sk-ant-test-pod-key" or
-                                e["headers"].get("authorization") ==
-                                "Bearer sk-ant-test-pod-key" for e in reqs))
+            self.assertTrue(all(e["headers"].get("x-api-key") == REAL_KEY for e in reqs), reqs)
+            self.assertNotIn("amk_", json.dumps(srv.entries()))
+            self.assertNotIn(REAL_KEY, out)
             rules = [e["rule"] for e in reqs]
             self.assertIn(0, rules, out)
             self.assertIn(1, rules, out)
@@ -220,6 +238,16 @@ class AgentTest(harness.AdminRunnerTest):
             self.assertEqual(show.stdout, FILE_TEXT, show.stderr + out)
             log = gitdir(m, "log", "-1", "--format=%s", pod["branch"])
             self.assertEqual(log.stdout.strip(), "agent: add hello.txt")
+            # Each Messages call is a model.request of this pod, metered as the server said.
+            evs = wait_for(lambda: (lambda ev: ev if len(ev) >= len(reqs) else None)(
+                [e for e in self.audit("model.request") if e["actor"] == "pod:" + pod["id"]]),
+                30, what="model.request events")
+            det = [e["details"] if isinstance(e["details"], dict) else json.loads(e["details"])
+                   for e in evs]
+            self.assertEqual(sum(x["tokens_in"] for x in det),
+                             sum(e["usage"]["input_tokens"] for e in reqs if "usage" in e))
+            self.assertEqual(sum(x["tokens_out"] for x in det),
+                             sum(e["usage"]["output_tokens"] for e in reqs if "usage" in e))
         finally:
             srv.stop()
 

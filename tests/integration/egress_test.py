@@ -2,10 +2,10 @@
 """Per-pod egress (issue 12): network models / allow, against a real airmeshd and runner.
 
 - a pod with network models has only lo; its client reaches the model gateway listener
-  127.0.0.1:4000 inside its own netns, and the answer came over the runner's stream (the
-  appliance logs the request with the pod's id and path; until the model gateway lands it
-  answers 503 "the model gateway is not available"); keep-alive, chunked bodies, junk (400)
-  and an oversized body (413) are answered by the runner's strict parser;
+  127.0.0.1:4000 inside its own netns, and the answer came over the runner's stream from the
+  appliance's model gateway (in the API's own format: 404 for a model no endpoint serves, 400
+  for a bad body; each a model.request audit event with the pod and path); keep-alive, chunked
+  bodies, junk (400) and an oversized body (413) are answered by the runner's strict parser;
 - from such a pod a direct TCP connect to the appliance's HTTPS and gRPC ports and to a
   host-side test server fails, while the same connects succeed from a pod with network host
   (the positive control);
@@ -289,22 +289,30 @@ class EgressTest(unittest.TestCase):
         pod_id = info["id"]
         self.assertEqual(info["network"], "models")
         self.assertEqual(self.lines(out, "IFACES"), ['["lo"]'], out)
-        # The answer came over the stream: the appliance logged this pod's request and path.
+        # The answer came over the stream from the appliance's model gateway: the org has no
+        # endpoint for model "m" (404, OpenAI's format), the chunked Messages body is not JSON
+        # (400, Anthropic's format), and each is a model.request audit event of this pod with
+        # its path.
         gw1 = self.lines(out, "GW1")
         self.assertEqual(len(gw1), 1, out)
-        self.assertTrue(gw1[0].startswith("503 "), out)
-        self.assertIn("the model gateway is not available", gw1[0])
-        log = self.d.log()
-        self.assertRegex(log, r"gateway request answered 503.*pod=%s.*path=/v1/chat/completions"
-                         % pod_id)
-        self.assertRegex(log, r"gateway request answered 503.*pod=%s.*method=POST "
-                         r"path=/v1/messages" % pod_id)  # the keep-alive, chunked one
-        self.assertEqual(self.lines(out, "GW2"), [gw1[0]], out)
+        self.assertTrue(gw1[0].startswith("404 "), out)
+        self.assertIn("is not served by any openai endpoint", gw1[0])
+        gw2 = self.lines(out, "GW2")
+        self.assertEqual(len(gw2), 1, out)
+        self.assertTrue(gw2[0].startswith("400 "), out)
+        self.assertIn('"type":"error"', gw2[0])
+        reqs = wait_for(lambda: [e for e in self.audit(action="model.request")
+                                 if e["actor"] == "pod:" + pod_id] or None, 30,
+                        what="model.request events")
+        paths = sorted(json.loads(e["details"])["path"] if isinstance(e["details"], str)
+                       else e["details"]["path"] for e in reqs)
+        self.assertIn("/v1/chat/completions", paths)
+        self.assertIn("/v1/messages", paths)
         self.assertEqual(self.lines(out, "JUNK"), ["HTTP/1.1 400 Bad Request"], out)
         self.assertEqual(self.lines(out, "SMUGGLE"), ["HTTP/1.1 400 Bad Request"], out)
         self.assertEqual(self.lines(out, "BIG"), ["HTTP/1.1 413 Content Too Large"], out)
         if shutil.which("curl"):
-            self.assertEqual(self.lines(out, "CURL"), ["503"], out)
+            self.assertEqual(self.lines(out, "CURL"), ["400"], out)  # a POST without a model
         # Nothing but the gateway: the same connects as the control fail.
         self.assertEqual(sorted(self.lines(out, "DIRECT")),
                          ["grpc failed ConnectionRefusedError",

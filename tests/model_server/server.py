@@ -195,6 +195,7 @@ def _usage(reply, body_len, out_text):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, as real servers do
     server_version = "airmesh-test-model/1"
 
     def log_message(self, fmt, *args):  # quiet
