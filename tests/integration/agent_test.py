@@ -29,7 +29,7 @@ import time
 import unittest
 
 import harness
-from harness import gitdir
+from harness import gitdir, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(os.environ["MODEL_SERVER"])))
 import server as model_server  # noqa: E402  tests/model_server/server.py
