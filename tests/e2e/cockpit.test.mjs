@@ -164,6 +164,11 @@ step('overview: the landing page counts what the API says, and is live', async (
   assert.match(failures, new RegExp(s.pods.failed));
   assert.match(failures, new RegExp(`${s.pods.killed}.*killed \\(SIGKILL\\)`));
   assert.match(await p.textContent('#ov-who'), /admin.*on repo/);
+  // Model usage today is the API's (GET /api/v1/usage), quota included.
+  const usage = await call('GET', '/usage');
+  assert.equal(await p.getAttribute('#ov-tokens', 'data-tokens'), String(usage.today.tokens));
+  assert.equal(await p.getAttribute('#ov-tokens', 'data-quota'), String(usage.tokens_per_day));
+  assert.equal(await p.getAttribute('#ov-requests', 'data-requests'), String(usage.today.requests));
   await p.waitForSelector('#overview[data-live="1"]');
   // Live: a new pod shows up in the counts.
   const before = Number(await p.getAttribute('#ov-states [data-state="running"]', 'data-count'));

@@ -1,6 +1,7 @@
 // Pods, the landing page: the overview first (pods by state, runners online and slots used of
-// their capacity, recent failures with their reasons, who is running what), live over
-// /api/v1/events (any pod or runner event refreshes it; polled every few seconds as well);
+// their capacity, recent failures with their reasons, who is running what, model usage today
+// from GET /api/v1/usage), live over /api/v1/events (any pod, runner or model event refreshes
+// it; polled every few seconds as well);
 // then the list (newest first) with filters (text, state, owner, runner, repository, "My pods"),
 // stop, delete, recording and a link to each pod's page; "New pod" opens the create form
 // (runner or labels, repo, base ref, branch, the program: a shell, an agent of the catalog that
@@ -329,6 +330,28 @@ export function podsPage(ctx: Ctx): () => void {
     ]);
   }
 
+  /** GET /api/v1/usage: the model gateway's numbers (the org today, each pod, each user today). */
+  interface Counts { requests: number; tokens_in: number; tokens_out: number; tokens: number; errors: number; refused: number }
+  interface Usage { day: string; tokens_per_day: number; today: Counts; pods: (Counts & { pod: string })[] }
+  let usage: Usage | null = null;
+  const num = (n: number) => n.toLocaleString('en-US');
+
+  /** The model usage card: today's tokens against the quota, requests, refusals, the top pods. */
+  function usageCard(pods: Pod[]): HTMLElement {
+    const u = usage;
+    if (!u) return h('div', { class: 'ov-card', id: 'ov-usage' }, h('h2', null, 'Model usage today'), h('p', { class: 'muted small' }, 'Not available.'));
+    const t = u.today;
+    const byId = new Map(pods.map((p) => [p.id, p]));
+    const top = u.pods.filter((x) => x.tokens > 0 && byId.has(x.pod)).sort((a, b) => b.tokens - a.tokens).slice(0, 3);
+    return h('div', { class: 'ov-card', id: 'ov-usage' }, h('h2', null, 'Model usage today'),
+      h('div', { class: 'ov-big', id: 'ov-tokens', 'data-tokens': String(t.tokens), 'data-quota': String(u.tokens_per_day) },
+        u.tokens_per_day ? `${num(t.tokens)} of ${num(u.tokens_per_day)} tokens` : `${num(t.tokens)} tokens`),
+      h('div', { class: 'muted small', id: 'ov-requests', 'data-requests': String(t.requests), 'data-refused': String(t.refused) },
+        `${num(t.requests)} requests · ${num(t.tokens_in)} in, ${num(t.tokens_out)} out` + (t.refused ? ` · ${num(t.refused)} refused` : '') + (t.errors ? ` · ${num(t.errors)} errors` : '')),
+      top.length === 0 ? null : h('ul', { class: 'ov-list' }, top.map((x) => { const p = byId.get(x.pod)!; return h('li', { 'data-pod': x.pod },
+        named(p.display_name, p.id, p.display_name ? '' : 'mono', 'a', { href: '#/pods/' + p.id }), trunc(`${num(x.tokens)} tokens (all time)`, 'muted')); })));
+  }
+
   function renderOverview(pods: Pod[]): void {
     clear(overview);
     if (pods.length === 0 && runners.length === 0) {
@@ -372,15 +395,18 @@ export function podsPage(ctx: Ctx): () => void {
         byOwner.size === 0 ? h('p', { class: 'muted small' }, 'Nobody right now.') : h('ul', { class: 'ov-list' }, Array.from(byOwner.entries()).sort().map(([owner, ps]) => h('li', { 'data-owner': owner },
           actorEl(owner, 'strong ov-owner'),
           trunc(ps.map((p) => p.display_name || `${commandLabel(p.command)} on ${repoName(p.repo)}`).join(', '), 'muted'))))),
+      usageCard(pods),
     ]);
   }
 
   async function refresh(): Promise<void> {
     try {
-      const [r, p] = await Promise.all([api<{ runners: Runner[] }>('GET', '/runners'), api<{ pods: Pod[] }>('GET', '/pods'), loadPeople(loads === 0)]);
+      const [r, p, u] = await Promise.all([api<{ runners: Runner[] }>('GET', '/runners'), api<{ pods: Pod[] }>('GET', '/pods'),
+        api<Usage>('GET', '/usage').catch(() => null), loadPeople(loads === 0)]);
       // An open rename keeps its row: the next refresh (3 s) redraws.
       if (stopped || editing()) return;
       runners = r.runners;
+      usage = u;
       renderList(p.pods);
       overview.dataset.loaded = String(++loads);
     } catch (e) {
@@ -401,7 +427,7 @@ export function podsPage(ctx: Ctx): () => void {
       return;
     }
     ws.onmessage = (m) => {
-      if (typeof m.data !== 'string' || !/"action":"(pod|runner)\./.test(m.data.replace(/\s/g, ''))) return;
+      if (typeof m.data !== 'string' || !/"action":"(pod|runner|model)\./.test(m.data.replace(/\s/g, ''))) return;
       if (!soon) soon = setTimeout(() => { soon = null; void refresh(); }, 200);
     };
     ws.onopen = () => { overview.dataset.live = '1'; };
