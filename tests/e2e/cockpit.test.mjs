@@ -68,12 +68,14 @@ async function call(method, path, body) {
   return text ? JSON.parse(text) : {};
 }
 
+// fn may set until.seen to what it saw, so a timeout says what the state was.
 async function until(what, fn, timeout = 60000) {
   const end = Date.now() + timeout;
+  until.seen = undefined;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what + (until.seen === undefined ? '' : ': ' + JSON.stringify(until.seen)));
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -136,6 +138,7 @@ step('setup: admin logs in, a runner enrolls, pods that run, exit, get killed an
   s.pods.run = (await create({ branch: LONG_BRANCH, command: ['sh', '-c', 'echo ready; exec sh'], limits: { memory: '512M', pids: 256 } })).id;
   await until('the pods to settle', async () => {
     const [d, k, f, r] = await Promise.all([podState(s.pods.done), podState(s.pods.killed), podState(s.pods.failed), podState(s.pods.run)]);
+    until.seen = [d, k, f, r].map((x) => ({ id: x.id, state: x.state, exit_code: x.exit_code, reason: x.reason, recording: x.recording }));
     return d.state === 'exited' && d.recording && k.state === 'exited' && f.state === 'failed' && r.state === 'running';
   });
 });
