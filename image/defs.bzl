@@ -1,4 +1,4 @@
-"""opt_binaries: the three airmesh binaries as they go into the appliance image, built with
+"""opt_binaries: the airmesh binaries as they go into the appliance image, built with
 -c opt and without the sanitizer flags that `make test` turns on (--config=asan), whatever the
 command line says. A configuration transition does this inside the same Bazel invocation, so the
 image test (run by `bazel test --config=asan //tests/...`) gets release binaries without a nested
