@@ -34,27 +34,7 @@ import unittest
 import urllib.parse
 
 import harness
-from harness import Daemon, Runner, ctl, curl, login, wait_for
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    try:
-        return code, json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return code, {"raw": text}
-
-
-def token_login(d, user, password, org="default"):
-    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
-                                                     "org": org})
-    assert code == 200, (code, doc)
-    return doc["token"]
+from harness import api, ctl, curl, Daemon, login, Runner, token_login, wait_for
 
 
 class EchoServer:

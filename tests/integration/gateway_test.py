@@ -35,7 +35,7 @@ import time
 import unittest
 
 import harness
-from harness import Daemon, Runner, ctl, curl, login, wait_for
+from harness import api, ctl, curl, Daemon, login, Runner, token_login, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(os.environ["MODEL_SERVER"])))
 import server as model_server  # noqa: E402  tests/model_server/server.py
@@ -187,26 +187,6 @@ for top in ("/workspace", os.environ.get("HOME", "/home"), "/home", "/root", "/t
                 hits.append(p)
 print("FILEHITS", scanned > 3, json.dumps(sorted(set(hits))))
 """
-
-
-def api(d, method, path, token=None, body=None):
-    args = ["-X", method]
-    if token:
-        args += ["-H", "Authorization: Bearer " + token]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
-    code, _, _, text = curl(d, path, *args)
-    try:
-        return code, json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return code, {"raw": text}
-
-
-def token_login(d, user, password, org="default"):
-    code, doc = api(d, "POST", "/api/v1/login", body={"user": user, "password": password,
-                                                     "org": org})
-    assert code == 200, (code, doc)
-    return doc["token"]
 
 
 def lines(out, tag):
