@@ -21,84 +21,17 @@ A real airmeshd and a real enrolled runner started with --quiet-after 2s. Covere
   were (positive control: the forger's own state did change);
 - after the pod ends, agent_state reads "" and nothing more is recorded for it.
 """
-import base64
 import json
 import os
 import re
-import select
 import shutil
-import socket
-import ssl
-import struct
 import subprocess
 import tempfile
 import time
 import unittest
 
 import harness
-from harness import api, ctl, curl, Daemon, git, login, Runner, token_login, wait_for
-
-
-class WS:
-    """A minimal blocking RFC 6455 client over TLS (as in terminal_test.py)."""
-
-    def __init__(self, d, path, token):
-        raw = socket.create_connection(("127.0.0.1", d.port))
-        ctx = ssl.create_default_context(cafile=d.ca)
-        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{d.port}\r\n"
-                        f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                        f"Authorization: Bearer {token}\r\n\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        header, _, rest = buf.partition(b"\r\n\r\n")
-        self.buf = bytearray(rest)
-        self.status = int(header.split(b" ")[1]) if header else 0
-
-    def send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        hdr = (struct.pack("!BB", 0x80 | opcode, 0x80 | n) if n < 126 else
-               struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n))
-        self.s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def _need(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("websocket read timed out")
-            if not self.s.pending():
-                r, _, _ = select.select([self.s], [], [], left)
-                if not r:
-                    continue
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise EOFError("websocket closed")
-            self.buf += chunk
-
-    def recv(self, timeout=30):
-        deadline = time.time() + timeout
-        self._need(2, deadline)
-        n, off = self.buf[1] & 0x7F, 2
-        if n == 126:
-            self._need(4, deadline)
-            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-        elif n == 127:
-            self._need(10, deadline)
-            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-        self._need(off + n, deadline)
-        op, payload = self.buf[0] & 0x0F, bytes(self.buf[off:off + n])
-        del self.buf[:off + n]
-        return op, payload
-
-    def close(self):
-        self.s.close()
+from harness import api, ctl, curl, Daemon, git, login, Runner, token_login, wait_for, WS
 
 
 class Events:

@@ -26,12 +26,10 @@ Proves, at the level a pod and an admin touch it:
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import harness

@@ -9,14 +9,9 @@ shares it (REST and `airmeshctl pod share`) and ben may; an admin may always. A 
 
 The WebSocket client is the minimal one of terminal_test.py (RFC 6455 over ssl + socket).
 """
-import base64
 import json
 import os
-import select
 import shutil
-import socket
-import ssl
-import struct
 import tempfile
 import time
 import unittest
@@ -25,68 +20,16 @@ import harness
 from harness import Daemon, api, ctl, token_login, wait_for
 
 
-class WS:
-    """A minimal blocking RFC 6455 client over TLS (from terminal_test.py)."""
+class WS(harness.WS):
+    """harness.WS that keeps what it read: terminal bytes in data, control messages in msgs."""
 
     def __init__(self, d, path, token):
-        raw = socket.create_connection(("127.0.0.1", d.port))
-        ctx = ssl.create_default_context(cafile=d.ca)
-        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{d.port}\r\n"
-                        f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                        f"Authorization: Bearer {token}\r\n\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        header, _, rest = buf.partition(b"\r\n\r\n")
-        self.buf = bytearray(rest)
-        self.status = int(header.split(b" ")[1]) if header else 0
+        super().__init__(d, path, token)
         self.data = bytearray()
         self.msgs = []
 
-    def send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        hdr = (struct.pack("!BB", 0x80 | opcode, 0x80 | n) if n < 126 else
-               struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n))
-        self.s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def send_json(self, obj):
-        self.send(1, json.dumps(obj).encode())
-
-    def _need(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("websocket read timed out")
-            if not self.s.pending():
-                r, _, _ = select.select([self.s], [], [], left)
-                if not r:
-                    continue
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-
     def recv_one(self, deadline):
-        self._need(2, deadline)
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            self._need(4, deadline)
-            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-        elif n == 127:
-            self._need(10, deadline)
-            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-        self._need(off + n, deadline)
-        payload = bytes(self.buf[off:off + n])
-        del self.buf[:off + n]
-        op = b0 & 0x0F
+        op, payload = self.recv(max(0.0, deadline - time.time()))
         if op == 2:
             self.data += payload
         elif op == 1:
@@ -118,13 +61,6 @@ class WS:
         m = next(m for m in self.msgs[n:] if m["type"] == "error" or
                  (m["type"] == "control" and m["holder"] == me))
         return "control" if m["type"] == "control" else m["message"]
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
 
 class OwnControlTest(unittest.TestCase):
     @classmethod

@@ -14,110 +14,17 @@ error frame or close 1009 and the daemon keeps serving; 100 viewers of one pod a
 shutdown with a viewer attached closes it with 1001 and airmeshd still exits 0. Also the live
 audit events socket (/api/v1/events): events of the caller's org only, same auth rules.
 """
-import base64
 import json
 import os
-import select
 import shutil
 import signal
-import socket
-import ssl
 import struct
 import tempfile
 import time
 import unittest
 
 import harness
-from harness import Daemon, api, curl, token_login, wait_for
-
-
-class WS:
-    """A minimal blocking RFC 6455 client over TLS (HTTP/1.1 upgrade)."""
-
-    def __init__(self, d, path, token=None, cookie=None, origin=None, rcvbuf=None):
-        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        raw.connect(("127.0.0.1", d.port))
-        ctx = ssl.create_default_context(cafile=d.ca)
-        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        key = base64.b64encode(os.urandom(16)).decode()
-        head = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{d.port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
-        if token:
-            head += f"Authorization: Bearer {token}\r\n"
-        if cookie:
-            head += f"Cookie: am_session={cookie}\r\n"
-        if origin:
-            head += f"Origin: {origin}\r\n"
-        self.s.sendall((head + "\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        header, _, rest = buf.partition(b"\r\n\r\n")
-        self.buf = bytearray(rest)
-        self.status = int(header.split(b" ")[1]) if header else 0
-        self.header = header.decode(errors="replace")
-        self.closed = None
-
-    def send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            hdr = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 65536:
-            hdr = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-        else:
-            hdr = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.s.sendall(hdr + mask + body)
-
-    def send_json(self, obj):
-        self.send(1, json.dumps(obj).encode())
-
-    def _need(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("websocket read timed out")
-            if not self.s.pending():
-                r, _, _ = select.select([self.s], [], [], left)
-                if not r:
-                    continue
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise EOFError("connection closed without a close frame")
-            self.buf += chunk
-
-    def recv(self, timeout=30):
-        """One message: (opcode, payload). Close frames set self.closed = code."""
-        deadline = time.time() + timeout
-        self._need(2, deadline)
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            self._need(4, deadline)
-            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-        elif n == 127:
-            self._need(10, deadline)
-            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-        self._need(off + n, deadline)
-        payload = bytes(self.buf[off:off + n])
-        del self.buf[:off + n]
-        assert b0 & 0x80, "fragmented frames are not expected from the server"
-        op = b0 & 0x0F
-        if op == 8:
-            self.closed = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-        return op, payload
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+from harness import api, curl, Daemon, token_login, wait_for, WS
 
 
 class Viewer:
