@@ -343,7 +343,7 @@ static int write_txn(am_txn *t, void *ud) {
     const am_ticket_spec *s = c->s;
     uint64_t now = am_now_ms();
     Airmesh__V1__Ticket *old = NULL, blank = AIRMESH__V1__TICKET__INIT;
-    char key[KEY_MAX], number_key[KEY_MAX];
+    char key[KEY_MAX], number_key[KEY_MAX], pkey[KEY_MAX] = ""; /* n may point into them */
     char *blocks = NULL, **bv = NULL, **pods = NULL;
     json_t *d = json_object(), *fields = json_array();
     int rc;
@@ -395,7 +395,6 @@ static int write_txn(am_txn *t, void *ud) {
                 goto out;
             FIELD(assignee, s->assignee);
         }
-        char pkey[KEY_MAX] = "";
         if (s->parent && s->parent[0]) {
             if (canon_key(s->parent, pkey) != 0 || strcmp(pkey, key) == 0) {
                 rc = am_err_set(AM_EINVAL, "parent: no ticket %.64s (nor the ticket itself)",
@@ -505,7 +504,8 @@ static int write_txn(am_txn *t, void *ud) {
             rc = am_err_set(AM_ENOMEM, "tickets: out of memory");
             goto out;
         }
-        memcpy(pods, cur->pod_ids, cur->n_pod_ids * sizeof *pods);
+        if (cur->n_pod_ids)
+            memcpy(pods, cur->pod_ids, cur->n_pod_ids * sizeof *pods);
         pods[cur->n_pod_ids] = (char *)c->add_pod;
         n.pod_ids = pods;
         n.n_pod_ids = cur->n_pod_ids + 1;
@@ -665,7 +665,8 @@ static int comment_txn(am_txn *t, void *ud) {
         protobuf_c_message_free_unpacked(&old->base, NULL);
         return am_err_set(AM_ENOMEM, "tickets: out of memory");
     }
-    memcpy(v, old->comments, old->n_comments * sizeof *v);
+    if (old->n_comments)
+        memcpy(v, old->comments, old->n_comments * sizeof *v);
     v[old->n_comments] = &cm;
     Airmesh__V1__Ticket n = *old;
     n.comments = v;
