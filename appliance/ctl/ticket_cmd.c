@@ -229,7 +229,8 @@ int am_ctl_ticket(am_ctl *c, int argc, char **argv) {
     escape(arg, esc, sizeof esc);
     if (strcmp(sub, "show") == 0) {
         snprintf(path, sizeof path, "/api/v1/tickets/%s", esc);
-        return answer(am_ctl_api(c, "GET", path, NULL, &resp), 200, resp, json, NULL);
+        long st = am_ctl_api(c, "GET", path, NULL, &resp);
+        return answer(st, 200, resp, json, NULL);
     }
     if (strcmp(sub, "update") == 0) {
         json_t *b = json_object();

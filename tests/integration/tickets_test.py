@@ -16,6 +16,7 @@ as a client uses it:
     exits (a second prompt tells it to) and the ticket moves to in_review with the branch
     attached, audited with the runner as actor.
 """
+import json
 import os
 import re
 import shutil
@@ -256,6 +257,48 @@ class TicketsTest(unittest.TestCase):
         self.assertEqual(self.get(k), before)
         self.assertIn(("user:vic", "denied"),
                       [(e["actor"], e["result"]) for e in self.audit("ticket.update", k)])
+
+    def test_cli(self):
+        def c(*args, stdin=None, user="ann"):
+            return ctl(self.d, "ticket", *args, stdin=stdin,
+                       env_extra={"AIRMESH_TOKEN": self.tok[user]})
+        r = c("--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for word in ("create", "list", "show", "update", "comment", "start", "in_review"):
+            self.assertIn(word, r.stdout)
+        r = c("create", "CLI ticket", "--description", "-", "--priority", "low",
+              "--labels", "cli,x", stdin="line one\nline two\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        key = re.search(r"ticket (DEFAULT-\d+) created", r.stdout).group(1)
+        t = self.get(key)
+        self.assertEqual((t["description"], t["priority"], t["labels"]),
+                         ("line one\nline two", "low", ["cli", "x"]))
+        r = c("update", key, "--status", "todo", "--assignee", "user:ben")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.get(key)["status"], "todo")
+        # A refused move: exit 1 and the allowed moves on stderr, nothing changed.
+        r = c("update", key, "--status", "done")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("from todo: backlog, in_progress, in_review", r.stderr)
+        self.assertEqual(self.get(key)["status"], "todo")
+        r = c("comment", key, "from the CLI")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = c("show", key)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for text in (key, "CLI ticket", "status todo, priority low, assignee user:ben",
+                     "line two", "from the CLI"):
+            self.assertIn(text, r.stdout)
+        r = c("list", "--label", "cli")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines()[0].split(),
+                         ["KEY", "STATUS", "PRIORITY", "ASSIGNEE", "TITLE"])
+        self.assertEqual([l.split()[0] for l in r.stdout.splitlines()[1:]], [key])
+        r = c("list", "--search", "no such text anywhere", "--json")
+        self.assertEqual(json.loads(r.stdout), {"tickets": []})
+        # a viewer: refused, exit 1
+        r = c("comment", key, "viewer", user="vic")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("viewers can read tickets", r.stderr)
 
     def test_start_a_pod(self):
         t = self.new(title="Fix the parser", description="It breaks on *empty* input.")
