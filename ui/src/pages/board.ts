@@ -6,7 +6,7 @@
 // DOM fragment: no script, no event handler attributes, no javascript: URLs survive), the fields,
 // a comment box, and "Start a pod" (a pod on branch <key>, the ticket as its prompt).
 import DOMPurify from 'dompurify';
-import { marked } from 'marked';
+import { Marked } from 'marked';
 
 import { api, errorText, ROLE_MEMBER } from '../api';
 import { append, badge, clear, dateTime, h, notice } from '../dom';
@@ -37,9 +37,17 @@ export const STATUSES: [string, string][] = [
 ];
 const PRIORITIES = ['none', 'low', 'medium', 'high', 'urgent'];
 
+const escapeHtml = (t: string) => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+// Raw HTML in a ticket's markdown is shown as the text it is, never parsed: marked's own output
+// is the only markup (it escapes text and attribute values), and DOMPurify then removes what
+// markdown itself can express but must not do (javascript: links and the like). Parsing the raw
+// HTML, even in DOMPurify's inert document, would already make the browser try its handlers.
+const md = new Marked({ async: false, gfm: true, breaks: true });
+md.use({ renderer: { html: (tok: { text: string }) => escapeHtml(tok.text) } });
+
 /** Markdown as a sanitized DOM fragment (never raw HTML into the page). */
 export function markdown(src: string): HTMLElement {
-  const html = marked.parse(src || '', { async: false, gfm: true, breaks: true }) as string;
+  const html = md.parse(src || '') as string;
   const frag = DOMPurify.sanitize(html, { RETURN_DOM_FRAGMENT: true, FORBID_TAGS: ['style', 'form', 'input'] });
   const box = h('div', { class: 'markdown' });
   box.appendChild(frag);
