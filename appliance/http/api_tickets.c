@@ -9,8 +9,8 @@
  *   POST  /api/v1/tickets/{key}/start     {repo, agent?, command?, runner?, base_ref?, network?}:
  *                                         a pod on branch <key lower-cased>, 201 {ticket, pod}
  * Parse, one am_ops_* call, render; every rule is in appliance/ops/tickets.c.
- * Threads: the http thread (the writes are one small store transaction each; start also hands
- * the pod to its runner like POST /api/v1/pods, through am_ops_pod_create).
+ * Threads: the http thread (the writes are one small store transaction each), except start,
+ * which runs on the I/O pool like POST /api/v1/pods (start_run on a worker).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/http/internal.h"
+#include "appliance/work/work.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -264,6 +265,53 @@ int am_api_ticket_comment(am_http_handler *h, h2o_req_t *req, char **param) {
     return write_answer(req, rc, t, 201);
 }
 
+/* A start on the I/O pool: the pod create writes the store (an fsync) and hands the pod to its
+ * runner, like POST /api/v1/pods (see am_api_pod_create). The job owns the parsed body. */
+typedef struct {
+    am_work_job job; /* first: the pool's part */
+    am_http_handler *h;
+    json_t *body;
+    am_pod_spec spec;
+    const char *argv[LIST_MAX];
+    char key[200];
+    am_principal who;
+    char peer[64];
+    Airmesh__V1__Ticket *t;
+    Airmesh__V1__Pod *p;
+    int rc;
+    char err[256];
+} start_job;
+
+static void start_run(am_work_job *job) {
+    start_job *j = (start_job *)job;
+    j->rc = am_ops_ticket_start(j->h->app->ops, &j->who, j->peer, j->key, &j->spec, &j->t, &j->p);
+    if (j->rc)
+        snprintf(j->err, sizeof j->err, "%s", am_err_last()); /* (the worker's thread-local) */
+}
+
+static void start_done(am_work_job *job, h2o_req_t *req, int cancelled) {
+    start_job *j = (start_job *)job;
+    if (req && cancelled) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is shutting down: try again");
+    } else if (req && j->rc) {
+        am_err_set(j->rc, "%s", j->err);
+        am_api_send_rc(req, j->rc);
+    } else if (req) {
+        json_t *pod = json_pack("{s:s,s:s,s:s,s:s}", "id", j->p->id, "branch", j->p->branch,
+                                "state", j->p->state, "runner", j->p->runner_id);
+        am_http_send_json(
+            req, 201,
+            json_pack("{s:o,s:o}", "ticket", j->t ? ticket_json(j->t) : json_object(), "pod", pod));
+    }
+    if (j->t)
+        protobuf_c_message_free_unpacked(&j->t->base, NULL);
+    if (j->p)
+        protobuf_c_message_free_unpacked(&j->p->base, NULL);
+    json_decref(j->body);
+    free(j);
+}
+
 int am_api_ticket_start(am_http_handler *h, h2o_req_t *req, char **param) {
     am_principal who;
     if (am_api_require_auth(h, req, &who))
@@ -278,48 +326,50 @@ int am_api_ticket_start(am_http_handler *h, h2o_req_t *req, char **param) {
         return bad(req, body,
                    "expected {\"repo\", \"agent\"?, \"command\"?, \"runner\"?, \"base_ref\"?, "
                    "\"network\"?}");
-    const char *argv[LIST_MAX];
+    start_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_decref(body);
+        am_http_send_error(req, 500, "internal", "out of memory");
+        return 0;
+    }
     size_t argc = 0;
     if (command) {
         if (!json_is_array(command) || json_array_size(command) == 0 ||
-            json_array_size(command) > LIST_MAX)
+            json_array_size(command) > LIST_MAX) {
+            free(j);
             return bad(req, body, "command: a non-empty array of strings (at most 64)");
+        }
         size_t i;
         json_t *v;
         json_array_foreach(command, i, v) {
-            if (!json_is_string(v))
+            if (!json_is_string(v)) {
+                free(j);
                 return bad(req, body, "command: a non-empty array of strings (at most 64)");
-            argv[argc++] = json_string_value(v);
+            }
+            j->argv[argc++] = json_string_value(v);
         }
     }
-    if (!argc && !(agent && *agent))
+    if (!argc && !(agent && *agent)) {
+        free(j);
         return bad(req, body, "agent or command: say what runs in the pod");
-    am_pod_spec spec = {.runner_id = runner,
-                        .repo = repo,
-                        .base_ref = base_ref,
-                        .argv = argv,
-                        .argc = argc,
-                        .network = network,
-                        .agent = agent};
-    char peer[64];
-    Airmesh__V1__Ticket *t = NULL;
-    Airmesh__V1__Pod *p = NULL;
-    int rc = am_ops_ticket_start(h->app->ops, &who, am_http_peer(req, peer, sizeof peer), param[0],
-                                 &spec, &t, &p);
-    json_decref(body);
-    if (rc) {
-        if (t)
-            protobuf_c_message_free_unpacked(&t->base, NULL);
-        if (p)
-            protobuf_c_message_free_unpacked(&p->base, NULL);
-        return am_api_send_rc(req, rc);
     }
-    json_t *pod = json_pack("{s:s,s:s,s:s,s:s}", "id", p->id, "branch", p->branch, "state",
-                            p->state, "runner", p->runner_id);
-    am_http_send_json(
-        req, 201, json_pack("{s:o,s:o}", "ticket", t ? ticket_json(t) : json_object(), "pod", pod));
-    if (t)
-        protobuf_c_message_free_unpacked(&t->base, NULL);
-    protobuf_c_message_free_unpacked(&p->base, NULL);
+    j->h = h;
+    j->body = body; /* owns every string spec points into; only the job touches it now */
+    j->spec = (am_pod_spec){.runner_id = runner,
+                            .repo = repo,
+                            .base_ref = base_ref,
+                            .argv = j->argv,
+                            .argc = argc,
+                            .network = network,
+                            .agent = agent};
+    snprintf(j->key, sizeof j->key, "%s", param[0]);
+    j->who = who;
+    am_http_peer(req, j->peer, sizeof j->peer);
+    if (am_work_submit(h->app->io, req, &j->job, start_run, start_done) != 0) {
+        json_decref(body);
+        free(j);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        am_http_send_error(req, 503, "busy", "the appliance is busy: try again in a second");
+    }
     return 0;
 }
