@@ -223,10 +223,8 @@ static int has(char *const *v, size_t n, const char *s) {
 }
 
 typedef struct {
-    const char *self;               /* the ticket whose blocks are being replaced */
-    const char *const *self_blocks; /* its new list (canonical keys) */
-    size_t n_self;
-    int depth;
+    const char *self; /* the ticket whose blocks are being replaced */
+    int depth;        /* tickets visited (the walk is bounded) */
 } cycle_ctx;
 
 /* 1 when `from` reaches c->self through blocks (then self blocks from → a cycle). */
@@ -458,7 +456,7 @@ static int write_txn(am_txn *t, void *ud) {
                 bv[nb] = bk[nb];
                 nb++;
             }
-            cycle_ctx cc = {key, (const char *const *)bv, nb, 0};
+            cycle_ctx cc = {key, 0};
             for (size_t i = 0; i < nb; i++) {
                 Airmesh__V1__Ticket *x = NULL;
                 if (load(t, c->org, bv[i], &x) != 0) {
