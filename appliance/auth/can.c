@@ -56,6 +56,11 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
      "setting the organization's egress allow list needs the admin or owner role"},
     {AM_CAN_MODEL_QUOTA, "set the org's model token quota", ADMIN, 0, 0,
      "setting the organization's model token quota needs the admin or owner role"},
+    {AM_CAN_TICKETS_WRITE, "create, update and comment on tickets, start pods for them", MEMBER, 0,
+     0, "viewers can read tickets but not create, change or comment on them"},
+    /* The assignee of a ticket may reopen it too (appliance/ops/tickets.c checks that first). */
+    {AM_CAN_TICKETS_REOPEN, "reopen done tickets (their assignee may too)", ADMIN, 0, 0,
+     "reopening a done ticket needs the admin or owner role, or being its assignee"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

@@ -31,6 +31,8 @@ typedef enum {
     AM_CAN_MODELS,         /* add, test and remove the org's model endpoints */
     AM_CAN_EGRESS_ALLOW,   /* set the org's egress allow list (pods with network "allow") */
     AM_CAN_MODEL_QUOTA,    /* set the org's model gateway quota (tokens per day) */
+    AM_CAN_TICKETS_WRITE,  /* create, update and comment on tickets, start pods for them */
+    AM_CAN_TICKETS_REOPEN, /* reopen a done ticket (its assignee may too) */
     AM_CAN__COUNT
 } am_action;
 

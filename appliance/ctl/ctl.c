@@ -595,6 +595,8 @@ static void usage(FILE *out) {
             "  runner list [--json]          runners: state, heartbeat, version, labels, expiry\n"
             "  runner show ID                one runner as JSON\n"
             "  runner revoke ID              revoke a runner: its live stream closes at once\n"
+            "  ticket create TITLE | list | show KEY | update KEY | comment KEY TEXT\n"
+            "  ticket start KEY --repo R     the org's tickets; start: a pod on branch <key>\n"
             "  model add NAME --api openai|anthropic --url URL [--key-file F] [--ca F]\n"
             "            [--models m1,m2]     add a model endpoint (admins); prints its self-test\n"
             "  model list | show NAME | test NAME | rm NAME\n"
@@ -729,6 +731,8 @@ int main(int argc, char **argv) {
         rc = am_ctl_model(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "usage") == 0)
         rc = am_ctl_usage(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "ticket") == 0)
+        rc = am_ctl_ticket(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

@@ -151,6 +151,29 @@ static const struct {
               "    Model gateway usage of your org (any role): requests, tokens in and out,\n"
               "    errors and refusals today (UTC), per user today and per pod, as the model\n"
               "    servers reported them.\n"},
+    {"ticket",
+     "airmeshctl ticket create TITLE [--description TEXT|-] [--status S] [--priority P]\n"
+     "                        [--assignee user:NAME|pod:ID] [--labels a,b] [--parent KEY] "
+     "[--json]\n"
+     "    A ticket of your org (members and above); prints its key (ORG-N).\n"
+     "airmeshctl ticket list [--status S] [--assignee A] [--label L] [--search TEXT] [--json]\n"
+     "    The org's tickets by number (any role); --search looks in key, title, description.\n"
+     "airmeshctl ticket show KEY [--json]\n"
+     "    One ticket with its description and comments.\n"
+     "airmeshctl ticket update KEY [--title T] [--description TEXT|-] [--status S]\n"
+     "                        [--priority P] [--assignee A|\"\"] [--labels a,b] [--parent KEY]\n"
+     "                        [--blocks K1,K2] [--json]\n"
+     "    Change fields. Status: backlog, todo, in_progress, in_review, done; the allowed\n"
+     "    moves are in the README (done only from in_review; reopen done -> todo: admins or\n"
+     "    the assignee). --blocks replaces the keys it blocks (their blocked-by follows).\n"
+     "    Priority: none, low, medium, high, urgent.\n"
+     "airmeshctl ticket comment KEY TEXT|-\n"
+     "    Add a comment (markdown; - reads stdin).\n"
+     "airmeshctl ticket start KEY --repo PATH [--agent NAME] [--runner ID] [--base-ref REF]\n"
+     "                        [--network none|host] [-- COMMAND...]\n"
+     "    Start a pod for the ticket: branch = the key in lower case, the ticket (title,\n"
+     "    description, [ticket KEY]) as its prompt; the ticket moves to in_progress, and to\n"
+     "    in_review with the branch attached when the pod ends.\n"},
     {"audit", AM_CTL_AUDIT_USAGE},
     {"help", "airmeshctl help [COMMAND]\n  The overview, or one command's arguments and flags.\n"},
 };

@@ -331,6 +331,13 @@ static const route routes[] = {
     {"GET", "/api/v1/models/:", am_api_model_show},
     {"DELETE", "/api/v1/models/:", am_api_model_delete},
     {"POST", "/api/v1/models/:/test", am_api_model_test},
+    /* tickets (api_tickets.c) */
+    {"GET", "/api/v1/tickets", am_api_ticket_list},
+    {"POST", "/api/v1/tickets", am_api_ticket_create},
+    {"GET", "/api/v1/tickets/:", am_api_ticket_show},
+    {"PATCH", "/api/v1/tickets/:", am_api_ticket_patch},
+    {"POST", "/api/v1/tickets/:/comments", am_api_ticket_comment},
+    {"POST", "/api/v1/tickets/:/start", am_api_ticket_start},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

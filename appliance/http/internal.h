@@ -138,6 +138,13 @@ int am_api_model_test(am_http_handler *h, h2o_req_t *req, char **param);
 /* GET/PUT /api/v1/orgs/{id}/egress-allow: the org's egress allow list (api_egress.c). */
 int am_api_org_egress_get(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_egress_put(am_http_handler *h, h2o_req_t *req, char **param);
+/* api_tickets.c */
+int am_api_ticket_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_ticket_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_ticket_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_ticket_patch(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_ticket_comment(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_ticket_start(am_http_handler *h, h2o_req_t *req, char **param);
 
 /* WebSockets (ws_terminal.c): the terminal and events upgrades, and their life on the http thread:
  * start (wake-up receiver on loop, hub notify), stop_begin (close 1001 to every viewer), count

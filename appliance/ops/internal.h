@@ -62,4 +62,8 @@ int ops_send(am_ops *o, const char *runner_id, Airmesh__V1__ApplianceMessage *m)
 /* A pod state change from ops (system or runner actor): update + audit + hub end. */
 int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *u);
 
+/* A pod reached a final state (pods.c, after the commit): the ticket it was started for, if
+ * any, moves to in_review with the pod's branch attached (tickets.c; audited as actor). */
+void ops_ticket_pod_ended(am_ops *o, const char *actor, const char *org, const char *pod_id);
+
 #endif

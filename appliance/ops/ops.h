@@ -383,5 +383,46 @@ int am_ops_model_quota_get(am_ops *o, const am_principal *who, const char *org,
                            uint64_t *tokens_per_day, am_gw_counts *today);
 int am_ops_model_quota_set(am_ops *o, const am_principal *who, const char *source, const char *org,
                            uint64_t tokens_per_day);
+/* ---- tickets (ops/tickets.c; issue 13) ----
+ * A ticket of the caller's org, keyed by its KEY ("DEFAULT-12"; lower case accepted). Reads: any
+ * role; writes: AM_CAN_TICKETS_WRITE (member+); reopening done → todo: AM_CAN_TICKETS_REOPEN or
+ * the ticket's assignee. Another org's ticket is -AM_ENOTFOUND. Audited ticket.create,
+ * ticket.update (details: the changed fields, status {from, to}), ticket.comment. */
+typedef struct {
+    const char *title, *description, *status, *priority, *assignee, *parent; /* NULL = unchanged */
+    int set_labels;
+    const char *const *labels;
+    size_t n_labels;
+    int set_blocks; /* replace the keys this ticket blocks (blocked_by of the others follows) */
+    const char *const *blocks;
+    size_t n_blocks;
+} am_ticket_spec;
+
+typedef struct {
+    const char *status, *assignee, *label, *text; /* NULL/"" = any; text: key, title, description */
+} am_ticket_filter;
+
+typedef int (*am_ops_ticket_fn)(void *ud, const Airmesh__V1__Ticket *t);
+
+/* Titles are required at create; status defaults to backlog, priority to none. */
+int am_ops_ticket_create(am_ops *o, const am_principal *who, const char *source,
+                         const am_ticket_spec *s, Airmesh__V1__Ticket **out);
+int am_ops_ticket_update(am_ops *o, const am_principal *who, const char *source, const char *key,
+                         const am_ticket_spec *s, Airmesh__V1__Ticket **out);
+int am_ops_ticket_comment(am_ops *o, const am_principal *who, const char *source, const char *key,
+                          const char *body, Airmesh__V1__Ticket **out);
+int am_ops_ticket_get(am_ops *o, const am_principal *who, const char *key,
+                      Airmesh__V1__Ticket **out);
+/* Every matching ticket of the caller's org, in key order. */
+int am_ops_ticket_list(am_ops *o, const am_principal *who, const am_ticket_filter *f,
+                       am_ops_ticket_fn fn, void *ud);
+/* "Start a pod": am_ops_pod_create with spec (its branch and prompt are set here: the key lower
+ * cased, the ticket's text), then the pod is recorded on the ticket and it moves to in_progress
+ * (in_review at once when the pod already ended). A done ticket is -AM_ESTATE. */
+int am_ops_ticket_start(am_ops *o, const am_principal *who, const char *source, const char *key,
+                        const am_pod_spec *spec, Airmesh__V1__Ticket **ticket_out,
+                        Airmesh__V1__Pod **pod_out);
+/* 1 when from → to is an allowed status move (reopen done → todo included), 0 otherwise. */
+int am_ticket_transition_ok(const char *from, const char *to);
 
 #endif

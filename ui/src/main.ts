@@ -1,5 +1,5 @@
 // The console's shell: who is logged in, the navigation and a hash router (#/pods,
-// #/pods/ID, #/runners, #/models, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
+// #/pods/ID, #/board, #/board/KEY, #/runners, #/models, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
 // Also here, for every page: the theme (the system's, or the toggle's choice saved in
 // localStorage), the menu button of narrow screens, keyboard shortcuts (/ search, g p pods, …,
 // ? help) and the column labels stacked tables show on phones (data-label on each cell).
@@ -20,6 +20,7 @@ import { accountPage } from './pages/account';
 import { teamsPage } from './pages/teams';
 import { orgsPage } from './pages/orgs';
 import { modelsPage } from './pages/models';
+import { boardPage, ticketPage } from './pages/board';
 
 installCspStyles();
 
@@ -36,6 +37,7 @@ type Page = (ctx: Ctx, param: string) => Cleanup | void;
 // callers who could not use the page (the page itself still says so if opened by URL).
 const NAV: { hash: string; label: string; show?: (w: Who) => boolean }[] = [
   { hash: '#/pods', label: 'Pods' },
+  { hash: '#/board', label: 'Board' },
   { hash: '#/runners', label: 'Runners' },
   { hash: '#/models', label: 'Models' },
   { hash: '#/activity', label: 'Activity' },
@@ -64,11 +66,15 @@ function route(hash: string): [Page, string] {
   const path = hash.replace(/^#/, '').split('?')[0] || '/pods';
   const m = path.match(/^\/pods\/([A-Za-z0-9_-]+)$/);
   if (m) return [terminalPage, m[1]];
+  const tk = path.match(/^\/board\/([A-Za-z0-9_.-]+)$/);
+  if (tk) return [ticketPage, tk[1]];
   switch (path) {
     case '/runners':
       return [runnersPage, ''];
     case '/models':
       return [modelsPage, ''];
+    case '/board':
+      return [boardPage, ''];
     case '/activity':
       return [activityPage, ''];
     case '/audit':
