@@ -51,6 +51,10 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     /* An endpoint holds a real API key the appliance uses on the org's behalf. */
     {AM_CAN_MODELS, "add, test and remove model endpoints", ADMIN, 0, 0,
      "adding, testing and removing model endpoints needs the admin or owner role"},
+    {AM_CAN_CHANNELS, "create and join channels, post messages in them", MEMBER, 0, 0,
+     "viewers may read channels but not create, join or post in them"},
+    {AM_CAN_CHANNEL_MANAGE, "remove others from channels another user created", ADMIN, 0, 0,
+     "only the channel's creator or an admin may remove another member"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

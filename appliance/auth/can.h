@@ -29,6 +29,8 @@ typedef enum {
     AM_CAN_HOST_NET,       /* create a pod with network "host" (the runner host's network) */
     AM_CAN_ORG_RENAME,     /* change the org's display name */
     AM_CAN_MODELS,         /* add, test and remove the org's model endpoints */
+    AM_CAN_CHANNELS,       /* create and join channels, post messages in them */
+    AM_CAN_CHANNEL_MANAGE, /* remove others from channels another user created */
     AM_CAN__COUNT
 } am_action;
 

@@ -92,6 +92,11 @@ int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *
         if (am_pod_state_parse(u->state, &st) == 0 && am_pod_state_final(st))
             am_hub_pod_end(o->c.hub, org, u->pod_runner, u->id, u->state, u->exit_code);
     }
+    if (rc == 0 && u->changed && u->state) {
+        am_pod_state st;
+        if (am_pod_state_parse(u->state, &st) == 0 && am_pod_state_final(st))
+            ops_channel_pod_ended(o, org, u->id); /* its channel @mentions will never arrive */
+    }
     return rc;
 }
 
