@@ -692,16 +692,22 @@ static int queue_cb(void *ud, const char *id, const ProtobufCMessage *msg) {
     return c->all ? 0 : 1;
 }
 
-static void set_mention(Airmesh__V1__ChannelMessage *m, const char *pod, const char *state,
-                        const char *reason) {
+static int set_mention(Airmesh__V1__ChannelMessage *m, const char *pod, const char *state,
+                       const char *reason) {
     for (size_t i = 0; i < m->n_mentions; i++)
         if (strcmp(m->mentions[i]->pod_id, pod) == 0) {
-            free(m->mentions[i]->state);
+            /* protobuf-c leaves an empty string pointing at its static default */
+            if (m->mentions[i]->state != protobuf_c_empty_string)
+                free(m->mentions[i]->state);
             m->mentions[i]->state = strdup(state);
-            free(m->mentions[i]->reason);
+            if (m->mentions[i]->reason != protobuf_c_empty_string)
+                free(m->mentions[i]->reason);
             m->mentions[i]->reason = strdup(reason);
+            if (!m->mentions[i]->state || !m->mentions[i]->reason)
+                return am_err_set(AM_ENOMEM, "ops: out of memory");
             m->mentions[i]->time_ms = am_now_ms();
         }
+    return 0;
 }
 
 typedef struct {
@@ -732,7 +738,8 @@ static int take_txn(am_txn *t, void *ud) {
     msg_key(key, sizeof key, q->channel, q->seq);
     if (am_txn_get(t, AM_DB_MESSAGES, c->org, key, &airmesh__v1__channel_message__descriptor,
                    (ProtobufCMessage **)&m) == 0) {
-        set_mention(m, c->pod, c->state, c->reason);
+        if ((rc = set_mention(m, c->pod, c->state, c->reason)) != 0)
+            goto out;
         if ((rc = am_txn_put(t, AM_DB_MESSAGES, c->org, key, &m->base)) != 0)
             goto out;
         const char *author = strncmp(m->author, "user:", 5) == 0 ? m->author + 5 : m->author;
