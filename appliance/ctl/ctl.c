@@ -598,7 +598,10 @@ static void usage(FILE *out) {
             "  model add NAME --api openai|anthropic --url URL [--key-file F] [--ca F]\n"
             "            [--models m1,m2]     add a model endpoint (admins); prints its self-test\n"
             "  model list | show NAME | test NAME | rm NAME\n"
-            "                                the org's model endpoints; test re-runs the self-test"
+            "                                the org's model endpoints; test re-runs the self-test\n"
+            "  channel create NAME [--member user:ID|pod:ID ...] | list | join NAME | leave NAME\n"
+            "  channel post NAME TEXT|- | read NAME [--before N|--after N] [--limit N]\n"
+            "                                the org's channels; @p-ID mentions prompt a pod\n"
             "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
@@ -725,6 +728,8 @@ int main(int argc, char **argv) {
         rc = am_ctl_tenancy(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "model") == 0)
         rc = am_ctl_model(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "channel") == 0)
+        rc = am_ctl_channel(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

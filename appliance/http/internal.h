@@ -59,8 +59,8 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
  * with owner `name`, on the worker pool (am_ops_user_create / am_ops_org_create: the role
  * check, the password's hash (password NULL: a random one, returned once), the store, the
  * audit), then answer 201 from there. Always returns 0. */
-int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who, int org_create,
-                        const char *org, const char *display, const char *name,
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
+                        int org_create, const char *org, const char *display, const char *name,
                         const char *role_name, const char *display_name, const char *password);
 
 /* Display names (api_names.c). The "display_name" member of a user, team, org or pod answer

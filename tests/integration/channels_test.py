@@ -15,6 +15,7 @@ The pod runs a reader (raw mode) that calls `airmesh-notify working`, prints a t
 second while it works (so the runner's quiet timer never calls it idle), prints every paste it
 gets in hex, and calls `airmesh-notify waiting` when a paste is exactly "GO".
 """
+import json
 import os
 import re
 import shutil
@@ -291,6 +292,43 @@ class ChannelsTest(unittest.TestCase):
         # a mention of an ended pod is refused at once
         code, doc = self.post("ann", "ends", f"@{pid} again")
         self.assertEqual(doc["mentions"][0]["state"], "refused", doc)
+
+    def test_the_cli_creates_posts_reads_and_joins(self):
+        ctl = lambda *a, **kw: harness.ctl(self.d, *a, home=self.home, **kw)  # noqa: E731
+        r = ctl("channel", "create", "cli", "--member", "user:ben")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("channel #cli created (2 members)", r.stdout)
+        r = ctl("channel", "post", "cli", "hello from the cli")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "message 1 posted to #cli"),
+                         r.stderr)
+        r = ctl("channel", "post", "cli", "-", stdin="two lines\nfrom stdin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = ctl("channel", "post", "cli", "@p-000000000000 nobody")  # no such pod: just text
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = ctl("channel", "read", "cli", "--limit", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertRegex(lines[0], r"^2  .*  ann: two lines")
+        self.assertRegex(lines[-2], r"^3  .*  ann: @p-000000000000 nobody")
+        self.assertEqual(lines[-1], "(more: --before 2)")
+        r = ctl("channel", "read", "cli", "--after", "1", "--json")
+        self.assertEqual([m["seq"] for m in json.loads(r.stdout)["messages"]], [2, 3])
+        r = ctl("channel", "list")
+        self.assertRegex(r.stdout, r"(?m)^cli\s+2\s+3\s+user:ann")
+        r = ctl("channel", "leave", "cli")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "left #cli"), r.stderr)
+        r = ctl("channel", "post", "cli", "after leaving")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a member", r.stderr)
+        r = ctl("channel", "join", "cli")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "joined #cli"), r.stderr)
+        r = ctl("channel", "create", "Bad/Name")
+        self.assertEqual(r.returncode, 2)
+        r = ctl("channel", "--help")
+        self.assertEqual(r.returncode, 0)
+        for word in ("create", "list", "join", "leave", "post", "read", "--member", "--before",
+                     "--after", "--limit", "--json"):
+            self.assertIn(word, r.stdout)
 
 
 if __name__ == "__main__":
