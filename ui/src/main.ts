@@ -20,6 +20,7 @@ import { accountPage } from './pages/account';
 import { teamsPage } from './pages/teams';
 import { orgsPage } from './pages/orgs';
 import { modelsPage } from './pages/models';
+import { channelsPage } from './pages/channels';
 
 installCspStyles();
 
@@ -38,6 +39,7 @@ const NAV: { hash: string; label: string; show?: (w: Who) => boolean }[] = [
   { hash: '#/pods', label: 'Pods' },
   { hash: '#/runners', label: 'Runners' },
   { hash: '#/models', label: 'Models' },
+  { hash: '#/channels', label: 'Channels' },
   { hash: '#/activity', label: 'Activity' },
   { hash: '#/audit', label: 'Audit log' },
   { hash: '#/teams', label: 'Teams' },
@@ -64,6 +66,8 @@ function route(hash: string): [Page, string] {
   const path = hash.replace(/^#/, '').split('?')[0] || '/pods';
   const m = path.match(/^\/pods\/([A-Za-z0-9_-]+)$/);
   if (m) return [terminalPage, m[1]];
+  const cm = path.match(/^\/channels(?:\/([a-z0-9_-]+))?$/);
+  if (cm) return [channelsPage, cm[1] || ''];
   switch (path) {
     case '/runners':
       return [runnersPage, ''];
