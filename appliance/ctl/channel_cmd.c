@@ -28,7 +28,7 @@ static int has_flag(int argc, char **argv, const char *name) {
 
 /* Channel names are [a-z0-9_-]: no escaping needed, anything else is refused here. */
 static int name_ok(const char *n) {
-    if (!n || !*n || strlen(n) > 64)
+    if (!n || !*n || strlen(n) > 48)
         return 0;
     for (const char *p = n; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
@@ -202,7 +202,7 @@ int am_ctl_channel(am_ctl *c, int argc, char **argv) {
     if (strcmp(sub, "list") == 0)
         return cmd_list(c, json);
     if (name && !name_ok(name)) {
-        fprintf(stderr, "airmeshctl: channel name: 1-64 of a-z 0-9 - _\n");
+        fprintf(stderr, "airmeshctl: channel name: 1-48 of a-z 0-9 - _\n");
         return 2;
     }
     if (strcmp(sub, "create") == 0 && name)

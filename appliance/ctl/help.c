@@ -141,7 +141,7 @@ static const struct {
      "    Remove an endpoint (admins).\n"},
     {"channel",
      "airmeshctl channel create NAME [--member user:ID|pod:ID ...]\n"
-     "    A channel of your org (members and above); you are its first member. NAME: 1-64 of\n"
+     "    A channel of your org (members and above); you are its first member. NAME: 1-48 of\n"
      "    a-z 0-9 - _.\n"
      "airmeshctl channel list [--json]\n"
      "    The org's channels (any role): members, messages, who created it.\n"

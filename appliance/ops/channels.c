@@ -3,10 +3,12 @@
  * pods, their messages, and the @mention queue that turns a mention of a pod into a prompt.
  *
  * Store: Channel in AM_DB_CHANNELS "org/<name>"; ChannelMessage in AM_DB_MESSAGES
- * "org/<name>:<16-hex seq>" (so a channel's messages list in order); the mention queue in the
- * same table, "org/~q:<pod id>:<name>:<16-hex seq>" (a ChannelMessage with channel and seq
- * only; '~' is no channel name's, so the two never mix). Every write is one store transaction
- * with its audit records appended inside it (a multi-record hook), published after the commit.
+ * "<org>~<name>/<16-hex seq>" (its own key space per channel, so a page lists that channel's
+ * messages only, in order); a pod's mention queue in the same table,
+ * "<org>~q~<pod id>/<name>:<16-hex seq>" (a ChannelMessage with channel and seq only). Org ids
+ * and channel names have no '~', so no two spaces meet and another org's never match. Every write
+ * is one store transaction with its audit records appended inside it (a multi-record hook),
+ * published after the commit.
  *
  * Why a queue: a message typed into a busy agent's terminal lands in the middle of its work (the
  * reference platform does that). A mention is queued and delivered when the pod's agent reports
@@ -31,7 +33,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define NAME_MAX_LEN 64
+#define NAME_MAX_LEN 48 /* <org>~<name> is a store org key: at most 128 bytes */
 
 static int name_ok(const char *n) {
     size_t len = n ? strlen(n) : 0;
@@ -47,15 +49,24 @@ static int name_ok(const char *n) {
 }
 
 static int bad_name(void) {
-    return am_err_set(AM_EINVAL, "channel name: 1-64 of a-z 0-9 - _ (starting with a letter or "
+    return am_err_set(AM_EINVAL, "channel name: 1-48 of a-z 0-9 - _ (starting with a letter or "
                                  "digit)");
 }
 
-static void msg_key(char *out, size_t cap, const char *name, uint64_t seq) {
-    snprintf(out, cap, "%s:%016llx", name, (unsigned long long)seq);
+/* Where a channel's messages live: store "org" <org>~<channel> (org ids and channel names
+ * have no '~'), so listing one channel visits its messages only; the ids are 16-hex seqs. */
+static void msg_space(char *out, size_t cap, const char *org, const char *name) {
+    snprintf(out, cap, "%s~%s", org, name);
 }
-static void queue_key(char *out, size_t cap, const char *pod, const char *name, uint64_t seq) {
-    snprintf(out, cap, "~q:%s:%s:%016llx", pod, name, (unsigned long long)seq);
+static void seq_id(char *out, size_t cap, uint64_t seq) {
+    snprintf(out, cap, "%016llx", (unsigned long long)seq);
+}
+/* A pod's mention queue: store "org" <org>~q~<pod id>, ids "<channel>:<16-hex seq>". */
+static void queue_space(char *out, size_t cap, const char *org, const char *pod) {
+    snprintf(out, cap, "%s~q~%s", org, pod);
+}
+static void queue_id(char *out, size_t cap, const char *name, uint64_t seq) {
+    snprintf(out, cap, "%s:%016llx", name, (unsigned long long)seq);
 }
 
 /* Several audit records appended inside one transaction (all or none). */
@@ -430,9 +441,10 @@ static int post_txn(am_txn *t, void *ud) {
     m.text = text;
     m.mentions = mp;
     m.n_mentions = c->n_mentions;
-    char key[200];
-    msg_key(key, sizeof key, c->name, c->seq);
-    rc = am_txn_put(t, AM_DB_MESSAGES, c->org, key, &m.base);
+    char key[200], space[200];
+    msg_space(space, sizeof space, c->org, c->name);
+    seq_id(key, sizeof key, c->seq);
+    rc = am_txn_put(t, AM_DB_MESSAGES, space, key, &m.base);
     free(text);
     if (rc)
         goto out;
@@ -442,8 +454,9 @@ static int post_txn(am_txn *t, void *ud) {
         Airmesh__V1__ChannelMessage q = AIRMESH__V1__CHANNEL_MESSAGE__INIT;
         q.channel = (char *)c->name;
         q.seq = c->seq;
-        queue_key(key, sizeof key, c->mentions[i].pod_id, c->name, c->seq);
-        rc = am_txn_put(t, AM_DB_MESSAGES, c->org, key, &q.base);
+        queue_space(space, sizeof space, c->org, c->mentions[i].pod_id);
+        queue_id(key, sizeof key, c->name, c->seq);
+        rc = am_txn_put(t, AM_DB_MESSAGES, space, key, &q.base);
     }
     if (rc)
         goto out;
@@ -565,9 +578,10 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
         ops_act_done(mh.acts[i], 0);
     /* The live message (with its text) for the console, then the stored copy for the caller. */
     Airmesh__V1__ChannelMessage *m = NULL;
-    char key[200];
-    msg_key(key, sizeof key, name, c.seq);
-    if (am_ops_get(o, AM_DB_MESSAGES, who->org_id, key, &airmesh__v1__channel_message__descriptor,
+    char key[200], space[200];
+    msg_space(space, sizeof space, who->org_id, name);
+    seq_id(key, sizeof key, c.seq);
+    if (am_ops_get(o, AM_DB_MESSAGES, space, key, &airmesh__v1__channel_message__descriptor,
                    (ProtobufCMessage **)&m) == 0)
         publish_json(o, who->org_id,
                      json_pack("{s:s,s:o}", "type", "channel.message", "message", message_json(m)));
@@ -576,7 +590,7 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
             ops_channel_deliver(o, who->org_id, mm[i].pod_id);
     if (m)
         protobuf_c_message_free_unpacked(&m->base, NULL);
-    if (am_ops_get(o, AM_DB_MESSAGES, who->org_id, key, &airmesh__v1__channel_message__descriptor,
+    if (am_ops_get(o, AM_DB_MESSAGES, space, key, &airmesh__v1__channel_message__descriptor,
                    (ProtobufCMessage **)out) != 0)
         return am_err_set(AM_EIO, "channel: the message was stored but cannot be read back");
     return 0;
@@ -596,21 +610,16 @@ int am_ops_channel_get(am_ops *o, const am_principal *who, const char *name,
 }
 
 typedef struct {
-    char prefix[80];
-    size_t plen;
     uint64_t before, after;
     size_t limit;
     Airmesh__V1__ChannelMessage **ring; /* the page being collected */
     size_t n, head;
-    int more, past;
+    int more;
 } page_ctx;
 
 static int page_cb(void *ud, const char *id, const ProtobufCMessage *msg) {
+    (void)id;
     page_ctx *c = ud;
-    int in = strncmp(id, c->prefix, c->plen) == 0;
-    if (!in)
-        return c->past ? 1 : 0; /* keys sort: once past the channel, stop */
-    c->past = 1;
     const Airmesh__V1__ChannelMessage *m = (const Airmesh__V1__ChannelMessage *)msg;
     if (c->after && m->seq <= c->after)
         return 0;
@@ -651,12 +660,13 @@ int am_ops_channel_messages(am_ops *o, const am_principal *who, const char *name
     if (limit == 0 || limit > 500)
         limit = limit ? 500 : 50;
     page_ctx c = {.before = before, .after = after, .limit = limit};
-    c.plen = (size_t)snprintf(c.prefix, sizeof c.prefix, "%s:", name);
+    char space[200];
+    msg_space(space, sizeof space, who->org_id, name);
     c.ring = calloc(limit, sizeof *c.ring);
     if (!c.ring)
         return am_err_set(AM_ENOMEM, "ops: out of memory");
-    rc = am_ops_list(o, AM_DB_MESSAGES, who->org_id, &airmesh__v1__channel_message__descriptor,
-                     page_cb, &c);
+    rc = am_ops_list(o, AM_DB_MESSAGES, space, &airmesh__v1__channel_message__descriptor, page_cb,
+                     &c);
     for (size_t i = 0; i < c.n; i++) {
         Airmesh__V1__ChannelMessage *m = c.ring[(c.head + i) % c.n];
         if (rc == 0)
@@ -672,8 +682,6 @@ int am_ops_channel_messages(am_ops *o, const am_principal *who, const char *name
 /* ---- the mention queue ---- */
 
 typedef struct {
-    char prefix[80];
-    size_t plen;
     char first[200]; /* the oldest entry's key */
     char (*all)[200];
     size_t n, cap;
@@ -682,8 +690,6 @@ typedef struct {
 static int queue_cb(void *ud, const char *id, const ProtobufCMessage *msg) {
     (void)msg;
     queue_ctx *c = ud;
-    if (strncmp(id, c->prefix, c->plen) != 0)
-        return c->n ? 1 : 0;
     if (!c->n)
         snprintf(c->first, sizeof c->first, "%s", id);
     if (c->all && c->n < c->cap)
@@ -712,7 +718,7 @@ static int set_mention(Airmesh__V1__ChannelMessage *m, const char *pod, const ch
 
 typedef struct {
     ops_act *a;
-    const char *org, *pod, *qkey, *state, *reason;
+    const char *org, *qspace, *pod, *qkey, *state, *reason;
     int taken;
     char channel[80];
     uint64_t seq;
@@ -726,21 +732,22 @@ static int take_txn(am_txn *t, void *ud) {
     free(c->prompt);
     c->prompt = NULL;
     Airmesh__V1__ChannelMessage *q = NULL, *m = NULL;
-    if (am_txn_get(t, AM_DB_MESSAGES, c->org, c->qkey, &airmesh__v1__channel_message__descriptor,
+    if (am_txn_get(t, AM_DB_MESSAGES, c->qspace, c->qkey, &airmesh__v1__channel_message__descriptor,
                    (ProtobufCMessage **)&q) != 0)
         return 0; /* someone else took it */
-    int rc = am_txn_del(t, AM_DB_MESSAGES, c->org, c->qkey);
+    int rc = am_txn_del(t, AM_DB_MESSAGES, c->qspace, c->qkey);
     if (rc)
         goto out;
     snprintf(c->channel, sizeof c->channel, "%s", q->channel);
     c->seq = q->seq;
-    char key[200];
-    msg_key(key, sizeof key, q->channel, q->seq);
-    if (am_txn_get(t, AM_DB_MESSAGES, c->org, key, &airmesh__v1__channel_message__descriptor,
+    char key[200], space[200];
+    msg_space(space, sizeof space, c->org, q->channel);
+    seq_id(key, sizeof key, q->seq);
+    if (am_txn_get(t, AM_DB_MESSAGES, space, key, &airmesh__v1__channel_message__descriptor,
                    (ProtobufCMessage **)&m) == 0) {
         if ((rc = set_mention(m, c->pod, c->state, c->reason)) != 0)
             goto out;
-        if ((rc = am_txn_put(t, AM_DB_MESSAGES, c->org, key, &m->base)) != 0)
+        if ((rc = am_txn_put(t, AM_DB_MESSAGES, space, key, &m->base)) != 0)
             goto out;
         const char *author = strncmp(m->author, "user:", 5) == 0 ? m->author + 5 : m->author;
         size_t cap = strlen(m->text) + strlen(author) + strlen(q->channel) + 32;
@@ -770,7 +777,15 @@ static int take(am_ops *o, const char *org, const char *pod, const char *qkey, c
     snprintf(target, sizeof target, "pod:%s", pod);
     ops_act a;
     ops_act_init(&a, o, "system", org, "channel.mention", target, "");
-    take_ctx c = {.a = &a, .org = org, .pod = pod, .qkey = qkey, .state = state, .reason = reason};
+    char qspace[200];
+    queue_space(qspace, sizeof qspace, org, pod);
+    take_ctx c = {.a = &a,
+                  .org = org,
+                  .qspace = qspace,
+                  .pod = pod,
+                  .qkey = qkey,
+                  .state = state,
+                  .reason = reason};
     int rc = am_store_update(o->c.store, take_txn, &c);
     rc = ops_act_done(&a, rc);
     if (rc == 0 && c.taken) {
@@ -788,8 +803,9 @@ static int take(am_ops *o, const char *org, const char *pod, const char *qkey, c
 
 void ops_channel_deliver(am_ops *o, const char *org, const char *pod_id) {
     queue_ctx q = {0};
-    q.plen = (size_t)snprintf(q.prefix, sizeof q.prefix, "~q:%s:", pod_id);
-    if (am_ops_list(o, AM_DB_MESSAGES, org, &airmesh__v1__channel_message__descriptor, queue_cb,
+    char qspace[200];
+    queue_space(qspace, sizeof qspace, org, pod_id);
+    if (am_ops_list(o, AM_DB_MESSAGES, qspace, &airmesh__v1__channel_message__descriptor, queue_cb,
                     &q) != 0 ||
         !q.n)
         return;
@@ -842,9 +858,10 @@ void ops_channel_pod_ended(am_ops *o, const char *org, const char *pod_id) {
     char keys[64][200];
     for (int round = 0; round < 64; round++) { /* at most 64 x 64 entries per call */
         queue_ctx q = {.all = keys, .cap = 64};
-        q.plen = (size_t)snprintf(q.prefix, sizeof q.prefix, "~q:%s:", pod_id);
-        if (am_ops_list(o, AM_DB_MESSAGES, org, &airmesh__v1__channel_message__descriptor, queue_cb,
-                        &q) != 0 ||
+        char qspace[200];
+        queue_space(qspace, sizeof qspace, org, pod_id);
+        if (am_ops_list(o, AM_DB_MESSAGES, qspace, &airmesh__v1__channel_message__descriptor,
+                        queue_cb, &q) != 0 ||
             !q.n)
             return;
         size_t n = q.n < q.cap ? q.n : q.cap;

@@ -66,7 +66,7 @@ export function channelsPage(ctx: Ctx, param: string): () => void {
   const text = h('textarea', { id: 'chan-text', rows: 2, placeholder: 'Message (Ctrl+Enter sends; @p-… or @pod name prompts a pod)', 'aria-label': 'Message' });
   const send = h('button', { type: 'submit', class: 'btn btn-primary', id: 'chan-send' }, 'Send');
   const composer = h('form', { class: 'prompt-box chan-composer', id: 'chan-composer', hidden: true }, text, send);
-  const newName = h('input', { id: 'chan-new-name', placeholder: 'new-channel', 'aria-label': 'New channel name', maxlength: '64' });
+  const newName = h('input', { id: 'chan-new-name', placeholder: 'new-channel', 'aria-label': 'New channel name', maxlength: '48' });
   const create = h('form', { class: 'chan-create', id: 'chan-create', hidden: !mayWrite }, newName, h('button', { type: 'submit', class: 'btn btn-small' }, 'Create'));
   append(ctx.main, [messagesBox,
     h('div', { class: 'chan-layout' },
@@ -164,7 +164,7 @@ export function channelsPage(ctx: Ctx, param: string): () => void {
   create.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const name = newName.value.trim();
-    if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) { say('A channel name is 1-64 of a-z 0-9 - _ (starting with a letter or digit).'); return; }
+    if (!/^[a-z0-9][a-z0-9_-]{0,47}$/.test(name)) { say('A channel name is 1-48 of a-z 0-9 - _ (starting with a letter or digit).'); return; }
     void api('POST', '/channels', { name }).then(() => { newName.value = ''; say(''); location.hash = `#/channels/${name}`; })
       .catch((e) => say(errorText(e)));
   });
