@@ -541,7 +541,7 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
         }
         x->reason = reasons[kept];
         protobuf_c_message_free_unpacked(&p->base, NULL);
-        char mt[48];
+        char mt[160];
         snprintf(mt, sizeof mt, "pod:%s", ids[i]);
         ops_act_user(&ma[kept], o, who, "channel.mention", mt, source);
         snprintf(ma[kept].result, sizeof ma[kept].result, "%s",

@@ -150,6 +150,10 @@ class ChannelsTest(unittest.TestCase):
     def pastes(self, pid):
         return [bytes.fromhex(h) for h in re.findall(r"PASTE:([0-9a-f]*):END", self.logs(pid))]
 
+    def wait_paste_count(self, pid, n):
+        return wait_for(lambda: len(self.pastes(pid)) >= n and self.pastes(pid), 30,
+                        what="paste %d arrived" % n)
+
     def mention_state(self, ch, seq, pid):
         code, doc = self.call("ann", "GET", f"/api/v1/channels/{ch}/messages?after={seq - 1}"
                               "&limit=1")
@@ -271,11 +275,18 @@ class ChannelsTest(unittest.TestCase):
                                    {"text": "GO"})[0], 200)
         wait_for(lambda: len(self.pastes(pid)) >= 3, 30, what="second GO")
         self.assertEqual(len([p for p in self.pastes(pid) if b"from ann" in p]), 1)
-        states = [(e["details"].get("state"), e["result"])
+        # a pod that already waits gets a new mention at once (an admin may prompt any pod)
+        wait_for(lambda: self.call("admin", "GET", f"/api/v1/pods/{pid}")[1].get(
+            "agent_state") == "waiting", 30, what="pod waiting again")
+        self.assertEqual(self.call("admin", "POST", "/api/v1/channels/work/members", {})[0], 200)
+        code, doc = self.post("admin", "work", f"@{pid} one more")
+        self.assertEqual(code, 201, doc)
+        self.assertEqual(self.wait_paste_count(pid, 4)[3], paste(f"[#work, from admin]: @{pid} one more"))
+        states = [(e["details"].get("state"), e["details"].get("seq"), e["result"])
                   for e in self.audit("channel.mention", "pod:" + pid)]
-        self.assertIn(("refused", "denied"), states)
-        self.assertIn(("queued", "ok"), states)
-        self.assertEqual(states.count(("delivered", "ok")), 1)
+        self.assertIn(("refused", seq - 1, "denied"), states)
+        self.assertIn(("queued", seq, "ok"), states)
+        self.assertEqual(states.count(("delivered", seq, "ok")), 1)  # once, for that message
         self.assertNotIn("please", str(self.audit("channel.mention")))
         api(self.d, "POST", f"/api/v1/pods/{pid}/stop", self.admin, {})
 
