@@ -341,6 +341,26 @@ class ChannelsTest(unittest.TestCase):
                      "--after", "--limit", "--json"):
             self.assertIn(word, r.stdout)
 
+    def test_zz_a_queued_mention_survives_an_appliance_restart(self):
+        # last (name order): it restarts the class's airmeshd
+        pid = self.pod("ann")
+        self.create("ann", "restart")
+        code, doc = self.post("ann", "restart", f"@{pid} after the restart")
+        self.assertEqual((code, doc["mentions"][0]["state"]), (201, "queued"), doc)
+        d = type(self).d
+        self.assertEqual(d.stop(), 0)
+        type(self).d = Daemon(d.data, port=d.port, grpc_port=d.grpc_port).wait_ready()
+        wait_for(lambda: self.call("admin", "GET", f"/api/v1/pods/{pid}")[1].get("state") ==
+                 "running" and any(r.get("state") == "online" for r in self.call(
+                     "admin", "GET", "/api/v1/runners")[1].get("runners", [])), 60,
+                 what="runner back, pod running")
+        self.assertEqual(self.mention_state("restart", doc["seq"], pid), "queued")
+        self.assertEqual(self.call("ann", "POST", f"/api/v1/pods/{pid}/prompt",
+                                   {"text": "GO"})[0], 200)
+        got = self.wait_paste_count(pid, 2)
+        self.assertEqual(got[1], paste(f"[#restart, from ann]: @{pid} after the restart"))
+        api(self.d, "POST", f"/api/v1/pods/{pid}/stop", self.admin, {})
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
