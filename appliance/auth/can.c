@@ -61,6 +61,10 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
     /* The assignee of a ticket may reopen it too (appliance/ops/tickets.c checks that first). */
     {AM_CAN_TICKETS_REOPEN, "reopen done tickets (their assignee may too)", ADMIN, 0, 0,
      "reopening a done ticket needs the admin or owner role, or being its assignee"},
+    {AM_CAN_CHANNELS, "create and join channels, post messages in them", MEMBER, 0, 0,
+     "viewers may read channels but not create, join or post in them"},
+    {AM_CAN_CHANNEL_MANAGE, "remove others from channels another user created", ADMIN, 0, 0,
+     "only the channel's creator or an admin may remove another member"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

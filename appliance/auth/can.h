@@ -33,6 +33,8 @@ typedef enum {
     AM_CAN_MODEL_QUOTA,    /* set the org's model gateway quota (tokens per day) */
     AM_CAN_TICKETS_WRITE,  /* create, update and comment on tickets, start pods for them */
     AM_CAN_TICKETS_REOPEN, /* reopen a done ticket (its assignee may too) */
+    AM_CAN_CHANNELS,       /* create and join channels, post messages in them */
+    AM_CAN_CHANNEL_MANAGE, /* remove others from channels another user created */
     AM_CAN__COUNT
 } am_action;
 

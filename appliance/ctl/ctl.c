@@ -601,6 +601,9 @@ static void usage(FILE *out) {
             "            [--models m1,m2]     add a model endpoint (admins); prints its self-test\n"
             "  model list | show NAME | test NAME | rm NAME\n"
             "                                the org's model endpoints; test re-runs the self-test\n"
+            "  channel create NAME [--member user:ID|pod:ID ...] | list | join NAME | leave NAME\n"
+            "  channel post NAME TEXT|- | read NAME [--before N|--after N] [--limit N]\n"
+            "                                the org's channels; @p-ID mentions prompt a pod\n"
             "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
@@ -733,6 +736,8 @@ int main(int argc, char **argv) {
         rc = am_ctl_usage(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "ticket") == 0)
         rc = am_ctl_ticket(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "channel") == 0)
+        rc = am_ctl_channel(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

@@ -56,6 +56,8 @@ int am_ctl_rename(am_ctl *c, const char *what, const char *path, const char *id,
 int am_ctl_model(am_ctl *c, int argc, char **argv);
 /* ticket create|list|show|update|comment|start (ticket_cmd.c; argv[0] is "ticket"). */
 int am_ctl_ticket(am_ctl *c, int argc, char **argv);
+/* `airmeshctl channel ...` (channel_cmd.c). */
+int am_ctl_channel(am_ctl *c, int argc, char **argv);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
 /* usage_cmd.c: `usage`, `org quota` */

@@ -174,6 +174,20 @@ static const struct {
      "    Start a pod for the ticket: branch = the key in lower case, the ticket (title,\n"
      "    description, [ticket KEY]) as its prompt; the ticket moves to in_progress, and to\n"
      "    in_review with the branch attached when the pod ends.\n"},
+    {"channel",
+     "airmeshctl channel create NAME [--member user:ID|pod:ID ...]\n"
+     "    A channel of your org (members and above); you are its first member. NAME: 1-48 of\n"
+     "    a-z 0-9 - _.\n"
+     "airmeshctl channel list [--json]\n"
+     "    The org's channels (any role): members, messages, who created it.\n"
+     "airmeshctl channel join NAME | channel leave NAME\n"
+     "    Become a member (members and above) or stop being one.\n"
+     "airmeshctl channel post NAME TEXT [--json]   (TEXT \"-\" = stdin)\n"
+     "    Post a message (members of the channel; at most 16 KiB of UTF-8). An @p-ID or\n"
+     "    @<pod display name> becomes a prompt for that pod, typed once it is waiting for\n"
+     "    input, if you may prompt it (its starter, an admin); prints each mention's state.\n"
+     "airmeshctl channel read NAME [--before SEQ | --after SEQ] [--limit N] [--json]\n"
+     "    Messages oldest first: the newest N (default 50), or those before/after SEQ.\n"},
     {"audit", AM_CTL_AUDIT_USAGE},
     {"help", "airmeshctl help [COMMAND]\n  The overview, or one command's arguments and flags.\n"},
 };

@@ -338,6 +338,14 @@ static const route routes[] = {
     {"PATCH", "/api/v1/tickets/:", am_api_ticket_patch},
     {"POST", "/api/v1/tickets/:/comments", am_api_ticket_comment},
     {"POST", "/api/v1/tickets/:/start", am_api_ticket_start},
+    /* channels (api_channels.c) */
+    {"GET", "/api/v1/channels", am_api_channel_list},
+    {"POST", "/api/v1/channels", am_api_channel_create},
+    {"GET", "/api/v1/channels/:", am_api_channel_show},
+    {"POST", "/api/v1/channels/:/members", am_api_channel_member_add},
+    {"DELETE", "/api/v1/channels/:/members", am_api_channel_member_remove},
+    {"GET", "/api/v1/channels/:/messages", am_api_channel_messages},
+    {"POST", "/api/v1/channels/:/messages", am_api_channel_post},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

@@ -161,4 +161,13 @@ size_t am_ws_count(void);
 size_t am_ws_close_user(const char *org, const char *user);
 void am_ws_stop_end(void);
 
+/* Channels (api_channels.c). */
+int am_api_channel_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_channel_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_channel_show(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_channel_member_add(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_channel_member_remove(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_channel_messages(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_channel_post(am_http_handler *h, h2o_req_t *req, char **param);
+
 #endif

@@ -84,5 +84,9 @@ int am_ops_pod_agent_state(am_ops *o, const am_ops_peer *peer, const Airmesh__V1
                        .runner = peer->runner_id,
                        .agent_state = state,
                        .agent_renotify = renotify};
-    return ops_act_done(&a, am_pods_update(o->c.store, &u, &a.hook));
+    int rc = ops_act_done(&a, am_pods_update(o->c.store, &u, &a.hook));
+    /* A pod that waits for input now gets its oldest queued channel @mention (channels.c). */
+    if (rc == 0 && strcmp(state, "working") != 0)
+        ops_channel_deliver(o, peer->org, as->pod_id);
+    return rc;
 }

@@ -65,5 +65,13 @@ int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *
 /* A pod reached a final state (pods.c, after the commit): the ticket it was started for, if
  * any, moves to in_review with the pod's branch attached (tickets.c; audited as actor). */
 void ops_ticket_pod_ended(am_ops *o, const char *actor, const char *org, const char *pod_id);
+/* May who prompt pod p (prompt.c): AM_CAN_TERMINAL_INPUT, and the input-control holder (NULL
+ * or "" = nobody: the pod's starter) or AM_CAN_POD_OTHERS. 0, or -AM_EPERM with the reason. */
+int ops_prompt_may(const am_principal *who, const Airmesh__V1__Pod *p, const char *holder);
+
+/* Channels (channels.c): deliver the oldest queued @mention prompt of a pod that is waiting or
+ * idle now (agentstate.c, and a post that mentions it); drop an ended pod's queue (pods.c). */
+void ops_channel_deliver(am_ops *o, const char *org, const char *pod_id);
+void ops_channel_pod_ended(am_ops *o, const char *org, const char *pod_id);
 
 #endif

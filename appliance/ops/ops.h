@@ -424,5 +424,32 @@ int am_ops_ticket_start(am_ops *o, const am_principal *who, const char *source, 
                         Airmesh__V1__Pod **pod_out);
 /* 1 when from → to is an allowed status move (reopen done → todo included), 0 otherwise. */
 int am_ticket_transition_ok(const char *from, const char *to);
+/* ---- channels (issue 13; appliance/ops/channels.c) ----
+ * Per org, named [a-z0-9][a-z0-9_-]{0,63}; members "user:<id>" and "pod:<id>". Readable by
+ * everyone of the org (AM_CAN_READ); creating, joining and posting need AM_CAN_CHANNELS, posting
+ * membership too. Audited channel.create / channel.member / channel.message / channel.mention
+ * (never the text). An @mention of a pod (@p-<id> or @<its display name>) whose poster may
+ * prompt it (ops_prompt_may) is queued and typed into the pod as a prompt
+ * "[#<channel>, from <user>]: <text>" once its agent is waiting or idle, exactly once. */
+#define AM_CHANNEL_TEXT_MAX (16u << 10)
+#define AM_CHANNEL_MENTIONS_MAX 8
+#define AM_CHANNEL_MEMBERS_MAX 256
+int am_ops_channel_create(am_ops *o, const am_principal *who, const char *source, const char *name,
+                          const char *const *members, size_t n_members);
+/* member NULL = the caller (join / leave); add != 0 adds, else removes. */
+int am_ops_channel_member(am_ops *o, const am_principal *who, const char *source, const char *name,
+                          const char *member, int add);
+/* *out (caller frees) is the stored message with each mention's state and reason. */
+int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, const char *name,
+                        const char *text, size_t len, Airmesh__V1__ChannelMessage **out);
+/* The channel (AM_CAN_READ; -AM_ENOTFOUND when none in the caller's org). Caller frees. */
+int am_ops_channel_get(am_ops *o, const am_principal *who, const char *name,
+                       Airmesh__V1__Channel **out);
+/* Messages in seq order: after > 0: the first `limit` with seq > after; else the last `limit`
+ * with seq < before (before 0 = the newest). *more = 1 when more lie beyond the page. */
+typedef int (*am_ops_channel_msg_fn)(void *ud, const Airmesh__V1__ChannelMessage *m);
+int am_ops_channel_messages(am_ops *o, const am_principal *who, const char *name, uint64_t before,
+                            uint64_t after, size_t limit, am_ops_channel_msg_fn fn, void *ud,
+                            int *more);
 
 #endif

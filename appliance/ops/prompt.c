@@ -16,6 +16,25 @@
 #include "appliance/ops/internal.h"
 #include "common/err.h"
 
+int ops_prompt_may(const am_principal *who, const Airmesh__V1__Pod *p, const char *holder) {
+    if (am_auth_can(who, AM_CAN_TERMINAL_INPUT, NULL) != 0)
+        return -AM_EPERM;
+    const char *by = p->created_by ? p->created_by : "";
+    int own = strcmp(strncmp(by, "user:", 5) == 0 ? by + 5 : by, who->user_id) == 0;
+    int allowed = holder && *holder ? strcmp(holder, who->user_id) == 0 : own;
+    if (allowed || am_auth_can(who, AM_CAN_POD_OTHERS, NULL) == 0)
+        return 0;
+    if (holder && *holder)
+        return am_err_set(AM_EPERM,
+                          "input control of pod %s is held by %s: only the holder or an admin may "
+                          "send it a prompt",
+                          p->id, holder);
+    return am_err_set(AM_EPERM,
+                      "pod %s was started by another user: only its starter or an admin may "
+                      "send it a prompt (or take input control first)",
+                      p->id);
+}
+
 int am_ops_pod_prompt(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
                       const char *holder, const char *text, size_t len, size_t *sent) {
     *sent = 0;
@@ -32,20 +51,7 @@ int am_ops_pod_prompt(am_ops *o, const am_principal *who, const char *source, co
     int rc = ops_check(&a, who, AM_CAN_TERMINAL_INPUT, NULL);
     if (rc)
         goto out;
-    const char *by = p->created_by ? p->created_by : "";
-    int own = strcmp(strncmp(by, "user:", 5) == 0 ? by + 5 : by, who->user_id) == 0;
-    int allowed = holder && *holder ? strcmp(holder, who->user_id) == 0 : own;
-    if (!allowed && am_auth_can(who, AM_CAN_POD_OTHERS, NULL) != 0) {
-        if (holder && *holder)
-            am_err_set(AM_EPERM,
-                       "input control of pod %s is held by %s: only the holder or an admin may "
-                       "send it a prompt",
-                       p->id, holder);
-        else
-            am_err_set(AM_EPERM,
-                       "pod %s was started by another user: only its starter or an admin may "
-                       "send it a prompt (or take input control first)",
-                       p->id);
+    if (ops_prompt_may(who, p, holder) != 0) {
         ops_act_error_details(&a, am_err_last());
         rc = ops_deny(&a, -AM_EPERM);
         goto out;

@@ -21,6 +21,7 @@ import { teamsPage } from './pages/teams';
 import { orgsPage } from './pages/orgs';
 import { modelsPage } from './pages/models';
 import { boardPage, ticketPage } from './pages/board';
+import { channelsPage } from './pages/channels';
 
 installCspStyles();
 
@@ -40,6 +41,7 @@ const NAV: { hash: string; label: string; show?: (w: Who) => boolean }[] = [
   { hash: '#/board', label: 'Board' },
   { hash: '#/runners', label: 'Runners' },
   { hash: '#/models', label: 'Models' },
+  { hash: '#/channels', label: 'Channels' },
   { hash: '#/activity', label: 'Activity' },
   { hash: '#/audit', label: 'Audit log' },
   { hash: '#/teams', label: 'Teams' },
@@ -68,6 +70,8 @@ function route(hash: string): [Page, string] {
   if (m) return [terminalPage, m[1]];
   const tk = path.match(/^\/board\/([A-Za-z0-9_.-]+)$/);
   if (tk) return [ticketPage, tk[1]];
+  const cm = path.match(/^\/channels(?:\/([a-z0-9_-]+))?$/);
+  if (cm) return [channelsPage, cm[1] || ''];
   switch (path) {
     case '/runners':
       return [runnersPage, ''];
