@@ -94,9 +94,10 @@ int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *
     }
     if (rc == 0 && u->changed && u->state) {
         am_pod_state st;
-        if (am_pod_state_parse(u->state, &st) == 0 && am_pod_state_final(st))
+        if (am_pod_state_parse(u->state, &st) == 0 && am_pod_state_final(st)) {
             ops_ticket_pod_ended(o, actor, org, u->id); /* its ticket → in_review */
             ops_channel_pod_ended(o, org, u->id); /* its channel @mentions will never arrive */
+        }
     }
     return rc;
 }
