@@ -55,6 +55,11 @@ export function podsPage(ctx: Ctx): () => void {
         agents = a.agents;
         onAgents?.();
       }).catch(() => {});
+      // The runners as they are now, not as the last poll saw them (one may have just come online).
+      api<{ runners: Runner[] }>('GET', '/runners').then((r) => {
+        runners = r.runners;
+        syncRunnerOptions();
+      }).catch(() => {});
     }
   });
   append(ctx.main, [
@@ -85,6 +90,25 @@ export function podsPage(ctx: Ctx): () => void {
     clear(messages);
     messages.appendChild(notice(kind, text, () => {}));
   };
+
+  /** Keep an open form's runner list current (states and new runners), its choice kept. */
+  function syncRunnerOptions(): void {
+    const sel = formPanel.querySelector<HTMLSelectElement>('#pod-runner');
+    if (!sel) return;
+    const cur = sel.value;
+    for (const r of runners) {
+      let o = Array.from(sel.options).find((x) => x.value === r.id);
+      if (!o) {
+        o = h('option', { value: r.id }) as HTMLOptionElement;
+        sel.appendChild(o);
+      }
+      o.disabled = r.state !== 'online';
+      o.textContent = `${r.hostname} (${r.state})`;
+    }
+    const still = Array.from(sel.options).find((x) => x.value === cur && !x.disabled);
+    sel.value = still ? cur : '';
+    if (sel.value !== cur) sel.dispatchEvent(new Event('change'));
+  }
 
   function renderForm(): void {
     clear(formPanel);
@@ -407,6 +431,7 @@ export function podsPage(ctx: Ctx): () => void {
       if (stopped || editing()) return;
       runners = r.runners;
       usage = u;
+      syncRunnerOptions();
       renderList(p.pods);
       overview.dataset.loaded = String(++loads);
     } catch (e) {

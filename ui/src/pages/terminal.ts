@@ -498,7 +498,9 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     egressList.insertBefore(li, after || null);
     while (egressList.children.length > 50) egressList.lastElementChild?.remove();
   };
-  void api<{ events: AuditEvent[] }>('GET', `/audit?action=pod.egress&actor=${encodeURIComponent('pod:' + id)}&limit=200`)
+  // Live first, then the history: an event recorded between the two is in one of them (the
+  // same event in both is shown once, by its seq).
+  const egressHistory = () => void api<{ events: AuditEvent[] }>('GET', `/audit?action=pod.egress&actor=${encodeURIComponent('pod:' + id)}&limit=200`)
     .then((r) => { if (!disposed) r.events.forEach(addEgress); })
     .catch(() => { /* the list stays empty; live events still arrive */ });
   let egressWs: WebSocket | null = null;
@@ -508,7 +510,14 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       if (typeof m.data !== 'string' || !m.data.includes('pod.egress')) return;
       try { addEgress(JSON.parse(m.data) as AuditEvent); } catch { /* not an event */ }
     };
-  } catch { /* no live list */ }
+    let asked = false;
+    const once = () => { if (!asked) { asked = true; egressHistory(); } };
+    egressWs.onopen = once;
+    egressWs.onerror = once;
+    egressWs.onclose = once;
+  } catch {
+    egressHistory(); /* no live list */
+  }
 
   void refreshPod().then(() => {
     if (!disposed && pod) {
