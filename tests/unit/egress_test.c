@@ -477,7 +477,8 @@ static void test_a_pod_cannot_buffer_unbounded_bodies(void **state) {
     size_t have = 0;
     read_until(pf[refused].fd, "\r\n\r\n", buf, sizeof buf, &have);
     assert_true(strncmp(buf, "HTTP/1.1 503 ", 13) == 0);
-    assert_non_null(strstr(buf, "too many large requests"));
+    /* The reason is in the body, which may come in a later segment than the head. */
+    read_until(pf[refused].fd, "too many large requests", buf, sizeof buf, &have);
     close(pf[refused].fd);
     close(pf[(refused + 1) % 4].fd); /* gives its 30 MiB back */
     int freed = 0;
