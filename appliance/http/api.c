@@ -365,3 +365,38 @@ int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {
         am_http_send_error(req, 404, "not_found", "no such API endpoint");
     return 0;
 }
+
+/* The value of query parameter `key`, percent-decoded ('+' as a space when plus_space: form
+ * encoding, what URLSearchParams writes) into out; 1 if present, 0 absent, -1 bad or too long. */
+int am_api_query_param(h2o_req_t *req, int plus_space, const char *key, char *out, size_t cap) {
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t kl = strlen(key);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) >= kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t o = 0;
+            for (const char *q = p + kl + 1; q < stop; q++) {
+                char c = plus_space && *q == '+' ? ' ' : *q;
+                if (c == '%' && stop - q >= 3) {
+                    char hex[3] = {q[1], q[2], 0};
+                    char *e;
+                    long v = strtol(hex, &e, 16);
+                    if (*e || v == 0)
+                        return -1;
+                    c = (char)v;
+                    q += 2;
+                }
+                if (o + 1 >= cap)
+                    return -1;
+                out[o++] = c;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}

@@ -45,40 +45,6 @@ int am_api_audit_export(am_http_handler *h, h2o_req_t *req, char **param);
 #define EXPORT_MAX (256ull << 20)
 #define QVAL_MAX 256
 
-/* The value of query parameter `key` (percent-decoded, '+' kept) into out; 1 if present. */
-static int query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
-    if (req->query_at == SIZE_MAX)
-        return 0;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t kl = strlen(key);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) >= kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-            size_t o = 0;
-            for (const char *q = p + kl + 1; q < stop; q++) {
-                char c = *q;
-                if (c == '%' && stop - q >= 3) {
-                    char hex[3] = {q[1], q[2], 0};
-                    char *e;
-                    long v = strtol(hex, &e, 16);
-                    if (*e || v == 0)
-                        return -1;
-                    c = (char)v;
-                    q += 2;
-                }
-                if (o + 1 >= cap)
-                    return -1;
-                out[o++] = c;
-            }
-            out[o] = '\0';
-            return 1;
-        }
-        p = stop + 1;
-    }
-    return 0;
-}
-
 static int parse_digits(const char *s, size_t n, int *out) {
     int v = 0;
     for (size_t i = 0; i < n; i++) {
@@ -144,12 +110,12 @@ static int parse_time(const char *s, uint64_t *ms) {
 static int time_range(h2o_req_t *req, uint64_t *since, uint64_t *until) {
     char v[QVAL_MAX];
     *since = *until = 0;
-    int r = query_param(req, "since", v, sizeof v);
+    int r = am_api_query_param(req, 0, "since", v, sizeof v);
     if (r < 0 || (r == 1 && parse_time(v, since) != 0)) {
         am_http_send_error(req, 400, "bad_request", "since: Unix milliseconds or RFC 3339");
         return -1;
     }
-    r = query_param(req, "until", v, sizeof v);
+    r = am_api_query_param(req, 0, "until", v, sizeof v);
     if (r < 0 || (r == 1 && parse_time(v, until) != 0)) {
         am_http_send_error(req, 400, "bad_request", "until: Unix milliseconds or RFC 3339");
         return -1;
@@ -197,8 +163,8 @@ int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
     if (time_range(req, &c.since, &c.until))
         return 0;
     char actor[QVAL_MAX], action[QVAL_MAX], v[QVAL_MAX];
-    int ra = query_param(req, "actor", actor, sizeof actor);
-    int rb = query_param(req, "action", action, sizeof action);
+    int ra = am_api_query_param(req, 0, "actor", actor, sizeof actor);
+    int rb = am_api_query_param(req, 0, "action", action, sizeof action);
     if (ra < 0 || rb < 0) {
         am_http_send_error(req, 400, "bad_request", "actor/action: at most 255 bytes");
         return 0;
@@ -206,7 +172,7 @@ int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
     c.actor = ra == 1 ? actor : NULL;
     c.action = rb == 1 ? action : NULL;
     int r;
-    if ((r = query_param(req, "limit", v, sizeof v)) != 0) {
+    if ((r = am_api_query_param(req, 0, "limit", v, sizeof v)) != 0) {
         char *e;
         unsigned long l = r == 1 ? strtoul(v, &e, 10) : 0;
         if (r < 0 || *e || l < 1 || l > LIST_MAX) {
@@ -215,7 +181,7 @@ int am_api_audit_list(am_http_handler *h, h2o_req_t *req, char **param) {
         }
         c.limit = l;
     }
-    if ((r = query_param(req, "cursor", v, sizeof v)) != 0) {
+    if ((r = am_api_query_param(req, 0, "cursor", v, sizeof v)) != 0) {
         char *e;
         unsigned long long s = r == 1 ? strtoull(v, &e, 10) : 0;
         if (r < 0 || *e || s < 1) {

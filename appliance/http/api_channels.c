@@ -14,40 +14,6 @@
 #include "appliance/http/internal.h"
 #include "common/err.h"
 
-/* The value of query parameter `key` (percent-decoded) into out; 1 if present, -1 bad. */
-static int am_api_query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
-    if (req->query_at == SIZE_MAX)
-        return 0;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t kl = strlen(key);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) >= kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-            size_t o = 0;
-            for (const char *q = p + kl + 1; q < stop; q++) {
-                char c = *q;
-                if (c == '%' && stop - q >= 3) {
-                    char hex[3] = {q[1], q[2], 0};
-                    char *e;
-                    long v = strtol(hex, &e, 16);
-                    if (*e || v == 0)
-                        return -1;
-                    c = (char)v;
-                    q += 2;
-                }
-                if (o + 1 >= cap)
-                    return -1;
-                out[o++] = c;
-            }
-            out[o] = '\0';
-            return 1;
-        }
-        p = stop + 1;
-    }
-    return 0;
-}
-
 static json_t *message_json(const Airmesh__V1__ChannelMessage *m) {
     json_t *ms = json_array();
     for (size_t i = 0; i < m->n_mentions; i++)
@@ -174,7 +140,7 @@ static int members(am_http_handler *h, h2o_req_t *req, char **param, int add) {
             }
             member = json_string_value(m);
         }
-    } else if (am_api_query_param(req, "member", qm, sizeof qm) == 1) {
+    } else if (am_api_query_param(req, 0, "member", qm, sizeof qm) == 1) {
         member = qm;
     }
     char peer[64];
@@ -200,7 +166,7 @@ static int msg_cb(void *ud, const Airmesh__V1__ChannelMessage *m) {
 
 static int num_param(h2o_req_t *req, const char *key, uint64_t *out) {
     char v[32];
-    int r = am_api_query_param(req, key, v, sizeof v);
+    int r = am_api_query_param(req, 0, key, v, sizeof v);
     if (r != 1)
         return r == 0 ? 0 : -1;
     char *end = NULL;

@@ -55,39 +55,6 @@ static json_t *ticket_json(const Airmesh__V1__Ticket *t) {
 
 /* The value of query parameter `key` (percent-decoded, '+' a space) into out; 1 if present, -1
  * when it does not fit or is malformed. */
-static int query_param(h2o_req_t *req, const char *key, char *out, size_t cap) {
-    if (req->query_at == SIZE_MAX)
-        return 0;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t kl = strlen(key);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) >= kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-            size_t o = 0;
-            for (const char *q = p + kl + 1; q < stop; q++) {
-                char c = *q == '+' ? ' ' : *q;
-                if (c == '%' && stop - q >= 3) {
-                    char hex[3] = {q[1], q[2], 0};
-                    char *e;
-                    long v = strtol(hex, &e, 16);
-                    if (*e || v == 0)
-                        return -1;
-                    c = (char)v;
-                    q += 2;
-                }
-                if (o + 1 >= cap)
-                    return -1;
-                out[o++] = c;
-            }
-            out[o] = '\0';
-            return 1;
-        }
-        p = stop + 1;
-    }
-    return 0;
-}
-
 static int bad(h2o_req_t *req, json_t *body, const char *msg) {
     json_decref(body);
     am_http_send_error(req, 400, "bad_request", msg);
@@ -111,10 +78,10 @@ int am_api_ticket_list(am_http_handler *h, h2o_req_t *req, char **param) {
     if (am_api_require_auth(h, req, &who))
         return 0;
     char status[QVAL_MAX] = "", assignee[QVAL_MAX] = "", label[QVAL_MAX] = "", q[QVAL_MAX] = "";
-    if (query_param(req, "status", status, sizeof status) < 0 ||
-        query_param(req, "assignee", assignee, sizeof assignee) < 0 ||
-        query_param(req, "label", label, sizeof label) < 0 ||
-        query_param(req, "q", q, sizeof q) < 0)
+    if (am_api_query_param(req, 1, "status", status, sizeof status) < 0 ||
+        am_api_query_param(req, 1, "assignee", assignee, sizeof assignee) < 0 ||
+        am_api_query_param(req, 1, "label", label, sizeof label) < 0 ||
+        am_api_query_param(req, 1, "q", q, sizeof q) < 0)
         return bad(req, NULL, "a query parameter is malformed or longer than 255 bytes");
     am_ticket_filter f = {status, assignee, label, q};
     json_t *rows = json_array();

@@ -59,8 +59,8 @@ int am_api_password_start(am_http_handler *h, h2o_req_t *req, const am_principal
  * with owner `name`, on the worker pool (am_ops_user_create / am_ops_org_create: the role
  * check, the password's hash (password NULL: a random one, returned once), the store, the
  * audit), then answer 201 from there. Always returns 0. */
-int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who,
-                        int org_create, const char *org, const char *display, const char *name,
+int am_api_create_start(am_http_handler *h, h2o_req_t *req, const am_principal *who, int org_create,
+                        const char *org, const char *display, const char *name,
                         const char *role_name, const char *display_name, const char *password);
 
 /* Display names (api_names.c). The "display_name" member of a user, team, org or pod answer
@@ -169,5 +169,9 @@ int am_api_channel_member_add(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_channel_member_remove(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_channel_messages(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_channel_post(am_http_handler *h, h2o_req_t *req, char **param);
+
+/* A query parameter of req, percent-decoded ('+' = space when plus_space): 1 present (in out),
+ * 0 absent, -1 malformed or longer than cap - 1 (api.c). */
+int am_api_query_param(h2o_req_t *req, int plus_space, const char *key, char *out, size_t cap);
 
 #endif
