@@ -226,6 +226,8 @@ int am_auth_login(am_store *s, const char *org, const char *user, const char *pa
         snprintf(who->user_id, sizeof who->user_id, "%s", u->id);
         snprintf(who->org_id, sizeof who->org_id, "%s", u->org_id);
         who->role = u->role;
+        who->superuser = u->superuser;
+        who->pod_id[0] = 0;
     } else {
         am_wipe(token_out, AM_AUTH_TOKEN_LEN + 1);
     }
@@ -277,6 +279,7 @@ int am_auth_check(am_store *s, const char *token, uint64_t idle_ms, am_principal
     snprintf(who->org_id, sizeof who->org_id, "%s", u->org_id);
     who->role = u->role;
     who->superuser = u->superuser && !sess->api_token;
+    who->pod_id[0] = 0;
     /* An API token acts with its own role, never above its user's current one. */
     if (sess->api_token && (int)sess->role < who->role)
         who->role = sess->role;

@@ -32,6 +32,10 @@ typedef struct am_principal {
     char org_id[129];
     int role;      /* Airmesh__V1__Role */
     int superuser; /* may manage organizations (never through an API token) */
+    /* Non-empty: a pod acting through airmesh-mcp (issue 13; appliance/mcp builds it with
+     * am_ops_pod_principal): user_id is the pod's starter, role the starter's current role, at
+     * most member; ops audits the actor as "pod:<pod_id>". Empty for every user and token. */
+    char pod_id[129];
 } am_principal;
 
 /* Hash a password into an encoded argon2id string (out needs >= 128 bytes). */

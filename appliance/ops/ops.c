@@ -99,7 +99,10 @@ void ops_act_init(ops_act *a, am_ops *o, const char *actor, const char *org, con
 void ops_act_user(ops_act *a, am_ops *o, const am_principal *who, const char *action,
                   const char *target, const char *source) {
     char actor[160];
-    snprintf(actor, sizeof actor, "user:%s", who->user_id);
+    if (who->pod_id[0])
+        snprintf(actor, sizeof actor, "pod:%s", who->pod_id);
+    else
+        snprintf(actor, sizeof actor, "user:%s", who->user_id);
     ops_act_init(a, o, actor, who->org_id, action, target, source);
 }
 

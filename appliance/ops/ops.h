@@ -452,4 +452,48 @@ int am_ops_channel_messages(am_ops *o, const am_principal *who, const char *name
                             uint64_t after, size_t limit, am_ops_channel_msg_fn fn, void *ud,
                             int *more);
 
+/* ---- pods acting through airmesh-mcp (issue 13; ops/mcp.c) ---- */
+
+/* The principal of pod_id for a call relayed by runner peer: the pod must be that runner's and
+ * its org's, starting or running, its starter an enabled user of the org; who gets user_id = the
+ * starter, org_id, role = min(the starter's current role, member), pod_id. Otherwise -AM_EAUTH
+ * (audited "mcp.call" denied with the reason; another runner's pod looks like none). *pod: the
+ * pod's record (caller frees; NULL on error). */
+int am_ops_pod_principal(am_ops *o, const am_ops_peer *peer, const char *pod_id,
+                         am_principal *who, Airmesh__V1__Pod **pod);
+/* The one record per MCP tool call: "mcp.call", actor "pod:<id>", target (e.g. "ticket:X"
+ * or "pod:Y"; NULL = the pod), result "ok" | "denied" | "error", details {"tool": tool, "error":
+ * error (when non-NULL)}. */
+int am_ops_mcp_audit(am_ops *o, const am_principal *who, const char *source, const char *tool,
+                     const char *target, const char *result, const char *error);
+
+/* ---- bindings (issue 13; ops/bindings.c) ----
+ * Directed pod → pod, scopes "read" and/or "write" (Binding in store.proto). Requested by a pod
+ * (who.pod_id = from) or by a user who may control both pods (their starter or
+ * AM_CAN_POD_OTHERS); active at once under the org's policy "same_creator" when both pods have
+ * the same starter, else pending until accepted by to_pod (the pod itself through MCP, or a user
+ * who may control it). Audited binding.request / binding.accept / binding.reject /
+ * binding.unbind; published on the org's events. */
+int am_ops_binding_request(am_ops *o, const am_principal *who, const char *source,
+                           const char *from_pod, const char *to_pod, const char *const *scopes,
+                           size_t n_scopes, uint64_t ttl_ms, Airmesh__V1__Binding **out);
+/* accept = 1 accepts, 0 rejects (reason may be NULL). Only a pending binding (-AM_ESTATE). */
+int am_ops_binding_decide(am_ops *o, const am_principal *who, const char *source, const char *id,
+                          int accept, const char *reason, Airmesh__V1__Binding **out);
+/* Either side (its pod, or a user who may control one of them) ends it. */
+int am_ops_binding_end(am_ops *o, const am_principal *who, const char *source, const char *id);
+typedef int (*am_ops_binding_fn)(void *ud, const Airmesh__V1__Binding *b);
+/* The org's bindings (pod NULL = all, else those from or to it), in key order. A pod caller
+ * sees only its own. */
+int am_ops_binding_list(am_ops *o, const am_principal *who, const char *pod, am_ops_binding_fn fn,
+                        void *ud);
+/* 0 when an active, unexpired binding from → to with scope exists in org, else -AM_EPERM
+ * naming what is missing ("pod p-a has no active read binding to p-b"). Reads only. */
+int am_ops_binding_allows(am_ops *o, const char *org, const char *from_pod, const char *to_pod,
+                          const char *scope);
+/* The org's policy ("same_creator" | "explicit"): set by AM_CAN_BINDING_POLICY (admin+),
+ * audited org.binding_policy. */
+int am_ops_binding_policy_set(am_ops *o, const am_principal *who, const char *source,
+                              const char *org, const char *policy);
+
 #endif
