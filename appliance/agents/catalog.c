@@ -43,7 +43,8 @@
  *   gemini    settings.json mcpServers with trust (no confirmation), and /workspace in
  *             trustedFolders.json: Gemini CLI 0.61.0 starts no MCP server in an untrusted folder
  *             (checked with `gemini mcp list`).
- *   opencode  opencode.json "mcp" local server (opencode 1.18.33 `opencode mcp list`: connected).
+ *   opencode  opencode.json "mcp" local server (opencode 1.18.33: `opencode run` calls its
+ *             airmesh_update_ticket without asking).
  *   goose     ~/.config/goose/config.yaml extensions: airmesh (stdio) next to developer (not
  *             installable here: its documented format).
  *   aider     takes no MCP servers.

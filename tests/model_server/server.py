@@ -24,7 +24,8 @@ What to answer comes from a JSON script (--script FILE):
      {"when": {"api": "messages",       # chat | responses | messages (any if absent)
                "model": "m",            # exact model name
                "contains": "hello",     # substring of the newest user text in the request
-               "tool_result": false,    # the newest input item is (not) a tool result
+               "tool_result": false,    # the newest input item (role system messages
+                                        # aside) is (not) a tool result
                "tool_offered": "Write", # the request offers a tool of this name
                "key": "sk-real"},       # the Authorization bearer / x-api-key it carries
       "times": 1,                       # use this rule at most N times (default unlimited)
