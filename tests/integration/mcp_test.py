@@ -161,6 +161,15 @@ class McpTest(harness.AdminRunnerTest):
         for action in ("ticket.update", "ticket.create", "ticket.comment"):
             self.assertTrue(self.audit(action, "pod:" + pid), action)
 
+    def test_pods_of_every_network_policy_have_their_socket(self):
+        # host shares the host's network (not its mounts); models and allow also get the egress
+        # listeners over the same setup socketpair.
+        for net in ("none", "host", "models", "allow"):
+            pid, res = self.run_steps(self.admin, [{"op": "call", "name": "search_tickets",
+                                                    "args": {"limit": 1}}], network=net)
+            mcp_structured(res[0])
+            self.assertEqual(len(self.audit("mcp.call", "pod:" + pid)), 1, net)
+
     def test_forged_identity_is_refused(self):
         tag = "b-%d" % time.time_ns()
         # Pod B: one call (its own socket works), then waits with its socket open.
