@@ -20,8 +20,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "runner/egress/egress.h"
 #include "runner/pod/homefiles.h"
+#include "runner/egress/egress.h"
 #include "runner/pod/internal.h"
 #include "runner/worktree/worktree.h"
 

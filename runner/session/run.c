@@ -24,11 +24,11 @@
 #include "pki/pki.h"
 #include "runner/egress/egress.h"
 #include "runner/pod/pod.h"
+#include <pthread.h>
 #include "runner/session/client.h"
 #include "runner/session/identity.h"
 #include "runner/session/review.h"
 #include "runner/session/session.h"
-#include <pthread.h>
 
 enum { T_START = 1, T_RECV, T_SEND, T_STATUS, T_CLOSE };
 typedef struct {
@@ -179,7 +179,8 @@ static void start_renewal(conn *c) {
     size_t len = 0;
     if (am_pki_key_generate(&key) || am_pki_csr_make(key, c->id->runner_id, &csr, &len) ||
         am_pki_key_to_pem(key, &c->renew_key_pem)) {
-        am_log_warn("session", "cannot prepare certificate renewal", "error=\"%s\"", am_err_last());
+        am_log_warn("session", "cannot prepare certificate renewal", "error=\"%s\"",
+                    am_err_last());
         am_pki_key_free(key);
         free(csr);
         c->renew_at_ms = am_now_ms() + 60000;
@@ -282,8 +283,8 @@ static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
 
 /* One connection: returns when the stream ends; status and msg say why. */
 static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
-                         volatile sig_atomic_t *stop, uint64_t *loaded_ms, grpc_status_code *status,
-                         char *msg, size_t cap, int *acked) {
+                         volatile sig_atomic_t *stop, uint64_t *loaded_ms,
+                         grpc_status_code *status, char *msg, size_t cap, int *acked) {
     conn c = {.ss = ss, .o = o, .id = id};
     c.q = calloc(QCAP, sizeof *c.q);
     if (!c.q) {
@@ -342,8 +343,7 @@ static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
         if (c.acked && !c.close_sent && now >= c.renew_at_ms)
             start_renewal(&c);
         grpc_event ev = grpc_completion_queue_next(
-            c.cq,
-            gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(200, GPR_TIMESPAN)),
+            c.cq, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(200, GPR_TIMESPAN)),
             NULL);
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
@@ -458,7 +458,7 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
             usleep(100000);
     }
     am_sess_review_drain(130000); /* a review's fetch-back/push uses the pods and mirrors */
-    am_podmgr_free(ss.pods);      /* stops what still runs: pods do not outlive their runner */
+    am_podmgr_free(ss.pods); /* stops what still runs: pods do not outlive their runner */
     am_egress_free(ss.egress);
     pthread_mutex_destroy(&ss.mu);
     am_identity_free(&id);
