@@ -48,24 +48,11 @@ typedef struct {
     int truncated;
 } patch_buf;
 
-static int on_line(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l,
-                   void *ud) {
-    (void)d;
-    (void)h;
-    patch_buf *p = ud;
-    char origin[1] = {l->origin};
-    int prefix = l->origin == GIT_DIFF_LINE_CONTEXT || l->origin == GIT_DIFF_LINE_ADDITION ||
-                 l->origin == GIT_DIFF_LINE_DELETION;
-    size_t need = (size_t)prefix + l->content_len;
-    if (p->truncated)
-        return 0;
-    if (p->len + need > p->max) {
-        p->truncated = 1;
-        return 0;
-    }
-    if (p->len + need + 1 > p->cap) {
+/* Append n bytes, growing the buffer (the caller checked max). */
+static int put(patch_buf *p, const char *s, size_t n) {
+    if (p->len + n + 1 > p->cap) {
         size_t nc = p->cap ? p->cap : 64 << 10;
-        while (nc < p->len + need + 1)
+        while (nc < p->len + n + 1)
             nc *= 2;
         char *nb = realloc(p->buf, nc);
         if (!nb)
@@ -73,12 +60,37 @@ static int on_line(const git_diff_delta *d, const git_diff_hunk *h, const git_di
         p->buf = nb;
         p->cap = nc;
     }
-    if (prefix)
-        p->buf[p->len++] = origin[0];
-    memcpy(p->buf + p->len, l->content, l->content_len);
-    p->len += l->content_len;
+    memcpy(p->buf + p->len, s, n);
+    p->len += n;
     p->buf[p->len] = '\0';
     return 0;
+}
+
+static int on_line(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l,
+                   void *ud) {
+    (void)d;
+    (void)h;
+    patch_buf *p = ud;
+    char origin = l->origin;
+    int prefix = origin == GIT_DIFF_LINE_CONTEXT || origin == GIT_DIFF_LINE_ADDITION ||
+                 origin == GIT_DIFF_LINE_DELETION;
+    size_t need = (size_t)prefix + l->content_len;
+    if (p->truncated)
+        return 0;
+    if (p->len + need > p->max) {
+        /* Cut on a line boundary: a file header is several lines in one piece. */
+        p->truncated = 1;
+        size_t room = p->max - p->len, keep = 0;
+        if (prefix)
+            return 0; /* one line: it does not fit */
+        for (size_t i = 0; i < l->content_len && i < room; i++)
+            if (l->content[i] == '\n')
+                keep = i + 1;
+        return keep ? put(p, l->content, keep) : 0;
+    }
+    if (prefix && put(p, &origin, 1) != 0)
+        return -1;
+    return put(p, l->content, l->content_len);
 }
 
 static void copy_sig(char *out, size_t cap, const git_signature *s) {
