@@ -183,10 +183,11 @@ int am_api_review_get(am_http_handler *h, h2o_req_t *req, char **param) {
         return 0;
     char mb[32] = "";
     unsigned long max = 0;
-    if (am_api_query_param(req, 0, "max_bytes", mb, sizeof mb) == 0 && mb[0]) {
-        char *end;
-        max = strtoul(mb, &end, 10);
-        if (*end || max == 0 || max > (3u << 20)) {
+    int q = am_api_query_param(req, 0, "max_bytes", mb, sizeof mb);
+    if (q != 0) {
+        char *end = mb;
+        max = q > 0 ? strtoul(mb, &end, 10) : 0;
+        if (q < 0 || !mb[0] || *end || max == 0 || max > (3u << 20)) {
             am_http_send_error(req, 400, "bad_request", "max_bytes: 1 to 3145728");
             return 0;
         }
