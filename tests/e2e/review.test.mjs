@@ -143,6 +143,10 @@ step('the pod page links to the review, which shows the commit and the diff', as
   await row.waitFor();
   assert.match(await row.textContent(), /hello/);
   await waitText(p, '#review-state', 'not reviewed');
+  // The file list's links scroll within the page; they do not leave it.
+  await p.click('#review-diff .d2h-file-list a');
+  assert.match(p.url(), new RegExp(`#/pods/${s.pod.id}/review$`));
+  await waitText(p, '#review-branch', s.pod.branch);
 });
 
 step('a line comment arrives in the pod\'s terminal as one prompt', async () => {
@@ -161,6 +165,7 @@ step('a line comment arrives in the pod\'s terminal as one prompt', async () => 
   await p.reload();
   await waitText(p, '#review-commits', 'got the review');
   await waitText(p, '#review-diff', 'Review of your branch ' + s.pod.branch);
+  await p.screenshot({ path: join(ARTIFACTS, 'review.png'), fullPage: true });
   const got = p.locator('#review-diff tr[data-file="got.txt"]');
   assert.match(await got.allTextContents().then((t) => t.join('\n')), /added\.txt:1: please greet the world/);
 });

@@ -167,6 +167,14 @@ export function reviewPage(ctx: Ctx, id: string): () => void {
   }
 
   diffBox.addEventListener('click', (ev) => {
+    // diff2html's file list links to "#d2h-…" anchors: scroll there instead of letting the
+    // hash router leave the page.
+    const link = (ev.target as Element).closest('a[href^="#d2h-"]');
+    if (link) {
+      ev.preventDefault();
+      diffBox.querySelector('#' + CSS.escape(link.getAttribute('href')!.slice(1)))?.scrollIntoView({ block: 'start' });
+      return;
+    }
     if (!canWrite) return;
     const tr = (ev.target as Element).closest('tr.review-line');
     if (!tr) return;
