@@ -514,6 +514,8 @@ int am_ops_review_get(am_ops *o, const am_principal *who, const char *pod_id, ui
 /* From rpc: a ReviewResult of runner peer; wakes the waiting call (0), or -AM_ENOTFOUND when
  * nobody waits for it (late, or another runner's). */
 int am_ops_review_result(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__ReviewResult *r);
+/* Tests: wait at most ms for every review answer (0 = the defaults above). Process-wide. */
+void am_ops_review_set_wait_ms(uint64_t ms);
 typedef struct {
     const char *file; /* path in the diff */
     uint32_t line;    /* line number (1..), on side */

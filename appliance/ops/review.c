@@ -49,6 +49,11 @@ typedef struct waiter {
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static waiter *g_waiters;
 static uint64_t g_next_id;
+static uint64_t g_wait_ms; /* am_ops_review_set_wait_ms (tests); 0 = the defaults */
+
+void am_ops_review_set_wait_ms(uint64_t ms) {
+    g_wait_ms = ms;
+}
 
 static void unlink_waiter(waiter *w) {
     for (waiter **pp = &g_waiters; *pp; pp = &(*pp)->next)
@@ -96,6 +101,8 @@ int am_ops_review_result(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__
 static int ask(am_ops *o, const Airmesh__V1__Pod *p, const char *kind, uint32_t max_bytes,
                uint64_t wait_ms, Airmesh__V1__ReviewResult **out) {
     *out = NULL;
+    if (g_wait_ms)
+        wait_ms = g_wait_ms;
     waiter w;
     memset(&w, 0, sizeof w);
     w.o = o;
@@ -144,9 +151,9 @@ static int ask(am_ops *o, const Airmesh__V1__Pod *p, const char *kind, uint32_t 
     while (rc == 0 && !w.res)
         if (pthread_cond_timedwait(&w.cv, &g_mu, &dl) == ETIMEDOUT && !w.res)
             rc = am_err_set(AM_EUNAVAIL,
-                            "runner %s did not answer the review request for pod %s within %llu "
+                            "runner %s did not answer the review request for pod %s within %.1f "
                             "s (busy or disconnected): try again",
-                            p->runner_id, p->id, (unsigned long long)(wait_ms / 1000));
+                            p->runner_id, p->id, (double)wait_ms / 1000.0);
     unlink_waiter(&w);
     pthread_mutex_unlock(&g_mu);
     pthread_cond_destroy(&w.cv);
