@@ -526,7 +526,8 @@ typedef struct {
  * ("Review of your branch B:\n- file:line: text\n..."): typed into the pod when it is running
  * (am_ops_pod_prompt's rules, holder as there), or, when it ended, given as the initial prompt
  * of a NEW pod on the same runner, repo, agent/command, env, limits and network that continues
- * the branch (CreatePod.continue_branch; -AM_ESTATE when another pod is on it now). AM_CAN_POD_WRITE.
+ * the branch (CreatePod.continue_branch; -AM_ESTATE when another pod is on it now; the pod's
+ * starter, any member when it is shared, or AM_CAN_POD_OTHERS). AM_CAN_POD_WRITE.
  * Audited pod.review.comment {count, delivered: "prompt" | "new_pod", new_pod}. *new_pod: the
  * new pod's record (NULL when typed; caller frees). */
 int am_ops_review_comment(am_ops *o, const am_principal *who, const char *source,

@@ -375,6 +375,10 @@ int am_ops_review_comment(am_ops *o, const am_principal *who, const char *source
             goto out;
         set_details(&a, json_pack("{s:I,s:s}", "count", (json_int_t)n, "delivered", "prompt"));
     } else {
+        /* A new pod writes to this pod's branch: its starter, if shared any member, or an
+         * admin (as taking control of it would need). */
+        if (!is_own(who, p) && !p->shared && (rc = ops_check(&a, who, AM_CAN_POD_OTHERS, NULL)))
+            goto out;
         if ((rc = continue_pod(o, who, source, p, prompt, new_pod)) != 0)
             goto out;
         set_details(&a, json_pack("{s:I,s:s,s:s,s:s}", "count", (json_int_t)n, "delivered",

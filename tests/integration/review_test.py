@@ -401,11 +401,16 @@ class ReviewTest(unittest.TestCase):
         self.assertEqual(self.review(p["id"], user="vic")[0], 200)
         self.assertEqual(self.comment(p["id"], one, user="vic")[0], 403)
         self.assertEqual(self.approve(p["id"], user="vic")[0], 403)
-        # Another member may not approve ann's pod; an admin may.
+        # Another member may neither continue ann's ended pod's branch nor approve it; an
+        # admin may.
+        self.assertEqual(self.comment(p["id"], one, user="ben")[0], 403)
         self.assertEqual(self.approve(p["id"], user="ben")[0], 403)
         code, shown = api(self.d, "GET", "/api/v1/pods/" + p["id"], self.tok["ann"])
         self.assertEqual(shown["review_state"], "")
         denied = [(e["actor"], e["result"]) for e in self.audit("pod.review.approve")
+                  if e["target"] == "pod:" + p["id"]]
+        self.assertEqual(denied, [("user:vic", "denied"), ("user:ben", "denied")])
+        denied = [(e["actor"], e["result"]) for e in self.audit("pod.review.comment")
                   if e["target"] == "pod:" + p["id"]]
         self.assertEqual(denied, [("user:vic", "denied"), ("user:ben", "denied")])
         code, doc = api(self.d, "POST", "/api/v1/pods/%s/review/approve" % p["id"], self.admin,
