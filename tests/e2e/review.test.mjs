@@ -176,6 +176,8 @@ step('approve on a repository the runner cannot push to marks it ready', async (
   await waitText(p, '#review-messages', 'marked ready');
   await waitText(p, '#review-state', 'ready');
   assert.equal((await call('GET', '/pods/' + s.pod.id)).review_state, 'ready');
+  await p.click('#review-back');
+  await waitText(p, '#review-link', 'Review: ready');
   assert.deepEqual(problems, []);
   await call('POST', `/pods/${s.pod.id}/stop`, {});
 });

@@ -358,6 +358,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       : 'Only you and admins may take control of or stop this pod. Click to let other members too.';
     recBtn.hidden = !(pod && pod.recording);
     playBtn.hidden = recBtn.hidden;
+    reviewLink.textContent = pod && pod.review_state ? 'Review: ' + pod.review_state : 'Review';
     if (pod && pod.state === 'failed') {
       clear(banner);
       append(banner, [h('strong', null, 'This pod failed'), h('span', { class: 'reason' }, failHelp(pod.reason))]);
