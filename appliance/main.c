@@ -277,7 +277,8 @@ static int start(airmeshd *d) {
      * model server never holds up a login */
     am_work_opts mopts = {.threads = 2, .queue = 16, .nice = 0};
     if (am_work_new(&wopts, &d->app.work) != 0 || am_work_new(&iopts, &d->app.io) != 0 ||
-        am_work_new(&mopts, &d->app.models) != 0) {
+        am_work_new(&mopts, &d->app.models) != 0 ||
+        am_work_new(&(am_work_opts){.threads = 2, .queue = 32, .nice = 0}, &d->app.review) != 0) {
         return fail("cannot start the worker pool");
     }
     am_http_opts hopts = {.listen = d->cfg.listen,
@@ -389,6 +390,7 @@ static void stop_all(airmeshd *d) {
     am_work_free(d->app.work);
     am_work_free(d->app.io);
     am_work_free(d->app.models);
+    am_work_free(d->app.review);
     if (d->app.ops)
         am_ops_set_runner_link(d->app.ops, NULL, NULL);
     d->app.rpc = NULL;

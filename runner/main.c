@@ -47,7 +47,7 @@ static void usage(FILE *out) {
             "  run [--data DIR] [--capacity N] [--label K=V ...] [--renew-after DURATION]\n"
             "      [--fetch-back-max SIZE] [--recording-max SIZE]\n"
             "      [--uid-range BASE:COUNT] [--agents-dir DIR]\n"
-            "      [--notify-bin PATH] [--quiet-after DURATION]\n"
+            "      [--notify-bin PATH] [--quiet-after DURATION] [--git-credentials FILE]\n"
             "      Connect to the appliance (mTLS), heartbeat, renew the certificate at 2/3 of\n"
             "      its lifetime (or after DURATION, e.g. 30s, 12h), reconnect with backoff.\n"
             "      Exits 0 on SIGINT/SIGTERM and 3 when the appliance revoked this runner.\n"
@@ -62,6 +62,11 @@ static void usage(FILE *out) {
             "                    this executable)\n"
             "      --quiet-after DURATION  a working pod with no output for this long is\n"
             "                    shown idle (default 30s; e.g. 2s, 5m)\n"
+            "      --git-credentials FILE  what an approved review pushes with: lines\n"
+            "                    'URL-PREFIX USER PASSWORD-FILE' (longest prefix of the pod's\n"
+            "                    repo URL wins; the password is PASSWORD-FILE's first line).\n"
+            "                    Read at each push by the runner only: never given to a pod,\n"
+            "                    never logged. A repo with no line is read-only (\"ready\")\n"
             "  status [--data DIR]\n"
             "      Show the runner id, org, appliance and certificate expiry.\n"
             "\n"
@@ -126,6 +131,7 @@ int main(int argc, char **argv) {
                                          {"agents-dir", required_argument, 0, 'A'},
                                          {"notify-bin", required_argument, 0, 'N'},
                                          {"quiet-after", required_argument, 0, 'Q'},
+                                         {"git-credentials", required_argument, 0, 'G'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *appliance = NULL, *token = NULL, *fp = NULL, *data = DEFAULT_DATA;
@@ -163,6 +169,12 @@ int main(int argc, char **argv) {
         case 'N':
             if (am_pod_set_notify_bin(optarg) != 0) {
                 fprintf(stderr, "airmesh-runner: --notify-bin: %s\n", am_err_last());
+                return 2;
+            }
+            break;
+        case 'G':
+            if (am_wt_set_credentials_file(optarg) != 0) {
+                fprintf(stderr, "airmesh-runner: --git-credentials: %s\n", am_err_last());
                 return 2;
             }
             break;

@@ -29,4 +29,5 @@ copyFileSync(join(here, 'src', 'app.css'), join(out, 'app.css'));
 copyFileSync(join(here, 'src', 'favicon.svg'), join(out, 'favicon.svg'));
 copyFileSync(join(here, 'node_modules', '@xterm', 'xterm', 'css', 'xterm.css'), join(out, 'xterm.css'));
 copyFileSync(join(here, 'node_modules', 'asciinema-player', 'dist', 'bundle', 'asciinema-player.css'), join(out, 'player.css'));
+copyFileSync(join(here, 'node_modules', 'diff2html', 'bundles', 'css', 'diff2html.min.css'), join(out, 'diff2html.css'));
 console.log('ui: built ' + out);

@@ -723,6 +723,10 @@ int main(int argc, char **argv) {
         rc = am_ctl_pod_terminal(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "pod") == 0 && sub_argc > 1 && strcmp(sub_argv[1], "prompt") == 0)
         rc = am_ctl_pod_prompt(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "pod") == 0 && sub_argc > 1 &&
+             (strcmp(sub_argv[1], "diff") == 0 || strcmp(sub_argv[1], "review") == 0 ||
+              strcmp(sub_argv[1], "approve") == 0))
+        rc = am_ctl_pod_review(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "pod") == 0)
         rc = am_ctl_pod(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "agent") == 0)

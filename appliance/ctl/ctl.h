@@ -26,6 +26,8 @@ int am_ctl_pod(am_ctl *c, int argc, char **argv);
 /* agent list [--json] | pod prompt ID TEXT (agent_cmd.c; argv[0] is "agent" / "pod"). */
 int am_ctl_agent(am_ctl *c, int argc, char **argv);
 int am_ctl_pod_prompt(am_ctl *c, int argc, char **argv);
+/* pod diff | review | approve (review_cmd.c; argv[0] is "pod"). */
+int am_ctl_pod_review(am_ctl *c, int argc, char **argv);
 /* pod logs ID [--follow] | pod attach ID (attach_cmd.c; argv[0] is "pod"). */
 int am_ctl_pod_terminal(am_ctl *c, int argc, char **argv);
 /* Print the help of one command (NULL: the overview) on out; 0, or 2 for an unknown command. */

@@ -318,6 +318,10 @@ static const route routes[] = {
     {"GET", "/api/v1/pods/:/recording", am_api_pod_recording},
     {"GET", "/api/v1/pods/:/terminal", am_api_pod_terminal},
     {"POST", "/api/v1/pods/:/prompt", am_api_pod_prompt},
+    /* review (api_review.c) */
+    {"GET", "/api/v1/pods/:/review", am_api_review_get},
+    {"POST", "/api/v1/pods/:/review/comments", am_api_review_comments},
+    {"POST", "/api/v1/pods/:/review/approve", am_api_review_approve},
     {"GET", "/api/v1/agents", am_api_agent_list},
     {"GET", "/api/v1/events", am_api_events},
     /* display names (api_names.c) */

@@ -56,7 +56,16 @@ static json_t *pod_json(const Airmesh__V1__Pod *p) {
     if (strcmp(p->state, am_pod_state_name(AM_POD_EXITED)) == 0)
         json_object_set_new(o, "exit_code", json_integer(p->exit_code));
     json_object_set_new(o, "first_output_ms", json_integer((json_int_t)p->first_output_ms));
+    /* review (issue 13; api_review.c) */
+    json_object_set_new(o, "review_state", json_string(p->review_state ? p->review_state : ""));
+    json_object_set_new(o, "pushed_to", json_string(p->pushed_to ? p->pushed_to : ""));
+    json_object_set_new(o, "pushed_commit", json_string(p->pushed_commit ? p->pushed_commit : ""));
+    json_object_set_new(o, "continue_branch", json_boolean(p->continue_branch));
     return o;
+}
+
+json_t *am_api_pod_json(const Airmesh__V1__Pod *p) {
+    return pod_json(p);
 }
 
 static int parse_size(json_t *v, uint64_t *out) {

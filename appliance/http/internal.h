@@ -119,6 +119,12 @@ int am_api_pod_stop(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_share(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_delete(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_pod_recording(am_http_handler *h, h2o_req_t *req, char **param);
+/* A pod record as the API shows it (api_pods.c). */
+json_t *am_api_pod_json(const Airmesh__V1__Pod *p);
+/* Review of a pod's branch (api_review.c). */
+int am_api_review_get(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_review_comments(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_review_approve(am_http_handler *h, h2o_req_t *req, char **param);
 /* GET/PUT /api/v1/orgs/{id}/pod-limits: the org's pod limit defaults and maxima (api_pods.c). */
 int am_api_org_limits_get(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_org_limits_put(am_http_handler *h, h2o_req_t *req, char **param);

@@ -328,6 +328,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
         am_work_attach(h->app->io, h->loop);
     if (h->app->models)
         am_work_attach(h->app->models, h->loop);
+    if (h->app->review)
+        am_work_attach(h->app->review, h->loop);
     while (!*stop)
         h2o_evloop_run(h->loop, 200);
     /* Stop accepting; finish what is in flight. */
@@ -349,6 +351,8 @@ int am_http_run(am_http *h, volatile sig_atomic_t *stop, int grace_ms) {
         am_work_detach(h->app->io);
     if (h->app->models)
         am_work_detach(h->app->models); /* a running self-test ends within its budget */
+    if (h->app->review)
+        am_work_detach(h->app->review); /* a waiting review ends at its deadline */
     if (connections_open(h))
         am_log_warn("http", "grace period over; closing remaining connections", "grace_ms=%d",
                     grace_ms);

@@ -496,4 +496,48 @@ int am_ops_binding_allows(am_ops *o, const char *org, const char *from_pod, cons
 int am_ops_binding_policy_set(am_ops *o, const am_principal *who, const char *source,
                               const char *org, const char *policy);
 
+/* ---- review of a pod's branch (issue 13; ops/review.c) ----
+ * The diff and the push run on the pod's runner (ReviewRequest / ReviewResult on its stream):
+ * these calls send the request and WAIT for the answer (at most AM_OPS_REVIEW_WAIT_MS, the push
+ * AM_OPS_REVIEW_PUSH_WAIT_MS): call them on a worker thread, never on the h2o thread. A runner
+ * that is offline is -AM_EUNAVAIL at once ("runner r-x is offline: ..."), one that does not
+ * answer in time -AM_EUNAVAIL ("runner r-x did not answer within N s"). */
+#define AM_OPS_REVIEW_WAIT_MS 30000
+#define AM_OPS_REVIEW_PUSH_WAIT_MS 150000
+#define AM_OPS_REVIEW_COMMENTS_MAX 200
+/* The commits and diff of the pod's branch against its base (AM_CAN_READ; another org's pod
+ * is -AM_ENOTFOUND). max_bytes 0 = 1 MiB, at most 3 MiB. *out: the runner's answer (ok = 1;
+ * caller frees); *pod: the record (caller frees). A failed diff on the runner is -AM_ENOTFOUND
+ * or -AM_EIO with the runner's words. Not audited (a read). */
+int am_ops_review_get(am_ops *o, const am_principal *who, const char *pod_id, uint32_t max_bytes,
+                      Airmesh__V1__ReviewResult **out, Airmesh__V1__Pod **pod);
+/* From rpc: a ReviewResult of runner peer; wakes the waiting call (0), or -AM_ENOTFOUND when
+ * nobody waits for it (late, or another runner's). */
+int am_ops_review_result(am_ops *o, const am_ops_peer *peer, const Airmesh__V1__ReviewResult *r);
+/* Tests: wait at most ms for every review answer (0 = the defaults above). Process-wide. */
+void am_ops_review_set_wait_ms(uint64_t ms);
+typedef struct {
+    const char *file; /* path in the diff */
+    uint32_t line;    /* line number (1..), on side */
+    const char *side; /* "new" (default) | "old" */
+    const char *text;
+} am_review_comment;
+/* Line comments (1..AM_OPS_REVIEW_COMMENTS_MAX) and an optional summary become ONE prompt
+ * ("Review of your branch B:\n- file:line: text\n..."): typed into the pod when it is running
+ * (am_ops_pod_prompt's rules, holder as there), or, when it ended, given as the initial prompt
+ * of a NEW pod on the same runner, repo, agent/command, env, limits and network that continues
+ * the branch (CreatePod.continue_branch; -AM_ESTATE when another pod is on it now; the pod's
+ * starter, any member when it is shared, or AM_CAN_POD_OTHERS). AM_CAN_POD_WRITE.
+ * Audited pod.review.comment {count, delivered: "prompt" | "new_pod", new_pod}. *new_pod: the
+ * new pod's record (NULL when typed; caller frees). */
+int am_ops_review_comment(am_ops *o, const am_principal *who, const char *source,
+                          const char *pod_id, const char *holder, const am_review_comment *c,
+                          size_t n, const char *summary, Airmesh__V1__Pod **new_pod);
+/* Approve: the runner pushes the branch to the repo's remote with the credentials it holds
+ * (review_state "approved", pushed_to, pushed_commit) or holds none ("ready"). AM_CAN_POD_WRITE
+ * and the pod's starter or AM_CAN_POD_OTHERS. Audited pod.review.approve {pushed_to, commit,
+ * result: "pushed" | "read_only" | the error}. *out: the updated record (caller frees). */
+int am_ops_review_approve(am_ops *o, const am_principal *who, const char *source,
+                          const char *pod_id, Airmesh__V1__Pod **out);
+
 #endif

@@ -307,6 +307,7 @@ int am_pods_create(am_store *st, const char *org, const char *actor, const am_po
     p.repo = (char *)s->repo;
     p.base_ref = (char *)(s->base_ref && *s->base_ref ? s->base_ref : "HEAD");
     p.branch = n->branch;
+    p.continue_branch = s->continue_branch != 0; /* review: on an ended pod's branch */
     p.command = (char **)s->argv;
     p.n_command = s->argc;
     Airmesh__V1__Pod__EnvEntry *ents = s->n_env ? calloc(s->n_env, sizeof *ents) : NULL;
@@ -398,6 +399,7 @@ int am_pods_create_msg(const Airmesh__V1__Pod *p, const char *key, Airmesh__V1__
     m->n_command = p->n_command;
     m->network = p->network;
     m->keep_worktree = p->keep_worktree;
+    m->continue_branch = p->continue_branch;
     m->agent = p->agent;
     m->cols = 80;
     m->rows = 24;

@@ -50,6 +50,8 @@ typedef struct {
      * ready (a preset that takes none, or an explicit command). Not stored by appliance/pods. */
     const char *prompt;
     const char *display_name; /* NULL/"" = none; checked by the caller (common/display_name.h) */
+    int continue_branch;      /* review (ops/review.c): branch exists (an ended pod's); the
+                                 runner continues it instead of creating it from base_ref */
 } am_pod_spec;
 
 /* Limits a pod gets when its create request leaves them out (config file pod_* keys). */

@@ -349,6 +349,12 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
         if (r->app->mcp)
             am_mcp_submit(r->app->mcp, &p, m->mcp_request);
         break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_REVIEW_RESULT:
+        /* The answer a review call waits for (ops/review.c wakes it; never blocks here). */
+        if (am_ops_review_result(o, &p, m->review_result) != 0)
+            am_log_debug("rpc", "review result dropped", "runner=%s pod=%.20s error=\"%s\"",
+                         s->runner_id, m->review_result->pod_id, am_err_last());
+        break;
     default:
         break; /* pod and terminal messages arrive with their issues */
     }

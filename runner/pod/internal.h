@@ -33,6 +33,10 @@ typedef struct pod {
     int done;               /* the pod thread has returned (join does not block) */
     int final_sent;         /* the appliance took the final state (emit returned 0) */
     int recording_uploaded; /* or there is no recording */
+    /* review (am_podmgr_fetch_branch): wt_mu serialises its fetch-back with the pod thread's
+     * final am_wt_remove; refs (under am_podmgr.mu) keeps the pod from being reaped meanwhile */
+    pthread_mutex_t wt_mu;
+    int refs;
     uint64_t out_offset;    /* bytes of output so far */
     am_cast *rec;           /* open while the pod runs */
     int have_recording;

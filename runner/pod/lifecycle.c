@@ -276,7 +276,10 @@ void *am_pod_main(void *arg) {
         goto done;
     }
     am_wt_info wt;
-    if (am_wt_create(m->data_dir, cp->repo, cp->base_ref, cp->branch, cp->pod_id, &wt) != 0) {
+    am_wt_set_continue_branch(cp->continue_branch); /* a new pod on an ended pod's branch */
+    int wt_rc = am_wt_create(m->data_dir, cp->repo, cp->base_ref, cp->branch, cp->pod_id, &wt);
+    am_wt_set_continue_branch(0);
+    if (wt_rc != 0) {
         set_state(p, "failed", am_err_last());
         goto done;
     }
@@ -467,7 +470,13 @@ void *am_pod_main(void *arg) {
     /* The branch comes back (or is refused) before the final state, which carries the refusal
      * as its reason: the appliance records it with the pod's end (and ignores later updates). */
     char wt_err[512] = "";
-    if (am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree) != 0) {
+    pthread_mutex_lock(&p->wt_mu); /* not during a review's fetch-back (am_podmgr_fetch_branch) */
+    pthread_mutex_lock(&p->mu);
+    p->worktree[0] = '\0';
+    pthread_mutex_unlock(&p->mu);
+    int wrc = am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree);
+    pthread_mutex_unlock(&p->wt_mu);
+    if (wrc != 0) {
         snprintf(wt_err, sizeof wt_err, "%s", am_err_last());
         am_log_warn("pod", "worktree removal failed", "pod=%s error=\"%s\"", cp->pod_id, wt_err);
     }

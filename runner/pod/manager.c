@@ -53,6 +53,7 @@ static void pod_free(pod *p) {
     close(p->wake_fd);
     pthread_mutex_destroy(&p->mu);
     free(p->early_in);
+    pthread_mutex_destroy(&p->wt_mu);
     free(p);
 }
 
@@ -64,6 +65,7 @@ static void reap(am_podmgr *m) {
         pthread_mutex_lock(&p->mu);
         int over = p->done && p->final_sent && (p->recording_uploaded || !p->have_recording);
         pthread_mutex_unlock(&p->mu);
+        over = over && p->refs == 0; /* a review's fetch-back still holds it */
         if (over) {
             pthread_join(p->thread, NULL);
             pod_free(p);
@@ -146,6 +148,7 @@ int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp) {
     p->stop_grace_ms = 5000;
     snprintf(p->state, sizeof p->state, "pending");
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->wt_mu, NULL);
     pthread_mutex_lock(&m->mu);
     reap(m);
     if (find(m, cp->pod_id)) {
@@ -174,6 +177,28 @@ int am_podmgr_create(am_podmgr *m, const Airmesh__V1__CreatePod *cp) {
     }
     pthread_mutex_unlock(&m->mu);
     return 0;
+}
+
+int am_podmgr_fetch_branch(am_podmgr *m, const char *pod_id) {
+    pthread_mutex_lock(&m->mu);
+    pod *p = pod_id ? find(m, pod_id) : NULL;
+    if (p)
+        p->refs++;
+    pthread_mutex_unlock(&m->mu);
+    if (!p)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&p->wt_mu);
+    pthread_mutex_lock(&p->mu);
+    int running = strcmp(p->state, "running") == 0 && p->worktree[0] && !p->done;
+    pthread_mutex_unlock(&p->mu);
+    if (running) /* the pod thread's own am_wt_remove waits for wt_mu */
+        rc = am_wt_remove(m->data_dir, p->cp->repo, p->cp->pod_id, 1) == 0 ? 1 : -AM_EIO;
+    pthread_mutex_unlock(&p->wt_mu);
+    pthread_mutex_lock(&m->mu);
+    p->refs--;
+    pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
 int am_podmgr_stop(am_podmgr *m, const char *pod_id, uint32_t grace_ms) {

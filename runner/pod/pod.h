@@ -90,6 +90,12 @@ int am_podmgr_input(am_podmgr *m, const char *pod_id, const uint8_t *data, size_
 int am_podmgr_resize(am_podmgr *m, const char *pod_id, uint16_t cols, uint16_t rows);
 /* Ids of the pods this runner manages right now (for Hello). ids[i] are malloc'd: free each. */
 size_t am_podmgr_list(am_podmgr *m, char **ids, size_t cap);
+/* Review (runner/session/review.c): bring a running pod's branch (what it committed so far)
+ * back into the mirror now, as its end would (am_wt_remove keep = 1: a sandboxed helper packs
+ * it), serialised with the pod's own end. 1 done, 0 the pod is not running here (an ended pod's
+ * branch is in the mirror already), <0 the fetch-back's error. Blocks: not on the stream's
+ * thread. */
+int am_podmgr_fetch_branch(am_podmgr *m, const char *pod_id);
 /* After a reconnect: re-send every pod's state and pending recordings. */
 void am_podmgr_resync(am_podmgr *m);
 /* Stop every pod (SIGTERM, grace), join the threads, free. */

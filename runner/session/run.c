@@ -27,6 +27,7 @@
 #include "runner/pod/pod.h"
 #include "runner/session/client.h"
 #include "runner/session/identity.h"
+#include "runner/session/review.h"
 #include "runner/session/session.h"
 #include <pthread.h>
 
@@ -272,6 +273,10 @@ static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
         /* Queued for the pod's connection (never blocks this thread). */
         am_mcprelay_on_response(c->ss->mcp, m->mcp_response);
         break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_REVIEW_REQUEST:
+        /* A diff or a push of a pod's branch: on a thread of its own (review.c). */
+        am_sess_review_start(c->ss->pods, c->o->data_dir, sess_emit, c->ss, m->review_request);
+        break;
     case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RESIZE:
         am_podmgr_resize(c->ss->pods, m->resize->pod_id, (uint16_t)m->resize->cols,
                          (uint16_t)m->resize->rows);
@@ -462,6 +467,7 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
         for (uint64_t waited = 0; waited < wait_ms && !*stop; waited += 100)
             usleep(100000);
     }
+    am_sess_review_drain(130000); /* a review's fetch-back/push uses the pods and mirrors */
     am_podmgr_free(ss.pods); /* stops what still runs: pods do not outlive their runner */
     am_egress_free(ss.egress);
     am_mcprelay_free(ss.mcp);

@@ -48,9 +48,14 @@
 #include "runner/worktree/worktree.h"
 
 static int g_mode = AM_WT_MODE_AUTO;
+static __thread int t_continue; /* am_wt_set_continue_branch, for this thread's creates */
 
 void am_wt_set_mode(int mode) {
     g_mode = mode;
+}
+
+void am_wt_set_continue_branch(int on) {
+    t_continue = on;
 }
 
 /* Make DATA absolute and canonical (the .git files hold absolute paths). */
@@ -387,18 +392,29 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         goto fail;
     out->ms_fetch = wt_ms_since(t0);
 
-    /* 3. resolve, refuse existing branch */
-    if ((rc = wt_resolve(repo, repo_url, base_ref, &commit)) < 0)
-        goto fail;
-    rc = git_branch_lookup(&ref, repo, br, GIT_BRANCH_LOCAL);
+    /* 3. resolve, refuse existing branch (or, continuing one, take its tip) */
+    int have = git_branch_lookup(&ref, repo, br, GIT_BRANCH_LOCAL) == 0;
+    int tip_rc = have ? git_reference_name_to_id(&commit, repo, git_reference_name(ref)) : 0;
     git_reference_free(ref);
     ref = NULL;
-    if (rc == 0) {
+    git_error_clear();
+    if (t_continue && !have) {
+        rc =
+            am_err_set(AM_ENOTFOUND, "worktree: branch '%s' to continue is not in the mirror of %s",
+                       br, repo_url);
+        goto fail;
+    }
+    if (t_continue && tip_rc < 0) {
+        rc = wt_git_fail(AM_EIO, "read branch", br);
+        goto fail;
+    }
+    if (!t_continue && (rc = wt_resolve(repo, repo_url, base_ref, &commit)) < 0)
+        goto fail;
+    if (!t_continue && have) {
         rc = am_err_set(AM_EEXISTS, "worktree: branch '%s' already exists in the mirror of %s", br,
                         repo_url);
         goto fail;
     }
-    git_error_clear();
 
     /* 4. claim the pod id */
     if (mkdir(p.pod, 0755) != 0) {
@@ -421,8 +437,10 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         }
     }
 
-    /* 5. branch in the mirror, then the pod's own git dir */
+    /* 5. branch in the mirror (unless continued), then the pod's own git dir */
     git_commit *c = NULL;
+    if (t_continue)
+        goto have_branch;
     if (git_commit_lookup(&c, repo, &commit) < 0) {
         rc = wt_git_fail(AM_EIO, "look up commit of", base_ref);
         goto fail;
@@ -436,6 +454,7 @@ int am_wt_create(const char *data_dir, const char *repo_url, const char *base_re
         goto fail;
     }
     made_branch = 1;
+have_branch:
     wt_unlock(lockfd);
     lockfd = -1;
     char hex[GIT_OID_HEXSZ + 1];

@@ -157,4 +157,46 @@ void am_wt_set_quota(uint64_t bytes);
 /* DATA/mirrors/<h>.git for repo_url (whether or not it exists yet). */
 int am_wt_mirror_path(const char *data_dir, const char *repo_url, char *out, size_t cap);
 
+/* ---- review (review.c) ---- */
+
+/* For am_wt_create calls from this thread: on = 1 makes the pod continue `branch` where an
+ * earlier pod left it (the branch must exist in the mirror: -AM_ENOTFOUND otherwise; its tip is
+ * the pod's base commit, base_ref is only checked for being non-empty); 0 (default) = a new
+ * branch, an existing one is -AM_EEXISTS. */
+void am_wt_set_continue_branch(int on);
+
+#define AM_WT_REVIEW_MAX_DEFAULT (3u << 20) /* patch bytes (the stream's messages are <= 4 MiB) */
+#define AM_WT_REVIEW_COMMITS_MAX 500
+typedef struct {
+    char id[41];
+    char author[160]; /* "name <email>" */
+    uint64_t time_ms;
+    char summary[256];
+} am_wt_commit;
+typedef struct {
+    char base_commit[41]; /* merge base of the branch and base_ref */
+    char head_commit[41]; /* the branch's tip in the mirror */
+    am_wt_commit *commits; /* oldest first */
+    size_t n_commits;
+    int commits_truncated; /* more than AM_WT_REVIEW_COMMITS_MAX */
+    char *diff;            /* NUL-terminated unified patch (git's format) */
+    size_t diff_len;
+    int truncated; /* the patch was cut at max_bytes (whole lines) */
+    uint32_t files, additions, deletions; /* of the whole diff */
+} am_wt_review;
+/* The commits and the patch of refs/heads/<branch> against its merge base with base_ref, from
+ * the mirror of repo_url (what was brought back: see review.c). max_bytes 0 = the default.
+ * -AM_ENOTFOUND no mirror / no such branch / base_ref not found / no merge base. */
+int am_wt_review_diff(const char *data_dir, const char *repo_url, const char *base_ref,
+                      const char *branch, size_t max_bytes, am_wt_review *out);
+void am_wt_review_free(am_wt_review *r);
+/* Process-wide, at startup: the runner's git credentials file (lines "URL-PREFIX USER
+ * PASSWORD-FILE"); NULL = none. -AM_EINVAL when it cannot be read. */
+int am_wt_set_credentials_file(const char *path);
+/* Push refs/heads/<branch> of the mirror to repo_url with the credentials held for it. No
+ * credentials: 0 with *read_only = 1 (nothing pushed). pushed_to: repo_url without userinfo;
+ * commit: the tip pushed. Errors name the remote's answer (never the credentials). */
+int am_wt_push(const char *data_dir, const char *repo_url, const char *branch, char *pushed_to,
+               size_t cap, char commit[41], int *read_only);
+
 #endif

@@ -219,6 +219,12 @@ export interface Pod {
   /** What its agent does while it runs: working | waiting | idle, '' unknown (agentstate.ts). */
   agent_state?: string;
   agent_state_ms?: number;
+  /** Review (issue 13, pages/review.ts): "" | approved (pushed) | ready (approved, not pushed). */
+  review_state?: string;
+  pushed_to?: string;
+  pushed_commit?: string;
+  /** Started on an ended pod's branch (review comments) to continue it. */
+  continue_branch?: boolean;
 }
 
 export interface AuditEvent {

@@ -22,6 +22,7 @@ import { orgsPage } from './pages/orgs';
 import { modelsPage } from './pages/models';
 import { boardPage, ticketPage } from './pages/board';
 import { channelsPage } from './pages/channels';
+import { reviewPage } from './pages/review';
 
 installCspStyles();
 
@@ -66,6 +67,8 @@ setUnauthenticatedHandler(() => {
 
 function route(hash: string): [Page, string] {
   const path = hash.replace(/^#/, '').split('?')[0] || '/pods';
+  const rv = path.match(/^\/pods\/([A-Za-z0-9_-]+)\/review$/);
+  if (rv) return [reviewPage, rv[1]];
   const m = path.match(/^\/pods\/([A-Za-z0-9_-]+)$/);
   if (m) return [terminalPage, m[1]];
   const tk = path.match(/^\/board\/([A-Za-z0-9_.-]+)$/);

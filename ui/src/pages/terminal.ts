@@ -65,6 +65,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   const shareBtn = h('button', { type: 'button', class: 'btn', id: 'share-pod', hidden: true, 'aria-pressed': 'false' }, 'Share');
   const recBtn = h('button', { type: 'button', class: 'btn', id: 'download-recording', hidden: true }, 'Download recording');
   const playBtn = h('button', { type: 'button', class: 'btn', id: 'play-recording', hidden: true }, 'Play recording');
+  const reviewLink = h('a', { class: 'btn', id: 'review-link', href: '#/pods/' + encodeURIComponent(id) + '/review' }, 'Review'); // review.ts
   const factsBtn = h('button', { type: 'button', class: 'btn', id: 'pod-facts-toggle', 'aria-controls': 'pod-facts' }, 'Details');
   const notices = h('div', { class: 'messages term-notices' });
   const banner = h('div', { class: 'banner-failed', id: 'pod-failed', role: 'alert', hidden: true });
@@ -78,7 +79,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
   append(ctx.main, [
     h('div', { class: 'term-head' },
       h('div', { class: 'term-info' }, h('a', { href: '#/pods', class: 'back' }, '← Pods'), stateBox, nameBox, meta),
-      h('div', { class: 'term-actions' }, status, controlText, controlBtn, playBtn, recBtn, factsBtn, shareBtn, stopBtn)),
+      h('div', { class: 'term-actions' }, status, controlText, controlBtn, reviewLink, playBtn, recBtn, factsBtn, shareBtn, stopBtn)),
     banner,
     notices,
     playerBox,
@@ -357,6 +358,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       : 'Only you and admins may take control of or stop this pod. Click to let other members too.';
     recBtn.hidden = !(pod && pod.recording);
     playBtn.hidden = recBtn.hidden;
+    reviewLink.textContent = pod && pod.review_state ? 'Review: ' + pod.review_state : 'Review';
     if (pod && pod.state === 'failed') {
       clear(banner);
       append(banner, [h('strong', null, 'This pod failed'), h('span', { class: 'reason' }, failHelp(pod.reason))]);
