@@ -29,7 +29,9 @@
 #include "runner/sandbox/internal.h"
 #include "runner/sandbox/sandbox.h"
 
-#define SBX_SETUP_TIMEOUT_MS 10000
+/* Setup is milliseconds on an idle machine; a loaded 2-core box (ASan, many pods starting at
+ * once) has been seen to need over 10 s, and a pod that fails there is a lost start. */
+#define SBX_SETUP_TIMEOUT_MS 30000
 
 struct am_sbx {
     pid_t pid;
