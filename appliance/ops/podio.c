@@ -12,11 +12,11 @@
  *
  * The snapshot reads the hub's output ring (the newest 256 KiB at most) and renders it as text
  * without a terminal emulator: CSI/OSC/DCS escape sequences removed, a cursor-position or
- * erase-display sequence ends the line, a lone CR restarts the line (a redrawn progress line
- * shows its last state), backspace removes a byte, other control characters dropped, runs of
- * blank lines collapsed to one, invalid UTF-8 dropped. Input strips control characters other
- * than tab and newline, so a pod cannot send another pod's agent an escape sequence or ^C.
- * Threads: any.
+ * erase-display sequence ends the line, a CR makes the next printed byte restart the line
+ * (a redrawn progress line shows its last state), backspace removes a byte, other control
+ * characters dropped, runs of blank lines collapsed to one, invalid UTF-8 dropped. Input strips
+ * control characters other than tab and newline, so a pod cannot send another pod's agent an escape
+ * sequence or ^C. Threads: any.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +64,7 @@ static int tb_newline(text_buf *t) {
 
 /* Terminal bytes → plain text lines (see the header). */
 static int render(const uint8_t *s, size_t n, text_buf *t) {
+    int cr = 0; /* a carriage return: the next printed byte starts the line again */
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (c == 0x1b && i + 1 < n) {
@@ -94,18 +95,21 @@ static int render(const uint8_t *s, size_t n, text_buf *t) {
             continue;
         }
         if (c == '\n') {
+            cr = 0;
             if (tb_newline(t))
                 return -1;
         } else if (c == '\r') {
-            if (i + 1 < n && s[i + 1] == '\n')
-                continue;
-            t->n = t->line; /* a redraw of the line */
+            cr = 1; /* "\r\r\n" (a PTY's onlcr after "\r\n") ends the line like "\n" */
         } else if (c == '\b') {
             if (t->n > t->line)
                 t->n--;
         } else if (c == '\t' || c >= 0x20) {
             if (c == 0x7f)
                 continue;
+            if (cr) {
+                t->n = t->line; /* a redraw of the line */
+                cr = 0;
+            }
             if (tb_put(t, (char)c))
                 return -1;
         }
