@@ -133,14 +133,6 @@ static int member_ok(am_txn *t, const char *org, const char *m) {
     return 0;
 }
 
-/* Who posts and belongs: "pod:<id>" for a pod acting through MCP, else "user:<id>". */
-static void me_of(const am_principal *who, char *out, size_t cap) {
-    if (who->pod_id[0])
-        snprintf(out, cap, "pod:%s", who->pod_id);
-    else
-        snprintf(out, cap, "user:%s", who->user_id);
-}
-
 /* A pod principal may bring into a channel only pods it has an active write binding to (and its
  * own starter): a channel is a way to reach a pod, so it needs what typing into it needs.
  * 0, or -AM_EPERM with the reason. Users: 0 (their rules are the role table's). */
@@ -217,7 +209,7 @@ int am_ops_channel_create(am_ops *o, const am_principal *who, const char *source
                           const char *const *members, size_t n_members) {
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    me_of(who, me, sizeof me);
+    ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
     ops_act a;
     ops_act_user(&a, o, who, "channel.create", target, source);
     int rc = ops_check(&a, who, AM_CAN_CHANNELS, NULL);
@@ -318,7 +310,7 @@ int am_ops_channel_member(am_ops *o, const am_principal *who, const char *source
                           const char *member, int add) {
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    me_of(who, me, sizeof me);
+    ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
     if (!member)
         member = me;
     ops_act a;
@@ -542,7 +534,7 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
     *out = NULL;
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    me_of(who, me, sizeof me);
+    ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
     ops_act a;
     ops_act_user(&a, o, who, "channel.message", target, source);
     int rc = ops_check(&a, who, AM_CAN_CHANNELS, NULL);
@@ -660,7 +652,7 @@ int am_ops_channel_get(am_ops *o, const am_principal *who, const char *name,
         return am_err_set(AM_ENOTFOUND, "no such channel '%s'", name ? name : "");
     if (who->pod_id[0]) { /* a pod reads only the channels it is a member of */
         char me[140];
-        me_of(who, me, sizeof me);
+        ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
         if (!is_member(*out, me)) {
             protobuf_c_message_free_unpacked(&(*out)->base, NULL);
             *out = NULL;
