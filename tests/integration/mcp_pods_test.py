@@ -177,7 +177,12 @@ class McpPodsTest(harness.AdminRunnerTest):
         b = got["binding"]
         self.assertEqual((b["from_pod"], b["to_pod"], b["scopes"], b["state"]),
                          (a, new, ["read", "write"], "active"), b)
-        self.assertIn(b["id"], [x["id"] for x in self.bindings() if x["state"] == "active"])
+        # the caller's client has finished and its pod ended: its bindings ended with it
+        wait_for(lambda: self.pod(a).get("state") in ("exited", "failed", "stopped"), 60,
+                 what="caller ended")
+        ended = {x["id"]: x for x in self.bindings()}[b["id"]]
+        self.assertEqual((ended["state"], ended["decided_by"]), ("ended", "system"), ended)
+        self.assertIn(a, ended["reason"])
         # list_pods shows the binding from the caller's side
         rows = {r["id"]: r for r in mcp_structured(res[3])["pods"]}
         self.assertEqual(rows[new]["binding"], ["read", "write"])
@@ -282,8 +287,10 @@ class McpPodsTest(harness.AdminRunnerTest):
         e = mcp_pod(self.d, self.dan, self.repo, [
             {"op": "call", "name": "get_pod_snapshot", "args": {"pod_id": t}},
             {"op": "call", "name": "send_pod_input", "args": {"pod_id": t, "text": "evil"}},
-            {"op": "call", "name": "bind_pod", "args": {"pod_id": t}}])
-        res = mcp_results(self.d, self.dan, e)
+            {"op": "call", "name": "bind_pod", "args": {"pod_id": t}},
+            {"op": "wait_stdin"},
+            {"op": "call", "name": "get_pod_snapshot", "args": {"pod_id": t}}])
+        res = mcp_results(self.d, self.dan, e, n=3)
         self.assertIn("no active read binding", mcp_error_text(res[0]))
         self.assertIn("no active write binding", mcp_error_text(res[1]))
         pending = mcp_structured(res[2])["binding"]
@@ -315,10 +322,17 @@ class McpPodsTest(harness.AdminRunnerTest):
         inp = [r for r in self.audit("pod.input", "pod:" + a) if r["result"] == "ok"]
         self.assertEqual(len(inp), 1, inp)
         self.assertTrue(inp[0]["details"]["by"].startswith("binding:"), inp)
-        # dan's pending binding: mia (t's starter) accepts it; then dan's pod could read
+        # dan's pending binding: dan cannot accept it (not t's side), mia (t's starter) can;
+        # then dan's pod reads t's screen
+        code, doc = api(self.d, "POST", "/api/v1/bindings/%s/accept" % pending["id"], self.dan)
+        self.assertEqual(code, 403, doc)
         code, doc = api(self.d, "POST", "/api/v1/bindings/%s/accept" % pending["id"], self.mia)
         self.assertEqual((code, doc.get("state")), (200, "active"), doc)
-        self.assert_calls_audited(e, ["get_pod_snapshot", "send_pod_input", "bind_pod"])
+        self.prompt(self.dan, e, "again")
+        res = mcp_results(self.d, self.dan, e)
+        self.assertIn("SCREEN-MARK-42", mcp_structured(res[4])["text"])
+        self.assert_calls_audited(e, ["get_pod_snapshot", "send_pod_input", "bind_pod",
+                                      "get_pod_snapshot"])
 
     def test_a_mention_reaches_a_busy_pod_only_once_it_waits_with_provenance(self):
         code, p = api(self.d, "POST", "/api/v1/pods", self.mia,
@@ -357,8 +371,11 @@ class McpPodsTest(harness.AdminRunnerTest):
             b"\x1b[201~\r"
         wait_for(lambda: want in self.pastes(m), 30, what="the mention typed")
         self.assertEqual(self.pastes(m).count(want), 1)
-        self.assertIn(("pod:" + a, "ok"), [(e["actor"], e["result"]) for e in
-                                           self.audit("channel.mention", "pod:" + m)])
+        mentions = [e for e in self.audit("channel.mention") if e["target"] == "pod:" + m]
+        self.assertIn(("pod:" + a, "ok", "queued"),
+                      [(e["actor"], e["result"], e["details"]["state"]) for e in mentions])
+        self.assertIn(("system", "delivered"),
+                      [(e["actor"], e["details"]["state"]) for e in mentions])
         self.assert_calls_audited(a, ["bind_pod", "create_channel", "send_channel_message"])
 
     def pastes(self, pid):
