@@ -20,6 +20,12 @@
  * message with its reason. An ended pod's queue is dropped (pods.c calls
  * ops_channel_pod_ended). Audited channel.mention (queued / delivered / refused / dropped).
  *
+ * Pods as callers (who.pod_id set, through appliance/mcp): the member is "pod:<id>"; a pod reads
+ * (am_ops_channel_get, messages) and posts only in channels it is a member of, never joins by
+ * itself (a member adds it), may add (or create a channel with) only pods it has an active
+ * write binding to and its own starter, and its @mention of a pod needs an active write binding
+ * to that pod (ops_binding_find) instead of ops_prompt_may; a refused mention keeps the message.
+ *
  * Threads: any (http thread for posts, the rpc thread for agent states and pod ends).
  */
 #include <jansson.h>

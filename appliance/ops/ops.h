@@ -432,7 +432,10 @@ int am_ticket_transition_ok(const char *from, const char *to);
  * membership too. Audited channel.create / channel.member / channel.message / channel.mention
  * (never the text). An @mention of a pod (@p-<id> or @<its display name>) whose poster may
  * prompt it (ops_prompt_may) is queued and typed into the pod as a prompt
- * "[#<channel>, from <user>]: <text>" once its agent is waiting or idle, exactly once. */
+ * "[#<channel>, from <user>]: <text>" once its agent is waiting or idle, exactly once.
+ * A pod caller (who.pod_id) is the member "pod:<id>": it reads and posts only where it is a
+ * member (-AM_EPERM otherwise), adds only pods it has an active write binding to (and its
+ * starter), never joins by itself; its mentions need a write binding to the mentioned pod. */
 #define AM_CHANNEL_TEXT_MAX (16u << 10)
 #define AM_CHANNEL_MENTIONS_MAX 8
 #define AM_CHANNEL_MEMBERS_MAX 256
