@@ -520,6 +520,10 @@ json_t *am_ops_binding_json(const Airmesh__V1__Binding *b);
  * audited pod.snapshot {"lines"}; a user's is a read (not audited). */
 int am_ops_pod_snapshot(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
                         size_t lines, char **text);
+/* The renderer behind it, on any bytes (a pod's output is untrusted; tests/fuzz): the last
+ * `lines` lines (0 = all) of raw as text with no escape or control character but \t and \n,
+ * valid UTF-8. *out: malloc'd. 0 or -AM_ENOMEM. */
+int am_ops_screen_text(const uint8_t *raw, size_t n, size_t lines, char **out);
 /* Type text into a running pod (control characters other than \t and \n removed; enter
  * appends a carriage return). At most 64 KiB; empty text needs enter. Audited pod.input
  * {"length": bytes sent, "by": "starter" | "shared" | "admin" | "binding:<id>"}. -AM_ESTATE

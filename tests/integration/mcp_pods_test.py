@@ -107,7 +107,10 @@ class McpPodsTest(harness.AdminRunnerTest):
         return p
 
     def wait_running(self, pid):
-        wait_for(lambda: self.pod(pid).get("state") == "running", 60, what="pod running")
+        wait_for(lambda: self.pod(pid).get("state") not in ("pending", "starting"), 180,
+                 what="pod %s started" % pid)
+        p = self.pod(pid)
+        self.assertEqual(p.get("state"), "running", p)
 
     def wait_agent(self, pid, state):
         wait_for(lambda: self.pod(pid).get("agent_state") == state, 60,
