@@ -229,15 +229,21 @@ static void send_text(am_mcp *m, const job *j, const char *text, int close) {
                     (unsigned long long)j->conn_id);
 }
 
-/* Send doc (taken) as one message. */
+/* Send doc (taken) as one message. An answer longer than a line may be becomes an error
+ * saying so (the caller still gets an answer to its id). */
 static void send_json(am_mcp *m, const job *j, json_t *doc) {
     char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
     if (s && strlen(s) > AM_MCP_LINE_MAX) {
         free(s);
-        s = NULL;
-        am_log_warn("mcp", "answer longer than the line limit dropped", "pod=%s", j->pod_id);
+        am_log_warn("mcp", "answer longer than the line limit", "pod=%s", j->pod_id);
+        json_t *e = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id",
+                              json_object_get(doc, "id") ? json_object_get(doc, "id") : json_null(),
+                              "error", "code", -32603, "message",
+                              "the answer is larger than 1 MiB: ask for less (e.g. a limit)");
+        s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
     }
+    json_decref(doc);
     if (s)
         send_text(m, j, s, 0);
     free(s);

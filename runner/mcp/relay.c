@@ -24,9 +24,16 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/mcp.h"
+#include "common/util.h"
 #include "runner/mcp/relay.h"
 
 #define READ_CHUNK (64u << 10)
+/* What one pod may send per second (with a burst of one second's worth): far above what an
+ * agent's tool calls need, low enough that a pod flooding its socket cannot fill the runner's
+ * stream queue with megabyte lines faster than it drains. Over it, the pod's connections are
+ * simply not read until the budget refills (back-pressure, nothing dropped). */
+#define RATE_BYTES (8u << 20)
+#define RATE_LINES 500u
 
 typedef struct outbuf {
     struct outbuf *next;
@@ -53,6 +60,8 @@ struct am_mcprelay_pod {
     int stop;
     pthread_t th;
     mconn c[AM_MCP_CONNS_MAX];
+    double bytes_left, lines_left; /* the send budget (pod thread only) */
+    uint64_t budget_ms;            /* when it was last refilled */
 };
 
 struct am_mcprelay {
@@ -198,6 +207,10 @@ static void do_read(am_mcprelay_pod *p, int i) {
                 conn_close(p, i, "line too long");
                 return;
             }
+            if (len) {
+                p->bytes_left -= (double)len;
+                p->lines_left -= 1;
+            }
             if (len && emit_line(p, c->id, c->in + start, len, 0) != 0) {
                 conn_close(p, i, "stream to the appliance down");
                 return;
@@ -250,6 +263,17 @@ static void *pod_thread(void *arg) {
         nfds_t n = 0;
         pf[n++] = (struct pollfd){p->wake, POLLIN, 0};
         pf[n++] = (struct pollfd){p->lfd, POLLIN, 0};
+        /* Refill the send budget; while it is spent, read nothing (wake again in 50 ms). */
+        uint64_t now = am_mono_ns() / 1000000;
+        double dt = (double)(now - p->budget_ms) / 1000.0;
+        p->budget_ms = now;
+        p->bytes_left += dt * RATE_BYTES;
+        p->lines_left += dt * RATE_LINES;
+        if (p->bytes_left > RATE_BYTES)
+            p->bytes_left = RATE_BYTES;
+        if (p->lines_left > RATE_LINES)
+            p->lines_left = RATE_LINES;
+        int throttled = p->bytes_left <= 0 || p->lines_left <= 0;
         pthread_mutex_lock(&r->mu);
         int stop = p->stop;
         int ndrop = 0, drops[AM_MCP_CONNS_MAX];
@@ -263,7 +287,9 @@ static void *pod_thread(void *arg) {
                 continue;
             }
             idx[n - 2] = i;
-            pf[n++] = (struct pollfd){c->fd, (short)(POLLIN | (c->oh ? POLLOUT : 0)), 0};
+            /* throttled and nothing to write: not polled at all (a hang-up would spin) */
+            pf[n++] = (struct pollfd){throttled && !c->oh ? -1 : c->fd,
+                                      (short)((throttled ? 0 : POLLIN) | (c->oh ? POLLOUT : 0)), 0};
         }
         pthread_mutex_unlock(&r->mu);
         for (int k = 0; k < ndrop; k++)
@@ -272,7 +298,7 @@ static void *pod_thread(void *arg) {
             break;
         if (ndrop)
             continue; /* the poll set changed */
-        if (poll(pf, n, -1) < 0) {
+        if (poll(pf, n, throttled ? 50 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             am_log_error("mcp", "poll failed: the pod's MCP socket stops", "pod=%s error=\"%s\"",
@@ -288,7 +314,7 @@ static void *pod_thread(void *arg) {
             do_accept(p);
         for (nfds_t k = 2; k < n; k++) {
             int i = idx[k - 2];
-            if (pf[k].revents & (POLLIN | POLLHUP | POLLERR))
+            if (!throttled && (pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
                 do_read(p, i); /* EOF and errors surface as read() results */
         }
     }
@@ -310,6 +336,9 @@ int am_mcprelay_pod_start(am_mcprelay *r, const char *pod_id, int listen_fd,
     snprintf(p->pod_id, sizeof p->pod_id, "%s", pod_id);
     for (int i = 0; i < AM_MCP_CONNS_MAX; i++)
         p->c[i].fd = -1;
+    p->bytes_left = RATE_BYTES;
+    p->lines_left = RATE_LINES;
+    p->budget_ms = am_mono_ns() / 1000000;
     p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int fl = fcntl(listen_fd, F_GETFL);
     if (p->wake < 0 || fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) != 0) {

@@ -10,6 +10,8 @@
  *   appliance → pod: am_mcprelay_on_response queues McpResponse.message + '\n' for that
  *     connection (close: end it once written). A pod that does not read its answers gets its
  *     connection dropped once AM_MCPRELAY_OUT_MAX bytes wait.
+ *   A pod sends at most 8 MiB and 500 lines per second (burst: one second's worth); beyond that
+ *     its connections are not read until the budget refills (back-pressure, nothing dropped).
  *   At most AM_MCP_CONNS_MAX connections per pod: one more is accepted and closed at once (the
  *     client sees EOF, not a hang). When the stream to the appliance is down (the line cannot
  *     be queued) or ends (am_mcprelay_link_down), connections are closed: airmesh-mcp answers

@@ -850,7 +850,8 @@ def mcp_results(d, token, pod_id, n=None, timeout=120):
         text = mcp_output(d, token, pod_id)
         if "MCPFAIL" in text:
             raise AssertionError("the MCP client in pod %s failed:\n%s" % (pod_id, text[-4000:]))
-        res = [json.loads(m) for m in re.findall(r"^MCPRESULT (.*?)\r?$", text, re.M)]
+        # Only complete lines (a line still being written has no newline yet).
+        res = [json.loads(m) for m in re.findall(r"^MCPRESULT (.*?)\r?\n", text, re.M)]
         if "MCPDONE" in text or (n is not None and len(res) >= n):
             return res
         return None

@@ -12,6 +12,8 @@
 //   {"op": "list"}                      tools/list → {"tools": [...]}
 //   {"op": "call", "name": N, "args": {...}, "meta": {...}}
 //                                       tools/call → {"result": CallToolResult} or {"error"}
+//   {"op": "time_calls", "name": N, "args": {...}, "n": K}
+//                                       K calls one after another → {"n", "ms"} (for a report)
 //   {"op": "raw", "lines": [text, ...], "expect": N, "path": P}
 //                                       a raw connection to the pod's MCP socket (or P): writes
 //                                       the lines, collects up to N answer lines (or until the
@@ -119,6 +121,15 @@ async function main() {
         const params = { name: st.name, arguments: st.args || {} };
         if (st.meta) params._meta = st.meta;
         r.result = await (await sdk()).callTool(params);
+      } else if (st.op === "time_calls") {
+        const c = await sdk();
+        const t0 = process.hrtime.bigint();
+        for (let k = 0; k < st.n; k++) {
+          const res = await c.callTool({ name: st.name, arguments: st.args || {} });
+          if (res.isError) throw new Error("call failed: " + JSON.stringify(res.content));
+        }
+        r.n = st.n;
+        r.ms = Number(process.hrtime.bigint() - t0) / 1e6;
       } else if (st.op === "raw") {
         Object.assign(r, await raw(st));
       } else if (st.op === "connect") {
