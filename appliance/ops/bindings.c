@@ -9,7 +9,9 @@
  * or active, unexpired) binding per (from, to): a new request ends the old one ("replaced by
  * <id>") and carries its scopes over (so a request widens, never silently narrows). Expiry
  * (expires_ms) is evaluated on read: past it a binding counts as ended everywhere (allows,
- * decide, the JSON's state "expired"), without a writer having to run.
+ * decide, the JSON's state "expired"), without a writer having to run. A pair index
+ * ("<org>~pair/<from>:<to>" → the pair's latest live binding's id) lets a check read two
+ * records instead of the org's every binding (ended ones stay, for the record).
  *
  * Policy (Org.binding_policy): "same_creator" (the default, "") activates a binding at once
  * when both pods have the same starter; "explicit" leaves every binding pending until the
@@ -144,6 +146,39 @@ static int set_str(char **field, const char *v) {
     return *field ? 0 : am_err_set(AM_ENOMEM, "ops: out of memory");
 }
 
+/* The pair index: store org "<org>~pair" (org ids have no '~', so the org's own listing never
+ * sees it), id "<from>:<to>", a Binding holding only the id of the pair's latest live binding.
+ * A check reads it and that one record instead of the org's every binding. */
+static void pair_space(char *out, size_t cap, const char *org) {
+    snprintf(out, cap, "%s~pair", org);
+}
+static void pair_key(char *out, size_t cap, const char *from, const char *to) {
+    snprintf(out, cap, "%s:%s", from, to);
+}
+
+static int pair_put(am_txn *t, const char *org, const char *from, const char *to, const char *id) {
+    char space[200], key[200];
+    pair_space(space, sizeof space, org);
+    pair_key(key, sizeof key, from, to);
+    Airmesh__V1__Binding x = AIRMESH__V1__BINDING__INIT;
+    x.id = (char *)id;
+    return am_txn_put(t, AM_DB_BINDINGS, space, key, &x.base);
+}
+
+/* Drop the pair's index when it names id (a newer binding may have replaced it). */
+static int pair_drop(am_txn *t, const char *org, const char *from, const char *to, const char *id) {
+    char space[200], key[200];
+    pair_space(space, sizeof space, org);
+    pair_key(key, sizeof key, from, to);
+    Airmesh__V1__Binding *x = NULL;
+    if (am_txn_get(t, AM_DB_BINDINGS, space, key, &airmesh__v1__binding__descriptor,
+                   (ProtobufCMessage **)&x) != 0)
+        return 0;
+    int same = !strcmp(state_str(x->id), id);
+    protobuf_c_message_free_unpacked(&x->base, NULL);
+    return same ? am_txn_del(t, AM_DB_BINDINGS, space, key) : 0;
+}
+
 /* ---- request ---- */
 
 typedef struct {
@@ -232,7 +267,8 @@ static int request_txn(am_txn *t, void *ud) {
         b.decided_by = "policy:same_creator";
         b.decided_ms = c->now;
     }
-    if ((rc = am_txn_put(t, AM_DB_BINDINGS, c->org, c->id, &b.base)) != 0)
+    if ((rc = am_txn_put(t, AM_DB_BINDINGS, c->org, c->id, &b.base)) != 0 ||
+        (rc = pair_put(t, c->org, c->from, c->to, c->id)) != 0)
         return rc;
     json_t *d = json_pack("{s:s,s:s,s:[],s:s,s:I}", "from", c->from, "to", c->to, "scopes", "state",
                           b.state, "expires_ms", (json_int_t)c->expires);
@@ -405,6 +441,9 @@ static int change_txn(am_txn *t, void *ud) {
         goto out;
     b->decided_ms = now;
     if ((rc = am_txn_put(t, AM_DB_BINDINGS, c->org, c->id, &b->base)) != 0)
+        goto out;
+    if (strcmp(c->new_state, "active") != 0 &&
+        (rc = pair_drop(t, c->org, state_str(b->from_pod), state_str(b->to_pod), c->id)) != 0)
         goto out;
     rc = am_txn_hook_run(&c->a->hook, t);
 out:
@@ -605,11 +644,23 @@ int ops_binding_find(am_ops *o, const char *org, const char *from_pod, const cha
         return am_err_set(AM_EINVAL, "scope: \"read\" or \"write\"");
     if (!org || !from_pod || !to_pod)
         return am_err_set(AM_EPERM, "no binding");
-    allow_ctx c = {from_pod, to_pod, bit, am_now_ms(), id, cap, 0};
-    int rc = am_ops_list(o, AM_DB_BINDINGS, org, &airmesh__v1__binding__descriptor, allow_cb, &c);
-    if (rc < 0)
-        return rc;
-    if (!c.found)
+    char space[200], key[200];
+    pair_space(space, sizeof space, org);
+    pair_key(key, sizeof key, from_pod, to_pod);
+    Airmesh__V1__Binding *x = NULL, *b = NULL;
+    int found = 0;
+    if (am_store_get(o->c.store, AM_DB_BINDINGS, space, key, &airmesh__v1__binding__descriptor,
+                     (ProtobufCMessage **)&x) == 0) {
+        if (am_store_get(o->c.store, AM_DB_BINDINGS, org, state_str(x->id),
+                         &airmesh__v1__binding__descriptor, (ProtobufCMessage **)&b) == 0) {
+            allow_ctx c = {from_pod, to_pod, bit, am_now_ms(), id, cap, 0};
+            allow_cb(&c, b->id, &b->base);
+            found = c.found;
+            protobuf_c_message_free_unpacked(&b->base, NULL);
+        }
+        protobuf_c_message_free_unpacked(&x->base, NULL);
+    }
+    if (!found)
         return am_err_set(AM_EPERM, "pod %s has no active %s binding to %s", from_pod, scope,
                           to_pod);
     return 0;

@@ -520,6 +520,38 @@ static void test_channels_for_pods(void **state) {
     assert_int_equal(am_ops_channel_get(e->ops, &pc, "work", &ch), -AM_EPERM);
 }
 
+/* Not a timed assertion: the cost of a check with many bindings in the org, printed for the
+ * report (am_ops_binding_allows reads the org's bindings in key order). */
+static void test_allows_with_many_bindings_prints_its_cost(void **state) {
+    env *e = *state;
+    enum { N = 2000, CALLS = 500 };
+    for (int i = 0; i < N; i++) {
+        char id[32], from[32];
+        snprintf(id, sizeof id, "b-%012d", i);
+        snprintf(from, sizeof from, "p-%012d", i);
+        char *sc[] = {"read"};
+        Airmesh__V1__Binding b = AIRMESH__V1__BINDING__INIT;
+        b.id = id;
+        b.org_id = ORG;
+        b.from_pod = from;
+        b.to_pod = B;
+        b.scopes = sc;
+        b.n_scopes = 1;
+        b.state = "active";
+        assert_int_equal(am_store_put(e->store, AM_DB_BINDINGS, ORG, id, &b.base), 0);
+    }
+    am_principal ann = user(ORG, "ann", MEMBER);
+    char id[32];
+    request(e, &ann, A, B, R, 1, 0, id, "active");
+    uint64_t t0 = am_now_ms();
+    for (int i = 0; i < CALLS; i++)
+        assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), 0);
+    uint64_t dt = am_now_ms() - t0;
+    printf("bindings: am_ops_binding_allows with %d bindings in the org: %.3f ms a check (%d "
+           "checks in %llu ms)\n",
+           N + 1, (double)dt / CALLS, CALLS, (unsigned long long)dt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_same_creator_is_active_at_once_and_scoped, setup,
@@ -532,6 +564,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pod_end_ends_its_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_and_input_need_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channels_for_pods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allows_with_many_bindings_prints_its_cost, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
