@@ -7,7 +7,8 @@
  *
  * Store: Binding in AM_DB_BINDINGS "<org>/<id>" (id "b-" + 12 hex). At most one live (pending
  * or active, unexpired) binding per (from, to): a new request ends the old one ("replaced by
- * <id>") and carries its scopes over (so a request widens, never silently narrows). Expiry
+ * <id>") and carries its scopes over (so a request widens, never silently narrows); a request
+ * the live one already grants (no expiry on either) changes nothing and answers with it. Expiry
  * (expires_ms) is evaluated on read: past it a binding counts as ended everywhere (allows,
  * decide, the JSON's state "expired"), without a writer having to run. A pair index
  * ("<org>~pair/<from>:<to>" → the pair's latest live binding's id) lets a check read two
@@ -188,7 +189,8 @@ typedef struct {
     two_hook *hook;
     ops_act *req, *old_act;
     char old_id[AM_STORE_ID_MAX + 1];
-    Airmesh__V1__Binding *old; /* the replaced one as stored (after the txn) */
+    Airmesh__V1__Binding *old;      /* the replaced one as stored (after the txn) */
+    char kept[AM_STORE_ID_MAX + 1]; /* a live binding that already grants it all: unchanged */
 } request_ctx;
 
 typedef struct {
@@ -216,6 +218,7 @@ static int request_txn(am_txn *t, void *ud) {
     }
     c->hook->n = 1;
     c->old_id[0] = 0;
+    c->kept[0] = 0;
     find_ctx f = {.from = c->from, .to = c->to, .now = c->now};
     int rc =
         am_txn_list(t, AM_DB_BINDINGS, c->org, &airmesh__v1__binding__descriptor, find_live_cb, &f);
@@ -227,6 +230,19 @@ static int request_txn(am_txn *t, void *ud) {
         if ((rc = am_txn_get(t, AM_DB_BINDINGS, c->org, f.id, &airmesh__v1__binding__descriptor,
                              (ProtobufCMessage **)&old)) != 0)
             return rc;
+        /* The same request again (a loop in an agent): no new record, the live one answers. */
+        int active = !strcmp(state_str(old->state), "active");
+        if ((scope_mask(old) | c->mask) == scope_mask(old) && !c->expires && !old->expires_ms &&
+            (active || !c->active)) {
+            snprintf(c->kept, sizeof c->kept, "%s", f.id);
+            snprintf(c->req->target, sizeof c->req->target, "binding:%s", f.id);
+            ops_act_details(c->req,
+                            "{\"from\":\"%s\",\"to\":\"%s\",\"state\":\"%s\",\"unchanged\":true}",
+                            c->from, c->to, state_str(old->state));
+            protobuf_c_message_free_unpacked(&old->base, NULL);
+            am_txn_hook h = {two_run, c->hook};
+            return am_txn_hook_run(&h, t);
+        }
         mask |= scope_mask(old);
         char why[200];
         snprintf(why, sizeof why, "replaced by %s", c->id);
@@ -391,8 +407,9 @@ int am_ops_binding_request(am_ops *o, const am_principal *who, const char *sourc
         if (c.old)
             publish_binding(o, who->org_id, c.old);
         Airmesh__V1__Binding *b = NULL;
-        if (load_binding(o, who->org_id, id, &b) == 0) {
-            publish_binding(o, who->org_id, b);
+        if (load_binding(o, who->org_id, c.kept[0] ? c.kept : id, &b) == 0) {
+            if (!c.kept[0])
+                publish_binding(o, who->org_id, b);
             if (out)
                 *out = b;
             else

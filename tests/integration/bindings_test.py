@@ -185,8 +185,11 @@ class BindingsTest(unittest.TestCase):
         # only a pending binding can be decided
         code, doc = self.call("ben", "POST", f"/api/v1/bindings/{b['id']}/reject", {})
         self.assertEqual(code, 409, doc)
-        # a second request for the pair replaces the live one
-        code, b2 = self.request("admin", p["a1"], p["b1"], ["read"])
+        # the same request again changes nothing (the live binding answers)
+        code, same = self.request("admin", p["a1"], p["b1"], ["read"])
+        self.assertEqual((code, same["id"], same["state"]), (201, b["id"], "active"), same)
+        # a different one (here: with an expiry) replaces it and keeps its scopes
+        code, b2 = self.request("admin", p["a1"], p["b1"], ["read"], ttl_s=3600)
         self.assertEqual((code, b2["state"], b2["scopes"]), (201, "pending", ["read", "write"]))
         self.assertEqual(self.binding(b["id"])["state"], "ended")
         self.assertIn(b2["id"], self.binding(b["id"])["reason"])

@@ -349,6 +349,12 @@ static void test_second_request_replaces_and_widens(void **state) {
     am_principal ann = user(ORG, "ann", MEMBER);
     char id1[32], id2[32];
     request(e, &ann, A, B, R, 1, 0, id1, "active");
+    /* the same request again changes nothing: the live one answers, no new record */
+    char same[32];
+    request(e, &ann, A, B, R, 1, 0, same, "active");
+    assert_string_equal(same, id1);
+    assert_int_equal(count(e), 1);
+    assert_non_null(strstr(last(e, "binding.request")->details, "\"unchanged\":true"));
     request(e, &ann, A, B, W, 1, 0, id2, "active");
     assert_string_not_equal(id1, id2);
     assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), 0); /* kept */
