@@ -26,6 +26,28 @@
  *             without one; GOOSE_PROVIDER=openai with OPENAI_HOST at the gateway.
  * The model a CLI asks for is the user's choice (ANTHROPIC_MODEL, AIDER_MODEL, GOOSE_MODEL, ...
  * in the pod's env): the gateway routes it to the org's endpoint that serves it.
+ *
+ * MCP (issue 13): every CLI that takes stdio MCP servers gets airmesh-mcp (AM_MCP_BIN, which the
+ * runner binds into each pod) as server AM_MCP_SERVER_NAME, with its tools allowed unattended:
+ *   claude    ~/.claude.json "mcpServers" (user scope: no approval prompt, unlike a project's
+ *             .mcp.json) with alwaysLoad (its tools in every request, not deferred behind
+ *             ToolSearch), and settings.json permissions.allow "mcp__airmesh" (bypass mode
+ *             allows them anyway; this keeps them allowed under a command without it). Claude
+ *             Code 2.1.332 connects MCP servers without blocking: in -p mode the first request
+ *             already has the tools; interactively the first turn may go out while airmesh is
+ *             still connecting, and Claude Code then tells the model to call ToolSearch, which
+ *             waits for it. Checked on a PTY and in -p mode.
+ *   codex     [mcp_servers.airmesh] in config.toml with default_tools_approval_mode "approve"
+ *             (checked with Codex 0.171.0: `codex exec` calls the tool, which it offers as a
+ *             Responses "namespace" tool mcp__airmesh).
+ *   gemini    settings.json mcpServers with trust (no confirmation), and /workspace in
+ *             trustedFolders.json: Gemini CLI 0.61.0 starts no MCP server in an untrusted folder
+ *             (checked with `gemini mcp list`).
+ *   opencode  opencode.json "mcp" local server (opencode 1.18.33: `opencode run` calls its
+ *             airmesh_update_ticket without asking).
+ *   goose     ~/.config/goose/config.yaml extensions: airmesh (stdio) next to developer (not
+ *             installable here: its documented format).
+ *   aider     takes no MCP servers.
  */
 #include "appliance/agents/catalog.h"
 #include "appliance/agents/internal.h"
@@ -37,8 +59,11 @@
 
 #include "common/egress.h"
 #include "common/err.h"
+#include "common/mcp.h"
 
 #define GW AM_EGRESS_GATEWAY_URL
+#define MCP_NAME AM_MCP_SERVER_NAME
+#define MCP_BIN AM_MCP_BIN
 
 /* ---- the presets ---- */
 
@@ -51,7 +76,8 @@ static const am_agent_kv claude_env[] = {{"DISABLE_AUTOUPDATER", "1"},
 static const am_agent_file claude_files[] = {
     {".claude/settings.json",
      "{\n"
-     "  \"permissions\": {\"defaultMode\": \"bypassPermissions\"},\n"
+     "  \"permissions\": {\"defaultMode\": \"bypassPermissions\", \"allow\": [\"mcp__" MCP_NAME
+     "\"]},\n"
      "  \"disableAutoMode\": \"disable\",\n"
      "  \"hooks\": {\n"
      "    \"Notification\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"airmesh-notify "
@@ -83,7 +109,14 @@ static const am_agent_file codex_files[] = {
                            "wire_api = \"responses\"\n"
                            "\n"
                            "[projects.\"/workspace\"]\n"
-                           "trust_level = \"trusted\"\n"},
+                           "trust_level = \"trusted\"\n"
+                           "\n"
+                           "# airmesh-mcp: the pod's tools (tickets, channels, pods)\n"
+                           "[mcp_servers." MCP_NAME "]\n"
+                           "command = \"" MCP_BIN "\"\n"
+                           "args = []\n"
+                           "startup_timeout_sec = 30\n"
+                           "default_tools_approval_mode = \"approve\"\n"},
     {NULL, NULL}};
 
 static const char *const gemini_argv[] = {"gemini", "--yolo", NULL};
@@ -93,8 +126,12 @@ static const am_agent_file gemini_files[] = {
      "{\n"
      "  \"general\": {\"disableAutoUpdate\": true, \"disableUpdateNag\": true},\n"
      "  \"privacy\": {\"usageStatisticsEnabled\": false},\n"
-     "  \"security\": {\"auth\": {\"selectedType\": \"gemini-api-key\"}}\n"
+     "  \"security\": {\"auth\": {\"selectedType\": \"gemini-api-key\"}},\n"
+     "  \"mcpServers\": {\"" MCP_NAME "\": {\"command\": \"" MCP_BIN
+     "\", \"args\": [], \"trust\": true}}\n"
      "}\n"},
+    /* Gemini CLI runs no MCP server (not even a user-level one) in an untrusted folder */
+    {".gemini/trustedFolders.json", "{\"/workspace\": \"TRUST_FOLDER\"}\n"},
     {NULL, NULL}};
 
 static const char *const aider_argv[] = {"aider",
@@ -119,12 +156,37 @@ static const am_agent_file opencode_files[] = {
      "  \"provider\": {\n"
      "    \"openai\": {\"options\": {\"baseURL\": \"" GW "/v1\"}},\n"
      "    \"anthropic\": {\"options\": {\"baseURL\": \"" GW "/v1\"}}\n"
-     "  }\n"
+     "  },\n"
+     "  \"mcp\": {\"" MCP_NAME "\": {\"type\": \"local\", \"command\": [\"" MCP_BIN
+     "\"], \"enabled\": true}}\n"
      "}\n"},
     {NULL, NULL}};
 
 static const char *const goose_argv[] = {"goose", "run", "--interactive", NULL};
 static const char *const goose_bare[] = {"goose", "session", NULL};
+/* goose reads its extensions from config.yaml only (GOOSE_PROVIDER etc. stay in the env, which
+ * wins over the file); a file that names extensions replaces the default set, so developer (its
+ * shell and editor) is listed as `goose configure` would write it. */
+static const am_agent_file goose_files[] = {
+    {".config/goose/config.yaml",
+     "# airmesh: goose's tools, and airmesh-mcp (tickets, channels, pods)\n"
+     "extensions:\n"
+     "  developer:\n"
+     "    type: builtin\n"
+     "    name: developer\n"
+     "    enabled: true\n"
+     "    bundled: true\n"
+     "    timeout: 300\n"
+     "  " MCP_NAME ":\n"
+     "    type: stdio\n"
+     "    name: " MCP_NAME "\n"
+     "    enabled: true\n"
+     "    cmd: " MCP_BIN "\n"
+     "    args: []\n"
+     "    env_keys: []\n"
+     "    envs: {}\n"
+     "    timeout: 300\n"},
+    {NULL, NULL}};
 static const am_agent_kv goose_env[] = {{"GOOSE_PROVIDER", "openai"},
                                         {"OPENAI_HOST", GW},
                                         {"OPENAI_BASE_PATH", "v1/chat/completions"},
@@ -149,7 +211,8 @@ static const am_agent_preset k_presets[] = {
      "typed once aider is ready"},
     {"opencode", "opencode", opencode_argv, NULL, "--prompt", AM_AGENT_PROMPT_ARG, opencode_env,
      opencode_files, "openai and anthropic providers pointed at the gateway"},
-    {"goose", "goose", goose_argv, goose_bare, "--text", AM_AGENT_PROMPT_ARG, goose_env, no_files,
+    {"goose", "goose", goose_argv, goose_bare, "--text", AM_AGENT_PROMPT_ARG, goose_env,
+     goose_files,
      "OpenAI-compatible through OPENAI_HOST; set GOOSE_MODEL to a model your endpoint serves"},
 };
 #define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
@@ -319,11 +382,17 @@ static char *claude_json(const Airmesh__V1__CreatePod *m) {
         size_t n = strlen(key);
         json_array_append_new(approved, json_string(n > 20 ? key + n - 20 : key));
     }
-    json_t *j = json_pack(
-        "{s:b,s:b,s:b,s:s,s:{s:o,s:[]},s:{s:{s:b,s:b,s:[]}}}", "hasCompletedOnboarding", 1,
-        "bypassPermissionsModeAccepted", 1, "autoUpdates", 0, "installMethod", "unknown",
-        "customApiKeyResponses", "approved", approved, "rejected", "projects", "/workspace",
-        "hasTrustDialogAccepted", 1, "hasCompletedProjectOnboarding", 1, "allowedTools");
+    /* airmesh-mcp at user scope (no approval asked, unlike a project's .mcp.json), its tools
+     * always in the tool list (alwaysLoad: not deferred behind ToolSearch, which a model
+     * behind an on-prem endpoint may not know how to use). */
+    json_t *mcp = json_pack("{s:{s:s,s:s,s:[],s:{},s:b}}", MCP_NAME, "type", "stdio", "command",
+                            MCP_BIN, "args", "env", "alwaysLoad", 1);
+    json_t *j =
+        json_pack("{s:b,s:b,s:b,s:s,s:{s:o,s:[]},s:{s:{s:b,s:b,s:[]}},s:o}",
+                  "hasCompletedOnboarding", 1, "bypassPermissionsModeAccepted", 1, "autoUpdates", 0,
+                  "installMethod", "unknown", "customApiKeyResponses", "approved", approved,
+                  "rejected", "projects", "/workspace", "hasTrustDialogAccepted", 1,
+                  "hasCompletedProjectOnboarding", 1, "allowedTools", "mcpServers", mcp);
     char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     return s;

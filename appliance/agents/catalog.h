@@ -5,7 +5,7 @@
  * or typed once it is ready), what environment it needs beyond the gateway's (common/egress.h)
  * and which config files to create in the pod's HOME (CreatePod.home_files: e.g. Claude Code's
  * hooks that call `airmesh-notify`, its onboarding marked done; Codex's provider pointing at the
- * in-pod gateway).
+ * in-pod gateway; airmesh-mcp as the MCP server "airmesh" of every CLI that takes one).
  *
  * Which runners have which CLI is not here: runners report it in Hello (Runner.agents); pods
  * choose a runner that has the preset's CLI (appliance/pods).

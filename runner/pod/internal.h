@@ -42,7 +42,16 @@ typedef struct pod {
     am_agentstate as;
     int agent_input;
     char agent_state[16], agent_source[16], agent_msg[AM_AGENTSTATE_MSG_MAX + 1];
+    /* Input that arrived while the pod was starting (no sandbox yet), under mu: written to the
+     * PTY as soon as the sandbox exists (lifecycle.c), so keys typed early are not lost. */
+    uint8_t *early_in;
+    size_t early_len;
 } pod;
+
+/* At most this much early input is kept per pod; more is refused (-AM_EFULL). */
+#define AM_POD_EARLY_INPUT_MAX (64u << 10)
+/* Write input to the pod's PTY (p->mu held, p->sbx set): 0 or -AM_EIO when not all of it went. */
+int am_pod_write_input(pod *p, const uint8_t *data, size_t len);
 
 struct am_podmgr {
     char data_dir[PATH_MAX - 256]; /* room for "/recordings/<pod>.cast.zst" */

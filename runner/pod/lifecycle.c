@@ -392,6 +392,14 @@ void *am_pod_main(void *arg) {
     }
     pthread_mutex_lock(&p->mu);
     p->sbx = sbx;
+    if (p->early_len) { /* keys typed while it started */
+        if (am_pod_write_input(p, p->early_in, p->early_len) != 0)
+            am_log_warn("pod", "early input not fully written", "pod=%s error=\"%s\"", cp->pod_id,
+                        am_err_last());
+        free(p->early_in);
+        p->early_in = NULL;
+        p->early_len = 0;
+    }
     snprintf(p->limits_note, sizeof p->limits_note, "%s", am_sbx_limits_note(sbx));
     int stop_early = p->stop_requested;
     pthread_mutex_unlock(&p->mu);

@@ -52,6 +52,7 @@ static void pod_free(pod *p) {
     protobuf_c_message_free_unpacked(&p->cp->base, NULL);
     close(p->wake_fd);
     pthread_mutex_destroy(&p->mu);
+    free(p->early_in);
     free(p);
 }
 
@@ -191,6 +192,22 @@ int am_podmgr_stop(am_podmgr *m, const char *pod_id, uint32_t grace_ms) {
     return p ? 0 : am_err_set(AM_ENOTFOUND, "no pod %s on this runner", pod_id);
 }
 
+int am_pod_write_input(pod *p, const uint8_t *data, size_t len) {
+    int fd = am_sbx_pty_fd(p->sbx);
+    size_t off = 0;
+    for (int tries = 0; off < len && tries < 100; tries++) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w > 0)
+            off += (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+        else
+            usleep(1000);
+    }
+    p->agent_input = 1; /* for the agent-state scanner (agentstate_pod.c) */
+    return off == len ? 0 : am_err_set(AM_EIO, "pod %s: input not fully written", p->cp->pod_id);
+}
+
 int am_podmgr_input(am_podmgr *m, const char *pod_id, const uint8_t *data, size_t len) {
     pthread_mutex_lock(&m->mu);
     pod *p = find(m, pod_id);
@@ -198,19 +215,23 @@ int am_podmgr_input(am_podmgr *m, const char *pod_id, const uint8_t *data, size_
     if (p) {
         pthread_mutex_lock(&p->mu);
         if (p->sbx) {
-            int fd = am_sbx_pty_fd(p->sbx);
-            size_t off = 0;
-            for (int tries = 0; off < len && tries < 100; tries++) {
-                ssize_t w = write(fd, data + off, len - off);
-                if (w > 0)
-                    off += (size_t)w;
-                else if (w < 0 && errno != EAGAIN && errno != EINTR)
-                    break;
-                else
-                    usleep(1000);
+            rc = am_pod_write_input(p, data, len);
+        } else if (!p->done && (!p->state[0] || !strcmp(p->state, "starting"))) {
+            /* Still starting: keep it for the PTY (bounded). */
+            if (p->early_len + len > AM_POD_EARLY_INPUT_MAX) {
+                rc = am_err_set(AM_EFULL, "pod %s is still starting: too much input before it runs",
+                                pod_id);
+            } else {
+                uint8_t *b = realloc(p->early_in, p->early_len + len + 1);
+                if (!b) {
+                    rc = am_err_set(AM_ENOMEM, "pod %s: out of memory for early input", pod_id);
+                } else {
+                    memcpy(b + p->early_len, data, len);
+                    p->early_in = b;
+                    p->early_len += len;
+                    rc = 0;
+                }
             }
-            rc = off == len ? 0 : am_err_set(AM_EIO, "pod %s: input not fully written", pod_id);
-            p->agent_input = 1; /* for the agent-state scanner (agentstate_pod.c) */
         }
         pthread_mutex_unlock(&p->mu);
     }

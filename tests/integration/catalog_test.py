@@ -9,10 +9,12 @@ terminal, then exit. Against it:
     runners that have the CLI and the version they reported;
   - `pod create --agent claude --prompt TEXT` runs the preset's command with the prompt as its
     last argument, as the agent user, with the preset's env (under the request's own) and its HOME
-    files (~/.claude/settings.json with the airmesh-notify hooks, ~/.claude.json with onboarding
-    done) owned by the agent user, mode 0600; the pod records agent=claude; the audit record has
+    files (~/.claude/settings.json with the airmesh-notify hooks and mcp__airmesh allowed,
+    ~/.claude.json with onboarding done and airmesh-mcp as its MCP server) owned by the agent
+    user, mode 0600; the pod records agent=claude; the audit record has
     the agent and the prompt's length, never its text;
-  - codex's preset writes ~/.codex/config.toml pointing at the in-pod gateway;
+  - codex's preset writes ~/.codex/config.toml pointing at the in-pod gateway (and naming
+    airmesh-mcp as its MCP server);
   - an explicit command overrides the preset's, an explicit env variable the preset's;
   - an agent the chosen runner does not report, or none does, or no such preset: 400, no pod;
   - the config's agents_file changes a preset (GET /api/v1/agents shows it); a bad one (a HOME
@@ -251,6 +253,11 @@ class CatalogTest(unittest.TestCase):
         cj = json.loads(files["/home/agent/.claude.json"][3])
         self.assertTrue(cj["hasCompletedOnboarding"])
         self.assertTrue(cj["projects"]["/workspace"]["hasTrustDialogAccepted"])
+        # airmesh-mcp is its MCP server (user scope, not deferred), its tools allowed (issue 13)
+        self.assertEqual(cj["mcpServers"]["airmesh"],
+                         {"type": "stdio", "command": "/opt/airmesh/bin/airmesh-mcp", "args": [],
+                          "env": {}, "alwaysLoad": True})
+        self.assertEqual(settings["permissions"]["allow"], ["mcp__airmesh"])
         self.assertEqual(info["agent"], "claude")
         self.assertEqual(info["runner"], self.rid["a"])
         code, doc = api(self.d, "GET", "/api/v1/audit?action=pod.create&limit=1000", self.admin)
@@ -271,6 +278,7 @@ class CatalogTest(unittest.TestCase):
         self.assertIn('base_url = "http://127.0.0.1:4000/v1"', toml)
         self.assertIn('env_key = "OPENAI_API_KEY"', toml)
         self.assertIn('model_provider = "airmesh"', toml)
+        self.assertIn('[mcp_servers.airmesh]\ncommand = "/opt/airmesh/bin/airmesh-mcp"\n', toml)
 
     def test_an_explicit_command_and_env_override_the_presets(self):
         info, out = self.run_pod(

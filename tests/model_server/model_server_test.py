@@ -22,6 +22,16 @@ import server  # noqa: E402
 SCRIPT = {
     "models": ["test-model", "other-model"],
     "rules": [
+        # An agent CLI that loaded an MCP server offers its tools under the CLI's names (Claude
+        # Code: mcp__<server>__<tool>; Codex: a Responses "namespace" tool mcp__<server>).
+        {"when": {"tool_offered": "mcp__airmesh__update_ticket", "tool_result": False},
+         "reply": {"tool_call": {"name": "mcp__airmesh__update_ticket",
+                                 "arguments": {"key": "ACME-7", "status": "in_review"}}}},
+        {"when": {"tool_offered": "mcp__airmesh__update_ticket", "tool_result": True},
+         "reply": {"text": "ACME-7 is in review."}},
+        {"when": {"api": "responses", "tool_offered": "mcp__airmesh", "tool_result": False},
+         "reply": {"tool_call": {"name": "update_ticket", "namespace": "mcp__airmesh",
+                                 "arguments": {"key": "ACME-7", "title": "New title"}}}},
         {"when": {"contains": "quota please"}, "reply": {"status": 429, "error": "daily quota"}},
         {"when": {"contains": "break the call"},
          "reply": {"tool_call": {"name": "write_file"}, "raw_arguments": "{\"path\": \"a.t"}},
@@ -280,6 +290,46 @@ class ModelServerTest(unittest.TestCase):
                                                           "content": "written"}]}]
         _, _, body = self.curl("/v1/messages", req)
         self.assertEqual(json.loads(body)["content"][0]["text"], "done")
+
+    def test_an_offered_mcp_tool_is_called_then_answered_after_its_result(self):
+        # As Claude Code 2.1 asks: streamed, the MCP tool among its own, and after the tool's
+        # result a role "system" message (tools that became available) last in the list.
+        tools = [{"name": "Bash", "input_schema": {"type": "object"}},
+                 {"name": "mcp__airmesh__update_ticket", "input_schema": {"type": "object"}}]
+        req = {"model": "test-model", "max_tokens": 50, "stream": True, "tools": tools,
+               "messages": [{"role": "user", "content": "move the ticket"}]}
+        # Positive control: without the MCP tool offered, another rule answers.
+        _, _, body = self.curl("/v1/messages", dict(req, stream=False, tools=tools[:1]))
+        self.assertNotIn("mcp__airmesh", body)
+        _, _, body = self.curl("/v1/messages", req)
+        ev = sse_events(body)
+        start = [d for n, d in ev if n == "content_block_start"][0]["content_block"]
+        self.assertEqual((start["type"], start["name"]),
+                         ("tool_use", "mcp__airmesh__update_ticket"))
+        js = "".join(d["delta"]["partial_json"] for n, d in ev if n == "content_block_delta")
+        self.assertEqual(json.loads(js), {"key": "ACME-7", "status": "in_review"})
+        self.assertEqual(ev[-2][1]["delta"]["stop_reason"], "tool_use")
+        req["messages"] += [
+            {"role": "assistant", "content": [dict(start, input=json.loads(js))]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": start["id"],
+                                          "content": [{"type": "text", "text": "updated"}]}]},
+            {"role": "system", "content": [{"type": "text", "text": "reminder"}]}]
+        _, _, body = self.curl("/v1/messages", dict(req, stream=False))
+        self.assertEqual(json.loads(body)["content"][0]["text"], "ACME-7 is in review.")
+
+    def test_a_responses_tool_call_can_name_its_namespace(self):
+        _, _, body = self.curl("/v1/responses", {
+            "model": "test-model", "input": "retitle it",
+            "tools": [{"type": "namespace", "name": "mcp__airmesh", "tools": [
+                {"type": "function", "name": "update_ticket", "parameters": {}}]}]})
+        fc = [o for o in json.loads(body)["output"] if o["type"] == "function_call"][0]
+        self.assertEqual((fc["namespace"], fc["name"], json.loads(fc["arguments"])),
+                         ("mcp__airmesh", "update_ticket", {"key": "ACME-7", "title": "New title"}))
+        _, _, body = self.curl("/v1/responses", {"model": "test-model", "input": "write the file",
+                                                 "tools": [{"type": "function",
+                                                            "name": "write_file"}]})
+        fc = [o for o in json.loads(body)["output"] if o["type"] == "function_call"][0]
+        self.assertNotIn("namespace", fc)
 
     # ---- models, errors, the log --------------------------------------------------------------
 

@@ -24,12 +24,16 @@ What to answer comes from a JSON script (--script FILE):
      {"when": {"api": "messages",       # chat | responses | messages (any if absent)
                "model": "m",            # exact model name
                "contains": "hello",     # substring of the newest user text in the request
-               "tool_result": false,    # the newest input item is (not) a tool result
+               "tool_result": false,    # the newest input item (role system messages
+                                        # aside) is (not) a tool result
                "tool_offered": "Write", # the request offers a tool of this name
                "key": "sk-real"},       # the Authorization bearer / x-api-key it carries
       "times": 1,                       # use this rule at most N times (default unlimited)
       "reply": {"text": "done",         # assistant text, and/or
-                "tool_call": {"name": "Write", "arguments": {"file_path": "x"}},
+                "tool_call": {"name": "Write", "arguments": {"file_path": "x"},
+                              "namespace": "mcp__airmesh"},  # Responses only: the call's
+                                        # namespace (Codex offers an MCP server's tools as
+                                        # one "namespace" tool; name is then the bare tool)
                 "raw_arguments": "{not json",  # send these arguments verbatim instead (a
                                         # model that emits a malformed tool call; Messages:
                                         # the tool_use input is this string, not an object)
@@ -154,7 +158,10 @@ def pick_rule(state, api, body, headers):
         if role == "user":
             last_user = text
             break
-    last_is_tool = bool(items) and items[-1][1]
+    # Claude Code 2.1 may end a request with role "system" messages (tools that became
+    # available, reminders): the newest item of the conversation is the newest other one.
+    convo = [it for it in items if it[0] != "system"]
+    last_is_tool = bool(convo) and convo[-1][1]
     tools = _tool_names(api, body)
     for i, rule in enumerate(state.script.get("rules", [])):
         w = rule.get("when", {})
@@ -467,6 +474,8 @@ class Handler(BaseHTTPRequestHandler):
         fc_item = ({"type": "function_call", "id": fid, "call_id": call_id,
                     "name": call["name"], "arguments": args, "status": "completed"}
                    if call else None)
+        if fc_item and call.get("namespace"):
+            fc_item["namespace"] = call["namespace"]
         output = ([msg_item] if text else []) + ([fc_item] if fc_item else [])
 
         def resp(status, out_items, with_usage):

@@ -2,7 +2,9 @@
  * tests/unit/agents_test.c — unit tests for appliance/agents (cmocka): the catalog's presets
  * build the commands the README promises, the prompt becomes exactly one bracketed paste plus
  * Enter with control characters (C0, DEL, C1 in UTF-8) removed, and the Claude Code preset's
- * ~/.claude.json approves the last 20 characters of the key the pod is given; the config's
+ * ~/.claude.json approves the last 20 characters of the key the pod is given; every preset whose
+ * CLI takes stdio MCP servers names airmesh-mcp (AM_MCP_BIN) as server "airmesh" with its tools
+ * allowed unattended, in that CLI's own format (and each JSON file parses); the config's
  * agents_file changes presets, and a bad one (unknown agent or field, a HOME path the runner would
  * refuse, a wrong type) is refused naming the line, leaving the built-ins as they were.
  */
@@ -21,6 +23,7 @@
 
 #include "appliance/agents/catalog.h"
 #include "common/err.h"
+#include "common/mcp.h"
 
 static void test_every_named_cli_has_a_preset(void **st) {
     (void)st;
@@ -109,6 +112,91 @@ static void test_claude_json_approves_the_pods_key_and_marks_onboarding_done(voi
     json_decref(s);
     assert_non_null(strstr(settings, "airmesh-notify waiting"));
     am_agents_home_files_free(&m);
+}
+
+/* preset name's HOME file path as built for a pod (malloc'd copy; NULL: the preset has none). */
+static char *home_file(const char *name, const char *path) {
+    Airmesh__V1__CreatePod m = AIRMESH__V1__CREATE_POD__INIT;
+    assert_int_equal(am_agents_home_files(am_agents_find(name), &m), 0);
+    char *out = NULL;
+    for (size_t i = 0; i < m.n_home_files; i++)
+        if (!strcmp(m.home_files[i]->key, path))
+            out = strndup((const char *)m.home_files[i]->value.data, m.home_files[i]->value.len);
+    am_agents_home_files_free(&m);
+    return out;
+}
+
+static json_t *home_json(const char *name, const char *path) {
+    char *text = home_file(name, path);
+    if (!text)
+        fail_msg("%s: no %s", name, path);
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    if (!j)
+        fail_msg("%s %s: not JSON (line %d: %s)", name, path, err.line, err.text);
+    free(text);
+    return j;
+}
+
+static void test_every_mcp_capable_preset_runs_airmesh_mcp_with_its_tools_allowed(void **st) {
+    (void)st;
+    assert_string_equal(AM_MCP_SERVER_NAME, "airmesh"); /* the names below spell it */
+    /* Claude Code: user-scope server (no approval prompt), tools not deferred, and allowed. */
+    json_t *cj = home_json("claude", ".claude.json");
+    json_t *srv = json_object_get(json_object_get(cj, "mcpServers"), "airmesh");
+    assert_string_equal(json_string_value(json_object_get(srv, "type")), "stdio");
+    assert_string_equal(json_string_value(json_object_get(srv, "command")), AM_MCP_BIN);
+    assert_int_equal(json_array_size(json_object_get(srv, "args")), 0);
+    assert_true(json_is_true(json_object_get(srv, "alwaysLoad")));
+    json_decref(cj);
+    json_t *cs = home_json("claude", ".claude/settings.json");
+    json_t *perm = json_object_get(cs, "permissions");
+    assert_string_equal(json_string_value(json_object_get(perm, "defaultMode")),
+                        "bypassPermissions");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(perm, "allow"), 0)),
+                        "mcp__airmesh");
+    json_decref(cs);
+    /* Codex: a [mcp_servers.airmesh] table, approved without asking. */
+    char *toml = home_file("codex", ".codex/config.toml");
+    assert_non_null(toml);
+    assert_non_null(strstr(toml, "\n[mcp_servers.airmesh]\n"
+                                 "command = \"" AM_MCP_BIN "\"\n"
+                                 "args = []\n"));
+    assert_non_null(strstr(toml, "default_tools_approval_mode = \"approve\"\n"));
+    /* the table is the file's last: nothing after it is read as one of its keys by accident */
+    assert_null(strstr(strstr(toml, "[mcp_servers.airmesh]") + 1, "\n["));
+    free(toml);
+    /* Gemini CLI: a trusted server, and /workspace a trusted folder (else it starts none). */
+    json_t *gs = home_json("gemini", ".gemini/settings.json");
+    srv = json_object_get(json_object_get(gs, "mcpServers"), "airmesh");
+    assert_string_equal(json_string_value(json_object_get(srv, "command")), AM_MCP_BIN);
+    assert_true(json_is_true(json_object_get(srv, "trust")));
+    assert_non_null(json_object_get(gs, "security")); /* the rest still there */
+    json_decref(gs);
+    json_t *gt = home_json("gemini", ".gemini/trustedFolders.json");
+    assert_string_equal(json_string_value(json_object_get(gt, "/workspace")), "TRUST_FOLDER");
+    json_decref(gt);
+    /* opencode: a local server, enabled. */
+    json_t *oc = home_json("opencode", ".config/opencode/opencode.json");
+    srv = json_object_get(json_object_get(oc, "mcp"), "airmesh");
+    assert_string_equal(json_string_value(json_object_get(srv, "type")), "local");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(srv, "command"), 0)),
+                        AM_MCP_BIN);
+    assert_int_equal(json_array_size(json_object_get(srv, "command")), 1);
+    assert_true(json_is_true(json_object_get(srv, "enabled")));
+    assert_non_null(json_object_get(oc, "provider"));
+    json_decref(oc);
+    /* goose: a stdio extension, next to its own developer tools. */
+    char *yaml = home_file("goose", ".config/goose/config.yaml");
+    assert_non_null(yaml);
+    assert_non_null(strstr(yaml, "\n  airmesh:\n    type: stdio\n    name: airmesh\n"
+                                 "    enabled: true\n    cmd: " AM_MCP_BIN "\n"));
+    assert_non_null(strstr(yaml, "\n  developer:\n    type: builtin\n"));
+    free(yaml);
+    /* aider takes no MCP servers: still no files. */
+    Airmesh__V1__CreatePod m = AIRMESH__V1__CREATE_POD__INIT;
+    assert_int_equal(am_agents_home_files(am_agents_find("aider"), &m), 0);
+    assert_int_equal(m.n_home_files, 0);
 }
 
 static const char *write_yaml(const char *text) {
@@ -200,6 +288,7 @@ int main(void) {
         cmocka_unit_test(test_commands_carry_the_prompt_as_argument_or_leave_it_to_be_typed),
         cmocka_unit_test(test_prompt_bytes_are_one_bracketed_paste_and_enter_without_controls),
         cmocka_unit_test(test_claude_json_approves_the_pods_key_and_marks_onboarding_done),
+        cmocka_unit_test(test_every_mcp_capable_preset_runs_airmesh_mcp_with_its_tools_allowed),
         cmocka_unit_test(test_an_agents_file_changes_presets_and_reset_restores_them),
         cmocka_unit_test(test_a_bad_agents_file_is_refused_naming_the_line_and_changes_nothing),
     };
