@@ -24,6 +24,7 @@ import { actorText, editing, loadPeople, named, renameButton } from '../names';
 import { openPlayer } from './player';
 import { Hello, TermConnection } from '../term/connection';
 import { agentBadge, AgentStateEvent } from '../agentstate';
+import { bindingsPanel } from './bindings';
 
 const SAVE_KEY = (pod: string) => 'airmesh.term.' + pod;
 const SAVE_SCROLLBACK = 1000; // lines kept in the saved screen
@@ -402,6 +403,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     ]);
     setPodState(pod.state);
     updateControl();
+    bindings.refresh();
   }
 
   stopBtn.addEventListener('click', async () => {
@@ -474,8 +476,11 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       row('Runtime', runtime, 'fact-runtime'),
       p.commit ? row('Commit', h('span', { class: 'mono' }, p.commit.slice(0, 12)), 'fact-commit') : null,
       p.state === 'exited' ? row('Exit', exitWords(p.exit_code), 'fact-exit') : null,
-    ), egressBox]);
+    ), egressBox, bindings.el]);
   }
+
+  // --- bindings (issue 13): this pod's, both ways, live (bindings.ts) ----------------------------
+  const bindings = bindingsPanel(ctx.who, id, () => pod);
 
   // --- egress decisions (network allow): the audit log's pod.egress events, then live ---------
   const egressList = h('ul', { class: 'egress-list', id: 'pod-egress-list' });
@@ -558,6 +563,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     window.removeEventListener('airmesh:agent-state', onAgent);
     conn.close();
     egressWs?.close();
+    bindings.dispose();
     ro.disconnect();
     if (saveTimer) clearTimeout(saveTimer);
     if (resizeTimer) clearTimeout(resizeTimer);
