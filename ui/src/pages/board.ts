@@ -305,7 +305,7 @@ export function ticketPage(ctx: Ctx, key: string): () => void {
     if (users.length) sel.appendChild(h('optgroup', { label: 'Users' }, users.map(([v, l]) => h('option', { value: v, selected: v === t.assignee }, l))));
     if (pods.length) sel.appendChild(h('optgroup', { label: 'Pods' }, pods.map(([v, l]) => h('option', { value: v, selected: v === t.assignee }, l))));
     sel.addEventListener('change', () => void patch({ assignee: sel.value }, sel.value ? `Assigned to ${sel.value.replace(/^(user|pod):/, '')}.` : 'Unassigned.'));
-    return h('span', { class: 'assignee-edit' }, sel, t.assignee ? assigneeEl(t.assignee) : null);
+    return h('span', { class: 'assignee-edit' }, sel, t.assignee.startsWith('pod:') ? assigneeEl(t.assignee) : null);
   }
 
   function parentEditor(t: Ticket): HTMLElement {
