@@ -65,6 +65,8 @@ static const am_auth_rule k_rules[AM_CAN__COUNT] = {
      "viewers may read channels but not create, join or post in them"},
     {AM_CAN_CHANNEL_MANAGE, "remove others from channels another user created", ADMIN, 0, 0,
      "only the channel's creator or an admin may remove another member"},
+    {AM_CAN_BINDING_POLICY, "set the org's pod binding policy", ADMIN, 0, 0,
+     "setting the organization's pod binding policy needs the admin or owner role"},
 };
 
 const am_auth_rule *am_auth_rules(size_t *n) {

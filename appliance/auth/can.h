@@ -35,6 +35,7 @@ typedef enum {
     AM_CAN_TICKETS_REOPEN, /* reopen a done ticket (its assignee may too) */
     AM_CAN_CHANNELS,       /* create and join channels, post messages in them */
     AM_CAN_CHANNEL_MANAGE, /* remove others from channels another user created */
+    AM_CAN_BINDING_POLICY, /* set the org's pod binding policy (same_creator | explicit) */
     AM_CAN__COUNT
 } am_action;
 

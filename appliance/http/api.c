@@ -346,6 +346,15 @@ static const route routes[] = {
     {"DELETE", "/api/v1/channels/:/members", am_api_channel_member_remove},
     {"GET", "/api/v1/channels/:/messages", am_api_channel_messages},
     {"POST", "/api/v1/channels/:/messages", am_api_channel_post},
+    /* bindings (api_bindings.c) */
+    {"GET", "/api/v1/bindings", am_api_binding_list},
+    {"POST", "/api/v1/bindings", am_api_binding_create},
+    {"POST", "/api/v1/bindings/:/accept", am_api_binding_accept},
+    {"POST", "/api/v1/bindings/:/reject", am_api_binding_reject},
+    {"DELETE", "/api/v1/bindings/:", am_api_binding_delete},
+    {"GET", "/api/v1/orgs/:/binding-policy", am_api_binding_policy_get},
+    {"PUT", "/api/v1/orgs/:/binding-policy", am_api_binding_policy_put},
+    {"GET", "/api/v1/pods/:/snapshot", am_api_pod_snapshot},
 };
 
 int am_api_on_req(h2o_handler_t *self, h2o_req_t *req) {

@@ -170,6 +170,16 @@ int am_api_channel_member_remove(am_http_handler *h, h2o_req_t *req, char **para
 int am_api_channel_messages(am_http_handler *h, h2o_req_t *req, char **param);
 int am_api_channel_post(am_http_handler *h, h2o_req_t *req, char **param);
 
+/* Bindings and a pod's screen as text (api_bindings.c). */
+int am_api_binding_list(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_binding_create(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_binding_accept(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_binding_reject(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_binding_delete(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_binding_policy_get(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_binding_policy_put(am_http_handler *h, h2o_req_t *req, char **param);
+int am_api_pod_snapshot(am_http_handler *h, h2o_req_t *req, char **param);
+
 /* A query parameter of req, percent-decoded ('+' = space when plus_space): 1 present (in out),
  * 0 absent, -1 malformed or longer than cap - 1 (api.c). */
 int am_api_query_param(h2o_req_t *req, int plus_space, const char *key, char *out, size_t cap);

@@ -133,6 +133,38 @@ static int member_ok(am_txn *t, const char *org, const char *m) {
     return 0;
 }
 
+/* Who posts and belongs: "pod:<id>" for a pod acting through MCP, else "user:<id>". */
+static void me_of(const am_principal *who, char *out, size_t cap) {
+    if (who->pod_id[0])
+        snprintf(out, cap, "pod:%s", who->pod_id);
+    else
+        snprintf(out, cap, "user:%s", who->user_id);
+}
+
+/* A pod principal may bring into a channel only pods it has an active write binding to (and its
+ * own starter): a channel is a way to reach a pod, so it needs what typing into it needs.
+ * 0, or -AM_EPERM with the reason. Users: 0 (their rules are the role table's). */
+static int pod_may_add(am_ops *o, const am_principal *who, const char *member) {
+    if (!who->pod_id[0])
+        return 0;
+    if (strncmp(member, "pod:", 4) == 0) {
+        if (strcmp(member + 4, who->pod_id) == 0)
+            return 0;
+        if (ops_binding_find(o, who->org_id, who->pod_id, member + 4, "write", NULL, 0) != 0)
+            return am_err_set(AM_EPERM,
+                              "pod %s may add pod %.64s to a channel only with an active write "
+                              "binding to it (%s)",
+                              who->pod_id, member + 4, am_err_last());
+        return 0;
+    }
+    if (strncmp(member, "user:", 5) == 0 && strcmp(member + 5, who->user_id) == 0)
+        return 0;
+    return am_err_set(AM_EPERM,
+                      "pod %s may add only pods it is bound to (write) and its own "
+                      "starter to a channel, not %.64s",
+                      who->pod_id, member);
+}
+
 /* ---- create ---- */
 
 typedef struct {
@@ -185,7 +217,7 @@ int am_ops_channel_create(am_ops *o, const am_principal *who, const char *source
                           const char *const *members, size_t n_members) {
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    snprintf(me, sizeof me, "user:%s", who->user_id);
+    me_of(who, me, sizeof me);
     ops_act a;
     ops_act_user(&a, o, who, "channel.create", target, source);
     int rc = ops_check(&a, who, AM_CAN_CHANNELS, NULL);
@@ -197,13 +229,21 @@ int am_ops_channel_create(am_ops *o, const am_principal *who, const char *source
         return am_err_set(AM_EINVAL, "a channel has at most %d members", AM_CHANNEL_MEMBERS_MAX);
     json_t *d = json_pack("{s:s,s:[s]}", "channel", name, "members", me);
     for (size_t i = 0; i < n_members; i++)
-        if (strcmp(members[i], me) != 0)
+        if (members[i] && strcmp(members[i], me) != 0)
             json_array_append_new(json_object_get(d, "members"), json_string(members[i]));
     char *js = d ? json_dumps(d, JSON_COMPACT) : NULL;
     json_decref(d);
     snprintf(a.details, sizeof a.details, "%s",
              js && strlen(js) < sizeof a.details ? js : "{\"truncated\":true}");
     free(js);
+    for (size_t i = 0; i < n_members; i++) {
+        if (!members[i])
+            return am_err_set(AM_EINVAL, "members: not a string");
+        if (pod_may_add(o, who, members[i]) != 0) {
+            ops_act_error_details(&a, am_err_last());
+            return ops_deny(&a, -AM_EPERM);
+        }
+    }
     create_ctx c = {&a, who->org_id, name, me, members, n_members};
     return ops_act_done(&a, am_store_update(o->c.store, create_txn, &c));
 }
@@ -278,7 +318,7 @@ int am_ops_channel_member(am_ops *o, const am_principal *who, const char *source
                           const char *member, int add) {
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    snprintf(me, sizeof me, "user:%s", who->user_id);
+    me_of(who, me, sizeof me);
     if (!member)
         member = me;
     ops_act a;
@@ -295,6 +335,15 @@ int am_ops_channel_member(am_ops *o, const am_principal *who, const char *source
         return rc;
     if (!name_ok(name))
         return bad_name();
+    if (who->pod_id[0] && add && strcmp(member, me) == 0) {
+        am_err_set(AM_EPERM, "a pod does not join channels itself: a member adds it");
+        ops_act_error_details(&a, am_err_last());
+        return ops_deny(&a, -AM_EPERM);
+    }
+    if (add && pod_may_add(o, who, member) != 0) {
+        ops_act_error_details(&a, am_err_last());
+        return ops_deny(&a, -AM_EPERM);
+    }
     member_ctx c = {&a, who, who->org_id, name, member, me, add, 0};
     rc = am_store_update(o->c.store, member_txn, &c);
     if (rc == -AM_EPERM)
@@ -493,7 +542,7 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
     *out = NULL;
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    snprintf(me, sizeof me, "user:%s", who->user_id);
+    me_of(who, me, sizeof me);
     ops_act a;
     ops_act_user(&a, o, who, "channel.message", target, source);
     int rc = ops_check(&a, who, AM_CAN_CHANNELS, NULL);
@@ -529,7 +578,10 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
         x->pod_id = ids[i];
         x->time_ms = now;
         reasons[kept][0] = '\0';
-        if (ops_prompt_may(who, p, NULL) != 0) {
+        int refused = who->pod_id[0]
+                          ? ops_binding_find(o, who->org_id, who->pod_id, p->id, "write", NULL, 0)
+                          : ops_prompt_may(who, p, NULL);
+        if (refused != 0) {
             x->state = "refused";
             snprintf(reasons[kept], sizeof reasons[kept], "%s", am_err_last());
         } else if (am_pods_ended(p)) {
@@ -606,6 +658,16 @@ int am_ops_channel_get(am_ops *o, const am_principal *who, const char *name,
     if (!name_ok(name) || am_ops_get(o, AM_DB_CHANNELS, who->org_id, name,
                                      &airmesh__v1__channel__descriptor, (ProtobufCMessage **)out))
         return am_err_set(AM_ENOTFOUND, "no such channel '%s'", name ? name : "");
+    if (who->pod_id[0]) { /* a pod reads only the channels it is a member of */
+        char me[140];
+        me_of(who, me, sizeof me);
+        if (!is_member(*out, me)) {
+            protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+            *out = NULL;
+            return am_err_set(AM_EPERM, "pod %s is not a member of #%s: a member must add it",
+                              who->pod_id, name);
+        }
+    }
     return 0;
 }
 

@@ -74,4 +74,11 @@ int ops_prompt_may(const am_principal *who, const Airmesh__V1__Pod *p, const cha
 void ops_channel_deliver(am_ops *o, const char *org, const char *pod_id);
 void ops_channel_pod_ended(am_ops *o, const char *org, const char *pod_id);
 
+/* Bindings (bindings.c): end every live binding from or to a pod that ended or was deleted
+ * (pods.c; audited binding.unbind by "system"); find the active binding from → to with scope
+ * (its id into id when non-NULL): 0 or -AM_EPERM naming what is missing. */
+void ops_binding_pod_ended(am_ops *o, const char *org, const char *pod_id);
+int ops_binding_find(am_ops *o, const char *org, const char *from_pod, const char *to_pod,
+                     const char *scope, char *id, size_t cap);
+
 #endif

@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "airmesh/v1/runner.pb-c.h"
 #include "airmesh/v1/store.pb-c.h"
 #include "appliance/audit/audit.h"
@@ -459,8 +461,8 @@ int am_ops_channel_messages(am_ops *o, const am_principal *who, const char *name
  * starter, org_id, role = min(the starter's current role, member), pod_id. Otherwise -AM_EAUTH
  * (audited "mcp.call" denied with the reason; another runner's pod looks like none). *pod: the
  * pod's record (caller frees; NULL on error). */
-int am_ops_pod_principal(am_ops *o, const am_ops_peer *peer, const char *pod_id,
-                         am_principal *who, Airmesh__V1__Pod **pod);
+int am_ops_pod_principal(am_ops *o, const am_ops_peer *peer, const char *pod_id, am_principal *who,
+                         Airmesh__V1__Pod **pod);
 /* The one record per MCP tool call: "mcp.call", actor "pod:<id>", target (e.g. "ticket:X"
  * or "pod:Y"; NULL = the pod), result "ok" | "denied" | "error", details {"tool": tool, "error":
  * error (when non-NULL)}. */
@@ -495,5 +497,31 @@ int am_ops_binding_allows(am_ops *o, const char *org, const char *from_pod, cons
  * audited org.binding_policy. */
 int am_ops_binding_policy_set(am_ops *o, const am_principal *who, const char *source,
                               const char *org, const char *policy);
+/* The org's policy as set ("same_creator" when none). Reads only. */
+const char *am_ops_binding_policy(am_ops *o, const char *org);
+/* What a binding is now: its state, or "expired" for a pending/active one past expires_ms. */
+const char *am_ops_binding_state(const Airmesh__V1__Binding *b, uint64_t now_ms);
+/* The binding as the REST API and the MCP tools show it (a new object): id, org_id, from_pod,
+ * to_pod, scopes, state (am_ops_binding_state), created_by, created_ms, expires_ms, decided_by,
+ * decided_ms, reason. */
+json_t *am_ops_binding_json(const Airmesh__V1__Binding *b);
+
+/* ---- one pod's screen and keyboard for another (issue 13; ops/podio.c) ----
+ * A pod principal (who.pod_id) needs an active binding to pod_id: "read" for the snapshot,
+ * "write" for input (-AM_EPERM naming it, audited denied). A user: AM_CAN_READ for the
+ * snapshot; the terminal's input rules for input (AM_CAN_TERMINAL_INPUT, and their own or a
+ * shared pod, or AM_CAN_POD_OTHERS). Another org's pod is -AM_ENOTFOUND. */
+/* The last `lines` (1..1000; 0 = 50) lines of the pod's terminal output as plain text: from
+ * the hub's ring, escape sequences and control characters removed, invalid UTF-8 dropped.
+ * *text: malloc'd (caller frees); "" when the pod printed nothing yet. A pod's snapshot is
+ * audited pod.snapshot {"lines"}; a user's is a read (not audited). */
+int am_ops_pod_snapshot(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
+                        size_t lines, char **text);
+/* Type text into a running pod (control characters other than \t and \n removed; enter
+ * appends a carriage return). At most 64 KiB; empty text needs enter. Audited pod.input
+ * {"length": bytes sent, "by": "starter" | "shared" | "admin" | "binding:<id>"}. -AM_ESTATE
+ * not running, -AM_EUNAVAIL its runner is unreachable. *sent: bytes sent. */
+int am_ops_pod_input(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
+                     const char *text, size_t len, int enter, size_t *sent);
 
 #endif

@@ -97,6 +97,7 @@ int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *
         if (am_pod_state_parse(u->state, &st) == 0 && am_pod_state_final(st)) {
             ops_ticket_pod_ended(o, actor, org, u->id); /* its ticket → in_review */
             ops_channel_pod_ended(o, org, u->id); /* its channel @mentions will never arrive */
+            ops_binding_pod_ended(o, org, u->id); /* its bindings end with it */
         }
     }
     return rc;
@@ -345,6 +346,8 @@ int am_ops_pod_stop(am_ops *o, const am_principal *who, const char *source, cons
     if (rc == 0 && u.changed && o->c.hub)
         am_hub_pod_end(o->c.hub, who->org_id, u.pod_runner, p->id,
                        am_pod_state_name(AM_POD_STOPPED), 0);
+    if (rc == 0 && u.changed)
+        ops_binding_pod_ended(o, who->org_id, p->id);
 out:
     protobuf_c_message_free_unpacked(&p->base, NULL);
     return rc;
@@ -363,7 +366,10 @@ int am_ops_pod_delete(am_ops *o, const am_principal *who, const char *source, co
     if ((rc = ops_check(&a, who, AM_CAN_POD_WRITE, NULL)) != 0)
         return rc;
     rc = am_pods_delete(o->c.store, o->c.data_dir, who->org_id, pod_id, &a.hook);
-    return ops_act_done(&a, rc);
+    rc = ops_act_done(&a, rc);
+    if (rc == 0)
+        ops_binding_pod_ended(o, who->org_id, pod_id); /* a deleted pod binds nothing */
+    return rc;
 }
 
 int am_ops_pod_share(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
