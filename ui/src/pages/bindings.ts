@@ -90,14 +90,14 @@ export function bindingsPanel(who: Who, podId: string, getPod: () => Pod | null)
   async function act(b: Binding, what: 'accept' | 'reject' | 'end'): Promise<void> {
     let reason: string | null = '';
     if (what === 'reject') {
-      reason = await reasonDialog(`Reject the binding from ${b.from_pod}?`, 'Reject');
+      reason = await reasonDialog(`Reject the binding from ${names.get(b.from_pod) || b.from_pod}?`, 'Reject');
       if (reason === null) return;
     }
     try {
       if (what === 'accept') await api('POST', `/bindings/${encodeURIComponent(b.id)}/accept`);
       else if (what === 'reject') await api('POST', `/bindings/${encodeURIComponent(b.id)}/reject`, reason ? { reason } : {});
       else await api('DELETE', `/bindings/${encodeURIComponent(b.id)}`);
-      say('ok', what === 'accept' ? `Accepted: ${b.from_pod} may now ${b.scopes.join(' and ')} this pod.` : what === 'reject' ? 'Rejected.' : 'Ended.');
+      say('ok', what === 'accept' ? `Accepted: ${names.get(b.from_pod) || b.from_pod} may now ${b.scopes.join(' and ')} this pod.` : what === 'reject' ? 'Rejected.' : 'Ended.');
       await load();
     } catch (e) {
       say('error', errorText(e));
@@ -173,7 +173,7 @@ export function bindingsPanel(who: Who, podId: string, getPod: () => Pod | null)
     try {
       const b = await api<Binding>('POST', '/bindings', { from_pod: podId, to_pod: to, scopes });
       toPod.value = '';
-      say('ok', b.state === 'active' ? `Bound: this pod may ${scopes.join(' and ')} ${to}.` : `Requested: it waits for ${to}'s side to accept.`);
+      say('ok', b.state === 'active' ? `Bound: this pod may ${scopes.join(' and ')} ${names.get(to) || to}.` : `Requested: it waits for ${names.get(to) || to}'s side to accept.`);
       await load();
     } catch (err) {
       say('error', errorText(err));

@@ -201,12 +201,15 @@ export function topologyPage(ctx: Ctx): () => void {
         }
       }
     });
+    empty.hidden = shownPods.length > 0;
+    if (graph.hidden !== (shownPods.length === 0)) {
+      graph.hidden = shownPods.length === 0;
+      cy.resize(); // it had no size while hidden
+    }
     if (structural) layout();
     graph.dataset.nodes = String(cy.nodes().length);
     graph.dataset.edges = String(cy.edges().length);
     graph.dataset.ready = '1';
-    empty.hidden = shownPods.length > 0;
-    graph.hidden = shownPods.length === 0;
     clear(empty);
     if (!shownPods.length) {
       const ended = pods.length;
@@ -225,6 +228,8 @@ export function topologyPage(ctx: Ctx): () => void {
       name: 'cose', animate: false, randomize: !laidOut, fit: true, padding: 40, nodeDimensionsIncludeLabels: true,
       idealEdgeLength: () => 110, nodeRepulsion: () => 9000, numIter: 600,
     } as cytoscape.LayoutOptions).run();
+    // A few pods fitted to the box would be drawn huge: at most a little above natural size.
+    if (cy.zoom() > 1.3) { cy.zoom(1.3); cy.center(); }
     laidOut = true;
   }
 
@@ -293,6 +298,13 @@ export function topologyPage(ctx: Ctx): () => void {
   const onEvent = (e: LiveEvent) => {
     if (e.type === 'channel.message' && e.message) {
       addTraffic(e.message as Message);
+      sync();
+      return;
+    }
+    if (e.type === 'binding' && e.binding && typeof (e.binding as Binding).id === 'string') {
+      const b = e.binding as Binding;
+      const i = bindings.findIndex((x) => x.id === b.id);
+      if (i >= 0) bindings[i] = b; else bindings.push(b);
       sync();
       return;
     }
