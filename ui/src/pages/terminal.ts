@@ -11,7 +11,8 @@
 // or an admin; the appliance decides and says why not).
 // The egress policy is a
 // fact (host in red); the pod's egress decisions (pod.egress audit events: connect, close,
-// refused) are listed below the facts, live over /api/v1/events.
+// refused) are listed below the facts, live over /api/v1/events; then its bindings (issue 13,
+// bindings.ts: both ways, live, with Accept / Reject / End for who may control the pod).
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
