@@ -13,7 +13,8 @@
 //     on the pod page leaves no edge; End on the pod page removes an active edge;
 //   - a pod's agent state (airmesh-notify working → waiting) recolours its node live;
 //   - an @mention of a pod in a channel draws a traffic edge to the channel's node;
-//   - a click on a node opens the pod's page; at 390 px the page fits; no CSP violation.
+//   - a click on a node opens the pod's page; a pod that ends leaves the graph unless "Ended
+//     pods" is ticked; at 390 px (light and dark) the page fits; no CSP violation.
 //
 //   node --test tests/e2e/topology.test.mjs   (after `make ui` and a Bazel build of the binaries)
 //
@@ -300,6 +301,19 @@ step('a click on a node opens the pod\'s page', async () => {
   await a.waitForSelector('#pod-bindings');
 });
 
+step('a pod that ends leaves the graph, and "Ended pods" shows it again, grey', async () => {
+  const a = s.ann;
+  const C = s.pods.c;
+  await a.goto(s.url + '/#/topology');
+  await waitModel(a, 'Charlie', [{ id: C, look: 'working' }]);
+  await call(a, 'POST', `/pods/${C}/stop`);
+  await waitModel(a, 'no Charlie', [{ id: C, empty: true }]);
+  assert.equal(await a.locator(`#topology-pods li[data-pod="${C}"]`).count(), 0);
+  await a.check('#topology-ended');
+  await waitModel(a, 'Charlie ended', [{ id: C, look: 'ended', cls: 'look-ended' }]);
+  await waitText(a, `#topology-pods li[data-pod="${C}"]`, 'ended');
+});
+
 step('390 px: the topology fits and the graph is there', async () => {
   const phone = await newUser({ width: 390, height: 844 });
   await login(phone, 'ann', 'ann-password-123');
@@ -309,6 +323,13 @@ step('390 px: the topology fits and the graph is there', async () => {
   const g = await phone.locator('#topology-graph').boundingBox();
   assert.ok(g.width >= 300 && g.height >= 250, `the graph has room: ${JSON.stringify(g)}`);
   await phone.screenshot({ path: join(SCREENS, 'topology-390.png'), fullPage: true });
+  // the dark theme: the labels take its text colour (read from the CSS variables), live
+  const label = () => phone.evaluate(() => document.getElementById('topology-graph').cy.nodes('.pod').first().style('color'));
+  const light = await label();
+  await phone.emulateMedia({ colorScheme: 'dark' });
+  await phone.waitForFunction((was) => document.getElementById('topology-graph').cy.nodes('.pod').first().style('color') !== was, light);
+  assert.deepEqual(await layoutProblems(phone), []);
+  await phone.screenshot({ path: join(SCREENS, 'topology-390-dark.png'), fullPage: true });
   await phone.goto(`${s.url}/#/pods/${s.pods.a}`);
   await phone.click('#pod-facts-toggle');
   await phone.waitForSelector(`#pod-bindings-list li[data-binding="${s.b.ba}"]`);
