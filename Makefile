@@ -46,7 +46,8 @@ build: deps ui
 	@mkdir -p bin
 	@install -m 0755 bazel-bin/appliance/airmeshd bazel-bin/appliance/airmeshctl bin/
 	@install -m 0755 bazel-bin/runner/airmesh-runner bazel-bin/runner/airmesh-notify bin/
-	@echo "built: bin/airmeshd bin/airmesh-runner bin/airmesh-notify bin/airmeshctl"
+	@install -m 0755 bazel-bin/runner/airmesh-mcp bin/
+	@echo "built: bin/airmeshd bin/airmesh-runner bin/airmesh-notify bin/airmesh-mcp bin/airmeshctl"
 
 run: build
 	@scripts/run.sh $(DATA)

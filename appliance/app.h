@@ -29,6 +29,7 @@ typedef struct am_app {
     struct am_work *io;       /* worker pool for store writes off the h2o thread (fsync) */
     struct am_work *models;   /* worker pool for model endpoint self-tests (network) */
     struct am_gw *gw;         /* the model gateway's thread (appliance/gateway) */
+    struct am_mcp *mcp;       /* the MCP server's workers (appliance/mcp) */
     const char *grpc_addr;    /* host:port runners dial, shown in enrollment commands */
     uint64_t session_ttl_ms;  /* absolute session lifetime */
     uint64_t session_idle_ms; /* idle timeout */

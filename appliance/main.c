@@ -29,10 +29,11 @@
 #include "appliance/app.h"
 #include "appliance/auth/auth.h"
 #include "appliance/config/config.h"
-#include "appliance/gateway/selftest/selftest.h"
 #include "appliance/gateway/gateway.h"
+#include "appliance/gateway/selftest/selftest.h"
 #include "appliance/http/http.h"
 #include "appliance/hub/hub.h"
+#include "appliance/mcp/mcp.h"
 #include "appliance/ops/ops.h"
 #include "appliance/rpc/rpc.h"
 #include "appliance/work/work.h"
@@ -316,6 +317,11 @@ static int start(airmeshd *d) {
     if (am_gw_start(&gopts, &d->app.gw) != 0) {
         return fail("cannot start the model gateway");
     }
+    /* The MCP server's workers (before rpc, which hands them McpRequests). */
+    am_mcp_opts mcpopts = {.ops = d->app.ops};
+    if (am_mcp_start(&mcpopts, &d->app.mcp) != 0) {
+        return fail("cannot start the MCP server");
+    }
     am_rpc_opts ropts = {.listen = d->cfg.grpc_listen, .cert_days = (uint32_t)d->cert_days};
     if (am_rpc_start(&d->app, d->app.hub, &ropts, &d->rpc) != 0) {
         return fail("cannot start the runner protocol");
@@ -324,6 +330,7 @@ static int start(airmeshd *d) {
     am_ops_set_runner_link(d->app.ops, am_rpc_link_send, d->rpc);
     am_ops_set_model_tester(d->app.ops, am_gw_selftest_run, NULL);
     am_gw_set_link(d->app.gw, am_rpc_link_send, am_rpc_queued, d->rpc);
+    am_mcp_set_link(d->app.mcp, am_rpc_link_send, d->rpc);
 
     return 0;
 }
@@ -376,7 +383,8 @@ static int announce(airmeshd *d) {
 
 /* Close what start opened, in reverse order (each step skips what was never opened). */
 static void stop_all(airmeshd *d) {
-    am_gw_stop(d->app.gw); /* requests in progress end and are recorded (io pool still up) */
+    am_gw_stop(d->app.gw);   /* requests in progress end and are recorded (io pool still up) */
+    am_mcp_stop(d->app.mcp); /* calls in progress are cancelled; the workers end */
     am_http_close(d->http);
     am_work_free(d->app.work);
     am_work_free(d->app.io);
@@ -387,6 +395,8 @@ static void stop_all(airmeshd *d) {
     am_rpc_stop(d->rpc);
     am_gw_free(d->app.gw);
     d->app.gw = NULL;
+    am_mcp_free(d->app.mcp);
+    d->app.mcp = NULL;
     am_ops_free(d->app.ops);
     am_hub_free(d->app.hub);
     if (d->app.audit) {

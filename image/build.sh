@@ -39,7 +39,7 @@ done
 [ -n "$BINS" ] && [ -n "$UI" ] && [ -n "$OUT" ] || {
   echo "usage: image/build.sh --bins DIR --ui DIR --out DIR [--work DIR]" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "image/build.sh: must run as root (mmdebstrap, chroot)" >&2; exit 1; }
-for b in airmeshd airmeshctl airmesh-runner airmesh-notify; do
+for b in airmeshd airmeshctl airmesh-runner airmesh-notify airmesh-mcp; do
   [ -x "$BINS/$b" ] || { echo "image/build.sh: $BINS/$b missing" >&2; exit 1; }
 done
 [ -f "$UI/index.html" ] || { echo "image/build.sh: $UI/index.html missing (run make ui)" >&2; exit 1; }
@@ -139,7 +139,8 @@ chroot "$ROOT" groupadd --system --gid 990 airmesh
 chroot "$ROOT" useradd --system --uid 990 --gid 990 --home-dir /var/lib/airmesh --no-create-home \
   --shell /usr/sbin/nologin airmesh
 install -d -m 0755 "$ROOT/usr/share/airmesh"
-install -m 0755 "$BINS/airmeshd" "$BINS/airmeshctl" "$BINS/airmesh-runner" "$BINS/airmesh-notify" "$ROOT/usr/bin/"
+install -m 0755 "$BINS/airmeshd" "$BINS/airmeshctl" "$BINS/airmesh-runner" "$BINS/airmesh-notify" \
+  "$BINS/airmesh-mcp" "$ROOT/usr/bin/"
 cp -r "$UI" "$ROOT/usr/share/airmesh/ui"
 cp -r "$HERE/rootfs/." "$ROOT/"
 chroot "$ROOT" systemctl enable --quiet systemd-networkd.service nftables.service \

@@ -20,7 +20,7 @@ done
 tree_hash() { (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-64; }
 key=$({
   echo "image $(tree_hash "$HERE")"
-  for b in airmeshd airmeshctl airmesh-runner airmesh-notify; do echo "$b $(sha256sum <"$BINS/$b" | cut -c1-64)"; done
+  for b in airmeshd airmeshctl airmesh-runner airmesh-notify airmesh-mcp; do echo "$b $(sha256sum <"$BINS/$b" | cut -c1-64)"; done
   echo "ui $(tree_hash "$UI")"
   cat /var/lib/apt/lists/*_InRelease 2>/dev/null | sha256sum
   dpkg-query -W -f '${Package} ${Version}\n' mmdebstrap erofs-utils cryptsetup-bin systemd-boot-efi \

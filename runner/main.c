@@ -281,7 +281,7 @@ int main(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-        am_pod_find_notify_bin(); /* unless --notify-bin gave it */
+        am_pod_find_bins(); /* unless --notify-bin gave it */
         am_sess_run_opts ro = {.data_dir = data,
                                .capacity = (uint32_t)capacity,
                                .renew_after_ms = renew_after,

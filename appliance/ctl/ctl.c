@@ -604,6 +604,11 @@ static void usage(FILE *out) {
             "  channel create NAME [--member user:ID|pod:ID ...] | list | join NAME | leave NAME\n"
             "  channel post NAME TEXT|- | read NAME [--before N|--after N] [--limit N]\n"
             "                                the org's channels; @p-ID mentions prompt a pod\n"
+            "  binding list [--pod ID] | request FROM TO --scopes read,write [--ttl 1h]\n"
+            "  binding accept ID | reject ID [--reason T] | end ID\n"
+            "                                pod -> pod bindings (what one pod may read/write)\n"
+            "  org binding-policy ORG [same_creator|explicit]\n"
+            "                                when bindings are active at once (admins set it)\n"
             "  pod create --repo URL [--base-ref REF] [--branch B] [--runner ID]\n"
             "             [--label K=V ...] [--env K=V ...] [--memory 512M] [--pids N]\n"
             "             [--cpu CORES] [--tmp 256M] [--shm 64M] [--workspace 1G]\n"
@@ -738,6 +743,8 @@ int main(int argc, char **argv) {
         rc = am_ctl_ticket(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "channel") == 0)
         rc = am_ctl_channel(&c, sub_argc, sub_argv);
+    else if (strcmp(cmd, "binding") == 0)
+        rc = am_ctl_binding(&c, sub_argc, sub_argv);
     else if (strcmp(cmd, "audit") == 0)
         rc = am_ctl_audit(c.url, c.ca, c.token, sub_argc, sub_argv);
     else {

@@ -58,6 +58,9 @@ int am_ctl_model(am_ctl *c, int argc, char **argv);
 int am_ctl_ticket(am_ctl *c, int argc, char **argv);
 /* `airmeshctl channel ...` (channel_cmd.c). */
 int am_ctl_channel(am_ctl *c, int argc, char **argv);
+/* `airmeshctl binding ...` and `org binding-policy ORG [POLICY]` (binding_cmd.c). */
+int am_ctl_binding(am_ctl *c, int argc, char **argv);
+int am_ctl_org_binding_policy(am_ctl *c, int argc, char **argv);
 /* org | user | team | api-token subcommands (argv[0] names which). */
 int am_ctl_tenancy(am_ctl *c, int argc, char **argv);
 /* usage_cmd.c: `usage`, `org quota` */

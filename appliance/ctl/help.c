@@ -109,7 +109,11 @@ static const struct {
             "airmeshctl org egress-allow ORG [HOST:PORT ...] [--clear]\n"
             "  The on-prem host:ports pods with network allow may reach through their CONNECT\n"
             "  proxy (at most 64). Without entries: show the list. With entries (admin or\n"
-            "  owner): replace it; --clear empties it. Applies to pods created afterwards.\n" DISPLAY_NAMES},
+            "  owner): replace it; --clear empties it. Applies to pods created afterwards.\n"
+            "airmeshctl org binding-policy ORG [same_creator|explicit]\n"
+            "  When pod bindings are active at once: same_creator (default: between pods of\n"
+            "  one starter) or explicit (always wait for the target's acceptance). Without a\n"
+            "  policy: show it; setting it needs admin or owner.\n" DISPLAY_NAMES},
     {"user", "airmeshctl user list\n"
              "airmeshctl user create NAME [--role viewer|member|admin|owner] [--password-file F]\n"
              "                        [--display-name TEXT]\n"
@@ -188,6 +192,20 @@ static const struct {
      "    input, if you may prompt it (its starter, an admin); prints each mention's state.\n"
      "airmeshctl channel read NAME [--before SEQ | --after SEQ] [--limit N] [--json]\n"
      "    Messages oldest first: the newest N (default 50), or those before/after SEQ.\n"},
+    {"binding",
+     "airmeshctl binding list [--pod ID] [--json]\n"
+     "    The org's pod bindings (any role), or those from or to one pod: id, from, to,\n"
+     "    scopes, state (pending, active, rejected, ended, expired), expiry, who asked.\n"
+     "airmeshctl binding request FROM_POD TO_POD --scopes read,write [--ttl 1h] [--json]\n"
+     "    Let FROM_POD read (its screen, get_pod_snapshot) and/or write (send_pod_input,\n"
+     "    @mentions) TO_POD. You must control both pods (their starter, or an admin). Active\n"
+     "    at once when both have the same starter and the org's policy is same_creator;\n"
+     "    otherwise pending until TO_POD's side accepts. A new request for the same pair\n"
+     "    replaces the live one and keeps its scopes. --ttl: 90s, 15m, 1h, 7d (at most 30d).\n"
+     "airmeshctl binding accept ID | binding reject ID [--reason TEXT]\n"
+     "    Decide a pending binding (the target pod, or a user who controls it).\n"
+     "airmeshctl binding end ID\n"
+     "    End a binding (either pod's side). A pod that ends ends its bindings.\n"},
     {"audit", AM_CTL_AUDIT_USAGE},
     {"help", "airmeshctl help [COMMAND]\n  The overview, or one command's arguments and flags.\n"},
 };

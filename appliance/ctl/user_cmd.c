@@ -350,6 +350,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             return am_ctl_org_quota(c, argc, argv);
         if (strcmp(sub, "egress-allow") == 0)
             return org_egress_allow(c, argc, argv);
+        if (strcmp(sub, "binding-policy") == 0)
+            return am_ctl_org_binding_policy(c, argc, argv);
         if (strcmp(sub, "list") == 0)
             return list(c, "/api/v1/orgs", "orgs",
                         (const char *[]){"id", "name", "display_name", NULL});

@@ -104,13 +104,6 @@ static int user_controls(const am_principal *who, const Airmesh__V1__Pod *p) {
     return pod_is_own(who, p) || am_auth_can(who, AM_CAN_POD_OTHERS, NULL) == 0;
 }
 
-static void actor_of(const am_principal *who, char *out, size_t cap) {
-    if (who->pod_id[0])
-        snprintf(out, cap, "pod:%s", who->pod_id);
-    else
-        snprintf(out, cap, "user:%s", who->user_id);
-}
-
 static int load_pod(am_ops *o, const char *org, const char *id, Airmesh__V1__Pod **p) {
     *p = NULL;
     if (!id || !*id || strlen(id) > AM_STORE_ID_MAX || am_pods_get(o->c.store, org, id, p) != 0)
@@ -294,7 +287,7 @@ int am_ops_binding_request(am_ops *o, const am_principal *who, const char *sourc
     if (am_random(rnd, sizeof rnd) != 0)
         return am_err_set(AM_EIO, "binding: no randomness for an id");
     snprintf(id, sizeof id, "b-%s", am_hex(rnd, sizeof rnd, hex));
-    actor_of(who, actor, sizeof actor);
+    ops_actor_of(who, actor, sizeof actor);
     char target[200];
     snprintf(target, sizeof target, "binding:%s", id);
     ops_act a, old_act;
@@ -459,7 +452,7 @@ int am_ops_binding_decide(am_ops *o, const am_principal *who, const char *source
         return rc;
     char target[200], actor[160];
     snprintf(target, sizeof target, "binding:%s", b->id);
-    actor_of(who, actor, sizeof actor);
+    ops_actor_of(who, actor, sizeof actor);
     ops_act a;
     ops_act_user(&a, o, who, accept ? "binding.accept" : "binding.reject", target, source);
     json_t *d = json_pack("{s:s,s:s}", "from", state_str(b->from_pod), "to", state_str(b->to_pod));
@@ -510,7 +503,7 @@ int am_ops_binding_end(am_ops *o, const am_principal *who, const char *source, c
         return rc;
     char target[200], actor[160];
     snprintf(target, sizeof target, "binding:%s", b->id);
-    actor_of(who, actor, sizeof actor);
+    ops_actor_of(who, actor, sizeof actor);
     ops_act a;
     ops_act_user(&a, o, who, "binding.unbind", target, source);
     ops_act_details(&a, "{\"from\":\"%s\",\"to\":\"%s\",\"reason\":\"unbound\"}",

@@ -20,6 +20,12 @@
  * message with its reason. An ended pod's queue is dropped (pods.c calls
  * ops_channel_pod_ended). Audited channel.mention (queued / delivered / refused / dropped).
  *
+ * Pods as callers (who.pod_id set, through appliance/mcp): the member is "pod:<id>"; a pod reads
+ * (am_ops_channel_get, messages) and posts only in channels it is a member of, never joins by
+ * itself (a member adds it), may add (or create a channel with) only pods it has an active
+ * write binding to and its own starter, and its @mention of a pod needs an active write binding
+ * to that pod (ops_binding_find) instead of ops_prompt_may; a refused mention keeps the message.
+ *
  * Threads: any (http thread for posts, the rpc thread for agent states and pod ends).
  */
 #include <jansson.h>
@@ -133,14 +139,6 @@ static int member_ok(am_txn *t, const char *org, const char *m) {
     return 0;
 }
 
-/* Who posts and belongs: "pod:<id>" for a pod acting through MCP, else "user:<id>". */
-static void me_of(const am_principal *who, char *out, size_t cap) {
-    if (who->pod_id[0])
-        snprintf(out, cap, "pod:%s", who->pod_id);
-    else
-        snprintf(out, cap, "user:%s", who->user_id);
-}
-
 /* A pod principal may bring into a channel only pods it has an active write binding to (and its
  * own starter): a channel is a way to reach a pod, so it needs what typing into it needs.
  * 0, or -AM_EPERM with the reason. Users: 0 (their rules are the role table's). */
@@ -217,7 +215,7 @@ int am_ops_channel_create(am_ops *o, const am_principal *who, const char *source
                           const char *const *members, size_t n_members) {
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    me_of(who, me, sizeof me);
+    ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
     ops_act a;
     ops_act_user(&a, o, who, "channel.create", target, source);
     int rc = ops_check(&a, who, AM_CAN_CHANNELS, NULL);
@@ -318,7 +316,7 @@ int am_ops_channel_member(am_ops *o, const am_principal *who, const char *source
                           const char *member, int add) {
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    me_of(who, me, sizeof me);
+    ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
     if (!member)
         member = me;
     ops_act a;
@@ -542,7 +540,7 @@ int am_ops_channel_post(am_ops *o, const am_principal *who, const char *source, 
     *out = NULL;
     char target[100], me[140];
     snprintf(target, sizeof target, "channel:%.64s", name ? name : "");
-    me_of(who, me, sizeof me);
+    ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
     ops_act a;
     ops_act_user(&a, o, who, "channel.message", target, source);
     int rc = ops_check(&a, who, AM_CAN_CHANNELS, NULL);
@@ -660,7 +658,7 @@ int am_ops_channel_get(am_ops *o, const am_principal *who, const char *name,
         return am_err_set(AM_ENOTFOUND, "no such channel '%s'", name ? name : "");
     if (who->pod_id[0]) { /* a pod reads only the channels it is a member of */
         char me[140];
-        me_of(who, me, sizeof me);
+        ops_actor_of(who, me, sizeof me); /* "pod:<id>" for a pod */
         if (!is_member(*out, me)) {
             protobuf_c_message_free_unpacked(&(*out)->base, NULL);
             *out = NULL;

@@ -33,6 +33,8 @@ void ops_act_init(ops_act *a, am_ops *o, const char *actor, const char *org, con
                   const char *target, const char *source);
 void ops_act_user(ops_act *a, am_ops *o, const am_principal *who, const char *action,
                   const char *target, const char *source);
+/* who as an actor: "pod:<id>" for a pod acting through MCP, else "user:<id>". */
+void ops_actor_of(const am_principal *who, char *out, size_t cap);
 /* printf into details (a JSON object text). */
 void ops_act_details(ops_act *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* details = {"error": msg} (escaped). */

@@ -96,13 +96,17 @@ void ops_act_init(ops_act *a, am_ops *o, const char *actor, const char *org, con
     a->hook.ud = a;
 }
 
+void ops_actor_of(const am_principal *who, char *out, size_t cap) {
+    if (who->pod_id[0])
+        snprintf(out, cap, "pod:%s", who->pod_id);
+    else
+        snprintf(out, cap, "user:%s", who->user_id);
+}
+
 void ops_act_user(ops_act *a, am_ops *o, const am_principal *who, const char *action,
                   const char *target, const char *source) {
     char actor[160];
-    if (who->pod_id[0])
-        snprintf(actor, sizeof actor, "pod:%s", who->pod_id);
-    else
-        snprintf(actor, sizeof actor, "user:%s", who->user_id);
+    ops_actor_of(who, actor, sizeof actor);
     ops_act_init(a, o, actor, who->org_id, action, target, source);
 }
 

@@ -432,7 +432,10 @@ int am_ticket_transition_ok(const char *from, const char *to);
  * membership too. Audited channel.create / channel.member / channel.message / channel.mention
  * (never the text). An @mention of a pod (@p-<id> or @<its display name>) whose poster may
  * prompt it (ops_prompt_may) is queued and typed into the pod as a prompt
- * "[#<channel>, from <user>]: <text>" once its agent is waiting or idle, exactly once. */
+ * "[#<channel>, from <user>]: <text>" once its agent is waiting or idle, exactly once.
+ * A pod caller (who.pod_id) is the member "pod:<id>": it reads and posts only where it is a
+ * member (-AM_EPERM otherwise), adds only pods it has an active write binding to (and its
+ * starter), never joins by itself; its mentions need a write binding to the mentioned pod. */
 #define AM_CHANNEL_TEXT_MAX (16u << 10)
 #define AM_CHANNEL_MENTIONS_MAX 8
 #define AM_CHANNEL_MEMBERS_MAX 256
@@ -517,6 +520,10 @@ json_t *am_ops_binding_json(const Airmesh__V1__Binding *b);
  * audited pod.snapshot {"lines"}; a user's is a read (not audited). */
 int am_ops_pod_snapshot(am_ops *o, const am_principal *who, const char *source, const char *pod_id,
                         size_t lines, char **text);
+/* The renderer behind it, on any bytes (a pod's output is untrusted; tests/fuzz): the last
+ * `lines` lines (0 = all) of raw as text with no escape or control character but \t and \n,
+ * valid UTF-8. *out: malloc'd. 0 or -AM_ENOMEM. */
+int am_ops_screen_text(const uint8_t *raw, size_t n, size_t lines, char **out);
 /* Type text into a running pod (control characters other than \t and \n removed; enter
  * appends a carriage return). At most 64 KiB; empty text needs enter. Audited pod.input
  * {"length": bytes sent, "by": "starter" | "shared" | "admin" | "binding:<id>"}. -AM_ESTATE

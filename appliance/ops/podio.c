@@ -12,11 +12,11 @@
  *
  * The snapshot reads the hub's output ring (the newest 256 KiB at most) and renders it as text
  * without a terminal emulator: CSI/OSC/DCS escape sequences removed, a cursor-position or
- * erase-display sequence ends the line, a lone CR restarts the line (a redrawn progress line
- * shows its last state), backspace removes a byte, other control characters dropped, runs of
- * blank lines collapsed to one, invalid UTF-8 dropped. Input strips control characters other
- * than tab and newline, so a pod cannot send another pod's agent an escape sequence or ^C.
- * Threads: any.
+ * erase-display sequence ends the line, a CR makes the next printed byte restart the line
+ * (a redrawn progress line shows its last state), backspace removes a byte, other control
+ * characters dropped, runs of blank lines collapsed to one, invalid UTF-8 dropped. Input strips
+ * control characters other than tab and newline, so a pod cannot send another pod's agent an escape
+ * sequence or ^C. Threads: any.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,14 +64,19 @@ static int tb_newline(text_buf *t) {
 
 /* Terminal bytes → plain text lines (see the header). */
 static int render(const uint8_t *s, size_t n, text_buf *t) {
+    int cr = 0; /* a carriage return: the next printed byte starts the line again */
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
-        if (c == 0x1b && i + 1 < n) {
+        if (c == 0x1b) {
+            /* ESC before a control or a non-ASCII byte is dropped alone (never half of a
+             * UTF-8 character, never the newline after it) */
+            if (i + 1 >= n || s[i + 1] < 0x20 || s[i + 1] >= 0x7f)
+                continue;
             uint8_t k = s[++i];
-            if (k == '[') { /* CSI: parameters, intermediates, one final byte 0x40-0x7e */
-                while (i + 1 < n && (s[i + 1] < 0x40 || s[i + 1] > 0x7e))
+            if (k == '[') { /* CSI: parameter/intermediate bytes 0x20-0x3f, a final 0x40-0x7e */
+                while (i + 1 < n && s[i + 1] >= 0x20 && s[i + 1] <= 0x3f)
                     i++;
-                if (i + 1 < n) {
+                if (i + 1 < n && s[i + 1] >= 0x40 && s[i + 1] <= 0x7e) {
                     uint8_t f = s[++i];
                     if ((f == 'H' || f == 'f' || f == 'J' || f == 'E' || f == 'B' || f == 'd') &&
                         t->n > t->line && tb_newline(t))
@@ -88,24 +93,30 @@ static int render(const uint8_t *s, size_t n, text_buf *t) {
                         break;
                     }
                 }
-            } else if ((k == '(' || k == ')' || k == '*' || k == '+' || k == '#') && i + 1 < n) {
+            } else if ((k == '(' || k == ')' || k == '*' || k == '+' || k == '#') && i + 1 < n &&
+                       s[i + 1] >= 0x20 && s[i + 1] < 0x7f) {
                 i++; /* charset designation: one more byte */
             }
             continue;
         }
         if (c == '\n') {
+            cr = 0;
             if (tb_newline(t))
                 return -1;
         } else if (c == '\r') {
-            if (i + 1 < n && s[i + 1] == '\n')
-                continue;
-            t->n = t->line; /* a redraw of the line */
-        } else if (c == '\b') {
+            cr = 1;             /* "\r\r\n" (a PTY's onlcr after "\r\n") ends the line like "\n" */
+        } else if (c == '\b') { /* one character back (all of a UTF-8 sequence) */
+            while (t->n > t->line && ((uint8_t)t->b[t->n - 1] & 0xc0) == 0x80)
+                t->n--;
             if (t->n > t->line)
                 t->n--;
         } else if (c == '\t' || c >= 0x20) {
             if (c == 0x7f)
                 continue;
+            if (cr) {
+                t->n = t->line; /* a redraw of the line */
+                cr = 0;
+            }
             if (tb_put(t, (char)c))
                 return -1;
         }
@@ -145,6 +156,39 @@ static size_t utf8_clean(char *s, size_t n) {
     return w;
 }
 
+int am_ops_screen_text(const uint8_t *raw, size_t n, size_t lines, char **out) {
+    *out = NULL;
+    text_buf t = {0};
+    /* invalid UTF-8 goes first, so what is rendered (and trimmed) is what is shown */
+    char *clean = malloc(n + 1);
+    if (!clean)
+        return am_err_set(AM_ENOMEM, "ops: out of memory");
+    memcpy(clean, raw, n);
+    size_t cn = utf8_clean(clean, n);
+    int rc = render((const uint8_t *)clean, cn, &t) || tb_put(&t, '\0');
+    free(clean);
+    if (rc) {
+        free(t.b);
+        return am_err_set(AM_ENOMEM, "ops: out of memory");
+    }
+    t.n--;
+    while (t.n && t.b[t.n - 1] == '\n')
+        t.n--;
+    t.b[t.n] = '\0';
+    /* the last `lines` lines (0 = all) */
+    size_t start = t.n, seen = 0;
+    while (start > 0) {
+        if (t.b[start - 1] == '\n' && lines && ++seen == lines)
+            break;
+        start--;
+    }
+    while (t.b[start] == '\n') /* a page never starts with the blank line before it */
+        start++;
+    *out = strdup(t.b + start);
+    free(t.b);
+    return *out ? 0 : am_err_set(AM_ENOMEM, "ops: out of memory");
+}
+
 static int load_pod(am_ops *o, const char *org, const char *id, Airmesh__V1__Pod **p) {
     *p = NULL;
     if (!id || !*id || strlen(id) > AM_STORE_ID_MAX || am_pods_get(o->c.store, org, id, p) != 0)
@@ -176,7 +220,6 @@ int am_ops_pod_snapshot(am_ops *o, const am_principal *who, const char *source, 
     ops_act_user(&a, o, who, "pod.snapshot", target, source);
     ops_act_details(&a, "{\"lines\":%zu}", lines);
     uint8_t *raw = NULL;
-    text_buf t = {0};
     if (who->pod_id[0] && strcmp(who->pod_id, p->id) != 0) {
         char bid[AM_STORE_ID_MAX + 1] = "";
         if (ops_binding_find(o, who->org_id, who->pod_id, p->id, "read", bid, sizeof bid) != 0) {
@@ -197,33 +240,14 @@ int am_ops_pod_snapshot(am_ops *o, const am_principal *who, const char *source, 
         uint64_t from = v.end > SNAP_BYTES ? v.end - SNAP_BYTES : 0;
         am_hub_pod_read(o->c.hub, p->id, from, raw, SNAP_BYTES, &n, NULL, NULL);
     }
-    if (render(raw, n, &t) || tb_put(&t, '\0')) {
-        rc = am_err_set(AM_ENOMEM, "ops: out of memory");
+    if ((rc = am_ops_screen_text(raw, n, lines, text)) != 0)
         goto out;
-    }
-    t.n = utf8_clean(t.b, t.n - 1);
-    while (t.n && t.b[t.n - 1] == '\n')
-        t.n--;
-    t.b[t.n] = '\0';
-    /* the last `lines` lines */
-    size_t start = t.n, seen = 0;
-    while (start > 0) {
-        if (t.b[start - 1] == '\n' && ++seen == lines)
-            break;
-        start--;
-    }
-    *text = strdup(t.b + start);
-    if (!*text) {
-        rc = am_err_set(AM_ENOMEM, "ops: out of memory");
-        goto out;
-    }
     if (who->pod_id[0] && (rc = ops_record(&a, "ok")) != 0) {
         free(*text);
         *text = NULL;
     }
 out:
     free(raw);
-    free(t.b);
     protobuf_c_message_free_unpacked(&p->base, NULL);
     return rc;
 }

@@ -247,8 +247,13 @@ int am_ops_pod_create(am_ops *o, const am_principal *who, const char *source,
     create_hook_ctx hc = {&a, &n, spec, x->argc_audit, x->prompt_len};
     am_txn_hook h = {create_hook, &hc};
     Airmesh__V1__Pod *pod = NULL;
-    rc = am_pods_create(o->c.store, who->org_id, a.actor, spec, &o->c.pod_defaults, runner_online,
-                        o, &n, &h, &pod);
+    /* The starter is always a user: a pod acting through MCP (delegate_task) starts pods for
+     * its own starter (the record's actor says which pod did it), so the new pod's owner
+     * rules, bindings' same_creator and its own MCP principal are its human's. */
+    char by[160];
+    snprintf(by, sizeof by, "user:%s", who->user_id);
+    rc = am_pods_create(o->c.store, who->org_id, by, spec, &o->c.pod_defaults, runner_online, o, &n,
+                        &h, &pod);
     rc = ops_act_done(&a, rc);
     if (rc) {
         free(x->typed);

@@ -532,7 +532,7 @@ static int write_txn(am_txn *t, void *ud) {
         if (old && status_of(cur->status) == ST_DONE && c->who) {
             /* reopen: the assignee, else the reopen rule (a refusal is a denied record) */
             char me[160];
-            snprintf(me, sizeof me, "user:%s", c->who->user_id);
+            ops_actor_of(c->who, me, sizeof me); /* "pod:<id>" for a pod */
             if (strcmp(cur->assignee, me) != 0 &&
                 (rc = am_auth_can(c->who, AM_CAN_TICKETS_REOPEN, NULL)) != 0)
                 goto out;
@@ -590,7 +590,7 @@ static int do_write(am_ops *o, const am_principal *who, const char *actor, const
             return rc;
         if (c->s && (rc = validate(c->s, c->key == NULL)) != 0)
             return rc;
-        snprintf(c->actor, sizeof c->actor, "user:%s", who->user_id);
+        ops_actor_of(who, c->actor, sizeof c->actor);
     } else {
         ops_act_init(&a, o, actor, org, action, target, source ? source : "");
         snprintf(c->actor, sizeof c->actor, "%s", actor);
@@ -695,7 +695,7 @@ int am_ops_ticket_comment(am_ops *o, const am_principal *who, const char *source
         return rc;
     if (!body || !body[0] || !text_ok(body, COMMENT_MAX, 1))
         return am_err_set(AM_EINVAL, "body: 1 byte to 16 KiB of text");
-    snprintf(author, sizeof author, "user:%s", who->user_id);
+    ops_actor_of(who, author, sizeof author);
     ops_act_details(&a, "{\"length\":%zu}", strlen(body));
     comment_ctx c = {who->org_id, k, author, body, &a, out};
     return ops_act_done(&a, am_store_update(o->c.store, comment_txn, &c));

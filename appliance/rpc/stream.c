@@ -13,7 +13,9 @@
  * terminal there after its last byte (same stream, in order). A GatewayRequest goes to the
  * model gateway's thread (appliance/gateway, am_gw_submit copies it); its answers come back
  * through am_rpc_send, and am_rpc_queued tells the gateway how full the stream's queue is
- * (bytes queued or in flight), so it pauses a transfer instead of growing the queue.
+ * (bytes queued or in flight), so it pauses a transfer instead of growing the queue. An
+ * McpRequest goes to the MCP workers (appliance/mcp, am_mcp_submit copies it); their
+ * McpResponse messages come back through am_rpc_send as well.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -31,6 +33,7 @@
 #include "airmesh/v1/enroll.pb-c.h"
 #include "airmesh/v1/runner.pb-c.h"
 #include "appliance/gateway/gateway.h"
+#include "appliance/mcp/mcp.h"
 #include "appliance/rpc/internal.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -341,6 +344,11 @@ static void on_message(stream *s, Airmesh__V1__RunnerMessage *m) {
         if (r->app->gw)
             am_gw_submit(r->app->gw, &p, m->gateway_request);
         break;
+    case AIRMESH__V1__RUNNER_MESSAGE__MSG_MCP_REQUEST:
+        /* A line from a pod's MCP socket: the MCP workers answer (never here). */
+        if (r->app->mcp)
+            am_mcp_submit(r->app->mcp, &p, m->mcp_request);
+        break;
     default:
         break; /* pod and terminal messages arrive with their issues */
     }
@@ -377,6 +385,8 @@ static void on_close(stream *s) {
         s->online = 0;
         if (r->app->gw) /* its pods' model requests stop */
             am_gw_runner_gone(r->app->gw, s->runner_id);
+        if (r->app->mcp) /* and its pods' MCP calls */
+            am_mcp_runner_gone(r->app->mcp, s->runner_id);
         am_ops_peer p = stream_peer(s);
         am_ops_runner_disconnect(r->app->ops, &p);
     }

@@ -4,7 +4,7 @@
  * the manager, and each change sent to the appliance as an AgentState message. Also where
  * airmesh-notify comes from: the runner's own copy (--notify-bin, else next to the runner's
  * executable), bound read-only into every pod at AM_POD_NOTIFY_PATH, its dir last on the
- * pods' default PATH.
+ * pods' default PATH; and airmesh-mcp (runner/mcp) the same way, at AM_MCP_BIN beside it.
  *
  * Identity: an AgentState names the pod whose PTY the bytes came from; nothing a pod writes
  * can name another pod (there is no pod id in the sequence to forge).
@@ -27,13 +27,15 @@
 
 static uint64_t g_quiet_ms = AM_AGENTSTATE_QUIET_DEFAULT_MS;
 static char g_notify_bin[PATH_MAX];
+static char g_mcp_bin[PATH_MAX];
 static char g_path_env[PATH_MAX + 160];
 
 void am_pod_set_quiet_after(uint64_t ms) {
     g_quiet_ms = ms ? ms : AM_AGENTSTATE_QUIET_DEFAULT_MS;
 }
 
-int am_pod_set_notify_bin(const char *path) {
+/* A tool binary bound into every pod: an absolute path of an executable file, resolved. */
+static int set_bin(char out[PATH_MAX], const char *path) {
     char real[PATH_MAX];
     struct stat st;
     if (!path || path[0] != '/')
@@ -41,12 +43,13 @@ int am_pod_set_notify_bin(const char *path) {
     if (!realpath(path, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode) ||
         access(real, X_OK) != 0)
         return am_err_set(AM_EINVAL, "'%s' is not an executable file", path);
-    snprintf(g_notify_bin, sizeof g_notify_bin, "%s", real);
+    snprintf(out, PATH_MAX, "%s", real);
     return 0;
 }
 
-void am_pod_find_notify_bin(void) {
-    if (g_notify_bin[0])
+/* Unless set: `name` next to the runner's own executable (a warning when it is not there). */
+static void find_bin(char out[PATH_MAX], const char *name) {
+    if (out[0])
         return;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 32);
@@ -56,14 +59,33 @@ void am_pod_find_notify_bin(void) {
     char *slash = strrchr(exe, '/');
     if (!slash)
         return;
-    snprintf(slash + 1, sizeof exe - (size_t)(slash + 1 - exe), "airmesh-notify");
-    if (am_pod_set_notify_bin(exe) != 0)
-        am_log_warn("pod", "no airmesh-notify next to the runner: pods get none", "looked_for=%s",
-                    exe);
+    snprintf(slash + 1, sizeof exe - (size_t)(slash + 1 - exe), "%s", name);
+    if (set_bin(out, exe) != 0)
+        am_log_warn("pod", "a pod tool is not next to the runner: pods get none",
+                    "tool=%s "
+                    "looked_for=%s",
+                    name, exe);
+}
+
+int am_pod_set_notify_bin(const char *path) {
+    return set_bin(g_notify_bin, path);
+}
+
+int am_pod_set_mcp_bin(const char *path) {
+    return set_bin(g_mcp_bin, path);
+}
+
+void am_pod_find_bins(void) {
+    find_bin(g_notify_bin, "airmesh-notify");
+    find_bin(g_mcp_bin, "airmesh-mcp");
 }
 
 const char *am_pod_notify_bin(void) {
     return g_notify_bin;
+}
+
+const char *am_pod_mcp_bin(void) {
+    return g_mcp_bin;
 }
 
 const char *pod_default_path_env(void) {

@@ -50,6 +50,7 @@ struct am_podmgr {
     am_pod_emit_fn emit;
     void *ud;
     struct am_egress *egress; /* serves the listeners of pods with network models/allow */
+    struct am_mcprelay *mcp;  /* serves every pod's MCP socket (runner/mcp) */
     pthread_mutex_t mu;
     pod **pods;
     size_t n, cap;

@@ -19,9 +19,11 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/mcp.h"
 #include "common/util.h"
-#include "runner/pod/homefiles.h"
 #include "runner/egress/egress.h"
+#include "runner/mcp/relay.h"
+#include "runner/pod/homefiles.h"
 #include "runner/pod/internal.h"
 #include "runner/worktree/worktree.h"
 
@@ -250,6 +252,7 @@ void *am_pod_main(void *arg) {
     am_podmgr *m = p->mgr;
     const Airmesh__V1__CreatePod *cp = p->cp;
     am_egress_pod *egp = NULL;
+    am_mcprelay_pod *mcp = NULL;
     meta_write(m, cp);
     set_state(p, "starting", NULL);
     int listeners = egress_listeners(cp->network);
@@ -292,9 +295,10 @@ void *am_pod_main(void *arg) {
         goto done;
     }
 
-    const char **env = calloc(cp->n_env + 2, sizeof *env);
+    const char **env = calloc(cp->n_env + 3, sizeof *env);
     char **env_store = calloc(cp->n_env + 1, sizeof *env_store);
-    int has_path = 0;
+    int has_path = 0, has_mcp = 0;
+    size_t ne = cp->n_env;
     for (size_t i = 0; env && env_store && i < cp->n_env; i++) {
         size_t l = strlen(cp->env[i]->key) + strlen(cp->env[i]->value) + 2;
         env_store[i] = malloc(l);
@@ -302,9 +306,12 @@ void *am_pod_main(void *arg) {
             snprintf(env_store[i], l, "%s=%s", cp->env[i]->key, cp->env[i]->value);
         env[i] = env_store[i];
         has_path |= strcmp(cp->env[i]->key, "PATH") == 0;
+        has_mcp |= strcmp(cp->env[i]->key, AM_MCP_ENV_SOCKET) == 0;
     }
     if (env && pod_default_path_env() && !has_path)
-        env[cp->n_env] = pod_default_path_env(); /* agent CLIs first, airmesh-notify last */
+        env[ne++] = pod_default_path_env(); /* agent CLIs first, airmesh-notify last */
+    if (env && !has_mcp) /* where airmesh-mcp finds the pod's socket (common/mcp.h) */
+        env[ne++] = AM_MCP_ENV_SOCKET "=" AM_MCP_SOCKET;
     const char **argv = calloc(cp->n_command + 1, sizeof *argv);
     for (size_t i = 0; argv && i < cp->n_command; i++)
         argv[i] = cp->command[i];
@@ -314,9 +321,19 @@ void *am_pod_main(void *arg) {
     const char *ro[] = {wt.mirror[0] ? wt.mirror : NULL, NULL, NULL};
     if (am_pod_agents_dir()[0])
         ro[ro[0] ? 1 : 0] = am_pod_agents_dir(); /* the agent CLIs, read-only (--agents-dir) */
-    const char *notify[] = {am_pod_notify_bin(), AM_POD_NOTIFY_PATH, NULL};
+    /* The pod tools, read-only in /opt/airmesh/bin: airmesh-notify, airmesh-mcp. */
+    const char *tools[5] = {NULL};
+    size_t nt = 0;
+    if (am_pod_notify_bin()[0]) {
+        tools[nt++] = am_pod_notify_bin();
+        tools[nt++] = AM_POD_NOTIFY_PATH;
+    }
+    if (am_pod_mcp_bin()[0]) {
+        tools[nt++] = am_pod_mcp_bin();
+        tools[nt++] = AM_MCP_BIN;
+    }
     am_sbx_opts o = {.argv = argv,
-                     .ro_binds_to = notify[0][0] ? notify : NULL, /* airmesh-notify */
+                     .ro_binds_to = nt ? tools : NULL,
                      .env = env,
                      .workspace = wt.path,
                      .ro_binds = ro[0] ? ro : NULL,
@@ -362,6 +379,16 @@ void *am_pod_main(void *arg) {
             am_wt_remove(m->data_dir, cp->repo, cp->pod_id, cp->keep_worktree);
             goto done;
         }
+    }
+    /* The pod's MCP socket: served by the relay (a pod without one still runs; airmesh-mcp
+     * inside it then says the socket is not answered). */
+    int mfd = am_sbx_take_mcp_listener(sbx);
+    if (m->mcp && mfd >= 0) {
+        if (am_mcprelay_pod_start(m->mcp, cp->pod_id, mfd, &mcp) != 0)
+            am_log_warn("pod", "no MCP relay for the pod", "pod=%s error=\"%s\"", cp->pod_id,
+                        am_err_last());
+    } else if (mfd >= 0) {
+        close(mfd);
     }
     pthread_mutex_lock(&p->mu);
     p->sbx = sbx;
@@ -419,6 +446,8 @@ void *am_pod_main(void *arg) {
     }
     am_egress_pod_stop(egp); /* the pod is gone: its listeners and connections too */
     egp = NULL;
+    am_mcprelay_pod_stop(mcp);
+    mcp = NULL;
     rec_close(p);
     char why[192];
     snprintf(why, sizeof why, "%s", am_sbx_end_reason(sbx)); /* e.g. the memory limit */

@@ -81,6 +81,10 @@ void am_podmgr_set_egress(am_podmgr *m, struct am_egress *e) {
     m->egress = e;
 }
 
+void am_podmgr_set_mcp(am_podmgr *m, struct am_mcprelay *r) {
+    m->mcp = r;
+}
+
 void am_podmgr_set_runner_id(am_podmgr *m, const char *runner_id) {
     snprintf(m->runner_id, sizeof m->runner_id, "%s", runner_id ? runner_id : "");
 }

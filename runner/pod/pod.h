@@ -63,14 +63,23 @@ void am_pod_set_quiet_after(uint64_t ms);
 #define AM_POD_NOTIFY_DIR "/opt/airmesh/bin"
 #define AM_POD_NOTIFY_PATH AM_POD_NOTIFY_DIR "/airmesh-notify"
 int am_pod_set_notify_bin(const char *path);
-void am_pod_find_notify_bin(void);
 const char *am_pod_notify_bin(void);
+/* airmesh-mcp (the stdio MCP server, runner/mcp), bound read-only into every pod at AM_MCP_BIN
+ * (common/mcp.h) beside airmesh-notify; same rules as the notify binary. */
+int am_pod_set_mcp_bin(const char *path);
+const char *am_pod_mcp_bin(void);
+/* Both tools next to the runner's own executable, unless set (a warning for each missing). */
+void am_pod_find_bins(void);
 
 int am_podmgr_new(const char *data_dir, am_pod_emit_fn emit, void *ud, am_podmgr **out);
 /* The egress registry (runner/egress) that serves the listeners of pods with network
  * "models" / "allow". Call right after am_podmgr_new; without it such pods fail to start. */
 struct am_egress;
 void am_podmgr_set_egress(am_podmgr *m, struct am_egress *e);
+/* The MCP relay (runner/mcp/relay.h) that serves every pod's MCP socket. Call right after
+ * am_podmgr_new; without it pods get a socket nobody answers (airmesh-mcp then says so). */
+struct am_mcprelay;
+void am_podmgr_set_mcp(am_podmgr *m, struct am_mcprelay *r);
 /* The runner's id, named in the reasons a user reads ("repository X: no such directory on runner
  * r-..."). Call right after am_podmgr_new, before any pod is created. */
 void am_podmgr_set_runner_id(am_podmgr *m, const char *runner_id);

@@ -34,7 +34,8 @@ typedef struct {
     int slave_fd;              /* PTY slave: becomes 0, 1, 2 */
     int report_fd;             /* write end of the report pipe (CLOEXEC): becomes 3 */
     int go_fd;                 /* read end of the "go" pipe */
-    int egress_fd;             /* child end of the listener socketpair (becomes 4), or -1 */
+    int listener_fd;           /* child end of the listener socketpair (becomes 4; always) */
+    int egress_gateway;        /* 1: also the model gateway listener (network "models"/"allow") */
     int egress_proxy;          /* 1: also the CONNECT proxy listener (network "allow") */
 } sbx_plan;
 
@@ -45,7 +46,7 @@ typedef struct {
 } sbx_report;
 
 #define SBX_REPORT_FD 3
-#define SBX_EGRESS_FD 4 /* the listener socketpair, while setup runs */
+#define SBX_LISTENER_FD 4 /* the listener socketpair (MCP socket, egress), while setup runs */
 
 /* idmap.c: write the pod's uid/gid maps (directly as root, else newuidmap/newgidmap). */
 int sbx_idmap_write(pid_t pid);

@@ -14,14 +14,14 @@
  * of the command, which reads "command 'x' not found in the pod's PATH (<PATH>); ...",
  * "command 'x' not found in the pod (...)" or "command 'x' is not executable in the pod ..."):
  *
- *   parent: build env, seccomp BPF, PTY pair, pipes, the listener socketpair (egress only),
+ *   parent: build env, seccomp BPF, PTY pair, pipes, the listener socketpair,
  *           cgroup dirs (v2 if delegated, else v1 when
  *           writable, else "not applied"); clone(NEWUSER|NEWPID|NEWNS|NEWIPC|NEWUTS[|NEWNET])
  *   parent: write the uid/gid maps (idmap.c: a root runner maps pod 0..65535 to an unprivileged
  *           host range, default 100000..165535; never host uid 0); move the child into the
  *           cgroups; send the "go" byte
  *   init:   wait for "go"; keep only fds 0-2 (PTY slave), 3 (report pipe) and 4 (listener
- *           socketpair, egress only); open the
+ *           socketpair); open the
  *           caller's bind sources (O_PATH, still with the runner's ids); drop the runner's
  *           supplementary groups, setresgid/setresuid(0) = pod root, PDEATHSIG again (the
  *           credential change cleared it); unshare(NEWCGROUP)
@@ -37,9 +37,11 @@
  *           /dev itself read-only; fresh /proc with /proc/sys, sysrq-trigger, irq, bus, fs
  *           read-only and the paths runc masks (kcore, keys, timer_list, sched_debug, acpi, …)
  *           masked; every mount the pod can write is nosuid,nodev
- *   init:   network none: bring lo up (SIOCSIFFLAGS); with egress listeners (network models
- *           / allow): socket + bind + listen on 127.0.0.1:4000 (the model gateway) and, for
- *           allow, 127.0.0.1:3128 (the CONNECT proxy) inside the pod's netns, send them to the
+ *   init:   network none: bring lo up (SIOCSIFFLAGS); the MCP socket (every pod): mkdir
+ *           /run/airmesh (0755, pod root's) in the root tmpfs, bind + listen an AF_UNIX socket
+ *           at /run/airmesh/mcp.sock (0666); with egress listeners (network models / allow):
+ *           socket + bind + listen on 127.0.0.1:4000 (the model gateway) and, for allow,
+ *           127.0.0.1:3128 (the CONNECT proxy) inside the pod's netns; send them all to the
  *           parent over the socketpair made before clone (fd 4, SCM_RIGHTS), close the pod's
  *           copies and fd 4 (nothing in the pod can accept() on them); sethostname
  *   init:   umount old root (detach); pivot_root(/newroot); detach the base; / read-only
@@ -50,7 +52,8 @@
  *           filter (allow list, seccomp.c)
  *   init:   fork the command: setsid, TIOCSCTTY on the PTY, execvp with the caller's env only
  *   init:   close the report pipe (the parent sees EOF = exec happened; it then receives the
- *           listeners from its end of the socketpair: am_sbx_take_listeners), reap zombies, forward
+ *           listeners from its end of the socketpair: am_sbx_take_mcp_listener,
+ *           am_sbx_take_listeners), reap zombies, forward
  *           SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to the command's process group, exit
  *           with the command's exit code (128+N if it died of signal N)
  *
@@ -158,6 +161,9 @@ const char *am_sbx_end_reason(const am_sbx *s);
 /* The listening sockets made in the pod's netns (egress_listeners): ownership moves to the
  * caller (CLOEXEC, blocking). -1 for one not requested or already taken. */
 void am_sbx_take_listeners(am_sbx *s, int *gateway_fd, int *proxy_fd);
+/* The pod's listening MCP socket (AM_MCP_SOCKET in common/mcp.h; every pod has one, whatever
+ * its network): ownership moves to the caller (CLOEXEC, blocking). -1 once taken. */
+int am_sbx_take_mcp_listener(am_sbx *s);
 /* Kills the pod if still running, reaps it, removes its cgroups, closes fds. NULL is fine. */
 void am_sbx_free(am_sbx *s);
 

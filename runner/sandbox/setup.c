@@ -31,10 +31,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/egress.h"
+#include "common/mcp.h"
 #include "runner/sandbox/internal.h"
 #include "runner/sandbox/sandbox.h"
 
@@ -303,12 +305,12 @@ static void write_identity_files(void) {
     write_small_file("/newroot/etc/group", k_group);
 }
 
-/* Keep exactly: 0,1,2 = PTY slave, 3 = report pipe, 4 = the listener socketpair (egress
- * only); close everything else the parent had. */
+/* Keep exactly: 0,1,2 = PTY slave, 3 = report pipe, 4 = the listener socketpair; close
+ * everything else the parent had. */
 static void arrange_fds(const sbx_plan *p) {
     int slave = fcntl(p->slave_fd, F_DUPFD_CLOEXEC, 10);
     int report = fcntl(p->report_fd, F_DUPFD_CLOEXEC, 10);
-    int egress = p->egress_fd >= 0 ? fcntl(p->egress_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    int lsn = fcntl(p->listener_fd, F_DUPFD_CLOEXEC, 10);
     if (slave < 0 || report < 0)
         _exit(125); /* cannot even report */
     if (dup2(report, SBX_REPORT_FD) != SBX_REPORT_FD)
@@ -318,12 +320,10 @@ static void arrange_fds(const sbx_plan *p) {
     for (int fd = 0; fd < 3; fd++)
         if (dup2(slave, fd) != fd)
             die("dup2 pty slave");
-    if (p->egress_fd >= 0) {
-        if (egress < 0 || dup2(egress, SBX_EGRESS_FD) != SBX_EGRESS_FD ||
-            fcntl(SBX_EGRESS_FD, F_SETFD, FD_CLOEXEC) != 0)
-            die("dup2 listener socketpair");
-    }
-    if (close_range(p->egress_fd >= 0 ? SBX_EGRESS_FD + 1 : SBX_REPORT_FD + 1, ~0U, 0) != 0)
+    if (lsn < 0 || dup2(lsn, SBX_LISTENER_FD) != SBX_LISTENER_FD ||
+        fcntl(SBX_LISTENER_FD, F_SETFD, FD_CLOEXEC) != 0)
+        die("dup2 listener socketpair");
+    if (close_range(SBX_LISTENER_FD + 1, ~0U, 0) != 0)
         die("close_range");
 }
 
@@ -362,18 +362,54 @@ static int listen_on(uint16_t port, const char *step) {
     return fd;
 }
 
-/* The egress listeners (network models / allow): made here, inside the pod's netns, and
- * handed to the runner over fd 4 (SCM_RIGHTS). The pod keeps no copy: its processes can
- * connect to them but never accept() on them. */
+/* The pod's MCP socket (common/mcp.h): a listening AF_UNIX socket at AM_MCP_SOCKET in the
+ * pod's own root tmpfs (still /newroot here, read-only later: connecting to a socket needs no
+ * write access to its file system), in a dir owned by pod root (0755), the socket 0666 so the
+ * agent user may connect. It exists only in this pod's mount namespace. */
+static int mcp_listener(void) {
+    char path[SBX_PATH], dir[SBX_PATH];
+    join(path, "/newroot", AM_MCP_SOCKET);
+    join(dir, path, "");
+    char *slash = strrchr(dir, '/');
+    *slash = '\0';
+    mkdir_p(dir, 0755);
+    if (chmod(dir, 0755) != 0)
+        die2("chmod", AM_MCP_SOCKET);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof a.sun_path) {
+        errno = ENAMETOOLONG;
+        die2("MCP socket path", path);
+    }
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket for the MCP socket");
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        die2("bind", AM_MCP_SOCKET);
+    if (chmod(path, 0666) != 0)
+        die2("chmod", AM_MCP_SOCKET);
+    if (listen(fd, 64) != 0)
+        die2("listen", AM_MCP_SOCKET);
+    return fd;
+}
+
+/* The listeners, made here (the MCP socket in the pod's root tmpfs; the egress ones, network
+ * models / allow, inside the pod's netns) and handed to the runner over fd 4 (SCM_RIGHTS) in
+ * that order. The pod keeps no copy: its processes can connect to them but never accept() on
+ * them. */
 static void hand_over_listeners(const sbx_plan *p) {
-    int fds[2];
+    int fds[3];
     int n = 0;
-    fds[n++] = listen_on(AM_EGRESS_GATEWAY_PORT, "gateway listener 127.0.0.1:4000");
-    if (p->egress_proxy)
+    fds[n++] = mcp_listener();
+    if (p->egress_gateway)
+        fds[n++] = listen_on(AM_EGRESS_GATEWAY_PORT, "gateway listener 127.0.0.1:4000");
+    if (p->egress_gateway && p->egress_proxy)
         fds[n++] = listen_on(AM_EGRESS_PROXY_PORT, "proxy listener 127.0.0.1:3128");
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        char buf[CMSG_SPACE(sizeof(int) * 3)];
     } u;
     memset(&u, 0, sizeof u);
     char byte = (char)n;
@@ -389,11 +425,11 @@ static void hand_over_listeners(const sbx_plan *p) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
     memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
-    if (sendmsg(SBX_EGRESS_FD, &mh, MSG_NOSIGNAL) != 1)
-        die("send the egress listeners to the runner");
+    if (sendmsg(SBX_LISTENER_FD, &mh, MSG_NOSIGNAL) != 1)
+        die("send the listeners to the runner");
     for (int i = 0; i < n; i++)
         close(fds[i]);
-    close(SBX_EGRESS_FD);
+    close(SBX_LISTENER_FD);
 }
 
 static void set_rlimit(int res, rlim_t v, const char *name) {
@@ -623,8 +659,7 @@ void sbx_child_main(const sbx_plan *p) {
     /* 12. Network and hostname. */
     if (p->network_none)
         bring_lo_up();
-    if (p->network_none && p->egress_fd >= 0)
-        hand_over_listeners(p);
+    hand_over_listeners(p); /* the MCP socket always; the egress listeners when asked */
     const char *hn = p->hostname ? p->hostname : "pod";
     if (sethostname(hn, strlen(hn)) != 0)
         die2("sethostname", hn);

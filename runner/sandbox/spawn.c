@@ -38,6 +38,7 @@ struct am_sbx {
     int reaped;
     int status;
     int gw_fd, proxy_fd; /* egress listeners from the pod's netns, until taken */
+    int mcp_fd;          /* the pod's MCP socket (common/mcp.h), until taken */
     uint64_t memory_bytes;
     char end_reason[160];
     sbx_cgroup cg;
@@ -160,11 +161,11 @@ static int await_exec(int report_rd, const char *argv0, char *const *envp) {
 }
 
 /* The listeners the child sent over the socketpair before it exec'd (so the message is there
- * once await_exec saw EOF). */
-static int receive_listeners(am_sbx *s, int fd, int want) {
+ * once await_exec saw EOF): the MCP socket, then the egress ones asked for (0, 1 or 2). */
+static int receive_listeners(am_sbx *s, int fd, int egress) {
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        char buf[CMSG_SPACE(sizeof(int) * 3)];
     } u;
     char byte = 0;
     struct iovec iov = {&byte, 1};
@@ -176,24 +177,25 @@ static int receive_listeners(am_sbx *s, int fd, int want) {
     mh.msg_controllen = sizeof u.buf;
     ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n != 1)
-        return am_err_set(AM_EIO, "sandbox: receive the egress listeners: %s",
+        return am_err_set(AM_EIO, "sandbox: receive the pod's listeners: %s",
                           n < 0 ? strerror(errno) : "nothing was sent");
-    int fds[2] = {-1, -1};
+    int fds[3] = {-1, -1, -1};
     size_t got = 0;
+    int want = 1 + egress;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
             got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            memcpy(fds, CMSG_DATA(c), (got > 2 ? 2 : got) * sizeof(int));
+            memcpy(fds, CMSG_DATA(c), (got > 3 ? 3 : got) * sizeof(int));
         }
     if ((int)got != want || (mh.msg_flags & MSG_CTRUNC)) {
-        for (size_t i = 0; i < 2; i++)
+        for (size_t i = 0; i < 3; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
-        return am_err_set(AM_EIO, "sandbox: receive the egress listeners: got %zu of %d", got,
-                          want);
+        return am_err_set(AM_EIO, "sandbox: receive the pod's listeners: got %zu of %d", got, want);
     }
-    s->gw_fd = fds[0];
-    s->proxy_fd = want > 1 ? fds[1] : -1;
+    s->mcp_fd = fds[0];
+    s->gw_fd = egress > 0 ? fds[1] : -1;
+    s->proxy_fd = egress > 1 ? fds[2] : -1;
     return 0;
 }
 
@@ -201,6 +203,12 @@ void am_sbx_take_listeners(am_sbx *s, int *gateway_fd, int *proxy_fd) {
     *gateway_fd = s->gw_fd;
     *proxy_fd = s->proxy_fd;
     s->gw_fd = s->proxy_fd = -1;
+}
+
+int am_sbx_take_mcp_listener(am_sbx *s) {
+    int fd = s->mcp_fd;
+    s->mcp_fd = -1;
+    return fd;
 }
 
 /* ---- public API ------------------------------------------------------------------------------ */
@@ -221,7 +229,7 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     s->pid = -1;
     s->pidfd = -1;
     s->master = -1;
-    s->gw_fd = s->proxy_fd = -1;
+    s->gw_fd = s->proxy_fd = s->mcp_fd = -1;
 
     /* Absolute workspace path (existence is checked by the child, which names the step). */
     if (o->workspace[0] == '/') {
@@ -260,9 +268,8 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
         rc = am_err_set(AM_EINVAL, "sandbox: egress listeners need the pod's own network");
         goto fail;
     }
-    if (o->egress_listeners && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, eg) != 0) {
-        rc =
-            am_err_set(AM_EIO, "sandbox: socketpair for the egress listeners: %s", strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, eg) != 0) {
+        rc = am_err_set(AM_EIO, "sandbox: socketpair for the pod's listeners: %s", strerror(errno));
         goto fail;
     }
     sbx_cgroup_create(&s->cg, o->memory_bytes, o->pids_max ? o->pids_max : 512, o->cpu_millis);
@@ -299,7 +306,8 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     plan.slave_fd = slave;
     plan.report_fd = rep[1];
     plan.go_fd = go[0];
-    plan.egress_fd = eg[1];
+    plan.listener_fd = eg[1];
+    plan.egress_gateway = o->egress_listeners > 0;
     plan.egress_proxy = o->egress_listeners > 1;
 
     long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
@@ -335,10 +343,13 @@ int am_sbx_spawn(const am_sbx_opts *o, am_sbx **out) {
     }
     if ((rc = await_exec(rep[0], o->argv[0], envp)) < 0)
         goto fail;
-    if (eg[0] >= 0 && (rc = receive_listeners(s, eg[0], o->egress_listeners > 1 ? 2 : 1)) < 0)
+    if ((rc = receive_listeners(s, eg[0],
+                                o->egress_listeners > 1   ? 2
+                                : o->egress_listeners > 0 ? 1
+                                                          : 0)) < 0)
         goto fail;
-    if (eg[0] >= 0)
-        close(eg[0]);
+    close(eg[0]);
+    eg[0] = -1;
     close(go[1]);
     close(rep[0]);
     free(envp);
@@ -463,5 +474,7 @@ void am_sbx_free(am_sbx *s) {
         close(s->gw_fd);
     if (s->proxy_fd >= 0)
         close(s->proxy_fd);
+    if (s->mcp_fd >= 0)
+        close(s->mcp_fd);
     free(s);
 }

@@ -23,11 +23,12 @@
 #include "common/util.h"
 #include "pki/pki.h"
 #include "runner/egress/egress.h"
+#include "runner/mcp/relay.h"
 #include "runner/pod/pod.h"
-#include <pthread.h>
 #include "runner/session/client.h"
 #include "runner/session/identity.h"
 #include "runner/session/session.h"
+#include <pthread.h>
 
 enum { T_START = 1, T_RECV, T_SEND, T_STATUS, T_CLOSE };
 typedef struct {
@@ -60,6 +61,7 @@ struct sess {
     conn *conn;         /* the live connection, NULL between connections */
     am_podmgr *pods;
     am_egress *egress; /* the pods' gateway requests wait here for their answers */
+    am_mcprelay *mcp;  /* the pods' MCP sockets (runner/mcp) */
 };
 
 static uint64_t renew_due(const am_sess_run_opts *o, const am_identity *id, uint64_t loaded_ms) {
@@ -178,8 +180,7 @@ static void start_renewal(conn *c) {
     size_t len = 0;
     if (am_pki_key_generate(&key) || am_pki_csr_make(key, c->id->runner_id, &csr, &len) ||
         am_pki_key_to_pem(key, &c->renew_key_pem)) {
-        am_log_warn("session", "cannot prepare certificate renewal", "error=\"%s\"",
-                    am_err_last());
+        am_log_warn("session", "cannot prepare certificate renewal", "error=\"%s\"", am_err_last());
         am_pki_key_free(key);
         free(csr);
         c->renew_at_ms = am_now_ms() + 60000;
@@ -267,6 +268,10 @@ static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
         /* Queued for the pod connection waiting for it (never blocks this thread). */
         am_egress_on_response(c->ss->egress, m->gateway_response);
         break;
+    case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_MCP_RESPONSE:
+        /* Queued for the pod's connection (never blocks this thread). */
+        am_mcprelay_on_response(c->ss->mcp, m->mcp_response);
+        break;
     case AIRMESH__V1__APPLIANCE_MESSAGE__MSG_RESIZE:
         am_podmgr_resize(c->ss->pods, m->resize->pod_id, (uint16_t)m->resize->cols,
                          (uint16_t)m->resize->rows);
@@ -278,8 +283,8 @@ static void on_message(conn *c, Airmesh__V1__ApplianceMessage *m) {
 
 /* One connection: returns when the stream ends; status and msg say why. */
 static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
-                         volatile sig_atomic_t *stop, uint64_t *loaded_ms,
-                         grpc_status_code *status, char *msg, size_t cap, int *acked) {
+                         volatile sig_atomic_t *stop, uint64_t *loaded_ms, grpc_status_code *status,
+                         char *msg, size_t cap, int *acked) {
     conn c = {.ss = ss, .o = o, .id = id};
     c.q = calloc(QCAP, sizeof *c.q);
     if (!c.q) {
@@ -338,7 +343,8 @@ static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
         if (c.acked && !c.close_sent && now >= c.renew_at_ms)
             start_renewal(&c);
         grpc_event ev = grpc_completion_queue_next(
-            c.cq, gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(200, GPR_TIMESPAN)),
+            c.cq,
+            gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(200, GPR_TIMESPAN)),
             NULL);
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
@@ -372,6 +378,7 @@ static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
     ss->conn = NULL; /* pod threads stop sending through this connection */
     pthread_mutex_unlock(&ss->mu);
     am_egress_link_down(ss->egress); /* their answers will not come on this stream: 502 */
+    am_mcprelay_link_down(ss->mcp);  /* nor the MCP answers: those connections close */
     am_client_details(details, msg, cap);
     *acked = c.acked;
     *loaded_ms = c.loaded_ms;
@@ -416,12 +423,15 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
     sess ss = {0};
     pthread_mutex_init(&ss.mu, NULL);
     if (am_egress_new(sess_emit, &ss, &ss.egress) != 0 ||
+        am_mcprelay_new(sess_emit, &ss, &ss.mcp) != 0 ||
         am_podmgr_new(o->data_dir, sess_emit, &ss, &ss.pods) != 0) {
         am_egress_free(ss.egress);
+        am_mcprelay_free(ss.mcp);
         am_identity_free(&id);
         return AM_SESS_FATAL;
     }
     am_podmgr_set_egress(ss.pods, ss.egress);
+    am_podmgr_set_mcp(ss.pods, ss.mcp);
     am_podmgr_set_runner_id(ss.pods, id.runner_id);
     int result = AM_SESS_STOPPED;
     am_log_info("session", "starting", "runner=%s appliance=%s", id.runner_id, id.appliance);
@@ -454,6 +464,7 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
     }
     am_podmgr_free(ss.pods); /* stops what still runs: pods do not outlive their runner */
     am_egress_free(ss.egress);
+    am_mcprelay_free(ss.mcp);
     pthread_mutex_destroy(&ss.mu);
     am_identity_free(&id);
     return result;

@@ -769,3 +769,133 @@ class WS:
             self.s.close()
         except OSError:
             pass
+
+
+# ---- MCP inside pods (issue 13): the official MCP SDK's client, run in a real pod ----
+# A test file that scripts MCP calls needs, in tests/integration/BUILD.bazel:
+#   data = ["//tests/mcp:client.cjs", "//tests/agents:package-lock.json",
+#           "//tests/agents:package.json"],
+#   env = {"MCP_CLIENT": "$(location //tests/mcp:client.cjs)",
+#          "AGENTS_LOCK": "$(location //tests/agents:package-lock.json)"},
+# and a runner started with ("--agents-dir", agents_dir()) (the SDK is in that dir's
+# node_modules, bound read-only into every pod). Then, with an API token of the pod's starter:
+#   pid = mcp_pod(d, token, repo, [{"op": "list"}, {"op": "call", "name": "get_ticket",
+#                                   "args": {"key": "DEFAULT-1"}}])
+#   results = mcp_results(d, token, pid)     # one dict per step, in order
+#   doc = mcp_structured(results[1])         # the tool's JSON answer (or raises with its error)
+# Steps are tests/mcp/client.cjs's (init, list, call, raw, connect, wait_stdin);
+# mcp_run() is mcp_pod + mcp_results. skip_unless_mcp_client() gives a unittest skip
+# decorator for hosts without the install (`make agents`).
+
+def agents_dir():
+    """Where scripts/agents.sh installed tests/agents/package-lock.json (the same key), from
+    $AGENTS_LOCK; None when the test was not given the lock file."""
+    lock = os.environ.get("AGENTS_LOCK")
+    if not lock:
+        return None
+    import hashlib
+    lock = os.path.realpath(lock)
+    with open(os.path.join(os.path.dirname(lock), "package.json"), "rb") as f:
+        data = f.read()
+    with open(lock, "rb") as f:
+        data += f.read()
+    cache = os.environ.get("AIRMESH_AGENTS_CACHE", "/var/cache/airmesh/agents")
+    return os.path.join(cache, hashlib.sha256(data).hexdigest()[:16])
+
+
+def mcp_client_missing():
+    """"" when pods can run the SDK client, else why not (for a skip reason)."""
+    a = agents_dir()
+    if not os.environ.get("MCP_CLIENT"):
+        return "the test was not given MCP_CLIENT (tests/mcp/client.cjs)"
+    if not a or not os.path.exists(os.path.join(a, ".complete")):
+        return "no agents install with the MCP SDK at %s: run `make agents`" % a
+    if not os.path.isdir(os.path.join(a, "node_modules", "@modelcontextprotocol", "sdk")):
+        return "the agents install %s has no @modelcontextprotocol/sdk" % a
+    return ""
+
+
+def skip_unless_mcp_client():
+    return unittest.skipIf(mcp_client_missing() != "", mcp_client_missing())
+
+
+def mcp_pod(d, token, repo, steps, env=None, network=None, body=None):
+    """Start a pod (as the token's user) that runs tests/mcp/client.cjs with steps: the SDK's
+    Client + StdioClientTransport spawning /opt/airmesh/bin/airmesh-mcp. Returns the pod id
+    (201 asserted). env: extra pod env; body: extra create fields."""
+    with open(os.environ["MCP_CLIENT"]) as f:
+        src = f.read()
+    e = {"MCP_STEPS": json.dumps(steps),
+         "NODE_PATH": os.path.join(agents_dir(), "node_modules")}
+    e.update(env or {})
+    b = {"repo": repo, "command": ["node", "-e", src], "env": e}
+    if network:
+        b["network"] = network
+    b.update(body or {})
+    code, p = api(d, "POST", "/api/v1/pods", token, b)
+    assert code == 201, (code, p)
+    return p["id"]
+
+
+def mcp_output(d, token, pod_id):
+    """The pod's scrollback (airmeshctl pod logs) as text."""
+    return ctl(d, "pod", "logs", pod_id, env_extra={"AIRMESH_TOKEN": token}).stdout
+
+
+def mcp_results(d, token, pod_id, n=None, timeout=120):
+    """The client's results (one dict per step, in order) once it printed MCPDONE, or once n
+    results are there (a pod waiting in a wait_stdin step). Raises with the output when the
+    client failed (MCPFAIL)."""
+    def parse():
+        text = mcp_output(d, token, pod_id)
+        if "MCPFAIL" in text:
+            raise AssertionError("the MCP client in pod %s failed:\n%s" % (pod_id, text[-4000:]))
+        # Only complete lines (a line still being written has no newline yet).
+        res = [json.loads(m) for m in re.findall(r"^MCPRESULT (.*?)\r?\n", text, re.M)]
+        if "MCPDONE" in text or (n is not None and len(res) >= n):
+            return res
+        return None
+    return wait_for(parse, timeout, step=0.5, what="the MCP client's results in pod " + pod_id)
+
+
+def mcp_run(d, token, repo, steps, **kw):
+    """mcp_pod + mcp_results: (pod id, results)."""
+    pid = mcp_pod(d, token, repo, steps, **kw)
+    return pid, mcp_results(d, token, pid)
+
+
+def mcp_structured(result):
+    """A call step's tool answer (structuredContent); raises unless the call succeeded."""
+    r = result.get("result")
+    if not r or r.get("isError") or "structuredContent" not in r:
+        raise AssertionError("MCP call failed: %s" % json.dumps(result)[:2000])
+    return r["structuredContent"]
+
+
+def mcp_error_text(result):
+    """A call step's error text: the tool's isError text, or the JSON-RPC error message."""
+    r = result.get("result")
+    if r and r.get("isError"):
+        return " ".join(c.get("text", "") for c in r.get("content", []))
+    if result.get("error"):
+        return result["error"].get("message", "")
+    raise AssertionError("MCP call did not fail: %s" % json.dumps(result)[:2000])
+
+
+def pod_process_pid(tag, timeout=30):
+    """The host pid of a pod's process whose environment holds MCP_TAG=tag (give the pod that
+    env): /proc/<it>/root is the pod's root as the host sees it."""
+    want = ("MCP_TAG=%s" % tag).encode()
+
+    def find():
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open("/proc/%s/environ" % p, "rb") as f:
+                    if want in f.read().split(b"\0"):
+                        return int(p)
+            except OSError:
+                continue
+        return None
+    return wait_for(find, timeout, what="the process of pod tag " + tag)

@@ -172,11 +172,19 @@ static void check_identity(void) {
         if (strncmp(*e, "TERM=", 5) && strncmp(*e, "HOME=", 5) && strncmp(*e, "PATH=", 5) &&
             strncmp(*e, "PROBE_", 6) && strncmp(*e, "ASAN_OPTIONS=", 13) &&
             strncmp(*e, "USER=", 5) && strncmp(*e, "LOGNAME=", 8) &&
-            strncmp(*e, "UBSAN_OPTIONS=", 14)) {
+            strncmp(*e, "UBSAN_OPTIONS=", 14) &&
+            strncmp(*e, "AIRMESH_MCP_SOCKET=", 19)) { /* set by the runner (common/mcp.h) */
             printf("# inherited: %s\n", *e);
             clean = 0;
         }
     check("env_clean", clean, NULL);
+    /* Every pod has its MCP socket (made by the sandbox, served by the runner): a socket that
+     * anyone in the pod may connect to, in a dir only pod root owns. */
+    struct stat mst, mdir;
+    int mcp_ok = lstat("/run/airmesh/mcp.sock", &mst) == 0 && S_ISSOCK(mst.st_mode) &&
+                 (mst.st_mode & 07777) == 0666 && stat("/run/airmesh", &mdir) == 0 &&
+                 (mdir.st_mode & 07777) == 0755 && mdir.st_uid == 0;
+    check("mcp_socket", mcp_ok, "/run/airmesh/mcp.sock missing or with other modes");
     check("ctty", isatty(0) && getsid(0) == getpid() && tcgetpgrp(0) == getpgrp(),
           "not session leader on the pty");
     check("ttyname", ttyname(0) != NULL, "ttyname(0) failed");

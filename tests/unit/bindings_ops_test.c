@@ -415,7 +415,7 @@ static void test_snapshot_and_input_need_bindings(void **state) {
     am_principal pa = pod(A, "ann"), ann = user(ORG, "ann", MEMBER);
     /* B's screen: colours, a title (OSC), a redrawn progress line, a cursor move */
     const char *screen = "\x1b]0;title\x07\x1b[1;32mhello\x1b[0m world\r\n"
-                         "progress 10%\rprogress 100%\r\n\x1b[2J\x1b[Hthird\x1b[K line\r\n";
+                         "progress 10%\rprogress 100%\r\r\n\x1b[2J\x1b[Hthird\x1b[K line\r\n";
     assert_int_equal(am_hub_pod_open(e->hub, ORG, "r-1", B), 0);
     assert_int_equal(
         am_hub_pod_output(e->hub, ORG, "r-1", B, 0, (const uint8_t *)screen, strlen(screen)), 0);
