@@ -1,5 +1,5 @@
 // The console's shell: who is logged in, the navigation and a hash router (#/pods,
-// #/pods/ID, #/board, #/board/KEY, #/runners, #/models, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
+// #/pods/ID, #/board, #/board/KEY, #/topology, #/runners, #/models, #/activity, #/audit, #/teams, #/users, #/orgs, #/account, #/login).
 // Also here, for every page: the theme (the system's, or the toggle's choice saved in
 // localStorage), the menu button of narrow screens, keyboard shortcuts (/ search, g p pods, …,
 // ? help) and the column labels stacked tables show on phones (data-label on each cell).
@@ -23,6 +23,7 @@ import { modelsPage } from './pages/models';
 import { boardPage, ticketPage } from './pages/board';
 import { channelsPage } from './pages/channels';
 import { reviewPage } from './pages/review';
+import { topologyPage } from './pages/topology';
 
 installCspStyles();
 
@@ -43,6 +44,7 @@ const NAV: { hash: string; label: string; show?: (w: Who) => boolean }[] = [
   { hash: '#/runners', label: 'Runners' },
   { hash: '#/models', label: 'Models' },
   { hash: '#/channels', label: 'Channels' },
+  { hash: '#/topology', label: 'Topology' },
   { hash: '#/activity', label: 'Activity' },
   { hash: '#/audit', label: 'Audit log' },
   { hash: '#/teams', label: 'Teams' },
@@ -82,6 +84,8 @@ function route(hash: string): [Page, string] {
       return [modelsPage, ''];
     case '/board':
       return [boardPage, ''];
+    case '/topology':
+      return [topologyPage, ''];
     case '/activity':
       return [activityPage, ''];
     case '/audit':

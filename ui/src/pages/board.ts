@@ -5,13 +5,20 @@
 // description and comments rendered from markdown SAFELY (marked to HTML, then DOMPurify to a
 // DOM fragment: no script, no event handler attributes, no javascript: URLs survive), the fields,
 // a comment box, and "Start a pod" (a pod on branch <key>, the ticket as its prompt).
+// Editors on the ticket (members and above): assignee (a user of the org or one of its pods that
+// has not ended), labels, parent and blocks / blocked by (blocked by X is saved as X's blocks);
+// the appliance checks each change and a refusal (a cycle, an unknown ticket) shows its reason.
+// Live: both pages follow the events stream (ticket.* records): the board redraws when others
+// create, change or move tickets, but never under a drag or a move on its way (the new list
+// waits until the drop is done); an open ticket redraws unless the user is typing in it.
 import DOMPurify from 'dompurify';
 import { Marked } from 'marked';
 
-import { api, errorText, ROLE_MEMBER } from '../api';
+import { api, errorText, Pod, podEnded, ROLE_MEMBER, User } from '../api';
 import { append, badge, clear, dateTime, h, notice } from '../dom';
 import type { Ctx } from '../main';
 import { actorEl, loadPeople } from '../names';
+import { subscribeEvents } from '../events';
 
 export interface Ticket {
   key: string;
@@ -129,8 +136,13 @@ export function boardPage(ctx: Ctx): () => void {
         e.dataTransfer?.setData('text/plain', t.key);
         if (e.dataTransfer) e.dataTransfer.effectAllowed = 'move';
         el.classList.add('dragging');
+        dragging = true;
       });
-      el.addEventListener('dragend', () => el.classList.remove('dragging'));
+      el.addEventListener('dragend', () => {
+        el.classList.remove('dragging');
+        dragging = false;
+        apply();
+      });
     }
     return el;
   }
@@ -152,6 +164,7 @@ export function boardPage(ctx: Ctx): () => void {
     const from = el?.parentElement || null;
     const next = el?.nextSibling || null;
     if (el) cols.get(status)?.appendChild(el); // at once; snaps back if refused
+    moving++;
     try {
       const upd = await api<Ticket>('PATCH', '/tickets/' + encodeURIComponent(key), { status });
       tickets.set(key, upd);
@@ -161,21 +174,47 @@ export function boardPage(ctx: Ctx): () => void {
       if (el && from) from.insertBefore(el, next);
       say('error', `${key} stays in ${STATUSES.find((s) => s[0] === t.status)?.[1] || t.status}: ${errorText(err)}`);
       messages.querySelector('.notice')?.setAttribute('id', 'board-refused');
+    } finally {
+      moving--;
+      // A list read while the move was on its way may predate it: read again instead.
+      if (latest) { latest = null; void refresh(); }
     }
   }
 
+  // Live: other people's (and pods') ticket.* changes redraw the board, but never under a drag
+  // or a move on its way: the newest list waits (board.dataset.stale) until the drop is done.
   let stopped = false;
+  let dragging = false;
+  let moving = 0;
+  let latest: Ticket[] | null = null;
+  function apply(): void {
+    if (!latest || stopped) return;
+    if (dragging || moving) { board.dataset.stale = '1'; return; }
+    tickets.clear();
+    for (const t of latest) tickets.set(t.key, t);
+    latest = null;
+    delete board.dataset.stale;
+    draw();
+    board.dataset.loads = String(++loads);
+  }
+  let loads = 0;
   async function refresh(): Promise<void> {
     try {
       const r = await api<{ tickets: Ticket[] }>('GET', '/tickets');
       if (stopped) return;
-      tickets.clear();
-      for (const t of r.tickets) tickets.set(t.key, t);
-      draw();
+      latest = r.tickets;
+      apply();
     } catch (err) {
       say('error', errorText(err));
     }
   }
+  let soon: ReturnType<typeof setTimeout> | null = null;
+  const unsubscribe = subscribeEvents((e) => {
+    if (typeof e.action !== 'string' || !e.action.startsWith('ticket.')) return;
+    if (!soon) soon = setTimeout(() => { soon = null; void refresh(); }, 150);
+  }, (live) => {
+    if (live) { board.dataset.live = '1'; void refresh(); } else delete board.dataset.live;
+  });
 
   append(ctx.main, [
     h('div', { class: 'toolbar' },
@@ -184,7 +223,7 @@ export function boardPage(ctx: Ctx): () => void {
     messages, board,
   ]);
   void loadPeople().then(() => refresh());
-  return () => { stopped = true; };
+  return () => { stopped = true; unsubscribe(); if (soon) clearTimeout(soon); };
 }
 
 /** One ticket: #/board/KEY. */
@@ -193,20 +232,96 @@ export function ticketPage(ctx: Ctx, key: string): () => void {
   const writer = ctx.who.role >= ROLE_MEMBER;
   const messages = h('div', { class: 'messages' });
   const body = h('div', { class: 'ticket-view' }, h('div', { class: 'loading' }, 'Loading the ticket…'));
-  const say = (kind: 'error' | 'ok', text: string | Node) => { clear(messages); messages.appendChild(notice(kind, text)); };
+  const say = (kind: 'error' | 'ok', text: string | Node) => {
+    clear(messages);
+    const n = notice(kind, text);
+    n.id = kind === 'error' ? 'ticket-error' : 'ticket-saved';
+    messages.appendChild(n);
+  };
   let stopped = false;
+  let cur: Ticket | null = null;
+  // What the editors offer: the org's users, its pods that have not ended, its tickets' keys.
+  const opts: { users: User[]; pods: Pod[]; keys: Ticket[] } = { users: [], pods: [], keys: [] };
+  const loadOptions = () => Promise.all([
+    api<{ users: User[] }>('GET', '/users').then((r) => { opts.users = r.users; }).catch(() => {}),
+    api<{ pods: Pod[] }>('GET', '/pods').then((r) => { opts.pods = r.pods; }).catch(() => {}),
+    api<{ tickets: Ticket[] }>('GET', '/tickets').then((r) => { opts.keys = r.tickets; }).catch(() => {}),
+  ]);
 
-  async function patch(fields: Record<string, unknown>): Promise<void> {
+  /** PATCH this ticket; the answer redraws it. A refusal shows the appliance's reason and
+   * redraws the ticket as it is (the editor shows the stored value again). */
+  async function patch(fields: Record<string, unknown>, what = 'Saved.'): Promise<boolean> {
     try {
       draw(await api<Ticket>('PATCH', '/tickets/' + encodeURIComponent(key), fields));
-      say('ok', 'Saved.');
+      say('ok', what);
+      return true;
+    } catch (e) {
+      say('error', errorText(e));
+      if (cur) draw(cur);
+      return false;
+    }
+  }
+
+  /** Blocked by is the other tickets' "blocks": adding X here is X blocks this ticket. */
+  async function setBlockedBy(other: string, on: boolean): Promise<void> {
+    try {
+      const o = await api<Ticket>('GET', '/tickets/' + encodeURIComponent(other));
+      const blocks = on ? [...o.blocks, key.toUpperCase()] : o.blocks.filter((b) => b.toUpperCase() !== (cur?.key || key).toUpperCase());
+      await api<Ticket>('PATCH', '/tickets/' + encodeURIComponent(o.key), { blocks });
+      draw(await api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)));
+      say('ok', on ? `${o.key} now blocks this ticket.` : `${o.key} no longer blocks this ticket.`);
     } catch (e) {
       say('error', errorText(e));
     }
   }
 
+  /** An editable list of chips (labels, ticket keys): × removes one, the field adds one (Enter
+   * or Add). onChange gets the whole new list; it saves, and the redraw shows what was stored. */
+  function chipEditor(id: string, values: string[], placeholder: string, onChange: (v: string[]) => void, link = false, listId = ''): HTMLElement {
+    const chips = h('span', { class: 'chips', id: id + '-chips' }, values.map((v) => h('span', { class: 'chip member', 'data-value': v },
+      link ? h('a', { class: 'chip-name', href: '#/board/' + v }, v) : h('span', { class: 'chip-name' }, v),
+      writer ? h('button', { type: 'button', class: 'chip-remove', 'aria-label': `Remove ${v}`, onclick: () => onChange(values.filter((x) => x !== v)) }, '×') : null)));
+    if (!writer) return values.length ? chips : h('span', { class: 'muted small' }, 'none');
+    const input = h('input', { id: id + '-add', type: 'text', placeholder, 'aria-label': placeholder, list: listId || null, autocomplete: 'off' });
+    const add = () => {
+      const v = input.value.trim();
+      if (!v) return;
+      if (values.includes(v)) { input.value = ''; return; }
+      onChange([...values, v]);
+    };
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); add(); } });
+    return h('div', { class: 'chip-editor' }, chips,
+      h('span', { class: 'chip-add' }, input, h('button', { type: 'button', class: 'btn btn-small', id: id + '-add-btn', onclick: add }, 'Add')));
+  }
+
+  function assigneeEditor(t: Ticket): HTMLElement {
+    if (!writer) return assigneeEl(t.assignee);
+    const sel = h('select', { id: 'ticket-assignee', 'aria-label': 'Assignee' });
+    const users = opts.users.map((u) => ['user:' + u.id, u.display_name ? `${u.display_name} (${u.id})` : u.id]);
+    const pods = opts.pods.filter((p) => !podEnded(p.state) || 'pod:' + p.id === t.assignee).map((p) => ['pod:' + p.id, p.display_name ? `${p.display_name} (${p.id})` : p.id]);
+    const known = new Set([...users, ...pods].map((x) => x[0]));
+    if (t.assignee && !known.has(t.assignee)) (t.assignee.startsWith('pod:') ? pods : users).push([t.assignee, t.assignee.replace(/^(user|pod):/, '')]);
+    sel.appendChild(h('option', { value: '', selected: !t.assignee }, 'Unassigned'));
+    if (users.length) sel.appendChild(h('optgroup', { label: 'Users' }, users.map(([v, l]) => h('option', { value: v, selected: v === t.assignee }, l))));
+    if (pods.length) sel.appendChild(h('optgroup', { label: 'Pods' }, pods.map(([v, l]) => h('option', { value: v, selected: v === t.assignee }, l))));
+    sel.addEventListener('change', () => void patch({ assignee: sel.value }, sel.value ? `Assigned to ${sel.value.replace(/^(user|pod):/, '')}.` : 'Unassigned.'));
+    return h('span', { class: 'assignee-edit' }, sel, t.assignee.startsWith('pod:') ? assigneeEl(t.assignee) : null);
+  }
+
+  function parentEditor(t: Ticket): HTMLElement {
+    const link = t.parent ? h('a', { href: '#/board/' + t.parent, id: 'ticket-parent-link' }, t.parent) : h('span', { class: 'muted small' }, 'none');
+    if (!writer) return link;
+    const input = h('input', { id: 'ticket-parent', type: 'text', value: t.parent, placeholder: 'Parent ticket key', 'aria-label': 'Parent ticket', list: 'ticket-keys', autocomplete: 'off' });
+    const save = () => { if (input.value.trim().toUpperCase() !== t.parent.toUpperCase()) void patch({ parent: input.value.trim() }, input.value.trim() ? 'Parent set.' : 'Parent removed.'); };
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); save(); } });
+    return h('span', { class: 'parent-edit' }, link, input,
+      h('button', { type: 'button', class: 'btn btn-small', id: 'ticket-parent-save', onclick: save }, 'Set'),
+      t.parent ? h('button', { type: 'button', class: 'btn btn-small', id: 'ticket-parent-clear', onclick: () => void patch({ parent: '' }, 'Parent removed.') }, 'Clear') : null);
+  }
+
   function draw(t: Ticket): void {
     if (stopped) return;
+    cur = t;
     ctx.title(`${t.key} · ${t.title}`);
     clear(body);
     const status = h('select', { id: 'ticket-status', 'aria-label': 'Status', disabled: !writer },
@@ -218,12 +333,17 @@ export function ticketPage(ctx: Ctx, key: string): () => void {
     const facts = h('dl', { class: 'facts' },
       h('dt', null, 'Status'), h('dd', null, status),
       h('dt', null, 'Priority'), h('dd', null, prio),
-      h('dt', null, 'Assignee'), h('dd', null, assigneeEl(t.assignee)),
+      h('dt', null, 'Assignee'), h('dd', { id: 'ticket-assignee-dd' }, assigneeEditor(t)),
       h('dt', null, 'Created'), h('dd', null, actorEl(t.created_by), ' · ', dateTime(t.created_ms)),
-      t.labels.length ? [h('dt', null, 'Labels'), h('dd', null, t.labels.join(', '))] : null,
-      t.parent ? [h('dt', null, 'Parent'), h('dd', null, h('a', { href: '#/board/' + t.parent }, t.parent))] : null,
-      t.blocks.length ? [h('dt', null, 'Blocks'), h('dd', null, t.blocks.join(', '))] : null,
-      t.blocked_by.length ? [h('dt', null, 'Blocked by'), h('dd', null, t.blocked_by.join(', '))] : null,
+      h('dt', null, 'Labels'), h('dd', { id: 'ticket-labels' }, chipEditor('ticket-label', t.labels, 'Add a label', (v) => void patch({ labels: v }, 'Labels saved.'))),
+      h('dt', null, 'Parent'), h('dd', { id: 'ticket-parent-dd' }, parentEditor(t)),
+      h('dt', null, 'Blocks'), h('dd', { id: 'ticket-blocks' }, chipEditor('ticket-block', t.blocks, 'Add a ticket it blocks', (v) => void patch({ blocks: v }, 'Blocks saved.'), true, 'ticket-keys')),
+      h('dt', null, 'Blocked by'), h('dd', { id: 'ticket-blocked-by' }, chipEditor('ticket-blocked', t.blocked_by, 'Add a ticket that blocks it', (v) => {
+        const added = v.find((x) => !t.blocked_by.includes(x));
+        const removed = t.blocked_by.find((x) => !v.includes(x));
+        if (added) void setBlockedBy(added, true);
+        else if (removed) void setBlockedBy(removed, false);
+      }, true, 'ticket-keys')),
       t.branch ? [h('dt', null, 'Branch'), h('dd', null, h('code', null, t.branch))] : null,
       t.pods.length ? [h('dt', null, 'Pods'), h('dd', null, t.pods.flatMap((p, i) => [i ? ', ' : '', h('a', { href: '#/pods/' + p }, p)]))] : null);
     const desc = h('section', { class: 'panel', id: 'ticket-description' },
@@ -266,14 +386,24 @@ export function ticketPage(ctx: Ctx, key: string): () => void {
       start = h('section', { class: 'panel' }, h('h2', { class: 'section-title' }, 'Start a pod'),
         h('p', { class: 'muted small' }, `The pod works on branch ${t.key.toLowerCase()} with this ticket as its prompt; the ticket moves to In review when it ends.`), f);
     }
+    const keys = h('datalist', { id: 'ticket-keys' }, opts.keys.filter((x) => x.key !== t.key).map((x) => h('option', { value: x.key }, x.title)));
     append(body, [
+      keys,
       h('p', null, h('a', { href: '#/board' }, '← Board')),
       h('section', { class: 'panel' }, facts), desc, start, comments,
     ]);
   }
 
   append(ctx.main, [messages, body]);
-  void loadPeople().then(() => api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)))
+  void Promise.all([loadPeople(), writer ? loadOptions() : null]).then(() => api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)))
     .then(draw).catch((e) => { clear(body); say('error', errorText(e)); });
-  return () => { stopped = true; };
+  // Live: a change by someone else redraws the ticket, unless the user is typing in one of its
+  // fields (the next change, or a reload, shows it then).
+  const unsubscribe = subscribeEvents((e) => {
+    if (!cur || e.action?.startsWith('ticket.') !== true || e.target?.toUpperCase() !== 'TICKET:' + cur.key.toUpperCase()) return;
+    const a = document.activeElement;
+    if (a && body.contains(a) && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA')) return;
+    void api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)).then(draw).catch(() => {});
+  });
+  return () => { stopped = true; unsubscribe(); };
 }

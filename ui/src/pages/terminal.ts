@@ -11,7 +11,8 @@
 // or an admin; the appliance decides and says why not).
 // The egress policy is a
 // fact (host in red); the pod's egress decisions (pod.egress audit events: connect, close,
-// refused) are listed below the facts, live over /api/v1/events.
+// refused) are listed below the facts, live over /api/v1/events; then its bindings (issue 13,
+// bindings.ts: both ways, live, with Accept / Reject / End for who may control the pod).
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SerializeAddon } from '@xterm/addon-serialize';
@@ -24,6 +25,7 @@ import { actorText, editing, loadPeople, named, renameButton } from '../names';
 import { openPlayer } from './player';
 import { Hello, TermConnection } from '../term/connection';
 import { agentBadge, AgentStateEvent } from '../agentstate';
+import { bindingsPanel } from './bindings';
 
 const SAVE_KEY = (pod: string) => 'airmesh.term.' + pod;
 const SAVE_SCROLLBACK = 1000; // lines kept in the saved screen
@@ -404,6 +406,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     ]);
     setPodState(pod.state);
     updateControl();
+    bindings.refresh();
   }
 
   stopBtn.addEventListener('click', async () => {
@@ -476,8 +479,11 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
       row('Runtime', runtime, 'fact-runtime'),
       p.commit ? row('Commit', h('span', { class: 'mono' }, p.commit.slice(0, 12)), 'fact-commit') : null,
       p.state === 'exited' ? row('Exit', exitWords(p.exit_code), 'fact-exit') : null,
-    ), egressBox]);
+    ), egressBox, bindings.el]);
   }
+
+  // --- bindings (issue 13): this pod's, both ways, live (bindings.ts) ----------------------------
+  const bindings = bindingsPanel(ctx.who, id, () => pod);
 
   // --- egress decisions (network allow): the audit log's pod.egress events, then live ---------
   const egressList = h('ul', { class: 'egress-list', id: 'pod-egress-list' });
@@ -560,6 +566,7 @@ export function terminalPage(ctx: Ctx, id: string): () => void {
     window.removeEventListener('airmesh:agent-state', onAgent);
     conn.close();
     egressWs?.close();
+    bindings.dispose();
     ro.disconnect();
     if (saveTimer) clearTimeout(saveTimer);
     if (resizeTimer) clearTimeout(resizeTimer);
