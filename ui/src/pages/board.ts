@@ -398,12 +398,19 @@ export function ticketPage(ctx: Ctx, key: string): () => void {
   void Promise.all([loadPeople(), writer ? loadOptions() : null]).then(() => api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)))
     .then(draw).catch((e) => { clear(body); say('error', errorText(e)); });
   // Live: a change by someone else redraws the ticket, unless the user is typing in one of its
-  // fields (the next change, or a reload, shows it then).
+  // fields or has typed something not saved yet (the next change, or a reload, shows it then).
+  // Checked again when the fresh ticket arrives: the user may have started typing meanwhile.
+  const editing = (): boolean => {
+    const a = document.activeElement;
+    if (a && body.contains(a) && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA')) return true;
+    for (const el of Array.from(body.querySelectorAll<HTMLInputElement | HTMLTextAreaElement>('input, textarea')))
+      if (el.type !== 'checkbox' && el.value !== el.defaultValue) return true;
+    return false;
+  };
   const unsubscribe = subscribeEvents((e) => {
     if (!cur || e.action?.startsWith('ticket.') !== true || e.target?.toUpperCase() !== 'TICKET:' + cur.key.toUpperCase()) return;
-    const a = document.activeElement;
-    if (a && body.contains(a) && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA')) return;
-    void api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)).then(draw).catch(() => {});
+    if (editing()) return;
+    void api<Ticket>('GET', '/tickets/' + encodeURIComponent(key)).then((t) => { if (!editing()) draw(t); }).catch(() => {});
   });
   return () => { stopped = true; unsubscribe(); };
 }
