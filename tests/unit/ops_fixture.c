@@ -21,7 +21,7 @@ static const char *str(const char *s) {
     return s ? s : "";
 }
 
-static int record(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
+int opsfx_record(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
     opsfx *f = ctx;
     if (f->audit_fail)
         return am_err_set(AM_EIO, "audit: writer failed: write: No space left on device");
@@ -53,7 +53,7 @@ void opsfx_open(opsfx *f, const char *name, am_ca *ca) {
                        .data_dir = f->dir,
                        .session_ttl_ms = 3600000,
                        .session_idle_ms = 3600000,
-                       .audit_fn = record,
+                       .audit_fn = opsfx_record,
                        .audit_ctx = f};
     assert_int_equal(am_ops_new(&c, &f->ops), 0);
 }

@@ -43,6 +43,8 @@ typedef struct {
 void opsfx_open(opsfx *f, const char *name, am_ca *ca);
 /* am_ops_free, am_hub_free, am_store_close, then rm -rf the directory. */
 void opsfx_close(opsfx *f);
+/* The recorder itself (ctx = the opsfx), for a test that builds another am_ops over f's store. */
+int opsfx_record(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq);
 
 /* The last record with this action, or NULL. Takes mu. */
 const opsfx_rec *opsfx_last(opsfx *f, const char *action);
