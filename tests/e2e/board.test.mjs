@@ -11,11 +11,11 @@
 // AIRMESHD, UI_DIR, CHROMIUM as in harness.mjs; screenshots (70-…) go to E2E_ARTIFACTS.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, stopAll, saveLogs } from './harness.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-board-'));
 const s = { daemon: null, browser: null, page: null, url: '', password: '', a: '', b: '' };
@@ -60,11 +60,8 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-board.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  await stopAll([s.daemon]);
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-board.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -17,11 +17,11 @@
 // AIRMESHD, UI_DIR, CHROMIUM as in harness.mjs; screenshots (75-…) go to E2E_SCREENS.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, bin, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, apiFetch } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, bin, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, apiFetch, stopAll, saveLogs } from './harness.mjs';
 
 const SCREENS = bin('E2E_SCREENS', 'test-artifacts/screens');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-board-live-'));
@@ -66,11 +66,8 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-board-live.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  await stopAll([s.daemon]);
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-board-live.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -17,7 +17,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, git, until, api, signIn, RUNNER, enrollRunner, runRunner } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, git, until, api, signIn, RUNNER, enrollRunner, runRunner, stopAll, saveLogs } from './harness.mjs';
 
 // Runner A's agents dir: under /tmp (the pods' user must be able to reach it).
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-catalog-'));
@@ -71,15 +71,8 @@ exec python3 ${join(s.agents, 'reader.py')}
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  for (const p of [...Object.values(s.runners), s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner-a.log', 'runner-b.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'catalog-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([...Object.values(s.runners), s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner-a.log', 'runner-b.log'], (f) => 'catalog-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 

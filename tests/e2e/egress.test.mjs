@@ -10,12 +10,12 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, startDaemon, launchChromium, stepper, until, api, signIn, startRunner, runnerOnline, RUNNER } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, startDaemon, launchChromium, stepper, until, api, signIn, startRunner, runnerOnline, RUNNER, stopAll, saveLogs } from './harness.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-egress-'));
 const s = { daemon: null, runner: null, browser: null, page: null, url: '', pods: {}, echo: null };
@@ -70,15 +70,8 @@ after(async () => {
   for (const id of Object.values(s.pods)) await call('POST', `/pods/${id}/stop`).catch(() => {});
   await s.browser?.close().catch(() => {});
   s.echo?.close();
-  for (const p of [s.runner, s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'egress-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log'], (f) => 'egress-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 

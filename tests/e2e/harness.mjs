@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,6 +184,25 @@ export function startRunner(command, dir, logPath) {
 // Until GET /runners (through call(method, path)) lists a runner online.
 export function runnerOnline(call) {
   return until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+}
+
+// For after(): SIGTERM each process in procs that is still running (null entries skipped), one
+// after the other, waiting for each to exit.
+export async function stopAll(procs) {
+  for (const p of procs) {
+    if (p && p.exitCode === null) {
+      p.kill('SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+    }
+  }
+}
+
+// For after(): copy each of files from tmp to ARTIFACTS/name(file); a file that is not there is
+// skipped.
+export function saveLogs(tmp, files, name = (f) => f) {
+  for (const f of files) {
+    try { writeFileSync(join(ARTIFACTS, name(f)), readFileSync(join(tmp, f))); } catch { /* not there */ }
+  }
 }
 
 // --- layout checks (cockpit.test.mjs) ---------------------------------------------------------

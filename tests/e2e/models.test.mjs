@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, ROOT, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, ROOT, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, stopAll, saveLogs } from './harness.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-models-'));
 const s = { daemon: null, browser: null, admin: null, member: null, url: '', password: '', model: null, modelUrl: '' };
@@ -78,12 +78,9 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
+  await stopAll([s.daemon]);
   if (s.model?.proc && s.model.proc.exitCode === null) s.model.proc.kill('SIGTERM');
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-models.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-models.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 
