@@ -10,20 +10,6 @@
 
 #include "appliance/ctl/ctl.h"
 
-static const char *opt(int argc, char **argv, const char *name) {
-    for (int i = 0; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
-static int has_flag(int argc, char **argv, const char *name) {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Ids go into paths: [a-z0-9-] only (anything else is refused here). */
 static int id_ok(const char *s) {
     if (!s || !*s || strlen(s) > 64)
@@ -82,7 +68,7 @@ static void print_one(const char *verb, json_t *b) {
 }
 
 static int cmd_list(am_ctl *c, int argc, char **argv) {
-    const char *pod = opt(argc, argv, "--pod");
+    const char *pod = am_ctl_opt(argc, argv, "--pod");
     if (pod && !id_ok(pod)) {
         fprintf(stderr, "airmeshctl binding list: --pod takes a pod id\n");
         return 2;
@@ -93,7 +79,7 @@ static int cmd_list(am_ctl *c, int argc, char **argv) {
     long st = am_ctl_api(c, "GET", path, NULL, &resp);
     if (st != 200)
         return am_ctl_report(st, resp);
-    if (has_flag(argc, argv, "--json")) {
+    if (am_ctl_has_flag(argc, argv, "--json")) {
         dump(resp);
         json_decref(resp);
         return 0;
@@ -121,7 +107,7 @@ static int cmd_list(am_ctl *c, int argc, char **argv) {
 
 static int cmd_request(am_ctl *c, int argc, char **argv) {
     const char *from = argc > 2 ? argv[2] : NULL, *to = argc > 3 ? argv[3] : NULL;
-    const char *scopes = opt(argc, argv, "--scopes"), *ttl = opt(argc, argv, "--ttl");
+    const char *scopes = am_ctl_opt(argc, argv, "--scopes"), *ttl = am_ctl_opt(argc, argv, "--ttl");
     if (!id_ok(from) || !id_ok(to) || !scopes) {
         fprintf(stderr, "airmeshctl binding request: expected FROM_POD TO_POD --scopes "
                         "read,write [--ttl 1h]\n");
@@ -146,7 +132,7 @@ static int cmd_request(am_ctl *c, int argc, char **argv) {
     json_decref(body);
     if (st != 201)
         return am_ctl_report(st, resp);
-    if (has_flag(argc, argv, "--json"))
+    if (am_ctl_has_flag(argc, argv, "--json"))
         dump(resp);
     else
         print_one("requested", resp);
@@ -170,7 +156,7 @@ static int cmd_change(am_ctl *c, int argc, char **argv, const char *sub) {
     } else {
         snprintf(path, sizeof path, "/api/v1/bindings/%s/%s", id, sub);
         if (!strcmp(sub, "reject")) {
-            const char *reason = opt(argc, argv, "--reason");
+            const char *reason = am_ctl_opt(argc, argv, "--reason");
             body = reason ? json_pack("{s:s}", "reason", reason) : json_object();
             if (!body) {
                 fprintf(stderr, "airmeshctl binding reject: --reason must be UTF-8\n");
@@ -184,7 +170,7 @@ static int cmd_change(am_ctl *c, int argc, char **argv, const char *sub) {
     json_decref(body);
     if (st != 200)
         return am_ctl_report(st, resp);
-    if (has_flag(argc, argv, "--json"))
+    if (am_ctl_has_flag(argc, argv, "--json"))
         dump(resp);
     else
         print_one(verb, resp);

@@ -12,20 +12,6 @@
 
 #define TEXT_MAX (16 * 1024)
 
-static const char *opt(int argc, char **argv, const char *name) {
-    for (int i = 0; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
-static int has_flag(int argc, char **argv, const char *name) {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Channel names are [a-z0-9_-]: no escaping needed, anything else is refused here. */
 static int name_ok(const char *n) {
     if (!n || !*n || strlen(n) > 48)
@@ -140,8 +126,9 @@ static int cmd_post(am_ctl *c, const char *name, const char *text, int json) {
 }
 
 static int cmd_read(am_ctl *c, int argc, char **argv, const char *name, int json) {
-    const char *before = opt(argc, argv, "--before"), *after = opt(argc, argv, "--after");
-    const char *limit = opt(argc, argv, "--limit");
+    const char *before = am_ctl_opt(argc, argv, "--before"),
+               *after = am_ctl_opt(argc, argv, "--after");
+    const char *limit = am_ctl_opt(argc, argv, "--limit");
     char path[200];
     int n = snprintf(path, sizeof path, "/api/v1/channels/%s/messages?limit=%s", name,
                      limit ? limit : "50");
@@ -198,7 +185,7 @@ static int cmd_member(am_ctl *c, const char *name, int join) {
 int am_ctl_channel(am_ctl *c, int argc, char **argv) {
     const char *sub = argc > 1 ? argv[1] : "";
     const char *name = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
-    int json = has_flag(argc, argv, "--json");
+    int json = am_ctl_has_flag(argc, argv, "--json");
     if (strcmp(sub, "list") == 0)
         return cmd_list(c, json);
     if (name && !name_ok(name)) {

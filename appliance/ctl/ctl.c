@@ -374,6 +374,20 @@ static int cmd_whoami(ctl *c) {
     return 0;
 }
 
+const char *am_ctl_opt(int argc, char **argv, const char *name) {
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+int am_ctl_has_flag(int argc, char **argv, const char *name) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 void am_ctl_local_time(long long ms, char *buf, size_t cap) {
     if (ms <= 0) {
         snprintf(buf, cap, "-");

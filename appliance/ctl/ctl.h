@@ -34,6 +34,10 @@ int am_ctl_pod_terminal(am_ctl *c, int argc, char **argv);
 int am_ctl_help(const char *cmd, FILE *out);
 /* 1 when argv (up to a "--") asks for help: --help or -h. */
 int am_ctl_wants_help(int argc, char **argv);
+/* The value after option `name` in argv (the first occurrence), or NULL; and 1 when the flag
+ * `name` is in argv. Neither stops at "--" (ticket_cmd.c has its own that do). */
+const char *am_ctl_opt(int argc, char **argv, const char *name);
+int am_ctl_has_flag(int argc, char **argv, const char *name);
 /* A time in the local zone, ISO 8601 to the second ("2026-12-01T21:23:55+01:00"); "-" for 0. */
 void am_ctl_local_time(long long ms, char *buf, size_t cap);
 

@@ -16,20 +16,6 @@
 #define KEY_MAX 4096
 #define CA_MAX (64 * 1024)
 
-static const char *opt(int argc, char **argv, const char *name) {
-    for (int i = 0; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
-static int has_flag(int argc, char **argv, const char *name) {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 /* Read at most max bytes of path into a NUL-terminated malloc'd buffer. */
 static char *read_file(const char *path, size_t max, const char *what) {
     FILE *f = fopen(path, "rb");
@@ -212,9 +198,10 @@ static int show(long st, long want, json_t *resp, int json, const char *done) {
 }
 
 static int cmd_add(am_ctl *c, int argc, char **argv, const char *name, int json) {
-    const char *api = opt(argc, argv, "--api"), *url = opt(argc, argv, "--url");
-    const char *key_file = opt(argc, argv, "--key-file"), *ca_file = opt(argc, argv, "--ca");
-    const char *models = opt(argc, argv, "--models");
+    const char *api = am_ctl_opt(argc, argv, "--api"), *url = am_ctl_opt(argc, argv, "--url");
+    const char *key_file = am_ctl_opt(argc, argv, "--key-file"),
+               *ca_file = am_ctl_opt(argc, argv, "--ca");
+    const char *models = am_ctl_opt(argc, argv, "--models");
     if (!api || !url) {
         fprintf(stderr, "airmeshctl: model add NAME --api openai|anthropic --url URL "
                         "[--key-file F] [--ca F] [--models m1,m2] (see model --help)\n");
@@ -269,7 +256,7 @@ static int cmd_add(am_ctl *c, int argc, char **argv, const char *name, int json)
 int am_ctl_model(am_ctl *c, int argc, char **argv) {
     const char *sub = argc > 1 ? argv[1] : "";
     const char *name = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
-    int json = has_flag(argc, argv, "--json");
+    int json = am_ctl_has_flag(argc, argv, "--json");
     char path[300];
     if (strcmp(sub, "list") == 0)
         return cmd_list(c, json);

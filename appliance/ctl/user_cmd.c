@@ -100,13 +100,6 @@ static int list(am_ctl *c, const char *path, const char *key, const char *const 
     return 0;
 }
 
-static const char *opt(int argc, char **argv, const char *name) {
-    for (int i = 0; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return argv[i + 1];
-    return NULL;
-}
-
 int am_ctl_display_name_arg(const char *cmd, const char *text, char *out, size_t cap) {
     if (am_display_name_check(text, strlen(text), out, cap) != 0) {
         fprintf(stderr, "airmeshctl %s: %s\n", cmd, am_err_last());
@@ -158,7 +151,7 @@ int am_ctl_rename(am_ctl *c, const char *what, const char *path, const char *id,
 
 /* Add "display_name" to a create body from --display-name (checked first). -1: refused. */
 static int with_display_name(const char *cmd, json_t *b, int argc, char **argv) {
-    const char *text = opt(argc, argv, "--display-name");
+    const char *text = am_ctl_opt(argc, argv, "--display-name");
     char dn[AM_DISPLAY_NAME_BUF];
     if (!text)
         return 0;
@@ -340,7 +333,7 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
     const char *what = argv[0], *sub = argc > 1 ? argv[1] : "";
     const char *arg = argc > 2 && argv[2][0] != '-' ? argv[2] : NULL;
     char path[400], pw[1100], msg[300];
-    const char *pwfile = opt(argc, argv, "--password-file");
+    const char *pwfile = am_ctl_opt(argc, argv, "--password-file");
     if (pwfile && read_secret_file(pwfile, pw, sizeof pw) != 0)
         return 1;
     if (strcmp(what, "org") == 0) {
@@ -359,10 +352,11 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             snprintf(path, sizeof path, "/api/v1/orgs/%s", arg ? arg : "");
             return am_ctl_rename(c, "org", path, arg, argc, argv, 3);
         }
-        if (strcmp(sub, "create") == 0 && arg && opt(argc, argv, "--owner")) {
-            json_t *b = json_pack("{s:s,s:s}", "id", arg, "owner", opt(argc, argv, "--owner"));
-            if (opt(argc, argv, "--name"))
-                json_object_set_new(b, "name", json_string(opt(argc, argv, "--name")));
+        if (strcmp(sub, "create") == 0 && arg && am_ctl_opt(argc, argv, "--owner")) {
+            json_t *b =
+                json_pack("{s:s,s:s}", "id", arg, "owner", am_ctl_opt(argc, argv, "--owner"));
+            if (am_ctl_opt(argc, argv, "--name"))
+                json_object_set_new(b, "name", json_string(am_ctl_opt(argc, argv, "--name")));
             if (with_display_name("org create", b, argc, argv) != 0) {
                 json_decref(b);
                 return 2;
@@ -381,8 +375,9 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             return am_ctl_rename(c, "user", path, arg, argc, argv, 3);
         }
         if (strcmp(sub, "create") == 0 && arg) {
-            json_t *b = json_pack("{s:s,s:s}", "name", arg, "role",
-                                  opt(argc, argv, "--role") ? opt(argc, argv, "--role") : "member");
+            json_t *b = json_pack(
+                "{s:s,s:s}", "name", arg, "role",
+                am_ctl_opt(argc, argv, "--role") ? am_ctl_opt(argc, argv, "--role") : "member");
             if (with_display_name("user create", b, argc, argv) != 0) {
                 json_decref(b);
                 return 2;
@@ -412,7 +407,7 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
         }
         if (strcmp(sub, "passwd") == 0 && arg && pwfile) {
             json_t *b = json_pack("{s:s}", "password", pw);
-            const char *cur = opt(argc, argv, "--current-password-file");
+            const char *cur = am_ctl_opt(argc, argv, "--current-password-file");
             char cpw[1100];
             if (cur) {
                 if (read_secret_file(cur, cpw, sizeof cpw) != 0) {
@@ -461,8 +456,8 @@ int am_ctl_tenancy(am_ctl *c, int argc, char **argv) {
             json_t *b = json_object();
             const char *k[] = {"--name", "--role", "--ttl"}, *j[] = {"name", "role", "ttl"};
             for (int i = 0; i < 3; i++)
-                if (opt(argc, argv, k[i]))
-                    json_object_set_new(b, j[i], json_string(opt(argc, argv, k[i])));
+                if (am_ctl_opt(argc, argv, k[i]))
+                    json_object_set_new(b, j[i], json_string(am_ctl_opt(argc, argv, k[i])));
             return call(c, "POST", "/api/v1/api-tokens", b, 201, "API token created");
         }
         if (strcmp(sub, "revoke") == 0 && arg) {

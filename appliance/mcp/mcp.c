@@ -566,6 +566,40 @@ static void refuse_busy(am_mcp *m, const job *j) {
     json_decref(doc);
 }
 
+/* Takes m->mu: frees every queued job that matches and marks every running one cancelled (its
+ * worker sees the flag; that job is freed where it runs). */
+static void drop_and_cancel(am_mcp *m, int (*match)(const job *q, const void *arg),
+                            const void *arg) {
+    pthread_mutex_lock(&m->mu);
+    for (job **pp = &m->qh, *prev = NULL; *pp;) {
+        job *q = *pp;
+        if (match(q, arg)) {
+            *pp = q->next;
+            if (m->qt == q)
+                m->qt = prev;
+            m->qn--;
+            job_free(q);
+            continue;
+        }
+        prev = q;
+        pp = &q->next;
+    }
+    for (unsigned k = 0; k < m->o.workers; k++)
+        if (m->running[k] && match(m->running[k], arg))
+            m->running[k]->cancelled = 1;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* A job of the same pod connection as arg (a job); of the runner arg (a runner id). */
+static int same_conn(const job *q, const void *arg) {
+    const job *j = arg;
+    return same_pod(q, j) && q->conn_id == j->conn_id;
+}
+
+static int of_runner(const job *q, const void *arg) {
+    return strcmp(q->runner_id, (const char *)arg) == 0;
+}
+
 void am_mcp_submit(am_mcp *m, const am_ops_peer *peer, const Airmesh__V1__McpRequest *r) {
     if (!m || !r || !r->pod_id || !*r->pod_id)
         return;
@@ -579,24 +613,7 @@ void am_mcp_submit(am_mcp *m, const am_ops_peer *peer, const Airmesh__V1__McpReq
     j->conn_id = r->conn_id;
     if (r->closed) {
         /* The connection ended: drop what it still has queued, cancel what runs. */
-        pthread_mutex_lock(&m->mu);
-        for (job **pp = &m->qh, *prev = NULL; *pp;) {
-            job *q = *pp;
-            if (same_pod(q, j) && q->conn_id == j->conn_id) {
-                *pp = q->next;
-                if (m->qt == q)
-                    m->qt = prev;
-                m->qn--;
-                job_free(q);
-                continue;
-            }
-            prev = q;
-            pp = &q->next;
-        }
-        for (unsigned k = 0; k < m->o.workers; k++)
-            if (m->running[k] && same_pod(m->running[k], j) && m->running[k]->conn_id == j->conn_id)
-                m->running[k]->cancelled = 1;
-        pthread_mutex_unlock(&m->mu);
+        drop_and_cancel(m, same_conn, j);
         job_free(j);
         return;
     }
@@ -633,24 +650,7 @@ void am_mcp_submit(am_mcp *m, const am_ops_peer *peer, const Airmesh__V1__McpReq
 void am_mcp_runner_gone(am_mcp *m, const char *runner_id) {
     if (!m || !runner_id)
         return;
-    pthread_mutex_lock(&m->mu);
-    for (job **pp = &m->qh, *prev = NULL; *pp;) {
-        job *q = *pp;
-        if (strcmp(q->runner_id, runner_id) == 0) {
-            *pp = q->next;
-            if (m->qt == q)
-                m->qt = prev;
-            m->qn--;
-            job_free(q);
-            continue;
-        }
-        prev = q;
-        pp = &q->next;
-    }
-    for (unsigned k = 0; k < m->o.workers; k++)
-        if (m->running[k] && strcmp(m->running[k]->runner_id, runner_id) == 0)
-            m->running[k]->cancelled = 1;
-    pthread_mutex_unlock(&m->mu);
+    drop_and_cancel(m, of_runner, runner_id);
 }
 
 void am_mcp_stop(am_mcp *m) {

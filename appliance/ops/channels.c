@@ -891,16 +891,8 @@ void ops_channel_deliver(am_ops *o, const char *org, const char *pod_id) {
     size_t n = 0, clean = 0;
     int rc = am_agents_prompt_bytes(prompt, strlen(prompt), &bytes, &n, &clean);
     free(prompt);
-    if (rc == 0) {
-        Airmesh__V1__TerminalInput in = AIRMESH__V1__TERMINAL_INPUT__INIT;
-        in.pod_id = (char *)pod_id;
-        in.data.data = bytes;
-        in.data.len = n;
-        Airmesh__V1__ApplianceMessage m = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-        m.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT;
-        m.input = &in;
-        rc = ops_send(o, runner, &m);
-    }
+    if (rc == 0)
+        rc = ops_send_input(o, runner, pod_id, bytes, n);
     free(bytes);
     if (rc) {
         char target[48];

@@ -60,6 +60,10 @@ int ops_display_name(ops_act *a, const char *in, char *out, size_t cap, const ch
 
 /* The runner link (-AM_EUNAVAIL when none is injected or the send fails). */
 int ops_send(am_ops *o, const char *runner_id, Airmesh__V1__ApplianceMessage *m);
+/* Bytes typed into pod_id's terminal on runner_id: one TerminalInput through ops_send (not
+ * audited here; the caller audits before it sends). */
+int ops_send_input(am_ops *o, const char *runner_id, const char *pod_id, const uint8_t *data,
+                   size_t len);
 
 /* A pod state change from ops (system or runner actor): update + audit + hub end. */
 int ops_pod_state(am_ops *o, const char *actor, const char *org, am_pod_update *u);

@@ -234,3 +234,15 @@ int ops_send(am_ops *o, const char *runner_id, Airmesh__V1__ApplianceMessage *m)
         return am_err_set(AM_EUNAVAIL, "%s", am_err_last());
     return 0;
 }
+
+int ops_send_input(am_ops *o, const char *runner_id, const char *pod_id, const uint8_t *data,
+                   size_t len) {
+    Airmesh__V1__TerminalInput in = AIRMESH__V1__TERMINAL_INPUT__INIT;
+    in.pod_id = (char *)pod_id;
+    in.data.data = (uint8_t *)data;
+    in.data.len = len;
+    Airmesh__V1__ApplianceMessage m = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
+    m.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT;
+    m.input = &in;
+    return ops_send(o, runner_id, &m);
+}

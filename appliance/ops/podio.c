@@ -326,14 +326,7 @@ int am_ops_pod_input(am_ops *o, const am_principal *who, const char *source, con
     /* Audit first: input the log cannot record is not sent. */
     if ((rc = ops_record(&a, "ok")) != 0)
         goto out;
-    Airmesh__V1__TerminalInput in = AIRMESH__V1__TERMINAL_INPUT__INIT;
-    in.pod_id = p->id;
-    in.data.data = bytes;
-    in.data.len = n;
-    Airmesh__V1__ApplianceMessage m = AIRMESH__V1__APPLIANCE_MESSAGE__INIT;
-    m.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT;
-    m.input = &in;
-    if ((rc = ops_send(o, p->runner_id, &m)) != 0)
+    if ((rc = ops_send_input(o, p->runner_id, p->id, bytes, n)) != 0)
         goto out;
     *sent = n;
 out:

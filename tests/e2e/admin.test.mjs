@@ -10,11 +10,11 @@
 // (/usr/bin/chromium); screenshots (20-…) go to E2E_ARTIFACTS (test-artifacts/e2e).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, stopChecked } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, stopChecked, signIn, stopAll, saveLogs } from './harness.mjs';
 
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-admin-'));
@@ -39,13 +39,6 @@ async function newUser() {
 
 const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name + '.png'), fullPage: true });
 
-async function login(page, user, password) {
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
 
 const step = stepper();
 
@@ -61,18 +54,15 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-admin.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  await stopAll([s.daemon]);
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-admin.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('admin: creates the viewer vera and reads her generated password once', async () => {
   const p = s.admin;
   await p.goto(s.url + '/#/users');
-  await login(p, 'admin', s.password);
+  await signIn(p, 'admin', s.password);
   await waitText(p, '.page-title', 'Users');
   // The appliance administrator sees the Organizations page; the nav follows whoami.
   assert.equal(await p.locator('.nav-links a[href="#/orgs"]').count(), 1);
@@ -170,7 +160,7 @@ step('admin: the Organizations page lists the default organization', async () =>
 step('vera (viewer): no create-pod, no admin actions, only herself on Users', async () => {
   const p = (s.vera = await newUser());
   await p.goto(s.url + '/');
-  await login(p, 'vera', s.veraPassword);
+  await signIn(p, 'vera', s.veraPassword);
   await waitText(p, '.page-title', 'Pods');
   await waitText(p, '#nav-role', 'viewer');
   assert.equal(await p.locator('#new-pod').count(), 0, 'no New pod button');

@@ -11,11 +11,11 @@
 // AIRMESHD, UI_DIR, CHROMIUM as in harness.mjs; screenshots (70-…) go to E2E_ARTIFACTS.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, stopAll, saveLogs } from './harness.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-board-'));
 const s = { daemon: null, browser: null, page: null, url: '', password: '', a: '', b: '' };
@@ -34,13 +34,6 @@ async function newUser(viewport = { width: 1280, height: 800 }) {
 
 const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name + '.png'), fullPage: true });
 
-async function login(page, user, password) {
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
 
 // One REST call with the page's session (as the console makes them).
 const call = (page, method, path, body) => page.evaluate(async ([m, p, b]) => {
@@ -67,18 +60,15 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-board.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  await stopAll([s.daemon]);
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-board.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('the board shows tickets in their columns', async () => {
   const p = s.page;
   await p.goto(s.url + '/#/board');
-  await login(p, 'admin', s.password);
+  await signIn(p, 'admin', s.password);
   await waitText(p, '.page-title', 'Board');
   assert.equal(await p.locator('.nav-links a[href="#/board"]').count(), 1, 'Board is in the sidebar');
   // one made in the page's own form, one through the API with the evil description
@@ -146,7 +136,7 @@ step('a description with <script>, onerror and javascript: renders inert', async
 step('390 px: the board and a ticket do not stick out sideways', async () => {
   const phone = await newUser({ width: 390, height: 844 });
   await phone.goto(s.url + '/#/board');
-  await login(phone, 'admin', s.password);
+  await signIn(phone, 'admin', s.password);
   await phone.waitForSelector(card('in_progress', s.a));
   assert.deepEqual(await layoutProblems(phone), []);
   await phone.goto(s.url + '/#/board/' + s.b);

@@ -17,11 +17,11 @@
 // AIRMESHD, UI_DIR, CHROMIUM as in harness.mjs; screenshots (75-…) go to E2E_SCREENS.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, bin, launchChromium, layoutProblems, startDaemon, stepper, waitText } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, bin, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, apiFetch, stopAll, saveLogs } from './harness.mjs';
 
 const SCREENS = bin('E2E_SCREENS', 'test-artifacts/screens');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-board-live-'));
@@ -41,24 +41,10 @@ async function newUser(viewport = { width: 1280, height: 800 }) {
   return page;
 }
 
-async function login(page, user, password, hash = '#/board') {
-  await page.goto(s.url + '/' + hash);
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
+const login = (page, user, password, hash = '#/board') => signIn(page, user, password, s.url + '/' + hash);
 
 // A REST call with that page's session (its own cookie: "another context").
-async function call(page, method, path, body, ok = true) {
-  const r = await page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (ok) assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return { status: r.status(), doc: text ? JSON.parse(text) : {} };
-}
+const call = (page, method, path, body, ok = true) => apiFetch(page, s.url, method, path, body, ok);
 const ticket = async (key) => (await call(s.ann, 'GET', '/tickets/' + key)).doc;
 const card = (status, key) => `.board-cards[data-status="${status}"] .ticket-card[data-key="${key}"]`;
 const shot = (page, name) => page.screenshot({ path: join(SCREENS, name + '.png'), fullPage: true });
@@ -80,11 +66,8 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-board-live.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  await stopAll([s.daemon]);
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-board-live.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -12,14 +12,13 @@
 //   node --test tests/e2e/catalog.test.mjs   (after `make ui` and a Bazel build of the binaries)
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, git, until, api, signIn, RUNNER, enrollRunner, runRunner, stopAll, saveLogs } from './harness.mjs';
 
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 // Runner A's agents dir: under /tmp (the pods' user must be able to reach it).
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-catalog-'));
 const s = { daemon: null, runners: {}, browser: null, page: null, url: '', ids: {}, pod: '' };
@@ -40,28 +39,7 @@ while True:
         sys.stdout.write("PASTE:%s:END\\r\\n" % (one + b"\\x1b[201~\\r").hex()); sys.stdout.flush()
 `;
 
-function git(repo, ...args) {
-  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
-}
-
-async function call(method, path, body) {
-  const r = await s.page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
-
-async function until(what, fn, timeout = 60000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const call = (method, path, body) => api(s.page, s.url, method, path, body);
 
 before(async () => {
   for (const f of [AIRMESHD, RUNNER, join(UI_DIR, 'index.html'), CHROMIUM]) {
@@ -93,34 +71,20 @@ exec python3 ${join(s.agents, 'reader.py')}
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  for (const p of [...Object.values(s.runners), s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner-a.log', 'runner-b.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'catalog-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([...Object.values(s.runners), s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner-a.log', 'runner-b.log'], (f) => 'catalog-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('setup: admin logs in, runner A (with claude) and runner B (without) enroll', async () => {
   const p = s.page;
-  await p.goto(s.url + '/');
-  await p.waitForSelector('#login-user');
-  await p.fill('#login-user', 'admin');
-  await p.fill('#login-password', s.password);
-  await p.press('#login-password', 'Enter');
-  await p.waitForSelector('.shell .page-title');
+  await signIn(p, 'admin', s.password, s.url + '/');
   for (const k of ['a', 'b']) {
     const t = await call('POST', '/runner-tokens', { ttl: '1h' });
-    const args = t.command.split(/\s+/).slice(1);
-    execFileSync(RUNNER, [...args, '--data', join(tmp, 'runner-' + k)], { stdio: 'pipe' });
+    enrollRunner(t.command, join(tmp, 'runner-' + k));
     s.ids[k] = JSON.parse(readFileSync(join(tmp, 'runner-' + k, 'runner.json'), 'utf8')).runner_id;
-    const log = openSync(join(tmp, `runner-${k}.log`), 'a');
     const extra = k === 'a' ? ['--agents-dir', s.agents] : [];
-    s.runners[k] = spawn(RUNNER, ['run', '--data', join(tmp, 'runner-' + k), ...extra], { stdio: ['ignore', log, log] });
+    s.runners[k] = runRunner(join(tmp, 'runner-' + k), join(tmp, `runner-${k}.log`), extra);
   }
   await until('both runners online', async () => (await call('GET', '/runners')).runners.filter((r) => r.state === 'online').length === 2);
   const { agents } = await call('GET', '/agents');

@@ -10,11 +10,11 @@
 //   node --test tests/e2e/channels.test.mjs   (after `make ui` and a Bazel build of airmeshd)
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, startDaemon, launchChromium, waitText, stepper, layoutProblems } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, startDaemon, launchChromium, waitText, stepper, layoutProblems, api, signIn, stopAll, saveLogs } from './harness.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-channels-'));
 const s = { daemon: null, browser: null, admin: null, url: '', password: '', pages: {} };
@@ -33,23 +33,9 @@ async function newUser(viewport = { width: 1280, height: 800 }) {
   return page;
 }
 
-async function login(page, user, password) {
-  await page.goto(s.url + '/#/channels');
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
+const login = (page, user, password) => signIn(page, user, password, s.url + '/#/channels');
 
-async function call(method, path, body) {
-  const r = await s.admin.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
+const call = (method, path, body) => api(s.admin, s.url, method, path, body);
 
 before(async () => {
   for (const f of [AIRMESHD, join(UI_DIR, 'index.html'), CHROMIUM]) {
@@ -67,11 +53,8 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-channels.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  await stopAll([s.daemon]);
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-channels.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -19,24 +19,19 @@
 //   node --test tests/e2e/cockpit.test.mjs   (after `make ui` and a Bazel build of the binaries)
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, layoutProblems } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, layoutProblems, git, until, api, RUNNER, signIn, startRunner, runnerOnline, stopAll, saveLogs } from './harness.mjs';
 
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 const SCREENS = bin('E2E_SCREENS', 'test-artifacts/screens');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-cockpit-'));
 const s = { daemon: null, runner: null, browser: null, ctx: null, page: null, url: '', pods: {} };
 const problems = []; // CSP violations and page errors, from every page
 const step = stepper();
 const LONG_BRANCH = 'feature/ünïcødé-a-very-long-branch-name-that-goes-on-and-on-and-does-not-fit-anywhere';
-
-function git(repo, ...args) {
-  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
-}
 
 async function newPage(ctx) {
   const page = await ctx.newPage();
@@ -59,37 +54,12 @@ async function newContext(viewport) {
 }
 
 // The REST API with the page's session (cookie) and the CSRF header.
-async function call(method, path, body) {
-  const r = await s.page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
+const call = (method, path, body) => api(s.page, s.url, method, path, body);
 
 // fn may set until.seen to what it saw, so a timeout says what the state was.
-async function until(what, fn, timeout = 60000) {
-  const end = Date.now() + timeout;
-  until.seen = undefined;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what + (until.seen === undefined ? '' : ': ' + JSON.stringify(until.seen)));
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 const podState = (id) => call('GET', '/pods/' + id);
 
-async function login(page, user, password) {
-  await page.goto(s.url + '/');
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
+const login = (page, user, password) => signIn(page, user, password, s.url + '/');
 
 before(async () => {
   for (const f of [AIRMESHD, RUNNER, join(UI_DIR, 'index.html'), CHROMIUM]) {
@@ -111,26 +81,16 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  for (const p of [s.runner, s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'cockpit-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log'], (f) => 'cockpit-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('setup: admin logs in, a runner enrolls, pods that run, exit, get killed and fail', async () => {
   await login(s.page, 'admin', s.password);
   const t = await call('POST', '/runner-tokens', { ttl: '1h', labels: { cockpit: 'yes' } });
-  const args = t.command.split(/\s+/).slice(1);
-  execFileSync(RUNNER, [...args, '--data', join(tmp, 'runner')], { stdio: 'pipe' });
-  const log = openSync(join(tmp, 'runner.log'), 'a');
-  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
-  await until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+  s.runner = startRunner(t.command, join(tmp, 'runner'), join(tmp, 'runner.log'));
+  await runnerOnline(call);
   const create = (body) => call('POST', '/pods', { repo: s.repo, ...body });
   s.pods.done = (await create({ command: ['sh', '-c', 'echo first-line; sleep 1; echo middle-line; sleep 1; echo LAST-LINE-42'] })).id;
   s.pods.killed = (await create({ command: ['sh', '-c', 'kill -9 $$'] })).id;

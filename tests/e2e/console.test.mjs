@@ -11,15 +11,14 @@
 // it fails). The last step stops the runner and airmeshd and checks their exit status and logs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, stopChecked } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, stopChecked, git, RUNNER, startRunner, stopAll, saveLogs } from './harness.mjs';
 
 const AIRMESHCTL = bin('AIRMESHCTL', 'bazel-bin/appliance/airmeshctl');
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 
 // The runner's data dir (and so the pods' worktrees) lives in /tmp, never under /root.
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-'));
@@ -31,10 +30,6 @@ async function shot(name) {
 }
 
 const step = stepper();
-
-function git(repo, ...args) {
-  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
-}
 
 before(async () => {
   for (const f of [AIRMESHD, AIRMESHCTL, RUNNER, join(UI_DIR, 'index.html'), CHROMIUM]) {
@@ -67,17 +62,8 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.runner && s.runner.exitCode === null) {
-    s.runner.kill('SIGTERM');
-    await new Promise((r) => s.runner.once('exit', r));
-  }
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log']);
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -109,10 +95,7 @@ step('runners: a token shows the enroll command; the enrolled runner shows onlin
   const cmd = (await p.textContent('#enroll-command')).trim();
   assert.match(cmd, /^airmesh-runner enroll --appliance \S+ --token \S+ --ca-sha256 [0-9a-f]+$/);
   await shot('03-runners-token');
-  const args = cmd.split(/\s+/).slice(1);
-  execFileSync(RUNNER, [...args, '--data', join(tmp, 'runner')], { stdio: 'pipe' });
-  const log = openSync(join(tmp, 'runner.log'), 'a');
-  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
+  s.runner = startRunner(cmd, join(tmp, 'runner'), join(tmp, 'runner.log'));
   await p.click('text=Done');
   await p.waitForSelector('#runners-table .badge-online', { timeout: T });
   const row = await p.textContent('#runners-table tbody tr');

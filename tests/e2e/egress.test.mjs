@@ -9,38 +9,20 @@
 //   node --test tests/e2e/egress.test.mjs   (after `make ui` and a Bazel build of the binaries)
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, stepper } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, startDaemon, launchChromium, stepper, until, api, signIn, startRunner, runnerOnline, RUNNER, stopAll, saveLogs } from './harness.mjs';
 
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-egress-'));
 const s = { daemon: null, runner: null, browser: null, page: null, url: '', pods: {}, echo: null };
 const problems = [];
 const step = stepper();
 
-async function call(method, path, body) {
-  const r = await s.page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
-
-async function until(what, fn, timeout = 60000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const call = (method, path, body) => api(s.page, s.url, method, path, body);
 
 // In the pod: one CONNECT to the allowed echo server (relays "ping"), then a refused CONNECT
 // to an unlisted port every second, until the test stops the pod.
@@ -88,30 +70,17 @@ after(async () => {
   for (const id of Object.values(s.pods)) await call('POST', `/pods/${id}/stop`).catch(() => {});
   await s.browser?.close().catch(() => {});
   s.echo?.close();
-  for (const p of [s.runner, s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'egress-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log'], (f) => 'egress-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('setup: admin logs in, a runner enrolls, the org allows the echo server', async () => {
   const p = s.page;
-  await p.goto(s.url + '/');
-  await p.fill('#login-user', 'admin');
-  await p.fill('#login-password', s.password);
-  await p.press('#login-password', 'Enter');
-  await p.waitForSelector('.shell .page-title');
+  await signIn(p, 'admin', s.password, s.url + '/');
   const t = await call('POST', '/runner-tokens', { ttl: '1h' });
-  execFileSync(RUNNER, [...t.command.split(/\s+/).slice(1), '--data', join(tmp, 'runner')], { stdio: 'pipe' });
-  const log = openSync(join(tmp, 'runner.log'), 'a');
-  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
-  await until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+  s.runner = startRunner(t.command, join(tmp, 'runner'), join(tmp, 'runner.log'));
+  await runnerOnline(call);
   s.allowed = `127.0.0.1:${s.echo.address().port}`;
   await call('PUT', '/orgs/default/egress-allow', { allow: [s.allowed] });
 });

@@ -1,10 +1,12 @@
 // Shared pieces of the browser tests (not a test file itself): where the binaries are, a real
-// airmeshd on free loopback ports, Debian's Chromium through playwright-core, and the
-// step()/waitText() helpers. Each *.test.mjs starts its own appliance in its own temp dir.
+// airmeshd on free loopback ports, a runner enrolled into it, Debian's Chromium through
+// playwright-core, and the step()/waitText()/until()/api()/signIn()/git() helpers. Each
+// *.test.mjs starts its own appliance in its own temp dir.
 import { test } from 'node:test';
-import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,7 @@ export const { chromium } = require('playwright-core');
 
 export const bin = (env, rel) => resolve(ROOT, process.env[env] || rel);
 export const AIRMESHD = bin('AIRMESHD', 'bazel-bin/appliance/airmeshd');
+export const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 export const UI_DIR = bin('UI_DIR', 'ui/dist');
 export const ARTIFACTS = bin('E2E_ARTIFACTS', 'test-artifacts/e2e');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -112,6 +115,94 @@ export function stepper() {
       }
     });
   };
+}
+
+// Wait for fn() to return something truthy (returned), polling every 250 ms; past timeout ms,
+// throws naming what. A caller may set until.seen inside fn (the last thing it saw): the error
+// then shows it.
+export async function until(what, fn, timeout = 60000) {
+  const end = Date.now() + timeout;
+  until.seen = undefined;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what + (until.seen === undefined ? '' : ': ' + JSON.stringify(until.seen)));
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+// An API call with the session (cookies) of page's browser context and the CSRF header the
+// console sends: url is the appliance (https://127.0.0.1:port), path under /api/v1, body sent
+// as JSON when given. Returns { status, doc } (doc = the parsed answer, {} when empty); with ok
+// (the default) a non-2xx status fails the test with the method, path, status and answer.
+export async function apiFetch(page, url, method, path, body, ok = true) {
+  const r = await page.request.fetch(url + '/api/v1' + path, {
+    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (ok) assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
+  return { status: r.status(), doc: text ? JSON.parse(text) : {} };
+}
+
+// apiFetch that must succeed; returns the parsed answer.
+export async function api(page, url, method, path, body) {
+  return (await apiFetch(page, url, method, path, body)).doc;
+}
+
+// Log in through the console's login form: open `at` first when given (else the form must be
+// on the page already), fill user and password, Enter, and wait for the shell.
+export async function signIn(page, user, password, at) {
+  if (at !== undefined) await page.goto(at);
+  await page.waitForSelector('#login-user');
+  await page.fill('#login-user', user);
+  await page.fill('#login-password', password);
+  await page.press('#login-password', 'Enter');
+  await page.waitForSelector('.shell .page-title');
+}
+
+// git in repo as a fixed e2e author; returns its output.
+export function git(repo, ...args) {
+  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
+}
+
+// A runner: enrollRunner runs the enroll command a runner token gave (`airmesh-runner enroll
+// ...`, its words after the program name) with its data in dir; runRunner starts
+// `airmesh-runner run` there (extra: more arguments) with stdout and stderr appended to logPath,
+// and returns the process (the caller stops it). startRunner is both.
+export function enrollRunner(command, dir) {
+  execFileSync(RUNNER, [...command.split(/\s+/).slice(1), '--data', dir], { stdio: 'pipe' });
+}
+export function runRunner(dir, logPath, extra = []) {
+  const log = openSync(logPath, 'a');
+  return spawn(RUNNER, ['run', '--data', dir, ...extra], { stdio: ['ignore', log, log] });
+}
+export function startRunner(command, dir, logPath) {
+  enrollRunner(command, dir);
+  return runRunner(dir, logPath);
+}
+
+// Until GET /runners (through call(method, path)) lists a runner online.
+export function runnerOnline(call) {
+  return until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+}
+
+// For after(): SIGTERM each process in procs that is still running (null entries skipped), one
+// after the other, waiting for each to exit.
+export async function stopAll(procs) {
+  for (const p of procs) {
+    if (p && p.exitCode === null) {
+      p.kill('SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+    }
+  }
+}
+
+// For after(): copy each of files from tmp to ARTIFACTS/name(file); a file that is not there is
+// skipped.
+export function saveLogs(tmp, files, name = (f) => f) {
+  for (const f of files) {
+    try { writeFileSync(join(ARTIFACTS, name(f)), readFileSync(join(tmp, f))); } catch { /* not there */ }
+  }
 }
 
 // --- layout checks (cockpit.test.mjs) ---------------------------------------------------------

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, ROOT, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, ROOT, T, UI_DIR, launchChromium, layoutProblems, startDaemon, stepper, waitText, signIn, stopAll, saveLogs } from './harness.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-models-'));
 const s = { daemon: null, browser: null, admin: null, member: null, url: '', password: '', model: null, modelUrl: '' };
@@ -42,13 +42,6 @@ async function newUser(viewport = { width: 1280, height: 800 }) {
 
 const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, name + '.png'), fullPage: true });
 
-async function login(page, user, password) {
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
 
 // The test model server on a free port (its number arrives in the port file).
 function startModelServer() {
@@ -85,19 +78,16 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  if (s.daemon && s.daemon.exitCode === null) {
-    s.daemon.kill('SIGTERM');
-    await new Promise((r) => s.daemon.once('exit', r));
-  }
+  await stopAll([s.daemon]);
   if (s.model?.proc && s.model.proc.exitCode === null) s.model.proc.kill('SIGTERM');
-  try { writeFileSync(join(ARTIFACTS, 'airmeshd-models.log'), readFileSync(join(tmp, 'airmeshd.log'))); } catch { /* not there */ }
+  saveLogs(tmp, ['airmeshd.log'], () => 'airmeshd-models.log');
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('admin: adds an endpoint with a key and sees its self-test', async () => {
   const p = s.admin;
   await p.goto(s.url + '/#/models');
-  await login(p, 'admin', s.password);
+  await signIn(p, 'admin', s.password);
   await waitText(p, '.page-title', 'Models');
   assert.equal(await p.locator('.nav-links a[href="#/models"]').count(), 1, 'Models is in the sidebar');
   await waitText(p, '.empty', 'No model endpoints yet');
@@ -136,7 +126,7 @@ step('member: sees the endpoint and its self-test read-only on a phone', async (
   s.member = await newUser({ width: 390, height: 844 });
   const p = s.member;
   await p.goto(s.url + '/#/models');
-  await login(p, 'mo', 'mo-password-1234');
+  await signIn(p, 'mo', 'mo-password-1234');
   await waitText(p, '.page-title', 'Models');
   const row = '#models-table tr[data-model-endpoint="local"]';
   await p.waitForSelector(row);

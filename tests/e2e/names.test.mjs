@@ -11,14 +11,13 @@
 //   node --test tests/e2e/names.test.mjs   (after `make ui` and a Bazel build of the binaries)
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, layoutProblems } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper, layoutProblems, until, api, signIn, startRunner, runnerOnline, RUNNER, stopAll, saveLogs } from './harness.mjs';
 
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 const SCREENS = bin('E2E_SCREENS', 'test-artifacts/screens');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-names-'));
 const s = { daemon: null, runner: null, browser: null, ctx: null, page: null, url: '', pods: {} };
@@ -45,33 +44,9 @@ async function newPage(ctx) {
   return page;
 }
 
-async function call(method, path, body) {
-  const r = await s.page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
+const call = (method, path, body) => api(s.page, s.url, method, path, body);
 
-async function until(what, fn, timeout = 60000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function login(page) {
-  await page.goto(s.url + '/');
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', 'admin');
-  await page.fill('#login-password', s.password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
+const login = (page) => signIn(page, 'admin', s.password, s.url + '/');
 
 /** The name element's text, title and whether it drew anything (a box wider than 0). */
 async function shown(page, selector) {
@@ -102,25 +77,16 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  for (const p of [s.runner, s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'names-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log'], (f) => 'names-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('setup: users, teams and pods with unicode names, through the API', async () => {
   await login(s.page);
   const t = await call('POST', '/runner-tokens', { ttl: '1h' });
-  execFileSync(RUNNER, [...t.command.split(/\s+/).slice(1), '--data', join(tmp, 'runner')], { stdio: 'pipe' });
-  const log = openSync(join(tmp, 'runner.log'), 'a');
-  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
-  await until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+  s.runner = startRunner(t.command, join(tmp, 'runner'), join(tmp, 'runner.log'));
+  await runnerOnline(call);
   await call('POST', '/users', { name: 'zoe', role: 'member', display_name: ZOE });
   await call('POST', '/users', { name: 'long', role: 'viewer', display_name: LONG });
   await call('POST', '/teams', { name: 'equipe', display_name: EQUIPE });

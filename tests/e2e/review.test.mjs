@@ -12,14 +12,13 @@
 //   node --test tests/e2e/review.test.mjs   (after `make ui` and a Bazel build of the binaries)
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, bin, startDaemon, launchChromium, waitText, stepper } from './harness.mjs';
+import { AIRMESHD, UI_DIR, ARTIFACTS, CHROMIUM, T, startDaemon, launchChromium, waitText, stepper, git, until, api, signIn, startRunner, runnerOnline, RUNNER, stopAll, saveLogs } from './harness.mjs';
 
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-review-'));
 const s = { daemon: null, runner: null, browser: null, ctx: null, page: null, url: '', pod: null };
 const problems = [];
@@ -53,28 +52,7 @@ while True:
         sys.stdout.write("GOT-PROMPT\r\n"); sys.stdout.flush()
 `;
 
-function git(repo, ...args) {
-  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
-}
-
-async function call(method, path, body) {
-  const r = await s.page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
-
-async function until(what, fn, timeout = 60000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const call = (method, path, body) => api(s.page, s.url, method, path, body);
 
 before(async () => {
   for (const f of [AIRMESHD, RUNNER, join(UI_DIR, 'index.html'), join(UI_DIR, 'diff2html.css'), CHROMIUM]) {
@@ -101,31 +79,17 @@ before(async () => {
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  for (const p of [s.runner, s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'review-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log'], (f) => 'review-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 
 step('setup: admin logs in, a runner enrolls, a pod commits a change and waits', async () => {
   const p = s.page;
-  await p.goto(s.url + '/');
-  await p.waitForSelector('#login-user');
-  await p.fill('#login-user', 'admin');
-  await p.fill('#login-password', s.password);
-  await p.press('#login-password', 'Enter');
-  await p.waitForSelector('.shell .page-title');
+  await signIn(p, 'admin', s.password, s.url + '/');
   const t = await call('POST', '/runner-tokens', { ttl: '1h' });
-  execFileSync(RUNNER, [...t.command.split(/\s+/).slice(1), '--data', join(tmp, 'runner')], { stdio: 'pipe' });
-  const log = openSync(join(tmp, 'runner.log'), 'a');
-  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
-  await until('the runner online', async () => (await call('GET', '/runners')).runners.some((r) => r.state === 'online'));
+  s.runner = startRunner(t.command, join(tmp, 'runner'), join(tmp, 'runner.log'));
+  await runnerOnline(call);
   s.pod = await call('POST', '/pods', { repo: s.repo, base_ref: 'main', command: ['python3', '-c', POD] });
   await until('the pod running', async () => (await call('GET', '/pods/' + s.pod.id)).state === 'running');
 });

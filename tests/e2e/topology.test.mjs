@@ -21,23 +21,18 @@
 // AIRMESHD, AIRMESH_RUNNER, UI_DIR, CHROMIUM as in harness.mjs; screenshots go to E2E_SCREENS.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, bin, launchChromium, layoutProblems, startDaemon, stepper, waitText } from './harness.mjs';
+import { AIRMESHD, ARTIFACTS, CHROMIUM, T, UI_DIR, bin, launchChromium, layoutProblems, startDaemon, stepper, waitText, git, until, api, startRunner, runnerOnline, RUNNER, signIn, stopAll, saveLogs } from './harness.mjs';
 
-const RUNNER = bin('AIRMESH_RUNNER', 'bazel-bin/runner/airmesh-runner');
 const SCREENS = bin('E2E_SCREENS', 'test-artifacts/screens');
 const tmp = mkdtempSync(join(tmpdir(), 'airmesh-e2e-topology-'));
 const s = { daemon: null, runner: null, browser: null, admin: null, ann: null, ben: null, url: '', password: '', repo: '', pods: {}, b: {} };
 const problems = [];
 const step = stepper();
-
-function git(repo, ...args) {
-  return execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@example.com', '-c', 'user.name=e2e', ...args], { encoding: 'utf8' });
-}
 
 async function newUser(viewport = { width: 1366, height: 800 }) {
   const ctx = await s.browser.newContext({ ignoreHTTPSErrors: true, viewport });
@@ -51,34 +46,10 @@ async function newUser(viewport = { width: 1366, height: 800 }) {
   return page;
 }
 
-async function login(page, user, password, hash = '#/topology') {
-  await page.goto(s.url + '/' + hash);
-  await page.waitForSelector('#login-user');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.press('#login-password', 'Enter');
-  await page.waitForSelector('.shell .page-title');
-}
+const login = (page, user, password, hash = '#/topology') => signIn(page, user, password, s.url + '/' + hash);
 
 // A REST call with that page's session.
-async function call(page, method, path, body) {
-  const r = await page.request.fetch(s.url + '/api/v1' + path, {
-    method, headers: { 'X-Airmesh-CSRF': '1', 'Content-Type': 'application/json' }, data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok(), `${method} ${path}: ${r.status()} ${text}`);
-  return text ? JSON.parse(text) : {};
-}
-
-async function until(what, fn, timeout = 60000) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const call = (page, method, path, body) => api(page, s.url, method, path, body);
 
 // The graph's model, as the page holds it.
 const model = (page) => page.evaluate(() => {
@@ -122,23 +93,14 @@ before(async () => {
     await call(s.admin, 'POST', '/users', { name, role: 'member', password: name + '-password-123', display_name: dn });
   }
   const t = await call(s.admin, 'POST', '/runner-tokens', { ttl: '1h' });
-  execFileSync(RUNNER, [...t.command.split(/\s+/).slice(1), '--data', join(tmp, 'runner')], { stdio: 'pipe' });
-  const log = openSync(join(tmp, 'runner.log'), 'a');
-  s.runner = spawn(RUNNER, ['run', '--data', join(tmp, 'runner')], { stdio: ['ignore', log, log] });
-  await until('the runner online', async () => (await call(s.admin, 'GET', '/runners')).runners.some((r) => r.state === 'online'));
+  s.runner = startRunner(t.command, join(tmp, 'runner'), join(tmp, 'runner.log'));
+  await runnerOnline((method, path) => call(s.admin, method, path));
 });
 
 after(async () => {
   await s.browser?.close().catch(() => {});
-  for (const p of [s.runner, s.daemon]) {
-    if (p && p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => p.once('exit', r));
-    }
-  }
-  for (const f of ['airmeshd.log', 'runner.log']) {
-    try { writeFileSync(join(ARTIFACTS, 'topology-' + f), readFileSync(join(tmp, f))); } catch { /* not there */ }
-  }
+  await stopAll([s.runner, s.daemon]);
+  saveLogs(tmp, ['airmeshd.log', 'runner.log'], (f) => 'topology-' + f);
   rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -33,39 +33,18 @@
 #include "appliance/ops/ops.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 #define MEMBER AIRMESH__V1__ROLE__ROLE_MEMBER
 #define ADMIN AIRMESH__V1__ROLE__ROLE_ADMIN
 
 typedef struct {
-    char actor[160], action[64], result[16], target[200], details[1024];
-} rec;
-
-typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
-    rec recs[256];
-    size_t nrec;
+    opsfx fx; /* store, hub, ops, audit records */
     uint8_t sent[4096];
     size_t nsent;
     char sent_pod[64];
 } env;
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    assert_true(e->nrec < 256);
-    rec *x = &e->recs[e->nrec++];
-    snprintf(x->actor, sizeof x->actor, "%s", r->actor);
-    snprintf(x->action, sizeof x->action, "%s", r->action);
-    snprintf(x->result, sizeof x->result, "%s", r->result);
-    snprintf(x->target, sizeof x->target, "%s", r->target);
-    snprintf(x->details, sizeof x->details, "%s", r->details ? r->details : "");
-    *seq = e->nrec;
-    return 0;
-}
 
 static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
     env *e = ctx;
@@ -77,13 +56,6 @@ static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMes
         snprintf(e->sent_pod, sizeof e->sent_pod, "%s", m->input->pod_id);
     }
     return 0;
-}
-
-static void put_org(env *e, const char *id) {
-    Airmesh__V1__Org org = AIRMESH__V1__ORG__INIT;
-    org.id = (char *)id;
-    org.name = (char *)id;
-    assert_int_equal(am_store_put(e->store, AM_DB_ORGS, "", id, &org.base), 0);
 }
 
 static void put_pod(env *e, const char *org, const char *id, const char *starter,
@@ -98,27 +70,16 @@ static void put_pod(env *e, const char *org, const char *id, const char *starter
     p.state = (char *)state;
     p.repo = "file:///x";
     p.branch = "b";
-    assert_int_equal(am_store_put(e->store, AM_DB_PODS, org, id, &p.base), 0);
+    assert_int_equal(am_store_put(e->fx.store, AM_DB_PODS, org, id, &p.base), 0);
 }
 
 static int setup(void **state) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/bindings_ops_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
-    am_ops_set_runner_link(e->ops, fake_send, e);
-    put_org(e, ORG);
-    put_org(e, "beta");
+    opsfx_open(&e->fx, "bindings_ops_test", NULL);
+    am_ops_set_runner_link(e->fx.ops, fake_send, e);
+    opsfx_put_org(&e->fx, ORG);
+    opsfx_put_org(&e->fx, "beta");
     /* ann starts A and B, bob starts C, carol starts D; beta's eve starts X */
     put_pod(e, ORG, "p-00000000000a", "ann", "running");
     put_pod(e, ORG, "p-00000000000b", "ann", "running");
@@ -131,12 +92,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     env *e = *state;
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
+    opsfx_close(&e->fx);
     free(e);
     return 0;
 }
@@ -147,26 +103,10 @@ static int teardown(void **state) {
 #define D "p-00000000000d"
 #define X "p-0000000000ff"
 
-static am_principal user(const char *org, const char *name, int role) {
-    am_principal p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.user_id, sizeof p.user_id, "%s", name);
-    snprintf(p.org_id, sizeof p.org_id, "%s", org);
-    p.role = role;
-    return p;
-}
-
 static am_principal pod(const char *pod_id, const char *starter) {
-    am_principal p = user(ORG, starter, MEMBER);
+    am_principal p = opsfx_user(ORG, starter, MEMBER);
     snprintf(p.pod_id, sizeof p.pod_id, "%s", pod_id);
     return p;
-}
-
-static const rec *last(env *e, const char *action) {
-    for (size_t i = e->nrec; i > 0; i--)
-        if (!strcmp(e->recs[i - 1].action, action))
-            return &e->recs[i - 1];
-    return NULL;
 }
 
 static int count_cb(void *ud, const Airmesh__V1__Binding *b) {
@@ -176,9 +116,9 @@ static int count_cb(void *ud, const Airmesh__V1__Binding *b) {
 }
 
 static int count(env *e) {
-    am_principal admin = user(ORG, "root", ADMIN);
+    am_principal admin = opsfx_user(ORG, "root", ADMIN);
     int n = 0;
-    assert_int_equal(am_ops_binding_list(e->ops, &admin, NULL, count_cb, &n), 0);
+    assert_int_equal(am_ops_binding_list(e->fx.ops, &admin, NULL, count_cb, &n), 0);
     return n;
 }
 
@@ -190,7 +130,7 @@ static const char *const W[] = {"write"};
 static void request(env *e, const am_principal *who, const char *from, const char *to,
                     const char *const *sc, size_t n, uint64_t ttl, char *id, const char *state) {
     Airmesh__V1__Binding *b = NULL;
-    int rc = am_ops_binding_request(e->ops, who, "test", from, to, sc, n, ttl, &b);
+    int rc = am_ops_binding_request(e->fx.ops, who, "test", from, to, sc, n, ttl, &b);
     if (rc)
         fail_msg("request %s → %s: %s", from, to, am_err_last());
     assert_non_null(b);
@@ -201,134 +141,142 @@ static void request(env *e, const am_principal *who, const char *from, const cha
 
 static void test_same_creator_is_active_at_once_and_scoped(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     char id[32];
     request(e, &ann, A, B, R, 1, 0, id, "active");
-    const rec *r = last(e, "binding.request");
+    const opsfx_rec *r = opsfx_last(&e->fx, "binding.request");
     assert_non_null(r);
     assert_string_equal(r->actor, "user:ann");
     assert_string_equal(r->result, "ok");
     assert_non_null(strstr(r->details, "\"state\":\"active\""));
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), 0);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "write"), -AM_EPERM);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), 0);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "write"), -AM_EPERM);
     assert_non_null(strstr(am_err_last(), "no active write binding"));
     /* directed: B → A is nothing */
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, B, A, "read"), -AM_EPERM);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, B, A, "read"), -AM_EPERM);
     /* another org sees none of it */
-    assert_int_equal(am_ops_binding_allows(e->ops, "beta", A, B, "read"), -AM_EPERM);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, "beta", A, B, "read"), -AM_EPERM);
 }
 
 static void test_bad_input_changes_nothing(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER);
-    size_t n0 = e->nrec;
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
+    size_t n0 = e->fx.nrec;
     const char *const dup[] = {"read", "read"}, *const bad[] = {"admin"};
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, B, dup, 2, 0, NULL), -AM_EINVAL);
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, B, bad, 1, 0, NULL), -AM_EINVAL);
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, B, R, 0, 0, NULL), -AM_EINVAL);
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, A, R, 1, 0, NULL), -AM_EINVAL);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, B, dup, 2, 0, NULL),
+                     -AM_EINVAL);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, B, bad, 1, 0, NULL),
+                     -AM_EINVAL);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, B, R, 0, 0, NULL), -AM_EINVAL);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, A, R, 1, 0, NULL), -AM_EINVAL);
     assert_non_null(strstr(am_err_last(), "itself"));
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, "p-000000000999", R, 1, 0, NULL),
-                     -AM_ENOTFOUND);
+    assert_int_equal(
+        am_ops_binding_request(e->fx.ops, &ann, "t", A, "p-000000000999", R, 1, 0, NULL),
+        -AM_ENOTFOUND);
     /* another org's pod looks like none, also to a pod principal */
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, X, R, 1, 0, NULL), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, X, R, 1, 0, NULL),
+                     -AM_ENOTFOUND);
     am_principal pa = pod(A, "ann");
-    assert_int_equal(am_ops_binding_request(e->ops, &pa, "t", A, X, R, 1, 0, NULL), -AM_ENOTFOUND);
-    am_principal eve = user("beta", "eve", ADMIN);
-    assert_int_equal(am_ops_binding_request(e->ops, &eve, "t", X, A, R, 1, 0, NULL), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &pa, "t", A, X, R, 1, 0, NULL),
+                     -AM_ENOTFOUND);
+    am_principal eve = opsfx_user("beta", "eve", ADMIN);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &eve, "t", X, A, R, 1, 0, NULL),
+                     -AM_ENOTFOUND);
     assert_int_equal(count(e), 0);
-    assert_int_equal(e->nrec, n0); /* bad input is not an event */
+    assert_int_equal(e->fx.nrec, n0); /* bad input is not an event */
     /* a viewer: refused with a denied record */
-    am_principal v = user(ORG, "vic", AIRMESH__V1__ROLE__ROLE_VIEWER);
-    assert_int_equal(am_ops_binding_request(e->ops, &v, "t", A, B, R, 1, 0, NULL), -AM_EPERM);
-    assert_string_equal(last(e, "binding.request")->result, "denied");
+    am_principal v = opsfx_user(ORG, "vic", AIRMESH__V1__ROLE__ROLE_VIEWER);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &v, "t", A, B, R, 1, 0, NULL), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "binding.request")->result, "denied");
     assert_int_equal(count(e), 0);
 }
 
 static void test_who_may_request_and_decide(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER), bob = user(ORG, "bob", MEMBER),
-                 carol = user(ORG, "carol", MEMBER), admin = user(ORG, "root", ADMIN);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER), bob = opsfx_user(ORG, "bob", MEMBER),
+                 carol = opsfx_user(ORG, "carol", MEMBER), admin = opsfx_user(ORG, "root", ADMIN);
     /* ann does not control bob's C */
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, C, R, 1, 0, NULL), -AM_EPERM);
-    assert_string_equal(last(e, "binding.request")->result, "denied");
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, C, R, 1, 0, NULL), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "binding.request")->result, "denied");
     /* a pod requests only from itself */
     am_principal pa = pod(A, "ann"), pc = pod(C, "bob"), pb = pod(B, "ann");
-    assert_int_equal(am_ops_binding_request(e->ops, &pa, "t", B, C, R, 1, 0, NULL), -AM_EPERM);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &pa, "t", B, C, R, 1, 0, NULL), -AM_EPERM);
     assert_int_equal(count(e), 0);
     /* pod A asks C: different starters → pending, audited with the pod as actor */
     char id[32];
     request(e, &pa, A, C, RW, 2, 0, id, "pending");
-    assert_string_equal(last(e, "binding.request")->actor, "pod:" A);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, C, "read"), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "binding.request")->actor, "pod:" A);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, C, "read"), -AM_EPERM);
     /* neither the requester, another pod, nor a member who does not control C may accept */
-    assert_int_equal(am_ops_binding_decide(e->ops, &pa, "t", id, 1, NULL, NULL), -AM_EPERM);
-    assert_int_equal(am_ops_binding_decide(e->ops, &pb, "t", id, 1, NULL, NULL), -AM_EPERM);
-    assert_int_equal(am_ops_binding_decide(e->ops, &carol, "t", id, 1, NULL, NULL), -AM_EPERM);
-    assert_string_equal(last(e, "binding.accept")->result, "denied");
-    assert_int_equal(am_ops_binding_decide(e->ops, &ann, "t", id, 1, NULL, NULL), -AM_EPERM);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, C, "read"), -AM_EPERM);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &pa, "t", id, 1, NULL, NULL), -AM_EPERM);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &pb, "t", id, 1, NULL, NULL), -AM_EPERM);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &carol, "t", id, 1, NULL, NULL), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "binding.accept")->result, "denied");
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &ann, "t", id, 1, NULL, NULL), -AM_EPERM);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, C, "read"), -AM_EPERM);
     /* the target pod itself accepts */
     Airmesh__V1__Binding *b = NULL;
-    assert_int_equal(am_ops_binding_decide(e->ops, &pc, "t", id, 1, NULL, &b), 0);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &pc, "t", id, 1, NULL, &b), 0);
     assert_string_equal(b->state, "active");
     assert_string_equal(b->decided_by, "pod:" C);
     protobuf_c_message_free_unpacked(&b->base, NULL);
-    assert_string_equal(last(e, "binding.accept")->actor, "pod:" C);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, C, "write"), 0);
+    assert_string_equal(opsfx_last(&e->fx, "binding.accept")->actor, "pod:" C);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, C, "write"), 0);
     /* only a pending one can be decided */
-    assert_int_equal(am_ops_binding_decide(e->ops, &bob, "t", id, 0, "late", NULL), -AM_ESTATE);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &bob, "t", id, 0, "late", NULL), -AM_ESTATE);
     /* an admin requests D → C (controls both): pending (different starters); bob, C's starter,
      * rejects it with a reason */
     request(e, &admin, D, C, W, 1, 0, id, "pending");
-    assert_int_equal(am_ops_binding_decide(e->ops, &bob, "t", id, 0, "not now", &b), 0);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &bob, "t", id, 0, "not now", &b), 0);
     assert_string_equal(b->state, "rejected");
     assert_string_equal(b->reason, "not now");
     protobuf_c_message_free_unpacked(&b->base, NULL);
-    assert_non_null(strstr(last(e, "binding.reject")->details, "not now"));
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, D, C, "write"), -AM_EPERM);
+    assert_non_null(strstr(opsfx_last(&e->fx, "binding.reject")->details, "not now"));
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, D, C, "write"), -AM_EPERM);
     /* a pod sees only its own bindings */
     int n = 0;
     am_principal pd = pod(D, "carol");
-    assert_int_equal(am_ops_binding_list(e->ops, &pd, NULL, count_cb, &n), 0);
+    assert_int_equal(am_ops_binding_list(e->fx.ops, &pd, NULL, count_cb, &n), 0);
     assert_int_equal(n, 1);
     n = 0;
-    assert_int_equal(am_ops_binding_list(e->ops, &pb, NULL, count_cb, &n), 0);
+    assert_int_equal(am_ops_binding_list(e->fx.ops, &pb, NULL, count_cb, &n), 0);
     assert_int_equal(n, 0);
     /* end: a pod that is neither side may not; the source pod may */
     char id2[32];
     request(e, &ann, A, B, R, 1, 0, id2, "active");
-    assert_int_equal(am_ops_binding_end(e->ops, &pc, "t", id2), -AM_EPERM);
-    assert_int_equal(am_ops_binding_end(e->ops, &carol, "t", id2), -AM_EPERM);
-    assert_int_equal(am_ops_binding_end(e->ops, &pb, "t", id2), 0);
-    assert_string_equal(last(e, "binding.unbind")->actor, "pod:" B);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), -AM_EPERM);
-    assert_int_equal(am_ops_binding_end(e->ops, &ann, "t", id2), -AM_ESTATE);
+    assert_int_equal(am_ops_binding_end(e->fx.ops, &pc, "t", id2), -AM_EPERM);
+    assert_int_equal(am_ops_binding_end(e->fx.ops, &carol, "t", id2), -AM_EPERM);
+    assert_int_equal(am_ops_binding_end(e->fx.ops, &pb, "t", id2), 0);
+    assert_string_equal(opsfx_last(&e->fx, "binding.unbind")->actor, "pod:" B);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), -AM_EPERM);
+    assert_int_equal(am_ops_binding_end(e->fx.ops, &ann, "t", id2), -AM_ESTATE);
     /* another org's binding is none */
-    am_principal eve = user("beta", "eve", ADMIN);
-    assert_int_equal(am_ops_binding_end(e->ops, &eve, "t", id2), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_binding_decide(e->ops, &eve, "t", id, 1, NULL, NULL), -AM_ENOTFOUND);
+    am_principal eve = opsfx_user("beta", "eve", ADMIN);
+    assert_int_equal(am_ops_binding_end(e->fx.ops, &eve, "t", id2), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &eve, "t", id, 1, NULL, NULL), -AM_ENOTFOUND);
 }
 
 static void test_explicit_policy(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER), admin = user(ORG, "root", ADMIN);
-    assert_int_equal(am_ops_binding_policy_set(e->ops, &ann, "t", NULL, "explicit"), -AM_EPERM);
-    assert_string_equal(last(e, "org.binding_policy")->result, "denied");
-    assert_int_equal(am_ops_binding_policy_set(e->ops, &admin, "t", NULL, "sometimes"), -AM_EINVAL);
-    assert_int_equal(am_ops_binding_policy_set(e->ops, &admin, "t", "beta", "explicit"),
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER), admin = opsfx_user(ORG, "root", ADMIN);
+    assert_int_equal(am_ops_binding_policy_set(e->fx.ops, &ann, "t", NULL, "explicit"), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "org.binding_policy")->result, "denied");
+    assert_int_equal(am_ops_binding_policy_set(e->fx.ops, &admin, "t", NULL, "sometimes"),
+                     -AM_EINVAL);
+    assert_int_equal(am_ops_binding_policy_set(e->fx.ops, &admin, "t", "beta", "explicit"),
                      -AM_ENOTFOUND);
-    assert_string_equal(am_ops_binding_policy(e->ops, ORG), "same_creator");
-    assert_int_equal(am_ops_binding_policy_set(e->ops, &admin, "t", ORG, "explicit"), 0);
-    assert_string_equal(last(e, "org.binding_policy")->details, "{\"policy\":\"explicit\"}");
-    assert_string_equal(am_ops_binding_policy(e->ops, ORG), "explicit");
-    assert_string_equal(am_ops_binding_policy(e->ops, "beta"), "same_creator");
+    assert_string_equal(am_ops_binding_policy(e->fx.ops, ORG), "same_creator");
+    assert_int_equal(am_ops_binding_policy_set(e->fx.ops, &admin, "t", ORG, "explicit"), 0);
+    assert_string_equal(opsfx_last(&e->fx, "org.binding_policy")->details,
+                        "{\"policy\":\"explicit\"}");
+    assert_string_equal(am_ops_binding_policy(e->fx.ops, ORG), "explicit");
+    assert_string_equal(am_ops_binding_policy(e->fx.ops, "beta"), "same_creator");
     char id[32];
     request(e, &ann, A, B, R, 1, 0, id, "pending"); /* same starter, still waits */
     am_principal pb = pod(B, "ann");
-    assert_int_equal(am_ops_binding_decide(e->ops, &pb, "t", id, 1, NULL, NULL), 0);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), 0);
-    assert_int_equal(am_ops_binding_policy_set(e->ops, &admin, "t", ORG, "same_creator"), 0);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &pb, "t", id, 1, NULL, NULL), 0);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), 0);
+    assert_int_equal(am_ops_binding_policy_set(e->fx.ops, &admin, "t", ORG, "same_creator"), 0);
     request(e, &ann, B, A, R, 1, 0, id, "active");
 }
 
@@ -346,7 +294,7 @@ static int find_cb(void *ud, const Airmesh__V1__Binding *b) {
 
 static void test_second_request_replaces_and_widens(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     char id1[32], id2[32];
     request(e, &ann, A, B, R, 1, 0, id1, "active");
     /* the same request again changes nothing: the live one answers, no new record */
@@ -354,39 +302,39 @@ static void test_second_request_replaces_and_widens(void **state) {
     request(e, &ann, A, B, R, 1, 0, same, "active");
     assert_string_equal(same, id1);
     assert_int_equal(count(e), 1);
-    assert_non_null(strstr(last(e, "binding.request")->details, "\"unchanged\":true"));
+    assert_non_null(strstr(opsfx_last(&e->fx, "binding.request")->details, "\"unchanged\":true"));
     request(e, &ann, A, B, W, 1, 0, id2, "active");
     assert_string_not_equal(id1, id2);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), 0); /* kept */
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "write"), 0);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), 0); /* kept */
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "write"), 0);
     Airmesh__V1__Binding *old = NULL;
-    assert_int_equal(am_ops_binding_list(e->ops, &ann, NULL, find_cb, &old), 0);
+    assert_int_equal(am_ops_binding_list(e->fx.ops, &ann, NULL, find_cb, &old), 0);
     assert_non_null(old);
     assert_string_equal(old->id, id1);
     assert_non_null(strstr(old->reason, id2));
     protobuf_c_message_free_unpacked(&old->base, NULL);
     assert_int_equal(count(e), 2);
-    const rec *u = last(e, "binding.unbind");
+    const opsfx_rec *u = opsfx_last(&e->fx, "binding.unbind");
     assert_non_null(u);
     assert_non_null(strstr(u->target, id1));
 }
 
 static void test_expiry_counts_as_ended(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER), admin = user(ORG, "root", ADMIN);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER), admin = opsfx_user(ORG, "root", ADMIN);
     char id[32], pid[32];
     request(e, &ann, A, B, RW, 2, 1, id, "active");    /* 1 ms */
     request(e, &admin, A, C, R, 1, 1, pid, "pending"); /* 1 ms */
     uint64_t until = am_now_ms() + 2;
     while (am_now_ms() < until)
         usleep(500);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), -AM_EPERM);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), -AM_EPERM);
     am_principal pc = pod(C, "bob");
-    assert_int_equal(am_ops_binding_decide(e->ops, &pc, "t", pid, 1, NULL, NULL), -AM_ESTATE);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &pc, "t", pid, 1, NULL, NULL), -AM_ESTATE);
     assert_non_null(strstr(am_err_last(), "expired"));
     Airmesh__V1__Binding *b = NULL;
-    assert_int_equal(am_ops_get(e->ops, AM_DB_BINDINGS, ORG, id, &airmesh__v1__binding__descriptor,
-                                (ProtobufCMessage **)&b),
+    assert_int_equal(am_ops_get(e->fx.ops, AM_DB_BINDINGS, ORG, id,
+                                &airmesh__v1__binding__descriptor, (ProtobufCMessage **)&b),
                      0);
     assert_string_equal(am_ops_binding_state(b, am_now_ms()), "expired");
     json_t *j = am_ops_binding_json(b);
@@ -399,131 +347,127 @@ static void test_expiry_counts_as_ended(void **state) {
 
 static void test_pod_end_ends_its_bindings(void **state) {
     env *e = *state;
-    am_principal ann = user(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     char id[32];
     request(e, &ann, A, B, RW, 2, 0, id, "active");
     Airmesh__V1__PodStatus st = AIRMESH__V1__POD_STATUS__INIT;
     st.pod_id = B;
     st.state = "exited";
     am_ops_peer peer = {"r-1", ORG, "test"};
-    assert_int_equal(am_ops_pod_status(e->ops, &peer, &st), 0);
-    assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), -AM_EPERM);
-    const rec *u = last(e, "binding.unbind");
+    assert_int_equal(am_ops_pod_status(e->fx.ops, &peer, &st), 0);
+    assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), -AM_EPERM);
+    const opsfx_rec *u = opsfx_last(&e->fx, "binding.unbind");
     assert_non_null(u);
     assert_string_equal(u->actor, "system");
     assert_non_null(strstr(u->details, "ended"));
     /* an ended pod takes no new bindings */
-    assert_int_equal(am_ops_binding_request(e->ops, &ann, "t", A, B, R, 1, 0, NULL), -AM_ESTATE);
+    assert_int_equal(am_ops_binding_request(e->fx.ops, &ann, "t", A, B, R, 1, 0, NULL), -AM_ESTATE);
 }
 
 static void test_snapshot_and_input_need_bindings(void **state) {
     env *e = *state;
-    am_principal pa = pod(A, "ann"), ann = user(ORG, "ann", MEMBER);
+    am_principal pa = pod(A, "ann"), ann = opsfx_user(ORG, "ann", MEMBER);
     /* B's screen: colours, a title (OSC), a redrawn progress line, a cursor move */
     const char *screen = "\x1b]0;title\x07\x1b[1;32mhello\x1b[0m world\r\n"
                          "progress 10%\rprogress 100%\r\r\n\x1b[2J\x1b[Hthird\x1b[K line\r\n";
-    assert_int_equal(am_hub_pod_open(e->hub, ORG, "r-1", B), 0);
+    assert_int_equal(am_hub_pod_open(e->fx.hub, ORG, "r-1", B), 0);
     assert_int_equal(
-        am_hub_pod_output(e->hub, ORG, "r-1", B, 0, (const uint8_t *)screen, strlen(screen)), 0);
+        am_hub_pod_output(e->fx.hub, ORG, "r-1", B, 0, (const uint8_t *)screen, strlen(screen)), 0);
     char *text = NULL;
     size_t sent = 0;
     /* the attack first: no binding */
-    assert_int_equal(am_ops_pod_snapshot(e->ops, &pa, "t", B, 10, &text), -AM_EPERM);
+    assert_int_equal(am_ops_pod_snapshot(e->fx.ops, &pa, "t", B, 10, &text), -AM_EPERM);
     assert_null(text);
-    const rec *r = last(e, "pod.snapshot");
+    const opsfx_rec *r = opsfx_last(&e->fx, "pod.snapshot");
     assert_non_null(r);
     assert_string_equal(r->result, "denied");
     assert_string_equal(r->actor, "pod:" A);
-    assert_int_equal(am_ops_pod_input(e->ops, &pa, "t", B, "rm -rf /", 8, 1, &sent), -AM_EPERM);
+    assert_int_equal(am_ops_pod_input(e->fx.ops, &pa, "t", B, "rm -rf /", 8, 1, &sent), -AM_EPERM);
     assert_int_equal(e->nsent, 0);
-    assert_string_equal(last(e, "pod.input")->result, "denied");
+    assert_string_equal(opsfx_last(&e->fx, "pod.input")->result, "denied");
     /* a read binding: the snapshot works, input still refused */
     char id[32];
     request(e, &ann, A, B, R, 1, 0, id, "active");
-    assert_int_equal(am_ops_pod_snapshot(e->ops, &pa, "t", B, 10, &text), 0);
+    assert_int_equal(am_ops_pod_snapshot(e->fx.ops, &pa, "t", B, 10, &text), 0);
     assert_string_equal(text, "hello world\nprogress 100%\nthird line");
     free(text);
-    assert_int_equal(am_ops_pod_snapshot(e->ops, &pa, "t", B, 1, &text), 0);
+    assert_int_equal(am_ops_pod_snapshot(e->fx.ops, &pa, "t", B, 1, &text), 0);
     assert_string_equal(text, "third line");
     free(text);
-    assert_string_equal(last(e, "pod.snapshot")->result, "ok");
-    assert_int_equal(am_ops_pod_input(e->ops, &pa, "t", B, "x", 1, 0, &sent), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "pod.snapshot")->result, "ok");
+    assert_int_equal(am_ops_pod_input(e->fx.ops, &pa, "t", B, "x", 1, 0, &sent), -AM_EPERM);
     /* write: input goes out, control characters stripped, Enter appended */
     request(e, &ann, A, B, W, 1, 0, id, "active");
     const char in[] = "ls\x1b[A\x03 -la\tx\n";
-    assert_int_equal(am_ops_pod_input(e->ops, &pa, "t", B, in, sizeof in - 1, 1, &sent), 0);
+    assert_int_equal(am_ops_pod_input(e->fx.ops, &pa, "t", B, in, sizeof in - 1, 1, &sent), 0);
     assert_int_equal(e->nsent, sent);
     assert_memory_equal(e->sent, "ls[A -la\tx\n\r", sent);
     assert_string_equal(e->sent_pod, B);
-    r = last(e, "pod.input");
+    r = opsfx_last(&e->fx, "pod.input");
     assert_string_equal(r->result, "ok");
     assert_non_null(strstr(r->details, "binding:"));
     /* a user: the terminal's rules (carol does not control B; ann does) */
-    am_principal carol = user(ORG, "carol", MEMBER);
-    assert_int_equal(am_ops_pod_input(e->ops, &carol, "t", B, "x", 1, 0, &sent), -AM_EPERM);
-    assert_int_equal(am_ops_pod_input(e->ops, &ann, "t", B, "x", 1, 0, &sent), 0);
-    assert_non_null(strstr(last(e, "pod.input")->details, "starter"));
+    am_principal carol = opsfx_user(ORG, "carol", MEMBER);
+    assert_int_equal(am_ops_pod_input(e->fx.ops, &carol, "t", B, "x", 1, 0, &sent), -AM_EPERM);
+    assert_int_equal(am_ops_pod_input(e->fx.ops, &ann, "t", B, "x", 1, 0, &sent), 0);
+    assert_non_null(strstr(opsfx_last(&e->fx, "pod.input")->details, "starter"));
     /* a user reads any pod of the org; not another org's */
-    assert_int_equal(am_ops_pod_snapshot(e->ops, &carol, "t", B, 0, &text), 0);
+    assert_int_equal(am_ops_pod_snapshot(e->fx.ops, &carol, "t", B, 0, &text), 0);
     free(text);
-    am_principal eve = user("beta", "eve", ADMIN);
-    assert_int_equal(am_ops_pod_snapshot(e->ops, &eve, "t", B, 0, &text), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_pod_input(e->ops, &eve, "t", B, "x", 1, 0, &sent), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_pod_snapshot(e->ops, &ann, "t", B, 5000, &text), -AM_EINVAL);
+    am_principal eve = opsfx_user("beta", "eve", ADMIN);
+    assert_int_equal(am_ops_pod_snapshot(e->fx.ops, &eve, "t", B, 0, &text), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_pod_input(e->fx.ops, &eve, "t", B, "x", 1, 0, &sent), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_pod_snapshot(e->fx.ops, &ann, "t", B, 5000, &text), -AM_EINVAL);
 }
 
 static void test_channels_for_pods(void **state) {
     env *e = *state;
     am_principal pa = pod(A, "ann"), pc = pod(C, "bob"), pd = pod(D, "carol"),
-                 ann = user(ORG, "ann", MEMBER), bob = user(ORG, "bob", MEMBER);
+                 ann = opsfx_user(ORG, "ann", MEMBER), bob = opsfx_user(ORG, "bob", MEMBER);
     /* A may not bring C into a channel without a write binding to it */
     const char *const mc[] = {"pod:" C};
-    assert_int_equal(am_ops_channel_create(e->ops, &pa, "t", "work", mc, 1), -AM_EPERM);
-    assert_string_equal(last(e, "channel.create")->result, "denied");
+    assert_int_equal(am_ops_channel_create(e->fx.ops, &pa, "t", "work", mc, 1), -AM_EPERM);
+    assert_string_equal(opsfx_last(&e->fx, "channel.create")->result, "denied");
     /* C accepts A's write binding; then A creates #work with C */
     char id[32];
     request(e, &pa, A, C, RW, 2, 0, id, "pending");
-    assert_int_equal(am_ops_binding_decide(e->ops, &bob, "t", id, 1, NULL, NULL), 0);
-    assert_int_equal(am_ops_channel_create(e->ops, &pa, "t", "work", mc, 1), 0);
+    assert_int_equal(am_ops_binding_decide(e->fx.ops, &bob, "t", id, 1, NULL, NULL), 0);
+    assert_int_equal(am_ops_channel_create(e->fx.ops, &pa, "t", "work", mc, 1), 0);
     Airmesh__V1__Channel *ch = NULL;
-    assert_int_equal(am_ops_channel_get(e->ops, &pc, "work", &ch), 0);
+    assert_int_equal(am_ops_channel_get(e->fx.ops, &pc, "work", &ch), 0);
     assert_string_equal(ch->created_by, "pod:" A);
     protobuf_c_message_free_unpacked(&ch->base, NULL);
     /* D is not a member: it cannot read, join by itself, or post */
-    assert_int_equal(am_ops_channel_get(e->ops, &pd, "work", &ch), -AM_EPERM);
-    assert_int_equal(am_ops_channel_member(e->ops, &pd, "t", "work", NULL, 1), -AM_EPERM);
+    assert_int_equal(am_ops_channel_get(e->fx.ops, &pd, "work", &ch), -AM_EPERM);
+    assert_int_equal(am_ops_channel_member(e->fx.ops, &pd, "t", "work", NULL, 1), -AM_EPERM);
     Airmesh__V1__ChannelMessage *m = NULL;
-    assert_int_equal(am_ops_channel_post(e->ops, &pd, "t", "work", "hi", 2, &m), -AM_EPERM);
+    assert_int_equal(am_ops_channel_post(e->fx.ops, &pd, "t", "work", "hi", 2, &m), -AM_EPERM);
     /* nor add D: A has no binding to it */
-    assert_int_equal(am_ops_channel_member(e->ops, &pa, "t", "work", "pod:" D, 1), -AM_EPERM);
+    assert_int_equal(am_ops_channel_member(e->fx.ops, &pa, "t", "work", "pod:" D, 1), -AM_EPERM);
     /* A posts with @C: queued (write binding), with the pod as author */
     const char *txt = "please review, @" C;
-    assert_int_equal(am_ops_channel_post(e->ops, &pa, "t", "work", txt, strlen(txt), &m), 0);
+    assert_int_equal(am_ops_channel_post(e->fx.ops, &pa, "t", "work", txt, strlen(txt), &m), 0);
     assert_string_equal(m->author, "pod:" A);
     assert_int_equal(m->n_mentions, 1);
     assert_string_equal(m->mentions[0]->state, "queued");
     protobuf_c_message_free_unpacked(&m->base, NULL);
     /* C (a member) mentions @A: C has no binding to A, refused with the reason, message kept */
     txt = "thanks @" A;
-    assert_int_equal(am_ops_channel_post(e->ops, &pc, "t", "work", txt, strlen(txt), &m), 0);
+    assert_int_equal(am_ops_channel_post(e->fx.ops, &pc, "t", "work", txt, strlen(txt), &m), 0);
     assert_string_equal(m->mentions[0]->state, "refused");
     assert_non_null(strstr(m->mentions[0]->reason, "no active write binding"));
     protobuf_c_message_free_unpacked(&m->base, NULL);
-    assert_string_equal(last(e, "channel.mention")->result, "denied");
+    assert_string_equal(opsfx_last(&e->fx, "channel.mention")->result, "denied");
     /* a user keeps the user rule: ann (A's starter) may mention A */
-    Airmesh__V1__User u = AIRMESH__V1__USER__INIT;
-    u.id = "ann";
-    u.org_id = ORG;
-    u.name = "ann";
-    assert_int_equal(am_store_put(e->store, AM_DB_USERS, ORG, "ann", &u.base), 0);
-    assert_int_equal(am_ops_channel_member(e->ops, &ann, "t", "work", NULL, 1), 0);
+    opsfx_put_user(&e->fx, ORG, "ann", 0);
+    assert_int_equal(am_ops_channel_member(e->fx.ops, &ann, "t", "work", NULL, 1), 0);
     txt = "@" A " go";
-    assert_int_equal(am_ops_channel_post(e->ops, &ann, "t", "work", txt, strlen(txt), &m), 0);
+    assert_int_equal(am_ops_channel_post(e->fx.ops, &ann, "t", "work", txt, strlen(txt), &m), 0);
     assert_string_equal(m->mentions[0]->state, "queued");
     protobuf_c_message_free_unpacked(&m->base, NULL);
     /* a pod leaves by itself */
-    assert_int_equal(am_ops_channel_member(e->ops, &pc, "t", "work", NULL, 0), 0);
-    assert_int_equal(am_ops_channel_get(e->ops, &pc, "work", &ch), -AM_EPERM);
+    assert_int_equal(am_ops_channel_member(e->fx.ops, &pc, "t", "work", NULL, 0), 0);
+    assert_int_equal(am_ops_channel_get(e->fx.ops, &pc, "work", &ch), -AM_EPERM);
 }
 
 /* Not a timed assertion: the cost of a check with many bindings in the org, printed for the
@@ -544,14 +488,14 @@ static void test_allows_with_many_bindings_prints_its_cost(void **state) {
         b.scopes = sc;
         b.n_scopes = 1;
         b.state = "active";
-        assert_int_equal(am_store_put(e->store, AM_DB_BINDINGS, ORG, id, &b.base), 0);
+        assert_int_equal(am_store_put(e->fx.store, AM_DB_BINDINGS, ORG, id, &b.base), 0);
     }
-    am_principal ann = user(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     char id[32];
     request(e, &ann, A, B, R, 1, 0, id, "active");
     uint64_t t0 = am_now_ms();
     for (int i = 0; i < CALLS; i++)
-        assert_int_equal(am_ops_binding_allows(e->ops, ORG, A, B, "read"), 0);
+        assert_int_equal(am_ops_binding_allows(e->fx.ops, ORG, A, B, "read"), 0);
     uint64_t dt = am_now_ms() - t0;
     printf("bindings: am_ops_binding_allows with %d bindings in the org: %.3f ms a check (%d "
            "checks in %llu ms)\n",

@@ -24,6 +24,7 @@
 #include "appliance/mcp/tools.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 #define A "p-00000000000a"
@@ -31,23 +32,8 @@
 #define C "p-00000000000c"
 
 typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
-    size_t nrec;
-    char last_action[64], last_actor[160], last_result[16];
+    opsfx fx; /* store, hub, ops, audit records */
 } env;
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    e->nrec++;
-    snprintf(e->last_action, sizeof e->last_action, "%s", r->action);
-    snprintf(e->last_actor, sizeof e->last_actor, "%s", r->actor);
-    snprintf(e->last_result, sizeof e->last_result, "%s", r->result);
-    *seq = e->nrec;
-    return 0;
-}
 
 static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
     (void)ctx, (void)runner_id, (void)m;
@@ -66,29 +52,15 @@ static void put_pod(env *e, const char *id, const char *starter, const char *age
     p.repo = "file:///x";
     p.branch = "b";
     p.agent_state = (char *)agent_state;
-    assert_int_equal(am_store_put(e->store, AM_DB_PODS, ORG, id, &p.base), 0);
+    assert_int_equal(am_store_put(e->fx.store, AM_DB_PODS, ORG, id, &p.base), 0);
 }
 
 static int setup(void **state) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/bindings_tools_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
-    am_ops_set_runner_link(e->ops, fake_send, e);
-    Airmesh__V1__Org org = AIRMESH__V1__ORG__INIT;
-    org.id = ORG;
-    org.name = ORG;
-    assert_int_equal(am_store_put(e->store, AM_DB_ORGS, "", ORG, &org.base), 0);
+    opsfx_open(&e->fx, "bindings_tools_test", NULL);
+    am_ops_set_runner_link(e->fx.ops, fake_send, e);
+    opsfx_put_org(&e->fx, ORG);
     put_pod(e, A, "ann", "working");
     put_pod(e, B, "ann", "working");
     put_pod(e, C, "bob", "waiting");
@@ -98,14 +70,15 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     env *e = *state;
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
+    opsfx_close(&e->fx);
     free(e);
     return 0;
+}
+
+/* The latest audit record (fails the test when there is none). */
+static const opsfx_rec *latest(env *e) {
+    assert_true(e->fx.nrec > 0);
+    return &e->fx.recs[e->fx.nrec - 1];
 }
 
 static const am_mcp_tool *tool(const char *name) {
@@ -125,7 +98,7 @@ typedef struct {
 
 static void as_pod(env *e, caller *k, const char *pod, const char *starter) {
     memset(k, 0, sizeof *k);
-    k->c.ops = e->ops;
+    k->c.ops = e->fx.ops;
     snprintf(k->c.who.user_id, sizeof k->c.who.user_id, "%s", starter);
     snprintf(k->c.who.org_id, sizeof k->c.who.org_id, "%s", ORG);
     snprintf(k->c.who.pod_id, sizeof k->c.who.pod_id, "%s", pod);
@@ -192,11 +165,11 @@ static void test_bind_accept_reject_unbind_through_the_tools(void **state) {
     char id[32];
     snprintf(id, sizeof id, "%s", jstr(r, "binding.id"));
     json_decref(r);
-    assert_string_equal(e->last_actor, "pod:" A);
+    assert_string_equal(latest(e)->actor, "pod:" A);
     char args[128];
     snprintf(args, sizeof args, "{\"binding_id\":\"%s\"}", id);
     assert_int_equal(call(&a, "accept_binding", args, NULL), -AM_EPERM);
-    assert_string_equal(e->last_result, "denied");
+    assert_string_equal(latest(e)->result, "denied");
     assert_int_equal(call(&c, "accept_binding", args, &r), 0);
     assert_string_equal(jstr(r, "binding.state"), "active");
     assert_string_equal(jstr(r, "binding.decided_by"), "pod:" C);

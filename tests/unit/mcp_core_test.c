@@ -24,42 +24,20 @@
 #include "appliance/ops/ops.h"
 #include "appliance/store/store.h"
 #include "common/err.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 #define MAXSENT 64
 
 typedef struct {
-    char action[64], result[16], actor[160], details[1024];
-} rec;
-
-typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
+    opsfx fx; /* store, hub, ops, audit records */
     am_mcp *mcp;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards sent, sent_to, nsent (the records: fx.mu) */
     pthread_cond_t cv;
-    rec recs[256];
-    size_t nrec;
     char *sent[MAXSENT]; /* McpResponse messages, as text */
     char sent_to[MAXSENT][64];
     size_t nsent;
 } env;
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    pthread_mutex_lock(&e->mu);
-    assert_true(e->nrec < 256);
-    rec *x = &e->recs[e->nrec++];
-    snprintf(x->action, sizeof x->action, "%s", r->action);
-    snprintf(x->result, sizeof x->result, "%s", r->result);
-    snprintf(x->actor, sizeof x->actor, "%s", r->actor);
-    snprintf(x->details, sizeof x->details, "%s", r->details ? r->details : "");
-    *seq = e->nrec;
-    pthread_mutex_unlock(&e->mu);
-    return 0;
-}
 
 static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
     env *e = ctx;
@@ -75,15 +53,6 @@ static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMes
     return 0;
 }
 
-static void put_user(env *e, const char *name, int role) {
-    Airmesh__V1__User u = AIRMESH__V1__USER__INIT;
-    u.id = (char *)name;
-    u.org_id = ORG;
-    u.name = (char *)name;
-    u.role = role;
-    assert_int_equal(am_store_put(e->store, AM_DB_USERS, ORG, name, &u.base), 0);
-}
-
 static void put_pod(env *e, const char *id, const char *runner, const char *by, const char *st) {
     Airmesh__V1__Pod p = AIRMESH__V1__POD__INIT;
     p.id = (char *)id;
@@ -91,7 +60,7 @@ static void put_pod(env *e, const char *id, const char *runner, const char *by, 
     p.runner_id = (char *)runner;
     p.created_by = (char *)by;
     p.state = (char *)st;
-    assert_int_equal(am_store_put(e->store, AM_DB_PODS, ORG, id, &p.base), 0);
+    assert_int_equal(am_store_put(e->fx.store, AM_DB_PODS, ORG, id, &p.base), 0);
 }
 
 static int setup(void **state) {
@@ -99,23 +68,12 @@ static int setup(void **state) {
     assert_non_null(e);
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
-    snprintf(e->dir, sizeof e->dir, "/tmp/mcp_core_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
-    am_mcp_opts mo = {.ops = e->ops, .workers = 2};
+    opsfx_open(&e->fx, "mcp_core_test", NULL);
+    am_mcp_opts mo = {.ops = e->fx.ops, .workers = 2};
     assert_int_equal(am_mcp_start(&mo, &e->mcp), 0);
     am_mcp_set_link(e->mcp, fake_send, e);
-    put_user(e, "ann", AIRMESH__V1__ROLE__ROLE_MEMBER);
-    put_user(e, "boss", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    opsfx_put_user(&e->fx, ORG, "ann", AIRMESH__V1__ROLE__ROLE_MEMBER);
+    opsfx_put_user(&e->fx, ORG, "boss", AIRMESH__V1__ROLE__ROLE_ADMIN);
     put_pod(e, "p-ann", "r-1", "user:ann", "running");
     put_pod(e, "p-boss", "r-1", "user:boss", "running");
     put_pod(e, "p-over", "r-1", "user:ann", "exited");
@@ -126,12 +84,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     env *e = *state;
     am_mcp_free(e->mcp);
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
+    opsfx_close(&e->fx);
     for (size_t i = 0; i < e->nsent; i++)
         free(e->sent[i]);
     free(e);
@@ -186,10 +139,10 @@ static const char *text_of(json_t *ans) {
 
 static size_t count(env *e, const char *action, const char *result) {
     size_t n = 0;
-    pthread_mutex_lock(&e->mu);
-    for (size_t i = 0; i < e->nrec; i++)
-        n += strcmp(e->recs[i].action, action) == 0 && strcmp(e->recs[i].result, result) == 0;
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&e->fx.mu);
+    for (size_t i = 0; i < e->fx.nrec; i++)
+        n += strcmp(e->fx.recs[i].action, action) == 0 && strcmp(e->fx.recs[i].result, result) == 0;
+    pthread_mutex_unlock(&e->fx.mu);
     return n;
 }
 
@@ -233,13 +186,13 @@ static void test_a_pod_of_an_admin_acts_as_a_member_at_most(void **state) {
     const char *path[] = {"todo", "in_review", "done"};
     am_ticket_spec s = {.title = "done already"};
     Airmesh__V1__Ticket *t = NULL;
-    assert_int_equal(am_ops_ticket_create(e->ops, &boss, "test", &s, &t), 0);
+    assert_int_equal(am_ops_ticket_create(e->fx.ops, &boss, "test", &s, &t), 0);
     char key[64];
     snprintf(key, sizeof key, "%s", t->key);
     protobuf_c_message_free_unpacked(&t->base, NULL);
     for (size_t i = 0; i < 3; i++) {
         am_ticket_spec m = {.status = path[i]};
-        assert_int_equal(am_ops_ticket_update(e->ops, &boss, "test", key, &m, NULL), 0);
+        assert_int_equal(am_ops_ticket_update(e->fx.ops, &boss, "test", key, &m, NULL), 0);
     }
     char args[128];
     snprintf(args, sizeof args, "{\"key\":\"%s\",\"status\":\"todo\"}", key);
@@ -247,11 +200,11 @@ static void test_a_pod_of_an_admin_acts_as_a_member_at_most(void **state) {
     assert_true(is_error(no)); /* boss's pod may not do what boss may */
     json_decref(no);
     Airmesh__V1__Ticket *still = NULL;
-    assert_int_equal(am_ops_ticket_get(e->ops, &boss, key, &still), 0);
+    assert_int_equal(am_ops_ticket_get(e->fx.ops, &boss, key, &still), 0);
     assert_string_equal(still->status, "done");
     protobuf_c_message_free_unpacked(&still->base, NULL);
     am_ticket_spec m = {.status = "todo"}; /* positive control: boss himself may */
-    assert_int_equal(am_ops_ticket_update(e->ops, &boss, "test", key, &m, NULL), 0);
+    assert_int_equal(am_ops_ticket_update(e->fx.ops, &boss, "test", key, &m, NULL), 0);
 }
 
 static void test_every_call_is_one_record_with_the_pod_as_actor(void **state) {
@@ -266,20 +219,20 @@ static void test_every_call_is_one_record_with_the_pod_as_actor(void **state) {
     assert_true(is_error(b));
     assert_non_null(strstr(text_of(b), "unknown argument 'actor'"));
     json_decref(b);
-    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->fx.mu);
     size_t calls = 0, creates = 0;
-    for (size_t i = 0; i < e->nrec; i++) {
-        if (strcmp(e->recs[i].action, "mcp.call") == 0) {
+    for (size_t i = 0; i < e->fx.nrec; i++) {
+        if (strcmp(e->fx.recs[i].action, "mcp.call") == 0) {
             calls++;
-            assert_string_equal(e->recs[i].actor, "pod:p-ann");
-            assert_non_null(strstr(e->recs[i].details, "\"tool\":\"create_ticket\""));
+            assert_string_equal(e->fx.recs[i].actor, "pod:p-ann");
+            assert_non_null(strstr(e->fx.recs[i].details, "\"tool\":\"create_ticket\""));
         }
-        if (strcmp(e->recs[i].action, "ticket.create") == 0) {
+        if (strcmp(e->fx.recs[i].action, "ticket.create") == 0) {
             creates++;
-            assert_string_equal(e->recs[i].actor, "pod:p-ann");
+            assert_string_equal(e->fx.recs[i].actor, "pod:p-ann");
         }
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&e->fx.mu);
     assert_int_equal(calls, 2);
     assert_int_equal(creates, 1);
 }

@@ -27,39 +27,16 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "pki/pki.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 #define KEY "sk-real-0123456789abcdef"
 
 typedef struct {
-    char action[64], result[16], target[200], details[1024];
-} rec;
-
-typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
-    rec recs[32];
-    size_t nrec;
-    int audit_fail;
+    opsfx fx; /* store, hub, ops, audit records */
     int tests_run;
     char seen_key[64]; /* the key the fake self-test was handed */
 } env;
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    if (e->audit_fail)
-        return am_err_set(AM_EIO, "audit: writer failed: write: No space left on device");
-    assert_true(e->nrec < 32);
-    rec *x = &e->recs[e->nrec++];
-    snprintf(x->action, sizeof x->action, "%s", r->action);
-    snprintf(x->result, sizeof x->result, "%s", r->result);
-    snprintf(x->target, sizeof x->target, "%s", r->target);
-    snprintf(x->details, sizeof x->details, "%s", r->details ? r->details : "");
-    *seq = e->nrec;
-    return 0;
-}
 
 /* A self-test result built like the real one (pack + unpack = one malloc per field). The
  * server "echoes the key" in the error of the second model's check. */
@@ -97,42 +74,17 @@ static int fake_test(void *ctx, const Airmesh__V1__ModelEndpoint *ep,
 static int setup(void **state) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/models_ops_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
-    am_ops_set_model_tester(e->ops, fake_test, e);
+    opsfx_open(&e->fx, "models_ops_test", NULL);
+    am_ops_set_model_tester(e->fx.ops, fake_test, e);
     *state = e;
     return 0;
 }
 
 static int teardown(void **state) {
     env *e = *state;
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
+    opsfx_close(&e->fx);
     free(e);
     return 0;
-}
-
-static am_principal as(const char *name, int role) {
-    am_principal p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.user_id, sizeof p.user_id, "%s", name);
-    snprintf(p.org_id, sizeof p.org_id, "%s", ORG);
-    p.role = role;
-    return p;
 }
 
 static void count_cb(void *arg, const char *data, size_t len) {
@@ -144,14 +96,14 @@ static void count_cb(void *arg, const char *data, size_t len) {
 static size_t published(env *e) {
     uint64_t after = 0;
     size_t n = 0;
-    am_hub_events_read(e->hub, ORG, &after, count_cb, &n);
+    am_hub_events_read(e->fx.hub, ORG, &after, count_cb, &n);
     return n;
 }
 
 /* The stored record, key included (what the gateway reads). NULL when absent. */
 static Airmesh__V1__ModelEndpoint *stored(env *e, const char *name) {
     ProtobufCMessage *m = NULL;
-    if (am_store_get(e->store, AM_DB_MODELS, ORG, name, &airmesh__v1__model_endpoint__descriptor,
+    if (am_store_get(e->fx.store, AM_DB_MODELS, ORG, name, &airmesh__v1__model_endpoint__descriptor,
                      &m) != 0)
         return NULL;
     return (Airmesh__V1__ModelEndpoint *)m;
@@ -170,19 +122,19 @@ static am_model_spec spec(const char *name) {
 }
 
 static void assert_no_key_in_records(env *e) {
-    for (size_t i = 0; i < e->nrec; i++)
-        if (strstr(e->recs[i].details, KEY) || strstr(e->recs[i].target, KEY))
-            fail_msg("the key is in audit record %zu (%s): %s", i, e->recs[i].action,
-                     e->recs[i].details);
+    for (size_t i = 0; i < e->fx.nrec; i++)
+        if (strstr(e->fx.recs[i].details, KEY) || strstr(e->fx.recs[i].target, KEY))
+            fail_msg("the key is in audit record %zu (%s): %s", i, e->fx.recs[i].action,
+                     e->fx.recs[i].details);
 }
 
 static void test_admin_adds_and_the_key_stays_inside(void **state) {
     env *e = *state;
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
     am_model_spec s = spec("vllm");
     Airmesh__V1__ModelEndpoint *out = NULL;
     int has_key = 0;
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &s, &out, &has_key), 0);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, &out, &has_key), 0);
     /* the self-test ran with the real key; the answer is redacted */
     assert_int_equal(e->tests_run, 1);
     assert_string_equal(e->seen_key, KEY);
@@ -205,55 +157,55 @@ static void test_admin_adds_and_the_key_stays_inside(void **state) {
     assert_non_null(strstr(st->last_test->checks[1]->error, "invalid key ****"));
     protobuf_c_message_free_unpacked(&st->base, NULL);
     /* one audit record, published, with has_key and without the key */
-    assert_int_equal(e->nrec, 1);
-    assert_string_equal(e->recs[0].action, "model.add");
-    assert_string_equal(e->recs[0].result, "ok");
-    assert_string_equal(e->recs[0].target, "model:vllm");
-    assert_non_null(strstr(e->recs[0].details, "\"has_key\":true"));
-    assert_non_null(strstr(e->recs[0].details, "\"tool_call\":\"1/2\""));
+    assert_int_equal(e->fx.nrec, 1);
+    assert_string_equal(e->fx.recs[0].action, "model.add");
+    assert_string_equal(e->fx.recs[0].result, "ok");
+    assert_string_equal(e->fx.recs[0].target, "model:vllm");
+    assert_non_null(strstr(e->fx.recs[0].details, "\"has_key\":true"));
+    assert_non_null(strstr(e->fx.recs[0].details, "\"tool_call\":\"1/2\""));
     assert_no_key_in_records(e);
     assert_int_equal(published(e), 1);
 
     /* the same name again: a conflict, nothing run, nothing changed */
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &s, NULL, NULL), -AM_EEXISTS);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, NULL, NULL), -AM_EEXISTS);
     assert_int_equal(e->tests_run, 1);
-    assert_int_equal(e->nrec, 1);
+    assert_int_equal(e->fx.nrec, 1);
 }
 
 static void test_member_is_refused_but_lists(void **state) {
     env *e = *state;
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
-    am_principal member = as("member", AIRMESH__V1__ROLE__ROLE_MEMBER);
-    am_principal viewer = as("viewer", AIRMESH__V1__ROLE__ROLE_VIEWER);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal member = opsfx_user(ORG, "member", AIRMESH__V1__ROLE__ROLE_MEMBER);
+    am_principal viewer = opsfx_user(ORG, "viewer", AIRMESH__V1__ROLE__ROLE_VIEWER);
     am_model_spec s = spec("m1");
     /* positive control: the admin's add works */
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &s, NULL, NULL), 0);
-    size_t before = e->nrec;
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, NULL, NULL), 0);
+    size_t before = e->fx.nrec;
     am_model_spec s2 = spec("m2");
-    assert_int_equal(am_ops_model_add(e->ops, &member, "src", &s2, NULL, NULL), -AM_EPERM);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &member, "src", &s2, NULL, NULL), -AM_EPERM);
     assert_non_null(strstr(am_err_last(), "admin"));
     assert_null(stored(e, "m2"));
-    assert_int_equal(am_ops_model_test(e->ops, &member, "src", "m1", NULL, NULL), -AM_EPERM);
-    assert_int_equal(am_ops_model_rm(e->ops, &member, "src", "m1"), -AM_EPERM);
+    assert_int_equal(am_ops_model_test(e->fx.ops, &member, "src", "m1", NULL, NULL), -AM_EPERM);
+    assert_int_equal(am_ops_model_rm(e->fx.ops, &member, "src", "m1"), -AM_EPERM);
     Airmesh__V1__ModelEndpoint *st = stored(e, "m1");
     assert_non_null(st);
     protobuf_c_message_free_unpacked(&st->base, NULL);
     assert_int_equal(e->tests_run, 1); /* refused tests never reach the server */
-    assert_int_equal(e->nrec, before + 3);
-    for (size_t i = before; i < e->nrec; i++)
-        assert_string_equal(e->recs[i].result, "denied");
-    assert_string_equal(e->recs[before].action, "model.add");
-    assert_string_equal(e->recs[before + 1].action, "model.test");
-    assert_string_equal(e->recs[before + 2].action, "model.rm");
+    assert_int_equal(e->fx.nrec, before + 3);
+    for (size_t i = before; i < e->fx.nrec; i++)
+        assert_string_equal(e->fx.recs[i].result, "denied");
+    assert_string_equal(e->fx.recs[before].action, "model.add");
+    assert_string_equal(e->fx.recs[before + 1].action, "model.test");
+    assert_string_equal(e->fx.recs[before + 2].action, "model.rm");
     /* any role reads, redacted */
     Airmesh__V1__ModelEndpoint *g = NULL;
     int has_key = 0;
-    assert_int_equal(am_ops_model_get(e->ops, &viewer, "m1", &g, &has_key), 0);
+    assert_int_equal(am_ops_model_get(e->fx.ops, &viewer, "m1", &g, &has_key), 0);
     assert_int_equal(has_key, 1);
     assert_int_equal(g->key.len, 0);
     assert_null(g->key.data);
     protobuf_c_message_free_unpacked(&g->base, NULL);
-    assert_int_equal(am_ops_model_get(e->ops, &viewer, "nope", &g, NULL), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_model_get(e->fx.ops, &viewer, "nope", &g, NULL), -AM_ENOTFOUND);
 }
 
 static int list_cb(void *ud, const Airmesh__V1__ModelEndpoint *ep, int has_key) {
@@ -266,47 +218,48 @@ static int list_cb(void *ud, const Airmesh__V1__ModelEndpoint *ep, int has_key) 
 
 static void test_list_is_redacted(void **state) {
     env *e = *state;
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
-    am_principal viewer = as("viewer", AIRMESH__V1__ROLE__ROLE_VIEWER);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal viewer = opsfx_user(ORG, "viewer", AIRMESH__V1__ROLE__ROLE_VIEWER);
     am_model_spec a = spec("a"), b = spec("b");
     b.api = "anthropic";
     b.url = "https://claude.lan:8443";
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &a, NULL, NULL), 0);
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &b, NULL, NULL), 0);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &a, NULL, NULL), 0);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &b, NULL, NULL), 0);
     int n = 0;
-    assert_int_equal(am_ops_model_list(e->ops, &viewer, list_cb, &n), 0);
+    assert_int_equal(am_ops_model_list(e->fx.ops, &viewer, list_cb, &n), 0);
     assert_int_equal(n, 2);
 }
 
 static void test_test_and_rm(void **state) {
     env *e = *state;
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
     am_model_spec s = spec("x");
     s.key = NULL;
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &s, NULL, NULL), 0);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, NULL, NULL), 0);
     Airmesh__V1__ModelEndpoint *out = NULL;
     int has_key = 1;
-    assert_int_equal(am_ops_model_test(e->ops, &admin, "src", "x", &out, &has_key), 0);
+    assert_int_equal(am_ops_model_test(e->fx.ops, &admin, "src", "x", &out, &has_key), 0);
     assert_int_equal(e->tests_run, 2);
     assert_int_equal(has_key, 0);
     assert_int_equal(out->last_test->n_checks, 2);
     protobuf_c_message_free_unpacked(&out->base, NULL);
-    assert_string_equal(e->recs[e->nrec - 1].action, "model.test");
-    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"has_key\":false"));
-    assert_int_equal(am_ops_model_test(e->ops, &admin, "src", "nope", NULL, NULL), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_model_rm(e->ops, &admin, "src", "x"), 0);
-    assert_string_equal(e->recs[e->nrec - 1].action, "model.rm");
-    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"has_key\":false"));
-    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"api\":\"openai\""));
+    assert_string_equal(e->fx.recs[e->fx.nrec - 1].action, "model.test");
+    assert_non_null(strstr(e->fx.recs[e->fx.nrec - 1].details, "\"has_key\":false"));
+    assert_int_equal(am_ops_model_test(e->fx.ops, &admin, "src", "nope", NULL, NULL),
+                     -AM_ENOTFOUND);
+    assert_int_equal(am_ops_model_rm(e->fx.ops, &admin, "src", "x"), 0);
+    assert_string_equal(e->fx.recs[e->fx.nrec - 1].action, "model.rm");
+    assert_non_null(strstr(e->fx.recs[e->fx.nrec - 1].details, "\"has_key\":false"));
+    assert_non_null(strstr(e->fx.recs[e->fx.nrec - 1].details, "\"api\":\"openai\""));
     assert_null(stored(e, "x"));
-    size_t before = e->nrec;
-    assert_int_equal(am_ops_model_rm(e->ops, &admin, "src", "x"), -AM_ENOTFOUND);
-    assert_int_equal(e->nrec, before);
+    size_t before = e->fx.nrec;
+    assert_int_equal(am_ops_model_rm(e->fx.ops, &admin, "src", "x"), -AM_ENOTFOUND);
+    assert_int_equal(e->fx.nrec, before);
 }
 
 static void test_bad_fields_are_refused_and_nothing_is_stored(void **state) {
     env *e = *state;
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
     char long_name[80], long_model[140], long_key[4200];
     memset(long_name, 'a', 65);
     long_name[65] = '\0';
@@ -352,7 +305,7 @@ static void test_bad_fields_are_refused_and_nothing_is_stored(void **state) {
             s.key = cases[i].value;
         else
             s.ca_pem = cases[i].value;
-        int rc = am_ops_model_add(e->ops, &admin, "src", &s, NULL, NULL);
+        int rc = am_ops_model_add(e->fx.ops, &admin, "src", &s, NULL, NULL);
         if (rc != -AM_EINVAL || !strstr(am_err_last(), cases[i].says))
             fail_msg("case %zu (%s=%s): rc %d, \"%s\"", i, cases[i].field, cases[i].value, rc,
                      am_err_last());
@@ -368,12 +321,12 @@ static void test_bad_fields_are_refused_and_nothing_is_stored(void **state) {
     more[4].s = spec("ok"), more[4].s.models = long_models, more[4].s.n_models = 1,
     more[4].says = "models:";
     for (size_t i = 0; i < 5; i++) {
-        int rc = am_ops_model_add(e->ops, &admin, "src", &more[i].s, NULL, NULL);
+        int rc = am_ops_model_add(e->fx.ops, &admin, "src", &more[i].s, NULL, NULL);
         if (rc != -AM_EINVAL || !strstr(am_err_last(), more[i].says))
             fail_msg("case more[%zu]: rc %d, \"%s\"", i, rc, am_err_last());
     }
     assert_null(stored(e, "ok"));
-    assert_int_equal(e->nrec, 0);
+    assert_int_equal(e->fx.nrec, 0);
     assert_int_equal(e->tests_run, 0);
 
     /* positive controls: the edges that are fine */
@@ -386,28 +339,28 @@ static void test_bad_fields_are_refused_and_nothing_is_stored(void **state) {
     assert_int_equal(am_pki_key_generate(&k), 0);
     assert_int_equal(am_pki_make_root(k, "model CA", 30, &pem), 0);
     ok.ca_pem = pem;
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &ok, NULL, NULL), 0);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &ok, NULL, NULL), 0);
     Airmesh__V1__ModelEndpoint *st = stored(e, "a.b_c-9");
     assert_non_null(st);
     assert_string_equal(st->ca_pem, pem);
     protobuf_c_message_free_unpacked(&st->base, NULL);
-    assert_non_null(strstr(e->recs[0].details, "\"has_ca\":true"));
+    assert_non_null(strstr(e->fx.recs[0].details, "\"has_ca\":true"));
     free(pem);
     am_pki_key_free(k);
 }
 
 static void test_a_failed_audit_append_stores_nothing(void **state) {
     env *e = *state;
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
     am_model_spec s = spec("full");
-    e->audit_fail = 1;
-    assert_int_not_equal(am_ops_model_add(e->ops, &admin, "src", &s, NULL, NULL), 0);
+    e->fx.audit_fail = 1;
+    assert_int_not_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, NULL, NULL), 0);
     assert_null(stored(e, "full"));
     assert_int_equal(published(e), 0);
-    e->audit_fail = 0;
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &s, NULL, NULL), 0);
-    e->audit_fail = 1;
-    assert_int_not_equal(am_ops_model_rm(e->ops, &admin, "src", "full"), 0);
+    e->fx.audit_fail = 0;
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, NULL, NULL), 0);
+    e->fx.audit_fail = 1;
+    assert_int_not_equal(am_ops_model_rm(e->fx.ops, &admin, "src", "full"), 0);
     Airmesh__V1__ModelEndpoint *st = stored(e, "full");
     assert_non_null(st);
     protobuf_c_message_free_unpacked(&st->base, NULL);
@@ -415,11 +368,11 @@ static void test_a_failed_audit_append_stores_nothing(void **state) {
 
 static void test_without_a_tester_the_result_says_so(void **state) {
     env *e = *state;
-    am_ops_set_model_tester(e->ops, NULL, NULL);
-    am_principal admin = as("admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_ops_set_model_tester(e->fx.ops, NULL, NULL);
+    am_principal admin = opsfx_user(ORG, "admin", AIRMESH__V1__ROLE__ROLE_ADMIN);
     am_model_spec s = spec("plain");
     Airmesh__V1__ModelEndpoint *out = NULL;
-    assert_int_equal(am_ops_model_add(e->ops, &admin, "src", &s, &out, NULL), 0);
+    assert_int_equal(am_ops_model_add(e->fx.ops, &admin, "src", &s, &out, NULL), 0);
     assert_false(out->last_test->reachable);
     assert_string_equal(out->last_test->error, "self-test not available");
     protobuf_c_message_free_unpacked(&out->base, NULL);

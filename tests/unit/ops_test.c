@@ -31,6 +31,7 @@
 #include "appliance/ops/ops.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 #define RUNNER "r-0000000000000001"
@@ -42,17 +43,7 @@ static char g_ca_dir[] = "/tmp/ops_test_ca_XXXXXX";
 static char g_mounted[128]; /* a tmpfs to take down even when a test failed half-way */
 
 typedef struct {
-    char action[64], result[16], org[130], actor[160];
-} rec;
-
-typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
-    rec recs[64];
-    size_t nrec;
-    int audit_fail;
+    opsfx fx; /* store, hub, ops, audit records */
     int link_up;
     size_t sent;
     int last_case;
@@ -67,20 +58,6 @@ typedef struct {
 } env;
 
 /* ---- fakes ---- */
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    if (e->audit_fail)
-        return am_err_set(AM_EIO, "audit: writer failed: write: No space left on device");
-    assert_true(e->nrec < 64);
-    rec *x = &e->recs[e->nrec++];
-    snprintf(x->action, sizeof x->action, "%s", r->action);
-    snprintf(x->result, sizeof x->result, "%s", r->result);
-    snprintf(x->org, sizeof x->org, "%s", r->org_id);
-    snprintf(x->actor, sizeof x->actor, "%s", r->actor);
-    *seq = e->nrec;
-    return 0;
-}
 
 static int fake_send(void *ctx, const char *runner_id, Airmesh__V1__ApplianceMessage *m) {
     env *e = ctx;
@@ -105,7 +82,7 @@ static void fake_close(void *stream, const char *reason) {
 /* ---- the world every case starts from ---- */
 
 static void put(env *e, am_db db, const char *org, const char *id, const ProtobufCMessage *m) {
-    assert_int_equal(am_store_put(e->store, db, org, id, m), 0);
+    assert_int_equal(am_store_put(e->fx.store, db, org, id, m), 0);
 }
 
 static void put_user(env *e, const char *name, int role) {
@@ -135,20 +112,8 @@ static void put_pod(env *e, const char *id, const char *state, uint64_t created_
 static env *env_new(void) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/ops_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .ca = g_ca,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
-    am_ops_set_runner_link(e->ops, fake_send, e);
+    opsfx_open(&e->fx, "ops_test", g_ca);
+    am_ops_set_runner_link(e->fx.ops, fake_send, e);
     e->link_up = 1;
 
     Airmesh__V1__Org o = AIRMESH__V1__ORG__INIT;
@@ -178,7 +143,7 @@ static env *env_new(void) {
     r.capacity = 4;
     r.cert_serial = e->serial = 0x1234;
     put(e, AM_DB_RUNNERS, ORG, RUNNER, &r.base);
-    assert_int_equal(am_hub_runner_online(e->hub, RUNNER, &e->stream, fake_close, "peer"), 0);
+    assert_int_equal(am_hub_runner_online(e->fx.hub, RUNNER, &e->stream, fake_close, "peer"), 0);
 
     put_pod(e, "p-000000000001", "running", 1);
     put_pod(e, "p-000000000002", "exited", 1);
@@ -188,24 +153,20 @@ static env *env_new(void) {
     const char *keys[1] = {"zone"}, *vals[1] = {"a"};
     am_labels l = {keys, vals, 1};
     uint64_t exp;
-    assert_int_equal(am_runners_token_create(e->store, ORG, 3600000, "user:admin", &l, e->secret,
+    assert_int_equal(am_runners_token_create(e->fx.store, ORG, 3600000, "user:admin", &l, e->secret,
                                              e->token_id, &exp, NULL),
                      0);
     am_principal who;
     assert_int_equal(
-        am_auth_login(e->store, ORG, "member", PASSWORD, "src", 3600000, e->token, &exp, &who), 0);
+        am_auth_login(e->fx.store, ORG, "member", PASSWORD, "src", 3600000, e->token, &exp, &who),
+        0);
     return e;
 }
 
 static void env_free(env *e) {
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
+    opsfx_close(&e->fx);
     free(e->csr);
     free(e->last_create);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
     free(e);
 }
 
@@ -270,7 +231,7 @@ static char *snapshot(env *e, size_t *len) {
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         for (int o = 0; o < 2; o++) {
             d.db = dbs[i].db;
-            assert_int_equal(am_ops_list(e->ops, dbs[i].db, o ? ORG : "", dbs[i].d, dump_cb, &d),
+            assert_int_equal(am_ops_list(e->fx.ops, dbs[i].db, o ? ORG : "", dbs[i].d, dump_cb, &d),
                              0);
         }
     dump_add(&d, "", 1);
@@ -288,7 +249,7 @@ static void count_cb(void *arg, const char *data, size_t len) {
 static size_t published(env *e, const char *org) {
     uint64_t after = 0;
     size_t n = 0;
-    am_hub_events_read(e->hub, org, &after, count_cb, &n);
+    am_hub_events_read(e->fx.hub, org, &after, count_cb, &n);
     return n;
 }
 
@@ -314,64 +275,65 @@ static int op_login(env *e, const am_principal *who) {
     char tok[AM_AUTH_TOKEN_LEN + 1];
     uint64_t exp;
     am_principal w;
-    return am_ops_login(e->ops, ORG, "viewer", PASSWORD, "src", tok, &exp, &w);
+    return am_ops_login(e->fx.ops, ORG, "viewer", PASSWORD, "src", tok, &exp, &w);
 }
 static int op_logout(env *e, const am_principal *who) {
     am_principal m = as("member", 2);
     (void)who;
-    return am_ops_logout(e->ops, &m, "src", e->token);
+    return am_ops_logout(e->fx.ops, &m, "src", e->token);
 }
 static int op_org_create(env *e, const am_principal *who) {
     char pw[32];
-    return am_ops_org_create(e->ops, who, "src", "globex", "Globex", NULL, "boss", NULL, pw,
+    return am_ops_org_create(e->fx.ops, who, "src", "globex", "Globex", NULL, "boss", NULL, pw,
                              sizeof pw);
 }
 static int op_user_create(env *e, const am_principal *who) {
     char pw[32];
-    return am_ops_user_create(e->ops, who, "src", "newbie", "viewer", NULL, NULL, pw, sizeof pw);
+    return am_ops_user_create(e->fx.ops, who, "src", "newbie", "viewer", NULL, NULL, pw, sizeof pw);
 }
 static int op_user_disable(env *e, const am_principal *who) {
-    return am_ops_user_set_disabled(e->ops, who, "src", "target", 1);
+    return am_ops_user_set_disabled(e->fx.ops, who, "src", "target", 1);
 }
 static int op_user_enable(env *e, const am_principal *who) {
-    return am_ops_user_set_disabled(e->ops, who, "src", "target", 0);
+    return am_ops_user_set_disabled(e->fx.ops, who, "src", "target", 0);
 }
 static int op_user_delete(env *e, const am_principal *who) {
-    return am_ops_user_delete(e->ops, who, "src", "target");
+    return am_ops_user_delete(e->fx.ops, who, "src", "target");
 }
 static int op_user_role(env *e, const am_principal *who) {
-    return am_ops_user_set_role(e->ops, who, "src", "target", "member");
+    return am_ops_user_set_role(e->fx.ops, who, "src", "target", "member");
 }
 static int op_user_password(env *e, const am_principal *who) {
-    return am_ops_user_set_password(e->ops, who, "src", "target", "a-new-password-1", NULL);
+    return am_ops_user_set_password(e->fx.ops, who, "src", "target", "a-new-password-1", NULL);
 }
 static int op_own_password(env *e, const am_principal *who) {
-    return am_ops_user_set_password(e->ops, who, "src", who->user_id, "a-new-password-1", PASSWORD);
+    return am_ops_user_set_password(e->fx.ops, who, "src", who->user_id, "a-new-password-1",
+                                    PASSWORD);
 }
 static int op_user_sessions(env *e, const am_principal *who) {
     size_t n;
-    return am_ops_user_revoke_sessions(e->ops, who, "src", "member", &n);
+    return am_ops_user_revoke_sessions(e->fx.ops, who, "src", "member", &n);
 }
 static int op_team_create(env *e, const am_principal *who) {
-    return am_ops_team_change(e->ops, who, "src", "ops", NULL, AM_TEAM_CREATE);
+    return am_ops_team_change(e->fx.ops, who, "src", "ops", NULL, AM_TEAM_CREATE);
 }
 static int op_team_add(env *e, const am_principal *who) {
-    return am_ops_team_change(e->ops, who, "src", "core", "target", AM_TEAM_ADD);
+    return am_ops_team_change(e->fx.ops, who, "src", "core", "target", AM_TEAM_ADD);
 }
 static void prep_team_member(env *e) {
-    assert_int_equal(am_teams_change(e->store, ORG, "core", "target", AM_TEAM_ADD, NULL), 0);
+    assert_int_equal(am_teams_change(e->fx.store, ORG, "core", "target", AM_TEAM_ADD, NULL), 0);
 }
 static int op_team_remove(env *e, const am_principal *who) {
-    return am_ops_team_change(e->ops, who, "src", "core", "target", AM_TEAM_REMOVE);
+    return am_ops_team_change(e->fx.ops, who, "src", "core", "target", AM_TEAM_REMOVE);
 }
 static int op_team_delete(env *e, const am_principal *who) {
-    return am_ops_team_change(e->ops, who, "src", "core", NULL, AM_TEAM_DELETE);
+    return am_ops_team_change(e->fx.ops, who, "src", "core", NULL, AM_TEAM_DELETE);
 }
 static int op_api_token_create(env *e, const am_principal *who) {
     char tok[AM_AUTH_TOKEN_LEN + 1], id[13];
     uint64_t exp;
     int role;
-    return am_ops_api_token_create(e->ops, who, "src", "ci", NULL, "1d", tok, id, &exp, &role);
+    return am_ops_api_token_create(e->fx.ops, who, "src", "ci", NULL, "1d", tok, id, &exp, &role);
 }
 static char g_api_id[13];
 static void prep_api_token(env *e) {
@@ -379,21 +341,21 @@ static void prep_api_token(env *e) {
     uint64_t exp;
     am_principal v = as("viewer", 1);
     assert_int_equal(
-        am_auth_api_token_create(e->store, &v, "ci", 1, 3600000, tok, g_api_id, &exp, NULL), 0);
+        am_auth_api_token_create(e->fx.store, &v, "ci", 1, 3600000, tok, g_api_id, &exp, NULL), 0);
 }
 static int op_api_token_revoke(env *e, const am_principal *who) {
-    return am_ops_api_token_revoke(e->ops, who, "src", g_api_id);
+    return am_ops_api_token_revoke(e->fx.ops, who, "src", g_api_id);
 }
 static int op_runner_token_create(env *e, const am_principal *who) {
     char secret[AM_TOKEN_SECRET_LEN + 1], id[13];
     uint64_t exp;
-    return am_ops_runner_token_create(e->ops, who, "src", NULL, 3600000, NULL, secret, id, &exp);
+    return am_ops_runner_token_create(e->fx.ops, who, "src", NULL, 3600000, NULL, secret, id, &exp);
 }
 static int op_runner_token_revoke(env *e, const am_principal *who) {
-    return am_ops_runner_token_revoke(e->ops, who, "src", e->token_id);
+    return am_ops_runner_token_revoke(e->fx.ops, who, "src", e->token_id);
 }
 static int op_runner_revoke(env *e, const am_principal *who) {
-    return am_ops_runner_revoke(e->ops, who, "src", RUNNER);
+    return am_ops_runner_revoke(e->fx.ops, who, "src", RUNNER);
 }
 static void check_runner_revoke(env *e) {
     assert_int_equal(e->stream, -1); /* its live stream was closed */
@@ -402,7 +364,7 @@ static int op_pod_create(env *e, const am_principal *who) {
     const char *argv[] = {"bash"};
     am_pod_spec s = {.repo = "/srv/git/app.git", .argv = argv, .argc = 1};
     Airmesh__V1__Pod *p = NULL;
-    int rc = am_ops_pod_create(e->ops, who, "src", &s, &p);
+    int rc = am_ops_pod_create(e->fx.ops, who, "src", &s, &p);
     if (p)
         protobuf_c_message_free_unpacked(&p->base, NULL);
     return rc;
@@ -412,7 +374,7 @@ static void check_pod_create(env *e) {
     assert_int_equal(e->last_case, AIRMESH__V1__APPLIANCE_MESSAGE__MSG_CREATE_POD);
 }
 static int op_pod_stop(env *e, const am_principal *who) {
-    return am_ops_pod_stop(e->ops, who, "src", "p-000000000001");
+    return am_ops_pod_stop(e->fx.ops, who, "src", "p-000000000001");
 }
 static void check_pod_stop(env *e) {
     assert_int_equal(e->sent, 1);
@@ -420,26 +382,26 @@ static void check_pod_stop(env *e) {
 }
 static void prep_offline(env *e) {
     e->link_up = 0;
-    am_hub_runner_offline(e->hub, RUNNER, &e->stream);
+    am_hub_runner_offline(e->fx.hub, RUNNER, &e->stream);
 }
 static int op_pod_stop_offline_pending(env *e, const am_principal *who) {
-    return am_ops_pod_stop(e->ops, who, "src", "p-000000000003");
+    return am_ops_pod_stop(e->fx.ops, who, "src", "p-000000000003");
 }
 static void check_stopped(env *e) {
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, "p-000000000003", &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, "p-000000000003", &p), 0);
     assert_string_equal(p->state, "stopped");
     protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 static int op_pod_delete(env *e, const am_principal *who) {
-    return am_ops_pod_delete(e->ops, who, "src", "p-000000000002");
+    return am_ops_pod_delete(e->fx.ops, who, "src", "p-000000000002");
 }
 static int op_pod_share(env *e, const am_principal *who) {
-    return am_ops_pod_share(e->ops, who, "src", "p-000000000001", 1);
+    return am_ops_pod_share(e->fx.ops, who, "src", "p-000000000001", 1);
 }
 static int pod_shared(env *e, const char *id) {
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, id, &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, id, &p), 0);
     int s = p->shared;
     protobuf_c_message_free_unpacked(&p->base, NULL);
     return s;
@@ -448,21 +410,21 @@ static void check_pod_shared(env *e) {
     assert_true(pod_shared(e, "p-000000000001"));
 }
 static int op_terminal_take(env *e, const am_principal *who) {
-    return am_ops_terminal_control(e->ops, who, "src", "p-000000000001", 1);
+    return am_ops_terminal_control(e->fx.ops, who, "src", "p-000000000001", 1);
 }
 static int op_terminal_release(env *e, const am_principal *who) {
-    return am_ops_terminal_control(e->ops, who, "src", "p-000000000001", 0);
+    return am_ops_terminal_control(e->fx.ops, who, "src", "p-000000000001", 0);
 }
 /* The runner protocol: the actor is the certificate's runner. */
 static int op_org_limits(env *e, const am_principal *who) {
     am_org_limits l = {.def = {.memory_bytes = 2ull << 30, .pids = 512},
                        .max = {.memory_bytes = 8ull << 30, .cpu_millis = 4000}};
-    return am_ops_org_limits_set(e->ops, who, "src", NULL, &l);
+    return am_ops_org_limits_set(e->fx.ops, who, "src", NULL, &l);
 }
 static void check_org_limits(env *e) {
     am_org_limits l;
     am_principal v = as("viewer", 1);
-    assert_int_equal(am_ops_org_limits_get(e->ops, &v, ORG, &l), 0);
+    assert_int_equal(am_ops_org_limits_get(e->fx.ops, &v, ORG, &l), 0);
     assert_int_equal(l.def.memory_bytes, 2ull << 30);
     assert_int_equal(l.def.pids, 512);
     assert_int_equal(l.max.memory_bytes, 8ull << 30);
@@ -472,13 +434,13 @@ static void check_org_limits(env *e) {
 
 static int op_egress_allow(env *e, const am_principal *who) {
     const char *allow[] = {"git.lan:443", "10.0.0.5:3142"};
-    return am_ops_org_egress_allow_set(e->ops, who, "src", NULL, allow, 2);
+    return am_ops_org_egress_allow_set(e->fx.ops, who, "src", NULL, allow, 2);
 }
 static void check_egress_allow(env *e) {
     char **l = NULL;
     size_t n = 0;
     am_principal v = as("viewer", 1);
-    assert_int_equal(am_ops_org_egress_allow_get(e->ops, &v, ORG, &l, &n), 0);
+    assert_int_equal(am_ops_org_egress_allow_get(e->fx.ops, &v, ORG, &l, &n), 0);
     assert_int_equal(n, 2);
     assert_string_equal(l[0], "git.lan:443");
     assert_string_equal(l[1], "10.0.0.5:3142");
@@ -495,7 +457,7 @@ static int op_pod_egress(env *e, const char *kind) {
     ev.port = 443;
     ev.reason = strcmp(kind, "refused") == 0 ? "git.lan:443 is not on the list" : "";
     ev.bytes_up = 10;
-    return am_ops_pod_egress(e->ops, &k_peer, &ev);
+    return am_ops_pod_egress(e->fx.ops, &k_peer, &ev);
 }
 static int op_pod_egress_close(env *e, const am_principal *who) {
     (void)who;
@@ -510,7 +472,7 @@ static int op_pod_egress_refused(env *e, const am_principal *who) {
 static int op_enroll(env *e, const am_principal *who) {
     (void)who;
     am_enrolled en;
-    int rc = am_ops_runner_enroll(e->ops, "10.0.0.3:1", e->secret, e->csr, e->csr_len, "host",
+    int rc = am_ops_runner_enroll(e->fx.ops, "10.0.0.3:1", e->secret, e->csr, e->csr_len, "host",
                                   "1.0", NULL, &en);
     if (rc == 0)
         free(en.chain_pem);
@@ -518,16 +480,16 @@ static int op_enroll(env *e, const am_principal *who) {
 }
 static int op_connect(env *e, const am_principal *who) {
     (void)who;
-    return am_ops_runner_connect(e->ops, &k_peer, e->serial);
+    return am_ops_runner_connect(e->fx.ops, &k_peer, e->serial);
 }
 static int op_disconnect(env *e, const am_principal *who) {
     (void)who;
-    return am_ops_runner_disconnect(e->ops, &k_peer);
+    return am_ops_runner_disconnect(e->fx.ops, &k_peer);
 }
 static int op_renew(env *e, const am_principal *who) {
     (void)who;
     am_enrolled en;
-    int rc = am_ops_runner_renew(e->ops, &k_peer, e->csr, e->csr_len, &en);
+    int rc = am_ops_runner_renew(e->fx.ops, &k_peer, e->csr, e->csr_len, &en);
     if (rc == 0)
         free(en.chain_pem);
     return rc;
@@ -541,7 +503,7 @@ static int op_hello(env *e, const am_principal *who) {
     h.version = "v2";
     h.running_pods = (char **)running;
     h.n_running_pods = 1;
-    return am_ops_runner_hello(e->ops, &k_peer, &h);
+    return am_ops_runner_hello(e->fx.ops, &k_peer, &h);
 }
 static void prep_no_lost_pod(env *e) {
     put_pod(e, "p-000000000003", "exited", 1);
@@ -553,7 +515,7 @@ static int op_pod_status(env *e, const am_principal *who) {
     st.pod_id = "p-000000000001";
     st.state = "exited";
     st.exit_code = 3;
-    return am_ops_pod_status(e->ops, &k_peer, &st);
+    return am_ops_pod_status(e->fx.ops, &k_peer, &st);
 }
 static int op_agent_state(env *e, const am_principal *who) {
     (void)who;
@@ -562,11 +524,11 @@ static int op_agent_state(env *e, const am_principal *who) {
     as.state = "waiting";
     as.source = "notify";
     as.message = "need a review";
-    return am_ops_pod_agent_state(e->ops, &k_peer, &as);
+    return am_ops_pod_agent_state(e->fx.ops, &k_peer, &as);
 }
 static int op_refused_message(env *e, const am_principal *who) {
     (void)who;
-    return am_ops_runner_refused(e->ops, &k_peer, "malformed RunnerMessage");
+    return am_ops_runner_refused(e->fx.ops, &k_peer, "malformed RunnerMessage");
 }
 
 static const op_case k_cases[] = {
@@ -642,11 +604,11 @@ static void test_allowed_role_succeeds_with_one_audit_record_published(void **st
         int refusal = c->result && strcmp(c->result, "denied") == 0; /* the op IS a refusal */
         if (refusal ? rc == 0 : rc != 0)
             fail_msg("%s: rc %s: %s", c->name, am_err_name(rc), am_err_last());
-        if (e->nrec != 1)
-            fail_msg("%s: %zu audit records, expected 1", c->name, e->nrec);
-        assert_string_equal(e->recs[0].action, c->action);
-        assert_string_equal(e->recs[0].result, c->result ? c->result : "ok");
-        assert_string_equal(e->recs[0].org, org);
+        if (e->fx.nrec != 1)
+            fail_msg("%s: %zu audit records, expected 1", c->name, e->fx.nrec);
+        assert_string_equal(e->fx.recs[0].action, c->action);
+        assert_string_equal(e->fx.recs[0].result, c->result ? c->result : "ok");
+        assert_string_equal(e->fx.recs[0].org, org);
         if (published(e, org) != ev0 + 1)
             fail_msg("%s: the record was not published", c->name);
         if (c->check)
@@ -672,10 +634,10 @@ static void test_lower_role_is_refused_audited_and_changes_nothing(void **state)
         int rc = c->run(e, &who);
         if (rc != -AM_EPERM)
             fail_msg("%s as %s: rc %s, expected EPERM", c->name, who.user_id, am_err_name(rc));
-        if (e->nrec != 1)
-            fail_msg("%s: %zu audit records for the refusal, expected 1", c->name, e->nrec);
-        assert_string_equal(e->recs[0].action, c->action);
-        assert_string_equal(e->recs[0].result, "denied");
+        if (e->fx.nrec != 1)
+            fail_msg("%s: %zu audit records for the refusal, expected 1", c->name, e->fx.nrec);
+        assert_string_equal(e->fx.recs[0].action, c->action);
+        assert_string_equal(e->fx.recs[0].result, "denied");
         assert_int_equal(published(e, ORG), ev0 + 1);
         assert_int_equal(e->sent, 0); /* nothing reached a runner */
         char *after = snapshot(e, &len1);
@@ -699,14 +661,14 @@ static void test_audit_failure_fails_the_operation_and_leaves_the_store_unchange
         size_t len0, len1;
         char *before = snapshot(e, &len0);
         size_t ev0 = published(e, org);
-        e->audit_fail = 1;
+        e->fx.audit_fail = 1;
         int rc = c->run(e, &who);
         if (rc == 0)
             fail_msg("%s: succeeded although the audit log could not record it", c->name);
         char *after = snapshot(e, &len1);
         if (len0 != len1 || memcmp(before, after, len0) != 0)
             fail_msg("%s: the store changed although the audit append failed", c->name);
-        assert_int_equal(e->nrec, 0);
+        assert_int_equal(e->fx.nrec, 0);
         assert_int_equal(published(e, org), ev0);
         if (c->run == op_pod_create || c->run == op_pod_stop)
             assert_int_equal(e->sent, 0); /* nothing unaudited reached the runner */
@@ -725,31 +687,31 @@ static void test_runner_refusals_are_audited(void **state) {
     env *e = env_new();
     am_enrolled en;
     /* a burned token */
-    assert_int_equal(am_ops_runner_enroll(e->ops, "x",
+    assert_int_equal(am_ops_runner_enroll(e->fx.ops, "x",
                                           "amt_"
                                           "00000000000000000000000000000000"
                                           "00000000000000000000000000000000",
                                           e->csr, e->csr_len, "h", "v", NULL, &en),
                      -AM_EAUTH);
-    assert_int_equal(e->nrec, 1);
-    assert_string_equal(e->recs[0].action, "runner.enroll");
-    assert_string_equal(e->recs[0].result, "denied");
+    assert_int_equal(e->fx.nrec, 1);
+    assert_string_equal(e->fx.recs[0].action, "runner.enroll");
+    assert_string_equal(e->fx.recs[0].result, "denied");
     /* a certificate serial that was never issued to this runner */
-    assert_int_equal(am_ops_runner_connect(e->ops, &k_peer, 0x999), -AM_EAUTH);
+    assert_int_equal(am_ops_runner_connect(e->fx.ops, &k_peer, 0x999), -AM_EAUTH);
     /* no certificate at all */
     am_ops_peer anon = {NULL, "", "x"};
-    assert_int_equal(am_ops_runner_connect(e->ops, &anon, 0), -AM_EAUTH);
-    assert_int_equal(e->nrec, 3);
-    assert_string_equal(e->recs[1].result, "denied");
-    assert_string_equal(e->recs[2].actor, "anonymous");
+    assert_int_equal(am_ops_runner_connect(e->fx.ops, &anon, 0), -AM_EAUTH);
+    assert_int_equal(e->fx.nrec, 3);
+    assert_string_equal(e->fx.recs[1].result, "denied");
+    assert_string_equal(e->fx.recs[2].actor, "anonymous");
     /* a status for a pod of another runner changes nothing */
     am_ops_peer other = {"r-00000000000000ff", ORG, "y"};
     Airmesh__V1__PodStatus st = AIRMESH__V1__POD_STATUS__INIT;
     st.pod_id = "p-000000000001";
     st.state = "exited";
-    assert_int_equal(am_ops_pod_status(e->ops, &other, &st), -AM_EAUTH);
+    assert_int_equal(am_ops_pod_status(e->fx.ops, &other, &st), -AM_EAUTH);
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, "p-000000000001", &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, "p-000000000001", &p), 0);
     assert_string_equal(p->state, "running");
     protobuf_c_message_free_unpacked(&p->base, NULL);
     env_free(e);
@@ -782,8 +744,8 @@ static Airmesh__V1__CreatePod *create_egress_pod(env *e, const char *network,
                      .network = network};
     am_principal admin = as("admin", 3);
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_ops_pod_create(e->ops, &admin, "src", &s, &p), 0);
-    assert_int_equal(am_pods_get(e->store, ORG, p->id, rec), 0);
+    assert_int_equal(am_ops_pod_create(e->fx.ops, &admin, "src", &s, &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, p->id, rec), 0);
     protobuf_c_message_free_unpacked(&p->base, NULL);
     assert_non_null(e->last_create);
     return airmesh__v1__create_pod__unpack(NULL, e->last_create_len, e->last_create);
@@ -802,7 +764,7 @@ static void test_pod_virtual_key_goes_only_to_the_runner(void **state) {
     put(e, AM_DB_RUNNERS, ORG, RUNNER, &r.base);
     const char *allow[] = {"git.lan:443"};
     am_principal admin = as("admin", 3);
-    assert_int_equal(am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, allow, 1), 0);
+    assert_int_equal(am_ops_org_egress_allow_set(e->fx.ops, &admin, "src", NULL, allow, 1), 0);
     /* No model endpoint in the org: the default is none, no key, no gateway env. */
     Airmesh__V1__Pod *rec = NULL;
     Airmesh__V1__CreatePod *cp = create_egress_pod(e, NULL, &rec);
@@ -882,41 +844,42 @@ static void test_egress_rules(void **state) {
                             {"[zz::1]:80", NULL}, {"x:080", NULL}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t n = bad[i][1] ? 2 : 1;
-        if (am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, bad[i], n) != -AM_EINVAL)
+        if (am_ops_org_egress_allow_set(e->fx.ops, &admin, "src", NULL, bad[i], n) != -AM_EINVAL)
             fail_msg("case %zu (%s) was accepted", i, bad[i][0]);
     }
-    assert_int_equal(e->nrec, 0);
+    assert_int_equal(e->fx.nrec, 0);
     const char *many[65];
     char names[65][24];
     for (int i = 0; i < 65; i++) {
         snprintf(names[i], sizeof names[i], "h%d.lan:1", i);
         many[i] = names[i];
     }
-    assert_int_equal(am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, many, 65),
+    assert_int_equal(am_ops_org_egress_allow_set(e->fx.ops, &admin, "src", NULL, many, 65),
                      -AM_EINVAL);
-    assert_int_equal(am_ops_org_egress_allow_set(e->ops, &admin, "src", NULL, many, 64), 0);
+    assert_int_equal(am_ops_org_egress_allow_set(e->fx.ops, &admin, "src", NULL, many, 64), 0);
     /* Another org's list does not exist for this caller. */
     char **l = NULL;
     size_t n = 0;
-    assert_int_equal(am_ops_org_egress_allow_get(e->ops, &member, "globex", &l, &n), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_org_egress_allow_get(e->fx.ops, &member, "globex", &l, &n),
+                     -AM_ENOTFOUND);
     /* A pod network this appliance does not know is refused. */
     const char *argv[] = {"bash"};
     am_pod_spec s = {.repo = "/r", .argv = argv, .argc = 1, .network = "internet"};
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_ops_pod_create(e->ops, &member, "src", &s, &p), -AM_EINVAL);
+    assert_int_equal(am_ops_pod_create(e->fx.ops, &member, "src", &s, &p), -AM_EINVAL);
     /* An egress event for a pod of another runner (or an unknown kind) records nothing. */
-    size_t before = e->nrec;
+    size_t before = e->fx.nrec;
     am_ops_peer other = {"r-00000000000000ff", ORG, "y"};
     Airmesh__V1__EgressEvent ev = AIRMESH__V1__EGRESS_EVENT__INIT;
     ev.pod_id = "p-000000000001";
     ev.kind = "connect";
-    assert_int_equal(am_ops_pod_egress(e->ops, &other, &ev), -AM_EAUTH);
+    assert_int_equal(am_ops_pod_egress(e->fx.ops, &other, &ev), -AM_EAUTH);
     ev.kind = "teleport";
-    assert_int_equal(am_ops_pod_egress(e->ops, &k_peer, &ev), -AM_EINVAL);
+    assert_int_equal(am_ops_pod_egress(e->fx.ops, &k_peer, &ev), -AM_EINVAL);
     ev.kind = "connect";
     ev.pod_id = "p-00000000dead";
-    assert_int_equal(am_ops_pod_egress(e->ops, &k_peer, &ev), -AM_EAUTH);
-    assert_int_equal(e->nrec, before);
+    assert_int_equal(am_ops_pod_egress(e->fx.ops, &k_peer, &ev), -AM_EAUTH);
+    assert_int_equal(e->fx.nrec, before);
     env_free(e);
 }
 
@@ -926,21 +889,22 @@ static void test_refused_logins_are_audited(void **state) {
     char tok[AM_AUTH_TOKEN_LEN + 1];
     uint64_t exp;
     am_principal w;
-    assert_int_equal(am_ops_login(e->ops, ORG, "viewer", "wrong-password", "s", tok, &exp, &w),
+    assert_int_equal(am_ops_login(e->fx.ops, ORG, "viewer", "wrong-password", "s", tok, &exp, &w),
                      -AM_EAUTH);
     assert_string_equal(am_err_last(), "unknown user or wrong password");
-    assert_int_equal(am_ops_login(e->ops, ORG, "nobody", PASSWORD, "s", tok, &exp, &w), -AM_EAUTH);
+    assert_int_equal(am_ops_login(e->fx.ops, ORG, "nobody", PASSWORD, "s", tok, &exp, &w),
+                     -AM_EAUTH);
     assert_string_equal(am_err_last(), "unknown user or wrong password"); /* the same answer */
     /* refused before any password check (the http layer's throttle): audited with the reason */
-    assert_int_equal(am_ops_login_refused(e->ops, ORG, "viewer", "s", "locked"), -AM_ELIMIT);
+    assert_int_equal(am_ops_login_refused(e->fx.ops, ORG, "viewer", "s", "locked"), -AM_ELIMIT);
     am_principal admin = as("admin", 3);
-    assert_int_equal(am_ops_refused(e->ops, &admin, "s", "user.password", "user:x", "busy"),
+    assert_int_equal(am_ops_refused(e->fx.ops, &admin, "s", "user.password", "user:x", "busy"),
                      -AM_EUNAVAIL);
-    assert_int_equal(e->nrec, 4);
-    for (size_t i = 0; i < e->nrec; i++)
-        assert_string_equal(e->recs[i].result, "denied");
-    assert_string_equal(e->recs[2].action, "auth.login");
-    assert_string_equal(e->recs[3].action, "user.password");
+    assert_int_equal(e->fx.nrec, 4);
+    for (size_t i = 0; i < e->fx.nrec; i++)
+        assert_string_equal(e->fx.recs[i].result, "denied");
+    assert_string_equal(e->fx.recs[2].action, "auth.login");
+    assert_string_equal(e->fx.recs[3].action, "user.password");
     env_free(e);
 }
 
@@ -949,14 +913,14 @@ static void test_another_orgs_things_are_not_found_and_not_audited(void **state)
     env *e = env_new();
     am_principal stranger = as("owner", 4);
     snprintf(stranger.org_id, sizeof stranger.org_id, "globex");
-    assert_int_equal(am_ops_pod_stop(e->ops, &stranger, "s", "p-000000000001"), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_runner_revoke(e->ops, &stranger, "s", RUNNER), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_user_delete(e->ops, &stranger, "s", "target"), -AM_ENOTFOUND);
-    assert_int_equal(am_ops_runner_token_revoke(e->ops, &stranger, "s", e->token_id),
+    assert_int_equal(am_ops_pod_stop(e->fx.ops, &stranger, "s", "p-000000000001"), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_runner_revoke(e->fx.ops, &stranger, "s", RUNNER), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_user_delete(e->fx.ops, &stranger, "s", "target"), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_runner_token_revoke(e->fx.ops, &stranger, "s", e->token_id),
                      -AM_ENOTFOUND);
-    assert_int_equal(am_ops_team_change(e->ops, &stranger, "s", "core", NULL, AM_TEAM_DELETE),
+    assert_int_equal(am_ops_team_change(e->fx.ops, &stranger, "s", "core", NULL, AM_TEAM_DELETE),
                      -AM_ENOTFOUND);
-    assert_int_equal(e->nrec, 0);
+    assert_int_equal(e->fx.nrec, 0);
     env_free(e);
 }
 
@@ -964,15 +928,15 @@ static void test_hello_marks_the_pods_a_runner_lost_failed(void **state) {
     (void)state;
     env *e = env_new();
     assert_int_equal(op_hello(e, NULL), 0);
-    assert_int_equal(e->nrec, 2);
-    assert_string_equal(e->recs[0].action, "runner.hello");
-    assert_string_equal(e->recs[1].action, "pod.fail");
-    assert_string_equal(e->recs[1].actor, "system");
+    assert_int_equal(e->fx.nrec, 2);
+    assert_string_equal(e->fx.recs[0].action, "runner.hello");
+    assert_string_equal(e->fx.recs[1].action, "pod.fail");
+    assert_string_equal(e->fx.recs[1].actor, "system");
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, "p-000000000003", &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, "p-000000000003", &p), 0);
     assert_string_equal(p->state, "failed");
     protobuf_c_message_free_unpacked(&p->base, NULL);
-    assert_int_equal(am_pods_get(e->store, ORG, "p-000000000001", &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, "p-000000000001", &p), 0);
     assert_string_equal(p->state, "running"); /* listed by the runner: kept */
     protobuf_c_message_free_unpacked(&p->base, NULL);
     env_free(e);
@@ -986,14 +950,14 @@ static void test_pod_create_with_unreachable_runner_marks_it_failed(void **state
     const char *argv[] = {"bash"};
     am_pod_spec s = {.repo = "/srv/git/app.git", .argv = argv, .argc = 1};
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_ops_pod_create(e->ops, &who, "src", &s, &p), -AM_EUNAVAIL);
+    assert_int_equal(am_ops_pod_create(e->fx.ops, &who, "src", &s, &p), -AM_EUNAVAIL);
     assert_non_null(p);
     Airmesh__V1__Pod *now = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, p->id, &now), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, p->id, &now), 0);
     assert_string_equal(now->state, "failed");
-    assert_int_equal(e->nrec, 2);
-    assert_string_equal(e->recs[0].action, "pod.create");
-    assert_string_equal(e->recs[1].action, "pod.fail");
+    assert_int_equal(e->fx.nrec, 2);
+    assert_string_equal(e->fx.recs[0].action, "pod.create");
+    assert_string_equal(e->fx.recs[1].action, "pod.fail");
     protobuf_c_message_free_unpacked(&now->base, NULL);
     protobuf_c_message_free_unpacked(&p->base, NULL);
     env_free(e);
@@ -1005,20 +969,20 @@ static void test_audit_export_is_for_owners_and_audited_before_it_is_made(void *
     (void)state;
     env *e = env_new();
     char adir[128];
-    snprintf(adir, sizeof adir, "%s/audit", e->dir);
+    snprintf(adir, sizeof adir, "%s/audit", e->fx.dir);
     am_audit *log = NULL;
     assert_int_equal(am_audit_open(adir, NULL, &log), 0);
     assert_int_equal(am_audit_event(log, "system", "", "server.start", "airmeshd", "ok", "", NULL),
                      0);
-    am_ops_free(e->ops);
-    am_ops_config c = {.store = e->store,
+    am_ops_free(e->fx.ops);
+    am_ops_config c = {.store = e->fx.store,
                        .audit = log, /* exported from */
-                       .hub = e->hub,
+                       .hub = e->fx.hub,
                        .ca = g_ca,
-                       .data_dir = e->dir,
-                       .audit_fn = fake_audit, /* where ops' own records go */
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
+                       .data_dir = e->fx.dir,
+                       .audit_fn = opsfx_record, /* where ops' own records go */
+                       .audit_ctx = &e->fx};
+    assert_int_equal(am_ops_new(&c, &e->fx.ops), 0);
     uint8_t *root = NULL;
     size_t root_len = 0;
     assert_int_equal(am_read_file(am_ca_path(g_ca, "ca.pem"), 65536, &root, &root_len), 0);
@@ -1026,25 +990,26 @@ static void test_audit_export_is_for_owners_and_audited_before_it_is_made(void *
     assert_non_null(root_pem);
     memcpy(root_pem, root, root_len);
     char path[160];
-    snprintf(path, sizeof path, "%s/export", e->dir);
+    snprintf(path, sizeof path, "%s/export", e->fx.dir);
     FILE *f = fopen(path, "w+");
     assert_non_null(f);
     am_audit_export_info info;
     am_principal admin = as("admin", 3), owner = as("owner", 4);
 
-    assert_int_equal(am_ops_audit_export(e->ops, &admin, "s", root_pem, 0, 0, fileno(f), &info),
+    assert_int_equal(am_ops_audit_export(e->fx.ops, &admin, "s", root_pem, 0, 0, fileno(f), &info),
                      -AM_EPERM);
-    assert_int_equal(e->nrec, 1);
-    assert_string_equal(e->recs[0].result, "denied");
-    e->audit_fail = 1; /* no record of who took it: no export */
-    assert_int_not_equal(am_ops_audit_export(e->ops, &owner, "s", root_pem, 0, 0, fileno(f), &info),
-                         0);
+    assert_int_equal(e->fx.nrec, 1);
+    assert_string_equal(e->fx.recs[0].result, "denied");
+    e->fx.audit_fail = 1; /* no record of who took it: no export */
+    assert_int_not_equal(
+        am_ops_audit_export(e->fx.ops, &owner, "s", root_pem, 0, 0, fileno(f), &info), 0);
     assert_int_equal(ftell(f), 0);
-    e->audit_fail = 0;
-    assert_int_equal(am_ops_audit_export(e->ops, &owner, "s", root_pem, 0, 0, fileno(f), &info), 0);
-    assert_int_equal(e->nrec, 2);
-    assert_string_equal(e->recs[1].action, "audit.export");
-    assert_string_equal(e->recs[1].result, "ok");
+    e->fx.audit_fail = 0;
+    assert_int_equal(am_ops_audit_export(e->fx.ops, &owner, "s", root_pem, 0, 0, fileno(f), &info),
+                     0);
+    assert_int_equal(e->fx.nrec, 2);
+    assert_string_equal(e->fx.recs[1].action, "audit.export");
+    assert_string_equal(e->fx.recs[1].result, "ok");
     assert_true(info.records >= 1);
     fclose(f);
     assert_int_equal(am_audit_export_verify(path, NULL), 0);
@@ -1064,15 +1029,15 @@ static void test_terminal_output_and_recordings_only_from_the_pods_runner(void *
     out.pod_id = "p-000000000001";
     out.data.data = (uint8_t *)"hello";
     out.data.len = 5;
-    assert_int_equal(am_ops_pod_output(e->ops, &other, &out), -AM_EAUTH);
-    assert_int_equal(am_hub_pod_read(e->hub, "p-000000000001", 0, NULL, 0, NULL, NULL, NULL),
+    assert_int_equal(am_ops_pod_output(e->fx.ops, &other, &out), -AM_EAUTH);
+    assert_int_equal(am_hub_pod_read(e->fx.hub, "p-000000000001", 0, NULL, 0, NULL, NULL, NULL),
                      -AM_ENOTFOUND); /* positive control below: the same call finds it */
-    assert_int_equal(am_ops_pod_output(e->ops, &k_peer, &out), 0);
+    assert_int_equal(am_ops_pod_output(e->fx.ops, &k_peer, &out), 0);
     uint8_t buf[16];
     size_t n = 0;
     uint64_t at = 0;
-    assert_int_equal(am_hub_pod_read(e->hub, "p-000000000001", 0, buf, sizeof buf, &n, &at, NULL),
-                     0);
+    assert_int_equal(
+        am_hub_pod_read(e->fx.hub, "p-000000000001", 0, buf, sizeof buf, &n, &at, NULL), 0);
     assert_int_equal(n, 5);
     assert_memory_equal(buf, "hello", 5);
 
@@ -1081,13 +1046,13 @@ static void test_terminal_output_and_recordings_only_from_the_pods_runner(void *
     ch.data.data = (uint8_t *)"zz";
     ch.data.len = 2;
     ch.last = 1;
-    assert_int_equal(am_ops_pod_recording(e->ops, &other, &ch), -AM_EAUTH);
-    assert_int_equal(am_ops_pod_recording(e->ops, &k_peer, &ch), 0);
+    assert_int_equal(am_ops_pod_recording(e->fx.ops, &other, &ch), -AM_EAUTH);
+    assert_int_equal(am_ops_pod_recording(e->fx.ops, &k_peer, &ch), 0);
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, "p-000000000002", &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, "p-000000000002", &p), 0);
     assert_true(p->recording);
     protobuf_c_message_free_unpacked(&p->base, NULL);
-    assert_int_equal(e->nrec, 0);
+    assert_int_equal(e->fx.nrec, 0);
     env_free(e);
 }
 
@@ -1100,9 +1065,9 @@ static void test_keystrokes_need_the_input_role(void **state) {
     m.msg_case = AIRMESH__V1__APPLIANCE_MESSAGE__MSG_INPUT;
     m.input = &in;
     am_principal viewer = as("viewer", 1), member = as("member", 2);
-    assert_int_equal(am_ops_terminal_send(e->ops, &viewer, RUNNER, &m), -AM_EPERM);
+    assert_int_equal(am_ops_terminal_send(e->fx.ops, &viewer, RUNNER, &m), -AM_EPERM);
     assert_int_equal(e->sent, 0);
-    assert_int_equal(am_ops_terminal_send(e->ops, &member, RUNNER, &m), 0);
+    assert_int_equal(am_ops_terminal_send(e->fx.ops, &member, RUNNER, &m), 0);
     assert_int_equal(e->sent, 1);
     env_free(e);
 }
@@ -1112,11 +1077,11 @@ static void test_keystrokes_need_the_input_role(void **state) {
 static void expect_denied(env *e, int rc, const char *action) {
     assert_int_equal(rc, -AM_EPERM);
     assert_non_null(strstr(am_err_last(), "not shared"));
-    assert_int_equal(e->nrec, 1);
-    assert_string_equal(e->recs[0].action, action);
-    assert_string_equal(e->recs[0].result, "denied");
-    assert_string_equal(e->recs[0].actor, "user:mia");
-    e->nrec = 0;
+    assert_int_equal(e->fx.nrec, 1);
+    assert_string_equal(e->fx.recs[0].action, action);
+    assert_string_equal(e->fx.recs[0].result, "denied");
+    assert_string_equal(e->fx.recs[0].actor, "user:mia");
+    e->fx.nrec = 0;
 }
 
 static void test_members_act_on_others_pods_only_when_shared(void **state) {
@@ -1133,19 +1098,19 @@ static void test_members_act_on_others_pods_only_when_shared(void **state) {
     m.input = &in;
 
     /* Positive control: the starter may (the op reaches the runner). */
-    assert_int_equal(am_ops_terminal_send(e->ops, &member, RUNNER, &m), 0);
+    assert_int_equal(am_ops_terminal_send(e->fx.ops, &member, RUNNER, &m), 0);
     assert_int_equal(e->sent, 1);
     e->sent = 0;
 
     /* Another member: refused, audited, nothing sent, nothing changed. */
     size_t len0, len1;
     char *before = snapshot(e, &len0);
-    expect_denied(e, am_ops_pod_stop(e->ops, &mia, "src", pod), "pod.stop");
-    expect_denied(e, am_ops_terminal_control(e->ops, &mia, "src", pod, 1), "pod.terminal.take");
-    expect_denied(e, am_ops_terminal_take_over(e->ops, &mia, "src", pod, "member", "idle"),
+    expect_denied(e, am_ops_pod_stop(e->fx.ops, &mia, "src", pod), "pod.stop");
+    expect_denied(e, am_ops_terminal_control(e->fx.ops, &mia, "src", pod, 1), "pod.terminal.take");
+    expect_denied(e, am_ops_terminal_take_over(e->fx.ops, &mia, "src", pod, "member", "idle"),
                   "pod.terminal.take");
-    expect_denied(e, am_ops_pod_share(e->ops, &mia, "src", pod, 1), "pod.share");
-    assert_int_equal(am_ops_terminal_send(e->ops, &mia, RUNNER, &m), -AM_EPERM);
+    expect_denied(e, am_ops_pod_share(e->fx.ops, &mia, "src", pod, 1), "pod.share");
+    assert_int_equal(am_ops_terminal_send(e->fx.ops, &mia, RUNNER, &m), -AM_EPERM);
     assert_int_equal(e->sent, 0);
     char *after = snapshot(e, &len1);
     assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
@@ -1153,43 +1118,43 @@ static void test_members_act_on_others_pods_only_when_shared(void **state) {
     free(after);
 
     /* Admins and owners may, on any pod of the org. */
-    assert_int_equal(am_ops_terminal_control(e->ops, &admin, "src", pod, 1), 0);
-    assert_int_equal(am_ops_terminal_send(e->ops, &owner, RUNNER, &m), 0);
-    assert_int_equal(am_ops_pod_stop(e->ops, &owner, "src", pod), 0);
+    assert_int_equal(am_ops_terminal_control(e->fx.ops, &admin, "src", pod, 1), 0);
+    assert_int_equal(am_ops_terminal_send(e->fx.ops, &owner, RUNNER, &m), 0);
+    assert_int_equal(am_ops_pod_stop(e->fx.ops, &owner, "src", pod), 0);
     assert_int_equal(e->sent, 2);
     e->sent = 0;
-    e->nrec = 0;
+    e->fx.nrec = 0;
 
     /* Its starter shares it: audited pod.share ok with the flag; then mia may, but not unshare. */
-    assert_int_equal(am_ops_pod_share(e->ops, &member, "src", pod, 1), 0);
-    assert_int_equal(e->nrec, 1);
-    assert_string_equal(e->recs[0].action, "pod.share");
-    assert_string_equal(e->recs[0].result, "ok");
+    assert_int_equal(am_ops_pod_share(e->fx.ops, &member, "src", pod, 1), 0);
+    assert_int_equal(e->fx.nrec, 1);
+    assert_string_equal(e->fx.recs[0].action, "pod.share");
+    assert_string_equal(e->fx.recs[0].result, "ok");
     assert_true(pod_shared(e, pod));
-    e->nrec = 0;
-    assert_int_equal(am_ops_terminal_control(e->ops, &mia, "src", pod, 1), 0);
-    assert_int_equal(am_ops_terminal_send(e->ops, &mia, RUNNER, &m), 0);
-    assert_int_equal(am_ops_pod_stop(e->ops, &mia, "src", pod), 0);
+    e->fx.nrec = 0;
+    assert_int_equal(am_ops_terminal_control(e->fx.ops, &mia, "src", pod, 1), 0);
+    assert_int_equal(am_ops_terminal_send(e->fx.ops, &mia, RUNNER, &m), 0);
+    assert_int_equal(am_ops_pod_stop(e->fx.ops, &mia, "src", pod), 0);
     assert_int_equal(e->sent, 2);
-    e->nrec = 0;
-    expect_denied(e, am_ops_pod_share(e->ops, &mia, "src", pod, 0), "pod.share");
+    e->fx.nrec = 0;
+    expect_denied(e, am_ops_pod_share(e->fx.ops, &mia, "src", pod, 0), "pod.share");
     assert_true(pod_shared(e, pod));
 
     /* An admin withdraws the share (audited even when repeated); mia is refused again. */
-    assert_int_equal(am_ops_pod_share(e->ops, &admin, "src", pod, 0), 0);
-    assert_int_equal(am_ops_pod_share(e->ops, &admin, "src", pod, 0), 0);
-    assert_int_equal(e->nrec, 2);
+    assert_int_equal(am_ops_pod_share(e->fx.ops, &admin, "src", pod, 0), 0);
+    assert_int_equal(am_ops_pod_share(e->fx.ops, &admin, "src", pod, 0), 0);
+    assert_int_equal(e->fx.nrec, 2);
     assert_false(pod_shared(e, pod));
-    e->nrec = 0;
-    expect_denied(e, am_ops_terminal_control(e->ops, &mia, "src", pod, 1), "pod.terminal.take");
+    e->fx.nrec = 0;
+    expect_denied(e, am_ops_terminal_control(e->fx.ops, &mia, "src", pod, 1), "pod.terminal.take");
 
     /* Viewing is no decision: a viewer still reads the pod; a viewer cannot share. */
     am_principal viewer = as("viewer", 1);
-    assert_int_equal(am_ops_pod_share(e->ops, &viewer, "src", pod, 1), -AM_EPERM);
-    assert_string_equal(e->recs[0].result, "denied");
+    assert_int_equal(am_ops_pod_share(e->fx.ops, &viewer, "src", pod, 1), -AM_EPERM);
+    assert_string_equal(e->fx.recs[0].result, "denied");
     ProtobufCMessage *pm = NULL;
-    assert_int_equal(am_ops_get(e->ops, AM_DB_PODS, ORG, pod, &airmesh__v1__pod__descriptor, &pm),
-                     0);
+    assert_int_equal(
+        am_ops_get(e->fx.ops, AM_DB_PODS, ORG, pod, &airmesh__v1__pod__descriptor, &pm), 0);
     protobuf_c_message_free_unpacked(pm, NULL);
     env_free(e);
 }
@@ -1202,7 +1167,7 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
     (void)state;
     env *e = env_new();
     char mnt[128];
-    snprintf(mnt, sizeof mnt, "%s/audit", e->dir);
+    snprintf(mnt, sizeof mnt, "%s/audit", e->fx.dir);
     assert_int_equal(mkdir(mnt, 0700), 0);
     if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0700") != 0)
         fail_msg("mount tmpfs on %s: %s (this test needs root and a mount namespace)", mnt,
@@ -1210,14 +1175,15 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
     snprintf(g_mounted, sizeof g_mounted, "%s", mnt);
     am_audit *log = NULL;
     assert_int_equal(am_audit_open(mnt, NULL, &log), 0);
-    am_ops_free(e->ops);
-    am_ops_config c = {.store = e->store, .audit = log, .hub = e->hub, .data_dir = e->dir};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
+    am_ops_free(e->fx.ops);
+    am_ops_config c = {.store = e->fx.store, .audit = log, .hub = e->fx.hub, .data_dir = e->fx.dir};
+    assert_int_equal(am_ops_new(&c, &e->fx.ops), 0);
     am_principal admin = as("admin", 3);
     char pw[32];
     /* positive control: with space left the real log takes the record */
     assert_int_equal(
-        am_ops_user_create(e->ops, &admin, "s", "before", "viewer", NULL, NULL, pw, sizeof pw), 0);
+        am_ops_user_create(e->fx.ops, &admin, "s", "before", "viewer", NULL, NULL, pw, sizeof pw),
+        0);
     assert_int_equal(am_audit_flush(log), 0);
     char filler[160];
     snprintf(filler, sizeof filler, "%s/filler", mnt);
@@ -1243,10 +1209,11 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
     assert_int_equal(flushed, -AM_EIO);
     size_t len0, len1;
     char *before = snapshot(e, &len0);
-    int rc = am_ops_user_create(e->ops, &admin, "s", "after", "viewer", NULL, NULL, pw, sizeof pw);
+    int rc =
+        am_ops_user_create(e->fx.ops, &admin, "s", "after", "viewer", NULL, NULL, pw, sizeof pw);
     assert_int_equal(rc, -AM_EIO);
     assert_non_null(strstr(am_err_last(), "nothing was changed"));
-    assert_int_not_equal(am_ops_runner_revoke(e->ops, &admin, "s", RUNNER), 0);
+    assert_int_not_equal(am_ops_runner_revoke(e->fx.ops, &admin, "s", RUNNER), 0);
     assert_int_not_equal(e->stream, -1); /* its stream was not closed either */
     char *after = snapshot(e, &len1);
     assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
@@ -1263,7 +1230,7 @@ static void test_a_full_audit_disk_fails_operations_and_changes_nothing(void **s
 static const char *agent_state_of(env *e, const char *id, uint64_t *ms) {
     static char st[16];
     Airmesh__V1__Pod *p = NULL;
-    assert_int_equal(am_pods_get(e->store, ORG, id, &p), 0);
+    assert_int_equal(am_pods_get(e->fx.store, ORG, id, &p), 0);
     snprintf(st, sizeof st, "%s", p->agent_state);
     if (ms)
         *ms = p->agent_state_ms;
@@ -1281,15 +1248,15 @@ static void test_agent_state_only_from_the_pods_runner_well_formed_once_per_chan
     as.source = "notify";
     as.message = "need a review";
     /* Refused, nothing stored or audited: another runner's pod, bad values. */
-    assert_int_equal(am_ops_pod_agent_state(e->ops, &other, &as), -AM_EAUTH);
+    assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &other, &as), -AM_EAUTH);
     const char *bad_states[] = {"exited", "", "WAITING"};
     for (size_t i = 0; i < 3; i++) {
         as.state = (char *)bad_states[i];
-        assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), -AM_EINVAL);
+        assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), -AM_EINVAL);
     }
     as.state = "waiting";
     as.source = "pod";
-    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), -AM_EINVAL);
+    assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), -AM_EINVAL);
     as.source = "notify";
     char long_msg[202];
     memset(long_msg, 'm', 201);
@@ -1297,32 +1264,32 @@ static void test_agent_state_only_from_the_pods_runner_well_formed_once_per_chan
     const char *bad_msgs[] = {"esc\033[2J", "bell\007", "c1\xc2\x9b", "bad\xff", long_msg};
     for (size_t i = 0; i < 5; i++) {
         as.message = (char *)bad_msgs[i];
-        assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), -AM_EINVAL);
+        assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), -AM_EINVAL);
     }
-    assert_int_equal(e->nrec, 0);
+    assert_int_equal(e->fx.nrec, 0);
     assert_string_equal(agent_state_of(e, "p-000000000001", NULL), "");
     /* Positive control: the pod's runner, well formed: stored and audited once. */
     as.message = "need a review \xc3\xa9";
-    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
+    assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), 0);
     uint64_t ms = 0;
     assert_string_equal(agent_state_of(e, "p-000000000001", &ms), "waiting");
     assert_true(ms > 0);
-    assert_int_equal(e->nrec, 1);
-    assert_string_equal(e->recs[0].action, "pod.agent_state");
-    assert_string_equal(e->recs[0].actor, "runner:" RUNNER);
+    assert_int_equal(e->fx.nrec, 1);
+    assert_string_equal(e->fx.recs[0].action, "pod.agent_state");
+    assert_string_equal(e->fx.recs[0].actor, "runner:" RUNNER);
     /* The same state from a title or quiet is no news; a new notification is. */
     as.source = "title";
     as.message = "a title";
-    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
-    assert_int_equal(e->nrec, 1);
+    assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), 0);
+    assert_int_equal(e->fx.nrec, 1);
     as.source = "osc9";
     as.message = "another question";
-    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
-    assert_int_equal(e->nrec, 2);
+    assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), 0);
+    assert_int_equal(e->fx.nrec, 2);
     /* An ended pod: no change, no record. */
     as.pod_id = "p-000000000002";
-    assert_int_equal(am_ops_pod_agent_state(e->ops, &k_peer, &as), 0);
-    assert_int_equal(e->nrec, 2);
+    assert_int_equal(am_ops_pod_agent_state(e->fx.ops, &k_peer, &as), 0);
+    assert_int_equal(e->fx.nrec, 2);
     assert_string_equal(agent_state_of(e, "p-000000000002", NULL), "");
     env_free(e);
 }
@@ -1358,10 +1325,10 @@ static Airmesh__V1__Pod *create_with(env *e, uint64_t memory, uint32_t cpu, int 
                      .cpu_millis = cpu};
     am_principal m = as("member", 2);
     Airmesh__V1__Pod *p = NULL;
-    *rc = am_ops_pod_create(e->ops, &m, "src", &s, &p);
+    *rc = am_ops_pod_create(e->fx.ops, &m, "src", &s, &p);
     if (*rc == 0) { /* end it (unaudited), so the runner's 4 slots do not run out */
         am_pod_update u = {.org = ORG, .id = p->id, .state = "exited"};
-        assert_int_equal(am_pods_update(e->store, &u, NULL), 0);
+        assert_int_equal(am_pods_update(e->fx.store, &u, NULL), 0);
     }
     return p;
 }
@@ -1379,7 +1346,7 @@ static void test_org_limits_apply_at_pod_create(void **state) {
 
     am_org_limits l = {.def = {.memory_bytes = 1ull << 30, .pids = 256},
                        .max = {.memory_bytes = 4ull << 30, .cpu_millis = 2000}};
-    assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", ORG, &l), 0);
+    assert_int_equal(am_ops_org_limits_set(e->fx.ops, &admin, "src", ORG, &l), 0);
     p = create_with(e, 0, 0, &rc); /* left out: org default; cpu: none anywhere -> the max */
     assert_int_equal(rc, 0);
     assert_int_equal(p->memory_bytes, 1ull << 30);
@@ -1392,7 +1359,7 @@ static void test_org_limits_apply_at_pod_create(void **state) {
     assert_int_equal(p->cpu_millis, 1500);
     protobuf_c_message_free_unpacked(&p->base, NULL);
 
-    size_t len0, len1, n0 = e->nrec;
+    size_t len0, len1, n0 = e->fx.nrec;
     char *before = snapshot(e, &len0);
     p = create_with(e, 5ull << 30, 0, &rc);
     assert_null(p);
@@ -1411,16 +1378,16 @@ static void test_org_limits_apply_at_pod_create(void **state) {
         {.def = {.cpu_millis = 300000}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", ORG, &bad[i]), -AM_EINVAL);
+        assert_int_equal(am_ops_org_limits_set(e->fx.ops, &admin, "src", ORG, &bad[i]), -AM_EINVAL);
     }
-    assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", ORG, &bad[0]), -AM_EINVAL);
+    assert_int_equal(am_ops_org_limits_set(e->fx.ops, &admin, "src", ORG, &bad[0]), -AM_EINVAL);
     assert_non_null(strstr(am_err_last(), "defaults.memory"));
     /* Another org's policy: not found, not audited. */
-    assert_int_equal(am_ops_org_limits_set(e->ops, &admin, "src", "other", &l), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_org_limits_set(e->fx.ops, &admin, "src", "other", &l), -AM_ENOTFOUND);
     am_org_limits got;
-    assert_int_equal(am_ops_org_limits_get(e->ops, &admin, "other", &got), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_org_limits_get(e->fx.ops, &admin, "other", &got), -AM_ENOTFOUND);
     char *after = snapshot(e, &len1);
-    assert_int_equal(e->nrec, n0);
+    assert_int_equal(e->fx.nrec, n0);
     assert_true(len0 == len1 && memcmp(before, after, len0) == 0);
     free(before);
     free(after);

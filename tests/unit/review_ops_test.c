@@ -26,13 +26,10 @@
 #include "appliance/ops/ops.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 #define POD "p-000000000001"
-
-typedef struct {
-    char action[64], result[16], target[200], details[1024];
-} rec;
 
 typedef enum {
     ANSWER_OK,
@@ -46,30 +43,13 @@ typedef enum {
 } mode;
 
 typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
-    rec recs[64];
-    size_t nrec;
+    opsfx fx; /* store, hub, ops, audit records */
     mode m;
     uint64_t last_id;
     char last_kind[16];
     pthread_t th;
     int have_th;
 } env;
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    assert_true(e->nrec < 64);
-    rec *x = &e->recs[e->nrec++];
-    snprintf(x->action, sizeof x->action, "%s", r->action);
-    snprintf(x->result, sizeof x->result, "%s", r->result);
-    snprintf(x->target, sizeof x->target, "%s", r->target);
-    snprintf(x->details, sizeof x->details, "%s", r->details ? r->details : "");
-    *seq = e->nrec;
-    return 0;
-}
 
 /* The "rpc thread": answers the last request a little later. */
 static void *answer(void *arg) {
@@ -95,7 +75,7 @@ static void *answer(void *arg) {
         rr.pushed_to = "http://git.example/app.git";
     rr.read_only = e->m == ANSWER_READ_ONLY;
     am_ops_peer peer = {e->m == ANSWER_WRONG_RUNNER ? "r-other" : "r-one", ORG, "test"};
-    am_ops_review_result(e->ops, &peer, &rr);
+    am_ops_review_result(e->fx.ops, &peer, &rr);
     return NULL;
 }
 
@@ -125,19 +105,8 @@ static void join(env *e) {
 static int setup(void **state) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/review_ops_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
-    am_ops_set_runner_link(e->ops, fake_send, e);
+    opsfx_open(&e->fx, "review_ops_test", NULL);
+    am_ops_set_runner_link(e->fx.ops, fake_send, e);
     Airmesh__V1__Pod p = AIRMESH__V1__POD__INIT;
     p.id = POD;
     p.org_id = ORG;
@@ -147,7 +116,7 @@ static int setup(void **state) {
     p.branch = "airmesh/pod-" POD;
     p.state = "exited";
     p.created_by = "user:ann";
-    assert_int_equal(am_store_put(e->store, AM_DB_PODS, ORG, POD, &p.base), 0);
+    assert_int_equal(am_store_put(e->fx.store, AM_DB_PODS, ORG, POD, &p.base), 0);
     am_ops_review_set_wait_ms(400);
     *state = e;
     return 0;
@@ -157,31 +126,17 @@ static int teardown(void **state) {
     env *e = *state;
     join(e);
     am_ops_review_set_wait_ms(0);
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
+    opsfx_close(&e->fx);
     free(e);
     return 0;
-}
-
-static am_principal as(const char *org, const char *name, int role) {
-    am_principal p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.user_id, sizeof p.user_id, "%s", name);
-    snprintf(p.org_id, sizeof p.org_id, "%s", org);
-    p.role = role;
-    return p;
 }
 
 #define MEMBER AIRMESH__V1__ROLE__ROLE_MEMBER
 
 static int get(env *e, Airmesh__V1__ReviewResult **r) {
-    am_principal ann = as(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     Airmesh__V1__Pod *p = NULL;
-    int rc = am_ops_review_get(e->ops, &ann, POD, 0, r, &p);
+    int rc = am_ops_review_get(e->fx.ops, &ann, POD, 0, r, &p);
     join(e);
     if (p)
         protobuf_c_message_free_unpacked(&p->base, NULL);
@@ -199,7 +154,7 @@ static void test_the_pods_runner_answer_wakes_the_call(void **state) {
     assert_memory_equal(r->diff.data, "+hello\n", 7);
     assert_string_equal(r->commits[0]->summary, "add greeting");
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    assert_int_equal(e->nrec, 0); /* a read: not audited */
+    assert_int_equal(e->fx.nrec, 0); /* a read: not audited */
 }
 
 static void test_another_runners_or_pods_answer_is_ignored_and_the_call_times_out(void **state) {
@@ -216,7 +171,7 @@ static void test_another_runners_or_pods_answer_is_ignored_and_the_call_times_ou
         late.request_id = e->last_id;
         late.pod_id = POD;
         am_ops_peer peer = {"r-one", ORG, "test"};
-        assert_int_equal(am_ops_review_result(e->ops, &peer, &late), -AM_ENOTFOUND);
+        assert_int_equal(am_ops_review_result(e->fx.ops, &peer, &late), -AM_ENOTFOUND);
     }
 }
 
@@ -238,10 +193,10 @@ static void test_the_runners_failure_is_the_error_in_its_words(void **state) {
 
 static void approve(env *e, mode m, const char *state, const char *to, const char *commit) {
     e->m = m;
-    am_principal ann = as(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     Airmesh__V1__Pod *p = NULL;
-    size_t before = e->nrec;
-    int rc = am_ops_review_approve(e->ops, &ann, "test", POD, &p);
+    size_t before = e->fx.nrec;
+    int rc = am_ops_review_approve(e->fx.ops, &ann, "test", POD, &p);
     join(e);
     assert_int_equal(rc, 0);
     assert_string_equal(e->last_kind, "push");
@@ -251,30 +206,30 @@ static void approve(env *e, mode m, const char *state, const char *to, const cha
     assert_string_equal(p->pushed_to, to);
     assert_string_equal(p->pushed_commit, commit);
     protobuf_c_message_free_unpacked(&p->base, NULL);
-    assert_int_equal(e->nrec, before + 1);
-    assert_string_equal(e->recs[before].action, "pod.review.approve");
-    assert_string_equal(e->recs[before].result, "ok");
-    assert_string_equal(e->recs[before].target, "pod:" POD);
+    assert_int_equal(e->fx.nrec, before + 1);
+    assert_string_equal(e->fx.recs[before].action, "pod.review.approve");
+    assert_string_equal(e->fx.recs[before].result, "ok");
+    assert_string_equal(e->fx.recs[before].target, "pod:" POD);
 }
 
 static void test_approve_records_the_push_or_ready(void **state) {
     env *e = *state;
     approve(e, ANSWER_PUSHED, "approved", "http://git.example/app.git",
             "1111111111111111111111111111111111111111");
-    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"result\":\"pushed\""));
+    assert_non_null(strstr(e->fx.recs[e->fx.nrec - 1].details, "\"result\":\"pushed\""));
     approve(e, ANSWER_READ_ONLY, "ready", "", "");
-    assert_non_null(strstr(e->recs[e->nrec - 1].details, "\"result\":\"read_only\""));
+    assert_non_null(strstr(e->fx.recs[e->fx.nrec - 1].details, "\"result\":\"read_only\""));
     /* Another member may not approve ann's pod: refused and audited, nothing sent. */
-    am_principal ben = as(ORG, "ben", MEMBER);
+    am_principal ben = opsfx_user(ORG, "ben", MEMBER);
     Airmesh__V1__Pod *p = NULL;
     e->last_kind[0] = '\0';
-    assert_int_equal(am_ops_review_approve(e->ops, &ben, "test", POD, &p), -AM_EPERM);
+    assert_int_equal(am_ops_review_approve(e->fx.ops, &ben, "test", POD, &p), -AM_EPERM);
     assert_null(p);
     assert_string_equal(e->last_kind, "");
-    assert_string_equal(e->recs[e->nrec - 1].result, "denied");
+    assert_string_equal(e->fx.recs[e->fx.nrec - 1].result, "denied");
     /* Another org's user: no such pod. */
-    am_principal bob = as("beta", "bob", AIRMESH__V1__ROLE__ROLE_OWNER);
-    assert_int_equal(am_ops_review_approve(e->ops, &bob, "test", POD, &p), -AM_ENOTFOUND);
+    am_principal bob = opsfx_user("beta", "bob", AIRMESH__V1__ROLE__ROLE_OWNER);
+    assert_int_equal(am_ops_review_approve(e->fx.ops, &bob, "test", POD, &p), -AM_ENOTFOUND);
 }
 
 int main(void) {

@@ -24,75 +24,27 @@
 #include "appliance/ops/ops.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "tests/unit/ops_fixture.h"
 
 #define ORG "acme"
 
 typedef struct {
-    char action[64], result[16], target[200], details[1024];
-} rec;
-
-typedef struct {
-    char dir[64];
-    am_store *store;
-    am_hub *hub;
-    am_ops *ops;
-    rec recs[64];
-    size_t nrec;
-    int audit_fail;
+    opsfx fx; /* store, hub, ops, audit records */
 } env;
-
-static int fake_audit(void *ctx, const Airmesh__V1__AuditRecord *r, uint64_t *seq) {
-    env *e = ctx;
-    if (e->audit_fail)
-        return am_err_set(AM_EIO, "audit: writer failed: write: No space left on device");
-    assert_true(e->nrec < 64);
-    rec *x = &e->recs[e->nrec++];
-    snprintf(x->action, sizeof x->action, "%s", r->action);
-    snprintf(x->result, sizeof x->result, "%s", r->result);
-    snprintf(x->target, sizeof x->target, "%s", r->target);
-    snprintf(x->details, sizeof x->details, "%s", r->details ? r->details : "");
-    *seq = e->nrec;
-    return 0;
-}
 
 static int setup(void **state) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/tickets_ops_test_XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    assert_int_equal(am_store_open(e->dir, &e->store, NULL), 0);
-    assert_int_equal(am_hub_new(&e->hub), 0);
-    am_ops_config c = {.store = e->store,
-                       .hub = e->hub,
-                       .data_dir = e->dir,
-                       .session_ttl_ms = 3600000,
-                       .session_idle_ms = 3600000,
-                       .audit_fn = fake_audit,
-                       .audit_ctx = e};
-    assert_int_equal(am_ops_new(&c, &e->ops), 0);
+    opsfx_open(&e->fx, "tickets_ops_test", NULL);
     *state = e;
     return 0;
 }
 
 static int teardown(void **state) {
     env *e = *state;
-    am_ops_free(e->ops);
-    am_hub_free(e->hub);
-    am_store_close(e->store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
-    assert_int_equal(system(cmd), 0);
+    opsfx_close(&e->fx);
     free(e);
     return 0;
-}
-
-static am_principal as(const char *org, const char *name, int role) {
-    am_principal p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.user_id, sizeof p.user_id, "%s", name);
-    snprintf(p.org_id, sizeof p.org_id, "%s", org);
-    p.role = role;
-    return p;
 }
 
 #define MEMBER AIRMESH__V1__ROLE__ROLE_MEMBER
@@ -100,22 +52,22 @@ static am_principal as(const char *org, const char *name, int role) {
 static void create(env *e, const am_principal *who, const char *title, char *key_out) {
     am_ticket_spec s = {.title = title};
     Airmesh__V1__Ticket *t = NULL;
-    assert_int_equal(am_ops_ticket_create(e->ops, who, "test", &s, &t), 0);
+    assert_int_equal(am_ops_ticket_create(e->fx.ops, who, "test", &s, &t), 0);
     snprintf(key_out, 32, "%s", t->key);
     protobuf_c_message_free_unpacked(&t->base, NULL);
 }
 
 static Airmesh__V1__Ticket *get(env *e, const char *key) {
-    am_principal who = as(ORG, "ann", MEMBER);
+    am_principal who = opsfx_user(ORG, "ann", MEMBER);
     Airmesh__V1__Ticket *t = NULL;
-    assert_int_equal(am_ops_ticket_get(e->ops, &who, key, &t), 0);
+    assert_int_equal(am_ops_ticket_get(e->fx.ops, &who, key, &t), 0);
     return t;
 }
 
 static int move(env *e, const char *key, const char *status) {
-    am_principal who = as(ORG, "ann", AIRMESH__V1__ROLE__ROLE_ADMIN);
+    am_principal who = opsfx_user(ORG, "ann", AIRMESH__V1__ROLE__ROLE_ADMIN);
     am_ticket_spec s = {.status = status};
-    return am_ops_ticket_update(e->ops, &who, "test", key, &s, NULL);
+    return am_ops_ticket_update(e->fx.ops, &who, "test", key, &s, NULL);
 }
 
 static void test_transition_table(void **state) {
@@ -137,7 +89,7 @@ static void test_transition_table(void **state) {
 
 static void test_keys_and_moves(void **state) {
     env *e = *state;
-    am_principal ann = as(ORG, "ann", MEMBER), bob = as("beta", "bob", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER), bob = opsfx_user("beta", "bob", MEMBER);
     char k1[32], k2[32], k3[32];
     create(e, &ann, "one", k1);
     create(e, &ann, "two", k2);
@@ -145,39 +97,39 @@ static void test_keys_and_moves(void **state) {
     assert_string_equal(k1, "ACME-1");
     assert_string_equal(k2, "ACME-2");
     assert_string_equal(k3, "BETA-1");
-    assert_int_equal(e->nrec, 3);
-    assert_string_equal(e->recs[0].action, "ticket.create");
-    assert_string_equal(e->recs[0].target, "ticket:ACME-1");
+    assert_int_equal(e->fx.nrec, 3);
+    assert_string_equal(e->fx.recs[0].action, "ticket.create");
+    assert_string_equal(e->fx.recs[0].target, "ticket:ACME-1");
     /* refused: names the allowed moves, nothing stored or audited */
-    size_t n = e->nrec;
+    size_t n = e->fx.nrec;
     assert_int_equal(move(e, "acme-1", "done"), -AM_EINVAL);
     assert_non_null(strstr(am_err_last(), "from backlog: todo, in_progress, in_review"));
-    assert_int_equal(e->nrec, n);
+    assert_int_equal(e->fx.nrec, n);
     Airmesh__V1__Ticket *t = get(e, "ACME-1");
     assert_string_equal(t->status, "backlog");
     protobuf_c_message_free_unpacked(&t->base, NULL);
     /* allowed: one record with from → to */
     assert_int_equal(move(e, "ACME-1", "todo"), 0);
-    assert_int_equal(e->nrec, n + 1);
+    assert_int_equal(e->fx.nrec, n + 1);
     assert_non_null(
-        strstr(e->recs[n].details, "\"status\":{\"from\":\"backlog\",\"to\":\"todo\"}"));
+        strstr(e->fx.recs[n].details, "\"status\":{\"from\":\"backlog\",\"to\":\"todo\"}"));
     /* the same status again: no change, no record */
     assert_int_equal(move(e, "ACME-1", "todo"), 0);
-    assert_int_equal(e->nrec, n + 1);
+    assert_int_equal(e->fx.nrec, n + 1);
     /* another org's ticket does not exist for us */
     Airmesh__V1__Ticket *x = NULL;
-    assert_int_equal(am_ops_ticket_get(e->ops, &ann, "BETA-1", &x), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_ticket_get(e->fx.ops, &ann, "BETA-1", &x), -AM_ENOTFOUND);
     assert_int_equal(
-        am_ops_ticket_update(e->ops, &ann, "t", "BETA-1", &(am_ticket_spec){.title = "x"}, NULL),
+        am_ops_ticket_update(e->fx.ops, &ann, "t", "BETA-1", &(am_ticket_spec){.title = "x"}, NULL),
         -AM_ENOTFOUND);
     /* a viewer: denied record, nothing changed */
-    am_principal vic = as(ORG, "vic", AIRMESH__V1__ROLE__ROLE_VIEWER);
-    n = e->nrec;
-    assert_int_equal(am_ops_ticket_update(e->ops, &vic, "t", "ACME-1",
+    am_principal vic = opsfx_user(ORG, "vic", AIRMESH__V1__ROLE__ROLE_VIEWER);
+    n = e->fx.nrec;
+    assert_int_equal(am_ops_ticket_update(e->fx.ops, &vic, "t", "ACME-1",
                                           &(am_ticket_spec){.title = "pwned"}, NULL),
                      -AM_EPERM);
-    assert_int_equal(e->nrec, n + 1);
-    assert_string_equal(e->recs[n].result, "denied");
+    assert_int_equal(e->fx.nrec, n + 1);
+    assert_string_equal(e->fx.recs[n].result, "denied");
     t = get(e, "ACME-1");
     assert_string_equal(t->title, "one");
     protobuf_c_message_free_unpacked(&t->base, NULL);
@@ -185,31 +137,31 @@ static void test_keys_and_moves(void **state) {
 
 static void test_blocks(void **state) {
     env *e = *state;
-    am_principal ann = as(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     char a[32], b[32], c[32];
     create(e, &ann, "a", a);
     create(e, &ann, "b", b);
     create(e, &ann, "c", c);
     const char *ab[] = {b}, *bc[] = {c}, *ca[] = {a};
     assert_int_equal(
-        am_ops_ticket_update(e->ops, &ann, "t", a,
+        am_ops_ticket_update(e->fx.ops, &ann, "t", a,
                              &(am_ticket_spec){.set_blocks = 1, .blocks = ab, .n_blocks = 1}, NULL),
         0);
     assert_int_equal(
-        am_ops_ticket_update(e->ops, &ann, "t", b,
+        am_ops_ticket_update(e->fx.ops, &ann, "t", b,
                              &(am_ticket_spec){.set_blocks = 1, .blocks = bc, .n_blocks = 1}, NULL),
         0);
     Airmesh__V1__Ticket *t = get(e, b);
     assert_int_equal(t->n_blocked_by, 1);
     assert_string_equal(t->blocked_by[0], a);
     protobuf_c_message_free_unpacked(&t->base, NULL);
-    size_t n = e->nrec;
+    size_t n = e->fx.nrec;
     assert_int_equal(
-        am_ops_ticket_update(e->ops, &ann, "t", c,
+        am_ops_ticket_update(e->fx.ops, &ann, "t", c,
                              &(am_ticket_spec){.set_blocks = 1, .blocks = ca, .n_blocks = 1}, NULL),
         -AM_EINVAL);
     assert_non_null(strstr(am_err_last(), "cycle"));
-    assert_int_equal(e->nrec, n);
+    assert_int_equal(e->fx.nrec, n);
     t = get(e, a);
     assert_int_equal(t->n_blocked_by, 0);
     protobuf_c_message_free_unpacked(&t->base, NULL);
@@ -220,20 +172,21 @@ static void test_blocks(void **state) {
 
 static void test_audit_failure_stores_nothing(void **state) {
     env *e = *state;
-    am_principal ann = as(ORG, "ann", MEMBER);
+    am_principal ann = opsfx_user(ORG, "ann", MEMBER);
     char k[32];
     create(e, &ann, "kept", k);
-    e->audit_fail = 1;
+    e->fx.audit_fail = 1;
     am_ticket_spec s = {.title = "lost"};
     Airmesh__V1__Ticket *t = NULL;
-    assert_int_not_equal(am_ops_ticket_create(e->ops, &ann, "t", &s, &t), 0);
+    assert_int_not_equal(am_ops_ticket_create(e->fx.ops, &ann, "t", &s, &t), 0);
     assert_null(t);
     assert_int_not_equal(
-        am_ops_ticket_update(e->ops, &ann, "t", k, &(am_ticket_spec){.title = "changed"}, NULL), 0);
-    assert_int_not_equal(am_ops_ticket_comment(e->ops, &ann, "t", k, "hello", NULL), 0);
-    e->audit_fail = 0;
+        am_ops_ticket_update(e->fx.ops, &ann, "t", k, &(am_ticket_spec){.title = "changed"}, NULL),
+        0);
+    assert_int_not_equal(am_ops_ticket_comment(e->fx.ops, &ann, "t", k, "hello", NULL), 0);
+    e->fx.audit_fail = 0;
     Airmesh__V1__Ticket *x = NULL;
-    assert_int_equal(am_ops_ticket_get(e->ops, &ann, "ACME-2", &x), -AM_ENOTFOUND);
+    assert_int_equal(am_ops_ticket_get(e->fx.ops, &ann, "ACME-2", &x), -AM_ENOTFOUND);
     x = get(e, k);
     assert_string_equal(x->title, "kept");
     assert_int_equal(x->n_comments, 0);
