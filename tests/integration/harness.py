@@ -24,6 +24,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import ssl
@@ -164,13 +165,14 @@ class _Proc:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            stacks = _stacks(self.proc.pid)
             self.proc.kill()
             self.proc.wait()
             self._finish()
             self.checked = True
             if check:
-                raise AssertionError("%s did not stop within %ds; its log:\n%s" %
-                                     (self.what, timeout, self.stderr[-20000:]))
+                raise AssertionError("%s did not stop within %ds; its log:\n%s\n%s" %
+                                     (self.what, timeout, self.stderr[-20000:], stacks))
             return self.proc.returncode
         self._finish()
         self.expect = expect
@@ -259,6 +261,20 @@ class Daemon(_Proc):
         self._reader.join(10)
         self.proc.stdout.close()
         super()._finish()
+
+
+def _stacks(pid):
+    """Every thread's stack of a process that hangs (gdb, when the machine has it), so a hang
+    in a test says where it is."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return "(no gdb here for the hung process's stacks)"
+    try:
+        r = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+                           capture_output=True, text=True, timeout=60)
+        return "its threads:\n" + r.stdout[-30000:]
+    except Exception as e:  # a diagnostic only: never hide the real failure
+        return "(gdb failed: %s)" % e
 
 
 class Runner(_Proc):
