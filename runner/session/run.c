@@ -28,6 +28,9 @@
 #include "runner/session/client.h"
 #include "runner/session/identity.h"
 #include "runner/session/review.h"
+
+/* How long a stopping runner waits for the appliance to end the stream after its half-close. */
+#define SESS_CLOSE_WAIT_MS 5000
 #include "runner/session/session.h"
 #include <pthread.h>
 
@@ -51,6 +54,7 @@ typedef struct {
     size_t qh, qn;
     grpc_byte_buffer *sending, *recv_buf;
     int status_done, close_sent, acked;
+    uint64_t close_by_ms; /* after close_sent: stop waiting for the status then */
     uint32_t hb_ms;
     uint64_t next_hb_ms, renew_at_ms, loaded_ms;
     char *renew_key_pem; /* key waiting for its RenewResponse */
@@ -339,8 +343,16 @@ static void connect_once(sess *ss, const am_sess_run_opts *o, am_identity *id,
             op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
             grpc_call_start_batch(c.call, &op, 1, &c.t_close, NULL);
             c.close_sent = 1;
+            c.close_by_ms = am_now_ms() + SESS_CLOSE_WAIT_MS;
         }
         uint64_t now = am_now_ms();
+        if (c.close_sent && now >= c.close_by_ms) {
+            /* The appliance did not end the stream after our half-close: stopping must not
+             * depend on it (the drain below cancels the call). */
+            am_log_warn("session", "the appliance did not close the stream; cancelling it",
+                        "waited_ms=%d", SESS_CLOSE_WAIT_MS);
+            break;
+        }
         if (c.acked && !c.close_sent && now >= c.next_hb_ms) {
             send_heartbeat(&c);
             c.next_hb_ms = now + c.hb_ms;
@@ -468,7 +480,7 @@ int am_sess_run(const am_sess_run_opts *o, volatile sig_atomic_t *stop) {
             usleep(100000);
     }
     am_sess_review_drain(130000); /* a review's fetch-back/push uses the pods and mirrors */
-    am_podmgr_free(ss.pods); /* stops what still runs: pods do not outlive their runner */
+    am_podmgr_free(ss.pods);      /* stops what still runs: pods do not outlive their runner */
     am_egress_free(ss.egress);
     am_mcprelay_free(ss.mcp);
     pthread_mutex_destroy(&ss.mu);

@@ -185,6 +185,21 @@ class RunnersTest(unittest.TestCase):
         self.wait_state(rid, "online", timeout=60)
         self.assertIsNone(p.poll(), "the runner must survive an appliance restart")
 
+    def test_a_runner_stops_even_when_the_appliance_does_not_answer(self):
+        token, fp, _ = self.token()
+        _, data = self.enroll(token, fp)
+        rid = self.runner_id(data)
+        p = self.run_runner(data)
+        self.wait_state(rid, "online")
+        # A frozen appliance (SIGSTOP: the TCP connection stays up, nothing answers) never
+        # ends the stream after the runner's half-close; the runner still stops, cleanly.
+        os.kill(self.d.proc.pid, signal.SIGSTOP)
+        try:
+            self.assertEqual(p.stop(timeout=30), 0, p.stderr)
+            self.assertIn("did not close the stream", p.stderr)  # it did reach that wait
+        finally:
+            os.kill(self.d.proc.pid, signal.SIGCONT)
+
     def test_renewal_gives_a_new_cert_and_records_the_old_serial(self):
         token, fp, _ = self.token()
         _, data = self.enroll(token, fp)
