@@ -17,14 +17,12 @@ with real pods:
 """
 import json
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import unittest
 
 import harness
-from harness import Daemon, Runner, api, git, token_login, wait_for
+from harness import Daemon, api, token_login, wait_for
 
 SCREEN = ("printf '\\033]0;a title\\007\\033[1;31mhello\\033[0m world\\r\\n"
           "step 1\\rstep 2 done\\r\\n'; exec sleep 600")
@@ -42,24 +40,7 @@ class BindingsTest(unittest.TestCase):
         pw = cls.d.read_password()
         cls.admin = token_login(cls.d, "admin", pw)
         cls.admin_home = harness.login(cls.d, pw)
-        code, tok = api(cls.d, "POST", "/api/v1/runner-tokens", cls.admin, {})
-        assert code in (200, 201), tok
-        fp = re.search(r"CA fingerprint: (\w+)", "\n".join(cls.d.banner)).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-bindings-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(cls.d, tok["token"], fp, cls.rdata)
-        cls.runner = Runner(cls.rdata, "--capacity", "12")
-        cls.repo = os.path.join(cls.tmp, "repo")
-        os.makedirs(cls.repo)
-        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
-        with open(os.path.join(cls.repo, "README"), "w") as f:
-            f.write("bindings test\n")
-        git(cls.repo, "add", "-A")
-        git(cls.repo, "commit", "-qm", "base")
-        wait_for(lambda: any(r.get("state") == "online" for r in
-                             api(cls.d, "GET", "/api/v1/runners", cls.admin)[1].get("runners",
-                                                                                     [])),
-                 30, what="runner online")
+        harness.api_runner_and_repo(cls, "airmesh-bindings-test-", "bindings", "--capacity", "12")
         cls.tok = {"admin": cls.admin}
         for name, role in (("ann", "member"), ("ben", "member")):
             pw = name + "-password-123"

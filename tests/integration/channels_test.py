@@ -19,13 +19,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
 
 import harness
-from harness import Daemon, Runner, api, git, token_login, wait_for
+from harness import Daemon, api, token_login, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ownctl_test import WS  # noqa: E402  the same small WebSocket client
@@ -72,24 +71,7 @@ class ChannelsTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         cls.d = Daemon(os.path.join(cls.tmp, "airmesh")).wait_ready()
         cls.admin = token_login(cls.d, "admin", cls.d.read_password())
-        code, tok = api(cls.d, "POST", "/api/v1/runner-tokens", cls.admin, {})
-        assert code in (200, 201), tok
-        fp = re.search(r"CA fingerprint: (\w+)", "\n".join(cls.d.banner)).group(1)
-        cls.rtmp = tempfile.mkdtemp(prefix="airmesh-channels-test-", dir="/tmp")
-        cls.rdata = os.path.join(cls.rtmp, "runner")
-        Runner.enroll(cls.d, tok["token"], fp, cls.rdata)
-        cls.runner = Runner(cls.rdata, "--capacity", "8")
-        cls.repo = os.path.join(cls.tmp, "repo")
-        os.makedirs(cls.repo)
-        subprocess.run(["git", "init", "-q", "-b", "main", cls.repo], check=True)
-        with open(os.path.join(cls.repo, "README"), "w") as f:
-            f.write("channels test\n")
-        git(cls.repo, "add", "-A")
-        git(cls.repo, "commit", "-qm", "base")
-        wait_for(lambda: any(r.get("state") == "online" for r in
-                             api(cls.d, "GET", "/api/v1/runners", cls.admin)[1].get("runners",
-                                                                                     [])),
-                 30, what="runner online")
+        harness.api_runner_and_repo(cls, "airmesh-channels-test-", "channels", "--capacity", "8")
         cls.tok = {"admin": cls.admin}
         for name, role in (("ann", "member"), ("ben", "member"), ("vic", "viewer")):
             pw = name + "-password-123"

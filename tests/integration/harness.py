@@ -441,6 +441,18 @@ def enroll_runner(cls, prefix, token, fp, *runner_args):
     return cls.runner
 
 
+def api_runner_and_repo(cls, prefix, name, *runner_args):
+    """With cls.d and cls.admin (a REST token): a runner token from the API, one runner enrolled
+    and started (enroll_runner: cls.rtmp, cls.rdata, cls.runner), a repository cls.repo below
+    cls.tmp with a README "<name> test", and the runner online."""
+    code, tok = api(cls.d, "POST", "/api/v1/runner-tokens", cls.admin, {})
+    if code not in (200, 201):
+        raise AssertionError("runner token: %s %s" % (code, tok))
+    enroll_runner(cls, prefix, tok["token"], tok["ca_sha256"], *runner_args)
+    cls.repo = make_repo(os.path.join(cls.tmp, "repo"), {"README": name + " test\n"})
+    wait_runner_online(cls.d, token=cls.admin)
+
+
 def wait_runner_online(d, home=None, token=None, timeout=30):
     """Wait until a runner of the caller's org is online (airmeshctl with home, or the REST
     API with token)."""
