@@ -95,12 +95,13 @@ export function reviewPage(ctx: Ctx, id: string): () => void {
   const text = h('textarea', { id: 'review-comment-text', rows: 3, placeholder: 'Your comment on this line', 'aria-label': 'Comment', disabled: true });
   const addBtn = h('button', { type: 'submit', class: 'btn', id: 'review-comment-add', disabled: true }, 'Add comment');
   const list = h('ul', { class: 'review-pending', id: 'review-pending', 'aria-label': 'Comments to send' });
+  const none = h('p', { class: 'muted small', id: 'review-none' }, 'None yet: click a line of the diff to comment on it.');
   const overall = h('textarea', { id: 'review-summary', rows: 2, placeholder: 'Overall remarks (optional)', 'aria-label': 'Overall remarks' });
   const sendBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'review-send', disabled: true }, 'Send comments');
   const approveBtn = h('button', { type: 'button', class: 'btn', id: 'review-approve' }, 'Approve & push');
   const panel = h('aside', { class: 'review-panel', 'aria-label': 'Review comments', hidden: !canWrite },
     h('form', { class: 'review-comment-form', id: 'review-comment-form' }, where, text, addBtn),
-    h('h3', null, 'Comments'), list, overall,
+    h('h3', null, 'Comments'), list, none, overall,
     h('div', { class: 'actions' }, sendBtn, approveBtn));
   append(ctx.main, [
     h('div', { class: 'review-head' },
@@ -124,6 +125,7 @@ export function reviewPage(ctx: Ctx, id: string): () => void {
       list.appendChild(h('li', { class: 'review-pending-item' },
         h('code', null, `${c.file}:${c.line}`), ' ', h('span', null, c.text), ' ',
         h('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Remove comment', onclick: () => { pending.splice(i, 1); drawPending(); } }, 'Remove'))));
+    none.hidden = pending.length > 0;
     sendBtn.disabled = pending.length === 0;
     sendBtn.textContent = pending.length ? `Send ${pending.length} comment${pending.length > 1 ? 's' : ''}` : 'Send comments';
   }
